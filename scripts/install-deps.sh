@@ -1,0 +1,34 @@
+#!/bin/sh
+# Installs what sluice needs from Debian 12 packages. Idempotent: packages already
+# present are skipped, so a second run costs a few dpkg queries.
+#
+#   scripts/install-deps.sh          build and run the gateway
+#   scripts/install-deps.sh --test   also what the test suite needs (Criterion, Node.js,
+#                                    Chromium for the browser test, clang for fuzzing)
+set -eu
+
+BUILD="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libwslay-dev
+libhttp-parser-dev libjansson-dev libjwt-dev libhiredis-dev libyaml-dev libssl-dev
+ca-certificates"
+TEST="libcriterion-dev chromium python3 clang libclang-rt-14-dev curl"
+
+want="$BUILD"
+if [ "${1:-}" = "--test" ]; then
+    want="$want $TEST"
+    # Node.js: Debian's own unless a newer one is already on the PATH.
+    command -v node >/dev/null 2>&1 || want="$want nodejs npm"
+fi
+
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,142 @@
+#include "base/jsonw.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/utf8.h"
+
+/* 0: copy as is; 1: needs an escape or validation. */
+static const uint8_t special[256] = {
+    /* 0x00-0x1F control characters */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, /* DEL */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* Length of the valid UTF-8 character at p (at most n bytes), or 0 if invalid. */
+static size_t
+utf8_char_len(const uint8_t *p, size_t n)
+{
+    size_t len = p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : 2;
+    if (len > n)
+        return 0;
+    uint32_t st = 0;
+    if (sl_utf8_feed(&st, p, len) != 0 || st != 0)
+        return 0;
+    return len;
+}
+
+void
+sl_jsonw_escape(struct sl_buf *b, const char *s, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0, run = 0;
+
+    while (i < n) {
+        uint8_t c = p[i];
+        if (!special[c]) {
+            i++;
+            continue;
+        }
+        sl_buf_append(b, p + run, i - run);
+        if (c >= 0x80) {
+            size_t len = utf8_char_len(p + i, n - i);
+            if (len) {
+                sl_buf_append(b, p + i, len);
+                i += len;
+            } else {
+                SL_JSONW_LIT(b, "\\ufffd");
+                i++;
+            }
+        } else {
+            char esc[8];
+            switch (c) {
+            case '"': SL_JSONW_LIT(b, "\\\""); break;
+            case '\\': SL_JSONW_LIT(b, "\\\\"); break;
+            case '\n': SL_JSONW_LIT(b, "\\n"); break;
+            case '\r': SL_JSONW_LIT(b, "\\r"); break;
+            case '\t': SL_JSONW_LIT(b, "\\t"); break;
+            case '\b': SL_JSONW_LIT(b, "\\b"); break;
+            case '\f': SL_JSONW_LIT(b, "\\f"); break;
+            default:
+                snprintf(esc, sizeof(esc), "\\u%04x", c);
+                sl_buf_append(b, esc, 6);
+            }
+            i++;
+        }
+        run = i;
+    }
+    sl_buf_append(b, p + run, n - run);
+}
+
+void
+sl_jsonw_str(struct sl_buf *b, const char *s, size_t n)
+{
+    /* Reserve for the common case of nothing to escape: one growth at most. */
+    sl_buf_reserve(b, n + 2);
+    sl_buf_append_byte(b, '"');
+    sl_jsonw_escape(b, s, n);
+    sl_buf_append_byte(b, '"');
+}
+
+void
+sl_jsonw_cstr(struct sl_buf *b, const char *s)
+{
+    sl_jsonw_str(b, s, strlen(s));
+}
+
+void
+sl_jsonw_uint(struct sl_buf *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sl_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+void
+sl_jsonw_int(struct sl_buf *b, long long v)
+{
+    if (v < 0) {
+        sl_buf_append_byte(b, '-');
+        sl_jsonw_uint(b, (unsigned long long)(-(v + 1)) + 1);
+    } else {
+        sl_jsonw_uint(b, (unsigned long long)v);
+    }
+}
+
+void
+sl_jsonw_double(struct sl_buf *b, double v)
+{
+    if (!isfinite(v)) {
+        SL_JSONW_LIT(b, "null");
+        return;
+    }
+    char tmp[32];
+    /* The shortest %.Ng that round-trips keeps costs such as 0.00012 readable. */
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    sl_buf_append_str(b, tmp);
+}

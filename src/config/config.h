@@ -1,0 +1,171 @@
+/*
+ * Configuration: the YAML file, environment overrides and the defaults of DESIGN.md.
+ *
+ * A struct sl_config is built once at start-up (sl_config_load) and is read-only
+ * afterwards: every worker thread reads it without locks. It owns all its strings.
+ * Keys and their meaning are documented in docs/configuration.md; the environment
+ * override of a key is SLUICE_ followed by its path in upper case with '.' -> '_'
+ * (limits.max_connections -> SLUICE_LIMITS_MAX_CONNECTIONS), plus the short forms
+ * SLUICE_LISTEN, SLUICE_WORKERS and SLUICE_JWT_SECRET.
+ */
+#ifndef SL_CONFIG_CONFIG_H
+#define SL_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sl_provider_kind {
+    SL_PROVIDER_DEMO,
+    SL_PROVIDER_OPENAI,
+    SL_PROVIDER_ANTHROPIC,
+    SL_PROVIDER_GEMINI,
+    SL_PROVIDER_OLLAMA,
+};
+
+enum sl_log_format { SL_LOG_FORMAT_LOGFMT, SL_LOG_FORMAT_JSON };
+
+struct sl_config_header {
+    char *name;
+    char *value;
+};
+
+struct sl_config_provider {
+    char *name;                 /* key under providers: */
+    enum sl_provider_kind kind; /* kind: demo | openai | anthropic | gemini | ollama */
+    char *base_url;             /* default per kind; NULL for demo */
+    char *api_key_env;          /* name of the environment variable holding the key */
+    char *api_key;              /* resolved from api_key_env or api_key; never logged */
+    char *api_version;          /* anthropic-version header (anthropic only) */
+    struct sl_config_header *headers; /* extra request headers */
+    size_t nheaders;
+    uint64_t connect_timeout_ms;    /* default 10s */
+    uint64_t first_byte_timeout_ms; /* default 60s */
+    uint64_t idle_timeout_ms;       /* default 60s: max silence between chunks */
+    unsigned max_connections;       /* per host, default 64 */
+    unsigned max_retries;           /* retries before the first token, default 2 */
+    uint64_t retry_base_ms;         /* first backoff, default 250ms, jittered, doubled */
+    bool tls_verify;                /* default true */
+    char *ca_file;                  /* optional CA bundle */
+    double demo_tokens_per_second;  /* demo only, default 30 */
+};
+
+struct sl_config_model {
+    char *name;           /* what clients ask for */
+    char *provider;       /* key of a provider */
+    char *upstream_model; /* what the provider is asked for; default: name */
+    char **fallback;      /* model names tried when this one fails before the first token */
+    size_t nfallback;
+    double price_input_per_1m;  /* USD per million input tokens */
+    double price_output_per_1m; /* USD per million output tokens */
+    unsigned max_tokens;        /* default max_tokens when the client sends none (0: provider's) */
+};
+
+struct sl_config_agent {
+    char *name;
+    char *model;
+    char *system;
+    double temperature;
+    bool has_temperature;
+    unsigned max_tokens; /* 0: not set */
+};
+
+struct sl_config_apikey {
+    char *name;
+    uint8_t sha256[32];
+};
+
+struct sl_config {
+    /* listen: host:port */
+    char *listen_host;
+    uint16_t listen_port;
+    unsigned workers; /* workers: auto (0) or a number */
+    char *web_root;   /* web_root: directory of the test page, default "web" */
+    char *default_model; /* default_model: used when a request names none, default "demo" */
+
+    struct {
+        char *secret;           /* resolved HMAC secret (HS*) */
+        char *secret_env;       /* default SLUICE_JWT_SECRET */
+        bool secret_generated;  /* no secret anywhere: a random one was made at start */
+        char **algorithms;      /* default [HS256] */
+        size_t nalgorithms;
+        char *public_key_file;  /* PEM for RS256/ES256 */
+        char *public_key;       /* its content */
+        char *issuer;           /* optional iss check */
+        char *audience;         /* optional aud check */
+        uint64_t leeway_ms;     /* clock skew allowed on exp/nbf, default 30s */
+    } jwt;
+    struct sl_config_apikey *api_keys;
+    size_t napi_keys;
+    char **allowed_origins;
+    size_t nallowed_origins;
+
+    struct {
+        unsigned max_connections;           /* default 100000 */
+        unsigned max_streams_per_connection; /* default 8 */
+        unsigned messages_per_minute;       /* default 60 */
+        uint64_t max_message_bytes;         /* default 1 MiB */
+        uint64_t send_high_water;           /* default 1 MiB */
+        uint64_t auth_timeout_ms;           /* default 10s */
+        uint64_t max_header_bytes;          /* request line + headers, default 16 KiB */
+        uint64_t max_body_bytes;            /* HTTP request bodies, default 1 MiB */
+        uint64_t header_timeout_ms;         /* slowloris guard, default 10s */
+        uint64_t keepalive_timeout_ms;      /* idle keep-alive HTTP, default 30s */
+    } limits;
+
+    struct {
+        uint64_t interval_ms; /* default 25s */
+        uint64_t timeout_ms;  /* default 60s */
+    } heartbeat;
+
+    struct {
+        uint64_t window_ms;  /* default 60s */
+        unsigned max_events; /* default 20000 */
+    } resume;
+
+    struct {
+        char *url; /* NULL: single node */
+    } redis;
+
+    struct {
+        uint64_t drain_timeout_ms; /* default 30s */
+        uint64_t retry_after_ms;   /* hint in the 1001 close reason, default 1s */
+    } shutdown;
+
+    struct {
+        int level; /* enum sl_log_level, default info */
+        enum sl_log_format format;
+    } log;
+
+    struct {
+        bool echo; /* /ws/echo for the Autobahn suite */
+    } debug;
+
+    struct sl_config_provider *providers;
+    size_t nproviders;
+    struct sl_config_model *models;
+    size_t nmodels;
+    struct sl_config_agent *agents;
+    size_t nagents;
+};
+
+/*
+ * Builds the configuration: defaults, then the YAML file at path (NULL: no file), then
+ * the environment. On error returns -1 and writes a one-line message naming the key and
+ * line into err (size errlen); *out is untouched. On success *out owns everything.
+ */
+int sl_config_load(const char *path, struct sl_config **out, char *err, size_t errlen);
+
+/* The configuration with no file and an empty environment (used by tests). */
+struct sl_config *sl_config_new_defaults(void);
+
+void sl_config_free(struct sl_config *cfg);
+
+const struct sl_config_provider *sl_config_find_provider(const struct sl_config *cfg,
+                                                         const char *name);
+const struct sl_config_model *sl_config_find_model(const struct sl_config *cfg, const char *name);
+const struct sl_config_agent *sl_config_find_agent(const struct sl_config *cfg, const char *name);
+
+const char *sl_provider_kind_name(enum sl_provider_kind kind);
+
+#endif

@@ -1,0 +1,8 @@
+#include <stdio.h>
+
+int
+main(void)
+{
+    puts("sluice " SL_VERSION);
+    return 0;
+}

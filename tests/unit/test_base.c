@@ -1,0 +1,140 @@
+/* Unit tests for src/base: buffers, JSON writing, UTF-8, parsing helpers. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/jsonw.h"
+#include "base/utf8.h"
+#include "base/util.h"
+
+Test(buf, append_consume_releases_storage)
+{
+    struct sl_buf b = SL_BUF_INIT;
+    sl_buf_append_str(&b, "hello ");
+    sl_buf_printf(&b, "%s %d", "world", 42);
+    cr_assert_str_eq(sl_buf_cstr(&b), "hello world 42");
+    sl_buf_consume(&b, 6);
+    cr_assert_eq(sl_buf_len(&b), 8);
+    cr_assert(memcmp(sl_buf_ptr(&b), "world 42", 8) == 0);
+    sl_buf_consume(&b, 8);
+    cr_assert_null(b.data, "an emptied buffer holds no storage");
+}
+
+Test(buf, printf_longer_than_first_reserve)
+{
+    struct sl_buf b = SL_BUF_INIT;
+    char big[600];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    sl_buf_printf(&b, "<%s>", big);
+    cr_assert_eq(sl_buf_len(&b), 601);
+    cr_assert_eq(sl_buf_ptr(&b)[600], '>');
+    sl_buf_free(&b);
+}
+
+static char *
+jstr(const char *s, size_t n)
+{
+    static char out[256];
+    struct sl_buf b = SL_BUF_INIT;
+    sl_jsonw_str(&b, s, n);
+    memcpy(out, sl_buf_cstr(&b), sl_buf_len(&b) + 1);
+    sl_buf_free(&b);
+    return out;
+}
+
+Test(jsonw, escapes_controls_quotes_and_keeps_utf8)
+{
+    cr_assert_str_eq(jstr("a\"b\\c\n\t\x01", 8), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
+    cr_assert_str_eq(jstr("h\xc3\xa9llo \xf0\x9f\x98\x80", 11), "\"h\xc3\xa9llo \xf0\x9f\x98\x80\"");
+}
+
+Test(jsonw, replaces_invalid_utf8)
+{
+    /* lone continuation, truncated 3-byte sequence, overlong, surrogate */
+    cr_assert_str_eq(jstr("a\x80" "b", 3), "\"a\\ufffdb\"");
+    cr_assert_str_eq(jstr("\xe2\x82", 2), "\"\\ufffd\\ufffd\"");
+    cr_assert_str_eq(jstr("\xc0\xaf", 2), "\"\\ufffd\\ufffd\"");
+    cr_assert_str_eq(jstr("\xed\xa0\x80", 3), "\"\\ufffd\\ufffd\\ufffd\"");
+}
+
+Test(jsonw, numbers)
+{
+    struct sl_buf b = SL_BUF_INIT;
+    sl_jsonw_int(&b, -9223372036854775807LL - 1);
+    sl_buf_append_byte(&b, ' ');
+    sl_jsonw_double(&b, 0.00012);
+    sl_buf_append_byte(&b, ' ');
+    sl_jsonw_double(&b, 0.1 + 0.2);
+    cr_assert_str_eq(sl_buf_cstr(&b), "-9223372036854775808 0.00012 0.30000000000000004");
+    sl_buf_free(&b);
+}
+
+Test(utf8, incremental_across_every_split)
+{
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";
+    size_t n = strlen(s);
+    for (size_t cut = 0; cut <= n; cut++) {
+        uint32_t st = 0;
+        cr_assert_eq(sl_utf8_feed(&st, (const uint8_t *)s, cut), 0);
+        cr_assert_eq(sl_utf8_feed(&st, (const uint8_t *)s + cut, n - cut), 0);
+        cr_assert_eq(st, 0, "split at %zu", cut);
+    }
+}
+
+Test(utf8, rejects)
+{
+    cr_assert_not(sl_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    cr_assert_not(sl_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+    cr_assert_not(sl_utf8_valid("\xed\xbf\xbf", 3));     /* surrogate */
+    cr_assert_not(sl_utf8_valid("\xc3", 1));             /* truncated */
+    cr_assert_not(sl_utf8_valid("\xff", 1));
+    cr_assert(sl_utf8_valid("plain ascii text longer than eight", 34));
+}
+
+Test(utf8, boundary)
+{
+    const char *s = "ab\xe2\x82\xac";
+    cr_assert_eq(sl_utf8_boundary(s, 5), 5);
+    cr_assert_eq(sl_utf8_boundary(s, 4), 2);
+    cr_assert_eq(sl_utf8_boundary(s, 3), 2);
+    cr_assert_eq(sl_utf8_boundary(s, 2), 2);
+}
+
+Test(util, durations_and_sizes)
+{
+    uint64_t v;
+    cr_assert_eq(sl_parse_duration_ms("25s", &v), 0);
+    cr_assert_eq(v, 25000);
+    cr_assert_eq(sl_parse_duration_ms("250ms", &v), 0);
+    cr_assert_eq(v, 250);
+    cr_assert_eq(sl_parse_duration_ms("1h", &v), 0);
+    cr_assert_eq(v, 3600000);
+    cr_assert_eq(sl_parse_duration_ms("10", &v), 0);
+    cr_assert_eq(v, 10000);
+    cr_assert_eq(sl_parse_duration_ms("10 parsecs", &v), -1);
+    cr_assert_eq(sl_parse_duration_ms("-1s", &v), -1);
+    cr_assert_eq(sl_parse_size("64KiB", &v), 0);
+    cr_assert_eq(v, 65536);
+    cr_assert_eq(sl_parse_size("1m", &v), 0);
+    cr_assert_eq(v, 1048576);
+    cr_assert_eq(sl_parse_size("lots", &v), -1);
+}
+
+Test(util, header_tokens)
+{
+    cr_assert(sl_header_has_token(SL_SLICE("keep-alive, Upgrade"), "upgrade"));
+    cr_assert_not(sl_header_has_token(SL_SLICE("keep-alive, Upgrades"), "upgrade"));
+    cr_assert(sl_header_has_token(SL_SLICE("Upgrade"), "upgrade"));
+}
+
+Test(util, base64)
+{
+    char out[16];
+    cr_assert_eq(sl_base64_encode(out, "foob", 4), 8);
+    cr_assert_str_eq(out, "Zm9vYg==");
+    sl_base64_encode(out, "fooba", 5);
+    cr_assert_str_eq(out, "Zm9vYmE=");
+    sl_base64_encode(out, "foobar", 6);
+    cr_assert_str_eq(out, "Zm9vYmFy");
+}

@@ -28,10 +28,11 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 SRCS      := $(shell find src -name '*.c' | sort)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-BENCH_SRCS := $(sort $(wildcard bench/*.c))
-
-# Helper programs: one binary per file under bench/ named sluice-<file>.
-BENCH_BINS = $(patsubst bench/%.c,$(1)/sluice-%,$(BENCH_SRCS))
+# Helper programs: every directory bench/<name>/ holding .c files builds build/sluice-<name>
+# (bench/loadgen: the load generator, bench/mock: the mock upstream).
+BENCH_PROGS := $(sort $(patsubst bench/%/,%,$(dir $(wildcard bench/*/*.c))))
+BENCH_BINS = $(foreach p,$(BENCH_PROGS),$(1)/sluice-$(p))
+prog_objs = $(patsubst %.c,$(1)/obj/%.o,$(wildcard bench/$(2)/*.c))
 
 .PHONY: all asan unit e2e test bench fuzz clean run format
 .SECONDARY:
@@ -52,8 +53,13 @@ build/libsluice.a: $(LIB_SRCS:%.c=build/obj/%.o)
 build/sluice: build/obj/src/main.o build/libsluice.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/sluice-%: build/obj/bench/%.o build/libsluice.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+define prog_rules
+build/sluice-$(1): $(call prog_objs,build,$(1)) build/libsluice.a
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+build/asan/sluice-$(1): $(call prog_objs,build/asan,$(1)) build/asan/libsluice.a
+	$$(CC) $$(SAN_FLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(BENCH_PROGS),$(eval $(call prog_rules,$(p))))
 
 # --- sanitizer objects -------------------------------------------------------
 build/asan/obj/%.o: %.c
@@ -65,9 +71,6 @@ build/asan/libsluice.a: $(LIB_SRCS:%.c=build/asan/obj/%.o)
 	ar rcs $@ $^
 
 build/asan/sluice: build/asan/obj/src/main.o build/asan/libsluice.a
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
-
-build/asan/sluice-%: build/asan/obj/bench/%.o build/asan/libsluice.a
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # --- unit tests: one Criterion binary per tests/unit/test_*.c ----------------
@@ -104,7 +107,7 @@ run: build/sluice
 	build/sluice $(ARGS)
 
 format:
-	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(BENCH_SRCS)
+	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(UNIT_SRCS) $(wildcard bench/*/*.[ch])
 
 clean:
 	rm -rf build

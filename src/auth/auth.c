@@ -40,6 +40,7 @@ static const struct alg_info {
     enum family fam;
     const char *curve; /* OpenSSL group name, ES* only */
 } algs[] = {
+    /* clang-format off */
     {"HS256", JWT_ALG_HS256, FAM_HMAC, NULL},
     {"HS384", JWT_ALG_HS384, FAM_HMAC, NULL},
     {"HS512", JWT_ALG_HS512, FAM_HMAC, NULL},
@@ -49,6 +50,7 @@ static const struct alg_info {
     {"ES256", JWT_ALG_ES256, FAM_EC, "prime256v1"},
     {"ES384", JWT_ALG_ES384, FAM_EC, "secp384r1"},
     {"ES512", JWT_ALG_ES512, FAM_EC, "secp521r1"},
+    /* clang-format on */
 };
 _Static_assert(SL_ARRAY_LEN(algs) <= 32, "the allowed set is a 32-bit mask");
 
@@ -58,13 +60,13 @@ struct apikey {
 };
 
 struct sl_auth {
-    uint32_t allowed;  /* bit i: algs[i] is accepted */
-    char *secret;      /* HMAC secret, NULL when no HS* algorithm is allowed */
+    uint32_t allowed; /* bit i: algs[i] is accepted */
+    char *secret;     /* HMAC secret, NULL when no HS* algorithm is allowed */
     size_t secret_len;
-    char *pem;         /* SubjectPublicKeyInfo PEM re-exported by OpenSSL, or NULL */
+    char *pem; /* SubjectPublicKeyInfo PEM re-exported by OpenSSL, or NULL */
     size_t pem_len;
-    char *issuer;      /* NULL: iss not checked */
-    char *audience;    /* NULL: aud not checked */
+    char *issuer;   /* NULL: iss not checked */
+    char *audience; /* NULL: aud not checked */
     uint64_t leeway_ms;
     struct apikey *keys;
     size_t nkeys;
@@ -73,6 +75,7 @@ struct sl_auth {
 const char *
 sl_auth_strerror(int code)
 {
+    /* clang-format off */
     switch (code) {
     case SL_AUTH_OK: return "ok";
     case SL_AUTH_EMISSING: return "missing token";
@@ -89,6 +92,7 @@ sl_auth_strerror(int code)
     case SL_AUTH_ENOSUBJECT: return "token has no subject";
     case SL_AUTH_EUNKNOWNKEY: return "unknown API key";
     }
+    /* clang-format on */
     return "unknown error";
 }
 
@@ -262,8 +266,10 @@ sl_auth_new(const struct sl_config *cfg, char *err, size_t errlen)
         const char *name = cfg->jwt.algorithms[i];
         int idx = find_alg(name, strlen(name), true);
         if (idx < 0) {
-            snprintf(err, errlen, "jwt.algorithms: \"%s\" is not supported (use HS256..512, "
-                                  "RS256..512 or ES256..512; none is never accepted)", name);
+            snprintf(err, errlen,
+                     "jwt.algorithms: \"%s\" is not supported (use HS256..512, "
+                     "RS256..512 or ES256..512; none is never accepted)",
+                     name);
             goto out;
         }
         a->allowed |= 1u << idx;

@@ -92,8 +92,8 @@ static bool
 parse_origin(struct sl_slice s, bool allow_slash, struct origin *o)
 {
     size_t i = 0;
-    while (i < s.len && (is_alnum(s.ptr[i]) || s.ptr[i] == '+' || s.ptr[i] == '-' ||
-                         s.ptr[i] == '.'))
+    while (i < s.len &&
+           (is_alnum(s.ptr[i]) || s.ptr[i] == '+' || s.ptr[i] == '-' || s.ptr[i] == '.'))
         i++;
     if (i == 0 || s.len - i < 3 || memcmp(s.ptr + i, "://", 3) != 0)
         return false;

@@ -441,11 +441,11 @@ check_claims(const struct sl_auth *a, json_t *claims, uint64_t now_ms, struct sl
     if (v != NULL) {
         if (!json_is_number(v))
             return SL_AUTH_ECLAIMS;
-        double exp = json_number_value(v);
-        if (now >= exp * 1000.0 + leeway)
+        double exp_s = json_number_value(v);
+        if (now >= exp_s * 1000.0 + leeway)
             return SL_AUTH_EEXPIRED;
-        /* Not expired implies exp > -leeway, so only the upper end needs clamping. */
-        expires_at = exp >= 9.2e18 ? INT64_MAX : (int64_t)exp;
+        /* Not expired implies exp_s > -leeway / 1000: only the upper end needs clamping. */
+        expires_at = exp_s >= 9.2e18 ? INT64_MAX : (int64_t)exp_s;
     }
     v = json_object_get(claims, "nbf");
     if (v != NULL) {

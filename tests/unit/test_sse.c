@@ -154,6 +154,24 @@ rec_free(struct rec *r)
 
 /* ---- feeding -------------------------------------------------------------------------- */
 
+/*
+ * Feeds a private copy of the chunk and scribbles over it afterwards (copy: the chunk was
+ * not fed whole from r->input), so that a parser still pointing into an earlier feed's bytes
+ * reads garbage or, after the free, trips AddressSanitizer.
+ */
+static int
+feed_copy(struct sl_sse *p, bool copy, const char *chunk, size_t n)
+{
+    if (!copy || n == 0)
+        return sl_sse_feed(p, n ? chunk : NULL, n);
+    char *tmp = malloc(n);
+    memcpy(tmp, chunk, n);
+    int rc = sl_sse_feed(p, tmp, n);
+    memset(tmp, 0xA5, n);
+    free(tmp);
+    return rc;
+}
+
 struct run {
     int rc;     /* first non-zero feed result, or 0 */
     int finish; /* sl_sse_finish() */
@@ -174,7 +192,7 @@ feed_cuts(struct rec *r, const char *in, size_t len, const size_t *cuts, size_t 
     for (size_t i = 0; i <= ncuts; i++) {
         size_t to = i < ncuts ? cuts[i] : len;
         cr_assert(to >= from && to <= len);
-        int rc = sl_sse_feed(&p, to > from ? in + from : NULL, to - from);
+        int rc = feed_copy(&p, r->input == NULL, in + from, to - from);
         if (res.rc == 0 && rc != 0) {
             res.rc = rc;
         } else if (res.rc != 0) {

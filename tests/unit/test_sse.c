@@ -544,6 +544,7 @@ Test(sse, lf_crlf_and_cr_line_endings)
 {
     CHECK("data: a\n\n", "E||a|\n", 0);
     CHECK("data: a\r\n\r\n", "E||a|\n", 0);
+    CHECK("data: a\r\ndata: b\r\n\r\n", "E||a\\nb|\n", 0); /* CRLF is one line end */
     CHECK("data: a\r\r", "E||a|\n", 0);
     CHECK("data: a\rdata: b\r\rdata: c\r\r", "E||a\\nb|\nE||c|\n", 0);
     /* mixed in one event, and CR LF CR as "line end + blank line" */

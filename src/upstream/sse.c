@@ -138,10 +138,11 @@ set_retry(struct sl_sse *p, struct sl_slice v)
         if (v.ptr[i] < '0' || v.ptr[i] > '9')
             return;
         /* Saturate rather than overflow: nobody waits 292 million years anyway. */
-        if (ms > (INT64_MAX - 9) / 10)
+        int digit = v.ptr[i] - '0';
+        if (ms > (INT64_MAX - digit) / 10)
             ms = INT64_MAX;
         else
-            ms = ms * 10 + (v.ptr[i] - '0');
+            ms = ms * 10 + digit;
     }
     p->retry_ms = ms;
 }

@@ -666,6 +666,9 @@ Test(sse, retry_digits_only)
         {"retry\n", -1},           {"retry: 2000 \n", -1},     {"retry:  2000\n", -1},
         {"retry: 0\n", 0},         {"retry: 7\nretry: x\n", 7}, {"retry: 7\nretry: 8\n", 8},
         {"retry: 99999999999999999999999\n", INT64_MAX},
+        {"retry: 9223372036854775807\n", INT64_MAX},
+        {"retry: 9223372036854775806\n", INT64_MAX - 1},
+        {"retry: 9223372036854775808\n", INT64_MAX},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         struct rec got = {0};

@@ -69,7 +69,7 @@ int sl_ndjson_feed(struct sl_ndjson *p, const char *buf, size_t len);
  * object with LF), or SL_NDJSON_ERR_STOPPED if the parser had already stopped or finished.
  * When tail is not NULL and the result is 0 or 1, *tail is set to the bytes after the last LF,
  * exactly as received (empty if none), valid until sl_ndjson_cleanup(). Calls no callback;
- * the parser is stopped afterwards.
+ * the parser is stopped afterwards (feeds return SL_NDJSON_ERR_STOPPED).
  */
 int sl_ndjson_finish(struct sl_ndjson *p, struct sl_slice *tail);
 

@@ -32,8 +32,7 @@ sl_sse_strerror(int code)
 }
 
 void
-sl_sse_init(struct sl_sse *p, const struct sl_sse_callbacks *cb, void *ud,
-            size_t max_event_bytes)
+sl_sse_init(struct sl_sse *p, const struct sl_sse_callbacks *cb, void *ud, size_t max_event_bytes)
 {
     sl_assert(cb != NULL && cb->on_event != NULL);
     memset(p, 0, sizeof(*p));

@@ -77,9 +77,9 @@ typedef int (*sl_sse_comment_cb)(void *ud, struct sl_slice text);
 typedef int (*sl_sse_field_cb)(void *ud, struct sl_slice name, struct sl_slice value);
 
 struct sl_sse_callbacks {
-    sl_sse_event_cb on_event;           /* required */
-    sl_sse_comment_cb on_comment;       /* optional (NULL) */
-    sl_sse_field_cb on_ignored_field;   /* optional (NULL) */
+    sl_sse_event_cb on_event;         /* required */
+    sl_sse_comment_cb on_comment;     /* optional (NULL) */
+    sl_sse_field_cb on_ignored_field; /* optional (NULL) */
 };
 
 /*
@@ -112,10 +112,10 @@ struct sl_sse {
 };
 
 /*
- * Prepares p. cb is copied; ud is passed to every callback. max_event_bytes caps both the
- * length of one line (without its terminator) and the length of one event's joined data,
- * which is also the most memory the parser's buffers grow to (about 2 * max_event_bytes).
- * Never fails.
+ * Prepares p. cb is copied; ud is passed to every callback. max_event_bytes caps the length
+ * of one line (without its terminator) and of one event's joined data, and so the memory a
+ * peer can make the parser hold: a pending line and the event's data (plus its type and the
+ * last id, which are parts of lines), each at most max_event_bytes. Never fails.
  */
 void sl_sse_init(struct sl_sse *p, const struct sl_sse_callbacks *cb, void *ud,
                  size_t max_event_bytes);
@@ -135,7 +135,8 @@ int sl_sse_feed(struct sl_sse *p, const char *buf, size_t len);
  * after a blank line (or a complete comment line), 1 if an incomplete event was discarded
  * (a non-empty unterminated line, or field lines without the blank line that would dispatch
  * them: a truncated stream), or SL_SSE_ERR_STOPPED if the parser had already stopped or
- * finished. Calls no callback. The parser is stopped afterwards.
+ * finished. Calls no callback. The parser is stopped afterwards: feeds return
+ * SL_SSE_ERR_STOPPED.
  */
 int sl_sse_finish(struct sl_sse *p);
 

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_ndjson: check failed: %s (line %d)\n", #cond, __LINE__);        \
+            fprintf(stderr, "fuzz_ndjson: check failed: %s (line %d)\n", #cond, __LINE__);         \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -87,8 +87,8 @@ rnd(uint64_t *s)
 
 /* mode 0: whole, 1: byte by byte, 2: random pieces of 0..maxpiece bytes */
 static struct result
-run_parser(const uint8_t *data, size_t size, size_t max, int mode, uint64_t seed,
-           size_t maxpiece, struct rec *r)
+run_parser(const uint8_t *data, size_t size, size_t max, int mode, uint64_t seed, size_t maxpiece,
+           struct rec *r)
 {
     struct sl_ndjson p;
     struct result res = {0, 0, SL_BUF_INIT};

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_sse: check failed: %s (line %d)\n", #cond, __LINE__);           \
+            fprintf(stderr, "fuzz_sse: check failed: %s (line %d)\n", #cond, __LINE__);            \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -39,7 +39,7 @@ struct rec {
     struct sl_buf log;
     int stop_after; /* the stop_after-th callback returns 77 (0: never) */
     int calls;
-    bool stopped;   /* a callback already returned non-zero */
+    bool stopped; /* a callback already returned non-zero */
 };
 
 static void
@@ -128,8 +128,8 @@ rnd(uint64_t *s)
 
 /* mode 0: whole, 1: byte by byte, 2: random pieces of 0..maxpiece bytes */
 static struct result
-run_parser(const uint8_t *data, size_t size, size_t max, int mode, uint64_t seed,
-           size_t maxpiece, struct rec *r)
+run_parser(const uint8_t *data, size_t size, size_t max, int mode, uint64_t seed, size_t maxpiece,
+           struct rec *r)
 {
     struct sl_sse p;
     struct result res = {0, 0, -1};

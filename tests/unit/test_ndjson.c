@@ -26,7 +26,7 @@ struct rec {
     int calls;
     const char *input; /* when set: the input fed whole, to check zero-copy delivery */
     size_t input_len;
-    int borrowed;      /* lines that pointed into input */
+    int borrowed; /* lines that pointed into input */
 };
 
 static int
@@ -90,8 +90,7 @@ struct run {
 
 /* Feeds in[0..len) cut at the increasing offsets cuts[0..ncuts) (repeats: empty feeds). */
 static struct run
-feed_cuts(struct rec *r, const char *in, size_t len, const size_t *cuts, size_t ncuts,
-          size_t max)
+feed_cuts(struct rec *r, const char *in, size_t len, const size_t *cuts, size_t ncuts, size_t max)
 {
     struct sl_ndjson p;
     struct run res = {0, 0, SL_BUF_INIT};
@@ -173,10 +172,13 @@ read_fixture(const char *rel, size_t *len)
     FILE *f = fopen(path, "rb");
     cr_assert_not_null(f, "cannot open %s (set SL_FIXTURES)", path);
     struct sl_buf b = SL_BUF_INIT;
-    size_t n;
     char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    for (;;) {
+        size_t n = fread(chunk, 1, sizeof(chunk), f);
+        if (n == 0)
+            break;
         sl_buf_append(&b, chunk, n);
+    }
     fclose(f);
     sl_buf_append_byte(&b, '\0');
     char *out = sl_buf_steal(&b, len);
@@ -399,7 +401,8 @@ check_cap(const char *in, size_t len, size_t max, const char *want, int want_rc,
     free(cuts);
 }
 
-#define CHECK(lit, want, fin, tail) check_cap((lit), sizeof(lit) - 1, BIG_CAP, (want), 0, (fin), (tail))
+#define CHECK(lit, want, fin, tail)                                                                \
+    check_cap((lit), sizeof(lit) - 1, BIG_CAP, (want), 0, (fin), (tail))
 
 Test(ndjson, lines_split_on_lf)
 {

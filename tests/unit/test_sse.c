@@ -23,16 +23,16 @@
 /* ---- recording ------------------------------------------------------------------------ */
 
 struct rec {
-    struct sl_buf all;     /* every callback, in order */
-    struct sl_buf events;  /* E entries only */
-    struct sl_buf comments;/* C entries only */
-    struct sl_buf ignored; /* I|name, each name once, first-seen order */
-    int stop_after;        /* return stop_rc from the stop_after-th callback (0: never) */
+    struct sl_buf all;      /* every callback, in order */
+    struct sl_buf events;   /* E entries only */
+    struct sl_buf comments; /* C entries only */
+    struct sl_buf ignored;  /* I|name, each name once, first-seen order */
+    int stop_after;         /* return stop_rc from the stop_after-th callback (0: never) */
     int stop_rc;
     int calls;
-    const char *input;     /* when set: the input fed whole, to check zero-copy dispatch */
+    const char *input; /* when set: the input fed whole, to check zero-copy dispatch */
     size_t input_len;
-    int borrowed_events;   /* events whose data pointed into input */
+    int borrowed_events; /* events whose data pointed into input */
 };
 
 static void
@@ -182,8 +182,7 @@ struct run {
  * empty feed). After a stop, feeds the rest anyway to check that the parser stays silent.
  */
 static struct run
-feed_cuts(struct rec *r, const char *in, size_t len, const size_t *cuts, size_t ncuts,
-          size_t max)
+feed_cuts(struct rec *r, const char *in, size_t len, const size_t *cuts, size_t ncuts, size_t max)
 {
     struct sl_sse p;
     struct run res = {0, 0};
@@ -269,10 +268,13 @@ read_fixture(const char *rel, size_t *len)
     FILE *f = fopen(path, "rb");
     cr_assert_not_null(f, "cannot open %s (set SL_FIXTURES)", path);
     struct sl_buf b = SL_BUF_INIT;
-    size_t n;
     char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    for (;;) {
+        size_t n = fread(chunk, 1, sizeof(chunk), f);
+        if (n == 0)
+            break;
         sl_buf_append(&b, chunk, n);
+    }
     fclose(f);
     sl_buf_append_byte(&b, '\0');
     char *out = sl_buf_steal(&b, len);
@@ -396,12 +398,12 @@ compare(const struct fixture *fx, const char *mode, struct rec *want, int want_f
                  sl_sse_strerror(res.rc));
     cr_assert_str_eq(sl_buf_cstr(&got->events), sl_buf_cstr(&want->events), "%s (%s): events",
                      fx->id, mode);
-    cr_assert_str_eq(sl_buf_cstr(&got->comments), sl_buf_cstr(&want->comments),
-                     "%s (%s): comments", fx->id, mode);
+    cr_assert_str_eq(sl_buf_cstr(&got->comments), sl_buf_cstr(&want->comments), "%s (%s): comments",
+                     fx->id, mode);
     cr_assert_str_eq(sl_buf_cstr(&got->ignored), sl_buf_cstr(&want->ignored),
                      "%s (%s): ignored fields", fx->id, mode);
-    cr_assert_eq(res.finish, want_finish, "%s (%s): finish %d, want %d", fx->id, mode,
-                 res.finish, want_finish);
+    cr_assert_eq(res.finish, want_finish, "%s (%s): finish %d, want %d", fx->id, mode, res.finish,
+                 want_finish);
 }
 
 ParameterizedTest(struct fixture *fx, sse, fixture)
@@ -597,15 +599,38 @@ Test(sse, lone_cr_at_the_very_end_then_eof)
 
 Test(sse, bom_stripped_once)
 {
-    CHECK("\xEF\xBB\xBF" "data: a\n\n", "E||a|\n", 0);
+    CHECK("\xEF\xBB\xBF"
+          "data: a\n\n",
+          "E||a|\n", 0);
     /* a second BOM belongs to the field name, so that line is an unknown field */
-    CHECK("\xEF\xBB\xBF\xEF\xBB\xBF" "data: a\n\n", "I|\xEF\xBB\xBF" "data|a\n", 0);
+    CHECK("\xEF\xBB\xBF\xEF\xBB\xBF"
+          "data: a\n\n",
+          "I|\xEF\xBB\xBF"
+          "data|a\n",
+          0);
     /* a BOM later in the stream is data */
-    CHECK("\xEF\xBB\xBF" "data: \xEF\xBB\xBF" "a\n\n", "E||\xEF\xBB\xBF" "a|\n", 0);
-    CHECK("data: a\n\n\xEF\xBB\xBF" "data: b\n\n", "E||a|\nI|\xEF\xBB\xBF" "data|b\n", 0);
+    CHECK("\xEF\xBB\xBF"
+          "data: \xEF\xBB\xBF"
+          "a\n\n",
+          "E||\xEF\xBB\xBF"
+          "a|\n",
+          0);
+    CHECK("data: a\n\n\xEF\xBB\xBF"
+          "data: b\n\n",
+          "E||a|\nI|\xEF\xBB\xBF"
+          "data|b\n",
+          0);
     /* a BOM prefix that does not complete is data too */
-    CHECK("\xEF\xBB" "data: a\n\n", "I|\xEF\xBB" "data|a\n", 0);
-    CHECK("\xEF" "data: a\n\n", "I|\xEF" "data|a\n", 0);
+    CHECK("\xEF\xBB"
+          "data: a\n\n",
+          "I|\xEF\xBB"
+          "data|a\n",
+          0);
+    CHECK("\xEF"
+          "data: a\n\n",
+          "I|\xEF"
+          "data|a\n",
+          0);
     CHECK("\xEF\n", "I|\xEF|\n", 1);
     CHECK("\xEF\xBB\xBF", "", 0);
     CHECK("\xEF\xBB", "", 1);
@@ -614,7 +639,7 @@ Test(sse, bom_stripped_once)
 
 Test(sse, field_parsing)
 {
-    CHECK("data\n\n", "E|||\n", 0);               /* no colon: a field with an empty value */
+    CHECK("data\n\n", "E|||\n", 0); /* no colon: a field with an empty value */
     CHECK("data\ndata\n\n", "E||\\n|\n", 0);
     CHECK("data:x\n\n", "E||x|\n", 0);            /* no space */
     CHECK("data:  x\n\n", "E|| x|\n", 0);         /* two spaces: one kept */
@@ -661,10 +686,18 @@ Test(sse, retry_digits_only)
         const char *in;
         int64_t want;
     } cases[] = {
-        {"retry: 1500\n", 1500},   {"retry:1500\n", 1500},     {"retry: 15x\n", -1},
-        {"retry: -5\n", -1},       {"retry: 1.5\n", -1},       {"retry:\n", -1},
-        {"retry\n", -1},           {"retry: 2000 \n", -1},     {"retry:  2000\n", -1},
-        {"retry: 0\n", 0},         {"retry: 7\nretry: x\n", 7}, {"retry: 7\nretry: 8\n", 8},
+        {"retry: 1500\n", 1500},
+        {"retry:1500\n", 1500},
+        {"retry: 15x\n", -1},
+        {"retry: -5\n", -1},
+        {"retry: 1.5\n", -1},
+        {"retry:\n", -1},
+        {"retry\n", -1},
+        {"retry: 2000 \n", -1},
+        {"retry:  2000\n", -1},
+        {"retry: 0\n", 0},
+        {"retry: 7\nretry: x\n", 7},
+        {"retry: 7\nretry: 8\n", 8},
         {"retry: 99999999999999999999999\n", INT64_MAX},
         {"retry: 9223372036854775807\n", INT64_MAX},
         {"retry: 9223372036854775806\n", INT64_MAX - 1},
@@ -726,11 +759,11 @@ Test(sse, finish_reports_incomplete_event)
 {
     CHECK("", "", 0);
     CHECK("data: a\n\n", "E||a|\n", 0);
-    CHECK("data: a\n", "", 1);        /* data without the blank line */
-    CHECK("data: a", "", 1);          /* an unterminated line */
+    CHECK("data: a\n", "", 1); /* data without the blank line */
+    CHECK("data: a", "", 1);   /* an unterminated line */
     CHECK("data: a\n\ndata", "E||a|\n", 1);
-    CHECK("event: end\n", "", 1);     /* fields without data: still a cut event */
-    CHECK(": ka\n", "C|ka\n", 0);     /* a complete comment is not an event */
+    CHECK("event: end\n", "", 1); /* fields without data: still a cut event */
+    CHECK(": ka\n", "C|ka\n", 0); /* a complete comment is not an event */
     CHECK("data: a\n\n: ka\n", "E||a|\nC|ka\n", 0);
 }
 
@@ -766,8 +799,8 @@ Test(sse, over_cap_is_an_error)
                      SL_SSE_ERR_STOPPED);
     /* many small lines cannot add up past the cap either */
     check_splits_cap("data\ndata\ndata\ndata\ndata\n\n", 26, 4, "E||\\n\\n\\n\\n|\n", 0, 0);
-    check_splits_cap("data\ndata\ndata\ndata\ndata\ndata\n\n", 31, 4, "",
-                     SL_SSE_ERR_EVENT_TOO_BIG, SL_SSE_ERR_STOPPED);
+    check_splits_cap("data\ndata\ndata\ndata\ndata\ndata\n\n", 31, 4, "", SL_SSE_ERR_EVENT_TOO_BIG,
+                     SL_SSE_ERR_STOPPED);
     cr_assert_str_eq(sl_sse_strerror(SL_SSE_ERR_LINE_TOO_LONG), "SSE line longer than the limit");
 }
 
@@ -855,8 +888,7 @@ Test(sse, buffers_are_reused_across_events)
         }
     }
     cr_assert(p.line.data == line_mem && p.line.cap == line_cap, "line buffer reallocated");
-    cr_assert(p.data.own.data == data_mem && p.data.own.cap == data_cap,
-              "data buffer reallocated");
+    cr_assert(p.data.own.data == data_mem && p.data.own.cap == data_cap, "data buffer reallocated");
     cr_assert_eq(sl_buf_len(&got.events), 500 * strlen("E|e|0123456789abcdef\\nx|\n"));
     cr_assert_eq(sl_sse_finish(&p), 0);
     sl_sse_cleanup(&p);

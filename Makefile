@@ -12,6 +12,8 @@
 # libsluice.a so that tests and tools can link the rest.
 
 CC      ?= cc
+# V=1 shows every command.
+Q       := $(if $(V),,@)
 PKGS    := libuv libcurl jansson libjwt hiredis yaml-0.1 libssl libcrypto
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
@@ -44,7 +46,8 @@ asan: build/asan/sluice $(call BENCH_BINS,build/asan)
 # --- release objects ---------------------------------------------------------
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 build/libsluice.a: $(LIB_SRCS:%.c=build/obj/%.o)
 	@rm -f $@
@@ -64,7 +67,8 @@ $(foreach p,$(BENCH_PROGS),$(eval $(call prog_rules,$(p))))
 # --- sanitizer objects -------------------------------------------------------
 build/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(filter-out -O2,$(CFLAGS)) $(SAN_FLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC/SAN  $<"
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -O2,$(CFLAGS)) $(SAN_FLAGS) -MMD -MP -c $< -o $@
 
 build/asan/libsluice.a: $(LIB_SRCS:%.c=build/asan/obj/%.o)
 	@rm -f $@

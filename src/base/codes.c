@@ -1,0 +1,63 @@
+#include "base/codes.h"
+
+static const char *const names[SL_ERR__COUNT] = {
+    [SL_ERR_NONE] = "NONE",
+    [SL_ERR_AUTH_REQUIRED] = "AUTH_REQUIRED",
+    [SL_ERR_AUTH_FAILED] = "AUTH_FAILED",
+    [SL_ERR_BAD_REQUEST] = "BAD_REQUEST",
+    [SL_ERR_EMPTY_MESSAGE] = "EMPTY_MESSAGE",
+    [SL_ERR_UNKNOWN_MODEL] = "UNKNOWN_MODEL",
+    [SL_ERR_TOO_LARGE] = "TOO_LARGE",
+    [SL_ERR_RATE_LIMITED] = "RATE_LIMITED",
+    [SL_ERR_TOO_MANY_STREAMS] = "TOO_MANY_STREAMS",
+    [SL_ERR_DUPLICATE_ID] = "DUPLICATE_ID",
+    [SL_ERR_NOT_FOUND] = "NOT_FOUND",
+    [SL_ERR_UPSTREAM_ERROR] = "UPSTREAM_ERROR",
+    [SL_ERR_UPSTREAM_TIMEOUT] = "UPSTREAM_TIMEOUT",
+    [SL_ERR_UPSTREAM_RATE_LIMITED] = "UPSTREAM_RATE_LIMITED",
+    [SL_ERR_UPSTREAM_AUTH] = "UPSTREAM_AUTH",
+    [SL_ERR_BUDGET_EXCEEDED] = "BUDGET_EXCEEDED",
+    [SL_ERR_OVERLOADED] = "OVERLOADED",
+    [SL_ERR_SHUTTING_DOWN] = "SHUTTING_DOWN",
+    [SL_ERR_INTERNAL] = "INTERNAL",
+};
+
+_Static_assert(sizeof(names) / sizeof(names[0]) == SL_ERR__COUNT, "every code has a name");
+
+const char *
+sl_errcode_name(enum sl_errcode code)
+{
+    if ((unsigned)code >= SL_ERR__COUNT)
+        return "INTERNAL";
+    return names[code];
+}
+
+bool
+sl_errcode_retryable(enum sl_errcode code)
+{
+    switch (code) {
+    case SL_ERR_RATE_LIMITED:
+    case SL_ERR_UPSTREAM_ERROR:
+    case SL_ERR_UPSTREAM_TIMEOUT:
+    case SL_ERR_UPSTREAM_RATE_LIMITED:
+    case SL_ERR_OVERLOADED:
+    case SL_ERR_SHUTTING_DOWN:
+    case SL_ERR_INTERNAL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+const char *
+sl_finish_name(enum sl_finish f)
+{
+    switch (f) {
+    case SL_FINISH_STOP: return "stop";
+    case SL_FINISH_LENGTH: return "length";
+    case SL_FINISH_TOOL_CALLS: return "tool_calls";
+    case SL_FINISH_CONTENT_FILTER: return "content_filter";
+    case SL_FINISH_ERROR: return "error";
+    }
+    return "error";
+}

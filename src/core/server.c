@@ -1,0 +1,110 @@
+#include "core/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "base/alloc.h"
+#include "config/config.h"
+#include "core/worker.h"
+#include "net/listener.h"
+
+struct sl_server *
+sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size_t errlen)
+{
+    struct sl_server *srv = sl_calloc(1, sizeof(*srv));
+    srv->cfg = cfg;
+    srv->web_root = sl_strdup(web_root);
+    srv->auth = sl_auth_new(cfg, err, errlen);
+    if (srv->auth == NULL)
+        goto fail;
+
+    unsigned n = cfg->workers;
+    if (n == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (unsigned)cpus : 1;
+    }
+    srv->workers = sl_calloc(n, sizeof(*srv->workers));
+    srv->shards = sl_calloc(n, sizeof(*srv->shards));
+
+    uint16_t port = cfg->listen_port;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t bound;
+        int fd = sl_listener_open(cfg->listen_host, port, &bound, err, errlen);
+        if (fd < 0)
+            goto fail;
+        port = bound; /* port 0: the others join the port the first one got */
+        srv->workers[i] = sl_worker_new(srv, i, fd);
+        srv->shards[i] = &srv->workers[i]->metrics;
+        srv->nworkers = i + 1;
+    }
+    srv->port = port;
+    return srv;
+fail:
+    sl_server_free(srv);
+    return NULL;
+}
+
+int
+sl_server_start(struct sl_server *srv, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (sl_worker_start(srv->workers[i]) != 0) {
+            snprintf(err, errlen, "cannot start worker thread %u", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+sl_server_drain(struct sl_server *srv)
+{
+    atomic_store(&srv->draining, true);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        sl_worker_post_drain(srv->workers[i]);
+}
+
+unsigned
+sl_server_active_streams(const struct sl_server *srv)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        n += sl_worker_active_streams(srv->workers[i]);
+    return n;
+}
+
+void
+sl_server_stop(struct sl_server *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        sl_worker_post_stop(srv->workers[i]);
+}
+
+bool
+sl_server_stopped(const struct sl_server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (!sl_worker_finished(srv->workers[i]))
+            return false;
+    return true;
+}
+
+void
+sl_server_free(struct sl_server *srv)
+{
+    if (srv == NULL)
+        return;
+    sl_server_stop(srv);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        sl_worker_join_free(srv->workers[i]);
+    free(srv->workers);
+    free(srv->shards);
+    sl_auth_free(srv->auth);
+    free(srv->web_root);
+    free(srv);
+}

@@ -1,0 +1,57 @@
+/*
+ * The server: the configuration, the authenticator, and the workers, with start-up
+ * and the drain-then-stop shutdown sequence. Created and driven by main.c on the main
+ * thread; workers reach it read-only (cfg, auth) or through atomics (counts, state).
+ */
+#ifndef SL_CORE_SERVER_H
+#define SL_CORE_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_config;
+struct sl_auth;
+struct sl_worker;
+struct sl_metrics;
+
+struct sl_server {
+    const struct sl_config *cfg;
+    struct sl_auth *auth;
+    char *web_root; /* resolved directory of the test page */
+    unsigned nworkers;
+    struct sl_worker **workers;
+    struct sl_metrics **shards; /* each worker's metrics, for scrapes */
+    uint16_t port;              /* the bound port */
+    atomic_uint connections;    /* open TCP connections, all workers */
+    atomic_bool draining;
+    bool stopping; /* main thread only */
+};
+
+/*
+ * Builds the server: authenticator, listening sockets, workers (not yet running).
+ * Returns NULL with a message in err on failure.
+ */
+struct sl_server *sl_server_new(const struct sl_config *cfg, const char *web_root, char *err,
+                                size_t errlen);
+
+/* Starts the worker threads. */
+int sl_server_start(struct sl_server *srv, char *err, size_t errlen);
+
+/* Begins draining: /readyz turns 503, no new streams or sessions, idle clients leave. */
+void sl_server_drain(struct sl_server *srv);
+
+/* Streams still running on any worker. */
+unsigned sl_server_active_streams(const struct sl_server *srv);
+
+/* Asks every worker to close its connections (1001) and stop. Returns at once. */
+void sl_server_stop(struct sl_server *srv);
+
+/* Whether every worker has stopped (after sl_server_stop). */
+bool sl_server_stopped(const struct sl_server *srv);
+
+/* Joins the workers and frees everything (stops them first if needed, blocking). */
+void sl_server_free(struct sl_server *srv);
+
+#endif

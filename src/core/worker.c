@@ -1,0 +1,191 @@
+#include "core/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "base/alloc.h"
+#include "config/config.h"
+#include "core/routes.h"
+#include "core/server.h"
+#include "core/session.h"
+#include "net/loop.h"
+#include "obs/log.h"
+#include "upstream/upstream.h"
+
+static const char overloaded_response[] =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: sluice\r\nContent-Type: application/json\r\n"
+    "Retry-After: 1\r\nContent-Length: 56\r\nConnection: close\r\n\r\n"
+    "{\"error\":{\"status\":503,\"message\":\"too many connections\"}}";
+
+static void
+on_conn_closed(void *ud)
+{
+    struct sl_worker *w = ud;
+    atomic_fetch_sub(&w->server->connections, 1);
+}
+
+static void
+on_connection(uv_stream_t *server, int status)
+{
+    struct sl_worker *w = server->data;
+    if (status < 0)
+        return;
+    struct sl_conn *c = sl_conn_accept(&w->conns, server);
+    if (c == NULL)
+        return;
+    sl_counter_add(&w->metrics.connections_total, 1);
+    unsigned open = atomic_fetch_add(&w->server->connections, 1) + 1;
+    if (open > w->cfg->limits.max_connections || w->stopping) {
+        sl_conn_write(c, overloaded_response, sizeof(overloaded_response) - 1);
+        sl_conn_close(c);
+        return;
+    }
+    sl_http_serve(&w->http, c);
+}
+
+/* End of each loop turn: bytes-out bookkeeping and, when stopping, the last step. */
+static void
+on_turn(void *arg)
+{
+    struct sl_worker *w = arg;
+    uint64_t prev = sl_counter_get(&w->metrics.bytes_sent_total);
+    if (w->conns.bytes_out != prev)
+        sl_counter_add(&w->metrics.bytes_sent_total, w->conns.bytes_out - prev);
+    if (w->stopping && w->conns.count == 0 && w->up->active_calls == 0 && w->listener == NULL)
+        sl_loop_stop(w->loop);
+}
+
+struct sl_worker *
+sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
+{
+    const struct sl_config *cfg = srv->cfg;
+    struct sl_worker *w = sl_calloc(1, sizeof(*w));
+    w->id = id;
+    w->server = srv;
+    w->cfg = cfg;
+    w->loop = sl_loop_new();
+    sl_list_init(&w->sessions);
+    sl_metrics_init(&w->metrics, cfg);
+
+    sl_conn_pool_init(&w->conns, w->loop);
+    w->conns.on_closed = on_conn_closed;
+    w->conns.on_closed_ud = w;
+    struct sl_http_limits lim = {
+        .max_header_bytes = cfg->limits.max_header_bytes,
+        .max_body_bytes = cfg->limits.max_body_bytes,
+        .header_timeout_ms = cfg->limits.header_timeout_ms,
+        .keepalive_timeout_ms = cfg->limits.keepalive_timeout_ms,
+    };
+    sl_http_server_init(&w->http, w->loop, &lim, sl_routes_handle, w);
+    sl_session_init_timers(w);
+    w->up = sl_upstream_new(w->loop, cfg);
+    sl_loop_add_turn_hook(w->loop, on_turn, w);
+
+    uv_tcp_t *l = sl_malloc(sizeof(*l));
+    uv_tcp_init(sl_loop_uv(w->loop), l);
+    l->data = w;
+    w->listen_fd = listen_fd;
+    if (uv_tcp_open(l, listen_fd) != 0 || uv_listen((uv_stream_t *)l, 4096, on_connection) != 0)
+        sl_panic("cannot listen on fd %d", listen_fd);
+    w->listener = l;
+    return w;
+}
+
+static void *
+thread_main(void *arg)
+{
+    struct sl_worker *w = arg;
+    sl_loop_run(w->loop);
+    atomic_store(&w->finished, true);
+    return NULL;
+}
+
+int
+sl_worker_start(struct sl_worker *w)
+{
+    if (pthread_create(&w->thread, NULL, thread_main, w) != 0)
+        return -1;
+    w->started = true;
+    return 0;
+}
+
+static void
+do_drain(void *arg)
+{
+    struct sl_worker *w = arg;
+    w->draining = true;
+    struct sl_list *pos, *tmp;
+    sl_list_foreach_safe(pos, tmp, &w->sessions) sl_session_drain(sl_session_from_link(pos));
+}
+
+static void
+free_listener(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void
+close_conn(struct sl_conn *c, void *arg)
+{
+    (void)arg;
+    sl_conn_close(c);
+}
+
+static void
+do_stop(void *arg)
+{
+    struct sl_worker *w = arg;
+    w->draining = true;
+    w->stopping = true;
+    if (w->listener) {
+        uv_close((uv_handle_t *)w->listener, free_listener);
+        w->listener = NULL;
+    }
+    struct sl_list *pos, *tmp;
+    sl_list_foreach_safe(pos, tmp, &w->sessions) sl_session_shutdown(sl_session_from_link(pos));
+    /* What is left speaks plain HTTP (or was already closing). */
+    sl_conn_pool_foreach(&w->conns, close_conn, NULL);
+    on_turn(w);
+}
+
+void
+sl_worker_post_drain(struct sl_worker *w)
+{
+    sl_loop_post(w->loop, do_drain, w);
+}
+
+void
+sl_worker_post_stop(struct sl_worker *w)
+{
+    sl_loop_post(w->loop, do_stop, w);
+}
+
+void
+sl_worker_join_free(struct sl_worker *w)
+{
+    if (w == NULL)
+        return;
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    else
+        sl_loop_run(w->loop); /* never started: run the posted stop here */
+    sl_upstream_free(w->up);
+    sl_metrics_cleanup(&w->metrics);
+    sl_buf_free(&w->scratch);
+    sl_loop_free(w->loop);
+    free(w);
+}
+
+unsigned
+sl_worker_active_streams(const struct sl_worker *w)
+{
+    return (unsigned)(sl_counter_get(&w->metrics.streams_started) -
+                      sl_counter_get(&w->metrics.streams_ended));
+}
+
+bool
+sl_worker_finished(struct sl_worker *w)
+{
+    return !w->started || atomic_load(&w->finished);
+}

@@ -1,0 +1,108 @@
+/*
+ * A TCP connection on a worker's loop, below any protocol.
+ *
+ * The connection reads into the loop's shared buffer and hands the bytes to its
+ * current handler (HTTP at first, WebSocket after an upgrade). Writes are queued in
+ * one per-connection buffer and flushed at the end of the loop turn, so everything a
+ * turn produces for a connection leaves in one write(2); the buffer is released when
+ * it empties, so an idle connection holds none. A uv_write_t is allocated only when
+ * the kernel does not take everything at once.
+ *
+ * Lifetime: a connection is freed only in its uv_close callback, after the handler's
+ * on_close has run [libuv handle.rst]. sl_conn_close() may be called from any
+ * callback, any number of times; the connection stays valid until that callback
+ * returns to the loop.
+ */
+#ifndef SL_NET_CONN_H
+#define SL_NET_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/timeq.h"
+
+struct sl_conn;
+struct sl_loop;
+struct uv_stream_s;
+
+struct sl_conn_handler {
+    /* Bytes arrived; data is valid only during the call. */
+    void (*on_read)(struct sl_conn *c, const char *data, size_t len);
+    /* The peer closed its side or the connection failed. The handler decides what follows. */
+    void (*on_eof)(struct sl_conn *c);
+    /* Everything queued has been handed to the kernel (optional). */
+    void (*on_drain)(struct sl_conn *c);
+    /* The connection is going away; release the handler's state. Called exactly once. */
+    void (*on_close)(struct sl_conn *c);
+};
+
+/* Per-loop connection bookkeeping, owned by the worker (one per loop). */
+struct sl_conn_pool {
+    struct sl_loop *loop;
+    struct sl_list all;     /* every open connection */
+    struct sl_list pending; /* connections with queued bytes to flush */
+    struct sl_timeq linger; /* closing: wait for the peer's FIN before closing */
+    size_t count;
+    uint64_t next_id;
+    uint64_t bytes_out; /* total bytes handed to the kernel (for metrics) */
+    /* Called after each connection's handler released it (optional; connection counts). */
+    void (*on_closed)(void *ud);
+    void *on_closed_ud;
+};
+
+void sl_conn_pool_init(struct sl_conn_pool *p, struct sl_loop *loop);
+
+/* Accepts one pending connection on server. Returns it, or NULL if accept failed. */
+struct sl_conn *sl_conn_accept(struct sl_conn_pool *p, struct uv_stream_s *server);
+
+/* Sets the handler and its state; reading starts on the first call. */
+void sl_conn_set_handler(struct sl_conn *c, const struct sl_conn_handler *h, void *state);
+void *sl_conn_state(const struct sl_conn *c);
+
+/* Hands bytes to the current handler as if just read (after a protocol switch). */
+void sl_conn_feed(struct sl_conn *c, const char *data, size_t len);
+struct sl_conn_pool *sl_conn_pool(const struct sl_conn *c);
+uint64_t sl_conn_id(const struct sl_conn *c);
+
+/* Queues bytes for the end of this loop turn. Ignored once the connection is closing. */
+void sl_conn_write(struct sl_conn *c, const void *p, size_t n);
+
+/* Space for n bytes at the end of the queue, to be committed with sl_conn_commit(). */
+char *sl_conn_reserve(struct sl_conn *c, size_t n);
+void sl_conn_commit(struct sl_conn *c, size_t n);
+
+/* Bytes queued and not yet taken by the kernel. */
+size_t sl_conn_queued(const struct sl_conn *c);
+
+/*
+ * Graceful close: stop delivering reads, flush what is queued, send FIN, and close
+ * once the peer closes too (or after a short linger), so that a final response or
+ * close frame is not destroyed by a reset.
+ */
+void sl_conn_close(struct sl_conn *c);
+
+/* Immediate close; queued bytes are dropped. */
+void sl_conn_abort(struct sl_conn *c);
+
+bool sl_conn_closing(const struct sl_conn *c);
+
+/* Stops or restarts reading (backpressure on a peer that sends too fast). */
+void sl_conn_pause_reading(struct sl_conn *c);
+void sl_conn_resume_reading(struct sl_conn *c);
+
+/* Peer address as text ("127.0.0.1:5000"), for logs. */
+void sl_conn_peer(const struct sl_conn *c, char *out, size_t outlen);
+
+/* The per-connection deadline node, for whichever layer owns the connection's timeout. */
+struct sl_timeq_node *sl_conn_timer(struct sl_conn *c);
+struct sl_conn *sl_conn_from_timer(struct sl_timeq_node *n);
+
+/* Flushes every connection with queued bytes; installed as an end-of-turn hook. */
+void sl_conn_pool_flush(void *pool);
+
+/* Calls fn on every open connection (for shutdown); fn may close it. */
+void sl_conn_pool_foreach(struct sl_conn_pool *p, void (*fn)(struct sl_conn *c, void *arg),
+                          void *arg);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * A validating scanner for the client-to-server WebSocket byte stream (RFC 6455).
+ *
+ * wslay decodes frames, reassembles messages and runs the close handshake, but it
+ * answers protocol violations with a bare close code. sluice wants every close to
+ * carry a reason the client can act on, refuses binary on its JSON endpoints, and
+ * must know when a connection sits between messages so that an idle connection can
+ * give its wslay context (over 4 KiB) back. So every byte read from a client passes
+ * this scanner first; only what it accepts is handed to wslay.
+ *
+ * The scanner checks: reserved bits and opcodes, masking, control frame rules,
+ * fragmentation order, the message size limit, binary refusal, UTF-8 of text
+ * messages (across frames and reads), and close frame payloads. It never allocates.
+ */
+#ifndef SL_NET_WSSCAN_H
+#define SL_NET_WSSCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_wsscan {
+    uint64_t max_message; /* bytes; a message larger than this is refused with 1009 */
+    bool allow_binary;    /* else 1003 at the first binary frame */
+
+    /* current frame */
+    uint8_t hdr[14];
+    uint8_t hlen;      /* header bytes collected so far */
+    uint8_t hneed;     /* header bytes needed (2, 4, 8 or 14 once known) */
+    uint8_t opcode;
+    bool fin;
+    bool in_payload;
+    uint8_t mask[4];
+    uint64_t payload_left;
+    uint64_t payload_off; /* for unmasking */
+
+    /* current message (data frames) */
+    uint8_t msg_opcode; /* 0 none, 1 text, 2 binary */
+    uint64_t msg_len;
+    uint32_t utf8;
+
+    /* close frame payload */
+    uint8_t close_code[2];
+    uint32_t close_utf8;
+};
+
+struct sl_wsscan_error {
+    uint16_t code;      /* close code to send */
+    const char *reason; /* static text for the close frame */
+};
+
+void sl_wsscan_init(struct sl_wsscan *s, uint64_t max_message, bool allow_binary);
+
+/*
+ * Scans n bytes. Returns 0 if all of them are acceptable. On a violation returns -1,
+ * fills *err, and sets *ok_len to the number of leading bytes that form complete frames
+ * preceding the offending one (they may still be processed); the stream is then dead.
+ */
+int sl_wsscan_feed(struct sl_wsscan *s, const uint8_t *p, size_t n, size_t *ok_len,
+                   struct sl_wsscan_error *err);
+
+/* True between frames with no fragmented message in progress. */
+bool sl_wsscan_idle(const struct sl_wsscan *s);
+
+/* Whether a close status code may appear on the wire (RFC 6455 7.4, as wslay checks it). */
+bool sl_ws_close_code_valid(unsigned code);
+
+#endif

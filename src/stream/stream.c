@@ -1,0 +1,480 @@
+#include "stream/stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/util.h"
+#include "config/config.h"
+#include "net/loop.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "proto/proto.h"
+#include "upstream/router.h"
+#include "upstream/upstream.h"
+
+enum state {
+    ST_NEW,
+    ST_CONNECTING, /* a call is running, no token yet */
+    ST_WAITING,    /* between attempts (retry backoff) */
+    ST_GENERATING, /* tokens are flowing */
+    ST_ENDED,
+};
+
+struct sl_stream {
+    struct sl_stream_env env;
+    const struct sl_stream_sub *sub; /* NULL once detached */
+    void *ud;
+    struct sl_chat_req *req;
+    char *id;
+    size_t id_len;
+    char epoch[17];
+    uint32_t seq;
+    enum state state;
+
+    const struct sl_config_agent *agent;
+    const char *primary; /* model name the request resolved to */
+    struct sl_route route;
+    size_t chain_pos; /* 0: the primary model, k: its fallback k-1 */
+    unsigned attempts; /* retries on the current route */
+    void *call;
+    struct sl_delay *delay;
+
+    char *system; /* agent's and request's system prompts, joined */
+    int64_t max_tokens;
+    double temperature;
+    bool has_temperature;
+
+    struct sl_usage usage;
+    bool have_usage;
+    uint64_t ndeltas;
+    uint64_t t_created, t_first, t_last, t_call; /* ns */
+    uint64_t overhead_ns;
+
+    bool keep_text;
+    struct sl_buf text;
+};
+
+static const struct sl_upstream_sink sink;
+static void attempt(struct sl_stream *s);
+
+/* --- helpers ---------------------------------------------------------------------- */
+
+static void
+emit(struct sl_stream *s, struct sl_event *ev)
+{
+    ev->seq = ++s->seq;
+    if (s->sub)
+        s->sub->on_event(s->ud, s, ev);
+}
+
+static void
+progress(struct sl_stream *s, const char *step, const char *detail)
+{
+    struct sl_event ev = {.type = SL_EV_PROGRESS};
+    ev.u.progress.step = step;
+    ev.u.progress.detail = detail;
+    emit(s, &ev);
+}
+
+/* Usage as reported, or estimated from what went through (about 4 characters a token). */
+static struct sl_usage
+final_usage(const struct sl_stream *s)
+{
+    if (s->have_usage)
+        return s->usage;
+    struct sl_usage u = {0};
+    size_t chars = sl_chat_req_text_chars(s->req) + (s->system ? strlen(s->system) : 0);
+    u.input_tokens = (chars + 3) / 4;
+    u.output_tokens = s->ndeltas;
+    u.estimated = true;
+    return u;
+}
+
+static void
+log_end(struct sl_stream *s, enum sl_outcome outcome, const struct sl_usage *u, const char *what)
+{
+    struct sl_logrec r;
+    if (!sl_log_begin(&r, outcome == SL_OUTCOME_ERROR ? SL_LOG_WARN : SL_LOG_INFO, "stream.end"))
+        return;
+    uint64_t now = sl_clock_ns();
+    sl_log_str(&r, "session", s->env.session);
+    sl_log_strn(&r, "stream", s->id, s->id_len);
+    sl_log_str(&r, "model", s->route.model ? s->route.model->name : s->primary);
+    sl_log_str(&r, "provider", s->route.provider ? s->route.provider->name : "");
+    sl_log_str(&r, "outcome", sl_outcome_name(outcome));
+    if (what)
+        sl_log_str(&r, "detail", what);
+    sl_log_uint(&r, "tokens_in", u->input_tokens);
+    sl_log_uint(&r, "tokens_out", u->output_tokens);
+    if (s->t_first)
+        sl_log_uint(&r, "ttft_ms", (s->t_first - s->t_created) / 1000000);
+    sl_log_uint(&r, "duration_ms", (now - s->t_created) / 1000000);
+    sl_log_end(&r);
+}
+
+/* The terminal step: accounting, logs, the subscriber, and the stream's memory. */
+static void
+end(struct sl_stream *s, enum sl_outcome outcome, const char *what)
+{
+    s->state = ST_ENDED;
+    struct sl_usage u = final_usage(s);
+    struct sl_metrics *m = s->env.metrics;
+    if (s->route.model) {
+        struct sl_model_metrics *mm = &m->models[s->route.model_index];
+        sl_counter_add(&mm->streams[outcome], 1);
+        sl_counter_add(&mm->tokens_in, u.input_tokens);
+        sl_counter_add(&mm->tokens_out, u.output_tokens);
+    }
+    sl_counter_add(&m->streams_ended, 1);
+    sl_metrics_observe(m, SL_HIST_OVERHEAD, s->overhead_ns);
+    log_end(s, outcome, &u, what);
+    if (s->sub && s->sub->on_finished)
+        s->sub->on_finished(s->ud, s);
+    sl_chat_req_free(s->req);
+    free(s->system);
+    free(s->id);
+    sl_buf_free(&s->text);
+    free(s);
+}
+
+/* Stops whatever is running for the stream: the provider call or a pending retry. */
+static void
+stop_upstream(struct sl_stream *s)
+{
+    if (s->call) {
+        s->route.ops->cancel(s->call);
+        s->call = NULL;
+    }
+    if (s->delay) {
+        sl_delay_cancel(s->delay);
+        s->delay = NULL;
+    }
+}
+
+static void
+fail(struct sl_stream *s, enum sl_errcode code, const char *message, bool retryable,
+     int64_t retry_after_ms)
+{
+    struct sl_event ev = {.type = SL_EV_ERROR};
+    ev.u.error.code = code;
+    ev.u.error.message = message;
+    ev.u.error.retryable = retryable;
+    ev.u.error.retry_after_ms = retry_after_ms;
+    ev.u.error.usage = final_usage(s);
+    emit(s, &ev);
+    end(s, SL_OUTCOME_ERROR, sl_errcode_name(code));
+}
+
+/* --- the provider sink -------------------------------------------------------------- */
+
+static void
+on_delta_common(struct sl_stream *s, uint64_t t0)
+{
+    if (s->state != ST_GENERATING) {
+        s->state = ST_GENERATING;
+        s->t_first = t0;
+        sl_metrics_observe(s->env.metrics, SL_HIST_TTFT, t0 - s->t_created);
+        progress(s, "generating", NULL);
+    } else {
+        sl_metrics_observe(s->env.metrics, SL_HIST_INTER_TOKEN, t0 - s->t_last);
+    }
+    s->t_last = t0;
+    s->ndeltas++;
+}
+
+static void
+on_delta(void *ud, const char *text, size_t len)
+{
+    struct sl_stream *s = ud;
+    uint64_t t0 = sl_clock_ns();
+    on_delta_common(s, t0);
+    if (s->keep_text)
+        sl_buf_append(&s->text, text, len);
+    struct sl_event ev = {.type = SL_EV_DELTA};
+    ev.u.delta.text = text;
+    ev.u.delta.len = len;
+    emit(s, &ev);
+    s->overhead_ns += sl_clock_ns() - t0;
+}
+
+static void
+on_tool_delta(void *ud, const struct sl_tool_delta *tool)
+{
+    struct sl_stream *s = ud;
+    uint64_t t0 = sl_clock_ns();
+    on_delta_common(s, t0);
+    struct sl_event ev = {.type = SL_EV_DELTA};
+    ev.u.delta.tool = tool;
+    emit(s, &ev);
+    s->overhead_ns += sl_clock_ns() - t0;
+}
+
+static void
+on_usage(void *ud, const struct sl_usage *u)
+{
+    struct sl_stream *s = ud;
+    s->usage = *u;
+    s->have_usage = true;
+}
+
+static void
+on_done(void *ud, enum sl_finish finish, const char *native_finish)
+{
+    struct sl_stream *s = ud;
+    uint64_t now = sl_clock_ns();
+    s->call = NULL;
+    struct sl_usage u = final_usage(s);
+    struct sl_event ev = {.type = SL_EV_DONE};
+    ev.u.done.finish = finish;
+    ev.u.done.native_finish = native_finish;
+    ev.u.done.usage = u;
+    ev.u.done.cost_usd = sl_router_cost(s->route.model, u.input_tokens, u.output_tokens);
+    ev.u.done.ttft_ms = s->t_first ? (s->t_first - s->t_created) / 1000000 : 0;
+    ev.u.done.latency_ms = (now - s->t_created) / 1000000;
+    ev.u.done.model = s->route.model->name;
+    ev.u.done.provider = s->route.provider->name;
+    emit(s, &ev);
+    s->overhead_ns += sl_clock_ns() - now;
+    end(s, SL_OUTCOME_DONE, sl_finish_name(finish));
+}
+
+static void
+retry_now(void *arg)
+{
+    struct sl_stream *s = arg;
+    s->delay = NULL;
+    attempt(s);
+}
+
+/* Backoff for retry n (1-based): base * 2^(n-1), with full jitter over its upper half. */
+static uint64_t
+backoff_ms(const struct sl_config_provider *p, unsigned n, int64_t retry_after_ms)
+{
+    uint64_t base = p->retry_base_ms << (n - 1 < 16 ? n - 1 : 16);
+    uint32_t r;
+    sl_random(&r, sizeof(r));
+    uint64_t ms = base / 2 + (base / 2 + 1) * r / UINT32_MAX;
+    if (retry_after_ms > 0 && (uint64_t)retry_after_ms > ms)
+        ms = (uint64_t)retry_after_ms;
+    return ms;
+}
+
+/* A failed attempt before the first token: retry, fall back, or give up. */
+static void
+attempt_failed(struct sl_stream *s, const struct sl_upstream_error *err)
+{
+    struct sl_metrics *m = s->env.metrics;
+    sl_counter_add(&m->providers[s->route.provider_index].errors[err->code], 1);
+
+    if (s->state == ST_GENERATING) {
+        /* Tokens went out: a retry would repeat them. Report, never retry. */
+        fail(s, err->code, err->message, err->retryable, err->retry_after_ms);
+        return;
+    }
+    const struct sl_config_provider *p = s->route.provider;
+    /* A long Retry-After is better reported to the client than waited out here. */
+    bool wait_ok = err->retry_after_ms < 0 || err->retry_after_ms <= 10000;
+    if (err->retryable && s->attempts < p->max_retries && wait_ok) {
+        s->attempts++;
+        uint64_t ms = backoff_ms(p, s->attempts, err->retry_after_ms);
+        char detail[64];
+        snprintf(detail, sizeof(detail), "attempt %u in %llu ms", s->attempts + 1,
+                 (unsigned long long)ms);
+        s->state = ST_WAITING;
+        progress(s, "retrying", detail);
+        s->delay = sl_loop_delay(s->env.up->loop, ms, retry_now, s);
+        return;
+    }
+    const struct sl_config_model *primary = NULL;
+    struct sl_route r;
+    if (sl_router_resolve(s->env.cfg, s->primary, &r) == 0)
+        primary = r.model;
+    while (primary && s->chain_pos < primary->nfallback) {
+        const char *next = primary->fallback[s->chain_pos++];
+        if (sl_router_resolve(s->env.cfg, next, &r) != 0)
+            continue;
+        s->route = r;
+        s->attempts = 0;
+        progress(s, "fallback", next);
+        attempt(s);
+        return;
+    }
+    fail(s, err->code, err->message, err->retryable, err->retry_after_ms);
+}
+
+static void
+on_error(void *ud, const struct sl_upstream_error *err)
+{
+    struct sl_stream *s = ud;
+    s->call = NULL;
+    attempt_failed(s, err);
+}
+
+static const struct sl_upstream_sink sink = {
+    .on_delta = on_delta,
+    .on_tool_delta = on_tool_delta,
+    .on_usage = on_usage,
+    .on_done = on_done,
+    .on_error = on_error,
+};
+
+/* --- lifecycle ------------------------------------------------------------------------ */
+
+static void
+attempt(struct sl_stream *s)
+{
+    struct sl_upstream_error err = {.code = SL_ERR_UPSTREAM_ERROR, .retry_after_ms = -1};
+    s->state = ST_CONNECTING;
+    if (s->route.ops == NULL) {
+        err.message = "this provider kind is not available in this build";
+        attempt_failed(s, &err);
+        return;
+    }
+    progress(s, "connecting", s->chain_pos ? s->route.model->name : NULL);
+    char rid[48];
+    snprintf(rid, sizeof(rid), "sluice-%s", s->epoch);
+    struct sl_call_params p = {
+        .req = s->req,
+        .provider = s->route.provider,
+        .upstream_model = s->route.model->upstream_model,
+        .system = s->system,
+        .max_tokens = s->max_tokens > 0 ? s->max_tokens
+                      : s->route.model->max_tokens ? (int64_t)s->route.model->max_tokens
+                                                   : -1,
+        .temperature = s->temperature,
+        .has_temperature = s->has_temperature,
+        .request_id = rid,
+    };
+    if (s->t_call == 0) {
+        s->t_call = sl_clock_ns();
+        s->overhead_ns += s->t_call - s->t_created;
+    }
+    s->call = s->route.ops->start(s->env.up, &p, &sink, s, &err);
+    if (s->call == NULL)
+        attempt_failed(s, &err);
+}
+
+struct sl_stream *
+sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const char *id,
+              const struct sl_stream_sub *sub, void *ud, bool keep_text, enum sl_errcode *code,
+              const char **why)
+{
+    const struct sl_config *cfg = env->cfg;
+    const struct sl_config_agent *agent = NULL;
+    if (req->agent) {
+        agent = sl_config_find_agent(cfg, req->agent);
+        if (agent == NULL) {
+            *code = SL_ERR_UNKNOWN_MODEL;
+            *why = "unknown agent";
+            sl_chat_req_free(req);
+            return NULL;
+        }
+    }
+    const char *model = req->model ? req->model : agent ? agent->model : cfg->default_model;
+    struct sl_route route;
+    if (sl_router_resolve(cfg, model, &route) != 0) {
+        *code = SL_ERR_UNKNOWN_MODEL;
+        *why = "unknown model";
+        sl_chat_req_free(req);
+        return NULL;
+    }
+
+    struct sl_stream *s = sl_calloc(1, sizeof(*s));
+    s->env = *env;
+    s->sub = sub;
+    s->ud = ud;
+    s->req = req;
+    s->id_len = strlen(id);
+    s->id = sl_strndup(id, s->id_len);
+    sl_random_id(s->epoch, 16);
+    s->agent = agent;
+    s->route = route;
+    s->primary = route.model->name;
+    s->keep_text = keep_text;
+    s->t_created = sl_clock_ns();
+
+    if (agent && agent->system && req->system) {
+        size_t a = strlen(agent->system), b = strlen(req->system);
+        s->system = sl_malloc(a + b + 3);
+        memcpy(s->system, agent->system, a);
+        memcpy(s->system + a, "\n\n", 2);
+        memcpy(s->system + a + 2, req->system, b + 1);
+    } else if (agent && agent->system) {
+        s->system = sl_strdup(agent->system);
+    } else if (req->system) {
+        s->system = sl_strdup(req->system);
+    }
+    s->max_tokens = req->max_tokens > 0 ? req->max_tokens
+                    : agent && agent->max_tokens ? (int64_t)agent->max_tokens
+                                                 : -1;
+    if (req->has_temperature) {
+        s->temperature = req->temperature;
+        s->has_temperature = true;
+    } else if (agent && agent->has_temperature) {
+        s->temperature = agent->temperature;
+        s->has_temperature = true;
+    }
+    sl_counter_add(&env->metrics->streams_started, 1);
+    return s;
+}
+
+void
+sl_stream_start(struct sl_stream *s)
+{
+    struct sl_event ev = {.type = SL_EV_START};
+    ev.u.start.epoch = s->epoch;
+    ev.u.start.model = s->route.model->name;
+    ev.u.start.provider = s->route.provider->name;
+    emit(s, &ev);
+    attempt(s);
+}
+
+void
+sl_stream_cancel(struct sl_stream *s, const char *reason)
+{
+    if (s->state == ST_ENDED)
+        return;
+    stop_upstream(s);
+    struct sl_event ev = {.type = SL_EV_CANCELLED};
+    ev.u.cancelled.usage = final_usage(s);
+    ev.u.cancelled.reason = reason;
+    emit(s, &ev);
+    end(s, SL_OUTCOME_CANCELLED, reason);
+}
+
+void
+sl_stream_detach(struct sl_stream *s)
+{
+    if (s->state == ST_ENDED)
+        return;
+    s->sub = NULL;
+    stop_upstream(s);
+    end(s, SL_OUTCOME_DISCONNECTED, "client gone");
+}
+
+const char *
+sl_stream_id(const struct sl_stream *s)
+{
+    return s->id;
+}
+
+bool
+sl_stream_generating(const struct sl_stream *s)
+{
+    return s->state == ST_GENERATING;
+}
+
+void
+sl_stream_view(const struct sl_stream *s, struct sl_stream_view *v)
+{
+    v->id = s->id;
+    v->id_len = s->id_len;
+    v->model = s->route.model ? s->route.model->name : NULL;
+    v->provider = s->route.provider ? s->route.provider->name : NULL;
+    v->text = sl_buf_ptr(&s->text);
+    v->text_len = sl_buf_len(&s->text);
+    v->tokens = s->ndeltas;
+}

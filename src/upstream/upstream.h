@@ -1,0 +1,28 @@
+/*
+ * The per-worker upstream context: what provider adapters share on one loop (the
+ * loop itself, the configuration, and the libcurl multi handle of the HTTP adapters).
+ * Owned by the worker; used only on its thread.
+ */
+#ifndef SL_UPSTREAM_UPSTREAM_H
+#define SL_UPSTREAM_UPSTREAM_H
+
+#include "config/config.h"
+#include "upstream/provider.h"
+
+struct sl_loop;
+
+struct sl_upstream {
+    struct sl_loop *loop;
+    const struct sl_config *cfg;
+    unsigned active_calls; /* calls started and not yet finished, all adapters */
+};
+
+struct sl_upstream *sl_upstream_new(struct sl_loop *loop, const struct sl_config *cfg);
+
+/* Frees the context. Every call must have finished or been cancelled. */
+void sl_upstream_free(struct sl_upstream *up);
+
+/* The adapter for a provider kind, or NULL if this build has none. */
+const struct sl_provider_ops *sl_upstream_ops(enum sl_provider_kind kind);
+
+#endif

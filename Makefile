@@ -87,10 +87,7 @@ build/asan/tests/%: build/asan/obj/tests/unit/%.o build/asan/libsluice.a
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do \
-	  echo "== $$t"; \
-	  SL_FIXTURES=$(CURDIR)/../shared/upstream-fixtures $$t --jobs 2 --short-filename; \
-	done
+	SL_FIXTURES=$(CURDIR)/../shared/upstream-fixtures scripts/run-unit.sh $(UNIT_BINS)
 
 e2e: asan node_modules/.package-lock.json
 	SLUICE_BIN=$(CURDIR)/build/asan/sluice SLUICE_MOCK=$(CURDIR)/build/asan/sluice-mock \

@@ -240,24 +240,24 @@ static const struct key provider_keys[] = {
     {.path = "headers", .type = K_HEADERS, .off = PRV(headers), .off2 = PRV(nheaders),
      .def = "none", .doc = "Extra request headers, a mapping of name to value."},
     {.path = "connect_timeout", .type = K_DURATION, .off = PRV(connect_timeout_ms), .min = 1,
-     .max = 10 * MIN_MS, .def = "10s", .doc = "TCP + TLS connect timeout."},
+     .max = 10 * MIN_MS, .def = "`10s`", .doc = "TCP + TLS connect timeout."},
     {.path = "first_byte_timeout", .type = K_DURATION, .off = PRV(first_byte_timeout_ms),
-     .min = 1, .max = HOUR_MS, .def = "60s",
+     .min = 1, .max = HOUR_MS, .def = "`60s`",
      .doc = "Time from request to the first response byte."},
     {.path = "idle_timeout", .type = K_DURATION, .off = PRV(idle_timeout_ms), .min = 1,
-     .max = HOUR_MS, .def = "60s", .doc = "Longest silence between chunks of a stream."},
+     .max = HOUR_MS, .def = "`60s`", .doc = "Longest silence between chunks of a stream."},
     {.path = "max_connections", .type = K_UINT, .off = PRV(max_connections), .min = 1,
-     .max = 10000, .def = "64", .doc = "Connections per host per worker."},
-    {.path = "max_retries", .type = K_UINT, .off = PRV(max_retries), .max = 10, .def = "2",
+     .max = 10000, .def = "`64`", .doc = "Connections per host per worker."},
+    {.path = "max_retries", .type = K_UINT, .off = PRV(max_retries), .max = 10, .def = "`2`",
      .doc = "Retries of a failed request before its first token."},
     {.path = "retry_base", .type = K_DURATION, .off = PRV(retry_base_ms), .min = 1,
-     .max = MIN_MS, .def = "250ms", .doc = "First retry backoff; doubled each time, jittered."},
-    {.path = "tls_verify", .type = K_BOOL, .off = PRV(tls_verify), .def = "true",
+     .max = MIN_MS, .def = "`250ms`", .doc = "First retry backoff; doubled each time, jittered."},
+    {.path = "tls_verify", .type = K_BOOL, .off = PRV(tls_verify), .def = "`true`",
      .doc = "Verify the server certificate."},
-    {.path = "ca_file", .type = K_STR, .flags = F_NULLABLE, .off = PRV(ca_file), .def = "system",
+    {.path = "ca_file", .type = K_STR, .flags = F_NULLABLE, .off = PRV(ca_file), .def = "system CAs",
      .doc = "CA bundle (PEM) to verify against; must be readable."},
     {.path = "tokens_per_second", .type = K_DOUBLE, .off = PRV(demo_tokens_per_second),
-     .min = 0.01, .max = 1e6, .def = "30", .doc = "Demo kind only: generation speed."},
+     .min = 0.01, .max = 1e6, .def = "`30`", .doc = "Demo kind only: generation speed."},
 };
 
 #define MDL(f) offsetof(struct sl_config_model, f)
@@ -270,9 +270,9 @@ static const struct key model_keys[] = {
      .off2 = MDL(nfallback), .def = "none",
      .doc = "Models tried in order when this one fails before its first token; no cycles."},
     {.path = "price.input_per_1m", .type = K_DOUBLE, .off = MDL(price_input_per_1m), .max = 1e6,
-     .def = "0", .doc = "USD per million input tokens (for `cost_usd`)."},
+     .def = "`0`", .doc = "USD per million input tokens (for `cost_usd`)."},
     {.path = "price.output_per_1m", .type = K_DOUBLE, .off = MDL(price_output_per_1m),
-     .max = 1e6, .def = "0", .doc = "USD per million output tokens."},
+     .max = 1e6, .def = "`0`", .doc = "USD per million output tokens."},
     {.path = "max_tokens", .type = K_UINT, .off = MDL(max_tokens), .min = 1, .max = 10000000,
      .def = "provider's", .doc = "`max_tokens` sent when the client gives none."},
 };
@@ -284,7 +284,8 @@ static const struct key agent_keys[] = {
     {.path = "system", .type = K_STR, .flags = F_NULLABLE, .off = AGT(system), .def = "none",
      .doc = "System prompt (a client's own `system` wins)."},
     {.path = "temperature", .type = K_DOUBLE, .flags = F_HAS, .off = AGT(temperature),
-     .off2 = AGT(has_temperature), .max = 2, .def = "provider's", .doc = "0 to 2."},
+     .off2 = AGT(has_temperature), .max = 2, .def = "provider's",
+     .doc = "Sampling temperature."},
     {.path = "max_tokens", .type = K_UINT, .off = AGT(max_tokens), .min = 1, .max = 10000000,
      .def = "the model's", .doc = "Default `max_tokens`."},
 };
@@ -432,6 +433,16 @@ fmt_size(char *b, size_t n, uint64_t bytes)
         snprintf(b, n, "%lluKiB", v >> 10);
     else
         snprintf(b, n, "%llu", v);
+}
+
+/* Whole numbers without an exponent (1000000, not 1e+06). */
+static void
+fmt_num(char *b, size_t n, double v)
+{
+    if (v == floor(v) && fabs(v) < 1e15)
+        snprintf(b, n, "%.0f", v);
+    else
+        snprintf(b, n, "%g", v);
 }
 
 static int
@@ -1061,6 +1072,9 @@ suggest(const struct key *tab, size_t ntab, const char *rel, const char *name)
         const char *cand = tab[i].path + rlen;
         size_t clen = strcspn(cand, ".");
         size_t d = edit_distance(name, nlen, cand, clen);
+        /* "input" for "input_per_1m": a prefix is as good as a typo. */
+        if (nlen >= 3 && clen > nlen && strncmp(cand, name, nlen) == 0)
+            d = 1;
         if (d < bestd) {
             bestd = d;
             best = sl_slice_make(cand, clen);
@@ -1081,7 +1095,7 @@ static int
 load_map(struct ctx *c, const yaml_node_t *map, const char *prefix, const char *rel,
          const struct key *tab, size_t ntab, void *base, const yaml_node_t **seen)
 {
-    char here[512], rp[256], full[512];
+    char here[512], rp[256], full[1024];
     snprintf(here, sizeof(here), "%s%s", prefix, rel);
     if (*here && here[strlen(here) - 1] == '.')
         here[strlen(here) - 1] = '\0';
@@ -1272,6 +1286,7 @@ provider_init(struct sl_config_provider *p, const char *name, enum sl_provider_k
             const char *from = bracket ? bracket : hostpart;
             if (memchr(from, ':', (size_t)(end - from)) == NULL && *end == '\0')
                 sl_buf_append_str(&b, ":11434");
+            sl_buf_cstr(&b);
             p->base_url = sl_buf_steal(&b, NULL);
             return;
         }
@@ -2147,7 +2162,11 @@ type_text(char *b, size_t n, const struct key *k)
         snprintf(b, n, "%sinteger %.0f–%.0f", (k->flags & F_AUTO) ? "`auto` or " : "", k->min,
                  k->max);
         return;
-    case K_DOUBLE: snprintf(b, n, "number %g–%g", k->min, k->max); return;
+    case K_DOUBLE:
+        fmt_num(lo, sizeof(lo), k->min);
+        fmt_num(hi, sizeof(hi), k->max);
+        snprintf(b, n, "number %s–%s", lo, hi);
+        return;
     case K_DURATION:
         fmt_duration(lo, sizeof(lo), (uint64_t)k->min);
         fmt_duration(hi, sizeof(hi), (uint64_t)k->max);
@@ -2270,14 +2289,21 @@ sl_config_print_keys(FILE *out)
           out);
     for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++) {
         const struct kind_info *ki = &kinds[i];
-        fprintf(out, "| `%s` | %s%s%s | %s%s%s | %s%s%s | %s%s%s |\n",
-                enum_name_of(kind_names, (int)ki->kind), ki->base_url ? "`" : "",
-                ki->base_url ? ki->base_url : "none (local)", ki->base_url ? "`" : "",
-                ki->api_key_env ? "`" : "", ki->api_key_env ? ki->api_key_env : "none",
-                ki->api_key_env ? "`" : "", ki->api_version ? "`api_version: " : "",
-                ki->api_version ? ki->api_version : "", ki->api_version ? "`" : "",
-                ki->detect_env ? "`" : "", ki->detect_env ? ki->detect_env : "always",
-                ki->detect_env ? "`" : "");
+        char url[128], key[64], other[64], detect[64];
+        if (ki->kind == SL_PROVIDER_OLLAMA)
+            snprintf(url, sizeof(url), "`$OLLAMA_HOST`, else `%s`", ki->base_url);
+        else if (ki->base_url != NULL)
+            snprintf(url, sizeof(url), "`%s`", ki->base_url);
+        else
+            snprintf(url, sizeof(url), "none (local)");
+        snprintf(key, sizeof(key), ki->api_key_env ? "`%s`" : "none%s",
+                 ki->api_key_env ? ki->api_key_env : "");
+        snprintf(other, sizeof(other), ki->api_version ? "`api_version: %s`" : "-%s",
+                 ki->api_version ? ki->api_version : "");
+        snprintf(detect, sizeof(detect), ki->detect_env ? "`%s`" : "always%s",
+                 ki->detect_env ? ki->detect_env : "");
+        fprintf(out, "| `%s` | %s | %s | %s | %s |\n", enum_name_of(kind_names, (int)ki->kind),
+                url, key, other, detect);
     }
     fputs("\n### Default models\n\nGiven to every provider of the kind when the file has no "
           "`models:` section (list prices in USD per million tokens; override them in the "

@@ -1,11 +1,11 @@
 /*
  * The configuration loader.
  *
- * Every setting is a row in one of the key tables below (path, type, offset into its
- * struct, range, documentation). The YAML walker, the environment pass, the error
- * messages and the documentation table (sl_config_print_keys, pasted into
+ * Every setting is a row in one of the key tables of keys.c (path, type, offset into its
+ * struct, range, documentation). The YAML walker and the environment pass below, the
+ * error messages, and the documentation table (sl_config_print_keys, pasted into
  * docs/configuration.md and checked by a unit test) are all driven by those rows, so a
- * new key is one line here plus its field in config.h.
+ * new scalar key is one row there plus its field in config.h.
  *
  * Loading builds a fresh struct from the defaults and applies the file, then the
  * environment, then the rules that span several keys (references between providers,
@@ -31,321 +31,12 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/util.h"
+#include "config/keys.h"
 #include "config/yaml.h"
 #include "obs/log.h"
 
-/* Enum fields are written through an int pointer by the generic code. */
-_Static_assert(sizeof(enum sl_provider_kind) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum sl_log_format) == sizeof(int), "enum size");
-
 #define PUBLIC_KEY_MAX (1u << 20)
 #define ENTRY_NAME_MAX 128
-
-/* ------------------------------------------------------------------------------------------ */
-/* Key tables                                                                                 */
-
-enum ktype {
-    K_STR,      /* char * */
-    K_BOOL,     /* bool */
-    K_UINT,     /* unsigned, range min..max */
-    K_DOUBLE,   /* double, range min..max */
-    K_DURATION, /* uint64_t milliseconds, range min..max */
-    K_SIZE,     /* uint64_t bytes, range min..max */
-    K_ENUM,     /* int (or an enum), from names */
-    K_STRLIST,  /* char ** at off, size_t count at off2; env: comma-separated */
-    K_LISTEN,   /* char *host at off, uint16_t port at off2 */
-    K_HEX256,   /* uint8_t[32] from 64 hex digits */
-    K_KEYENV,   /* uint8_t[32]: SHA-256 of the named environment variable's value */
-    K_HEADERS,  /* struct sl_config_header * at off, count at off2 */
-    K_APIKEYS,  /* auth.api_keys */
-    K_PROVIDERS,
-    K_MODELS,
-    K_AGENTS,
-};
-
-#define F_NULLABLE 0x01u /* null clears the value */
-#define F_NOENV 0x02u    /* file only */
-#define F_SECRET 0x04u   /* never echoed in messages */
-#define F_AUTO 0x08u     /* K_UINT: "auto" means 0 */
-#define F_HAS 0x10u      /* K_DOUBLE: the bool at off2 records that the key was given */
-
-struct enum_name {
-    const char *name;
-    int value;
-};
-
-/* A value check for strings: returns 0, or -1 with the reason ("expected ...") in why. */
-typedef int (*check_fn)(const char *s, char *why, size_t whylen);
-
-struct key {
-    const char *path; /* relative to the table: "limits.max_connections", "price.input_per_1m" */
-    enum ktype type;
-    unsigned flags;
-    size_t off;
-    size_t off2;
-    double min, max;              /* K_UINT, K_DOUBLE, K_DURATION (ms), K_SIZE (bytes) */
-    const struct enum_name *names; /* K_ENUM, NULL-terminated */
-    check_fn check;               /* K_STR, each item of K_STRLIST */
-    const char *def;              /* default shown in the docs instead of the struct's value */
-    const char *doc;
-};
-
-static const struct enum_name log_levels[] = {
-    {"debug", SL_LOG_DEBUG}, {"info", SL_LOG_INFO}, {"warn", SL_LOG_WARN},
-    {"error", SL_LOG_ERROR}, {NULL, 0},
-};
-
-static const struct enum_name log_formats[] = {
-    {"logfmt", SL_LOG_FORMAT_LOGFMT},
-    {"json", SL_LOG_FORMAT_JSON},
-    {NULL, 0},
-};
-
-static const struct enum_name kind_names[] = {
-    {"demo", SL_PROVIDER_DEMO},     {"openai", SL_PROVIDER_OPENAI}, {"anthropic", SL_PROVIDER_ANTHROPIC},
-    {"gemini", SL_PROVIDER_GEMINI}, {"ollama", SL_PROVIDER_OLLAMA}, {NULL, 0},
-};
-
-static const char *const jwt_algorithms[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
-                                             "RS512", "ES256", "ES384", "ES512"};
-
-static int check_algorithm(const char *s, char *why, size_t whylen);
-static int check_origin(const char *s, char *why, size_t whylen);
-static int check_url(const char *s, char *why, size_t whylen);
-static int check_env_name(const char *s, char *why, size_t whylen);
-static int check_redis_url(const char *s, char *why, size_t whylen);
-
-#define CFG(f) offsetof(struct sl_config, f)
-#define SEC_MS 1000.0
-#define MIN_MS 60000.0
-#define HOUR_MS 3600000.0
-#define DAY_MS 86400000.0
-#define KIB 1024.0
-#define MIB (1024.0 * 1024)
-#define GIB (1024.0 * 1024 * 1024)
-
-static const struct key top_keys[] = {
-    {.path = "listen", .type = K_LISTEN, .off = CFG(listen_host), .off2 = CFG(listen_port),
-     .doc = "Address to listen on: `127.0.0.1:8080`, `:8080` (all IPv4 interfaces), "
-            "`[::1]:8080`, `[::]:8080`. Port 0 picks a free port."},
-    {.path = "workers", .type = K_UINT, .flags = F_AUTO, .off = CFG(workers), .max = 1024,
-     .doc = "Worker threads (one event loop each); `auto` or 0: one per CPU core."},
-    {.path = "web_root", .type = K_STR, .off = CFG(web_root),
-     .doc = "Directory served as the test page."},
-    {.path = "default_model", .type = K_STR, .off = CFG(default_model),
-     .doc = "Model used when a request names none; must be a model."},
-
-    {.path = "auth.jwt.secret", .type = K_STR, .flags = F_NULLABLE | F_SECRET,
-     .off = CFG(jwt.secret), .def = "random",
-     .doc = "HMAC secret for HS* tokens. Prefer `secret_env`. With neither, and an HS* "
-            "algorithm enabled, a random secret is generated at start."},
-    {.path = "auth.jwt.secret_env", .type = K_STR, .off = CFG(jwt.secret_env),
-     .check = check_env_name,
-     .doc = "Environment variable holding the HMAC secret; it overrides `secret`."},
-    {.path = "auth.jwt.algorithms", .type = K_STRLIST, .off = CFG(jwt.algorithms),
-     .off2 = CFG(jwt.nalgorithms), .check = check_algorithm,
-     .doc = "Accepted JWT algorithms: HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384 ES512 "
-            "(`none` is refused). An empty list disables JWTs (API keys only)."},
-    {.path = "auth.jwt.public_key_file", .type = K_STR, .flags = F_NULLABLE,
-     .off = CFG(jwt.public_key_file),
-     .doc = "PEM public key for RS*/ES* tokens; required when one of them is enabled."},
-    {.path = "auth.jwt.issuer", .type = K_STR, .flags = F_NULLABLE, .off = CFG(jwt.issuer),
-     .doc = "If set, tokens must carry this `iss`."},
-    {.path = "auth.jwt.audience", .type = K_STR, .flags = F_NULLABLE, .off = CFG(jwt.audience),
-     .doc = "If set, tokens must carry this `aud`."},
-    {.path = "auth.jwt.leeway", .type = K_DURATION, .off = CFG(jwt.leeway_ms), .max = HOUR_MS,
-     .doc = "Clock skew tolerated on `exp` and `nbf`."},
-    {.path = "auth.api_keys", .type = K_APIKEYS, .flags = F_NOENV, .def = "none",
-     .doc = "API keys: a list of `{name, sha256}` (hex SHA-256 of the key) or "
-            "`{name, key_env}` (the key itself, read from that variable and hashed at load)."},
-    {.path = "auth.allowed_origins", .type = K_STRLIST, .flags = F_NULLABLE,
-     .off = CFG(allowed_origins), .off2 = CFG(nallowed_origins), .check = check_origin,
-     .doc = "Browser origins allowed besides the server's own (`https://app.example.com`), or "
-            "`*` for any. Requests without Origin are not from a browser and always pass."},
-
-    {.path = "limits.max_connections", .type = K_UINT, .off = CFG(limits.max_connections),
-     .min = 1, .max = 10000000, .doc = "Open connections per process; more are refused."},
-    {.path = "limits.max_streams_per_connection", .type = K_UINT,
-     .off = CFG(limits.max_streams_per_connection), .min = 1, .max = 10000,
-     .doc = "Concurrent streams per connection (`TOO_MANY_STREAMS` beyond)."},
-    {.path = "limits.messages_per_minute", .type = K_UINT, .off = CFG(limits.messages_per_minute),
-     .min = 1, .max = 1000000, .doc = "Client messages per connection per minute (`RATE_LIMITED`)."},
-    {.path = "limits.max_message_bytes", .type = K_SIZE, .off = CFG(limits.max_message_bytes),
-     .min = 1, .max = GIB, .doc = "Largest client message (`TOO_LARGE`, close 1009)."},
-    {.path = "limits.send_high_water", .type = K_SIZE, .off = CFG(limits.send_high_water),
-     .min = 1, .max = GIB,
-     .doc = "Queued outbound bytes per connection above which the upstream is paused."},
-    {.path = "limits.auth_timeout", .type = K_DURATION, .off = CFG(limits.auth_timeout_ms),
-     .min = 1, .max = HOUR_MS, .doc = "Time to authenticate after connecting (close 4003)."},
-    {.path = "limits.max_header_bytes", .type = K_SIZE, .off = CFG(limits.max_header_bytes),
-     .min = 256, .max = 16 * MIB, .doc = "HTTP request line plus headers."},
-    {.path = "limits.max_body_bytes", .type = K_SIZE, .off = CFG(limits.max_body_bytes),
-     .min = 1, .max = GIB, .doc = "HTTP request bodies."},
-    {.path = "limits.header_timeout", .type = K_DURATION, .off = CFG(limits.header_timeout_ms),
-     .min = 1, .max = HOUR_MS, .doc = "Time to receive a request's headers (slowloris guard)."},
-    {.path = "limits.keepalive_timeout", .type = K_DURATION,
-     .off = CFG(limits.keepalive_timeout_ms), .min = 1, .max = DAY_MS,
-     .doc = "Idle time before a keep-alive HTTP connection is closed."},
-
-    {.path = "heartbeat.interval", .type = K_DURATION, .off = CFG(heartbeat.interval_ms),
-     .min = 1, .max = HOUR_MS, .doc = "WebSocket ping interval."},
-    {.path = "heartbeat.timeout", .type = K_DURATION, .off = CFG(heartbeat.timeout_ms), .min = 1,
-     .max = DAY_MS,
-     .doc = "Silence after which a client is dropped (close 4008); must exceed `interval`."},
-
-    {.path = "resume.window", .type = K_DURATION, .off = CFG(resume.window_ms), .max = DAY_MS,
-     .doc = "How long a disconnected client's streams keep running for `resume`; 0 cancels "
-            "them at once."},
-    {.path = "resume.max_events", .type = K_UINT, .off = CFG(resume.max_events), .min = 1,
-     .max = 10000000, .doc = "Events kept per stream journal."},
-
-    {.path = "redis.url", .type = K_STR, .flags = F_NULLABLE, .off = CFG(redis.url),
-     .check = check_redis_url, .def = "none",
-     .doc = "`redis://[:password@]host[:port][/db]`; unset: single node, all in-process."},
-
-    {.path = "shutdown.drain_timeout", .type = K_DURATION, .off = CFG(shutdown.drain_timeout_ms),
-     .max = HOUR_MS, .doc = "On SIGTERM, time given to running streams before closing."},
-    {.path = "shutdown.retry_after", .type = K_DURATION, .off = CFG(shutdown.retry_after_ms),
-     .max = HOUR_MS, .doc = "Reconnect delay suggested to clients in the 1001 close reason."},
-
-    {.path = "log.level", .type = K_ENUM, .off = CFG(log.level), .names = log_levels,
-     .doc = "Least severe level logged."},
-    {.path = "log.format", .type = K_ENUM, .off = CFG(log.format), .names = log_formats,
-     .doc = "Log line format."},
-    {.path = "debug.echo", .type = K_BOOL, .off = CFG(debug.echo),
-     .doc = "Serve `/ws/echo` (for the Autobahn test suite). Keep off in production."},
-
-    {.path = "providers", .type = K_PROVIDERS, .flags = F_NOENV, .def = "see below",
-     .doc = "Upstream providers by name (see `providers.<name>`)."},
-    {.path = "models", .type = K_MODELS, .flags = F_NOENV, .def = "see below",
-     .doc = "Models clients may ask for (see `models.<name>`)."},
-    {.path = "agents", .type = K_AGENTS, .flags = F_NOENV, .def = "none",
-     .doc = "Named presets of model, system prompt and temperature (see `agents.<name>`)."},
-};
-
-#define PRV(f) offsetof(struct sl_config_provider, f)
-static const struct key provider_keys[] = {
-    {.path = "kind", .type = K_ENUM, .off = PRV(kind), .names = kind_names,
-     .def = "the provider's name",
-     .doc = "Protocol spoken; required unless the name is itself a kind."},
-    {.path = "base_url", .type = K_STR, .off = PRV(base_url), .check = check_url,
-     .def = "per kind", .doc = "Endpoint root, `http://` or `https://`."},
-    {.path = "api_key_env", .type = K_STR, .flags = F_NULLABLE, .off = PRV(api_key_env),
-     .check = check_env_name, .def = "per kind",
-     .doc = "Environment variable holding the API key, read at load."},
-    {.path = "api_key", .type = K_STR, .flags = F_NULLABLE | F_SECRET, .off = PRV(api_key),
-     .def = "none", .doc = "The key itself (prefer `api_key_env`); wins over `api_key_env`."},
-    {.path = "api_version", .type = K_STR, .flags = F_NULLABLE, .off = PRV(api_version),
-     .def = "`2023-06-01` (anthropic)", .doc = "The `anthropic-version` header."},
-    {.path = "headers", .type = K_HEADERS, .off = PRV(headers), .off2 = PRV(nheaders),
-     .def = "none", .doc = "Extra request headers, a mapping of name to value."},
-    {.path = "connect_timeout", .type = K_DURATION, .off = PRV(connect_timeout_ms), .min = 1,
-     .max = 10 * MIN_MS, .def = "`10s`", .doc = "TCP + TLS connect timeout."},
-    {.path = "first_byte_timeout", .type = K_DURATION, .off = PRV(first_byte_timeout_ms),
-     .min = 1, .max = HOUR_MS, .def = "`60s`",
-     .doc = "Time from request to the first response byte."},
-    {.path = "idle_timeout", .type = K_DURATION, .off = PRV(idle_timeout_ms), .min = 1,
-     .max = HOUR_MS, .def = "`60s`", .doc = "Longest silence between chunks of a stream."},
-    {.path = "max_connections", .type = K_UINT, .off = PRV(max_connections), .min = 1,
-     .max = 10000, .def = "`64`", .doc = "Connections per host per worker."},
-    {.path = "max_retries", .type = K_UINT, .off = PRV(max_retries), .max = 10, .def = "`2`",
-     .doc = "Retries of a failed request before its first token."},
-    {.path = "retry_base", .type = K_DURATION, .off = PRV(retry_base_ms), .min = 1,
-     .max = MIN_MS, .def = "`250ms`", .doc = "First retry backoff; doubled each time, jittered."},
-    {.path = "tls_verify", .type = K_BOOL, .off = PRV(tls_verify), .def = "`true`",
-     .doc = "Verify the server certificate."},
-    {.path = "ca_file", .type = K_STR, .flags = F_NULLABLE, .off = PRV(ca_file), .def = "system CAs",
-     .doc = "CA bundle (PEM) to verify against; must be readable."},
-    {.path = "tokens_per_second", .type = K_DOUBLE, .off = PRV(demo_tokens_per_second),
-     .min = 0.01, .max = 1e6, .def = "`30`", .doc = "Demo kind only: generation speed."},
-};
-
-#define MDL(f) offsetof(struct sl_config_model, f)
-static const struct key model_keys[] = {
-    {.path = "provider", .type = K_STR, .off = MDL(provider), .def = "required",
-     .doc = "Name of a provider."},
-    {.path = "upstream_model", .type = K_STR, .off = MDL(upstream_model),
-     .def = "the model's name", .doc = "Model name sent to the provider."},
-    {.path = "fallback", .type = K_STRLIST, .flags = F_NULLABLE, .off = MDL(fallback),
-     .off2 = MDL(nfallback), .def = "none",
-     .doc = "Models tried in order when this one fails before its first token; no cycles."},
-    {.path = "price.input_per_1m", .type = K_DOUBLE, .off = MDL(price_input_per_1m), .max = 1e6,
-     .def = "`0`", .doc = "USD per million input tokens (for `cost_usd`)."},
-    {.path = "price.output_per_1m", .type = K_DOUBLE, .off = MDL(price_output_per_1m),
-     .max = 1e6, .def = "`0`", .doc = "USD per million output tokens."},
-    {.path = "max_tokens", .type = K_UINT, .off = MDL(max_tokens), .min = 1, .max = 10000000,
-     .def = "provider's", .doc = "`max_tokens` sent when the client gives none."},
-};
-
-#define AGT(f) offsetof(struct sl_config_agent, f)
-static const struct key agent_keys[] = {
-    {.path = "model", .type = K_STR, .off = AGT(model), .def = "required",
-     .doc = "Name of a model."},
-    {.path = "system", .type = K_STR, .flags = F_NULLABLE, .off = AGT(system), .def = "none",
-     .doc = "System prompt (a client's own `system` wins)."},
-    {.path = "temperature", .type = K_DOUBLE, .flags = F_HAS, .off = AGT(temperature),
-     .off2 = AGT(has_temperature), .max = 2, .def = "provider's",
-     .doc = "Sampling temperature."},
-    {.path = "max_tokens", .type = K_UINT, .off = AGT(max_tokens), .min = 1, .max = 10000000,
-     .def = "the model's", .doc = "Default `max_tokens`."},
-};
-
-#define KEY(f) offsetof(struct sl_config_apikey, f)
-static const struct key apikey_keys[] = {
-    {.path = "name", .type = K_STR, .off = KEY(name), .def = "required",
-     .doc = "Identifies the key's user in logs and `ready`; unique."},
-    {.path = "sha256", .type = K_HEX256, .flags = F_SECRET, .off = KEY(sha256), .def = "-",
-     .doc = "SHA-256 of the key as 64 hex digits (e.g. from `sha256sum`)."},
-    {.path = "key_env", .type = K_KEYENV, .off = KEY(sha256), .def = "-",
-     .doc = "Environment variable holding the key itself; it must be set."},
-};
-
-#define NTOP SL_ARRAY_LEN(top_keys)
-
-/* Per kind: defaults, and the variable whose presence enables it when no file says. */
-struct kind_info {
-    enum sl_provider_kind kind;
-    const char *base_url;
-    const char *api_key_env;
-    const char *api_version;
-    const char *detect_env;
-};
-
-static const struct kind_info kinds[] = {
-    {SL_PROVIDER_DEMO, NULL, NULL, NULL, NULL},
-    {SL_PROVIDER_OPENAI, "https://api.openai.com/v1", "OPENAI_API_KEY", NULL, "OPENAI_API_KEY"},
-    {SL_PROVIDER_ANTHROPIC, "https://api.anthropic.com", "ANTHROPIC_API_KEY", "2023-06-01",
-     "ANTHROPIC_API_KEY"},
-    {SL_PROVIDER_GEMINI, "https://generativelanguage.googleapis.com", "GEMINI_API_KEY", NULL,
-     "GEMINI_API_KEY"},
-    {SL_PROVIDER_OLLAMA, "http://127.0.0.1:11434", NULL, NULL, "OLLAMA_HOST"},
-};
-
-/* Models given to each provider when the file has no `models:` section (list prices, USD). */
-struct default_model {
-    enum sl_provider_kind kind;
-    const char *name;
-    double input_per_1m, output_per_1m;
-};
-
-static const struct default_model default_models[] = {
-    {SL_PROVIDER_OPENAI, "gpt-4o-mini", 0.15, 0.60},
-    {SL_PROVIDER_OPENAI, "gpt-4o", 2.50, 10.00},
-    {SL_PROVIDER_ANTHROPIC, "claude-sonnet-4-5", 3.00, 15.00},
-    {SL_PROVIDER_ANTHROPIC, "claude-haiku-4-5", 1.00, 5.00},
-    {SL_PROVIDER_GEMINI, "gemini-2.5-flash", 0.30, 2.50},
-    {SL_PROVIDER_GEMINI, "gemini-2.5-pro", 1.25, 10.00},
-    {SL_PROVIDER_OLLAMA, "llama3.2", 0, 0},
-};
-
-static const struct kind_info *
-kind_info(enum sl_provider_kind kind)
-{
-    for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++)
-        if (kinds[i].kind == kind)
-            return &kinds[i];
-    sl_panic("unknown provider kind %d", (int)kind);
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                              */
@@ -376,75 +67,6 @@ replace_str(char **dst, const char *s)
     *dst = s ? sl_strdup(s) : NULL;
 }
 
-/* A value for a message: quoted, escaped, cut at about 60 characters. */
-static void
-quote(char *dst, size_t n, const char *s)
-{
-    size_t o = 0;
-    sl_assert(n >= 16);
-    dst[o++] = '"';
-    for (size_t i = 0; s[i] != '\0'; i++) {
-        if (o + 10 > n) {
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            dst[o++] = '\\';
-            dst[o++] = (char)ch;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            o += (size_t)snprintf(dst + o, n - o, "\\x%02x", ch);
-        } else {
-            dst[o++] = (char)ch;
-        }
-    }
-    dst[o++] = '"';
-    dst[o] = '\0';
-}
-
-static void
-fmt_duration(char *b, size_t n, uint64_t ms)
-{
-    unsigned long long v = (unsigned long long)ms;
-    if (v == 0)
-        snprintf(b, n, "0s");
-    else if (v % 86400000 == 0)
-        snprintf(b, n, "%llud", v / 86400000);
-    else if (v % 3600000 == 0)
-        snprintf(b, n, "%lluh", v / 3600000);
-    else if (v % 60000 == 0 && v >= 120000)
-        snprintf(b, n, "%llum", v / 60000);
-    else if (v % 1000 == 0)
-        snprintf(b, n, "%llus", v / 1000);
-    else
-        snprintf(b, n, "%llums", v);
-}
-
-static void
-fmt_size(char *b, size_t n, uint64_t bytes)
-{
-    unsigned long long v = (unsigned long long)bytes;
-    if (v != 0 && v % (1024ull * 1024 * 1024) == 0)
-        snprintf(b, n, "%lluGiB", v >> 30);
-    else if (v != 0 && v % (1024ull * 1024) == 0)
-        snprintf(b, n, "%lluMiB", v >> 20);
-    else if (v != 0 && v % 1024 == 0)
-        snprintf(b, n, "%lluKiB", v >> 10);
-    else
-        snprintf(b, n, "%llu", v);
-}
-
-/* Whole numbers without an exponent (1000000, not 1e+06). */
-static void
-fmt_num(char *b, size_t n, double v)
-{
-    if (v == floor(v) && fabs(v) < 1e15)
-        snprintf(b, n, "%.0f", v);
-    else
-        snprintf(b, n, "%g", v);
-}
-
 static int
 parse_bool(const char *s, bool *out)
 {
@@ -461,24 +83,6 @@ parse_bool(const char *s, bool *out)
         }
     }
     return -1;
-}
-
-static void
-enum_list(char *b, size_t n, const struct enum_name *names)
-{
-    size_t o = 0;
-    b[0] = '\0';
-    for (size_t i = 0; names[i].name != NULL && o < n; i++)
-        o += (size_t)snprintf(b + o, n - o, "%s%s", i ? ", " : "", names[i].name);
-}
-
-static const char *
-enum_name_of(const struct enum_name *names, int value)
-{
-    for (size_t i = 0; names[i].name != NULL; i++)
-        if (names[i].value == value)
-            return names[i].name;
-    return "?";
 }
 
 /* Optimal string alignment distance, for "did you mean". Long names are never close. */
@@ -513,101 +117,6 @@ edit_distance(const char *a, size_t la, const char *b, size_t lb)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Value checks                                                                               */
-
-static int
-check_algorithm(const char *s, char *why, size_t whylen)
-{
-    char q[80];
-    if (strcasecmp(s, "none") == 0) {
-        snprintf(why, whylen, "\"none\" is refused: it would accept unsigned tokens");
-        return -1;
-    }
-    for (size_t i = 0; i < SL_ARRAY_LEN(jwt_algorithms); i++)
-        if (strcmp(s, jwt_algorithms[i]) == 0)
-            return 0;
-    quote(q, sizeof(q), s);
-    snprintf(why, whylen,
-             "expected one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, ES512, "
-             "got %s",
-             q);
-    return -1;
-}
-
-/* "scheme://host[:port]" with no path: the form browsers send in Origin. */
-static int
-check_origin(const char *s, char *why, size_t whylen)
-{
-    char q[80];
-    if (strcmp(s, "*") == 0)
-        return 0;
-    const char *host = NULL;
-    if (strncmp(s, "http://", 7) == 0)
-        host = s + 7;
-    else if (strncmp(s, "https://", 8) == 0)
-        host = s + 8;
-    bool ok = host != NULL && *host != '\0';
-    for (const char *p = host; ok && *p; p++)
-        if (*p == '/' || *p == '?' || *p == '#' || *p == '@' || isspace((unsigned char)*p) ||
-            iscntrl((unsigned char)*p))
-            ok = false;
-    if (ok)
-        return 0;
-    quote(q, sizeof(q), s);
-    snprintf(why, whylen,
-             "expected an origin such as \"https://app.example.com\" (scheme, host, optional "
-             "port, no path) or \"*\", got %s",
-             q);
-    return -1;
-}
-
-static int
-check_url(const char *s, char *why, size_t whylen)
-{
-    char q[80];
-    const char *host = NULL;
-    if (strncmp(s, "http://", 7) == 0)
-        host = s + 7;
-    else if (strncmp(s, "https://", 8) == 0)
-        host = s + 8;
-    bool ok = host != NULL && *host != '\0' && *host != '/';
-    for (const char *p = s; ok && *p; p++)
-        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
-            ok = false;
-    if (ok)
-        return 0;
-    quote(q, sizeof(q), s);
-    snprintf(why, whylen, "expected an http:// or https:// URL, got %s", q);
-    return -1;
-}
-
-static int
-check_env_name(const char *s, char *why, size_t whylen)
-{
-    char q[80];
-    bool ok = *s != '\0' && !isdigit((unsigned char)*s);
-    for (const char *p = s; ok && *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '_')
-            ok = false;
-    if (ok)
-        return 0;
-    quote(q, sizeof(q), s);
-    snprintf(why, whylen, "expected an environment variable name (letters, digits, _), got %s", q);
-    return -1;
-}
-
-static int
-check_redis_url(const char *s, char *why, size_t whylen)
-{
-    if ((strncmp(s, "redis://", 8) == 0 && s[8] != '\0') ||
-        (strncmp(s, "unix://", 7) == 0 && s[7] == '/'))
-        return 0;
-    /* The URL may carry a password: name the problem, not the value. */
-    snprintf(why, whylen, "expected redis://[:password@]host[:port][/db] or unix:///path");
-    return -1;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* Load context and errors                                                                    */
 
 struct ctx {
@@ -616,9 +125,9 @@ struct ctx {
     struct sl_config *cfg;
     char *err;
     size_t errlen;
-    const yaml_node_t *top_node[NTOP]; /* value node of each key given in the file */
-    bool top_env[NTOP];                /* set from the environment (wins over top_node) */
-    char envname[NTOP][64];
+    const yaml_node_t *top_node[SL_CONFIG_NTOP]; /* value node of each key given in the file */
+    bool top_env[SL_CONFIG_NTOP];                /* set from the environment (wins over top_node) */
+    char envname[SL_CONFIG_NTOP][64];
     const char *secret_from_env; /* variable the JWT secret came from */
 };
 
@@ -667,8 +176,8 @@ fail(struct ctx *c, struct origin o, const char *fmt, ...)
 static int
 top_index(const char *path)
 {
-    for (size_t i = 0; i < NTOP; i++)
-        if (strcmp(top_keys[i].path, path) == 0)
+    for (size_t i = 0; i < SL_CONFIG_NTOP; i++)
+        if (strcmp(sl_config_top_keys[i].path, path) == 0)
             return (int)i;
     sl_panic("config: no key %s", path);
 }
@@ -731,32 +240,44 @@ fallback_item(struct ctx *c, const char *name, size_t f)
 /* Scalars                                                                                    */
 
 static const char *
-expected(const struct key *k, char *b, size_t n)
+expected(const struct sl_config_key *k, char *b, size_t n)
 {
     char list[160];
     switch (k->type) {
-    case K_STR: return "a string";
-    case K_BOOL: return "true or false";
-    case K_UINT:
-        if (k->flags & F_AUTO)
+    case SL_KEY_STR:
+        return "a string";
+    case SL_KEY_BOOL:
+        return "true or false";
+    case SL_KEY_UINT:
+        if (k->flags & SL_KEY_AUTO)
             return "auto or a non-negative integer";
         return k->min >= 1 ? "a positive integer" : "a non-negative integer";
-    case K_DOUBLE: return "a number";
-    case K_DURATION: return "a duration such as 25s, 250ms, 1m or a number of seconds";
-    case K_SIZE: return "a size such as 65536, 64KiB or 1MiB";
-    case K_ENUM:
-        enum_list(list, sizeof(list), k->names);
+    case SL_KEY_DOUBLE:
+        return "a number";
+    case SL_KEY_DURATION:
+        return "a duration such as 25s, 250ms, 1m or a number of seconds";
+    case SL_KEY_SIZE:
+        return "a size such as 65536, 64KiB or 1MiB";
+    case SL_KEY_ENUM:
+        sl_config_enum_list(list, sizeof(list), k->names);
         snprintf(b, n, "one of %s", list);
         return b;
-    case K_STRLIST: return "a list of strings";
-    case K_LISTEN: return "host:port such as 127.0.0.1:8080, :8080 or [::1]:8080";
-    case K_HEX256: return "64 hexadecimal digits (a SHA-256)";
-    case K_KEYENV: return "the name of an environment variable";
-    case K_HEADERS: return "a mapping of header names to values";
-    case K_APIKEYS: return "a list of {name, sha256} or {name, key_env}";
-    case K_PROVIDERS:
-    case K_MODELS:
-    case K_AGENTS: return "a mapping of names to settings";
+    case SL_KEY_STRLIST:
+        return "a list of strings";
+    case SL_KEY_LISTEN:
+        return "host:port such as 127.0.0.1:8080, :8080 or [::1]:8080";
+    case SL_KEY_HEX256:
+        return "64 hexadecimal digits (a SHA-256)";
+    case SL_KEY_KEYENV:
+        return "the name of an environment variable";
+    case SL_KEY_HEADERS:
+        return "a mapping of header names to values";
+    case SL_KEY_APIKEYS:
+        return "a list of {name, sha256} or {name, key_env}";
+    case SL_KEY_PROVIDERS:
+    case SL_KEY_MODELS:
+    case SL_KEY_AGENTS:
+        return "a mapping of names to settings";
     }
     return "a value";
 }
@@ -839,8 +360,8 @@ sha256(const char *s, size_t n, uint8_t out[32])
 
 /* Appends one list item after its check. */
 static int
-strlist_add(struct ctx *c, const struct key *k, const char *path, struct origin o, void *base,
-            const char *s, size_t len)
+strlist_add(struct ctx *c, const struct sl_config_key *k, const char *path, struct origin o,
+            void *base, const char *s, size_t len)
 {
     char item[512], why[320];
     if (len >= sizeof(item)) {
@@ -861,22 +382,22 @@ strlist_add(struct ctx *c, const struct key *k, const char *path, struct origin 
  * path for messages; o says where the text came from. `null` is YAML's null.
  */
 static int
-set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o, const char *s,
-           bool null, void *base)
+set_scalar(struct ctx *c, const struct sl_config_key *k, const char *path, struct origin o,
+           const char *s, bool null, void *base)
 {
     char q[80], b[200], lo[32], hi[32];
     void *field = (char *)base + k->off;
-    if (k->flags & F_SECRET)
+    if (k->flags & SL_KEY_SECRET)
         snprintf(q, sizeof(q), "(hidden)");
     else
-        quote(q, sizeof(q), s);
+        sl_config_quote(q, sizeof(q), s);
 
-    if (null || (*s == '\0' && (k->flags & F_NULLABLE))) {
-        if (!(k->flags & F_NULLABLE))
+    if (null || (*s == '\0' && (k->flags & SL_KEY_NULLABLE))) {
+        if (!(k->flags & SL_KEY_NULLABLE))
             return fail(c, o, "%s: expected %s, got null", path, expected(k, b, sizeof(b)));
-        if (k->type == K_STR)
+        if (k->type == SL_KEY_STR)
             replace_str(field, NULL);
-        else if (k->type == K_STRLIST)
+        else if (k->type == SL_KEY_STRLIST)
             strv_clear(field, FIELD(base, k->off2, size_t));
         else
             sl_panic("config: %s cannot be null", k->path);
@@ -884,7 +405,7 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
     }
 
     switch (k->type) {
-    case K_STR:
+    case SL_KEY_STR:
         if (*s == '\0')
             return fail(c, o, "%s: expected a non-empty string", path);
         if (k->check != NULL && k->check(s, b, sizeof(b)) != 0)
@@ -892,14 +413,14 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
         replace_str(field, s);
         return 0;
 
-    case K_BOOL:
+    case SL_KEY_BOOL:
         if (parse_bool(s, field) != 0)
             return fail(c, o, "%s: expected true or false, got %s", path, q);
         return 0;
 
-    case K_UINT: {
+    case SL_KEY_UINT: {
         long long v;
-        if ((k->flags & F_AUTO) && strcasecmp(s, "auto") == 0) {
+        if ((k->flags & SL_KEY_AUTO) && strcasecmp(s, "auto") == 0) {
             *(unsigned *)field = 0;
             return 0;
         }
@@ -912,7 +433,7 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
         return 0;
     }
 
-    case K_DOUBLE: {
+    case SL_KEY_DOUBLE: {
         char *end;
         errno = 0;
         double v = strtod(s, &end);
@@ -922,18 +443,18 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
             return fail(c, o, "%s: expected a number from %g to %g, got %s", path, k->min, k->max,
                         q);
         *(double *)field = v;
-        if (k->flags & F_HAS)
+        if (k->flags & SL_KEY_HAS)
             *FIELD(base, k->off2, bool) = true;
         return 0;
     }
 
-    case K_DURATION: {
+    case SL_KEY_DURATION: {
         uint64_t v;
         if (sl_parse_duration_ms(s, &v) != 0)
             return fail(c, o, "%s: expected %s, got %s", path, expected(k, b, sizeof(b)), q);
         if ((double)v < k->min || (double)v > k->max) {
-            fmt_duration(lo, sizeof(lo), (uint64_t)k->min);
-            fmt_duration(hi, sizeof(hi), (uint64_t)k->max);
+            sl_config_fmt_duration(lo, sizeof(lo), (uint64_t)k->min);
+            sl_config_fmt_duration(hi, sizeof(hi), (uint64_t)k->max);
             if (k->min == 1)
                 snprintf(lo, sizeof(lo), "1ms");
             return fail(c, o, "%s: expected a duration from %s to %s, got %s", path, lo, hi, q);
@@ -942,20 +463,20 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
         return 0;
     }
 
-    case K_SIZE: {
+    case SL_KEY_SIZE: {
         uint64_t v;
         if (sl_parse_size(s, &v) != 0)
             return fail(c, o, "%s: expected %s, got %s", path, expected(k, b, sizeof(b)), q);
         if ((double)v < k->min || (double)v > k->max) {
-            fmt_size(lo, sizeof(lo), (uint64_t)k->min);
-            fmt_size(hi, sizeof(hi), (uint64_t)k->max);
+            sl_config_fmt_size(lo, sizeof(lo), (uint64_t)k->min);
+            sl_config_fmt_size(hi, sizeof(hi), (uint64_t)k->max);
             return fail(c, o, "%s: expected a size from %s to %s, got %s", path, lo, hi, q);
         }
         *(uint64_t *)field = v;
         return 0;
     }
 
-    case K_ENUM:
+    case SL_KEY_ENUM:
         for (size_t i = 0; k->names[i].name != NULL; i++) {
             if (strcasecmp(s, k->names[i].name) == 0) {
                 *(int *)field = k->names[i].value;
@@ -964,7 +485,7 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
         }
         return fail(c, o, "%s: expected %s, got %s", path, expected(k, b, sizeof(b)), q);
 
-    case K_STRLIST: {
+    case SL_KEY_STRLIST: {
         /* Only the environment gives a list as text: comma-separated. */
         strv_clear(field, FIELD(base, k->off2, size_t));
         const char *p = s;
@@ -984,7 +505,7 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
         return 0;
     }
 
-    case K_LISTEN: {
+    case SL_KEY_LISTEN: {
         char *host;
         uint16_t port;
         if (parse_listen(s, &host, &port) != 0)
@@ -995,13 +516,13 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
         return 0;
     }
 
-    case K_HEX256:
+    case SL_KEY_HEX256:
         if (parse_hex256(s, field) != 0)
             return fail(c, o, "%s: expected 64 hexadecimal digits (a SHA-256)", path);
         return 0;
 
-    case K_KEYENV: {
-        if (check_env_name(s, b, sizeof(b)) != 0)
+    case SL_KEY_KEYENV: {
+        if (sl_config_check_env_name(s, b, sizeof(b)) != 0)
             return fail(c, o, "%s: %s", path, b);
         const char *v = getenv(s);
         if (v == NULL || *v == '\0')
@@ -1010,11 +531,11 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
         return 0;
     }
 
-    case K_HEADERS:
-    case K_APIKEYS:
-    case K_PROVIDERS:
-    case K_MODELS:
-    case K_AGENTS:
+    case SL_KEY_HEADERS:
+    case SL_KEY_APIKEYS:
+    case SL_KEY_PROVIDERS:
+    case SL_KEY_MODELS:
+    case SL_KEY_AGENTS:
         break;
     }
     return fail(c, o, "%s: expected %s, got %s", path, expected(k, b, sizeof(b)), q);
@@ -1023,8 +544,8 @@ set_scalar(struct ctx *c, const struct key *k, const char *path, struct origin o
 /* ------------------------------------------------------------------------------------------ */
 /* YAML walking                                                                               */
 
-static int set_node(struct ctx *c, const struct key *k, const char *path, const yaml_node_t *n,
-                    void *base);
+static int set_node(struct ctx *c, const struct sl_config_key *k, const char *path,
+                    const yaml_node_t *n, void *base);
 
 /*
  * Validates the i-th key of a mapping (a plain scalar, not seen before in the same
@@ -1051,7 +572,7 @@ map_key(struct ctx *c, const yaml_node_t *map, size_t i, const char *parent, con
 }
 
 static bool
-has_children(const struct key *tab, size_t ntab, const char *rel)
+has_children(const struct sl_config_key *tab, size_t ntab, const char *rel)
 {
     size_t n = strlen(rel);
     for (size_t i = 0; i < ntab; i++)
@@ -1062,7 +583,7 @@ has_children(const struct key *tab, size_t ntab, const char *rel)
 
 /* The closest key name at the level `rel` ("" or "limits."), if close enough to suggest. */
 static struct sl_slice
-suggest(const struct key *tab, size_t ntab, const char *rel, const char *name)
+suggest(const struct sl_config_key *tab, size_t ntab, const char *rel, const char *name)
 {
     struct sl_slice best = {NULL, 0};
     size_t bestd = (size_t)-1, rlen = strlen(rel), nlen = strlen(name);
@@ -1093,7 +614,7 @@ suggest(const struct key *tab, size_t ntab, const char *rel, const char *name)
  */
 static int
 load_map(struct ctx *c, const yaml_node_t *map, const char *prefix, const char *rel,
-         const struct key *tab, size_t ntab, void *base, const yaml_node_t **seen)
+         const struct sl_config_key *tab, size_t ntab, void *base, const yaml_node_t **seen)
 {
     char here[512], rp[256], full[1024];
     snprintf(here, sizeof(here), "%s%s", prefix, rel);
@@ -1143,7 +664,7 @@ load_map(struct ctx *c, const yaml_node_t *map, const char *prefix, const char *
 }
 
 static int
-load_strlist(struct ctx *c, const struct key *k, const char *path, const yaml_node_t *n,
+load_strlist(struct ctx *c, const struct sl_config_key *k, const char *path, const yaml_node_t *n,
              void *base)
 {
     if (n->type == YAML_SCALAR_NODE)
@@ -1166,7 +687,7 @@ load_strlist(struct ctx *c, const struct key *k, const char *path, const yaml_no
 
 /* Header names are RFC 9110 tokens; values may not break the request with CR or LF. */
 static int
-load_headers(struct ctx *c, const struct key *k, const char *path, const yaml_node_t *n,
+load_headers(struct ctx *c, const struct sl_config_key *k, const char *path, const yaml_node_t *n,
              void *base)
 {
     struct sl_config_header **hv = FIELD(base, k->off, struct sl_config_header *);
@@ -1191,8 +712,7 @@ load_headers(struct ctx *c, const struct key *k, const char *path, const yaml_no
                         sl_yaml_what(vn));
         const char *value = sl_yaml_is_null(vn) ? "" : sl_yaml_str(vn);
         if (strpbrk(value, "\r\n") != NULL)
-            return fail(c, at(vn), "%s.%s: a header value cannot contain a line break", path,
-                        name);
+            return fail(c, at(vn), "%s.%s: a header value cannot contain a line break", path, name);
         *hv = sl_realloc(*hv, (*nh + 1) * sizeof(**hv));
         (*hv)[*nh].name = sl_strdup(name);
         (*hv)[*nh].value = sl_strdup(value);
@@ -1214,7 +734,7 @@ load_apikeys(struct ctx *c, const char *path, const yaml_node_t *n)
     size_t len = sl_yaml_seq_len(n);
     for (size_t i = 0; i < len; i++) {
         const yaml_node_t *it = sl_yaml_seq_item(&c->y, n, i);
-        const yaml_node_t *seen[SL_ARRAY_LEN(apikey_keys)] = {0};
+        const yaml_node_t *seen[SL_CONFIG_ENTRY_KEYS_MAX] = {0};
         snprintf(prefix, sizeof(prefix), "%s[%zu].", path, i);
         if (it->type != YAML_MAPPING_NODE)
             return fail(c, at(it), "%s[%zu]: expected {name, sha256} or {name, key_env}, got %s",
@@ -1222,7 +742,8 @@ load_apikeys(struct ctx *c, const char *path, const yaml_node_t *n)
         cfg->api_keys = sl_realloc(cfg->api_keys, (cfg->napi_keys + 1) * sizeof(*cfg->api_keys));
         struct sl_config_apikey *key = &cfg->api_keys[cfg->napi_keys++];
         memset(key, 0, sizeof(*key));
-        if (load_map(c, it, prefix, "", apikey_keys, SL_ARRAY_LEN(apikey_keys), key, seen) != 0)
+        if (load_map(c, it, prefix, "", sl_config_apikey_keys, sl_config_napikey_keys, key, seen) !=
+            0)
             return -1;
         if (key->name == NULL)
             return fail(c, at(it), "%s[%zu]: name is required", path, i);
@@ -1246,7 +767,7 @@ check_entry_name(struct ctx *c, const yaml_node_t *keynode, const char *section,
             ok = false;
     if (!ok) {
         char q[80];
-        quote(q, sizeof(q), name);
+        sl_config_quote(q, sizeof(q), name);
         return fail(c, at(keynode),
                     "%s: expected a name of 1 to %d characters without spaces, got %s", section,
                     ENTRY_NAME_MAX, q);
@@ -1257,7 +778,7 @@ check_entry_name(struct ctx *c, const yaml_node_t *keynode, const char *section,
 static void
 provider_init(struct sl_config_provider *p, const char *name, enum sl_provider_kind kind)
 {
-    const struct kind_info *ki = kind_info(kind);
+    const struct sl_config_kind *ki = sl_config_kind_info(kind);
     memset(p, 0, sizeof(*p));
     p->name = sl_strdup(name);
     p->kind = kind;
@@ -1391,13 +912,13 @@ load_providers(struct ctx *c, const char *path, const yaml_node_t *n)
             char full[ENTRY_NAME_MAX + 40];
             snprintf(full, sizeof(full), "%skind", prefix);
             struct sl_config_provider tmp = {0};
-            if (set_node(c, &provider_keys[0], full, kindnode, &tmp) != 0)
+            if (set_node(c, &sl_config_provider_keys[0], full, kindnode, &tmp) != 0)
                 return -1;
             kind = (int)tmp.kind;
         } else {
-            for (size_t j = 0; kind_names[j].name != NULL; j++)
-                if (strcmp(kind_names[j].name, name) == 0)
-                    kind = kind_names[j].value;
+            for (size_t j = 0; sl_config_kind_names[j].name != NULL; j++)
+                if (strcmp(sl_config_kind_names[j].name, name) == 0)
+                    kind = sl_config_kind_names[j].value;
             if (kind < 0)
                 return fail(c, at(kn),
                             "%s.%s: kind is required (one of demo, openai, anthropic, gemini, "
@@ -1406,7 +927,8 @@ load_providers(struct ctx *c, const char *path, const yaml_node_t *n)
         }
         struct sl_config_provider *p = provider_slot(c->cfg, name);
         provider_init(p, name, (enum sl_provider_kind)kind);
-        if (load_map(c, vn, prefix, "", provider_keys, SL_ARRAY_LEN(provider_keys), p, NULL) != 0)
+        if (load_map(c, vn, prefix, "", sl_config_provider_keys, sl_config_nprovider_keys, p,
+                     NULL) != 0)
             return -1;
     }
     return 0;
@@ -1433,7 +955,7 @@ load_models(struct ctx *c, const char *path, const yaml_node_t *n)
         snprintf(prefix, sizeof(prefix), "%s.%s.", path, name);
         struct sl_config_model *m = model_slot(c->cfg, name);
         m->name = sl_strdup(name);
-        if (load_map(c, vn, prefix, "", model_keys, SL_ARRAY_LEN(model_keys), m, NULL) != 0)
+        if (load_map(c, vn, prefix, "", sl_config_model_keys, sl_config_nmodel_keys, m, NULL) != 0)
             return -1;
         if (m->provider == NULL)
             return fail(c, at(kn), "%s.%s: provider is required", path, name);
@@ -1467,7 +989,7 @@ load_agents(struct ctx *c, const char *path, const yaml_node_t *n)
         struct sl_config_agent *a = &cfg->agents[cfg->nagents++];
         memset(a, 0, sizeof(*a));
         a->name = sl_strdup(name);
-        if (load_map(c, vn, prefix, "", agent_keys, SL_ARRAY_LEN(agent_keys), a, NULL) != 0)
+        if (load_map(c, vn, prefix, "", sl_config_agent_keys, sl_config_nagent_keys, a, NULL) != 0)
             return -1;
         if (a->model == NULL)
             return fail(c, at(kn), "%s.%s: model is required", path, name);
@@ -1476,17 +998,25 @@ load_agents(struct ctx *c, const char *path, const yaml_node_t *n)
 }
 
 static int
-set_node(struct ctx *c, const struct key *k, const char *path, const yaml_node_t *n, void *base)
+set_node(struct ctx *c, const struct sl_config_key *k, const char *path, const yaml_node_t *n,
+         void *base)
 {
     char b[200];
     switch (k->type) {
-    case K_STRLIST: return load_strlist(c, k, path, n, base);
-    case K_HEADERS: return load_headers(c, k, path, n, base);
-    case K_APIKEYS: return load_apikeys(c, path, n);
-    case K_PROVIDERS: return load_providers(c, path, n);
-    case K_MODELS: return load_models(c, path, n);
-    case K_AGENTS: return load_agents(c, path, n);
-    default: break;
+    case SL_KEY_STRLIST:
+        return load_strlist(c, k, path, n, base);
+    case SL_KEY_HEADERS:
+        return load_headers(c, k, path, n, base);
+    case SL_KEY_APIKEYS:
+        return load_apikeys(c, path, n);
+    case SL_KEY_PROVIDERS:
+        return load_providers(c, path, n);
+    case SL_KEY_MODELS:
+        return load_models(c, path, n);
+    case SL_KEY_AGENTS:
+        return load_agents(c, path, n);
+    default:
+        break;
     }
     if (n->type != YAML_SCALAR_NODE)
         return fail(c, at(n), "%s: expected %s, got %s", path, expected(k, b, sizeof(b)),
@@ -1499,15 +1029,6 @@ set_node(struct ctx *c, const struct key *k, const char *path, const yaml_node_t
 /* ------------------------------------------------------------------------------------------ */
 /* Environment                                                                                */
 
-static void
-env_name(char *out, size_t n, const char *path)
-{
-    size_t o = (size_t)snprintf(out, n, "SLUICE_");
-    for (const char *p = path; *p && o + 1 < n; p++)
-        out[o++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
-    out[o] = '\0';
-}
-
 /*
  * Every scalar key from SLUICE_<PATH>, then the JWT secret from the variable named by
  * auth.jwt.secret_env unless SLUICE_AUTH_JWT_SECRET itself was given. Empty variables
@@ -1516,9 +1037,9 @@ env_name(char *out, size_t n, const char *path)
 static int
 apply_env(struct ctx *c)
 {
-    for (size_t i = 0; i < NTOP; i++) {
-        const struct key *k = &top_keys[i];
-        if (k->flags & F_NOENV)
+    for (size_t i = 0; i < SL_CONFIG_NTOP; i++) {
+        const struct sl_config_key *k = &sl_config_top_keys[i];
+        if (k->flags & SL_KEY_NOENV)
             continue;
         const char *v = getenv(c->envname[i]);
         if (v == NULL || *v == '\0')
@@ -1553,9 +1074,9 @@ env_set(const char *name)
 static void
 detect_providers(struct sl_config *cfg)
 {
-    for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++) {
-        const struct kind_info *ki = &kinds[i];
-        const char *name = enum_name_of(kind_names, (int)ki->kind);
+    for (size_t i = 0; i < sl_config_nkinds; i++) {
+        const struct sl_config_kind *ki = &sl_config_kinds[i];
+        const char *name = sl_config_enum_name(sl_config_kind_names, (int)ki->kind);
         if (!env_set(ki->detect_env) || sl_config_find_provider(cfg, name) != NULL)
             continue;
         struct sl_config_provider *p = provider_slot(cfg, name);
@@ -1568,8 +1089,8 @@ static void
 add_default_models(struct sl_config *cfg)
 {
     for (size_t i = 0; i < cfg->nproviders; i++) {
-        for (size_t j = 0; j < SL_ARRAY_LEN(default_models); j++) {
-            const struct default_model *d = &default_models[j];
+        for (size_t j = 0; j < sl_config_ndefault_models; j++) {
+            const struct sl_config_default_model *d = &sl_config_default_models[j];
             if (d->kind != cfg->providers[i].kind || sl_config_find_model(cfg, d->name) != NULL)
                 continue;
             /* cfg->providers is not touched here, so index i stays valid. */
@@ -1655,8 +1176,8 @@ check_models(struct ctx *c)
         }
         for (size_t f = 0; f < m->nfallback; f++) {
             if (sl_config_find_model(cfg, m->fallback[f]) == NULL) {
-                fail(c, fallback_item(c, m->name, f),
-                     "models.%s.fallback: no model named \"%s\"", m->name, m->fallback[f]);
+                fail(c, fallback_item(c, m->name, f), "models.%s.fallback: no model named \"%s\"",
+                     m->name, m->fallback[f]);
                 goto out;
             }
         }
@@ -1712,8 +1233,7 @@ read_public_key(struct ctx *c)
     }
     data[n] = '\0';
     if (strlen(data) != n || strstr(data, "-----BEGIN ") == NULL) {
-        fail(c, o, "auth.jwt.public_key_file: \"%s\" is not a PEM file",
-             cfg->jwt.public_key_file);
+        fail(c, o, "auth.jwt.public_key_file: \"%s\" is not a PEM file", cfg->jwt.public_key_file);
         goto out;
     }
     cfg->jwt.public_key = data;
@@ -1760,8 +1280,8 @@ check_heartbeat(struct ctx *c)
     char a[32], b[32];
     if (cfg->heartbeat.timeout_ms > cfg->heartbeat.interval_ms)
         return 0;
-    fmt_duration(a, sizeof(a), cfg->heartbeat.timeout_ms);
-    fmt_duration(b, sizeof(b), cfg->heartbeat.interval_ms);
+    sl_config_fmt_duration(a, sizeof(a), cfg->heartbeat.timeout_ms);
+    sl_config_fmt_duration(b, sizeof(b), cfg->heartbeat.interval_ms);
     if (top_given(c, "heartbeat.timeout"))
         return fail(c, top_origin(c, "heartbeat.timeout"),
                     "heartbeat.timeout: must be longer than heartbeat.interval (%s), got %s", b, a);
@@ -1843,15 +1363,16 @@ sl_config_load(const char *path, struct sl_config **out, char *err, size_t errle
     c->errlen = errlen;
     if (errlen > 0)
         err[0] = '\0';
-    for (size_t i = 0; i < NTOP; i++)
-        env_name(c->envname[i], sizeof(c->envname[i]), top_keys[i].path);
+    for (size_t i = 0; i < SL_CONFIG_NTOP; i++)
+        sl_config_env_name(c->envname[i], sizeof(c->envname[i]), sl_config_top_keys[i].path);
     c->cfg = sl_config_new_defaults();
 
     if (path != NULL) {
         if (sl_yaml_load_file(&c->y, path, err, errlen) != 0)
             goto out;
         const yaml_node_t *root = sl_yaml_root(&c->y);
-        if (root != NULL && load_map(c, root, "", "", top_keys, NTOP, c->cfg, c->top_node) != 0)
+        if (root != NULL &&
+            load_map(c, root, "", "", sl_config_top_keys, SL_CONFIG_NTOP, c->cfg, c->top_node) != 0)
             goto out;
     }
     if (apply_env(c) != 0 || finish(c) != 0)
@@ -1929,391 +1450,16 @@ const char *
 sl_provider_kind_name(enum sl_provider_kind kind)
 {
     switch (kind) {
-    case SL_PROVIDER_DEMO: return "demo";
-    case SL_PROVIDER_OPENAI: return "openai";
-    case SL_PROVIDER_ANTHROPIC: return "anthropic";
-    case SL_PROVIDER_GEMINI: return "gemini";
-    case SL_PROVIDER_OLLAMA: return "ollama";
+    case SL_PROVIDER_DEMO:
+        return "demo";
+    case SL_PROVIDER_OPENAI:
+        return "openai";
+    case SL_PROVIDER_ANTHROPIC:
+        return "anthropic";
+    case SL_PROVIDER_GEMINI:
+        return "gemini";
+    case SL_PROVIDER_OLLAMA:
+        return "ollama";
     }
     return "unknown";
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* --check-config summary                                                                     */
-
-static void
-print_list(FILE *out, char *const *v, size_t n, const char *empty)
-{
-    if (n == 0)
-        fputs(empty, out);
-    for (size_t i = 0; i < n; i++)
-        fprintf(out, "%s%s", i ? ", " : "", v[i]);
-}
-
-/* A Redis URL with its password, if any, replaced by "***". */
-static void
-print_redis_url(FILE *out, const char *url)
-{
-    const char *scheme = strstr(url, "://");
-    const char *auth = scheme ? scheme + 3 : url;
-    const char *at_sign = strchr(auth, '@');
-    if (at_sign == NULL || memchr(auth, '/', (size_t)(at_sign - auth)) != NULL) {
-        fputs(url, out);
-        return;
-    }
-    fprintf(out, "%.*s***%s", (int)(auth - url), url, at_sign);
-}
-
-static bool
-provider_needs_key(const struct sl_config_provider *p)
-{
-    return p->kind == SL_PROVIDER_OPENAI || p->kind == SL_PROVIDER_ANTHROPIC ||
-           p->kind == SL_PROVIDER_GEMINI;
-}
-
-static void
-describe_providers(const struct sl_config *cfg, FILE *out)
-{
-    fprintf(out, "providers (%zu):\n", cfg->nproviders);
-    for (size_t i = 0; i < cfg->nproviders; i++) {
-        const struct sl_config_provider *p = &cfg->providers[i];
-        fprintf(out, "  %-12s %-9s %s  ", p->name, sl_provider_kind_name(p->kind),
-                p->base_url ? p->base_url : "(local)");
-        if (p->api_key != NULL)
-            fputs("key: present", out);
-        else if (!provider_needs_key(p))
-            fputs("key: not needed", out);
-        else if (p->api_key_env != NULL)
-            fprintf(out, "key: MISSING (%s is not set)", p->api_key_env);
-        else
-            fputs("key: MISSING (no api_key or api_key_env)", out);
-        if (p->kind == SL_PROVIDER_DEMO)
-            fprintf(out, ", %g tokens/s", p->demo_tokens_per_second);
-        fputc('\n', out);
-    }
-}
-
-static void
-describe_models(const struct sl_config *cfg, FILE *out)
-{
-    fprintf(out, "models (%zu), default %s:\n", cfg->nmodels, cfg->default_model);
-    for (size_t i = 0; i < cfg->nmodels; i++) {
-        const struct sl_config_model *m = &cfg->models[i];
-        fprintf(out, "  %-20s -> %s/%s", m->name, m->provider, m->upstream_model);
-        if (m->nfallback > 0) {
-            fputs(", fallback: ", out);
-            print_list(out, m->fallback, m->nfallback, "");
-        }
-        if (m->price_input_per_1m > 0 || m->price_output_per_1m > 0)
-            fprintf(out, ", $%g in / $%g out per 1M tokens", m->price_input_per_1m,
-                    m->price_output_per_1m);
-        if (m->max_tokens > 0)
-            fprintf(out, ", max_tokens %u", m->max_tokens);
-        fputc('\n', out);
-    }
-    fprintf(out, "agents (%zu):\n", cfg->nagents);
-    for (size_t i = 0; i < cfg->nagents; i++) {
-        const struct sl_config_agent *a = &cfg->agents[i];
-        fprintf(out, "  %-20s -> %s", a->name, a->model);
-        if (a->has_temperature)
-            fprintf(out, ", temperature %g", a->temperature);
-        if (a->max_tokens > 0)
-            fprintf(out, ", max_tokens %u", a->max_tokens);
-        if (a->system != NULL)
-            fputs(", system prompt", out);
-        fputc('\n', out);
-    }
-}
-
-static void
-warn(FILE *out, unsigned *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-warn(FILE *out, unsigned *n, const char *fmt, ...)
-{
-    va_list ap;
-    if (*n == 0)
-        fputs("warnings:\n", out);
-    (*n)++;
-    fputs("  - ", out);
-    va_start(ap, fmt);
-    vfprintf(out, fmt, ap);
-    va_end(ap);
-    fputc('\n', out);
-}
-
-static void
-describe_warnings(const struct sl_config *cfg, FILE *out)
-{
-    unsigned n = 0;
-    bool hs = false, asym = false;
-    for (size_t i = 0; i < cfg->jwt.nalgorithms; i++) {
-        if (cfg->jwt.algorithms[i][0] == 'H')
-            hs = true;
-        else
-            asym = true;
-    }
-    for (size_t i = 0; i < cfg->nproviders; i++) {
-        const struct sl_config_provider *p = &cfg->providers[i];
-        if (provider_needs_key(p) && p->api_key == NULL && p->api_key_env != NULL)
-            warn(out, &n,
-                 "provider %s has no API key (%s is not set): its requests will fail with "
-                 "UPSTREAM_AUTH",
-                 p->name, p->api_key_env);
-        else if (provider_needs_key(p) && p->api_key == NULL)
-            warn(out, &n,
-                 "provider %s has no API key (no api_key or api_key_env): its requests will "
-                 "fail with UPSTREAM_AUTH",
-                 p->name);
-        if (!p->tls_verify && p->kind != SL_PROVIDER_DEMO)
-            warn(out, &n, "provider %s: tls_verify is off", p->name);
-    }
-    if (hs && cfg->jwt.secret_generated)
-        warn(out, &n, "no JWT secret configured: a random one was generated, so tokens will not "
-                      "survive a restart (set %s)", cfg->jwt.secret_env);
-    else if (hs && cfg->jwt.secret != NULL && strlen(cfg->jwt.secret) < 32)
-        warn(out, &n, "the JWT secret is shorter than 32 bytes");
-    if (cfg->jwt.public_key_file != NULL && !asym)
-        warn(out, &n, "auth.jwt.public_key_file is set but no RS*/ES* algorithm is enabled");
-    if (cfg->jwt.nalgorithms == 0 && cfg->napi_keys == 0)
-        warn(out, &n, "no JWT algorithm and no API key: no client can authenticate");
-    for (size_t i = 0; i < cfg->nallowed_origins; i++)
-        if (strcmp(cfg->allowed_origins[i], "*") == 0)
-            warn(out, &n, "auth.allowed_origins has \"*\": any web page may connect");
-    if (cfg->debug.echo)
-        warn(out, &n, "debug.echo is on: /ws/echo is open to anyone");
-    if (n == 0)
-        fputs("warnings: none\n", out);
-}
-
-void
-sl_config_describe(const struct sl_config *cfg, FILE *out)
-{
-    char a[32], b[32], d[32];
-    bool v6 = strchr(cfg->listen_host, ':') != NULL;
-    fprintf(out, "listen:    %s%s%s:%u\n", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
-            (unsigned)cfg->listen_port);
-    if (cfg->workers == 0)
-        fputs("workers:   auto (one per CPU core)\n", out);
-    else
-        fprintf(out, "workers:   %u\n", cfg->workers);
-
-    fputs("auth:      ", out);
-    if (cfg->jwt.nalgorithms == 0) {
-        fputs("JWT off", out);
-    } else {
-        fputs("JWT ", out);
-        print_list(out, cfg->jwt.algorithms, cfg->jwt.nalgorithms, "");
-        bool hs = false;
-        for (size_t i = 0; i < cfg->jwt.nalgorithms; i++)
-            hs = hs || cfg->jwt.algorithms[i][0] == 'H';
-        if (hs)
-            fputs(cfg->jwt.secret_generated ? " (secret generated at start)" : " (secret set)", out);
-        if (cfg->jwt.public_key_file != NULL)
-            fprintf(out, " (public key %s)", cfg->jwt.public_key_file);
-        if (cfg->jwt.issuer != NULL)
-            fprintf(out, ", issuer %s", cfg->jwt.issuer);
-        if (cfg->jwt.audience != NULL)
-            fprintf(out, ", audience %s", cfg->jwt.audience);
-    }
-    fprintf(out, "; %zu API key%s", cfg->napi_keys, cfg->napi_keys == 1 ? "" : "s");
-    fputs("; origins: ", out);
-    print_list(out, cfg->allowed_origins, cfg->nallowed_origins, "same origin only");
-    fputc('\n', out);
-
-    fmt_size(a, sizeof(a), cfg->limits.max_message_bytes);
-    fmt_duration(b, sizeof(b), cfg->limits.auth_timeout_ms);
-    fprintf(out,
-            "limits:    %u connections, %u streams/connection, %u messages/minute, messages up "
-            "to %s, auth within %s\n",
-            cfg->limits.max_connections, cfg->limits.max_streams_per_connection,
-            cfg->limits.messages_per_minute, a, b);
-    fmt_duration(a, sizeof(a), cfg->heartbeat.interval_ms);
-    fmt_duration(b, sizeof(b), cfg->heartbeat.timeout_ms);
-    fmt_duration(d, sizeof(d), cfg->resume.window_ms);
-    fprintf(out, "heartbeat: every %s, timeout %s; resume window %s (%u events)\n", a, b, d,
-            cfg->resume.max_events);
-    fputs("redis:     ", out);
-    if (cfg->redis.url != NULL)
-        print_redis_url(out, cfg->redis.url);
-    else
-        fputs("none (single node)", out);
-    fputc('\n', out);
-    fprintf(out, "log:       %s, %s\n", enum_name_of(log_levels, cfg->log.level),
-            enum_name_of(log_formats, (int)cfg->log.format));
-
-    describe_providers(cfg, out);
-    describe_models(cfg, out);
-    describe_warnings(cfg, out);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Reference tables for docs/configuration.md                                                 */
-
-static void
-type_text(char *b, size_t n, const struct key *k)
-{
-    char lo[32], hi[32], list[160];
-    const char *null = (k->flags & F_NULLABLE) ? " or null" : "";
-    switch (k->type) {
-    case K_STR: snprintf(b, n, "string%s", null); return;
-    case K_BOOL: snprintf(b, n, "bool"); return;
-    case K_UINT:
-        snprintf(b, n, "%sinteger %.0f–%.0f", (k->flags & F_AUTO) ? "`auto` or " : "", k->min,
-                 k->max);
-        return;
-    case K_DOUBLE:
-        fmt_num(lo, sizeof(lo), k->min);
-        fmt_num(hi, sizeof(hi), k->max);
-        snprintf(b, n, "number %s–%s", lo, hi);
-        return;
-    case K_DURATION:
-        fmt_duration(lo, sizeof(lo), (uint64_t)k->min);
-        fmt_duration(hi, sizeof(hi), (uint64_t)k->max);
-        snprintf(b, n, "duration %s–%s", k->min == 1 ? "1ms" : lo, hi);
-        return;
-    case K_SIZE:
-        fmt_size(lo, sizeof(lo), (uint64_t)k->min);
-        fmt_size(hi, sizeof(hi), (uint64_t)k->max);
-        snprintf(b, n, "size %s–%s", lo, hi);
-        return;
-    case K_ENUM:
-        enum_list(list, sizeof(list), k->names);
-        snprintf(b, n, "one of %s", list);
-        return;
-    case K_STRLIST: snprintf(b, n, "list of strings%s", null); return;
-    case K_LISTEN: snprintf(b, n, "host:port"); return;
-    case K_HEX256: snprintf(b, n, "64 hex digits"); return;
-    case K_KEYENV: snprintf(b, n, "variable name"); return;
-    case K_HEADERS: snprintf(b, n, "mapping"); return;
-    case K_APIKEYS: snprintf(b, n, "list of mappings"); return;
-    case K_PROVIDERS:
-    case K_MODELS:
-    case K_AGENTS: snprintf(b, n, "mapping"); return;
-    }
-}
-
-/* The default of a top-level key, read from the defaults struct itself. */
-static void
-default_text(char *b, size_t n, const struct key *k, const struct sl_config *d)
-{
-    const void *f = (const char *)d + k->off;
-    char t[64];
-    if (k->def != NULL) {
-        snprintf(b, n, "%s", k->def);
-        return;
-    }
-    switch (k->type) {
-    case K_STR:
-        if (*(char *const *)f == NULL)
-            snprintf(b, n, "none");
-        else
-            snprintf(b, n, "`%s`", *(char *const *)f);
-        return;
-    case K_BOOL: snprintf(b, n, "`%s`", *(const bool *)f ? "true" : "false"); return;
-    case K_UINT:
-        if ((k->flags & F_AUTO) && *(const unsigned *)f == 0)
-            snprintf(b, n, "`auto`");
-        else
-            snprintf(b, n, "`%u`", *(const unsigned *)f);
-        return;
-    case K_DOUBLE: snprintf(b, n, "`%g`", *(const double *)f); return;
-    case K_DURATION: fmt_duration(t, sizeof(t), *(const uint64_t *)f); break;
-    case K_SIZE: fmt_size(t, sizeof(t), *(const uint64_t *)f); break;
-    case K_ENUM: snprintf(t, sizeof(t), "%s", enum_name_of(k->names, *(const int *)f)); break;
-    case K_STRLIST: {
-        char *const *v = *(char **const *)f;
-        size_t cnt = *(const size_t *)(const void *)((const char *)d + k->off2), o = 0;
-        o += (size_t)snprintf(t + o, sizeof(t) - o, "[");
-        for (size_t i = 0; i < cnt && o < sizeof(t); i++)
-            o += (size_t)snprintf(t + o, sizeof(t) - o, "%s%s", i ? ", " : "", v[i]);
-        if (o < sizeof(t))
-            snprintf(t + o, sizeof(t) - o, "]");
-        break;
-    }
-    case K_LISTEN:
-        snprintf(t, sizeof(t), "%s:%u", *(char *const *)f,
-                 (unsigned)*(const uint16_t *)(const void *)((const char *)d + k->off2));
-        break;
-    default: snprintf(t, sizeof(t), "-"); break;
-    }
-    snprintf(b, n, "`%s`", t);
-}
-
-static void
-print_table(FILE *out, const char *prefix, const struct key *tab, size_t ntab,
-            const struct sl_config *d)
-{
-    char type[200], def[200], env[80];
-    if (d != NULL)
-        fputs("| Key | Type | Default | Environment | Meaning |\n|---|---|---|---|---|\n", out);
-    else
-        fputs("| Key | Type | Default | Meaning |\n|---|---|---|---|\n", out);
-    for (size_t i = 0; i < ntab; i++) {
-        const struct key *k = &tab[i];
-        type_text(type, sizeof(type), k);
-        if (d != NULL) {
-            default_text(def, sizeof(def), k, d);
-            env_name(env, sizeof(env), k->path);
-            if (k->flags & F_NOENV)
-                fprintf(out, "| `%s%s` | %s | %s | file only | %s |\n", prefix, k->path, type,
-                        def, k->doc);
-            else
-                fprintf(out, "| `%s%s` | %s | %s | `%s` | %s |\n", prefix, k->path, type, def,
-                        env, k->doc);
-        } else {
-            fprintf(out, "| `%s%s` | %s | %s | %s |\n", prefix, k->path, type, k->def, k->doc);
-        }
-    }
-}
-
-void
-sl_config_print_keys(FILE *out)
-{
-    struct sl_config *d = sl_config_new_defaults();
-    fputs("### Keys\n\n", out);
-    print_table(out, "", top_keys, NTOP, d);
-    fputs("\n### `auth.api_keys[]`\n\nEach item has `name` and exactly one of `sha256` and "
-          "`key_env`.\n\n",
-          out);
-    print_table(out, "", apikey_keys, SL_ARRAY_LEN(apikey_keys), NULL);
-    fputs("\n### `providers.<name>`\n\n", out);
-    print_table(out, "", provider_keys, SL_ARRAY_LEN(provider_keys), NULL);
-    fputs("\n### `models.<name>`\n\n", out);
-    print_table(out, "", model_keys, SL_ARRAY_LEN(model_keys), NULL);
-    fputs("\n### `agents.<name>`\n\n", out);
-    print_table(out, "", agent_keys, SL_ARRAY_LEN(agent_keys), NULL);
-
-    fputs("\n### Provider kinds\n\n| Kind | Default `base_url` | Default `api_key_env` | Other "
-          "defaults | Enabled without a file when set |\n|---|---|---|---|---|\n",
-          out);
-    for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++) {
-        const struct kind_info *ki = &kinds[i];
-        char url[128], key[64], other[64], detect[64];
-        if (ki->kind == SL_PROVIDER_OLLAMA)
-            snprintf(url, sizeof(url), "`$OLLAMA_HOST`, else `%s`", ki->base_url);
-        else if (ki->base_url != NULL)
-            snprintf(url, sizeof(url), "`%s`", ki->base_url);
-        else
-            snprintf(url, sizeof(url), "none (local)");
-        snprintf(key, sizeof(key), ki->api_key_env ? "`%s`" : "none%s",
-                 ki->api_key_env ? ki->api_key_env : "");
-        snprintf(other, sizeof(other), ki->api_version ? "`api_version: %s`" : "-%s",
-                 ki->api_version ? ki->api_version : "");
-        snprintf(detect, sizeof(detect), ki->detect_env ? "`%s`" : "always%s",
-                 ki->detect_env ? ki->detect_env : "");
-        fprintf(out, "| `%s` | %s | %s | %s | %s |\n", enum_name_of(kind_names, (int)ki->kind),
-                url, key, other, detect);
-    }
-    fputs("\n### Default models\n\nGiven to every provider of the kind when the file has no "
-          "`models:` section (list prices in USD per million tokens; override them in the "
-          "file).\n\n| Kind | Model | Input | Output |\n|---|---|---|---|\n",
-          out);
-    fputs("| `demo` | `demo` | 0 | 0 |\n", out);
-    for (size_t i = 0; i < SL_ARRAY_LEN(default_models); i++) {
-        const struct default_model *m = &default_models[i];
-        fprintf(out, "| `%s` | `%s` | %g | %g |\n", enum_name_of(kind_names, (int)m->kind),
-                m->name, m->input_per_1m, m->output_per_1m);
-    }
-    sl_config_free(d);
 }

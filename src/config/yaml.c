@@ -24,8 +24,8 @@ parser_error(const yaml_parser_t *p, const char *name, char *err, size_t errlen)
     unsigned long line = (unsigned long)p->problem_mark.line + 1;
     unsigned long col = (unsigned long)p->problem_mark.column + 1;
     if (p->context != NULL)
-        snprintf(err, errlen, "%s:%lu: YAML syntax error: %s (%s, column %lu)", name, line,
-                 problem, p->context, col);
+        snprintf(err, errlen, "%s:%lu: YAML syntax error: %s (%s, column %lu)", name, line, problem,
+                 p->context, col);
     else
         snprintf(err, errlen, "%s:%lu: YAML syntax error: %s (column %lu)", name, line, problem,
                  col);
@@ -159,9 +159,12 @@ const char *
 sl_yaml_what(const yaml_node_t *n)
 {
     switch (n->type) {
-    case YAML_MAPPING_NODE: return "a mapping";
-    case YAML_SEQUENCE_NODE: return "a list";
-    default: return sl_yaml_is_null(n) ? "null" : "a string";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    default:
+        return sl_yaml_is_null(n) ? "null" : "a string";
     }
 }
 

@@ -210,9 +210,12 @@ Test(config, no_file_enables_providers_found_in_the_environment)
     cr_expect_null(sl_config_find_provider(cfg, "gemini"));
 
     static const char *const expect[][2] = {
-        {"gpt-4o-mini", "openai"},         {"gpt-4o", "openai"},
-        {"claude-sonnet-4-5", "anthropic"}, {"claude-haiku-4-5", "anthropic"},
-        {"llama3.2", "ollama"},            {"demo", "demo"},
+        {"gpt-4o-mini", "openai"},
+        {"gpt-4o", "openai"},
+        {"claude-sonnet-4-5", "anthropic"},
+        {"claude-haiku-4-5", "anthropic"},
+        {"llama3.2", "ollama"},
+        {"demo", "demo"},
     };
     cr_expect_eq(cfg->nmodels, 6);
     for (size_t i = 0; i < 6; i++) {
@@ -289,10 +292,10 @@ Test(config, design_example_loads_with_every_value_in_place)
 
     cr_assert_eq(cfg->napi_keys, 1);
     cr_expect_str_eq(cfg->api_keys[0].name, "ci");
-    static const uint8_t test_hash[32] = {
-        0x9f, 0x86, 0xd0, 0x81, 0x88, 0x4c, 0x7d, 0x65, 0x9a, 0x2f, 0xea,
-        0xa0, 0xc5, 0x5a, 0xd0, 0x15, 0xa3, 0xbf, 0x4f, 0x1b, 0x2b, 0x0b,
-        0x82, 0x2c, 0xd1, 0x5d, 0x6c, 0x15, 0xb0, 0xf0, 0x0a, 0x08};
+    static const uint8_t test_hash[32] = {0x9f, 0x86, 0xd0, 0x81, 0x88, 0x4c, 0x7d, 0x65,
+                                          0x9a, 0x2f, 0xea, 0xa0, 0xc5, 0x5a, 0xd0, 0x15,
+                                          0xa3, 0xbf, 0x4f, 0x1b, 0x2b, 0x0b, 0x82, 0x2c,
+                                          0xd1, 0x5d, 0x6c, 0x15, 0xb0, 0xf0, 0x0a, 0x08};
     cr_expect_arr_eq(cfg->api_keys[0].sha256, test_hash, 32);
     cr_assert_eq(cfg->nallowed_origins, 1);
     cr_expect_str_eq(cfg->allowed_origins[0], "https://app.example.com");
@@ -432,9 +435,12 @@ Test(config, listen_forms)
         const char *text, *host;
         unsigned port;
     } cases[] = {
-        {"127.0.0.1:8080", "127.0.0.1", 8080}, {":8080", "0.0.0.0", 8080},
-        {"'*:80'", "0.0.0.0", 80},              {"'[::1]:8080'", "::1", 8080},
-        {"'[::]:443'", "::", 443},              {"localhost:0", "127.0.0.1", 0},
+        {"127.0.0.1:8080", "127.0.0.1", 8080},
+        {":8080", "0.0.0.0", 8080},
+        {"'*:80'", "0.0.0.0", 80},
+        {"'[::1]:8080'", "::1", 8080},
+        {"'[::]:443'", "::", 443},
+        {"localhost:0", "127.0.0.1", 0},
         {"10.1.2.3:65535", "10.1.2.3", 65535},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -445,8 +451,9 @@ Test(config, listen_forms)
         cr_expect_eq(cfg->listen_port, cases[i].port, "%s", cases[i].text);
         sl_config_free(cfg);
     }
-    static const char *const bad[] = {"8080", "'::1:8080'", "1.2.3.4:65536", "host.example:80",
-                                      "'1.2.3.4:'", "'[1.2.3.4]:80'", "1.2.3.4:80x"};
+    static const char *const bad[] = {
+        "8080",       "'::1:8080'",     "1.2.3.4:65536", "host.example:80",
+        "'1.2.3.4:'", "'[1.2.3.4]:80'", "1.2.3.4:80x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char yaml[128];
         snprintf(yaml, sizeof(yaml), "listen: %s\n", bad[i]);
@@ -459,25 +466,24 @@ Test(config, listen_forms)
 Test(config, provider_entries_and_kind_defaults)
 {
     setenv("GEMINI_API_KEY", "g-env", 1);
-    struct sl_config *cfg = load_ok(
-        "providers:\n"
-        "  corp:\n"
-        "    kind: openai\n"
-        "    base_url: https://llm.corp.example/v1/\n"
-        "    api_key: literal-key\n"
-        "    headers: {X-Team: search, OpenAI-Organization: org-1}\n"
-        "    connect_timeout: 2s\n"
-        "    first_byte_timeout: 30s\n"
-        "    idle_timeout: 15s\n"
-        "    max_connections: 8\n"
-        "    max_retries: 0\n"
-        "    retry_base: 100ms\n"
-        "    tls_verify: false\n"
-        "  gemini: {}\n"
-        "  ollama:\n"
-        "  slow: {kind: demo, tokens_per_second: 2.5}\n"
-        "models:\n"
-        "  m: {provider: corp}\n");
+    struct sl_config *cfg = load_ok("providers:\n"
+                                    "  corp:\n"
+                                    "    kind: openai\n"
+                                    "    base_url: https://llm.corp.example/v1/\n"
+                                    "    api_key: literal-key\n"
+                                    "    headers: {X-Team: search, OpenAI-Organization: org-1}\n"
+                                    "    connect_timeout: 2s\n"
+                                    "    first_byte_timeout: 30s\n"
+                                    "    idle_timeout: 15s\n"
+                                    "    max_connections: 8\n"
+                                    "    max_retries: 0\n"
+                                    "    retry_base: 100ms\n"
+                                    "    tls_verify: false\n"
+                                    "  gemini: {}\n"
+                                    "  ollama:\n"
+                                    "  slow: {kind: demo, tokens_per_second: 2.5}\n"
+                                    "models:\n"
+                                    "  m: {provider: corp}\n");
     const struct sl_config_provider *p = sl_config_find_provider(cfg, "corp");
     cr_assert_not_null(p);
     cr_expect_eq(p->kind, SL_PROVIDER_OPENAI);
@@ -523,10 +529,11 @@ Test(config, file_providers_without_models_get_default_models)
 
 Test(config, file_may_redefine_demo)
 {
-    struct sl_config *cfg = load_ok("providers:\n"
-                                    "  demo: {kind: demo, tokens_per_second: 1000}\n"
-                                    "models:\n"
-                                    "  demo: {provider: demo, upstream_model: lorem, max_tokens: 7}\n");
+    struct sl_config *cfg =
+        load_ok("providers:\n"
+                "  demo: {kind: demo, tokens_per_second: 1000}\n"
+                "models:\n"
+                "  demo: {provider: demo, upstream_model: lorem, max_tokens: 7}\n");
     cr_assert_eq(cfg->nproviders, 1);
     cr_expect_eq(cfg->providers[0].demo_tokens_per_second, 1000);
     cr_assert_eq(cfg->nmodels, 1);
@@ -855,17 +862,17 @@ Test(config, api_keys_are_hashed_at_load)
 {
     uint8_t want[32];
     setenv("CI_KEY", "test", 1);
-    struct sl_config *cfg = load_ok(
-        "auth:\n"
-        "  api_keys:\n"
-        "    - {name: ci, key_env: CI_KEY}\n"
-        "    - name: ops\n"
-        "      sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n");
+    struct sl_config *cfg =
+        load_ok("auth:\n"
+                "  api_keys:\n"
+                "    - {name: ci, key_env: CI_KEY}\n"
+                "    - name: ops\n"
+                "      sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n");
     /* SHA-256("test"), a published test vector. */
-    static const uint8_t test_hash[32] = {
-        0x9f, 0x86, 0xd0, 0x81, 0x88, 0x4c, 0x7d, 0x65, 0x9a, 0x2f, 0xea,
-        0xa0, 0xc5, 0x5a, 0xd0, 0x15, 0xa3, 0xbf, 0x4f, 0x1b, 0x2b, 0x0b,
-        0x82, 0x2c, 0xd1, 0x5d, 0x6c, 0x15, 0xb0, 0xf0, 0x0a, 0x08};
+    static const uint8_t test_hash[32] = {0x9f, 0x86, 0xd0, 0x81, 0x88, 0x4c, 0x7d, 0x65,
+                                          0x9a, 0x2f, 0xea, 0xa0, 0xc5, 0x5a, 0xd0, 0x15,
+                                          0xa3, 0xbf, 0x4f, 0x1b, 0x2b, 0x0b, 0x82, 0x2c,
+                                          0xd1, 0x5d, 0x6c, 0x15, 0xb0, 0xf0, 0x0a, 0x08};
     memcpy(want, test_hash, 32);
     cr_assert_eq(cfg->napi_keys, 2);
     cr_expect_str_eq(cfg->api_keys[0].name, "ci");
@@ -947,10 +954,9 @@ Test(config, describe_shows_key_presence_never_keys)
                   NULL,
               "%s", text);
     cr_expect(strstr(text, "key: MISSING (ANTHROPIC_API_KEY is not set)") != NULL, "%s", text);
-    cr_expect(strstr(text, "gpt-4o               -> openai/gpt-4o, fallback: claude") != NULL,
-              "%s", text);
-    cr_expect(strstr(text, "analyst              -> gpt-4o, temperature 0.2") != NULL, "%s",
+    cr_expect(strstr(text, "gpt-4o               -> openai/gpt-4o, fallback: claude") != NULL, "%s",
               text);
+    cr_expect(strstr(text, "analyst              -> gpt-4o, temperature 0.2") != NULL, "%s", text);
     cr_expect(strstr(text, "  - provider anthropic has no API key (ANTHROPIC_API_KEY is not "
                            "set): its requests will fail with UPSTREAM_AUTH\n") != NULL,
               "%s", text);
@@ -1052,8 +1058,7 @@ Test(config_docs, reference_tables_match_the_key_table)
     cr_expect(have == genlen && memcmp(b, gen, genlen) == 0,
               "docs/configuration.md: generated section is stale");
     cr_expect(strstr(gen, "`SLUICE_LIMITS_MAX_CONNECTIONS`") != NULL);
-    cr_expect(strstr(gen, "| `heartbeat.interval` | duration 1ms–1h | `25s` |") != NULL, "%s",
-              gen);
+    cr_expect(strstr(gen, "| `heartbeat.interval` | duration 1ms–1h | `25s` |") != NULL, "%s", gen);
     free(gen);
     free(doc);
 }

@@ -1170,8 +1170,21 @@ check_models(struct ctx *c)
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const struct sl_config_model *m = &cfg->models[i];
         if (sl_config_find_provider(cfg, m->provider) == NULL) {
-            fail(c, entry_field(c, "models", m->name, "provider"),
-                 "models.%s.provider: no provider named \"%s\"", m->name, m->provider);
+            /* Without a providers section, "openai" exists only when its key is set. */
+            const char *hint = NULL;
+            for (size_t k = 0; k < sl_config_nkinds && !top_given(c, "providers"); k++)
+                if (sl_config_kinds[k].detect_env != NULL &&
+                    strcmp(sl_config_enum_name(sl_config_kind_names, (int)sl_config_kinds[k].kind),
+                           m->provider) == 0)
+                    hint = sl_config_kinds[k].detect_env;
+            if (hint != NULL)
+                fail(c, entry_field(c, "models", m->name, "provider"),
+                     "models.%s.provider: no provider named \"%s\" (set %s, or add it under "
+                     "providers:)",
+                     m->name, m->provider, hint);
+            else
+                fail(c, entry_field(c, "models", m->name, "provider"),
+                     "models.%s.provider: no provider named \"%s\"", m->name, m->provider);
             goto out;
         }
         for (size_t f = 0; f < m->nfallback; f++) {

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config/config.h"
 #include "config/keys.h"
@@ -147,6 +148,10 @@ describe_warnings(const struct sl_config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->nallowed_origins; i++)
         if (strcmp(cfg->allowed_origins[i], "*") == 0)
             warn(out, &n, "auth.allowed_origins has \"*\": any web page may connect");
+    struct stat st;
+    if (stat(cfg->web_root, &st) != 0 || !S_ISDIR(st.st_mode))
+        warn(out, &n, "web_root \"%s\" is not a directory: the test page will not be served",
+             cfg->web_root);
     if (cfg->debug.echo)
         warn(out, &n, "debug.echo is on: /ws/echo is open to anyone");
     if (n == 0)

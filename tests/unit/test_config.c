@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -69,7 +70,8 @@ teardown(void)
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                 continue;
             snprintf(p, sizeof(p), "%s/%s", tmpdir, de->d_name);
-            unlink(p);
+            if (unlink(p) != 0)
+                rmdir(p);
         }
         closedir(d);
     }
@@ -624,6 +626,11 @@ static const struct err_case err_cases[] = {
     /* references */
     {"models:\n  gpt:\n    provider: openia\n",
      "sluice.yaml:3: models.gpt.provider: no provider named \"openia\""},
+    {"models:\n  gpt: {provider: anthropic}\n",
+     "sluice.yaml:2: models.gpt.provider: no provider named \"anthropic\" (set ANTHROPIC_API_KEY, "
+     "or add it under providers:)"},
+    {"providers: {}\nmodels:\n  gpt: {provider: anthropic}\n",
+     "sluice.yaml:3: models.gpt.provider: no provider named \"anthropic\""},
     {"models:\n  gpt: {upstream_model: x}\n", "sluice.yaml:2: models.gpt: provider is required"},
     {"models:\n  a:\n    provider: demo\n    fallback:\n      - demo\n      - nope\n",
      "sluice.yaml:6: models.a.fallback: no model named \"nope\""},
@@ -969,15 +976,17 @@ Test(config, describe_shows_key_presence_never_keys)
     sl_config_free(cfg);
 }
 
-Test(config, describe_warns_about_a_generated_secret)
+Test(config, describe_warns_about_a_generated_secret_and_missing_web_root)
 {
     struct sl_config *cfg = load_ok(NULL);
     char *text = describe(cfg);
     cr_expect(strstr(text, "no JWT secret configured") != NULL, "%s", text);
     cr_expect_null(strstr(text, cfg->jwt.secret), "%s", text);
+    cr_expect(strstr(text, "web_root \"web\" is not a directory") != NULL, "%s", text);
     free(text);
     sl_config_free(cfg);
 
+    cr_assert_eq(mkdir("web", 0700), 0);
     setenv("SLUICE_JWT_SECRET", "0123456789abcdef0123456789abcdef", 1);
     cfg = load_ok(NULL);
     text = describe(cfg);

@@ -23,11 +23,17 @@ parser_error(const yaml_parser_t *p, const char *name, char *err, size_t errlen)
     }
     unsigned long line = (unsigned long)p->problem_mark.line + 1;
     unsigned long col = (unsigned long)p->problem_mark.column + 1;
-    if (p->context != NULL)
-        snprintf(err, errlen, "%s:%lu: YAML syntax error: %s (%s, column %lu)", name, line, problem,
-                 p->context, col);
+    unsigned long ctxline = (unsigned long)p->context_mark.line + 1;
+    /* "while scanning a quoted scalar" is only useful with where that scalar began. */
+    if (p->context != NULL && ctxline != line)
+        snprintf(err, errlen,
+                 "%s:%lu: YAML syntax error: %s at column %lu (%s started at line %lu)", name, line,
+                 problem, col, p->context, ctxline);
+    else if (p->context != NULL)
+        snprintf(err, errlen, "%s:%lu: YAML syntax error: %s at column %lu (%s)", name, line,
+                 problem, col, p->context);
     else
-        snprintf(err, errlen, "%s:%lu: YAML syntax error: %s (column %lu)", name, line, problem,
+        snprintf(err, errlen, "%s:%lu: YAML syntax error: %s at column %lu", name, line, problem,
                  col);
 }
 

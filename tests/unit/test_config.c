@@ -691,19 +691,20 @@ static const struct err_case err_cases[] = {
      "sluice.yaml:2: redis.url: expected redis://[:password@]host[:port][/db] or unix:///path"},
     /* YAML syntax errors carry libyaml's line */
     {"listen: :8080\nlimits:\n  max_connections: 5\n bad: indent\n",
-     "sluice.yaml:4: YAML syntax error: did not find expected key (while parsing a block "
-     "mapping, column 2)"},
+     "sluice.yaml:4: YAML syntax error: did not find expected key at column 2 (while parsing a "
+     "block mapping started at line 1)"},
     {"limits: {max_connections: 5\nheartbeat: x\n",
-     "sluice.yaml:2: YAML syntax error: did not find expected ',' or '}' (while parsing a flow "
-     "mapping, column 10)"},
-    {"a: *nowhere\n", "sluice.yaml:1: YAML syntax error: found undefined alias (column 4)"},
+     "sluice.yaml:2: YAML syntax error: did not find expected ',' or '}' at column 10 (while "
+     "parsing a flow mapping started at line 1)"},
+    {"a: *nowhere\n", "sluice.yaml:1: YAML syntax error: found undefined alias at column 4"},
 };
 
 Test(config, errors_name_line_and_key_path)
 {
     for (size_t i = 0; i < sizeof(err_cases) / sizeof(err_cases[0]); i++) {
         const char *err = load_err(err_cases[i].yaml);
-        cr_expect_str_eq(err, err_cases[i].err, "case %zu:\n%s", i, err_cases[i].yaml);
+        cr_expect_str_eq(err, err_cases[i].err, "case %zu:\n%s\ngot: %s", i, err_cases[i].yaml,
+                         err);
     }
 }
 

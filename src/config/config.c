@@ -128,7 +128,6 @@ struct ctx {
     const yaml_node_t *top_node[SL_CONFIG_NTOP]; /* value node of each key given in the file */
     bool top_env[SL_CONFIG_NTOP];                /* set from the environment (wins over top_node) */
     char envname[SL_CONFIG_NTOP][64];
-    const char *secret_from_env; /* variable the JWT secret came from */
 };
 
 /* Where a value came from: a YAML node, an environment variable, or nowhere (defaults). */
@@ -439,9 +438,11 @@ set_scalar(struct ctx *c, const struct sl_config_key *k, const char *path, struc
         double v = strtod(s, &end);
         if (errno != 0 || end == s || *end != '\0' || !isfinite(v))
             return fail(c, o, "%s: expected a number, got %s", path, q);
-        if (v < k->min || v > k->max)
-            return fail(c, o, "%s: expected a number from %g to %g, got %s", path, k->min, k->max,
-                        q);
+        if (v < k->min || v > k->max) {
+            sl_config_fmt_num(lo, sizeof(lo), k->min);
+            sl_config_fmt_num(hi, sizeof(hi), k->max);
+            return fail(c, o, "%s: expected a number from %s to %s, got %s", path, lo, hi, q);
+        }
         *(double *)field = v;
         if (k->flags & SL_KEY_HAS)
             *FIELD(base, k->off2, bool) = true;
@@ -721,9 +722,23 @@ load_headers(struct ctx *c, const struct sl_config_key *k, const char *path, con
     return 0;
 }
 
+/* Index of the row `path` in a table (a programming error if absent). */
+static size_t
+row(const struct sl_config_key *tab, size_t ntab, const char *path)
+{
+    for (size_t i = 0; i < ntab; i++)
+        if (strcmp(tab[i].path, path) == 0)
+            return i;
+    sl_panic("config: no key %s", path);
+}
+
 static int
 load_apikeys(struct ctx *c, const char *path, const yaml_node_t *n)
 {
+    const struct sl_config_key *tab = sl_config_apikey_keys;
+    size_t ntab = sl_config_napikey_keys;
+    size_t iname = row(tab, ntab, "name"), ihash = row(tab, ntab, "sha256"),
+           ienv = row(tab, ntab, "key_env");
     struct sl_config *cfg = c->cfg;
     char prefix[64];
     if (sl_yaml_is_null(n))
@@ -742,17 +757,16 @@ load_apikeys(struct ctx *c, const char *path, const yaml_node_t *n)
         cfg->api_keys = sl_realloc(cfg->api_keys, (cfg->napi_keys + 1) * sizeof(*cfg->api_keys));
         struct sl_config_apikey *key = &cfg->api_keys[cfg->napi_keys++];
         memset(key, 0, sizeof(*key));
-        if (load_map(c, it, prefix, "", sl_config_apikey_keys, sl_config_napikey_keys, key, seen) !=
-            0)
+        if (load_map(c, it, prefix, "", tab, ntab, key, seen) != 0)
             return -1;
         if (key->name == NULL)
             return fail(c, at(it), "%s[%zu]: name is required", path, i);
-        if ((seen[1] != NULL) == (seen[2] != NULL))
+        if ((seen[ihash] != NULL) == (seen[ienv] != NULL))
             return fail(c, at(it), "%s[%zu]: expected exactly one of sha256 and key_env", path, i);
         for (size_t j = 0; j + 1 < cfg->napi_keys; j++)
             if (strcmp(cfg->api_keys[j].name, key->name) == 0)
-                return fail(c, at(seen[0]), "%s[%zu].name: duplicate API key name \"%s\"", path, i,
-                            key->name);
+                return fail(c, at(seen[iname]), "%s[%zu].name: duplicate API key name \"%s\"", path,
+                            i, key->name);
     }
     return 0;
 }
@@ -772,6 +786,36 @@ check_entry_name(struct ctx *c, const yaml_node_t *keynode, const char *section,
                     "%s: expected a name of 1 to %d characters without spaces, got %s", section,
                     ENTRY_NAME_MAX, q);
     }
+    return 0;
+}
+
+/*
+ * Opens entry i of a `providers:`, `models:` or `agents:` mapping: validates its name and
+ * returns the name, its key and value nodes, and the path prefix ("models.gpt-4o.").
+ */
+static int
+entry_at(struct ctx *c, const yaml_node_t *n, size_t i, const char *path, char *prefix,
+         size_t prefixlen, const char **name, const yaml_node_t **kn, const yaml_node_t **vn)
+{
+    if (map_key(c, n, i, path, name) != 0)
+        return -1;
+    *kn = sl_yaml_map_key(&c->y, n, i);
+    *vn = sl_yaml_map_value(&c->y, n, i);
+    if (check_entry_name(c, *kn, path, *name) != 0)
+        return -1;
+    snprintf(prefix, prefixlen, "%s.%s.", path, *name);
+    return 0;
+}
+
+/* A section of entries must be a mapping; null is an empty one. Returns 1 to skip it. */
+static int
+entries_begin(struct ctx *c, const char *path, const yaml_node_t *n)
+{
+    if (sl_yaml_is_null(n))
+        return 1;
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, at(n), "%s: expected a mapping of names to settings, got %s", path,
+                    sl_yaml_what(n));
     return 0;
 }
 
@@ -886,21 +930,15 @@ static int
 load_providers(struct ctx *c, const char *path, const yaml_node_t *n)
 {
     char prefix[ENTRY_NAME_MAX + 32];
-    if (sl_yaml_is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, at(n), "%s: expected a mapping of names to settings, got %s", path,
-                    sl_yaml_what(n));
+    int rc = entries_begin(c, path, n);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
     size_t len = sl_yaml_map_len(n);
     for (size_t i = 0; i < len; i++) {
         const char *name;
-        if (map_key(c, n, i, path, &name) != 0)
+        const yaml_node_t *kn, *vn;
+        if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
             return -1;
-        const yaml_node_t *kn = sl_yaml_map_key(&c->y, n, i);
-        const yaml_node_t *vn = sl_yaml_map_value(&c->y, n, i);
-        if (check_entry_name(c, kn, path, name) != 0)
-            return -1;
-        snprintf(prefix, sizeof(prefix), "%s.%s.", path, name);
         if (!sl_yaml_is_null(vn) && vn->type != YAML_MAPPING_NODE)
             return fail(c, at(vn), "%s.%s: expected a mapping, got %s", path, name,
                         sl_yaml_what(vn));
@@ -912,7 +950,9 @@ load_providers(struct ctx *c, const char *path, const yaml_node_t *n)
             char full[ENTRY_NAME_MAX + 40];
             snprintf(full, sizeof(full), "%skind", prefix);
             struct sl_config_provider tmp = {0};
-            if (set_node(c, &sl_config_provider_keys[0], full, kindnode, &tmp) != 0)
+            const struct sl_config_key *k = &sl_config_provider_keys[row(
+                sl_config_provider_keys, sl_config_nprovider_keys, "kind")];
+            if (set_node(c, k, full, kindnode, &tmp) != 0)
                 return -1;
             kind = (int)tmp.kind;
         } else {
@@ -938,21 +978,15 @@ static int
 load_models(struct ctx *c, const char *path, const yaml_node_t *n)
 {
     char prefix[ENTRY_NAME_MAX + 32];
-    if (sl_yaml_is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, at(n), "%s: expected a mapping of names to settings, got %s", path,
-                    sl_yaml_what(n));
+    int rc = entries_begin(c, path, n);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
     size_t len = sl_yaml_map_len(n);
     for (size_t i = 0; i < len; i++) {
         const char *name;
-        if (map_key(c, n, i, path, &name) != 0)
+        const yaml_node_t *kn, *vn;
+        if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
             return -1;
-        const yaml_node_t *kn = sl_yaml_map_key(&c->y, n, i);
-        const yaml_node_t *vn = sl_yaml_map_value(&c->y, n, i);
-        if (check_entry_name(c, kn, path, name) != 0)
-            return -1;
-        snprintf(prefix, sizeof(prefix), "%s.%s.", path, name);
         struct sl_config_model *m = model_slot(c->cfg, name);
         m->name = sl_strdup(name);
         if (load_map(c, vn, prefix, "", sl_config_model_keys, sl_config_nmodel_keys, m, NULL) != 0)
@@ -970,21 +1004,15 @@ load_agents(struct ctx *c, const char *path, const yaml_node_t *n)
 {
     struct sl_config *cfg = c->cfg;
     char prefix[ENTRY_NAME_MAX + 32];
-    if (sl_yaml_is_null(n))
-        return 0;
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(c, at(n), "%s: expected a mapping of names to settings, got %s", path,
-                    sl_yaml_what(n));
+    int rc = entries_begin(c, path, n);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
     size_t len = sl_yaml_map_len(n);
     for (size_t i = 0; i < len; i++) {
         const char *name;
-        if (map_key(c, n, i, path, &name) != 0)
+        const yaml_node_t *kn, *vn;
+        if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
             return -1;
-        const yaml_node_t *kn = sl_yaml_map_key(&c->y, n, i);
-        const yaml_node_t *vn = sl_yaml_map_value(&c->y, n, i);
-        if (check_entry_name(c, kn, path, name) != 0)
-            return -1;
-        snprintf(prefix, sizeof(prefix), "%s.%s.", path, name);
         cfg->agents = sl_realloc(cfg->agents, (cfg->nagents + 1) * sizeof(*cfg->agents));
         struct sl_config_agent *a = &cfg->agents[cfg->nagents++];
         memset(a, 0, sizeof(*a));
@@ -1054,7 +1082,6 @@ apply_env(struct ctx *c)
         const char *v = getenv(c->cfg->jwt.secret_env);
         if (v != NULL && *v != '\0') {
             replace_str(&c->cfg->jwt.secret, v);
-            c->secret_from_env = c->cfg->jwt.secret_env;
         }
     }
     return 0;

@@ -6,7 +6,23 @@
  * Keys and their meaning are documented in docs/configuration.md; the environment
  * override of a key is SLUICE_ followed by its path in upper case with '.' -> '_'
  * (limits.max_connections -> SLUICE_LIMITS_MAX_CONNECTIONS), plus the short forms
- * SLUICE_LISTEN, SLUICE_WORKERS and SLUICE_JWT_SECRET.
+ * SLUICE_LISTEN, SLUICE_WORKERS and SLUICE_JWT_SECRET. providers, models, agents and
+ * auth.api_keys come from the file only.
+ *
+ * Invariants after a successful load (other modules may rely on them):
+ * - listen_host is a numeric IPv4 or IPv6 address without brackets ("0.0.0.0" for
+ *   ":8080", "127.0.0.1" for "localhost"), web_root, default_model and jwt.secret_env
+ *   are never NULL; default_model names a model.
+ * - jwt.algorithms holds only HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384 ES512;
+ *   it may be empty (JWTs disabled). jwt.secret is non-NULL whenever an HS* algorithm is
+ *   listed; jwt.public_key holds the PEM text whenever an RS* / ES* one is.
+ * - allowed_origins holds "*" or "scheme://host[:port]" strings.
+ * - Every model's provider names a provider, every fallback names a model, the fallback
+ *   graph has no cycle, every agent's model names a model. A "demo" provider and a "demo"
+ *   model always exist (a file may redefine them).
+ * - Every provider but kind demo has a base_url without a trailing '/'. api_key is NULL
+ *   when no key was found: requests to that provider should fail with UPSTREAM_AUTH.
+ * - heartbeat.timeout_ms > heartbeat.interval_ms.
  */
 #ifndef SL_CONFIG_CONFIG_H
 #define SL_CONFIG_CONFIG_H
@@ -14,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum sl_provider_kind {
     SL_PROVIDER_DEMO,
@@ -151,13 +168,35 @@ struct sl_config {
 
 /*
  * Builds the configuration: defaults, then the YAML file at path (NULL: no file), then
- * the environment. On error returns -1 and writes a one-line message naming the key and
- * line into err (size errlen); *out is untouched. On success *out owns everything.
+ * the environment, then the checks that span keys. On error returns -1 and writes one
+ * line into err (size errlen) naming where ("file:line: ", or "VARIABLE: " for a value
+ * from the environment) and the full key path, e.g.
+ *   sluice.yaml:12: limits.max_streams_per_connection: expected a positive integer, got "many"
+ * *out is then untouched and nothing is leaked. On success *out owns everything; free
+ * it with sl_config_free(). Reads the environment (getenv): call before starting threads.
  */
 int sl_config_load(const char *path, struct sl_config **out, char *err, size_t errlen);
 
-/* The configuration with no file and an empty environment (used by tests). */
+/*
+ * The built-in defaults only: no file, no environment, no generated secret (jwt.secret
+ * is NULL), just the demo provider and model. Used by tests.
+ */
 struct sl_config *sl_config_new_defaults(void);
+
+/*
+ * A short human-readable summary for `sluice --check-config`: listen address, workers,
+ * auth mode, limits, providers (whether their key is present, never the key), models,
+ * agents, then warnings (a provider without a key, a generated JWT secret, TLS
+ * verification off, ...). Secrets and Redis passwords are never printed.
+ */
+void sl_config_describe(const struct sl_config *cfg, FILE *out);
+
+/*
+ * Writes the Markdown reference tables of every key (type, default, environment
+ * variable, meaning), the provider kinds and the default models: the generated part of
+ * docs/configuration.md, which a unit test keeps in step with this output.
+ */
+void sl_config_print_keys(FILE *out);
 
 void sl_config_free(struct sl_config *cfg);
 

@@ -1,0 +1,221 @@
+/* sl_config_describe(): the summary printed by `sluice --check-config`. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config/config.h"
+#include "config/keys.h"
+
+static void
+print_list(FILE *out, char *const *v, size_t n, const char *empty)
+{
+    if (n == 0)
+        fputs(empty, out);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s%s", i ? ", " : "", v[i]);
+}
+
+/* A Redis URL with its password, if any, replaced by "***". */
+static void
+print_redis_url(FILE *out, const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : url;
+    const char *at_sign = strchr(auth, '@');
+    if (at_sign == NULL || memchr(auth, '/', (size_t)(at_sign - auth)) != NULL) {
+        fputs(url, out);
+        return;
+    }
+    fprintf(out, "%.*s***%s", (int)(auth - url), url, at_sign);
+}
+
+static bool
+provider_needs_key(const struct sl_config_provider *p)
+{
+    return p->kind == SL_PROVIDER_OPENAI || p->kind == SL_PROVIDER_ANTHROPIC ||
+           p->kind == SL_PROVIDER_GEMINI;
+}
+
+static void
+describe_providers(const struct sl_config *cfg, FILE *out)
+{
+    fprintf(out, "providers (%zu):\n", cfg->nproviders);
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        const struct sl_config_provider *p = &cfg->providers[i];
+        fprintf(out, "  %-12s %-9s %s  ", p->name, sl_provider_kind_name(p->kind),
+                p->base_url ? p->base_url : "(local)");
+        if (p->api_key != NULL)
+            fputs("key: present", out);
+        else if (!provider_needs_key(p))
+            fputs("key: not needed", out);
+        else if (p->api_key_env != NULL)
+            fprintf(out, "key: MISSING (%s is not set)", p->api_key_env);
+        else
+            fputs("key: MISSING (no api_key or api_key_env)", out);
+        if (p->kind == SL_PROVIDER_DEMO)
+            fprintf(out, ", %g tokens/s", p->demo_tokens_per_second);
+        fputc('\n', out);
+    }
+}
+
+static void
+describe_models(const struct sl_config *cfg, FILE *out)
+{
+    fprintf(out, "models (%zu), default %s:\n", cfg->nmodels, cfg->default_model);
+    for (size_t i = 0; i < cfg->nmodels; i++) {
+        const struct sl_config_model *m = &cfg->models[i];
+        fprintf(out, "  %-20s -> %s/%s", m->name, m->provider, m->upstream_model);
+        if (m->nfallback > 0) {
+            fputs(", fallback: ", out);
+            print_list(out, m->fallback, m->nfallback, "");
+        }
+        if (m->price_input_per_1m > 0 || m->price_output_per_1m > 0)
+            fprintf(out, ", $%g in / $%g out per 1M tokens", m->price_input_per_1m,
+                    m->price_output_per_1m);
+        if (m->max_tokens > 0)
+            fprintf(out, ", max_tokens %u", m->max_tokens);
+        fputc('\n', out);
+    }
+    fprintf(out, "agents (%zu):\n", cfg->nagents);
+    for (size_t i = 0; i < cfg->nagents; i++) {
+        const struct sl_config_agent *a = &cfg->agents[i];
+        fprintf(out, "  %-20s -> %s", a->name, a->model);
+        if (a->has_temperature)
+            fprintf(out, ", temperature %g", a->temperature);
+        if (a->max_tokens > 0)
+            fprintf(out, ", max_tokens %u", a->max_tokens);
+        if (a->system != NULL)
+            fputs(", system prompt", out);
+        fputc('\n', out);
+    }
+}
+
+static void warn(FILE *out, unsigned *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+warn(FILE *out, unsigned *n, const char *fmt, ...)
+{
+    va_list ap;
+    if (*n == 0)
+        fputs("warnings:\n", out);
+    (*n)++;
+    fputs("  - ", out);
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+    fputc('\n', out);
+}
+
+static void
+describe_warnings(const struct sl_config *cfg, FILE *out)
+{
+    unsigned n = 0;
+    bool hs = false, asym = false;
+    for (size_t i = 0; i < cfg->jwt.nalgorithms; i++) {
+        if (cfg->jwt.algorithms[i][0] == 'H')
+            hs = true;
+        else
+            asym = true;
+    }
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        const struct sl_config_provider *p = &cfg->providers[i];
+        if (provider_needs_key(p) && p->api_key == NULL && p->api_key_env != NULL)
+            warn(out, &n,
+                 "provider %s has no API key (%s is not set): its requests will fail with "
+                 "UPSTREAM_AUTH",
+                 p->name, p->api_key_env);
+        else if (provider_needs_key(p) && p->api_key == NULL)
+            warn(out, &n,
+                 "provider %s has no API key (no api_key or api_key_env): its requests will "
+                 "fail with UPSTREAM_AUTH",
+                 p->name);
+        if (!p->tls_verify && p->kind != SL_PROVIDER_DEMO)
+            warn(out, &n, "provider %s: tls_verify is off", p->name);
+    }
+    if (hs && cfg->jwt.secret_generated)
+        warn(out, &n,
+             "no JWT secret configured: a random one was generated, so tokens will not "
+             "survive a restart (set %s)",
+             cfg->jwt.secret_env);
+    else if (hs && cfg->jwt.secret != NULL && strlen(cfg->jwt.secret) < 32)
+        warn(out, &n, "the JWT secret is shorter than 32 bytes");
+    if (cfg->jwt.public_key_file != NULL && !asym)
+        warn(out, &n, "auth.jwt.public_key_file is set but no RS*/ES* algorithm is enabled");
+    if (cfg->jwt.nalgorithms == 0 && cfg->napi_keys == 0)
+        warn(out, &n, "no JWT algorithm and no API key: no client can authenticate");
+    for (size_t i = 0; i < cfg->nallowed_origins; i++)
+        if (strcmp(cfg->allowed_origins[i], "*") == 0)
+            warn(out, &n, "auth.allowed_origins has \"*\": any web page may connect");
+    struct stat st;
+    if (stat(cfg->web_root, &st) != 0 || !S_ISDIR(st.st_mode))
+        warn(out, &n, "web_root \"%s\" is not a directory: the test page will not be served",
+             cfg->web_root);
+    if (cfg->debug.echo)
+        warn(out, &n, "debug.echo is on: /ws/echo is open to anyone");
+    if (n == 0)
+        fputs("warnings: none\n", out);
+}
+
+void
+sl_config_describe(const struct sl_config *cfg, FILE *out)
+{
+    char a[32], b[32], d[32];
+    bool v6 = strchr(cfg->listen_host, ':') != NULL;
+    fprintf(out, "listen:    %s%s%s:%u\n", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
+            (unsigned)cfg->listen_port);
+    if (cfg->workers == 0)
+        fputs("workers:   auto (one per CPU core)\n", out);
+    else
+        fprintf(out, "workers:   %u\n", cfg->workers);
+
+    fputs("auth:      ", out);
+    if (cfg->jwt.nalgorithms == 0) {
+        fputs("JWT off", out);
+    } else {
+        fputs("JWT ", out);
+        print_list(out, cfg->jwt.algorithms, cfg->jwt.nalgorithms, "");
+        bool hs = false;
+        for (size_t i = 0; i < cfg->jwt.nalgorithms; i++)
+            hs = hs || cfg->jwt.algorithms[i][0] == 'H';
+        if (hs)
+            fputs(cfg->jwt.secret_generated ? " (secret generated at start)" : " (secret set)",
+                  out);
+        if (cfg->jwt.public_key_file != NULL)
+            fprintf(out, " (public key %s)", cfg->jwt.public_key_file);
+        if (cfg->jwt.issuer != NULL)
+            fprintf(out, ", issuer %s", cfg->jwt.issuer);
+        if (cfg->jwt.audience != NULL)
+            fprintf(out, ", audience %s", cfg->jwt.audience);
+    }
+    fprintf(out, "; %zu API key%s", cfg->napi_keys, cfg->napi_keys == 1 ? "" : "s");
+    fputs("; origins: ", out);
+    print_list(out, cfg->allowed_origins, cfg->nallowed_origins, "same origin only");
+    fputc('\n', out);
+
+    sl_config_fmt_size(a, sizeof(a), cfg->limits.max_message_bytes);
+    sl_config_fmt_duration(b, sizeof(b), cfg->limits.auth_timeout_ms);
+    fprintf(out,
+            "limits:    %u connections, %u streams/connection, %u messages/minute, messages up "
+            "to %s, auth within %s\n",
+            cfg->limits.max_connections, cfg->limits.max_streams_per_connection,
+            cfg->limits.messages_per_minute, a, b);
+    sl_config_fmt_duration(a, sizeof(a), cfg->heartbeat.interval_ms);
+    sl_config_fmt_duration(b, sizeof(b), cfg->heartbeat.timeout_ms);
+    sl_config_fmt_duration(d, sizeof(d), cfg->resume.window_ms);
+    fprintf(out, "heartbeat: every %s, timeout %s; resume window %s (%u events)\n", a, b, d,
+            cfg->resume.max_events);
+    fputs("redis:     ", out);
+    if (cfg->redis.url != NULL)
+        print_redis_url(out, cfg->redis.url);
+    else
+        fputs("none (single node)", out);
+    fputc('\n', out);
+    fprintf(out, "log:       %s, %s\n", sl_config_enum_name(sl_config_log_levels, cfg->log.level),
+            sl_config_enum_name(sl_config_log_formats, (int)cfg->log.format));
+
+    describe_providers(cfg, out);
+    describe_models(cfg, out);
+    describe_warnings(cfg, out);
+}

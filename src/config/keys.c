@@ -1,0 +1,889 @@
+/*
+ * The configuration's key tables: one row per setting, with its path, type, place in the
+ * struct, range and documentation. The loader (config.c) walks the YAML file and the
+ * environment through these rows, and sl_config_print_keys() turns them into the
+ * reference tables of docs/configuration.md, so that the three cannot drift apart.
+ */
+#include "config/keys.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/alloc.h"
+#include "obs/log.h"
+
+const struct sl_config_enum sl_config_log_levels[] = {
+    {"debug", SL_LOG_DEBUG},
+    {"info", SL_LOG_INFO},
+    {"warn", SL_LOG_WARN},
+    {"error", SL_LOG_ERROR},
+    {NULL, 0},
+};
+
+const struct sl_config_enum sl_config_log_formats[] = {
+    {"logfmt", SL_LOG_FORMAT_LOGFMT},
+    {"json", SL_LOG_FORMAT_JSON},
+    {NULL, 0},
+};
+
+const struct sl_config_enum sl_config_kind_names[] = {
+    {"demo", SL_PROVIDER_DEMO},           {"openai", SL_PROVIDER_OPENAI},
+    {"anthropic", SL_PROVIDER_ANTHROPIC}, {"gemini", SL_PROVIDER_GEMINI},
+    {"ollama", SL_PROVIDER_OLLAMA},       {NULL, 0},
+};
+
+static const char *const jwt_algorithms[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                             "RS512", "ES256", "ES384", "ES512"};
+
+static int check_algorithm(const char *s, char *why, size_t whylen);
+static int check_origin(const char *s, char *why, size_t whylen);
+static int check_url(const char *s, char *why, size_t whylen);
+static int check_redis_url(const char *s, char *why, size_t whylen);
+
+#define CFG(f) offsetof(struct sl_config, f)
+#define MIN_MS 60000.0
+#define HOUR_MS 3600000.0
+#define DAY_MS 86400000.0
+#define MIB (1024.0 * 1024)
+#define GIB (1024.0 * 1024 * 1024)
+
+const struct sl_config_key sl_config_top_keys[] = {
+    {.path = "listen",
+     .type = SL_KEY_LISTEN,
+     .off = CFG(listen_host),
+     .off2 = CFG(listen_port),
+     .doc = "Address to listen on: `127.0.0.1:8080`, `:8080` (all IPv4 interfaces), "
+            "`[::1]:8080`, `[::]:8080`. Port 0 picks a free port."},
+    {.path = "workers",
+     .type = SL_KEY_UINT,
+     .flags = SL_KEY_AUTO,
+     .off = CFG(workers),
+     .max = 1024,
+     .doc = "Worker threads (one event loop each); `auto` or 0: one per CPU core."},
+    {.path = "web_root",
+     .type = SL_KEY_STR,
+     .off = CFG(web_root),
+     .doc = "Directory served as the test page."},
+    {.path = "default_model",
+     .type = SL_KEY_STR,
+     .off = CFG(default_model),
+     .doc = "Model used when a request names none; must be a model."},
+
+    {.path = "auth.jwt.secret",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE | SL_KEY_SECRET,
+     .off = CFG(jwt.secret),
+     .def = "random",
+     .doc = "HMAC secret for HS* tokens. Prefer `secret_env`. With neither, and an HS* "
+            "algorithm enabled, a random secret is generated at start."},
+    {.path = "auth.jwt.secret_env",
+     .type = SL_KEY_STR,
+     .off = CFG(jwt.secret_env),
+     .check = sl_config_check_env_name,
+     .doc = "Environment variable holding the HMAC secret; it overrides `secret`."},
+    {.path = "auth.jwt.algorithms",
+     .type = SL_KEY_STRLIST,
+     .off = CFG(jwt.algorithms),
+     .off2 = CFG(jwt.nalgorithms),
+     .check = check_algorithm,
+     .doc = "Accepted JWT algorithms: HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384 ES512 "
+            "(`none` is refused). An empty list disables JWTs (API keys only)."},
+    {.path = "auth.jwt.public_key_file",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = CFG(jwt.public_key_file),
+     .doc = "PEM public key for RS*/ES* tokens; required when one of them is enabled."},
+    {.path = "auth.jwt.issuer",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = CFG(jwt.issuer),
+     .doc = "If set, tokens must carry this `iss`."},
+    {.path = "auth.jwt.audience",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = CFG(jwt.audience),
+     .doc = "If set, tokens must carry this `aud`."},
+    {.path = "auth.jwt.leeway",
+     .type = SL_KEY_DURATION,
+     .off = CFG(jwt.leeway_ms),
+     .max = HOUR_MS,
+     .doc = "Clock skew tolerated on `exp` and `nbf`."},
+    {.path = "auth.api_keys",
+     .type = SL_KEY_APIKEYS,
+     .flags = SL_KEY_NOENV,
+     .def = "none",
+     .doc = "API keys: a list of `{name, sha256}` (hex SHA-256 of the key) or "
+            "`{name, key_env}` (the key itself, read from that variable and hashed at load)."},
+    {.path = "auth.allowed_origins",
+     .type = SL_KEY_STRLIST,
+     .flags = SL_KEY_NULLABLE,
+     .off = CFG(allowed_origins),
+     .off2 = CFG(nallowed_origins),
+     .check = check_origin,
+     .doc = "Browser origins allowed besides the server's own (`https://app.example.com`), or "
+            "`*` for any. Requests without Origin are not from a browser and always pass."},
+
+    {.path = "limits.max_connections",
+     .type = SL_KEY_UINT,
+     .off = CFG(limits.max_connections),
+     .min = 1,
+     .max = 10000000,
+     .doc = "Open connections per process; more are refused."},
+    {.path = "limits.max_streams_per_connection",
+     .type = SL_KEY_UINT,
+     .off = CFG(limits.max_streams_per_connection),
+     .min = 1,
+     .max = 10000,
+     .doc = "Concurrent streams per connection (`TOO_MANY_STREAMS` beyond)."},
+    {.path = "limits.messages_per_minute",
+     .type = SL_KEY_UINT,
+     .off = CFG(limits.messages_per_minute),
+     .min = 1,
+     .max = 1000000,
+     .doc = "Client messages per connection per minute (`RATE_LIMITED`)."},
+    {.path = "limits.max_message_bytes",
+     .type = SL_KEY_SIZE,
+     .off = CFG(limits.max_message_bytes),
+     .min = 1,
+     .max = GIB,
+     .doc = "Largest client message (`TOO_LARGE`, close 1009)."},
+    {.path = "limits.send_high_water",
+     .type = SL_KEY_SIZE,
+     .off = CFG(limits.send_high_water),
+     .min = 1,
+     .max = GIB,
+     .doc = "Queued outbound bytes per connection above which the upstream is paused."},
+    {.path = "limits.auth_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(limits.auth_timeout_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .doc = "Time to authenticate after connecting (close 4003)."},
+    {.path = "limits.max_header_bytes",
+     .type = SL_KEY_SIZE,
+     .off = CFG(limits.max_header_bytes),
+     .min = 256,
+     .max = 16 * MIB,
+     .doc = "HTTP request line plus headers."},
+    {.path = "limits.max_body_bytes",
+     .type = SL_KEY_SIZE,
+     .off = CFG(limits.max_body_bytes),
+     .min = 1,
+     .max = GIB,
+     .doc = "HTTP request bodies."},
+    {.path = "limits.header_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(limits.header_timeout_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .doc = "Time to receive a request's headers (slowloris guard)."},
+    {.path = "limits.keepalive_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(limits.keepalive_timeout_ms),
+     .min = 1,
+     .max = DAY_MS,
+     .doc = "Idle time before a keep-alive HTTP connection is closed."},
+
+    {.path = "heartbeat.interval",
+     .type = SL_KEY_DURATION,
+     .off = CFG(heartbeat.interval_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .doc = "WebSocket ping interval."},
+    {.path = "heartbeat.timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(heartbeat.timeout_ms),
+     .min = 1,
+     .max = DAY_MS,
+     .doc = "Silence after which a client is dropped (close 4008); must exceed `interval`."},
+
+    {.path = "resume.window",
+     .type = SL_KEY_DURATION,
+     .off = CFG(resume.window_ms),
+     .max = DAY_MS,
+     .doc = "How long a disconnected client's streams keep running for `resume`; 0 cancels "
+            "them at once."},
+    {.path = "resume.max_events",
+     .type = SL_KEY_UINT,
+     .off = CFG(resume.max_events),
+     .min = 1,
+     .max = 10000000,
+     .doc = "Events kept per stream journal."},
+
+    {.path = "redis.url",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = CFG(redis.url),
+     .check = check_redis_url,
+     .def = "none",
+     .doc = "`redis://[:password@]host[:port][/db]`; unset: single node, all in-process."},
+
+    {.path = "shutdown.drain_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(shutdown.drain_timeout_ms),
+     .max = HOUR_MS,
+     .doc = "On SIGTERM, time given to running streams before closing."},
+    {.path = "shutdown.retry_after",
+     .type = SL_KEY_DURATION,
+     .off = CFG(shutdown.retry_after_ms),
+     .max = HOUR_MS,
+     .doc = "Reconnect delay suggested to clients in the 1001 close reason."},
+
+    {.path = "log.level",
+     .type = SL_KEY_ENUM,
+     .off = CFG(log.level),
+     .names = sl_config_log_levels,
+     .doc = "Least severe level logged."},
+    {.path = "log.format",
+     .type = SL_KEY_ENUM,
+     .off = CFG(log.format),
+     .names = sl_config_log_formats,
+     .doc = "Log line format."},
+    {.path = "debug.echo",
+     .type = SL_KEY_BOOL,
+     .off = CFG(debug.echo),
+     .doc = "Serve `/ws/echo` (for the Autobahn test suite). Keep off in production."},
+
+    {.path = "providers",
+     .type = SL_KEY_PROVIDERS,
+     .flags = SL_KEY_NOENV,
+     .def = "see below",
+     .doc = "Upstream providers by name (see `providers.<name>`)."},
+    {.path = "models",
+     .type = SL_KEY_MODELS,
+     .flags = SL_KEY_NOENV,
+     .def = "see below",
+     .doc = "Models clients may ask for (see `models.<name>`)."},
+    {.path = "agents",
+     .type = SL_KEY_AGENTS,
+     .flags = SL_KEY_NOENV,
+     .def = "none",
+     .doc = "Named presets of model, system prompt and temperature (see `agents.<name>`)."},
+};
+
+#define PRV(f) offsetof(struct sl_config_provider, f)
+const struct sl_config_key sl_config_provider_keys[] = {
+    {.path = "kind",
+     .type = SL_KEY_ENUM,
+     .off = PRV(kind),
+     .names = sl_config_kind_names,
+     .def = "the provider's name",
+     .doc = "Protocol spoken; required unless the name is itself a kind."},
+    {.path = "base_url",
+     .type = SL_KEY_STR,
+     .off = PRV(base_url),
+     .check = check_url,
+     .def = "per kind",
+     .doc = "Endpoint root, `http://` or `https://`."},
+    {.path = "api_key_env",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = PRV(api_key_env),
+     .check = sl_config_check_env_name,
+     .def = "per kind",
+     .doc = "Environment variable holding the API key, read at load."},
+    {.path = "api_key",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE | SL_KEY_SECRET,
+     .off = PRV(api_key),
+     .def = "none",
+     .doc = "The key itself (prefer `api_key_env`); wins over `api_key_env`."},
+    {.path = "api_version",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = PRV(api_version),
+     .def = "`2023-06-01` (anthropic)",
+     .doc = "The `anthropic-version` header."},
+    {.path = "headers",
+     .type = SL_KEY_HEADERS,
+     .off = PRV(headers),
+     .off2 = PRV(nheaders),
+     .def = "none",
+     .doc = "Extra request headers, a mapping of name to value."},
+    {.path = "connect_timeout",
+     .type = SL_KEY_DURATION,
+     .off = PRV(connect_timeout_ms),
+     .min = 1,
+     .max = 10 * MIN_MS,
+     .def = "`10s`",
+     .doc = "TCP + TLS connect timeout."},
+    {.path = "first_byte_timeout",
+     .type = SL_KEY_DURATION,
+     .off = PRV(first_byte_timeout_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .def = "`60s`",
+     .doc = "Time from request to the first response byte."},
+    {.path = "idle_timeout",
+     .type = SL_KEY_DURATION,
+     .off = PRV(idle_timeout_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .def = "`60s`",
+     .doc = "Longest silence between chunks of a stream."},
+    {.path = "max_connections",
+     .type = SL_KEY_UINT,
+     .off = PRV(max_connections),
+     .min = 1,
+     .max = 10000,
+     .def = "`64`",
+     .doc = "Connections per host per worker."},
+    {.path = "max_retries",
+     .type = SL_KEY_UINT,
+     .off = PRV(max_retries),
+     .max = 10,
+     .def = "`2`",
+     .doc = "Retries of a failed request before its first token."},
+    {.path = "retry_base",
+     .type = SL_KEY_DURATION,
+     .off = PRV(retry_base_ms),
+     .min = 1,
+     .max = MIN_MS,
+     .def = "`250ms`",
+     .doc = "First retry backoff; doubled each time, jittered."},
+    {.path = "tls_verify",
+     .type = SL_KEY_BOOL,
+     .off = PRV(tls_verify),
+     .def = "`true`",
+     .doc = "Verify the server certificate."},
+    {.path = "ca_file",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = PRV(ca_file),
+     .def = "system CAs",
+     .doc = "CA bundle (PEM) to verify against; must be readable."},
+    {.path = "tokens_per_second",
+     .type = SL_KEY_DOUBLE,
+     .off = PRV(demo_tokens_per_second),
+     .min = 0.01,
+     .max = 1e6,
+     .def = "`30`",
+     .doc = "Demo kind only: generation speed."},
+};
+
+#define MDL(f) offsetof(struct sl_config_model, f)
+const struct sl_config_key sl_config_model_keys[] = {
+    {.path = "provider",
+     .type = SL_KEY_STR,
+     .off = MDL(provider),
+     .def = "required",
+     .doc = "Name of a provider."},
+    {.path = "upstream_model",
+     .type = SL_KEY_STR,
+     .off = MDL(upstream_model),
+     .def = "the model's name",
+     .doc = "Model name sent to the provider."},
+    {.path = "fallback",
+     .type = SL_KEY_STRLIST,
+     .flags = SL_KEY_NULLABLE,
+     .off = MDL(fallback),
+     .off2 = MDL(nfallback),
+     .def = "none",
+     .doc = "Models tried in order when this one fails before its first token; no cycles."},
+    {.path = "price.input_per_1m",
+     .type = SL_KEY_DOUBLE,
+     .off = MDL(price_input_per_1m),
+     .max = 1e6,
+     .def = "`0`",
+     .doc = "USD per million input tokens (for `cost_usd`)."},
+    {.path = "price.output_per_1m",
+     .type = SL_KEY_DOUBLE,
+     .off = MDL(price_output_per_1m),
+     .max = 1e6,
+     .def = "`0`",
+     .doc = "USD per million output tokens."},
+    {.path = "max_tokens",
+     .type = SL_KEY_UINT,
+     .off = MDL(max_tokens),
+     .min = 1,
+     .max = 10000000,
+     .def = "provider's",
+     .doc = "`max_tokens` sent when the client gives none."},
+};
+
+#define AGT(f) offsetof(struct sl_config_agent, f)
+const struct sl_config_key sl_config_agent_keys[] = {
+    {.path = "model",
+     .type = SL_KEY_STR,
+     .off = AGT(model),
+     .def = "required",
+     .doc = "Name of a model."},
+    {.path = "system",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = AGT(system),
+     .def = "none",
+     .doc = "System prompt (a client's own `system` wins)."},
+    {.path = "temperature",
+     .type = SL_KEY_DOUBLE,
+     .flags = SL_KEY_HAS,
+     .off = AGT(temperature),
+     .off2 = AGT(has_temperature),
+     .max = 2,
+     .def = "provider's",
+     .doc = "Sampling temperature."},
+    {.path = "max_tokens",
+     .type = SL_KEY_UINT,
+     .off = AGT(max_tokens),
+     .min = 1,
+     .max = 10000000,
+     .def = "the model's",
+     .doc = "Default `max_tokens`."},
+};
+
+#define KEY(f) offsetof(struct sl_config_apikey, f)
+const struct sl_config_key sl_config_apikey_keys[] = {
+    {.path = "name",
+     .type = SL_KEY_STR,
+     .off = KEY(name),
+     .def = "required",
+     .doc = "Identifies the key's user in logs and `ready`; unique."},
+    {.path = "sha256",
+     .type = SL_KEY_HEX256,
+     .flags = SL_KEY_SECRET,
+     .off = KEY(sha256),
+     .def = "-",
+     .doc = "SHA-256 of the key as 64 hex digits (e.g. from `sha256sum`)."},
+    {.path = "key_env",
+     .type = SL_KEY_KEYENV,
+     .off = KEY(sha256),
+     .def = "-",
+     .doc = "Environment variable holding the key itself; it must be set."},
+};
+
+const struct sl_config_kind sl_config_kinds[] = {
+    {SL_PROVIDER_DEMO, NULL, NULL, NULL, NULL},
+    {SL_PROVIDER_OPENAI, "https://api.openai.com/v1", "OPENAI_API_KEY", NULL, "OPENAI_API_KEY"},
+    {SL_PROVIDER_ANTHROPIC, "https://api.anthropic.com", "ANTHROPIC_API_KEY", "2023-06-01",
+     "ANTHROPIC_API_KEY"},
+    {SL_PROVIDER_GEMINI, "https://generativelanguage.googleapis.com", "GEMINI_API_KEY", NULL,
+     "GEMINI_API_KEY"},
+    {SL_PROVIDER_OLLAMA, "http://127.0.0.1:11434", NULL, NULL, "OLLAMA_HOST"},
+};
+
+const struct sl_config_default_model sl_config_default_models[] = {
+    {SL_PROVIDER_OPENAI, "gpt-4o-mini", 0.15, 0.60},
+    {SL_PROVIDER_OPENAI, "gpt-4o", 2.50, 10.00},
+    {SL_PROVIDER_ANTHROPIC, "claude-sonnet-4-5", 3.00, 15.00},
+    {SL_PROVIDER_ANTHROPIC, "claude-haiku-4-5", 1.00, 5.00},
+    {SL_PROVIDER_GEMINI, "gemini-2.5-flash", 0.30, 2.50},
+    {SL_PROVIDER_GEMINI, "gemini-2.5-pro", 1.25, 10.00},
+    {SL_PROVIDER_OLLAMA, "llama3.2", 0, 0},
+};
+
+const size_t sl_config_nprovider_keys = SL_ARRAY_LEN(sl_config_provider_keys);
+const size_t sl_config_nmodel_keys = SL_ARRAY_LEN(sl_config_model_keys);
+const size_t sl_config_nagent_keys = SL_ARRAY_LEN(sl_config_agent_keys);
+const size_t sl_config_napikey_keys = SL_ARRAY_LEN(sl_config_apikey_keys);
+const size_t sl_config_nkinds = SL_ARRAY_LEN(sl_config_kinds);
+const size_t sl_config_ndefault_models = SL_ARRAY_LEN(sl_config_default_models);
+
+_Static_assert(SL_ARRAY_LEN(sl_config_top_keys) == SL_CONFIG_NTOP, "update SL_CONFIG_NTOP");
+_Static_assert(SL_ARRAY_LEN(sl_config_provider_keys) <= SL_CONFIG_ENTRY_KEYS_MAX, "too long");
+_Static_assert(SL_ARRAY_LEN(sl_config_model_keys) <= SL_CONFIG_ENTRY_KEYS_MAX, "too long");
+_Static_assert(SL_ARRAY_LEN(sl_config_agent_keys) <= SL_CONFIG_ENTRY_KEYS_MAX, "too long");
+_Static_assert(SL_ARRAY_LEN(sl_config_apikey_keys) <= SL_CONFIG_ENTRY_KEYS_MAX, "too long");
+
+const struct sl_config_kind *
+sl_config_kind_info(enum sl_provider_kind kind)
+{
+    for (size_t i = 0; i < sl_config_nkinds; i++)
+        if (sl_config_kinds[i].kind == kind)
+            return &sl_config_kinds[i];
+    sl_panic("unknown provider kind %d", (int)kind);
+}
+
+/* A value for a message: quoted, escaped, cut at about 60 characters. */
+void
+sl_config_quote(char *dst, size_t n, const char *s)
+{
+    size_t o = 0;
+    sl_assert(n >= 16);
+    dst[o++] = '"';
+    for (size_t i = 0; s[i] != '\0'; i++) {
+        if (o + 10 > n) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            o += (size_t)snprintf(dst + o, n - o, "\\x%02x", ch);
+        } else {
+            dst[o++] = (char)ch;
+        }
+    }
+    dst[o++] = '"';
+    dst[o] = '\0';
+}
+
+void
+sl_config_fmt_duration(char *b, size_t n, uint64_t ms)
+{
+    unsigned long long v = (unsigned long long)ms;
+    if (v == 0)
+        snprintf(b, n, "0s");
+    else if (v % 86400000 == 0)
+        snprintf(b, n, "%llud", v / 86400000);
+    else if (v % 3600000 == 0)
+        snprintf(b, n, "%lluh", v / 3600000);
+    else if (v % 60000 == 0 && v >= 120000)
+        snprintf(b, n, "%llum", v / 60000);
+    else if (v % 1000 == 0)
+        snprintf(b, n, "%llus", v / 1000);
+    else
+        snprintf(b, n, "%llums", v);
+}
+
+void
+sl_config_fmt_size(char *b, size_t n, uint64_t bytes)
+{
+    unsigned long long v = (unsigned long long)bytes;
+    if (v != 0 && v % (1024ull * 1024 * 1024) == 0)
+        snprintf(b, n, "%lluGiB", v >> 30);
+    else if (v != 0 && v % (1024ull * 1024) == 0)
+        snprintf(b, n, "%lluMiB", v >> 20);
+    else if (v != 0 && v % 1024 == 0)
+        snprintf(b, n, "%lluKiB", v >> 10);
+    else
+        snprintf(b, n, "%llu", v);
+}
+
+/* Whole numbers without an exponent (1000000, not 1e+06). */
+void
+sl_config_fmt_num(char *b, size_t n, double v)
+{
+    if (v == floor(v) && fabs(v) < 1e15)
+        snprintf(b, n, "%.0f", v);
+    else
+        snprintf(b, n, "%g", v);
+}
+
+void
+sl_config_enum_list(char *b, size_t n, const struct sl_config_enum *names)
+{
+    size_t o = 0;
+    b[0] = '\0';
+    for (size_t i = 0; names[i].name != NULL && o < n; i++)
+        o += (size_t)snprintf(b + o, n - o, "%s%s", i ? ", " : "", names[i].name);
+}
+
+const char *
+sl_config_enum_name(const struct sl_config_enum *names, int value)
+{
+    for (size_t i = 0; names[i].name != NULL; i++)
+        if (names[i].value == value)
+            return names[i].name;
+    return "?";
+}
+
+void
+sl_config_env_name(char *out, size_t n, const char *path)
+{
+    size_t o = (size_t)snprintf(out, n, "SLUICE_");
+    for (const char *p = path; *p && o + 1 < n; p++)
+        out[o++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    out[o] = '\0';
+}
+
+/* Value checks ------------------------------------------------------------------------------ */
+
+static int
+check_algorithm(const char *s, char *why, size_t whylen)
+{
+    char q[80];
+    if (strcasecmp(s, "none") == 0) {
+        snprintf(why, whylen, "\"none\" is refused: it would accept unsigned tokens");
+        return -1;
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(jwt_algorithms); i++)
+        if (strcmp(s, jwt_algorithms[i]) == 0)
+            return 0;
+    sl_config_quote(q, sizeof(q), s);
+    snprintf(why, whylen,
+             "expected one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, ES512, "
+             "got %s",
+             q);
+    return -1;
+}
+
+/* "scheme://host[:port]" with no path: the form browsers send in Origin. */
+static int
+check_origin(const char *s, char *why, size_t whylen)
+{
+    char q[80];
+    if (strcmp(s, "*") == 0)
+        return 0;
+    const char *host = NULL;
+    if (strncmp(s, "http://", 7) == 0)
+        host = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        host = s + 8;
+    bool ok = host != NULL && *host != '\0';
+    for (const char *p = host; ok && *p; p++)
+        if (*p == '/' || *p == '?' || *p == '#' || *p == '@' || isspace((unsigned char)*p) ||
+            iscntrl((unsigned char)*p))
+            ok = false;
+    if (ok)
+        return 0;
+    sl_config_quote(q, sizeof(q), s);
+    snprintf(why, whylen,
+             "expected an origin such as \"https://app.example.com\" (scheme, host, optional "
+             "port, no path) or \"*\", got %s",
+             q);
+    return -1;
+}
+
+static int
+check_url(const char *s, char *why, size_t whylen)
+{
+    char q[80];
+    const char *host = NULL;
+    if (strncmp(s, "http://", 7) == 0)
+        host = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        host = s + 8;
+    bool ok = host != NULL && *host != '\0' && *host != '/';
+    for (const char *p = s; ok && *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            ok = false;
+    if (ok)
+        return 0;
+    sl_config_quote(q, sizeof(q), s);
+    snprintf(why, whylen, "expected an http:// or https:// URL, got %s", q);
+    return -1;
+}
+
+int
+sl_config_check_env_name(const char *s, char *why, size_t whylen)
+{
+    char q[80];
+    bool ok = *s != '\0' && !isdigit((unsigned char)*s);
+    for (const char *p = s; ok && *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            ok = false;
+    if (ok)
+        return 0;
+    sl_config_quote(q, sizeof(q), s);
+    snprintf(why, whylen, "expected an environment variable name (letters, digits, _), got %s", q);
+    return -1;
+}
+
+static int
+check_redis_url(const char *s, char *why, size_t whylen)
+{
+    if ((strncmp(s, "redis://", 8) == 0 && s[8] != '\0') ||
+        (strncmp(s, "unix://", 7) == 0 && s[7] == '/'))
+        return 0;
+    /* The URL may carry a password: name the problem, not the value. */
+    snprintf(why, whylen, "expected redis://[:password@]host[:port][/db] or unix:///path");
+    return -1;
+}
+
+/* Reference tables for docs/configuration.md ------------------------------------------------ */
+
+static void
+type_text(char *b, size_t n, const struct sl_config_key *k)
+{
+    char lo[32], hi[32], list[160];
+    const char *null = (k->flags & SL_KEY_NULLABLE) ? " or null" : "";
+    switch (k->type) {
+    case SL_KEY_STR:
+        snprintf(b, n, "string%s", null);
+        return;
+    case SL_KEY_BOOL:
+        snprintf(b, n, "bool");
+        return;
+    case SL_KEY_UINT:
+        snprintf(b, n, "%sinteger %.0f–%.0f", (k->flags & SL_KEY_AUTO) ? "`auto` or " : "", k->min,
+                 k->max);
+        return;
+    case SL_KEY_DOUBLE:
+        sl_config_fmt_num(lo, sizeof(lo), k->min);
+        sl_config_fmt_num(hi, sizeof(hi), k->max);
+        snprintf(b, n, "number %s–%s", lo, hi);
+        return;
+    case SL_KEY_DURATION:
+        sl_config_fmt_duration(lo, sizeof(lo), (uint64_t)k->min);
+        sl_config_fmt_duration(hi, sizeof(hi), (uint64_t)k->max);
+        snprintf(b, n, "duration %s–%s", k->min == 1 ? "1ms" : lo, hi);
+        return;
+    case SL_KEY_SIZE:
+        sl_config_fmt_size(lo, sizeof(lo), (uint64_t)k->min);
+        sl_config_fmt_size(hi, sizeof(hi), (uint64_t)k->max);
+        snprintf(b, n, "size %s–%s", lo, hi);
+        return;
+    case SL_KEY_ENUM:
+        sl_config_enum_list(list, sizeof(list), k->names);
+        snprintf(b, n, "one of %s", list);
+        return;
+    case SL_KEY_STRLIST:
+        snprintf(b, n, "list of strings%s", null);
+        return;
+    case SL_KEY_LISTEN:
+        snprintf(b, n, "host:port");
+        return;
+    case SL_KEY_HEX256:
+        snprintf(b, n, "64 hex digits");
+        return;
+    case SL_KEY_KEYENV:
+        snprintf(b, n, "variable name");
+        return;
+    case SL_KEY_HEADERS:
+        snprintf(b, n, "mapping");
+        return;
+    case SL_KEY_APIKEYS:
+        snprintf(b, n, "list of mappings");
+        return;
+    case SL_KEY_PROVIDERS:
+    case SL_KEY_MODELS:
+    case SL_KEY_AGENTS:
+        snprintf(b, n, "mapping");
+        return;
+    }
+}
+
+/* The default of a top-level key, read from the defaults struct itself. */
+static void
+default_text(char *b, size_t n, const struct sl_config_key *k, const struct sl_config *d)
+{
+    const void *f = (const char *)d + k->off;
+    char t[64];
+    if (k->def != NULL) {
+        snprintf(b, n, "%s", k->def);
+        return;
+    }
+    switch (k->type) {
+    case SL_KEY_STR:
+        if (*(char *const *)f == NULL)
+            snprintf(b, n, "none");
+        else
+            snprintf(b, n, "`%s`", *(char *const *)f);
+        return;
+    case SL_KEY_BOOL:
+        snprintf(b, n, "`%s`", *(const bool *)f ? "true" : "false");
+        return;
+    case SL_KEY_UINT:
+        if ((k->flags & SL_KEY_AUTO) && *(const unsigned *)f == 0)
+            snprintf(b, n, "`auto`");
+        else
+            snprintf(b, n, "`%u`", *(const unsigned *)f);
+        return;
+    case SL_KEY_DOUBLE:
+        snprintf(b, n, "`%g`", *(const double *)f);
+        return;
+    case SL_KEY_DURATION:
+        sl_config_fmt_duration(t, sizeof(t), *(const uint64_t *)f);
+        break;
+    case SL_KEY_SIZE:
+        sl_config_fmt_size(t, sizeof(t), *(const uint64_t *)f);
+        break;
+    case SL_KEY_ENUM:
+        snprintf(t, sizeof(t), "%s", sl_config_enum_name(k->names, *(const int *)f));
+        break;
+    case SL_KEY_STRLIST: {
+        char *const *v = *(char **const *)f;
+        size_t cnt = *(const size_t *)(const void *)((const char *)d + k->off2), o = 0;
+        o += (size_t)snprintf(t + o, sizeof(t) - o, "[");
+        for (size_t i = 0; i < cnt && o < sizeof(t); i++)
+            o += (size_t)snprintf(t + o, sizeof(t) - o, "%s%s", i ? ", " : "", v[i]);
+        if (o < sizeof(t))
+            snprintf(t + o, sizeof(t) - o, "]");
+        break;
+    }
+    case SL_KEY_LISTEN:
+        snprintf(t, sizeof(t), "%s:%u", *(char *const *)f,
+                 (unsigned)*(const uint16_t *)(const void *)((const char *)d + k->off2));
+        break;
+    default:
+        snprintf(t, sizeof(t), "-");
+        break;
+    }
+    snprintf(b, n, "`%s`", t);
+}
+
+static void
+print_table(FILE *out, const char *prefix, const struct sl_config_key *tab, size_t ntab,
+            const struct sl_config *d)
+{
+    char type[200], def[200], env[80];
+    if (d != NULL)
+        fputs("| Key | Type | Default | Environment | Meaning |\n|---|---|---|---|---|\n", out);
+    else
+        fputs("| Key | Type | Default | Meaning |\n|---|---|---|---|\n", out);
+    for (size_t i = 0; i < ntab; i++) {
+        const struct sl_config_key *k = &tab[i];
+        type_text(type, sizeof(type), k);
+        if (d != NULL) {
+            default_text(def, sizeof(def), k, d);
+            sl_config_env_name(env, sizeof(env), k->path);
+            if (k->flags & SL_KEY_NOENV)
+                fprintf(out, "| `%s%s` | %s | %s | file only | %s |\n", prefix, k->path, type, def,
+                        k->doc);
+            else
+                fprintf(out, "| `%s%s` | %s | %s | `%s` | %s |\n", prefix, k->path, type, def, env,
+                        k->doc);
+        } else {
+            fprintf(out, "| `%s%s` | %s | %s | %s |\n", prefix, k->path, type, k->def, k->doc);
+        }
+    }
+}
+
+void
+sl_config_print_keys(FILE *out)
+{
+    struct sl_config *d = sl_config_new_defaults();
+    fputs("### Keys\n\n", out);
+    print_table(out, "", sl_config_top_keys, SL_CONFIG_NTOP, d);
+    fputs("\n### `auth.api_keys[]`\n\nEach item has `name` and exactly one of `sha256` and "
+          "`key_env`.\n\n",
+          out);
+    print_table(out, "", sl_config_apikey_keys, sl_config_napikey_keys, NULL);
+    fputs("\n### `providers.<name>`\n\n", out);
+    print_table(out, "", sl_config_provider_keys, sl_config_nprovider_keys, NULL);
+    fputs("\n### `models.<name>`\n\n", out);
+    print_table(out, "", sl_config_model_keys, sl_config_nmodel_keys, NULL);
+    fputs("\n### `agents.<name>`\n\n", out);
+    print_table(out, "", sl_config_agent_keys, sl_config_nagent_keys, NULL);
+
+    fputs("\n### Provider kinds\n\n| Kind | Default `base_url` | Default `api_key_env` | Other "
+          "defaults | Enabled without a file when set |\n|---|---|---|---|---|\n",
+          out);
+    for (size_t i = 0; i < sl_config_nkinds; i++) {
+        const struct sl_config_kind *ki = &sl_config_kinds[i];
+        char url[128], key[64], other[64], detect[64];
+        if (ki->kind == SL_PROVIDER_OLLAMA)
+            snprintf(url, sizeof(url), "`$OLLAMA_HOST`, else `%s`", ki->base_url);
+        else if (ki->base_url != NULL)
+            snprintf(url, sizeof(url), "`%s`", ki->base_url);
+        else
+            snprintf(url, sizeof(url), "none (local)");
+        snprintf(key, sizeof(key), ki->api_key_env ? "`%s`" : "none%s",
+                 ki->api_key_env ? ki->api_key_env : "");
+        snprintf(other, sizeof(other), ki->api_version ? "`api_version: %s`" : "-%s",
+                 ki->api_version ? ki->api_version : "");
+        snprintf(detect, sizeof(detect), ki->detect_env ? "`%s`" : "always%s",
+                 ki->detect_env ? ki->detect_env : "");
+        fprintf(out, "| `%s` | %s | %s | %s | %s |\n",
+                sl_config_enum_name(sl_config_kind_names, (int)ki->kind), url, key, other, detect);
+    }
+    fputs("\n### Default models\n\nGiven to every provider of the kind when the file has no "
+          "`models:` section (list prices in USD per million tokens; override them in the "
+          "file).\n\n| Kind | Model | Input | Output |\n|---|---|---|---|\n",
+          out);
+    fputs("| `demo` | `demo` | 0 | 0 |\n", out);
+    for (size_t i = 0; i < sl_config_ndefault_models; i++) {
+        const struct sl_config_default_model *m = &sl_config_default_models[i];
+        fprintf(out, "| `%s` | `%s` | %g | %g |\n",
+                sl_config_enum_name(sl_config_kind_names, (int)m->kind), m->name, m->input_per_1m,
+                m->output_per_1m);
+    }
+    sl_config_free(d);
+}

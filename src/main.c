@@ -271,6 +271,7 @@ main(int argc, char **argv)
             rc = 1;
         } else {
             sl_auth_free(a);
+            sl_config_describe(cfg, stdout);
             printf("configuration OK%s%s\n", config_path ? ": " : " (defaults)",
                    config_path ? config_path : "");
             rc = 0;

@@ -143,14 +143,14 @@ static void
 start_chat(struct sl_session *s, struct sl_chat_req *req)
 {
     const struct sl_config *cfg = s->w->cfg;
-    char auto_id[24];
-    const char *id = req->id;
+    char id[160]; /* a copy: req (and req->id) goes to the stream, or is freed */
 
-    if (id == NULL) {
+    if (req->id != NULL) {
+        snprintf(id, sizeof(id), "%s", req->id);
+    } else {
         do
-            snprintf(auto_id, sizeof(auto_id), "s%u", ++s->next_id);
-        while (find_stream(s, auto_id) >= 0);
-        id = auto_id;
+            snprintf(id, sizeof(id), "s%u", ++s->next_id);
+        while (find_stream(s, id) >= 0);
     }
     if (s->w->draining) {
         send_error(s, id, SL_ERR_SHUTTING_DOWN, "the server is shutting down; reconnect",

@@ -28,7 +28,7 @@ struct sl_ws {
     size_t in_len;
     uint16_t close_code; /* received or sent; 1006 if none */
     uint8_t state;
-    bool in_recv;       /* inside wslay_event_recv: sending waits until it returns */
+    bool in_recv;       /* inside wslay_event_recv: the context must stay */
     bool close_pending; /* a close was queued from inside wslay_event_recv */
 };
 
@@ -120,7 +120,7 @@ maybe_release(struct sl_ws *ws)
 static void
 send_wslay(struct sl_ws *ws)
 {
-    if (ws->ctx == NULL || ws->in_recv)
+    if (ws->ctx == NULL)
         return;
     if (wslay_event_send(ws->ctx) != 0) {
         sl_conn_abort(ws->conn);
@@ -162,15 +162,16 @@ send_message(struct sl_ws *ws, uint8_t opcode, const char *msg, size_t len)
 {
     if (ws->state != WS_OPEN)
         return;
-    if (ws->ctx == NULL) {
-        write_frame(ws, opcode, msg, len);
+    /*
+     * Data frames never go through wslay's queue: wslay sends control frames first, so
+     * a message queued before a close would be lost behind it. What wslay holds (a pong
+     * for a ping in the same read) goes out first, which keeps the wire order.
+     */
+    if (ws->ctx != NULL && wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0) {
+        sl_conn_abort(ws->conn);
         return;
     }
-    /* wslay may hold frames of its own (a pong): queue behind them to keep the order. */
-    struct wslay_event_msg m = {.opcode = opcode, .msg = (const uint8_t *)msg, .msg_length = len};
-    if (wslay_event_queue_msg(ws->ctx, &m) != 0)
-        return;
-    send_wslay(ws);
+    write_frame(ws, opcode, msg, len);
 }
 
 void

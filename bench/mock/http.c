@@ -435,6 +435,23 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct mock_http *c = s->data;
     if (nread < 0) {
+        if (c->in_response && c->ended && sl_buf_len(&c->pend) == 0 &&
+            uv_stream_get_write_queue_size(s) == 0) {
+            /* The whole response is in the kernel and the client read it and left before
+             * our write callback ran (it runs on the next loop turn): that is a complete
+             * response, not an abort. */
+            size_t body = c->fly_body;
+            uint32_t tokens = c->fly_tokens;
+            c->fly_body = 0;
+            c->fly_tokens = 0;
+            if ((body || tokens) && c->d->cbs->on_written)
+                c->d->cbs->on_written(c, body, tokens);
+            c->in_response = false;
+            if (c->d->cbs->on_done)
+                c->d->cbs->on_done(c);
+            conn_close(c, false);
+            return;
+        }
         /* EOF or reset: a client that leaves during a response aborted it. */
         conn_close(c, c->in_response);
         return;

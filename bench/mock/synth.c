@@ -72,7 +72,7 @@ openai_chunk_start(const struct mock_gen *g, struct sl_buf *b)
                   "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%llu,"
                   "\"model\":\"%s\",\"service_tier\":\"default\",\"system_fingerprint\":"
                   "\"fp_mock0000\",\"choices\":",
-                  g->id, (unsigned long long)(g->start_ns / 1000000000u), g->model_json);
+                  g->id, (unsigned long long)g->created.tv_sec, g->model_json);
 }
 
 static void
@@ -106,14 +106,13 @@ prepare(struct mock_gen *g)
         break;
     case MOCK_PROV_OLLAMA: {
         char ts[64];
-        time_t now = time(NULL);
         struct tm tm;
-        gmtime_r(&now, &tm);
+        gmtime_r(&g->created.tv_sec, &tm);
         strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
         sl_buf_printf(pre,
                       "{\"model\":\"%s\",\"created_at\":\"%s.%06uZ\",\"message\":{\"role\":"
                       "\"assistant\",\"content\":\"",
-                      g->model_json, ts, (unsigned)((g->start_ns / 1000u) % 1000000u));
+                      g->model_json, ts, (unsigned)(g->created.tv_nsec / 1000));
         LIT(post, "\"},\"done\":false}\n");
         break;
     }
@@ -131,6 +130,7 @@ mock_gen_init(struct mock_gen *g, const struct mock_synth *cfg, enum mock_provid
     g->cfg = *cfg;
     g->usage = cfg->usage && (fmt != MOCK_PROV_OPENAI || include_usage);
     g->start_ns = sl_clock_ns();
+    clock_gettime(CLOCK_REALTIME, &g->created);
     switch (fmt) {
     case MOCK_PROV_OPENAI:
         snprintf(g->id, sizeof(g->id), "chatcmpl-mock%016llu", (unsigned long long)seq);

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "request.h"
@@ -26,7 +27,8 @@ struct mock_gen {
     struct mock_synth cfg;
     bool usage;        /* usage is emitted (for OpenAI: cfg.usage and include_usage requested) */
     bool finished;     /* Gemini: the last token carried finishReason */
-    uint64_t start_ns; /* for Ollama's durations */
+    uint64_t start_ns; /* monotonic, for Ollama's durations */
+    struct timespec created; /* wall clock at init: OpenAI "created", Ollama "created_at" */
     char id[48];
     char *model_json; /* the model name, JSON-escaped, without quotes */
     struct sl_buf pre, post; /* bytes before and after a token's text */

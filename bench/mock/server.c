@@ -188,12 +188,40 @@ respond_simple(struct resp *r, int status, const char *ctype, const struct mock_
     mock_http_end(r->c, close_after);
 }
 
+/*
+ * The mock's own complaint about a request: {"mock_error": "..."}, plus, on a provider
+ * route, the same words in that provider's error shape so that an SDK or the gateway
+ * shows them instead of an anonymous 400.
+ */
 static void
 respond_mock_error(struct resp *r, int status, const char *msg)
 {
     struct sl_buf b = SL_BUF_INIT;
     SL_JSONW_LIT(&b, "{\"mock_error\":");
     sl_jsonw_cstr(&b, msg);
+    switch (r->route) {
+    case MOCK_PROV_OPENAI:
+        SL_JSONW_LIT(&b, ",\"error\":{\"message\":");
+        sl_jsonw_cstr(&b, msg);
+        SL_JSONW_LIT(&b, ",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"mock_error\"}");
+        break;
+    case MOCK_PROV_ANTHROPIC:
+        SL_JSONW_LIT(&b, ",\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":");
+        sl_jsonw_cstr(&b, msg);
+        SL_JSONW_LIT(&b, "}");
+        break;
+    case MOCK_PROV_GEMINI:
+        sl_buf_printf(&b, ",\"error\":{\"code\":%d,\"message\":", status);
+        sl_jsonw_cstr(&b, msg);
+        SL_JSONW_LIT(&b, ",\"status\":\"INVALID_ARGUMENT\"}");
+        break;
+    case MOCK_PROV_OLLAMA:
+        SL_JSONW_LIT(&b, ",\"error\":");
+        sl_jsonw_cstr(&b, msg);
+        break;
+    case MOCK_PROV_NONE:
+        break;
+    }
     SL_JSONW_LIT(&b, "}\n");
     r->end = "mock_error";
     respond_simple(r, status, "application/json", NULL, 0, sl_buf_ptr(&b), sl_buf_len(&b), false);
@@ -456,7 +484,6 @@ synth_start(struct resp *r, const struct mock_scenario *scn, enum mock_provider 
 {
     r->kind = R_SYNTH;
     r->cfg = scn->synth;
-    r->route = route;
     r->fmt = scn->synth.format != MOCK_PROV_NONE ? scn->synth.format : route;
     r->model = model ? sl_strdup(model) : NULL;
     r->include_usage = include_usage;
@@ -480,6 +507,7 @@ provider_request(struct resp *r, struct mock_req *req, struct mock_route route)
     const char *model = NULL;
     json_error_t jerr;
 
+    r->route = route.provider;
     if (req->body.len > 0)
         req->json = json_loadb(req->body.ptr, req->body.len, 0, &jerr);
     json_t *jmodel = json_object_get(req->json, "model");

@@ -308,8 +308,19 @@ mock_http_body(struct mock_http *c, const void *p, size_t n, uint32_t tokens)
 {
     if (c->closing || n == 0)
         return;
-    if (c->chunked)
-        sl_buf_printf(&c->pend, "%zx\r\n", n);
+    if (c->chunked) {
+        /* The chunk-size line, without printf: this runs for every write of a stream. */
+        char hex[20];
+        size_t k = sizeof(hex);
+        hex[--k] = '\n';
+        hex[--k] = '\r';
+        size_t v = n;
+        do {
+            hex[--k] = "0123456789abcdef"[v & 15];
+            v >>= 4;
+        } while (v);
+        sl_buf_append(&c->pend, hex + k, sizeof(hex) - k);
+    }
     sl_buf_append(&c->pend, p, n);
     if (c->chunked)
         sl_buf_append(&c->pend, "\r\n", 2);

@@ -20,8 +20,8 @@ _Static_assert(SL_ARRAY_LEN(kept_headers) <= MOCK_FIXTURE_MAX_HEADERS, "room for
 /* A fixture body larger than this is a broken fixture directory, not a test case. */
 #define MAX_BODY_BYTES (16u << 20)
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 fail(char *err, size_t errlen, const char *fmt, ...)
@@ -380,13 +380,19 @@ check_body(const struct mock_fixture *f, const struct mock_req *r, char *err, si
         const char *key;
         int type; /* JSON_STRING, JSON_ARRAY, JSON_INTEGER */
     } required[] = {
-        {MOCK_PROV_OPENAI, "model", JSON_STRING},       {MOCK_PROV_OPENAI, "messages", JSON_ARRAY},
-        {MOCK_PROV_ANTHROPIC, "model", JSON_STRING},    {MOCK_PROV_ANTHROPIC, "max_tokens", JSON_INTEGER},
-        {MOCK_PROV_ANTHROPIC, "messages", JSON_ARRAY},  {MOCK_PROV_GEMINI, "contents", JSON_ARRAY},
-        {MOCK_PROV_OLLAMA, "model", JSON_STRING},       {MOCK_PROV_OLLAMA, "messages", JSON_ARRAY},
+        {MOCK_PROV_OPENAI, "model", JSON_STRING},
+        {MOCK_PROV_OPENAI, "messages", JSON_ARRAY},
+        {MOCK_PROV_ANTHROPIC, "model", JSON_STRING},
+        {MOCK_PROV_ANTHROPIC, "max_tokens", JSON_INTEGER},
+        {MOCK_PROV_ANTHROPIC, "messages", JSON_ARRAY},
+        {MOCK_PROV_GEMINI, "contents", JSON_ARRAY},
+        {MOCK_PROV_OLLAMA, "model", JSON_STRING},
+        {MOCK_PROV_OLLAMA, "messages", JSON_ARRAY},
     };
     static const char *const type_names[] = {
-        [JSON_STRING] = "a string", [JSON_ARRAY] = "an array", [JSON_INTEGER] = "an integer",
+        [JSON_STRING] = "a string",
+        [JSON_ARRAY] = "an array",
+        [JSON_INTEGER] = "an integer",
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(required); i++) {
         if (required[i].p != f->provider)
@@ -406,8 +412,9 @@ check_body(const struct mock_fixture *f, const struct mock_req *r, char *err, si
     }
     if (f->want_include_usage &&
         !json_is_true(json_object_get(json_object_get(b, "stream_options"), "include_usage")))
-        return fail(err, errlen, "body field 'stream_options.include_usage' must be true "
-                                 "(the fixture's stream carries usage)");
+        return fail(err, errlen,
+                    "body field 'stream_options.include_usage' must be true "
+                    "(the fixture's stream carries usage)");
     return 0;
 }
 

@@ -38,7 +38,7 @@ struct mock_fixture {
     char *method;
     char *paths[MOCK_FIXTURE_MAX_PATHS]; /* request.path then path_alternatives */
     size_t npaths;
-    char *query; /* "alt=sse" or "" */
+    char *query;             /* "alt=sse" or "" */
     bool want_stream;        /* the example body has "stream": true */
     bool want_include_usage; /* the example body has stream_options.include_usage: true */
 };

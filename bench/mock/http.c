@@ -142,7 +142,8 @@ on_headers_complete(http_parser *p)
     char *base = c->hbuf.data;
     for (size_t i = 0; i < c->nhdrs; i++) {
         for (uint32_t k = 0; k < c->hdrs[i].name_len; k++)
-            base[c->hdrs[i].name_off + k] = (char)tolower((unsigned char)base[c->hdrs[i].name_off + k]);
+            base[c->hdrs[i].name_off + k] =
+                (char)tolower((unsigned char)base[c->hdrs[i].name_off + k]);
     }
     if (p->content_length != ULLONG_MAX && p->content_length > MOCK_HTTP_MAX_BODY) {
         c->too_big = true;
@@ -153,7 +154,8 @@ on_headers_complete(http_parser *p)
     for (size_t i = 0; i < c->nhdrs; i++) {
         struct sl_slice name = sl_slice_make(base + c->hdrs[i].name_off, c->hdrs[i].name_len);
         struct sl_slice val = sl_slice_make(base + c->hdrs[i].val_off, c->hdrs[i].val_len);
-        if (sl_slice_eq(name, "expect") && sl_slice_ieq(val, "100-continue") && p->http_minor >= 1) {
+        if (sl_slice_eq(name, "expect") && sl_slice_ieq(val, "100-continue") &&
+            p->http_minor >= 1) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             queue_raw(c, cont, sizeof(cont) - 1);
             kick(c);
@@ -397,8 +399,8 @@ dispatch(struct mock_http *c)
         struct mock_header *h = &r->headers[r->nheaders++];
         h->name = sl_slice_make(base + c->hdrs[i].name_off, c->hdrs[i].name_len);
         h->value = sl_slice_make(base + c->hdrs[i].val_off, c->hdrs[i].val_len);
-        while (h->value.len > 0 && (h->value.ptr[h->value.len - 1] == ' ' ||
-                                    h->value.ptr[h->value.len - 1] == '\t'))
+        while (h->value.len > 0 &&
+               (h->value.ptr[h->value.len - 1] == ' ' || h->value.ptr[h->value.len - 1] == '\t'))
             h->value.len--;
     }
     r->body = sl_slice_make(sl_buf_ptr(&c->body), sl_buf_len(&c->body));
@@ -612,9 +614,8 @@ mock_httpd_start(struct mock_httpd *d, uv_loop_t *loop, const char *host, int po
         int len = sizeof(got);
         rc = uv_tcp_getsockname(&d->listener, (struct sockaddr *)&got, &len);
         if (rc == 0)
-            *bound_port = ntohs(got.ss_family == AF_INET6
-                                    ? ((struct sockaddr_in6 *)&got)->sin6_port
-                                    : ((struct sockaddr_in *)&got)->sin_port);
+            *bound_port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                          : ((struct sockaddr_in *)&got)->sin_port);
     }
     if (rc != 0)
         uv_close((uv_handle_t *)&d->listener, NULL);

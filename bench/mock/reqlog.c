@@ -97,9 +97,9 @@ render_headers(const struct mock_req *r)
     for (size_t i = 0; i < r->nheaders; i++) {
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)
-            seen = r->headers[j].name.len == r->headers[i].name.len &&
-                   memcmp(r->headers[j].name.ptr, r->headers[i].name.ptr, r->headers[i].name.len) ==
-                       0;
+            seen =
+                r->headers[j].name.len == r->headers[i].name.len &&
+                memcmp(r->headers[j].name.ptr, r->headers[i].name.ptr, r->headers[i].name.len) == 0;
         if (seen)
             continue;
         if (!first)

@@ -37,8 +37,8 @@ struct mock_entry {
     char *body;         /* NULL if not stored (over MOCK_LOG_MAX_BODY) */
     size_t body_len;    /* the request's body length, stored or not */
     bool body_is_json;
-    char *scenario; /* NULL if none */
-    char *error;    /* what the mock found wrong with the request, or NULL */
+    char *scenario;  /* NULL if none */
+    char *error;     /* what the mock found wrong with the request, or NULL */
     const char *end; /* how the response ended: static string, NULL while streaming */
     int status;
     enum mock_state state;

@@ -6,8 +6,9 @@
 #include "base/alloc.h"
 
 static const char *const provider_names[] = {
-    [MOCK_PROV_NONE] = "none",       [MOCK_PROV_OPENAI] = "openai", [MOCK_PROV_ANTHROPIC] = "anthropic",
-    [MOCK_PROV_GEMINI] = "gemini",   [MOCK_PROV_OLLAMA] = "ollama",
+    [MOCK_PROV_NONE] = "none",           [MOCK_PROV_OPENAI] = "openai",
+    [MOCK_PROV_ANTHROPIC] = "anthropic", [MOCK_PROV_GEMINI] = "gemini",
+    [MOCK_PROV_OLLAMA] = "ollama",
 };
 
 const char *

@@ -8,8 +8,8 @@
 
 #include "base/alloc.h"
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 fail(char *err, size_t errlen, const char *fmt, ...)
@@ -113,18 +113,38 @@ parse_rate(struct sl_slice v, double *out)
 }
 
 enum key_id {
-    K_FORMAT, K_TOKENS, K_RATE, K_TS, K_USAGE, K_FIRST_BYTE, K_STATUS, K_RETRY_AFTER,
-    K_ERROR_AFTER, K_STALL_AFTER, K_RESET_AFTER, K_TRUNCATE_AFTER, K_CHUNK, K_PROMPT, K_COUNT
+    K_FORMAT,
+    K_TOKENS,
+    K_RATE,
+    K_TS,
+    K_USAGE,
+    K_FIRST_BYTE,
+    K_STATUS,
+    K_RETRY_AFTER,
+    K_ERROR_AFTER,
+    K_STALL_AFTER,
+    K_RESET_AFTER,
+    K_TRUNCATE_AFTER,
+    K_CHUNK,
+    K_PROMPT,
+    K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
-    [K_FORMAT] = "format",           [K_TOKENS] = "tokens",
-    [K_RATE] = "rate",               [K_TS] = "ts",
-    [K_USAGE] = "usage",             [K_FIRST_BYTE] = "first_byte_ms",
-    [K_STATUS] = "status",           [K_RETRY_AFTER] = "retry_after",
-    [K_ERROR_AFTER] = "error_after", [K_STALL_AFTER] = "stall_after",
-    [K_RESET_AFTER] = "reset_after", [K_TRUNCATE_AFTER] = "truncate_after",
-    [K_CHUNK] = "chunk",             [K_PROMPT] = "prompt_tokens",
+    [K_FORMAT] = "format",
+    [K_TOKENS] = "tokens",
+    [K_RATE] = "rate",
+    [K_TS] = "ts",
+    [K_USAGE] = "usage",
+    [K_FIRST_BYTE] = "first_byte_ms",
+    [K_STATUS] = "status",
+    [K_RETRY_AFTER] = "retry_after",
+    [K_ERROR_AFTER] = "error_after",
+    [K_STALL_AFTER] = "stall_after",
+    [K_RESET_AFTER] = "reset_after",
+    [K_TRUNCATE_AFTER] = "truncate_after",
+    [K_CHUNK] = "chunk",
+    [K_PROMPT] = "prompt_tokens",
 };
 
 static int
@@ -191,8 +211,9 @@ parse_synth_pair(struct mock_synth *s, struct sl_slice k, struct sl_slice v, uin
             [K_TRUNCATE_AFTER - K_ERROR_AFTER] = MOCK_FAULT_TRUNCATE,
         };
         if (s->fault != MOCK_FAULT_NONE)
-            return fail(err, errlen, "synth: only one of error_after, stall_after, reset_after, "
-                                     "truncate_after may be given");
+            return fail(err, errlen,
+                        "synth: only one of error_after, stall_after, reset_after, "
+                        "truncate_after may be given");
         ok = parse_u32(v, MOCK_SYNTH_MAX_TOKENS, &s->fault_after);
         s->fault = faults[id - K_ERROR_AFTER];
         break;
@@ -238,8 +259,8 @@ parse_synth(const char *s, size_t n, struct mock_synth *out, char *err, size_t e
 static bool
 fixture_id_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '/' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '/' || c == '.';
 }
 
 static int

@@ -77,7 +77,8 @@ void mock_synth_defaults(struct mock_synth *s);
  * start with "fixture:" or "synth"), which the caller answers like an unknown model; or
  * -1 on a malformed scenario, with a one-line reason in err (always NUL-terminated).
  */
-int mock_scenario_parse(const char *s, size_t n, struct mock_scenario *out, char *err, size_t errlen);
+int mock_scenario_parse(const char *s, size_t n, struct mock_scenario *out, char *err,
+                        size_t errlen);
 
 const char *mock_fault_name(enum mock_fault f);
 

@@ -28,10 +28,10 @@
 #define WAIT_MAX_MS 600000u
 
 struct mock_stats {
-    uint64_t requests;      /* provider requests */
-    uint64_t active;        /* provider responses open now */
-    uint64_t tokens_sent;   /* synthetic tokens written */
-    uint64_t bytes_sent;    /* provider response body bytes written */
+    uint64_t requests;    /* provider requests */
+    uint64_t active;      /* provider responses open now */
+    uint64_t tokens_sent; /* synthetic tokens written */
+    uint64_t bytes_sent;  /* provider response body bytes written */
     uint64_t completed, aborted, mismatches;
 };
 
@@ -203,10 +203,12 @@ respond_mock_error(struct resp *r, int status, const char *msg)
     case MOCK_PROV_OPENAI:
         SL_JSONW_LIT(&b, ",\"error\":{\"message\":");
         sl_jsonw_cstr(&b, msg);
-        SL_JSONW_LIT(&b, ",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"mock_error\"}");
+        SL_JSONW_LIT(&b,
+                     ",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"mock_error\"}");
         break;
     case MOCK_PROV_ANTHROPIC:
-        SL_JSONW_LIT(&b, ",\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":");
+        SL_JSONW_LIT(
+            &b, ",\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":");
         sl_jsonw_cstr(&b, msg);
         SL_JSONW_LIT(&b, "}");
         break;
@@ -231,7 +233,8 @@ respond_mock_error(struct resp *r, int status, const char *msg)
 static void
 request_id(struct resp *r, char *out, size_t n)
 {
-    snprintf(out, n, "req_mock%016llu", (unsigned long long)(r->entry ? r->entry->id : r->srv->seq));
+    snprintf(out, n, "req_mock%016llu",
+             (unsigned long long)(r->entry ? r->entry->id : r->srv->seq));
 }
 
 /* An HTTP error in the provider's own shape (404 for unknown models, synth status=). */
@@ -251,10 +254,11 @@ respond_provider_error(struct resp *r, enum mock_provider fmt, int status, int r
         h[nh++] = (struct mock_hdr){"retry-after", ra};
     }
     if (fmt == MOCK_PROV_ANTHROPIC)
-        h[nh++] = (struct mock_hdr){"x-should-retry", status == 429 || status >= 500 ? "true" : "false"};
+        h[nh++] =
+            (struct mock_hdr){"x-should-retry", status == 429 || status >= 500 ? "true" : "false"};
     struct sl_buf b = SL_BUF_INIT;
     mock_gen_http_error(fmt, status, retry_after, model, rid, &b);
-    const char *ct = fmt == MOCK_PROV_GEMINI  ? "application/json; charset=UTF-8"
+    const char *ct = fmt == MOCK_PROV_GEMINI      ? "application/json; charset=UTF-8"
                      : fmt == MOCK_PROV_ANTHROPIC ? "application/json"
                                                   : "application/json; charset=utf-8";
     respond_simple(r, status, ct, h, nh, sl_buf_ptr(&b), sl_buf_len(&b), false);
@@ -514,8 +518,8 @@ provider_request(struct resp *r, struct mock_req *req, struct mock_route route)
     if (json_is_string(jmodel))
         model = json_string_value(jmodel);
     if (route.provider == MOCK_PROV_GEMINI) {
-        long n = mock_percent_decode(route.model.ptr, route.model.len, false, scn_buf,
-                                     sizeof(scn_buf));
+        long n =
+            mock_percent_decode(route.model.ptr, route.model.len, false, scn_buf, sizeof(scn_buf));
         model = n >= 0 ? scn_buf : NULL;
     }
 
@@ -559,8 +563,7 @@ provider_request(struct resp *r, struct mock_req *req, struct mock_route route)
     } else {
         json_t *so = json_object_get(req->json, "stream_options");
         bool include_usage = json_is_true(json_object_get(so, "include_usage"));
-        synth_start(r, &scn, route.provider, route.provider == MOCK_PROV_GEMINI ? NULL : model,
-                    include_usage);
+        synth_start(r, &scn, route.provider, model, include_usage);
     }
     json_decref(req->json);
     req->json = NULL;
@@ -600,8 +603,8 @@ control_request(struct resp *r, struct mock_req *req)
     if (get && sl_slice_eq(req->path, "/_mock/log")) {
         uint64_t since = 0;
         long long v;
-        if (mock_query_get(req->query, "since", val, sizeof(val)) >= 0 && sl_parse_int(val, &v) == 0 &&
-            v > 0)
+        if (mock_query_get(req->query, "since", val, sizeof(val)) >= 0 &&
+            sl_parse_int(val, &v) == 0 && v > 0)
             since = (uint64_t)v;
         mock_log_render(&s->log, since, &b);
         respond_json(r, 200, &b);
@@ -633,7 +636,8 @@ control_request(struct resp *r, struct mock_req *req)
         if (mock_query_get(req->query, "state", val, sizeof(val)) >= 0) {
             state = mock_state_parse(val);
             if (state == -1) {
-                respond_mock_error(r, 400, "state must be streaming, complete, aborted, ended or any");
+                respond_mock_error(r, 400,
+                                   "state must be streaming, complete, aborted, ended or any");
                 goto out;
             }
         }

@@ -170,8 +170,9 @@ mock_gen_head(struct mock_gen *g, struct sl_buf *out)
     switch (g->fmt) {
     case MOCK_PROV_OPENAI:
         openai_chunk_start(g, out);
-        LIT(out, "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
-                 "\"logprobs\":null,\"finish_reason\":null}]");
+        LIT(out,
+            "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
+            "\"logprobs\":null,\"finish_reason\":null}]");
         openai_chunk_end(g, out);
         break;
     case MOCK_PROV_ANTHROPIC:
@@ -252,9 +253,10 @@ mock_gen_tail(struct mock_gen *g, struct sl_buf *out, uint32_t tokens_sent)
         LIT(out, "data: [DONE]\n\n");
         break;
     case MOCK_PROV_ANTHROPIC:
-        LIT(out, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
-                 "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"
-                 "\"stop_reason\":\"end_turn\",\"stop_sequence\":null}");
+        LIT(out,
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"
+            "\"stop_reason\":\"end_turn\",\"stop_sequence\":null}");
         if (g->usage)
             sl_buf_printf(out,
                           ",\"usage\":{\"input_tokens\":%u,\"cache_creation_input_tokens\":0,"
@@ -324,26 +326,46 @@ const char *
 mock_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 529: return "Site Overloaded";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 529:
+        return "Site Overloaded";
+    default:
+        return "Unknown";
     }
 }
 
@@ -387,10 +409,14 @@ err_row_for(int status)
             return err_rows[i];
     }
     if (status >= 500)
-        return (struct err_row){status, "server_error", NULL, "api_error", "INTERNAL",
-                                "Server error (mock)."};
-    return (struct err_row){status, "invalid_request_error", NULL, "invalid_request_error",
-                            "FAILED_PRECONDITION", "Request failed (mock)."};
+        return (struct err_row){status,      "server_error", NULL,
+                                "api_error", "INTERNAL",     "Server error (mock)."};
+    return (struct err_row){status,
+                            "invalid_request_error",
+                            NULL,
+                            "invalid_request_error",
+                            "FAILED_PRECONDITION",
+                            "Request failed (mock)."};
 }
 
 static void
@@ -450,8 +476,9 @@ mock_gen_http_error(enum mock_provider fmt, int status, int retry_after, const c
     default:
         LIT(out, "{\n    \"error\": {\n        \"message\": \"");
         put_message(out, status, model, row.message);
-        sl_buf_printf(out, "\",\n        \"type\": \"%s\",\n        \"param\": null,\n        "
-                           "\"code\": ",
+        sl_buf_printf(out,
+                      "\",\n        \"type\": \"%s\",\n        \"param\": null,\n        "
+                      "\"code\": ",
                       row.openai_type);
         if (row.openai_code)
             sl_buf_printf(out, "\"%s\"", row.openai_code);

@@ -30,7 +30,7 @@ struct mock_gen {
     uint64_t start_ns; /* monotonic, for Ollama's durations */
     struct timespec created; /* wall clock at init: OpenAI "created", Ollama "created_at" */
     char id[48];
-    char *model_json; /* the model name, JSON-escaped, without quotes */
+    char *model_json;        /* the model name, JSON-escaped, without quotes */
     struct sl_buf pre, post; /* bytes before and after a token's text */
 };
 

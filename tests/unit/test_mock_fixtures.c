@@ -153,7 +153,8 @@ Test(mock_fixtures, loads_every_fixture)
     cr_assert_eq(f->status, 429);
     bool retry = false, ctype = false, rid = false;
     for (size_t i = 0; i < f->nheaders; i++) {
-        retry |= strcmp(f->headers[i].name, "retry-after") == 0 && strcmp(f->headers[i].value, "1") == 0;
+        retry |=
+            strcmp(f->headers[i].name, "retry-after") == 0 && strcmp(f->headers[i].value, "1") == 0;
         ctype |= strcmp(f->headers[i].name, "content-type") == 0;
         rid |= strcmp(f->headers[i].name, "x-request-id") == 0;
         cr_assert(strncmp(f->headers[i].name, "x-ratelimit", 11) != 0, "only headers that matter");
@@ -182,7 +183,8 @@ Test(mock_fixtures, prefix_and_scenario_in_the_gemini_model_pass)
     const struct mock_fixture *f = mock_fixtures_find(&fx, "gemini/stream_generate_basic", 28);
     struct ex e;
     ex_init(&e, f->id);
-    e.r.path = SL_SLICE("/base/v1/models/fixture:gemini/stream_generate_basic@cuts:streamGenerateContent");
+    e.r.path =
+        SL_SLICE("/base/v1/models/fixture:gemini/stream_generate_basic@cuts:streamGenerateContent");
     expect_pass(f, &e);
     e.r.path = SL_SLICE("/v2/models/x:streamGenerateContent");
     expect_fail(f, &e, "does not match the fixture's /v1beta/models/gemini-2.5-flash");

@@ -57,7 +57,8 @@ Test(mock_reqlog, entries_render_as_json)
     json_t *h = json_object_get(j, "headers");
     cr_assert_str_eq(json_string_value(json_object_get(h, "authorization")), "Bearer k");
     cr_assert_str_eq(json_string_value(json_object_get(h, "x-dup")), "one, t\"wo");
-    cr_assert_eq(json_integer_value(json_array_get(json_object_get(json_object_get(j, "body"), "n"), 1)), 2);
+    cr_assert_eq(
+        json_integer_value(json_array_get(json_object_get(json_object_get(j, "body"), "n"), 1)), 2);
     cr_assert_str_eq(json_string_value(json_object_get(j, "scenario")), "synth");
     cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "streaming");
     cr_assert_eq(json_integer_value(json_object_get(j, "tokens_sent")), 7);

@@ -236,7 +236,8 @@ Test(mock_request, query_and_percent_decoding)
 Test(mock_request, media_type_and_headers)
 {
     cr_assert(mock_media_type_is(SL_SLICE("application/json"), "application/json"));
-    cr_assert(mock_media_type_is(SL_SLICE(" Application/JSON ; charset=utf-8"), "application/json"));
+    cr_assert(
+        mock_media_type_is(SL_SLICE(" Application/JSON ; charset=utf-8"), "application/json"));
     cr_assert_not(mock_media_type_is(SL_SLICE("application/jsonx"), "application/json"));
     cr_assert_not(mock_media_type_is(SL_SLICE("text/plain"), "application/json"));
     cr_assert_not(mock_media_type_is(sl_slice_make(NULL, 0), "application/json"));

@@ -18,7 +18,8 @@ render(const char *scenario, enum mock_provider fmt, bool include_usage, struct 
 {
     struct mock_scenario sc;
     char err[256];
-    cr_assert_eq(mock_scenario_parse(scenario, strlen(scenario), &sc, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(mock_scenario_parse(scenario, strlen(scenario), &sc, err, sizeof(err)), 0, "%s",
+                 err);
     struct mock_gen g;
     mock_gen_init(&g, &sc.synth, fmt, "model-x", 7, include_usage, 42);
     mock_gen_head(&g, out);
@@ -86,8 +87,9 @@ Test(mock_synth, openai_matches_the_real_stream)
     cr_assert_str_eq(ev[6], "data: [DONE]");
 
     /* The field order of api.openai.com chunks (openai/chat_stream_basic). */
-    static const char *const keys[] = {"id",    "object", "created",    "model", "service_tier",
-                                       "system_fingerprint", "choices", "usage", "obfuscation"};
+    static const char *const keys[] = {"id",      "object",       "created",
+                                       "model",   "service_tier", "system_fingerprint",
+                                       "choices", "usage",        "obfuscation"};
     struct sl_buf text_out = SL_BUF_INIT;
     for (size_t i = 0; i < 6; i++) {
         cr_assert(strncmp(ev[i], "data: ", 6) == 0);
@@ -104,7 +106,8 @@ Test(mock_synth, openai_matches_the_real_stream)
             sl_buf_append_str(&text_out, json_string_value(json_object_get(delta, "content")));
         if (i == 4)
             cr_assert_str_eq(
-                json_string_value(json_object_get(json_array_get(choices, 0), "finish_reason")), "stop");
+                json_string_value(json_object_get(json_array_get(choices, 0), "finish_reason")),
+                "stop");
         if (i < 5) {
             cr_assert(json_is_null(json_object_get(j, "usage")));
         } else {
@@ -140,10 +143,9 @@ Test(mock_synth, anthropic_event_names_and_usage)
     render("synth:tokens=2,prompt_tokens=5", MOCK_PROV_ANTHROPIC, false, &b);
     char *ev[16];
     size_t n = split((char *)sl_buf_cstr(&b), "\n\n", ev, 16);
-    static const char *const types[] = {"message_start",       "content_block_start", "ping",
-                                        "content_block_delta", "content_block_delta",
-                                        "content_block_stop",  "message_delta",
-                                        "message_stop"};
+    static const char *const types[] = {
+        "message_start",       "content_block_start", "ping",          "content_block_delta",
+        "content_block_delta", "content_block_stop",  "message_delta", "message_stop"};
     cr_assert_eq(n, SL_ARRAY_LEN(types));
     for (size_t i = 0; i < n; i++) {
         char *nl = strchr(ev[i], '\n');
@@ -155,19 +157,20 @@ Test(mock_synth, anthropic_event_names_and_usage)
         json_t *j = parse_json(nl + 7);
         cr_assert_str_eq(json_string_value(json_object_get(j, "type")), types[i]);
         if (i == 0)
-            cr_assert_eq(json_integer_value(json_object_get(
-                             json_object_get(json_object_get(j, "message"), "usage"), "input_tokens")),
-                         5);
+            cr_assert_eq(
+                json_integer_value(json_object_get(
+                    json_object_get(json_object_get(j, "message"), "usage"), "input_tokens")),
+                5);
         if (i == 4)
             cr_assert_str_eq(
                 json_string_value(json_object_get(json_object_get(j, "delta"), "text")), "tok2 ");
         if (i == 6) {
-            cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "delta"),
-                                                               "stop_reason")),
-                             "end_turn");
-            cr_assert_eq(json_integer_value(
-                             json_object_get(json_object_get(j, "usage"), "output_tokens")),
-                         2);
+            cr_assert_str_eq(
+                json_string_value(json_object_get(json_object_get(j, "delta"), "stop_reason")),
+                "end_turn");
+            cr_assert_eq(
+                json_integer_value(json_object_get(json_object_get(j, "usage"), "output_tokens")),
+                2);
         }
         json_decref(j);
     }
@@ -191,7 +194,8 @@ Test(mock_synth, gemini_crlf_events_and_finish_on_the_last)
         else
             cr_assert_null(fr);
         json_t *u = json_object_get(j, "usageMetadata");
-        cr_assert_eq(json_integer_value(json_object_get(u, "candidatesTokenCount")), (long long)i + 1);
+        cr_assert_eq(json_integer_value(json_object_get(u, "candidatesTokenCount")),
+                     (long long)i + 1);
         cr_assert_eq(json_integer_value(json_object_get(u, "totalTokenCount")), (long long)i + 11);
         json_decref(j);
     }

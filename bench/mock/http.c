@@ -12,6 +12,10 @@
 #include "obs/log.h"
 #include "synth.h"
 
+/* The kernel clamps this to net.core.somaxconn; ask for plenty so that a benchmark opening
+ * thousands of streams at once does not lose SYNs (a lost SYN costs a 1 s retransmit). */
+#define LISTEN_BACKLOG 65535
+
 struct hdr_off {
     uint32_t name_off, name_len, val_off, val_len;
 };
@@ -608,7 +612,7 @@ mock_httpd_start(struct mock_httpd *d, uv_loop_t *loop, const char *host, int po
     d->listener.data = d;
     rc = uv_tcp_bind(&d->listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&d->listener, 4096, on_connection);
+        rc = uv_listen((uv_stream_t *)&d->listener, LISTEN_BACKLOG, on_connection);
     if (rc == 0) {
         struct sockaddr_storage got;
         int len = sizeof(got);

@@ -90,7 +90,9 @@ export async function startSluice({ config = {}, env = {}, args = [] } = {}) {
     }
   });
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const m = await waitForLine(proc, /listening on (http:\/\/[^ ]+:(\d+))/, 'sluice');
+  let stdout = '';
+  proc.stdout.on('data', (d) => { stdout += d.toString(); });
+  const m = await waitForLine(proc, /listening on (http:\/\/[^ ]+:(\d+))[^\n]*\n(?:[^\n]*\n)*?test page: [^\n]*\n/, 'sluice');
   const url = m[1].replace('localhost', '127.0.0.1');
   const port = Number(m[2]);
   let stopped = null;
@@ -102,6 +104,7 @@ export async function startSluice({ config = {}, env = {}, args = [] } = {}) {
     dir,
     exited,
     stderr: () => stderr,
+    stdout: () => stdout,
     // Marks the current end of the log; waitLog(re, mark) only looks at what follows.
     mark: () => stderr.length,
     // Resolves when a log line (after `from`) matches re.
@@ -120,7 +123,7 @@ export async function startSluice({ config = {}, env = {}, args = [] } = {}) {
     // Sends SIGTERM and checks a clean exit: status 0 and nothing from the sanitizers.
     async stop({ signal = 'SIGTERM', expectCode = 0, timeoutMs = 40000 } = {}) {
       if (!stopped) {
-        if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+        if (signal && proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
         stopped = (async () => {
           const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
           const r = await exited;

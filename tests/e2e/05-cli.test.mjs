@@ -1,0 +1,91 @@
+// The command line: --check-config, token minting, the start banner.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { Client, SECRET, SLUICE_BIN, startSluice } from './lib/harness.mjs';
+
+const run = promisify(execFile);
+
+async function sluice(args, env = {}) {
+  try {
+    const r = await run(SLUICE_BIN(), args, { env: { ...process.env, ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+function writeConfig(text) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-cli-'));
+  const p = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(p, text);
+  return p;
+}
+
+describe('cli', () => {
+  test('--version', async () => {
+    const r = await sluice(['--version']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^sluice \d+\.\d+\.\d+/);
+  });
+
+  test('--check-config names the bad key and its line', async () => {
+    const p = writeConfig('listen: 127.0.0.1:8080\nlimits:\n  max_streams_per_connection: many\n');
+    const r = await sluice(['--check-config', '-c', p]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad\.yaml:3: limits\.max_streams_per_connection/);
+  });
+
+  test('--check-config flags an unknown key with a suggestion', async () => {
+    const p = writeConfig('heartbeat:\n  intervall: 10s\n');
+    const r = await sluice(['--check-config', '-c', p]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /:2: unknown key heartbeat\.intervall/);
+  });
+
+  test('--check-config accepts a good file and describes it', async () => {
+    const p = writeConfig('listen: 127.0.0.1:9999\nauth:\n  jwt:\n    secret: "0123456789abcdef0123456789abcdef"\n');
+    const r = await sluice(['--check-config', '-c', p]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /configuration OK/);
+    assert.doesNotMatch(r.stdout, /0123456789abcdef0123456789abcdef/);
+  });
+
+  test('token mints a JWT the server accepts', async () => {
+    const r = await sluice(['token', '--sub', 'alice', '--ttl', '10m'], { SLUICE_JWT_SECRET: SECRET });
+    assert.equal(r.code, 0, r.stderr);
+    const tok = r.stdout.trim();
+    assert.equal(tok.split('.').length, 3);
+    const s = await startSluice();
+    try {
+      const c = await Client.open(`${s.wsUrl}/ws?token=${tok}`);
+      assert.equal((await c.next('ready')).user, 'alice');
+      c.close();
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('token refuses to sign without a configured secret', async () => {
+    const r = await sluice(['token', '--sub', 'alice'], { SLUICE_JWT_SECRET: '' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /secret/);
+  });
+
+  test('without a secret the banner prints a working dev token', async () => {
+    const s = await startSluice({ config: { auth: {} }, env: { SLUICE_JWT_SECRET: '' } });
+    try {
+      const m = s.stdout().match(/test page: (http:\/\/\S+)\/\?token=(\S+)/);
+      assert.ok(m, s.stdout());
+      const c = await Client.open(`${s.wsUrl}/ws?token=${m[2]}`);
+      assert.equal((await c.next('ready')).user, 'dev');
+      c.close();
+    } finally {
+      await s.stop();
+    }
+  });
+});

@@ -41,7 +41,7 @@ json_t *
 sl_proto_parse_object(const char *msg, size_t len, struct sl_proto_error *err)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(msg, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         sl_proto_fail(err, SL_ERR_BAD_REQUEST, "message is not valid JSON: %s (at byte %d)",
                       jerr.text, jerr.position);

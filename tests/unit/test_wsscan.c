@@ -1,0 +1,227 @@
+/* Unit tests for src/net/wsscan.c: every frame rule, at every split of the input. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "net/wsscan.h"
+
+/* Builds a masked client frame into out; returns its length. */
+static size_t
+frame(uint8_t *out, uint8_t b0, const void *payload, size_t len, bool masked)
+{
+    static const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+    size_t n = 0;
+    out[n++] = b0;
+    uint8_t m = masked ? 0x80 : 0;
+    if (len < 126) {
+        out[n++] = m | (uint8_t)len;
+    } else if (len < 65536) {
+        out[n++] = m | 126;
+        out[n++] = (uint8_t)(len >> 8);
+        out[n++] = (uint8_t)len;
+    } else {
+        out[n++] = m | 127;
+        for (int i = 7; i >= 0; i--)
+            out[n++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    if (masked) {
+        memcpy(out + n, mask, 4);
+        n += 4;
+    }
+    const uint8_t *p = payload;
+    for (size_t i = 0; i < len; i++)
+        out[n + i] = masked ? p[i] ^ mask[i & 3] : p[i];
+    return n + len;
+}
+
+struct result {
+    int rc;
+    uint16_t code;
+    size_t consumed; /* bytes accepted before the failure, over all feeds */
+};
+
+/* Feeds buf in two pieces cut at `cut`. */
+static struct result
+scan_split(const uint8_t *buf, size_t n, size_t cut, uint64_t max, bool binary)
+{
+    struct sl_wsscan s;
+    struct sl_wsscan_error err = {0};
+    struct result r = {0, 0, 0};
+    size_t ok;
+    sl_wsscan_init(&s, max, binary);
+    r.rc = sl_wsscan_feed(&s, buf, cut, &ok, &err);
+    r.consumed = ok;
+    if (r.rc == 0) {
+        r.rc = sl_wsscan_feed(&s, buf + cut, n - cut, &ok, &err);
+        r.consumed = cut + ok;
+    }
+    r.code = r.rc ? err.code : 0;
+    return r;
+}
+
+static void
+expect_everywhere(const uint8_t *buf, size_t n, uint16_t code, uint64_t max, bool binary)
+{
+    for (size_t cut = 0; cut <= n; cut++) {
+        struct result r = scan_split(buf, n, cut, max, binary);
+        if (code == 0)
+            cr_assert_eq(r.rc, 0, "cut %zu: unexpected error %u", cut, r.code);
+        else
+            cr_assert_eq(r.code, code, "cut %zu: got %u, want %u", cut, r.code, code);
+    }
+}
+
+Test(wsscan, valid_messages_at_every_split)
+{
+    uint8_t buf[512];
+    size_t n = 0;
+    const char *utf = "h\xc3\xa9llo \xf0\x9f\x98\x80";
+    n += frame(buf + n, 0x81, "hello", 5, true);              /* text */
+    n += frame(buf + n, 0x01, utf, 3, true);                  /* text, not final, cut in é */
+    n += frame(buf + n, 0x89, "pp", 2, true);                 /* ping in between */
+    n += frame(buf + n, 0x80, utf + 3, strlen(utf) - 3, true); /* final continuation */
+    n += frame(buf + n, 0x8A, "", 0, true);                   /* pong */
+    n += frame(buf + n, 0x82, "\x00\xff", 2, true);           /* binary, allowed */
+    uint8_t close[5] = {0x03, 0xe8, 'b', 'y', 'e'};
+    n += frame(buf + n, 0x88, close, 5, true);
+    expect_everywhere(buf, n, 0, 1 << 20, true);
+
+    struct sl_wsscan s;
+    struct sl_wsscan_error err;
+    size_t ok;
+    sl_wsscan_init(&s, 1 << 20, true);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), 0);
+    cr_assert(sl_wsscan_idle(&s));
+    cr_assert_eq(ok, n);
+}
+
+Test(wsscan, not_idle_inside_a_fragmented_message)
+{
+    uint8_t buf[64];
+    size_t n = frame(buf, 0x01, "part", 4, true);
+    struct sl_wsscan s;
+    struct sl_wsscan_error err;
+    size_t ok;
+    sl_wsscan_init(&s, 1024, false);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), 0);
+    cr_assert_not(sl_wsscan_idle(&s));
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), -1, "a new text frame inside a message");
+    cr_assert_eq(err.code, 1002);
+}
+
+Test(wsscan, not_idle_inside_a_frame)
+{
+    uint8_t buf[64];
+    size_t n = frame(buf, 0x81, "hello", 5, true);
+    struct sl_wsscan s;
+    struct sl_wsscan_error err;
+    size_t ok;
+    sl_wsscan_init(&s, 1024, false);
+    for (size_t i = 0; i + 1 < n; i++) {
+        cr_assert_eq(sl_wsscan_feed(&s, buf + i, 1, &ok, &err), 0);
+        cr_assert_not(sl_wsscan_idle(&s), "byte %zu", i);
+    }
+    cr_assert_eq(sl_wsscan_feed(&s, buf + n - 1, 1, &ok, &err), 0);
+    cr_assert(sl_wsscan_idle(&s));
+}
+
+Test(wsscan, protocol_errors)
+{
+    uint8_t buf[256];
+    size_t n;
+    n = frame(buf, 0xC1, "x", 1, true); /* RSV1 */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    n = frame(buf, 0x83, "x", 1, true); /* opcode 3 */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    n = frame(buf, 0x8B, "x", 1, true); /* opcode 11 */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    n = frame(buf, 0x81, "x", 1, false); /* unmasked */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    n = frame(buf, 0x80, "x", 1, true); /* continuation without a message */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    n = frame(buf, 0x09, "x", 1, true); /* fragmented ping */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    char big[126];
+    memset(big, 'p', sizeof(big));
+    n = frame(buf, 0x89, big, sizeof(big), true); /* ping over 125 bytes */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    n = frame(buf, 0x88, "\x03", 1, true); /* close with one byte */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    n = frame(buf, 0x88, "\x03\xed", 2, true); /* close code 1005 */
+    expect_everywhere(buf, n, 1002, 1024, false);
+    n = frame(buf, 0x88, "\x03\xe8\xff", 3, true); /* close reason not UTF-8 */
+    expect_everywhere(buf, n, 1007, 1024, false);
+}
+
+Test(wsscan, payload_length_with_top_bit_set)
+{
+    uint8_t buf[16] = {0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4};
+    expect_everywhere(buf, 14, 1002, 1024, false);
+}
+
+Test(wsscan, binary_refused_unless_allowed)
+{
+    uint8_t buf[32];
+    size_t n = frame(buf, 0x82, "\x01\x02", 2, true);
+    expect_everywhere(buf, n, 1003, 1024, false);
+    expect_everywhere(buf, n, 0, 1024, true);
+}
+
+Test(wsscan, message_size_counts_all_fragments)
+{
+    uint8_t buf[256];
+    char chunk[60];
+    memset(chunk, 'a', sizeof(chunk));
+    size_t n = frame(buf, 0x01, chunk, 60, true);
+    n += frame(buf + n, 0x80, chunk, 60, true);
+    expect_everywhere(buf, n, 0, 120, false);
+    expect_everywhere(buf, n, 1009, 119, false);
+    /* The limit is checked from the header, before any payload arrives. */
+    struct sl_wsscan s;
+    struct sl_wsscan_error err;
+    size_t ok;
+    sl_wsscan_init(&s, 10, false);
+    uint8_t hdr[8] = {0x81, 0x80 | 126, 0xFF, 0xFF, 1, 2, 3, 4};
+    cr_assert_eq(sl_wsscan_feed(&s, hdr, 8, &ok, &err), -1);
+    cr_assert_eq(err.code, 1009);
+}
+
+Test(wsscan, invalid_utf8_fails_fast_and_at_message_end)
+{
+    uint8_t buf[64];
+    size_t n = frame(buf, 0x81, "ok\xff", 3, true);
+    expect_everywhere(buf, n, 1007, 1024, false);
+    /* A message that stops inside a character is invalid once it ends. */
+    n = frame(buf, 0x81, "ok\xe2\x82", 4, true);
+    expect_everywhere(buf, n, 1007, 1024, false);
+    /* ... but a fragment may stop inside one. */
+    n = frame(buf, 0x01, "ok\xe2\x82", 4, true);
+    n += frame(buf + n, 0x80, "\xac", 1, true);
+    expect_everywhere(buf, n, 0, 1024, false);
+}
+
+Test(wsscan, ok_len_stops_before_the_offending_frame)
+{
+    uint8_t buf[64];
+    size_t a = frame(buf, 0x81, "good", 4, true);
+    size_t b = frame(buf + a, 0x83, "bad", 3, true);
+    struct sl_wsscan s;
+    struct sl_wsscan_error err;
+    size_t ok;
+    sl_wsscan_init(&s, 1024, false);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, a + b, &ok, &err), -1);
+    cr_assert_eq(ok, a);
+    cr_assert_str_eq(err.reason, "reserved opcode");
+}
+
+Test(wsscan, close_codes)
+{
+    cr_assert(sl_ws_close_code_valid(1000));
+    cr_assert(sl_ws_close_code_valid(1011));
+    cr_assert(sl_ws_close_code_valid(4999));
+    cr_assert_not(sl_ws_close_code_valid(1004));
+    cr_assert_not(sl_ws_close_code_valid(1005));
+    cr_assert_not(sl_ws_close_code_valid(1006));
+    cr_assert_not(sl_ws_close_code_valid(999));
+    cr_assert_not(sl_ws_close_code_valid(2000));
+    cr_assert_not(sl_ws_close_code_valid(5000));
+}

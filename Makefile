@@ -51,16 +51,19 @@ build/obj/%.o: %.c
 
 build/libsluice.a: $(LIB_SRCS:%.c=build/obj/%.o)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 build/sluice: build/obj/src/main.o build/libsluice.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 define prog_rules
 build/sluice-$(1): $(call prog_objs,build,$(1)) build/libsluice.a
-	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+	@echo "  LD      $$@"
+	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
 build/asan/sluice-$(1): $(call prog_objs,build/asan,$(1)) build/asan/libsluice.a
-	$$(CC) $$(SAN_FLAGS) -o $$@ $$^ $$(LDLIBS)
+	@echo "  LD      $$@"
+	$$(Q)$$(CC) $$(SAN_FLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach p,$(BENCH_PROGS),$(eval $(call prog_rules,$(p))))
 
@@ -72,17 +75,19 @@ build/asan/obj/%.o: %.c
 
 build/asan/libsluice.a: $(LIB_SRCS:%.c=build/asan/obj/%.o)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 build/asan/sluice: build/asan/obj/src/main.o build/asan/libsluice.a
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # --- unit tests: one Criterion binary per tests/unit/test_*.c ----------------
 # A test may #include the module's .c to reach its statics; linking against the
 # archive keeps that module's object out of the binary.
 build/asan/tests/%: build/asan/obj/tests/unit/%.o build/asan/libsluice.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+	@echo "  LD      $@"
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 

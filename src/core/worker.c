@@ -69,6 +69,8 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     sl_metrics_init(&w->metrics, cfg);
 
     sl_conn_pool_init(&w->conns, w->loop);
+    /* Connection ids unique in the process, for logs: worker 2's are 2000000001, ... */
+    w->conns.next_id = (uint64_t)id * 1000000000u;
     w->conns.on_closed = on_conn_closed;
     w->conns.on_closed_ud = w;
     struct sl_http_limits lim = {

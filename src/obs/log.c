@@ -150,9 +150,9 @@ sl_log_begin(struct sl_logrec *r, enum sl_log_level level, const char *event)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char when[40];
-    int n = snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000);
+    int n =
+        snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     const char *lv = level_names[level];
     if (r->json) {
         put(r, "{\"ts\":\"", 7);

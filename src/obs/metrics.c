@@ -13,8 +13,8 @@
 static const double ttft_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 static const double itl_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                     0.05,   0.1,     0.25,   0.5,   1,      2.5,   10};
-static const double overhead_bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
-                                         0.001,   0.0025,   0.005,   0.01,   0.05,    0.1, 1};
+static const double overhead_bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                         0.0025,  0.005,    0.01,    0.05,   0.1,     1};
 
 static const struct {
     const char *name;
@@ -38,7 +38,7 @@ _Static_assert(SL_ARRAY_LEN(ttft_bounds) < SL_HIST_MAX_BUCKETS, "bucket array fi
 _Static_assert(SL_ARRAY_LEN(overhead_bounds) < SL_HIST_MAX_BUCKETS, "bucket array fits");
 
 static const char *const proto_names[SL_PK__COUNT] = {
-    [SL_PK_NATIVE] = "native", [SL_PK_ECHO] = "echo",  [SL_PK_SOCKETIO] = "socketio",
+    [SL_PK_NATIVE] = "native", [SL_PK_ECHO] = "echo", [SL_PK_SOCKETIO] = "socketio",
     [SL_PK_SEED] = "seed",     [SL_PK_SSE] = "sse",
 };
 
@@ -46,11 +46,16 @@ const char *
 sl_outcome_name(enum sl_outcome o)
 {
     switch (o) {
-    case SL_OUTCOME_DONE: return "done";
-    case SL_OUTCOME_ERROR: return "error";
-    case SL_OUTCOME_CANCELLED: return "cancelled";
-    case SL_OUTCOME_DISCONNECTED: return "disconnected";
-    default: return "unknown";
+    case SL_OUTCOME_DONE:
+        return "done";
+    case SL_OUTCOME_ERROR:
+        return "error";
+    case SL_OUTCOME_CANCELLED:
+        return "cancelled";
+    case SL_OUTCOME_DISCONNECTED:
+        return "disconnected";
+    default:
+        return "unknown";
     }
 }
 
@@ -190,8 +195,7 @@ sl_metrics_render(struct sl_buf *b, struct sl_metrics *const *shards, size_t n,
     }
     header(b, "sluice_connections_total", "counter",
            "TCP connections accepted (HTTP requests and WebSocket clients).");
-    sl_buf_printf(b, "sluice_connections_total %llu\n",
-                  (unsigned long long)SUM(connections_total));
+    sl_buf_printf(b, "sluice_connections_total %llu\n", (unsigned long long)SUM(connections_total));
     header(b, "sluice_http_requests_total", "counter", "HTTP requests served.");
     sl_buf_printf(b, "sluice_http_requests_total %llu\n",
                   (unsigned long long)SUM(http_requests_total));

@@ -100,12 +100,12 @@ Test(metrics, shards_are_summed_at_scrape_time)
     cr_assert_eq(sample(t, "sluice_connections_total"), 7);
     cr_assert_eq(sample(t, "sluice_connections{protocol=\"native\"}"), 2);
     cr_assert_eq(sample(t, "sluice_streams_active"), 1);
-    cr_assert_eq(
-        sample(t, "sluice_streams_total{provider=\"p1\",model=\"m1\",outcome=\"done\"}"), 3);
+    cr_assert_eq(sample(t, "sluice_streams_total{provider=\"p1\",model=\"m1\",outcome=\"done\"}"),
+                 3);
     cr_assert_eq(
         sample(t, "sluice_tokens_total{provider=\"p1\",model=\"m1\",direction=\"output\"}"), 50);
-    cr_assert_eq(sample(t, "sluice_upstream_errors_total{provider=\"p1\",code=\"UPSTREAM_TIMEOUT\"}"),
-                 2);
+    cr_assert_eq(
+        sample(t, "sluice_upstream_errors_total{provider=\"p1\",code=\"UPSTREAM_TIMEOUT\"}"), 2);
     cr_assert_eq(sample(t, "sluice_overhead_seconds_count"), 2);
     /* Label values are escaped. */
     cr_assert_eq(sample(t, "sluice_streams_total{provider=\"p1\",model=\"we\\\"ird\\\\\","
@@ -141,11 +141,21 @@ Test(metrics, every_family_has_help_and_type)
     struct sl_metrics *shards[] = {&a};
     char *t = render(shards, 1, &cfg);
     static const char *const names[] = {
-        "sluice_build_info",        "sluice_connections",        "sluice_connections_total",
-        "sluice_streams_active",    "sluice_streams_total",      "sluice_tokens_total",
-        "sluice_bytes_sent_total",  "sluice_ttft_seconds",       "sluice_inter_token_seconds",
-        "sluice_upstream_errors_total", "sluice_auth_failures_total", "sluice_rate_limited_total",
-        "sluice_backpressure_pauses_total", "sluice_resumes_total", "sluice_overhead_seconds",
+        "sluice_build_info",
+        "sluice_connections",
+        "sluice_connections_total",
+        "sluice_streams_active",
+        "sluice_streams_total",
+        "sluice_tokens_total",
+        "sluice_bytes_sent_total",
+        "sluice_ttft_seconds",
+        "sluice_inter_token_seconds",
+        "sluice_upstream_errors_total",
+        "sluice_auth_failures_total",
+        "sluice_rate_limited_total",
+        "sluice_backpressure_pauses_total",
+        "sluice_resumes_total",
+        "sluice_overhead_seconds",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char want[128];

@@ -331,6 +331,13 @@ function usageText(u) {
   return `${u.input_tokens ?? 0} in / ${u.output_tokens ?? 0} out${est}`;
 }
 
+function costText(usd) {
+  if (typeof usd !== 'number') return '—';
+  if (usd === 0) return '$0';
+  if (usd < 0.000001) return '< $0.000001';
+  return `$${usd.toFixed(6)}`;
+}
+
 function finish(turn, state, msg) {
   flush(turn);
   turn.cursor.remove();
@@ -346,7 +353,7 @@ function finish(turn, state, msg) {
   if (state === 'done') {
     metaItem(m, 'Time to first token', `${msg.ttft_ms} ms`);
     metaItem(m, 'Tokens', usageText(msg.usage));
-    metaItem(m, 'Cost', typeof msg.cost_usd === 'number' ? `$${msg.cost_usd.toFixed(6)}` : '—');
+    metaItem(m, 'Cost', costText(msg.cost_usd));
     metaItem(m, 'Latency', `${msg.latency_ms} ms`);
     const why = msg.finish_reason && msg.finish_reason !== 'stop' ? ` (finish reason: ${msg.finish_reason})` : '';
     setTurnStatus(turn, 'done', `Done${why}.`);

@@ -173,8 +173,6 @@ run(struct sl_config *cfg)
         sl_server_free(srv);
         return 1;
     }
-    banner(cfg, srv);
-
     struct app app = {.srv = srv, .loop = uv_default_loop()};
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_init(app.loop, &app.sigterm);
@@ -182,6 +180,8 @@ run(struct sl_config *cfg)
     app.sigint.data = app.sigterm.data = app.tick.data = &app;
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    /* Only now: whoever waits for this line may send SIGTERM at once and expect a drain. */
+    banner(cfg, srv);
     uv_run(app.loop, UV_RUN_DEFAULT);
     uv_loop_close(app.loop);
     sl_server_free(srv);

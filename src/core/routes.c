@@ -92,8 +92,9 @@ handshake_token(const struct sl_http_req *req, char *buf, size_t len)
     return NULL;
 }
 
-/* Checks shared by every WebSocket endpoint; answers and returns false if refused. */
-static bool
+/* Checks shared by every WebSocket endpoint; answers and returns the status if refused, 0
+ * if the upgrade may go ahead. */
+static int
 ws_admit(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req)
 {
     const char *why;
@@ -101,26 +102,26 @@ ws_admit(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req)
     if (status == 426) {
         sl_http_respond_error(c, req, 426, why,
                               "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
-        return false;
+        return 426;
     }
     if (status != 0) {
         sl_http_respond_error(c, req, status, why, NULL);
-        return false;
+        return status;
     }
     struct sl_slice origin = sl_http_get_header(req, "Origin");
     struct sl_slice host = sl_http_get_header(req, "Host");
     if (!sl_origin_allowed(w->cfg, origin, host, false)) {
         sl_http_respond_error(c, req, 403, "origin not allowed", NULL);
-        return false;
+        return 403;
     }
     if (atomic_load(&w->server->draining) || w->draining) {
         char hdr[64];
         snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n",
                  (unsigned long long)(w->cfg->shutdown.retry_after_ms + 999) / 1000);
         sl_http_respond_error(c, req, 503, "server is shutting down", hdr);
-        return false;
+        return 503;
     }
-    return true;
+    return 0;
 }
 
 /* --- HTTP routes -------------------------------------------------------------------------- */
@@ -146,8 +147,13 @@ metrics(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req)
     sl_buf_free(&b);
 }
 
+/*
+ * The access line of a request: the path but never the query (it may hold a token).
+ * upgrade: the WebSocket endpoint's protocol after a 101, else NULL.
+ */
 static void
-log_access(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req, int status)
+log_access(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req, int status,
+           const char *upgrade)
 {
     struct sl_logrec r;
     if (!sl_log_begin(&r, SL_LOG_INFO, "http.access"))
@@ -160,6 +166,8 @@ log_access(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req
     sl_log_str(&r, "method", req->method);
     sl_log_strn(&r, "path", req->path.ptr, req->path.len);
     sl_log_int(&r, "status", status);
+    if (upgrade)
+        sl_log_str(&r, "upgrade", upgrade);
     sl_log_end(&r);
 }
 
@@ -173,28 +181,30 @@ sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
 
     sl_counter_add(&w->metrics.http_requests_total, 1);
     if (sl_slice_eq(path, "/ws")) {
-        if (!ws_admit(w, c, req)) {
-            status = 400;
+        status = ws_admit(w, c, req);
+        if (status != 0)
             goto out;
-        }
+        /* Logged before the session starts, so that its lines follow the upgrade's. */
+        status = 101;
+        log_access(w, c, req, status, "native");
         char tokbuf[SL_AUTH_MAX_TOKEN + 1];
         const char *token = handshake_token(req, tokbuf, sizeof(tokbuf));
         sl_ws_transport_accept(w, c, req, &sl_proto_native, SL_PK_NATIVE, token);
-        status = 101;
+        return;
     } else if (sl_slice_eq(path, "/ws/echo") && cfg->debug.echo) {
-        if (!ws_admit(w, c, req)) {
-            status = 400;
+        status = ws_admit(w, c, req);
+        if (status != 0)
             goto out;
-        }
-        accept_echo(w, c, req);
         status = 101;
+        log_access(w, c, req, status, "echo");
+        accept_echo(w, c, req);
+        return;
+    } else if (!method_ok(c, req)) {
+        status = 405;
     } else if (sl_slice_eq(path, "/healthz")) {
-        if (method_ok(c, req))
-            sl_http_respond(c, req, 200, "application/json", NULL, "{\"status\":\"ok\"}\n", 16);
+        sl_http_respond(c, req, 200, "application/json", NULL, "{\"status\":\"ok\"}\n", 16);
     } else if (sl_slice_eq(path, "/readyz")) {
-        if (!method_ok(c, req))
-            status = 405;
-        else if (atomic_load(&w->server->draining)) {
+        if (atomic_load(&w->server->draining)) {
             status = 503;
             sl_http_respond(c, req, 503, "application/json", NULL, "{\"status\":\"draining\"}\n",
                             22);
@@ -202,17 +212,12 @@ sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
             sl_http_respond(c, req, 200, "application/json", NULL, "{\"status\":\"ready\"}\n", 19);
         }
     } else if (sl_slice_eq(path, "/metrics")) {
-        if (method_ok(c, req))
-            metrics(w, c, req);
+        metrics(w, c, req);
     } else if (sl_slice_eq(path, "/ws/test")) {
-        if (method_ok(c, req))
-            status = sl_files_serve(c, req, w->server->web_root, SL_SLICE("/index.html"));
-    } else if (method_ok(c, req)) {
-        status = sl_files_serve(c, req, w->server->web_root, path);
+        status = sl_files_serve(c, req, w->server->web_root, SL_SLICE("/index.html"));
     } else {
-        status = 405;
+        status = sl_files_serve(c, req, w->server->web_root, path);
     }
 out:
-    if (status != 101)
-        log_access(w, c, req, status);
+    log_access(w, c, req, status, NULL);
 }

@@ -36,9 +36,29 @@ struct sl_session {
     double bucket; /* rate limit tokens */
     uint64_t bucket_ms;
     uint32_t rejected; /* consecutive rate-limited messages */
+    uint64_t conn;     /* the first transport's connection id, for logs once it is gone */
+    uint64_t t_start;  /* loop time at creation (ms) */
 };
 
 static const struct sl_stream_sub stream_sub;
+
+/* The connection carrying the session now (or last), for logs. */
+static uint64_t
+conn_of(const struct sl_session *s)
+{
+    if (s->t && s->tops->conn_id)
+        return s->tops->conn_id(s->t);
+    return s->conn;
+}
+
+/* The ids every session log line starts with. */
+static void
+log_ids(const struct sl_session *s, struct sl_logrec *r)
+{
+    sl_log_uint(r, "worker", s->w->id);
+    sl_log_uint(r, "conn", conn_of(s));
+    sl_log_str(r, "session", s->sid);
+}
 
 /* --- output ------------------------------------------------------------------------- */
 
@@ -169,8 +189,13 @@ start_chat(struct sl_session *s, struct sl_chat_req *req)
         goto refuse;
     }
 
-    struct sl_stream_env env = {
-        .cfg = cfg, .up = s->w->up, .metrics = &s->w->metrics, .session = s->sid};
+    struct sl_stream_env env = {.cfg = cfg,
+                                .up = s->w->up,
+                                .metrics = &s->w->metrics,
+                                .session = s->sid,
+                                .user = s->user,
+                                .conn = conn_of(s),
+                                .worker = s->w->id};
     enum sl_errcode code;
     const char *why;
     char name[300];
@@ -240,10 +265,9 @@ become_ready(struct sl_session *s, const char *user)
 
     struct sl_logrec r;
     if (sl_log_begin(&r, SL_LOG_INFO, "session.ready")) {
-        sl_log_str(&r, "session", s->sid);
+        log_ids(s, &r);
         sl_log_str(&r, "user", s->user);
         sl_log_str(&r, "protocol", s->proto->name);
-        sl_log_uint(&r, "worker", s->w->id);
         sl_log_end(&r);
     }
 }
@@ -257,7 +281,7 @@ authenticate(struct sl_session *s, const char *token, size_t len)
         sl_counter_add(&s->w->metrics.auth_failures_total, 1);
         struct sl_logrec r;
         if (sl_log_begin(&r, SL_LOG_INFO, "auth.failed")) {
-            sl_log_str(&r, "session", s->sid);
+            log_ids(s, &r);
             sl_log_str(&r, "reason", reason);
             sl_log_end(&r);
         }
@@ -302,7 +326,7 @@ on_heartbeat_lost(struct sl_timeq_node *n, uint64_t now)
     struct sl_session *s = from_timer(n);
     struct sl_logrec r;
     if (sl_log_begin(&r, SL_LOG_INFO, "session.heartbeat_lost")) {
-        sl_log_str(&r, "session", s->sid);
+        log_ids(s, &r);
         sl_log_uint(&r, "streams", s->nstreams);
         sl_log_end(&r);
     }
@@ -362,6 +386,8 @@ sl_session_new(struct sl_worker *w, const struct sl_proto *proto, enum sl_proto_
     sl_random_id(s->sid, 16);
     s->bucket = w->cfg->limits.messages_per_minute;
     s->bucket_ms = sl_loop_now(w->loop);
+    s->t_start = s->bucket_ms;
+    s->conn = ops->conn_id ? ops->conn_id(transport) : 0;
     sl_list_push_back(&w->sessions, &s->link);
     w->nsessions++;
     sl_counter_add(&w->metrics.conn_opened[kind], 1);
@@ -488,9 +514,12 @@ sl_session_transport_closed(struct sl_session *s, uint16_t code)
         sl_stream_detach(st);
     }
     struct sl_logrec r;
-    if (sl_log_begin(&r, SL_LOG_DEBUG, "session.closed")) {
-        sl_log_str(&r, "session", s->sid);
+    if (sl_log_begin(&r, SL_LOG_INFO, "session.closed")) {
+        log_ids(s, &r);
+        if (s->user)
+            sl_log_str(&r, "user", s->user);
         sl_log_uint(&r, "code", code);
+        sl_log_uint(&r, "duration_ms", sl_loop_now(w->loop) - s->t_start);
         sl_log_end(&r);
     }
     sl_counter_add(&w->metrics.conn_closed[s->kind], 1);

@@ -34,6 +34,8 @@ struct sl_transport_ops {
     void (*ping)(void *t);
     /* Tightens or relaxes the inbound message size limit (optional). */
     void (*set_max_message)(void *t, uint64_t max);
+    /* The id of the TCP connection carrying the transport now, for logs (optional). */
+    uint64_t (*conn_id)(void *t);
 };
 
 /* Sets up the worker's session deadline queues (auth timeout, heartbeat). */

@@ -37,6 +37,17 @@ on_connection(uv_stream_t *server, int status)
     sl_counter_add(&w->metrics.connections_total, 1);
     unsigned open = atomic_fetch_add(&w->server->connections, 1) + 1;
     if (open > w->cfg->limits.max_connections || w->stopping) {
+        struct sl_logrec r;
+        if (sl_log_begin(&r, SL_LOG_WARN, "conn.refused")) {
+            char peer[64];
+            sl_conn_peer(c, peer, sizeof(peer));
+            sl_log_uint(&r, "worker", w->id);
+            sl_log_uint(&r, "conn", sl_conn_id(c));
+            sl_log_str(&r, "peer", peer);
+            sl_log_int(&r, "status", 503);
+            sl_log_str(&r, "reason", w->stopping ? "stopping" : "limits.max_connections");
+            sl_log_end(&r);
+        }
         sl_conn_write(c, overloaded_response, sizeof(overloaded_response) - 1);
         sl_conn_close(c);
         return;
@@ -69,6 +80,8 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     sl_metrics_init(&w->metrics, cfg);
 
     sl_conn_pool_init(&w->conns, w->loop);
+    /* Connection ids unique in the process, for logs: worker 2's are 2000000001, ... */
+    w->conns.next_id = (uint64_t)id * 1000000000u;
     w->conns.on_closed = on_conn_closed;
     w->conns.on_closed_ud = w;
     struct sl_http_limits lim = {

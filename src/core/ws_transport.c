@@ -3,6 +3,7 @@
 #include "config/config.h"
 #include "core/session.h"
 #include "core/worker.h"
+#include "net/conn.h"
 #include "net/ws.h"
 
 /*
@@ -72,12 +73,19 @@ t_set_max(void *t, uint64_t max)
     sl_ws_set_max_message(t, max);
 }
 
+static uint64_t
+t_conn_id(void *t)
+{
+    return sl_conn_id(sl_ws_conn(t));
+}
+
 static const struct sl_transport_ops ops = {
     .send = t_send,
     .close = t_close,
     .queued = t_queued,
     .ping = t_ping,
     .set_max_message = t_set_max,
+    .conn_id = t_conn_id,
 };
 
 void

@@ -11,6 +11,7 @@
 #include "base/jsonw.h"
 #include "net/conn.h"
 #include "net/loop.h"
+#include "obs/log.h"
 
 enum pstate { S_IDLE, S_URL, S_FIELD, S_VALUE, S_BODY };
 
@@ -279,6 +280,17 @@ sl_http_respond_error(struct sl_conn *c, const struct sl_http_req *req, int stat
 static void
 respond_raw_error(struct http_conn *h, int status, const char *message)
 {
+    /* The routes log every request they see; this one never reached them. */
+    struct sl_logrec r;
+    if (sl_log_begin(&r, SL_LOG_INFO, "http.access")) {
+        char peer[64];
+        sl_conn_peer(h->conn, peer, sizeof(peer));
+        sl_log_uint(&r, "conn", sl_conn_id(h->conn));
+        sl_log_str(&r, "peer", peer);
+        sl_log_int(&r, "status", status);
+        sl_log_str(&r, "error", message);
+        sl_log_end(&r);
+    }
     char body[256];
     int n = snprintf(body, sizeof(body), "{\"error\":{\"status\":%d,\"message\":\"%s\"}}",
                      status, message);

@@ -13,8 +13,8 @@
 static const double ttft_bounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 static const double itl_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                     0.05,   0.1,     0.25,   0.5,   1,      2.5,   10};
-static const double overhead_bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
-                                         0.001,   0.0025,   0.005,   0.01,   0.05,    0.1, 1};
+static const double overhead_bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                         0.0025,  0.005,    0.01,    0.05,   0.1,     1};
 
 static const struct {
     const char *name;
@@ -32,12 +32,13 @@ static const struct {
                           overhead_bounds, SL_ARRAY_LEN(overhead_bounds)},
 };
 
-_Static_assert(SL_ARRAY_LEN(itl_bounds) <= SL_HIST_MAX_BUCKETS, "bucket array fits");
-_Static_assert(SL_ARRAY_LEN(ttft_bounds) <= SL_HIST_MAX_BUCKETS, "bucket array fits");
-_Static_assert(SL_ARRAY_LEN(overhead_bounds) <= SL_HIST_MAX_BUCKETS, "bucket array fits");
+/* Each histogram needs one bucket more than it has bounds: the +Inf one. */
+_Static_assert(SL_ARRAY_LEN(itl_bounds) < SL_HIST_MAX_BUCKETS, "bucket array fits");
+_Static_assert(SL_ARRAY_LEN(ttft_bounds) < SL_HIST_MAX_BUCKETS, "bucket array fits");
+_Static_assert(SL_ARRAY_LEN(overhead_bounds) < SL_HIST_MAX_BUCKETS, "bucket array fits");
 
 static const char *const proto_names[SL_PK__COUNT] = {
-    [SL_PK_NATIVE] = "native", [SL_PK_ECHO] = "echo",  [SL_PK_SOCKETIO] = "socketio",
+    [SL_PK_NATIVE] = "native", [SL_PK_ECHO] = "echo", [SL_PK_SOCKETIO] = "socketio",
     [SL_PK_SEED] = "seed",     [SL_PK_SSE] = "sse",
 };
 
@@ -45,11 +46,16 @@ const char *
 sl_outcome_name(enum sl_outcome o)
 {
     switch (o) {
-    case SL_OUTCOME_DONE: return "done";
-    case SL_OUTCOME_ERROR: return "error";
-    case SL_OUTCOME_CANCELLED: return "cancelled";
-    case SL_OUTCOME_DISCONNECTED: return "disconnected";
-    default: return "unknown";
+    case SL_OUTCOME_DONE:
+        return "done";
+    case SL_OUTCOME_ERROR:
+        return "error";
+    case SL_OUTCOME_CANCELLED:
+        return "cancelled";
+    case SL_OUTCOME_DISCONNECTED:
+        return "disconnected";
+    default:
+        return "unknown";
     }
 }
 
@@ -77,13 +83,10 @@ sl_metrics_observe(struct sl_metrics *m, enum sl_hist_kind kind, uint64_t ns)
 {
     struct sl_hist *h = &m->hist[kind];
     double s = (double)ns / 1e9;
-    for (size_t i = 0; i < hists[kind].n; i++) {
-        if (s <= hists[kind].bounds[i]) {
-            sl_counter_add(&h->buckets[i], 1);
-            break;
-        }
-    }
-    sl_counter_add(&h->count, 1);
+    size_t i = 0;
+    while (i < hists[kind].n && s > hists[kind].bounds[i])
+        i++;
+    sl_counter_add(&h->buckets[i], 1); /* i == n: above every bound */
     sl_counter_add(&h->sum_ns, ns);
 }
 
@@ -120,6 +123,17 @@ sum_provider(struct sl_metrics *const *shards, size_t n, size_t i, int code)
 }
 
 #define SUM(field) sum_at(shards, n, offsetof(struct sl_metrics, field))
+
+/*
+ * A gauge kept as two counters, "up" and "down", read while workers run: the caller reads
+ * down first, so up (read later, and never behind down in its own shard) is normally
+ * the larger; the clamp covers what the relaxed loads do not promise.
+ */
+static uint64_t
+gauge(uint64_t up, uint64_t down)
+{
+    return up > down ? up - down : 0;
+}
 
 static void
 header(struct sl_buf *b, const char *name, const char *type, const char *help)
@@ -159,7 +173,7 @@ render_hist(struct sl_buf *b, struct sl_metrics *const *shards, size_t n, enum s
         seconds(b, hists[k].bounds[i]);
         sl_buf_printf(b, "\"} %llu\n", (unsigned long long)cum);
     }
-    uint64_t count = SUM(hist[k].count);
+    uint64_t count = cum + SUM(hist[k].buckets[hists[k].n]);
     sl_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", hists[k].name, (unsigned long long)count);
     sl_buf_printf(b, "%s_sum ", hists[k].name);
     seconds(b, (double)SUM(hist[k].sum_ns) / 1e9);
@@ -175,20 +189,21 @@ sl_metrics_render(struct sl_buf *b, struct sl_metrics *const *shards, size_t n,
 
     header(b, "sluice_connections", "gauge", "Open client connections by protocol.");
     for (int p = 0; p < SL_PK__COUNT; p++) {
-        uint64_t open = SUM(conn_opened[p]), closed = SUM(conn_closed[p]);
+        uint64_t closed = SUM(conn_closed[p]);
         sl_buf_printf(b, "sluice_connections{protocol=\"%s\"} %llu\n", proto_names[p],
-                      (unsigned long long)(open - closed));
+                      (unsigned long long)gauge(SUM(conn_opened[p]), closed));
     }
-    header(b, "sluice_connections_total", "counter", "Client connections accepted.");
-    sl_buf_printf(b, "sluice_connections_total %llu\n",
-                  (unsigned long long)SUM(connections_total));
+    header(b, "sluice_connections_total", "counter",
+           "TCP connections accepted (HTTP requests and WebSocket clients).");
+    sl_buf_printf(b, "sluice_connections_total %llu\n", (unsigned long long)SUM(connections_total));
     header(b, "sluice_http_requests_total", "counter", "HTTP requests served.");
     sl_buf_printf(b, "sluice_http_requests_total %llu\n",
                   (unsigned long long)SUM(http_requests_total));
 
     header(b, "sluice_streams_active", "gauge", "Streams in flight.");
+    uint64_t ended = SUM(streams_ended);
     sl_buf_printf(b, "sluice_streams_active %llu\n",
-                  (unsigned long long)(SUM(streams_started) - SUM(streams_ended)));
+                  (unsigned long long)gauge(SUM(streams_started), ended));
 
     header(b, "sluice_streams_total", "counter", "Streams ended, by provider, model and outcome.");
     for (size_t i = 0; i < cfg->nmodels; i++) {

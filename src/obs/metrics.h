@@ -58,9 +58,14 @@ const char *sl_outcome_name(enum sl_outcome o);
 
 enum sl_hist_kind { SL_HIST_TTFT, SL_HIST_INTER_TOKEN, SL_HIST_OVERHEAD, SL_HIST__COUNT };
 
+/*
+ * A histogram shard. Bucket i counts the observations in (bound i-1, bound i]; the one
+ * after the last bound counts those above it (+Inf). The count is the sum of the
+ * buckets, not a counter of its own, so a scrape racing an observation still renders
+ * cumulative buckets that never decrease and a +Inf bucket equal to _count.
+ */
 struct sl_hist {
-    sl_counter buckets[SL_HIST_MAX_BUCKETS]; /* non-cumulative; +Inf is count - sum of these */
-    sl_counter count;
+    sl_counter buckets[SL_HIST_MAX_BUCKETS];
     sl_counter sum_ns;
 };
 
@@ -75,9 +80,9 @@ struct sl_provider_metrics {
 };
 
 struct sl_metrics {
-    sl_counter conn_opened[SL_PK__COUNT];
+    sl_counter conn_opened[SL_PK__COUNT]; /* client sessions by protocol */
     sl_counter conn_closed[SL_PK__COUNT];
-    sl_counter connections_total; /* TCP connections accepted */
+    sl_counter connections_total; /* TCP connections accepted (HTTP and WebSocket) */
     sl_counter http_requests_total;
     sl_counter streams_started;
     sl_counter streams_ended;
@@ -95,10 +100,13 @@ struct sl_metrics {
 void sl_metrics_init(struct sl_metrics *m, const struct sl_config *cfg);
 void sl_metrics_cleanup(struct sl_metrics *m);
 
-/* Records a duration in a histogram (single writer). */
+/* Records a duration in a histogram (single writer: the shard's worker). */
 void sl_metrics_observe(struct sl_metrics *m, enum sl_hist_kind h, uint64_t ns);
 
-/* Appends the Prometheus text exposition of the sum of n shards. */
+/*
+ * Appends the Prometheus text exposition (format 0.0.4) of the sum of n shards; safe to
+ * call from any thread while the workers run. Every family is present even when zero.
+ */
 void sl_metrics_render(struct sl_buf *out, struct sl_metrics *const *shards, size_t n,
                        const struct sl_config *cfg);
 

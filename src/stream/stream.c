@@ -100,8 +100,13 @@ log_end(struct sl_stream *s, enum sl_outcome outcome, const struct sl_usage *u, 
     if (!sl_log_begin(&r, outcome == SL_OUTCOME_ERROR ? SL_LOG_WARN : SL_LOG_INFO, "stream.end"))
         return;
     uint64_t now = sl_clock_ns();
+    sl_log_uint(&r, "worker", s->env.worker);
+    if (s->env.conn)
+        sl_log_uint(&r, "conn", s->env.conn);
     sl_log_str(&r, "session", s->env.session);
     sl_log_strn(&r, "stream", s->id, s->id_len);
+    if (s->env.user)
+        sl_log_str(&r, "user", s->env.user);
     sl_log_str(&r, "model", s->route.model ? s->route.model->name : s->primary);
     sl_log_str(&r, "provider", s->route.provider ? s->route.provider->name : "");
     sl_log_str(&r, "outcome", sl_outcome_name(outcome));
@@ -109,6 +114,11 @@ log_end(struct sl_stream *s, enum sl_outcome outcome, const struct sl_usage *u, 
         sl_log_str(&r, "detail", what);
     sl_log_uint(&r, "tokens_in", u->input_tokens);
     sl_log_uint(&r, "tokens_out", u->output_tokens);
+    if (u->estimated)
+        sl_log_bool(&r, "tokens_estimated", true);
+    if (s->route.model)
+        sl_log_double(&r, "cost_usd",
+                      sl_router_cost(s->route.model, u->input_tokens, u->output_tokens));
     if (s->t_first)
         sl_log_uint(&r, "ttft_ms", (s->t_first - s->t_created) / 1000000);
     sl_log_uint(&r, "duration_ms", (now - s->t_created) / 1000000);

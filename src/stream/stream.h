@@ -35,6 +35,9 @@ struct sl_stream_env {
     struct sl_upstream *up;
     struct sl_metrics *metrics;
     const char *session; /* session id, for logs; must outlive the stream */
+    const char *user;    /* who asked, for logs (NULL if unknown); must outlive the stream */
+    uint64_t conn;       /* connection id, for logs (0 if none) */
+    unsigned worker;     /* worker id, for logs */
 };
 
 struct sl_stream_sub {

@@ -62,12 +62,28 @@ log_ids(const struct sl_session *s, struct sl_logrec *r)
 
 /* --- output ------------------------------------------------------------------------- */
 
+static void end_session(struct sl_session *s, uint16_t code, const char *reason);
+
+/*
+ * A client that reads slower than its streams produce is closed once this many times
+ * limits.send_high_water is queued for it [Redis client-output-buffer-limit]: memory per
+ * connection stays bounded whatever the client does. (Pausing the provider at the
+ * high-water mark, so that a slow reader only slows its own streams, comes with
+ * backpressure.)
+ */
+#define SEND_HARD_LIMIT_FACTOR 4
+
 static void
 sink_send(struct sl_proto_sink *sink)
 {
     struct sl_session *s = sink->ud;
-    if (s->t)
+    if (s->t && s->state != S_CLOSING) {
         s->tops->send(s->t, sl_buf_ptr(sink->buf), sl_buf_len(sink->buf));
+        if (s->tops->queued(s->t) > SEND_HARD_LIMIT_FACTOR * s->w->cfg->limits.send_high_water)
+            end_session(s, SL_CLOSE_POLICY,
+                        "{\"reason\":\"client reads too slowly: send buffer limit\","
+                        "\"resume\":true}");
+    }
     sl_buf_clear(sink->buf);
 }
 

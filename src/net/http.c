@@ -33,7 +33,6 @@ struct http_conn {
     bool complete;
     bool taken_over;
     bool close_after; /* the response asked for Connection: close */
-    bool in_dispatch;
 };
 
 static const struct sl_conn_handler http_handler;
@@ -291,11 +290,13 @@ respond_raw_error(struct http_conn *h, int status, const char *message)
         sl_log_str(&r, "error", message);
         sl_log_end(&r);
     }
-    char body[256];
-    int n = snprintf(body, sizeof(body), "{\"error\":{\"status\":%d,\"message\":\"%s\"}}",
-                     status, message);
-    write_head(h->conn, status, "application/json", NULL, (size_t)n, true);
-    sl_conn_write(h->conn, body, (size_t)n);
+    struct sl_buf b = SL_BUF_INIT;
+    sl_buf_printf(&b, "{\"error\":{\"status\":%d,\"message\":", status);
+    sl_jsonw_cstr(&b, message);
+    SL_JSONW_LIT(&b, "}}");
+    write_head(h->conn, status, "application/json", NULL, sl_buf_len(&b), true);
+    sl_conn_write(h->conn, sl_buf_ptr(&b), sl_buf_len(&b));
+    sl_buf_free(&b);
     sl_conn_close(h->conn);
 }
 
@@ -324,9 +325,7 @@ dispatch(struct http_conn *h)
     struct sl_http_req req;
     build_request(h, &req);
     h->close_after = false;
-    h->in_dispatch = true;
     h->srv->on_request(h->srv->ud, h->conn, &req);
-    h->in_dispatch = false;
 }
 
 static void

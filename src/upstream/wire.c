@@ -567,7 +567,8 @@ sl_resp_body(struct sl_resp *r, const char *p, size_t len)
 {
     if (r->state == SL_RESP_FAILED)
         return 1;
-    r->body_started = true;
+    if (len > 0)
+        r->body_started = true;
     if (!status_ok(r)) {
         size_t room = SL_WIRE_MAX_ERROR_BODY - sl_buf_len(&r->errbody);
         sl_buf_append(&r->errbody, p, len < room ? len : room);

@@ -156,7 +156,8 @@ struct sl_resp {
 };
 
 /*
- * Prepares r for one response. sink/ud receive the callbacks; provider supplies the name
+ * Prepares r for one response (in place: r must not move afterwards, its parser points to
+ * it). sink/ud receive the callbacks; provider supplies the name
  * (for messages) and the key (to redact it from anything taken from the response).
  */
 void sl_resp_init(struct sl_resp *r, const struct sl_wire *w, const struct sl_upstream_sink *sink,

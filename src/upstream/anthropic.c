@@ -259,14 +259,22 @@ status_of_type(const char *t)
     return 0;
 }
 
+/*
+ * message_start carries the input tokens and a provisional output count; message_delta
+ * the cumulative output (and, on recent servers, the input again). Only the latter makes
+ * the report complete.
+ */
 static void
-usage_from(struct sl_resp *r, const json_t *u)
+usage_from(struct sl_resp *r, const json_t *u, bool final)
 {
     if (!json_is_object(u))
         return;
     uint64_t in = (uint64_t)sl_json_int(u, "input_tokens", (int64_t)r->usage.input_tokens);
-    uint64_t out = (uint64_t)sl_json_int(u, "output_tokens", (int64_t)r->usage.output_tokens);
-    sl_resp_set_usage(r, in, out);
+    const json_t *out = json_object_get(u, "output_tokens");
+    if (final && json_is_integer(out))
+        sl_resp_set_usage(r, in, (uint64_t)json_integer_value(out));
+    else if (!r->have_usage || r->usage_partial)
+        sl_resp_set_input_usage(r, in);
 }
 
 static int
@@ -322,12 +330,12 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
             sl_resp_text(r, json_string_value(t), json_string_length(t));
         }
     } else if (strcmp(type, "message_start") == 0) {
-        usage_from(r, json_object_get(json_object_get(root, "message"), "usage"));
+        usage_from(r, json_object_get(json_object_get(root, "message"), "usage"), false);
     } else if (strcmp(type, "message_delta") == 0) {
         const char *stop = sl_json_str(json_object_get(root, "delta"), "stop_reason");
         if (stop)
             sl_resp_set_finish(r, map_finish(stop), stop);
-        usage_from(r, json_object_get(root, "usage"));
+        usage_from(r, json_object_get(root, "usage"), true);
     } else if (strcmp(type, "message_stop") == 0) {
         sl_resp_terminated(r);
     } else if (strcmp(type, "error") == 0) {

@@ -374,6 +374,7 @@ sl_resp_text(struct sl_resp *r, const char *s, size_t n)
     if (n == 0 || r->cancelled)
         return;
     r->any_output = true;
+    r->ndeltas++;
     r->sink->on_delta(r->ud, s, n);
 }
 
@@ -383,6 +384,7 @@ sl_resp_tool(struct sl_resp *r, const struct sl_tool_delta *t)
     if (r->cancelled)
         return;
     r->any_output = true;
+    r->ndeltas++;
     r->sink->on_tool_delta(r->ud, t);
 }
 
@@ -398,9 +400,18 @@ void
 sl_resp_set_usage(struct sl_resp *r, uint64_t input_tokens, uint64_t output_tokens)
 {
     r->have_usage = true;
+    r->usage_partial = false;
     r->usage.input_tokens = input_tokens;
     r->usage.output_tokens = output_tokens;
     r->usage.estimated = false;
+}
+
+void
+sl_resp_set_input_usage(struct sl_resp *r, uint64_t input_tokens)
+{
+    r->have_usage = true;
+    r->usage_partial = true;
+    r->usage.input_tokens = input_tokens;
 }
 
 void
@@ -656,6 +667,11 @@ void
 sl_resp_deliver(struct sl_resp *r)
 {
     sl_assert(r->state != SL_RESP_OPEN);
+    if (r->have_usage && r->usage_partial) {
+        /* The provider's input count is worth more than an estimate; output is counted. */
+        r->usage.output_tokens = r->ndeltas;
+        r->usage.estimated = true;
+    }
     if (r->have_usage)
         r->sink->on_usage(r->ud, &r->usage);
     if (r->state == SL_RESP_FAILED) {

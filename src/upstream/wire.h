@@ -135,7 +135,9 @@ struct sl_resp {
     enum sl_finish finish;
     char native_finish[48];
     bool have_usage;
+    bool usage_partial; /* only input_tokens is known so far */
     struct sl_usage usage;
+    unsigned ndeltas; /* text and tool deltas delivered */
     unsigned ntools;  /* tool calls seen (adapters number them when the provider does not) */
     bool any_output;  /* a delta was delivered */
     bool at_eof;      /* the body ended: a chunk that does not parse was cut */
@@ -203,6 +205,11 @@ void sl_resp_tool(struct sl_resp *r, const struct sl_tool_delta *t);
 void sl_resp_set_finish(struct sl_resp *r, enum sl_finish f, const char *native);
 /* Usage so far (cumulative): each call replaces the previous report. */
 void sl_resp_set_usage(struct sl_resp *r, uint64_t input_tokens, uint64_t output_tokens);
+/*
+ * Only the input tokens are known (Anthropic's message_start). If nothing completes the
+ * report, output_tokens is delivered as the number of deltas with `estimated` set.
+ */
+void sl_resp_set_input_usage(struct sl_resp *r, uint64_t input_tokens);
 /* The provider's normal terminator was seen. */
 void sl_resp_terminated(struct sl_resp *r);
 

@@ -277,11 +277,90 @@ usage_from(struct sl_resp *r, const json_t *u, bool final)
         sl_resp_set_input_usage(r, in);
 }
 
+/*
+ * The per-token path: text_delta and input_json_delta events (and ping) read with jscan.
+ * Returns -1 for every other event, or anything unusual, which on_chunk then parses with
+ * jansson (same result for everything this accepts).
+ */
+static int
+fast_chunk(struct sl_resp *r, struct sl_slice data)
+{
+    struct sl_jscan s;
+    struct sl_slice key, type = {0}, dtype = {0}, text = {0}, json = {0};
+    int64_t index = 0;
+    bool seen_type = false, seen_index = false, seen_delta = false, seen_dtype = false;
+    bool have_text = false, have_json = false;
+    sl_jscan_init(&s, data.ptr, data.len, &r->scratch);
+    if (!sl_jscan_object(&s))
+        return -1;
+    while (sl_jscan_key(&s, &key)) {
+        if (SL_JSCAN_IS(key, "type")) {
+            if (seen_type || !sl_jscan_string(&s, &type))
+                return -1;
+            seen_type = true;
+            /* Only the frequent events are worth it; the rest goes to jansson at once. */
+            if (!SL_JSCAN_IS(type, "content_block_delta") && !SL_JSCAN_IS(type, "ping"))
+                return -1;
+        } else if (SL_JSCAN_IS(key, "index")) {
+            if (seen_index || !sl_jscan_int(&s, &index))
+                return -1;
+            seen_index = true;
+        } else if (SL_JSCAN_IS(key, "delta")) {
+            if (seen_delta || !sl_jscan_object(&s))
+                return -1;
+            seen_delta = true;
+            while (sl_jscan_key(&s, &key)) {
+                if (SL_JSCAN_IS(key, "type")) {
+                    if (seen_dtype || !sl_jscan_string(&s, &dtype))
+                        return -1;
+                    seen_dtype = true;
+                } else if (SL_JSCAN_IS(key, "text")) {
+                    if (have_text || !sl_jscan_string(&s, &text))
+                        return -1;
+                    have_text = true;
+                } else if (SL_JSCAN_IS(key, "partial_json")) {
+                    if (have_json || !sl_jscan_string(&s, &json))
+                        return -1;
+                    have_json = true;
+                } else {
+                    sl_jscan_skip(&s);
+                }
+            }
+        } else {
+            sl_jscan_skip(&s);
+        }
+    }
+    if (!sl_jscan_done(&s))
+        return -1;
+    if (SL_JSCAN_IS(type, "ping")) {
+        r->fast_chunks++;
+        return 0;
+    }
+    if (!seen_type)
+        return -1;
+    if (SL_JSCAN_IS(dtype, "text_delta") && have_text) {
+        sl_resp_text(r, text.ptr, text.len);
+    } else if (SL_JSCAN_IS(dtype, "input_json_delta") && have_json && seen_index &&
+               index >= INT32_MIN && index <= INT32_MAX) {
+        if (json.len > 0) {
+            struct sl_tool_delta t = {
+                .index = (int)index, .arguments = json.ptr, .arguments_len = json.len};
+            sl_resp_tool(r, &t);
+        }
+    } else {
+        return -1;
+    }
+    r->fast_chunks++;
+    return 0;
+}
+
 static int
 on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
 {
     (void)event;
     if (r->state != SL_RESP_OPEN)
+        return 0;
+    if (!r->slow_only && fast_chunk(r, data) == 0)
         return 0;
     json_t *root = sl_wire_parse(data);
     if (!json_is_object(root)) {

@@ -486,6 +486,7 @@ sl_resp_cleanup(struct sl_resp *r)
     else
         sl_ndjson_cleanup(&r->nd);
     sl_buf_free(&r->errbody);
+    sl_buf_free(&r->scratch);
 }
 
 /* Retry-After: delay-seconds (decimals tolerated) or an HTTP-date. */

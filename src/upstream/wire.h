@@ -31,6 +31,7 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "upstream/jscan.h"
 #include "upstream/ndjson.h"
 #include "upstream/provider.h"
 #include "upstream/sse.h"
@@ -146,6 +147,11 @@ struct sl_resp {
     struct sl_upstream_error err;
     char msg[512];
     char native[64];
+
+    /* The per-token fast path (jscan.h): its scratch buffer, reused for every chunk. */
+    struct sl_buf scratch;
+    bool slow_only;       /* tests: always take the jansson path */
+    unsigned fast_chunks; /* chunks the fast path handled (for tests) */
 
     /* Adapter scratch, zeroed by sl_resp_init. */
     union {

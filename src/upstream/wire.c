@@ -636,13 +636,14 @@ sl_resp_end(struct sl_resp *r, const struct sl_upstream_error *transport)
 {
     if (r->state == SL_RESP_FAILED || r->state == SL_RESP_TERMINATED)
         return;
+    if (!status_ok(r)) {
+        /* The status says what happened, even if the error body was then cut short. */
+        map_http_error(r);
+        return;
+    }
     if (transport != NULL) {
         set_error(r, transport->code, transport->retryable, transport->retry_after_ms,
                   transport->native_code, transport->message);
-        return;
-    }
-    if (!status_ok(r)) {
-        map_http_error(r);
         return;
     }
     /*

@@ -180,9 +180,9 @@ int sl_resp_body(struct sl_resp *r, const char *p, size_t len);
 /*
  * The transfer is over. transport is NULL when the body ended cleanly, else what went
  * wrong underneath (connection reset, timeout...). An outcome decided earlier stands; a
- * stream whose terminator was seen is done even if the connection then failed; otherwise
- * a clean end without the terminator is a truncated stream (an error), and a non-2xx
- * status is mapped from its body.
+ * stream whose terminator was seen is done even if the connection then failed; a non-2xx
+ * status is mapped from its status and (possibly partial) body; otherwise the transport
+ * error stands, and a clean end without the terminator is a truncated stream (an error).
  */
 void sl_resp_end(struct sl_resp *r, const struct sl_upstream_error *transport);
 

@@ -26,12 +26,11 @@ convert_part(const json_t *part)
         const char *url = json_is_string(iu) ? json_string_value(iu) : sl_json_str(iu, "url");
         struct sl_slice mime, data;
         if (sl_wire_data_url(url, &mime, &data))
-            return json_pack("{s:s,s:{s:s,s:s%,s:s%}}", "type", "image", "source", "type",
-                             "base64", "media_type", mime.ptr, mime.len, "data", data.ptr,
-                             data.len);
+            return json_pack("{s:s,s:{s:s,s:s%,s:s%}}", "type", "image", "source", "type", "base64",
+                             "media_type", mime.ptr, mime.len, "data", data.ptr, data.len);
         if (url)
-            return json_pack("{s:s,s:{s:s,s:s}}", "type", "image", "source", "type", "url",
-                             "url", url);
+            return json_pack("{s:s,s:{s:s,s:s}}", "type", "image", "source", "type", "url", "url",
+                             url);
         return NULL;
     }
     return json_deep_copy(part); /* perhaps already an Anthropic block */
@@ -85,8 +84,7 @@ assistant_blocks(const json_t *m)
         }
         json_array_append_new(blocks,
                               json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id",
-                                        sl_json_str(c, "id") ? sl_json_str(c, "id") : "",
-                                        "name",
+                                        sl_json_str(c, "id") ? sl_json_str(c, "id") : "", "name",
                                         sl_json_str(fn, "name") ? sl_json_str(fn, "name") : "",
                                         "input", input));
     }
@@ -107,27 +105,27 @@ convert_messages(const json_t *in)
         if (role == NULL || strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
             continue; /* in the top-level system field */
         if (strcmp(role, "tool") == 0) {
-            json_t *block = json_pack("{s:s,s:s}", "type", "tool_result", "tool_use_id",
-                                      sl_json_str(m, "tool_call_id") ? sl_json_str(m, "tool_call_id")
-                                                                     : "");
+            json_t *block =
+                json_pack("{s:s,s:s}", "type", "tool_result", "tool_use_id",
+                          sl_json_str(m, "tool_call_id") ? sl_json_str(m, "tool_call_id") : "");
             if (content && !json_is_null(content))
                 json_object_set_new(block, "content", convert_content(content));
             if (results == NULL) {
                 results = json_array();
-                json_array_append_new(out, json_pack("{s:s,s:o}", "role", "user", "content",
-                                                     results));
+                json_array_append_new(out,
+                                      json_pack("{s:s,s:o}", "role", "user", "content", results));
             }
             json_array_append_new(results, block);
             continue;
         }
         results = NULL;
         if (strcmp(role, "assistant") == 0) {
-            json_array_append_new(out, json_pack("{s:s,s:o}", "role", "assistant", "content",
-                                                 assistant_blocks(m)));
+            json_array_append_new(
+                out, json_pack("{s:s,s:o}", "role", "assistant", "content", assistant_blocks(m)));
             continue;
         }
-        json_array_append_new(out, json_pack("{s:s,s:o}", "role", "user", "content",
-                                             convert_content(content)));
+        json_array_append_new(
+            out, json_pack("{s:s,s:o}", "role", "user", "content", convert_content(content)));
     }
     return out;
 }
@@ -200,9 +198,9 @@ build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream
 
     json_t *body = json_object();
     json_object_set_new(body, "model", json_string(p->upstream_model));
-    json_object_set_new(body, "max_tokens",
-                        json_integer(p->max_tokens > 0 ? p->max_tokens
-                                                       : SL_ANTHROPIC_DEFAULT_MAX_TOKENS));
+    json_object_set_new(
+        body, "max_tokens",
+        json_integer(p->max_tokens > 0 ? p->max_tokens : SL_ANTHROPIC_DEFAULT_MAX_TOKENS));
     char *system = sl_wire_system_text(p);
     if (system)
         json_object_set_new(body, "system", json_string(system));
@@ -248,10 +246,11 @@ status_of_type(const char *t)
         const char *type;
         int status;
     } map[] = {
-        {"invalid_request_error", 400}, {"authentication_error", 401}, {"billing_error", 402},
-        {"permission_error", 403},      {"not_found_error", 404},      {"request_too_large", 413},
-        {"rate_limit_error", 429},      {"api_error", 500},            {"timeout_error", 504},
-        {"overloaded_error", 529},
+        {"invalid_request_error", 400}, {"authentication_error", 401},
+        {"billing_error", 402},         {"permission_error", 403},
+        {"not_found_error", 404},       {"request_too_large", 413},
+        {"rate_limit_error", 429},      {"api_error", 500},
+        {"timeout_error", 504},         {"overloaded_error", 529},
     };
     for (size_t i = 0; t && i < SL_ARRAY_LEN(map); i++)
         if (strcmp(t, map[i].type) == 0)

@@ -20,16 +20,16 @@ struct sock {
 struct sl_curl {
     uv_loop_t *uv;
     CURLM *multi;
-    uv_timer_t timer; /* curl's single timeout (CURLMOPT_TIMERFUNCTION) */
-    unsigned depth;   /* > 0 while inside curl: multi and easy calls are refused there */
-    unsigned active;  /* transfers added and not released */
+    uv_timer_t timer;       /* curl's single timeout (CURLMOPT_TIMERFUNCTION) */
+    unsigned depth;         /* > 0 while inside curl: multi and easy calls are refused there */
+    unsigned active;        /* transfers added and not released */
     struct sl_list xfers;   /* every live transfer */
     struct sl_list pending; /* transfers with work deferred until curl returns */
     struct sl_list socks;
 };
 
 struct sl_curl_xfer {
-    uv_timer_t timer; /* first-byte / idle timeout, or a deferred resume */
+    uv_timer_t timer;     /* first-byte / idle timeout, or a deferred resume */
     struct sl_list link;  /* in g->xfers */
     struct sl_list plink; /* in g->pending while deferred work is due */
     struct sl_curl *g;
@@ -38,8 +38,8 @@ struct sl_curl_xfer {
     const struct sl_curl_xfer_cb *cb;
     void *ud;
     uint64_t first_byte_ms, idle_ms;
-    uint64_t last; /* loop time of the last response byte */
-    CURLcode add_rc; /* curl refused the handle: reported from the timer */
+    uint64_t last;                /* loop time of the last response byte */
+    CURLcode add_rc;              /* curl refused the handle: reported from the timer */
     char errbuf[CURL_ERROR_SIZE]; /* here, not the owner's: curl may write it after a remove */
     bool got_byte;
     bool added;       /* in the multi handle */

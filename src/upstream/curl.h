@@ -87,8 +87,8 @@ void sl_curl_free(struct sl_curl *g);
  * handle, on_end is called on a later loop iteration with an error.
  */
 struct sl_curl_xfer *sl_curl_add(struct sl_curl *g, CURL *easy, struct curl_slist *headers,
-                                 const struct sl_curl_xfer_cb *cb, void *ud,
-                                 uint64_t first_byte_ms, uint64_t idle_ms);
+                                 const struct sl_curl_xfer_cb *cb, void *ud, uint64_t first_byte_ms,
+                                 uint64_t idle_ms);
 
 /*
  * Stops the transfer: curl drops it (closing its connection, or resetting its HTTP/2

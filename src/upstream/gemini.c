@@ -22,8 +22,8 @@ content_parts(json_t *parts, const json_t *content)
 {
     if (json_is_string(content)) {
         if (json_string_length(content) > 0)
-            json_array_append_new(parts, text_part(json_string_value(content),
-                                                   json_string_length(content)));
+            json_array_append_new(
+                parts, text_part(json_string_value(content), json_string_length(content)));
         return;
     }
     size_t i;
@@ -41,9 +41,9 @@ content_parts(json_t *parts, const json_t *content)
             const char *url = json_is_string(iu) ? json_string_value(iu) : sl_json_str(iu, "url");
             struct sl_slice mime, data;
             if (sl_wire_data_url(url, &mime, &data))
-                json_array_append_new(parts, json_pack("{s:{s:s%,s:s%}}", "inlineData", "mimeType",
-                                                       mime.ptr, mime.len, "data", data.ptr,
-                                                       data.len));
+                json_array_append_new(parts,
+                                      json_pack("{s:{s:s%,s:s%}}", "inlineData", "mimeType",
+                                                mime.ptr, mime.len, "data", data.ptr, data.len));
             else if (url)
                 json_array_append_new(parts, json_pack("{s:{s:s}}", "fileData", "fileUri", url));
         }
@@ -78,8 +78,7 @@ convert_contents(const json_t *messages)
         if (role == NULL || strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
             continue;
         if (strcmp(role, "tool") == 0) {
-            const char *name =
-                sl_wire_tool_name(messages, i, sl_json_str(m, "tool_call_id"));
+            const char *name = sl_wire_tool_name(messages, i, sl_json_str(m, "tool_call_id"));
             struct sl_buf text = SL_BUF_INIT;
             sl_wire_content_text(content, &text);
             json_t *resp = json_loadb(sl_buf_ptr(&text), sl_buf_len(&text), 0, NULL);
@@ -93,9 +92,8 @@ convert_contents(const json_t *messages)
                 json_array_append_new(out,
                                       json_pack("{s:s,s:o}", "role", "user", "parts", responses));
             }
-            json_array_append_new(responses,
-                                  json_pack("{s:{s:s,s:o}}", "functionResponse", "name",
-                                            name ? name : "", "response", resp));
+            json_array_append_new(responses, json_pack("{s:{s:s,s:o}}", "functionResponse", "name",
+                                                       name ? name : "", "response", resp));
             continue;
         }
         responses = NULL;
@@ -112,8 +110,8 @@ convert_contents(const json_t *messages)
             json_decref(parts);
             continue;
         }
-        json_array_append_new(out,
-                              json_pack("{s:s,s:o}", "role", model ? "model" : "user", "parts", parts));
+        json_array_append_new(
+            out, json_pack("{s:s,s:o}", "role", model ? "model" : "user", "parts", parts));
     }
     return out;
 }
@@ -228,8 +226,8 @@ build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream
 static enum sl_finish
 map_finish(const char *f, bool tools)
 {
-    static const char *const filtered[] = {"SAFETY",      "RECITATION",         "BLOCKLIST",
-                                           "PROHIBITED_CONTENT", "SPII",        "IMAGE_SAFETY"};
+    static const char *const filtered[] = {
+        "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"};
     if (strcmp(f, "MAX_TOKENS") == 0)
         return SL_FINISH_LENGTH;
     for (size_t i = 0; i < SL_ARRAY_LEN(filtered); i++)

@@ -15,7 +15,7 @@ struct call {
     struct sl_upstream *up;
     struct sl_curl_xfer *x; /* NULL once curl let go of it */
     uint64_t first_byte_ms, idle_ms;
-    bool busy;      /* inside sl_resp_body(): a cancel there defers the free */
+    bool busy; /* inside sl_resp_body(): a cancel there defers the free */
     bool cancelled;
 };
 
@@ -74,8 +74,7 @@ on_data(void *ud, const char *p, size_t len)
 
 /* curl's result, when it is not the decoder's own decision, as a canonical error. */
 static void
-transport_error(CURLcode rc, const char *detail, struct sl_upstream_error *e, char *msg,
-                size_t cap)
+transport_error(CURLcode rc, const char *detail, struct sl_upstream_error *e, char *msg, size_t cap)
 {
     e->code = SL_ERR_UPSTREAM_ERROR;
     e->retryable = true;
@@ -193,8 +192,7 @@ sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct 
         curl_easy_setopt(e, CURLOPT_CAINFO, pv->ca_file);
     sl_httpreq_cleanup(&req);
 
-    c->x = sl_curl_add(sl_upstream_curl(up), e, headers, &xfer_cb, c, c->first_byte_ms,
-                       c->idle_ms);
+    c->x = sl_curl_add(sl_upstream_curl(up), e, headers, &xfer_cb, c, c->first_byte_ms, c->idle_ms);
     up->active_calls++;
     return c;
 }

@@ -31,11 +31,11 @@ void sl_httpcall_resume(void *call);
  * `ops_name` for the wire `wire`, so that an adapter file ends with one line.
  */
 #define SL_HTTPCALL_PROVIDER(ops_name, kind_name, wire)                                            \
-    static void *ops_name##_start(struct sl_upstream *up, const struct sl_call_params *p,        \
-                                  const struct sl_upstream_sink *sink, void *ud,                 \
-                                  struct sl_upstream_error *err)                                 \
+    static void *ops_name##_start(struct sl_upstream *up, const struct sl_call_params *p,          \
+                                  const struct sl_upstream_sink *sink, void *ud,                   \
+                                  struct sl_upstream_error *err)                                   \
     {                                                                                              \
-        return sl_httpcall_start(&(wire), up, p, sink, ud, err);                                  \
+        return sl_httpcall_start(&(wire), up, p, sink, ud, err);                                   \
     }                                                                                              \
     const struct sl_provider_ops ops_name = {                                                      \
         .kind = (kind_name),                                                                       \

@@ -56,7 +56,7 @@ enum sl_jtype {
 
 struct sl_jscan {
     const char *p, *end;
-    char *out; /* decoded strings go here; room for the whole input was reserved */
+    char *out;     /* decoded strings go here; room for the whole input was reserved */
     uint64_t more; /* bit d: the container at depth d has had a member already */
     int depth;
     bool began; /* the top-level container was opened */

@@ -15,9 +15,8 @@ convert_message(const json_t *m)
     const json_t *content = json_object_get(m, "content");
     struct sl_buf text = SL_BUF_INIT;
     sl_wire_content_text(content, &text);
-    json_t *out = json_pack("{s:s,s:s%}", "role",
-                            strcmp(role, "developer") == 0 ? "system" : role, "content",
-                            sl_buf_ptr(&text), sl_buf_len(&text));
+    json_t *out = json_pack("{s:s,s:s%}", "role", strcmp(role, "developer") == 0 ? "system" : role,
+                            "content", sl_buf_ptr(&text), sl_buf_len(&text));
     sl_buf_free(&text);
 
     json_t *images = json_array();
@@ -78,12 +77,11 @@ build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream
 
     json_t *messages = json_array();
     if (p->system && *p->system)
-        json_array_append_new(messages, json_pack("{s:s,s:s}", "role", "system", "content",
-                                                  p->system));
+        json_array_append_new(messages,
+                              json_pack("{s:s,s:s}", "role", "system", "content", p->system));
     size_t i;
     const json_t *m;
-    json_array_foreach(r->messages, i, m)
-        json_array_append_new(messages, convert_message(m));
+    json_array_foreach(r->messages, i, m) json_array_append_new(messages, convert_message(m));
 
     json_t *body = json_object();
     json_object_set_new(body, "model", json_string(p->upstream_model));

@@ -40,8 +40,8 @@ build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream
 
     json_t *messages = json_array();
     if (p->system && *p->system)
-        json_array_append_new(messages, json_pack("{s:s,s:s}", "role", "system", "content",
-                                                  p->system));
+        json_array_append_new(messages,
+                              json_pack("{s:s,s:s}", "role", "system", "content", p->system));
     json_array_extend(messages, r->messages);
 
     json_t *body = json_object();

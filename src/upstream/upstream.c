@@ -11,10 +11,8 @@
 #include "upstream/openai.h"
 
 static const struct sl_provider_ops *const registry[] = {
-    [SL_PROVIDER_DEMO] = &sl_provider_demo,
-    [SL_PROVIDER_OPENAI] = &sl_provider_openai,
-    [SL_PROVIDER_ANTHROPIC] = &sl_provider_anthropic,
-    [SL_PROVIDER_GEMINI] = &sl_provider_gemini,
+    [SL_PROVIDER_DEMO] = &sl_provider_demo,           [SL_PROVIDER_OPENAI] = &sl_provider_openai,
+    [SL_PROVIDER_ANTHROPIC] = &sl_provider_anthropic, [SL_PROVIDER_GEMINI] = &sl_provider_gemini,
     [SL_PROVIDER_OLLAMA] = &sl_provider_ollama,
 };
 

@@ -201,8 +201,8 @@ sl_wire_url(const char *base_url, const char *version, const char *path)
     sl_buf_append_str(&b, base_url);
     size_t bl = strlen(base_url), vl = strlen(version);
     /* base_url may already name the API version ("https://host/v1"): do not repeat it. */
-    bool has_version = bl >= vl + 1 && base_url[bl - vl - 1] == '/' &&
-                       strcmp(base_url + bl - vl, version) == 0;
+    bool has_version =
+        bl >= vl + 1 && base_url[bl - vl - 1] == '/' && strcmp(base_url + bl - vl, version) == 0;
     if (!has_version) {
         sl_buf_append_byte(&b, '/');
         sl_buf_append_str(&b, version);
@@ -292,8 +292,10 @@ redact_into(struct sl_resp *r, const char *s)
     o = sl_utf8_boundary(r->msg, o);
     r->msg[o] = '\0';
 
-    char *star;
-    while ((star = strstr(r->msg, "****")) != NULL) {
+    for (;;) {
+        char *star = strstr(r->msg, "****");
+        if (star == NULL)
+            break;
         char *a = star, *z = star;
         while (a > r->msg && !isspace((unsigned char)a[-1]))
             a--;
@@ -569,8 +571,8 @@ status_ok(const struct sl_resp *r)
 static int
 parser_error(struct sl_resp *r, int rc)
 {
-    const char *what = r->wire->framing == SL_WIRE_SSE ? sl_sse_strerror(rc)
-                                                       : sl_ndjson_strerror(rc);
+    const char *what =
+        r->wire->framing == SL_WIRE_SSE ? sl_sse_strerror(rc) : sl_ndjson_strerror(rc);
     return sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, false, -1, NULL, "unreadable stream: %s", what);
 }
 

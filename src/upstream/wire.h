@@ -121,7 +121,7 @@ struct sl_resp {
     const char *provider; /* config name, for messages */
     const char *api_key;  /* borrowed, only to redact it */
 
-    int status;           /* of the last status line; 0 before one */
+    int status; /* of the last status line; 0 before one */
     bool body_started;
     int64_t retry_after_ms; /* from Retry-After / retry-after-ms, -1 if none */
     int should_retry;       /* x-should-retry: -1 absent, 0, 1 */

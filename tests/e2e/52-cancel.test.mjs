@@ -104,3 +104,24 @@ describe('cancellation', () => {
     c.ws.terminate();
   });
 });
+
+describe('shutdown', () => {
+  test('SIGTERM with streams in flight: the worker ends its calls and exits cleanly', async () => {
+    const mock = await startMock();
+    const s = await startSluice({
+      config: {
+        providers: mockProviders(mock.url),
+        models: { slow: { provider: 'mockanthropic', upstream_model: 'synth:tokens=1000,rate=5' } },
+        shutdown: { drain_timeout: '200ms' },
+      },
+    });
+    const [c] = await session(s);
+    const marker = uniq('shutdown');
+    c.send({ type: 'chat', id: 'z1', model: 'slow', message: marker });
+    await c.next((m) => m.id === 'z1' && m.type === 'delta');
+    const r = await s.stop(); // exit status 0 and no sanitizer report, or it throws
+    assert.equal(r.code, 0);
+    await mock.wait(marker, 'aborted', 3000);
+    await mock.stop();
+  });
+});

@@ -179,8 +179,7 @@ ctx_free(struct ctx *c)
 
 Test(curl, a_transfer_completes)
 {
-    static const struct tstep script[] = {
-        {HEAD_SSE, 0}, {"data: a\n\n", 10}, {"data: b\n\n", 10}};
+    static const struct tstep script[] = {{HEAD_SSE, 0}, {"data: a\n\n", 10}, {"data: b\n\n", 10}};
     struct ctx c;
     setup(&c, script, 3, false);
     c.x = sl_curl_add(c.g, easy_for(c.srv.port), NULL, &cb, &c, 1000, 1000);
@@ -248,8 +247,8 @@ Test(curl, idle_timeout_after_data)
 Test(curl, a_steady_stream_outlives_the_idle_timeout)
 {
     static const struct tstep script[] = {
-        {HEAD_SSE, 0},         {"data: 1\n\n", 60}, {"data: 2\n\n", 60}, {"data: 3\n\n", 60},
-        {"data: 4\n\n", 60},   {"data: 5\n\n", 60}, {"data: 6\n\n", 60}, {"data: 7\n\n", 60}};
+        {HEAD_SSE, 0},       {"data: 1\n\n", 60}, {"data: 2\n\n", 60}, {"data: 3\n\n", 60},
+        {"data: 4\n\n", 60}, {"data: 5\n\n", 60}, {"data: 6\n\n", 60}, {"data: 7\n\n", 60}};
     struct ctx c;
     setup(&c, script, 8, false);
     c.x = sl_curl_add(c.g, easy_for(c.srv.port), NULL, &cb, &c, 1000, 150);
@@ -279,8 +278,7 @@ Test(curl, pause_holds_data_and_timeouts_until_resume)
 }
 
 /* Adding a transfer from inside another's callback is deferred until curl returns. */
-static int
-x_data_adds(void *ud, const char *p, size_t len);
+static int x_data_adds(void *ud, const char *p, size_t len);
 
 static int
 x2_data(void *ud, const char *p, size_t len)

@@ -44,8 +44,8 @@ Test(gemini, builds_each_fixture_request)
             sl_buf_free(&text);
         }
         const json_t *gc = json_object_get(body, "generationConfig");
-        const json_t *si = json_array_get(
-            json_object_get(json_object_get(body, "systemInstruction"), "parts"), 0);
+        const json_t *si =
+            json_array_get(json_object_get(json_object_get(body, "systemInstruction"), "parts"), 0);
         /* the model from the path: /v1beta/models/<model>:streamGenerateContent */
         char model[64];
         const char *path = sl_json_str(rq, "path");
@@ -80,7 +80,8 @@ Test(gemini, url_forms_and_model_escaping)
     struct sl_call_params p = {.req = r, .provider = &pv, .max_tokens = -1};
     const char *cases[][3] = {
         {"http://h:1", "fixture:gemini/x@random:7",
-         "http://h:1/v1beta/models/fixture%3Agemini%2Fx%40random%3A7:streamGenerateContent?alt=sse"},
+         "http://h:1/v1beta/models/"
+         "fixture%3Agemini%2Fx%40random%3A7:streamGenerateContent?alt=sse"},
         {"http://h:1/v1", "models/gemini-2.5-flash",
          "http://h:1/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse"},
         {"http://h:1/x/v1beta", "g", "http://h:1/x/v1beta/models/g:streamGenerateContent?alt=sse"},
@@ -120,11 +121,10 @@ Test(gemini, converts_tools_and_results)
     r->tools = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
                           "\"parameters\":{\"type\":\"object\"}}}]",
                           0, NULL);
-    r->tool_choice = json_loads("{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}",
-                                0, NULL);
+    r->tool_choice =
+        json_loads("{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}", 0, NULL);
     r->stop = json_pack("[s]", "END");
-    struct sl_call_params p = {
-        .req = r, .provider = &pv, .upstream_model = "g", .max_tokens = 5};
+    struct sl_call_params p = {.req = r, .provider = &pv, .upstream_model = "g", .max_tokens = 5};
     struct sl_httpreq req = {0};
     json_t *body = build_body(&sl_wire_gemini, &p, &req);
     json_t *want = json_loads(
@@ -140,16 +140,16 @@ Test(gemini, converts_tools_and_results)
     free(got);
     json_decref(want);
     cr_assert_str_eq(
-        sl_json_str(json_array_get(json_object_get(json_object_get(body, "systemInstruction"),
-                                                   "parts"),
-                                   0),
-                    "text"),
+        sl_json_str(
+            json_array_get(json_object_get(json_object_get(body, "systemInstruction"), "parts"), 0),
+            "text"),
         "Be exact.");
     const json_t *decl = json_array_get(
         json_object_get(json_array_get(json_object_get(body, "tools"), 0), "functionDeclarations"),
         0);
     cr_assert_str_eq(sl_json_str(decl, "name"), "get_weather");
-    const json_t *fcc = json_object_get(json_object_get(body, "toolConfig"), "functionCallingConfig");
+    const json_t *fcc =
+        json_object_get(json_object_get(body, "toolConfig"), "functionCallingConfig");
     cr_assert_str_eq(sl_json_str(fcc, "mode"), "ANY");
     const json_t *gc = json_object_get(body, "generationConfig");
     cr_assert_eq(json_integer_value(json_object_get(gc, "maxOutputTokens")), 5);
@@ -230,11 +230,21 @@ Test(gemini, finish_reasons)
 Test(gemini, raw_pretty_error_object_in_the_stream)
 {
     struct rec r;
-    run_text(&sl_wire_gemini, "HTTP/1.1 200 OK\r\n", NULL,
-             DATA("{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a\"}]}}]}")
-                 "{\n  \"error\": {\n    \"code\": 503,\n    \"message\": \"The model is "
-                 "overloaded.\",\n    \"status\": \"UNAVAILABLE\"\n  }\n}\n",
-             &r);
+    run_text(
+        &sl_wire_gemini, "HTTP/1.1 200 OK\r\n", NULL,
+        DATA(
+            "{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a\"}]}}]}") "{\n  "
+                                                                                   "\"error\": {\n "
+                                                                                   "   \"code\": "
+                                                                                   "503,\n    "
+                                                                                   "\"message\": "
+                                                                                   "\"The model is "
+                                                                                   "overloaded.\","
+                                                                                   "\n    "
+                                                                                   "\"status\": "
+                                                                                   "\"UNAVAILABLE\""
+                                                                                   "\n  }\n}\n",
+        &r);
     cr_assert(!r.done);
     cr_assert_eq(r.code, SL_ERR_UPSTREAM_ERROR);
     cr_assert(strstr(r.message, "The model is overloaded."), "%s", r.message);
@@ -251,7 +261,8 @@ Test(gemini, http_error_details)
     cr_assert_str_eq(r.native_code, "UNAVAILABLE");
     rec_free(&r);
     run_text(&sl_wire_gemini, "HTTP/1.1 504 Gateway Timeout\r\n", NULL,
-             "{\"error\":{\"code\":504,\"message\":\"late\",\"status\":\"DEADLINE_EXCEEDED\"}}", &r);
+             "{\"error\":{\"code\":504,\"message\":\"late\",\"status\":\"DEADLINE_EXCEEDED\"}}",
+             &r);
     cr_assert_eq(r.code, SL_ERR_UPSTREAM_TIMEOUT);
     cr_assert(r.retryable);
     rec_free(&r);

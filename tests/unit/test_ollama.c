@@ -72,7 +72,8 @@ Test(ollama, key_optional_but_sent_when_configured)
     json_array_extend(r->messages, msgs);
     json_decref(msgs);
     r->stop = json_string("END");
-    struct sl_call_params p = {.req = r, .provider = &pv, .upstream_model = "llama", .max_tokens = -1};
+    struct sl_call_params p = {
+        .req = r, .provider = &pv, .upstream_model = "llama", .max_tokens = -1};
     struct sl_httpreq req = {0};
     json_t *body = build_body(&sl_wire_ollama, &p, &req);
     cr_assert_null(sl_httpreq_find(&req, "Authorization"), "no key: no header, no failure");
@@ -87,10 +88,9 @@ Test(ollama, key_optional_but_sent_when_configured)
     cr_assert(json_equal(json_object_get(body, "messages"), want), "%s", got);
     free(got);
     json_decref(want);
-    cr_assert_str_eq(
-        json_string_value(json_array_get(json_object_get(json_object_get(body, "options"), "stop"),
-                                         0)),
-        "END");
+    cr_assert_str_eq(json_string_value(json_array_get(
+                         json_object_get(json_object_get(body, "options"), "stop"), 0)),
+                     "END");
     json_decref(body);
     sl_httpreq_cleanup(&req);
 

@@ -78,7 +78,8 @@ Test(openai, builds_each_fixture_request)
     cr_assert_eq(n, 15);
 }
 
-#define CHUNK(content) "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" content "\"}}]}\n\n"
+#define CHUNK(content)                                                                             \
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" content "\"}}]}\n\n"
 #define FINISH "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
 
 Test(openai, truncation_at_every_byte_is_an_error_until_done_is_complete)
@@ -102,8 +103,8 @@ Test(openai, truncation_at_every_byte_is_an_error_until_done_is_complete)
             cr_assert(!r.done, "cut %zu: done", cut);
             cr_assert_eq(r.code, SL_ERR_UPSTREAM_ERROR);
             cr_assert(r.retryable, "cut %zu: %s", cut, r.message);
-            cr_assert(strstr(r.message, "truncated") || strstr(r.message, "no body"),
-                      "cut %zu: %s", cut, r.message);
+            cr_assert(strstr(r.message, "truncated") || strstr(r.message, "no body"), "cut %zu: %s",
+                      cut, r.message);
         }
         rec_free(&r);
     }
@@ -163,7 +164,8 @@ Test(openai, vllm_error_object_in_the_stream)
 Test(openai, malformed_chunk_is_an_error)
 {
     struct rec r;
-    run_text(&sl_wire_openai, "HTTP/1.1 200 OK\r\n", NULL, CHUNK("a") "data: {not json}\n\n" FINISH, &r);
+    run_text(&sl_wire_openai, "HTTP/1.1 200 OK\r\n", NULL, CHUNK("a") "data: {not json}\n\n" FINISH,
+             &r);
     cr_assert(!r.done);
     cr_assert(strstr(r.message, "not valid JSON"), "%s", r.message);
     cr_assert_str_eq(sl_buf_cstr(&r.text), "a");
@@ -187,7 +189,8 @@ Test(openai, insufficient_quota_is_not_retryable)
 Test(openai, retry_after_ms_wins_over_retry_after)
 {
     struct rec r;
-    run_text(&sl_wire_openai, "HTTP/1.1 429 Too Many Requests\r\n", "retry-after: 2\r\nretry-after-ms: 1500\r\n",
+    run_text(&sl_wire_openai, "HTTP/1.1 429 Too Many Requests\r\n",
+             "retry-after: 2\r\nretry-after-ms: 1500\r\n",
              "{\"error\":{\"message\":\"slow down\",\"code\":\"rate_limit_exceeded\"}}", &r);
     cr_assert_eq(r.retry_after_ms, 1500);
     rec_free(&r);
@@ -201,11 +204,11 @@ Test(openai, retry_after_ms_wins_over_retry_after)
 Test(openai, non_json_error_body_is_quoted)
 {
     struct rec r;
-    run_text(&sl_wire_openai, "HTTP/1.1 502 Bad Gateway\r\n", NULL, "<html>\n<body>bad gateway</body></html>", &r);
+    run_text(&sl_wire_openai, "HTTP/1.1 502 Bad Gateway\r\n", NULL,
+             "<html>\n<body>bad gateway</body></html>", &r);
     cr_assert_eq(r.code, SL_ERR_UPSTREAM_ERROR);
     cr_assert(r.retryable);
-    cr_assert(strstr(r.message, "HTTP 502") && strstr(r.message, "bad gateway"), "%s",
-              r.message);
+    cr_assert(strstr(r.message, "HTTP 502") && strstr(r.message, "bad gateway"), "%s", r.message);
     rec_free(&r);
 }
 
@@ -237,7 +240,8 @@ Test(openai, the_key_never_appears_in_an_error)
     rec_free(&r);
     /* in the stream too */
     run_text(&sl_wire_openai, "HTTP/1.1 200 OK\r\n", NULL,
-             "data: {\"error\":{\"message\":\"key " H_KEY " revoked\",\"type\":\"server_error\"}}\n\n",
+             "data: {\"error\":{\"message\":\"key " H_KEY
+             " revoked\",\"type\":\"server_error\"}}\n\n",
              &r);
     cr_assert(strstr(r.message, H_KEY) == NULL, "%s", r.message);
     rec_free(&r);

@@ -17,13 +17,13 @@ Test(wire, status_table)
         enum sl_errcode code;
         bool retryable;
     } cases[] = {
-        {400, SL_ERR_UPSTREAM_ERROR, false},        {401, SL_ERR_UPSTREAM_AUTH, false},
-        {402, SL_ERR_UPSTREAM_ERROR, false},        {403, SL_ERR_UPSTREAM_AUTH, false},
-        {404, SL_ERR_UPSTREAM_ERROR, false},        {408, SL_ERR_UPSTREAM_ERROR, true},
-        {409, SL_ERR_UPSTREAM_ERROR, true},         {413, SL_ERR_UPSTREAM_ERROR, false},
-        {422, SL_ERR_UPSTREAM_ERROR, false},        {429, SL_ERR_UPSTREAM_RATE_LIMITED, true},
-        {500, SL_ERR_UPSTREAM_ERROR, true},         {502, SL_ERR_UPSTREAM_ERROR, true},
-        {503, SL_ERR_UPSTREAM_ERROR, true},         {504, SL_ERR_UPSTREAM_TIMEOUT, true},
+        {400, SL_ERR_UPSTREAM_ERROR, false}, {401, SL_ERR_UPSTREAM_AUTH, false},
+        {402, SL_ERR_UPSTREAM_ERROR, false}, {403, SL_ERR_UPSTREAM_AUTH, false},
+        {404, SL_ERR_UPSTREAM_ERROR, false}, {408, SL_ERR_UPSTREAM_ERROR, true},
+        {409, SL_ERR_UPSTREAM_ERROR, true},  {413, SL_ERR_UPSTREAM_ERROR, false},
+        {422, SL_ERR_UPSTREAM_ERROR, false}, {429, SL_ERR_UPSTREAM_RATE_LIMITED, true},
+        {500, SL_ERR_UPSTREAM_ERROR, true},  {502, SL_ERR_UPSTREAM_ERROR, true},
+        {503, SL_ERR_UPSTREAM_ERROR, true},  {504, SL_ERR_UPSTREAM_TIMEOUT, true},
         {529, SL_ERR_UPSTREAM_ERROR, true},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
@@ -188,9 +188,8 @@ Test(wire, system_text_joins_prompt_and_system_messages)
     json_array_append_new(r->messages, json_pack("{s:s,s:s}", "role", "system", "content", "B"));
     json_array_append_new(r->messages, json_pack("{s:s,s:s}", "role", "user", "content", "u"));
     json_array_append_new(r->messages, json_pack("{s:s,s:s}", "role", "developer", "content", ""));
-    json_array_append_new(r->messages,
-                          json_pack("{s:s,s:[{s:s,s:s}]}", "role", "developer", "content", "type",
-                                    "text", "text", "C"));
+    json_array_append_new(r->messages, json_pack("{s:s,s:[{s:s,s:s}]}", "role", "developer",
+                                                 "content", "type", "text", "text", "C"));
     struct sl_call_params p = {.req = r, .system = "A"};
     char *s = sl_wire_system_text(&p);
     cr_assert_str_eq(s, "A\n\nB\n\nC");

@@ -49,8 +49,8 @@ struct tsrv {
     bool hold; /* keep the connection open after the script */
     int connections;
     int requests;
-    int peer_closed;   /* connections the client closed before the script ended */
-    int script_done;   /* connections whose script ran to its end */
+    int peer_closed; /* connections the client closed before the script ended */
+    int script_done; /* connections whose script ran to its end */
     struct sl_buf last_request;
     void (*on_event)(struct tsrv *srv); /* after each recorded event (for tests to react) */
     void *ud;

@@ -152,9 +152,14 @@ static const char *
 canonical_finish(const char *native)
 {
     static const char *const map[][2] = {
-        {"stop", "stop"},         {"end_turn", "stop"},     {"STOP", "stop"},
-        {"length", "length"},     {"max_tokens", "length"}, {"MAX_TOKENS", "length"},
-        {"tool_calls", "tool_calls"}, {"tool_use", "tool_calls"},
+        {"stop", "stop"},
+        {"end_turn", "stop"},
+        {"STOP", "stop"},
+        {"length", "length"},
+        {"max_tokens", "length"},
+        {"MAX_TOKENS", "length"},
+        {"tool_calls", "tool_calls"},
+        {"tool_use", "tool_calls"},
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(map); i++)
         if (strcmp(map[i][0], native) == 0)
@@ -327,8 +332,8 @@ feed_head(struct sl_resp *resp, const struct fixture *fx)
     snprintf(line, sizeof(line), "HTTP/1.1 %d Whatever\r\n",
              (int)json_integer_value(json_object_get(response, "status")));
     sl_resp_header(resp, line, strlen(line));
-    const char *keep[] = {"content-type", "retry-after", "retry-after-ms", "x-request-id",
-                          "request-id", "x-should-retry"};
+    const char *keep[] = {"content-type", "retry-after", "retry-after-ms",
+                          "x-request-id", "request-id",  "x-should-retry"};
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)json_object_get(response, "headers"), k, v)
@@ -376,9 +381,8 @@ run_fixture_ex(const struct sl_wire *w, const struct fixture *fx, enum split_mod
     if (mode == SPLIT_CUTS) {
         size_t i;
         json_t *c;
-        json_array_foreach(json_object_get(json_object_get(fx->meta, "delivery"),
-                                           "chunk_boundaries"),
-                           i, c)
+        json_array_foreach(
+            json_object_get(json_object_get(fx->meta, "delivery"), "chunk_boundaries"), i, c)
         {
             if (ncuts < SL_ARRAY_LEN(cuts))
                 cuts[ncuts++] = (size_t)json_integer_value(c);
@@ -410,8 +414,8 @@ run_fixture_ex(const struct sl_wire *w, const struct fixture *fx, enum split_mod
 }
 
 static void
-run_fixture(const struct sl_wire *w, const struct fixture *fx, enum split_mode mode,
-            uint32_t seed, struct rec *rec)
+run_fixture(const struct sl_wire *w, const struct fixture *fx, enum split_mode mode, uint32_t seed,
+            struct rec *rec)
 {
     run_fixture_ex(w, fx, mode, seed, false, rec);
 }
@@ -465,8 +469,8 @@ check_expected(const struct fixture *fx, const struct rec *r, const char *how)
         text = json_object_get(ex, "text_before_error");
     if (json_is_string(text))
         cr_assert(sl_buf_len(&r->text) == json_string_length(text) &&
-                      memcmp(sl_buf_ptr(&r->text), json_string_value(text),
-                             sl_buf_len(&r->text)) == 0,
+                      memcmp(sl_buf_ptr(&r->text), json_string_value(text), sl_buf_len(&r->text)) ==
+                          0,
                   "%s %s: text [%.*s], expected [%s]", fx->id, how, (int)sl_buf_len(&r->text),
                   sl_buf_ptr(&r->text), json_string_value(text));
     else
@@ -477,12 +481,11 @@ check_expected(const struct fixture *fx, const struct rec *r, const char *how)
         cr_assert(!r->done, "%s %s: done, expected an error", fx->id, how);
         cr_assert_eq(r->code, ee->code, "%s %s: code %s, expected %s (%s)", fx->id, how,
                      sl_errcode_name(r->code), sl_errcode_name(ee->code), r->message);
-        cr_assert_eq(r->retryable, ee->retryable, "%s %s: retryable %d", fx->id, how,
-                     r->retryable);
-        cr_assert_eq(r->retry_after_ms, ee->retry_after_ms, "%s %s: retry_after_ms %lld",
-                     fx->id, how, (long long)r->retry_after_ms);
-        cr_assert(strncmp(r->message, "p: ", 3) == 0, "%s: message names the provider: %s",
-                  fx->id, r->message);
+        cr_assert_eq(r->retryable, ee->retryable, "%s %s: retryable %d", fx->id, how, r->retryable);
+        cr_assert_eq(r->retry_after_ms, ee->retry_after_ms, "%s %s: retry_after_ms %lld", fx->id,
+                     how, (long long)r->retry_after_ms);
+        cr_assert(strncmp(r->message, "p: ", 3) == 0, "%s: message names the provider: %s", fx->id,
+                  r->message);
         const json_t *err = json_object_get(ex, "error");
         const char *msg = json_string_value(json_object_get(err, "message"));
         if (msg)
@@ -493,8 +496,8 @@ check_expected(const struct fixture *fx, const struct rec *r, const char *how)
     cr_assert(r->done, "%s %s: error %s %s", fx->id, how, sl_errcode_name(r->code), r->message);
     const char *native = json_string_value(json_object_get(ex, "finish_reason"));
     cr_assert_str_eq(r->native_finish, native, "%s %s: native finish", fx->id, how);
-    cr_assert_str_eq(sl_finish_name(r->finish), canonical_finish(native), "%s %s: finish",
-                     fx->id, how);
+    cr_assert_str_eq(sl_finish_name(r->finish), canonical_finish(native), "%s %s: finish", fx->id,
+                     how);
     const json_t *in = json_object_get(ex, "input_tokens");
     const json_t *out = json_object_get(ex, "output_tokens");
     if (json_is_integer(in)) {
@@ -574,8 +577,8 @@ run_all_fixtures(const struct sl_wire *w, const char *const *providers)
             run_fixture(w, &fx, mode, (uint32_t)k * 2654435761u + 7, &r);
             struct sl_buf got = SL_BUF_INIT;
             rec_summary(&r, &got);
-            cr_assert_str_eq(sl_buf_cstr(&got), sl_buf_cstr(&want), "%s: split %d differs",
-                             fx.id, k);
+            cr_assert_str_eq(sl_buf_cstr(&got), sl_buf_cstr(&want), "%s: split %d differs", fx.id,
+                             k);
             sl_buf_free(&got);
             rec_free(&r);
         }

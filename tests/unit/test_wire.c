@@ -4,9 +4,13 @@
  * terminal callbacks, transport errors).
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <time.h>
 
 #include "base/util.h"
+#include "upstream/anthropic.h"
+#include "upstream/gemini.h"
+#include "upstream/ollama.h"
 #include "upstream/openai.h"
 #include "wire_harness.h"
 
@@ -214,4 +218,68 @@ Test(wire, short_keys_and_masked_keys)
     cr_assert_str_eq(rec.message, "p: HTTP 400: abc is wrong: key [redacted] see docs");
     sl_resp_cleanup(&r);
     rec_free(&rec);
+}
+
+/*
+ * The jscan fast paths against the jansson paths, as tests/fuzz/fuzz_wire.c does: every
+ * adapter reads every fixture body and every hand-made seed of tests/fuzz/seeds/wire,
+ * whatever its format, and both paths must report the same.
+ */
+static void
+fast_equals_slow(const char *name, const char *body, size_t len)
+{
+    static const struct sl_wire *const wires[] = {&sl_wire_openai, &sl_wire_anthropic,
+                                                  &sl_wire_gemini, &sl_wire_ollama};
+    struct fixture fx;
+    memset(&fx, 0, sizeof(fx));
+    snprintf(fx.id, sizeof(fx.id), "%s", name);
+    fx.meta = json_pack("{s:{s:i,s:{}}}", "response", "status", 200, "headers");
+    fx.body = (char *)body;
+    fx.body_len = len;
+    for (size_t i = 0; i < SL_ARRAY_LEN(wires); i++) {
+        struct rec fast, slow;
+        run_fixture_ex(wires[i], &fx, SPLIT_WHOLE, 0, false, &fast);
+        run_fixture_ex(wires[i], &fx, SPLIT_WHOLE, 0, true, &slow);
+        struct sl_buf a = SL_BUF_INIT, b = SL_BUF_INIT;
+        rec_summary(&fast, &a);
+        rec_summary(&slow, &b);
+        cr_assert_str_eq(sl_buf_cstr(&a), sl_buf_cstr(&b), "%s read as %s", name, wires[i]->kind);
+        cr_assert_eq(fast.terminals, 1);
+        sl_buf_free(&a);
+        sl_buf_free(&b);
+        rec_free(&fast);
+        rec_free(&slow);
+    }
+    json_decref(fx.meta);
+}
+
+Test(wire, fast_paths_agree_with_jansson_on_every_input)
+{
+    int n = 0;
+    json_t *idx = load_index();
+    struct fixture fx;
+    for (size_t i = 0; fixture_load(idx, i, &fx); i++) {
+        fast_equals_slow(fx.id, fx.body, fx.body_len);
+        fixture_free(&fx);
+        n++;
+    }
+    json_decref(idx);
+    DIR *d = opendir("tests/fuzz/seeds/wire");
+    cr_assert(d != NULL, "run from the repository root");
+    for (;;) {
+        struct dirent *e = readdir(d);
+        if (e == NULL)
+            break;
+        if (e->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "tests/fuzz/seeds/wire/%s", e->d_name);
+        size_t len;
+        char *body = read_file(path, &len);
+        fast_equals_slow(e->d_name, body, len);
+        free(body);
+        n++;
+    }
+    closedir(d);
+    cr_assert(n >= 33, "%d inputs", n);
 }

@@ -330,6 +330,9 @@ attempt(struct sl_stream *s)
 {
     struct sl_upstream_error err = {.code = SL_ERR_UPSTREAM_ERROR, .retry_after_ms = -1};
     s->state = ST_CONNECTING;
+    /* A failed attempt may have reported usage (Anthropic's message_start): not this one's. */
+    s->have_usage = false;
+    memset(&s->usage, 0, sizeof(s->usage));
     if (s->route.ops == NULL) {
         err.message = "this provider kind is not available in this build";
         attempt_failed(s, &err);

@@ -35,6 +35,8 @@ describe('routing', () => {
           'needs-key': { provider: 'nokey', upstream_model: 'synth:tokens=2' },
           'no-key-needed': { provider: 'keyless', upstream_model: 'synth:tokens=2' },
           'capped': { provider: 'mockollama', upstream_model: 'synth:tokens=2', max_tokens: 77 },
+          'fails-early': { provider: 'mockanthropic', upstream_model: 'synth:tokens=5,error_after=0', fallback: ['quiet'] },
+          quiet: { provider: 'mockollama', upstream_model: 'synth:tokens=3,usage=0' },
         },
         agents: {
           helper: { model: 'capped', system: 'You are a test agent.', temperature: 0.4, max_tokens: 33 },
@@ -134,6 +136,18 @@ describe('routing', () => {
     assert.equal(done.usage.estimated, true);
     assert.equal(done.usage.output_tokens, 4);
     assert.ok(done.usage.input_tokens > 0);
+  });
+
+  test('usage is the answering attempt\'s, not a failed one\'s', async () => {
+    const marker = uniq('early');
+    c.send({ type: 'chat', id: 'e1', model: 'fails-early', message: marker });
+    const ev = await c.collect('e1');
+    const done = ev.at(-1);
+    assert.equal(done.type, 'done', JSON.stringify(done));
+    assert.equal(done.model, 'quiet');
+    assert.equal(done.usage.output_tokens, 3);
+    assert.equal(done.usage.estimated, true);
+    assert.deepEqual(requestsWith(await mock.log(), marker).map((r) => r.end), ['error_event', 'done']);
   });
 
   test('a provider without its key answers UPSTREAM_AUTH without a request', async () => {

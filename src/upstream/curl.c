@@ -60,12 +60,21 @@ free_xfer(uv_handle_t *h)
     free(h->data);
 }
 
-/* Lets go of a transfer for good. Only outside curl (depth 0). */
+/*
+ * Lets go of a transfer for good. Only outside curl (depth 0). A transfer stopped before
+ * its end (cancel, timeout) must not leave its connection behind: curl closes an HTTP/1.1
+ * connection then, but for HTTP/2 (7.88) it only queues the RST_STREAM, which leaves when
+ * the connection is next used, so a provider whose stream was alone on its connection
+ * would keep generating. Forbidding reuse makes curl close such a connection; one still
+ * shared by other transfers stays, and their traffic flushes the reset.
+ */
 static void
-release(struct sl_curl_xfer *x)
+release(struct sl_curl_xfer *x, bool unfinished)
 {
     struct sl_curl *g = x->g;
     sl_assert(g->depth == 0);
+    if (unfinished)
+        curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
     if (x->added)
         curl_multi_remove_handle(g->multi, x->easy);
     curl_easy_cleanup(x->easy);
@@ -128,7 +137,7 @@ on_xfer_timer(uv_timer_t *t)
         const struct sl_curl_xfer_cb *cb = x->cb;
         void *ud = x->ud;
         CURLcode rc = x->add_rc;
-        release(x);
+        release(x, true);
         cb->on_end(ud, rc, "curl refused the transfer");
         return;
     }
@@ -154,7 +163,7 @@ on_xfer_timer(uv_timer_t *t)
     }
     const struct sl_curl_xfer_cb *cb = x->cb;
     void *ud = x->ud;
-    release(x);
+    release(x, true);
     cb->on_timeout(ud, which);
 }
 
@@ -169,16 +178,24 @@ on_xfer_timer(uv_timer_t *t)
 #define WRITE_ABORT 0
 #endif
 
+/* Aborts from inside a callback; the connection goes too (see release()). */
+static size_t
+abort_transfer(struct sl_curl_xfer *x)
+{
+    curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);
+    return WRITE_ABORT;
+}
+
 static size_t
 on_write(char *p, size_t size, size_t n, void *arg)
 {
     struct sl_curl_xfer *x = arg;
     size_t len = size * n;
     if (x->removed)
-        return WRITE_ABORT;
+        return abort_transfer(x);
     activity(x);
     if (x->cb->on_data(x->ud, p, len) != 0 || x->removed)
-        return WRITE_ABORT;
+        return abort_transfer(x);
     return len;
 }
 
@@ -188,10 +205,10 @@ on_header(char *p, size_t size, size_t n, void *arg)
     struct sl_curl_xfer *x = arg;
     size_t len = size * n;
     if (x->removed)
-        return WRITE_ABORT;
+        return abort_transfer(x);
     activity(x);
     if (x->cb->on_header(x->ud, p, len) != 0 || x->removed)
-        return WRITE_ABORT;
+        return abort_transfer(x);
     return len;
 }
 
@@ -248,7 +265,7 @@ sl_curl_remove(struct sl_curl_xfer *x)
     if (x->g->depth > 0)
         defer(x); /* curl_multi_remove_handle would fail with CURLM_RECURSIVE_API_CALL */
     else
-        release(x);
+        release(x, true);
 }
 
 void
@@ -301,7 +318,7 @@ check_done(struct sl_curl *g)
         char detail[CURL_ERROR_SIZE];
         memcpy(detail, x->errbuf, sizeof(detail));
         detail[sizeof(detail) - 1] = '\0';
-        release(x); /* m is invalid from here on */
+        release(x, false); /* m is invalid from here on */
         if (!removed)
             cb->on_end(ud, rc, detail);
     }
@@ -315,7 +332,7 @@ after_curl(struct sl_curl *g)
         struct sl_curl_xfer *x = SL_CONTAINER_OF(g->pending.next, struct sl_curl_xfer, plink);
         sl_list_unlink(&x->plink);
         if (x->removed) {
-            release(x);
+            release(x, true);
             continue;
         }
         if (x->need_add) {
@@ -473,7 +490,7 @@ sl_curl_free(struct sl_curl *g)
     while (!sl_list_empty(&g->xfers)) {
         struct sl_curl_xfer *x = SL_CONTAINER_OF(g->xfers.next, struct sl_curl_xfer, link);
         x->removed = true;
-        release(x);
+        release(x, true);
     }
     struct sl_list *pos, *tmp;
     sl_list_foreach_safe(pos, tmp, &g->socks)

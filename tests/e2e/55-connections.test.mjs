@@ -20,7 +20,8 @@ async function startTlsUpstream() {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
     '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost',
     '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
-  const seen = { sessions: 0, requests: [], maxConcurrent: 0, active: 0 };
+  const seen = { sessions: 0, requests: [], maxConcurrent: 0, active: 0, aborted: 0 };
+  let abortWaiters = [];
   const server = http2.createSecureServer({
     key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), allowHTTP1: true,
   });
@@ -32,14 +33,30 @@ async function startTlsUpstream() {
       seen.requests.push({ version: req.httpVersion, auth: req.headers.authorization, body });
       seen.active++;
       seen.maxConcurrent = Math.max(seen.maxConcurrent, seen.active);
+      let closed = false;
+      let ended = false;
+      res.on('close', () => {
+        closed = true;
+        if (ended) return;
+        seen.aborted++;
+        abortWaiters.forEach((w) => w());
+        abortWaiters = [];
+      });
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       const chunk = (o) => res.write(`data: ${JSON.stringify(o)}\n\n`);
-      for (const w of ['over ', 'TLS']) {
+      const words = body.includes('long please') ? Array(40).fill('word ') : ['over ', 'TLS'];
+      for (const w of words) {
+        if (closed) break;
         chunk({ choices: [{ index: 0, delta: { content: w }, finish_reason: null }] });
         await new Promise((r) => setTimeout(r, 150));
       }
+      if (closed) {
+        seen.active--;
+        return;
+      }
       chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
       chunk({ choices: [], usage: { prompt_tokens: 4, completion_tokens: 2 } });
+      ended = true;
       res.end('data: [DONE]\n\n');
       seen.active--;
     });
@@ -49,6 +66,8 @@ async function startTlsUpstream() {
     url: `https://127.0.0.1:${server.address().port}`,
     certFile,
     seen,
+    // Resolves once a response was closed by the client before it ended.
+    aborted: () => (seen.aborted > 0 ? Promise.resolve() : new Promise((r) => abortWaiters.push(r))),
     async stop() {
       await new Promise((resolve) => server.close(resolve));
       fs.rmSync(dir, { recursive: true, force: true });
@@ -99,6 +118,23 @@ describe('TLS and HTTP/2', () => {
     assert.equal(up.seen.sessions, 1, 'one connection, multiplexed');
     assert.ok(up.seen.maxConcurrent >= 2, 'the streams ran at the same time');
     assert.equal(up.seen.requests[0].auth, `Bearer ${KEY}`);
+  });
+
+  // The stream is alone on its connection now (the others ended): sluice must not keep the
+  // connection with the reset queued in it, or the provider would go on generating.
+  test('a cancel over HTTP/2 reaches the server at once', async () => {
+    c.send({ type: 'chat', id: 'x1', model: 'trusted', message: 'long please' });
+    await c.next((m) => m.id === 'x1' && m.type === 'delta');
+    c.send({ type: 'cancel', id: 'x1' });
+    assert.equal((await c.next((m) => m.id === 'x1' && m.type === 'cancelled')).type, 'cancelled');
+    const t0 = Date.now();
+    let timer;
+    await Promise.race([
+      up.aborted(),
+      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('the server never saw the stream end')), 3000); }),
+    ]);
+    clearTimeout(timer);
+    assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms`);
   });
 
   test('certificates are verified by default', async () => {

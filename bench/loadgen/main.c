@@ -41,7 +41,7 @@ struct options {
     long long max_tokens;
     enum lg_auth auth;
     bool auth_set;
-    uint64_t idle_ms, spread_ms, timeout_ms;
+    uint64_t idle_ms, spread_ms, timeout_ms, handshake_timeout_ms;
     unsigned ramp, threads;
     int source_addrs; /* -1 auto */
     uint64_t expect_tokens;
@@ -101,6 +101,8 @@ usage(FILE *f)
         "      --source-addrs N   spread connections over 127.0.0.1..N (default auto: as many\n"
         "                         as the ephemeral port range needs, for a loopback target)\n"
         "      --timeout DURATION give up after this long (default 300s)\n"
+        "      --handshake-timeout DURATION  a connection not ready after this long fails\n"
+        "                         (default 30s)\n"
         "report:\n"
         "      --server-pid PID   sample that process's CPU and RSS (/proc) at each phase\n"
         "      --json             JSON report on stdout instead of the table\n"
@@ -127,7 +129,7 @@ parse_options(int argc, char **argv, struct options *o)
 {
     enum {
         O_MESSAGE = 256, O_MAX_TOKENS, O_IDLE, O_SPREAD, O_EXPECT, O_TOKEN, O_AUTH, O_RAMP,
-        O_THREADS, O_SRC, O_TIMEOUT, O_PID, O_JSON, O_LABEL, O_PROGRESS, O_NO_PROGRESS, O_HELP
+        O_THREADS, O_SRC, O_TIMEOUT, O_HS_TIMEOUT, O_PID, O_JSON, O_LABEL, O_PROGRESS, O_NO_PROGRESS, O_HELP
     };
     static const struct option longopts[] = {
         {"connections", required_argument, NULL, 'c'},
@@ -145,6 +147,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"threads", required_argument, NULL, O_THREADS},
         {"source-addrs", required_argument, NULL, O_SRC},
         {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"handshake-timeout", required_argument, NULL, O_HS_TIMEOUT},
         {"server-pid", required_argument, NULL, O_PID},
         {"json", no_argument, NULL, O_JSON},
         {"label", required_argument, NULL, O_LABEL},
@@ -160,6 +163,7 @@ parse_options(int argc, char **argv, struct options *o)
         .message = "benchmark",
         .auth = LG_AUTH_QUERY,
         .timeout_ms = 300000,
+        .handshake_timeout_ms = 30000,
         .ramp = 200,
         .threads = 1,
         .source_addrs = -1,
@@ -243,6 +247,11 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         case O_TIMEOUT:
             if (sl_parse_duration_ms(a, &o->timeout_ms) != 0 || o->timeout_ms == 0)
+                goto bad;
+            break;
+        case O_HS_TIMEOUT:
+            if (sl_parse_duration_ms(a, &o->handshake_timeout_ms) != 0 ||
+                o->handshake_timeout_ms == 0)
                 goto bad;
             break;
         case O_PID:
@@ -687,6 +696,7 @@ setup(struct app *a)
     cfg->ramp = o->ramp;
     cfg->threads = o->threads > cfg->connections ? cfg->connections : o->threads;
     cfg->expect_tokens = o->expect_tokens;
+    cfg->handshake_timeout_ms = o->handshake_timeout_ms;
     cfg->nsrc = o->source_addrs >= 0 ? (unsigned)o->source_addrs
                                      : auto_sources(&cfg->addr, cfg->connections);
     if (raise_nofile((uint64_t)cfg->connections + 16u * cfg->threads + 64) != 0)

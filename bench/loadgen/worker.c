@@ -10,6 +10,7 @@
 #include "base/util.h"
 
 #define CLOSE_GRACE_MS 3000 /* after LG_CMD_CLOSE, connections still open are forced shut */
+#define SWEEP_MS 250        /* how often handshakes are checked against their timeout */
 
 uint64_t
 lg_now_us(void)
@@ -447,6 +448,34 @@ on_spread_timer(uv_timer_t *t)
     }
 }
 
+/* --- handshake timeouts ------------------------------------------------------------------- */
+
+/* A handshake that never completes (a server that accepts and says nothing, an auth that is
+ * never answered) would hold its ramp slot for ever: fail it after the timeout. One sweep
+ * of the connections being opened, a few times a second, costs less than a timer each. */
+static void
+on_sweep(uv_timer_t *t)
+{
+    struct lg_worker *w = t->data;
+    uint64_t limit = w->cfg->handshake_timeout_ms * 1000u;
+    uint64_t now = lg_now_us();
+    /* Failing one opens the next (ramp): those are not looked at before the next sweep. */
+    uint32_t end = w->ramp_next;
+    for (uint32_t i = w->sweep_from; i < end; i++) {
+        struct lg_conn *c = &w->conns[i];
+        if ((c->state == LG_CONN_CONNECTING || c->state == LG_CONN_HANDSHAKE) &&
+            now > c->t0_us + limit)
+            lg_conn_fail(c, "HANDSHAKE_TIMEOUT");
+    }
+    /* Connections before the first one still pending need no more looks. */
+    while (w->sweep_from < w->ramp_next &&
+           w->conns[w->sweep_from].state != LG_CONN_CONNECTING &&
+           w->conns[w->sweep_from].state != LG_CONN_HANDSHAKE)
+        w->sweep_from++;
+    if (w->sweep_from == w->nconns)
+        uv_timer_stop(t);
+}
+
 /* --- commands and shutdown -------------------------------------------------------------- */
 
 static void
@@ -465,6 +494,7 @@ maybe_exit(struct lg_worker *w)
     publish(w);
     uv_close((uv_handle_t *)&w->async, on_closed_quietly);
     uv_close((uv_handle_t *)&w->timer, on_closed_quietly);
+    uv_close((uv_handle_t *)&w->sweep, on_closed_quietly);
     uv_close((uv_handle_t *)&w->check, on_closed_quietly);
 }
 
@@ -506,6 +536,7 @@ begin_close(struct lg_worker *w, bool abort)
             lg_conn_close(c);
         }
     }
+    uv_timer_stop(&w->sweep);
     uv_timer_stop(&w->timer);
     uv_timer_start(&w->timer, on_close_deadline, CLOSE_GRACE_MS, 0);
     maybe_exit(w);
@@ -563,6 +594,10 @@ lg_worker_init(struct lg_worker *w, const struct lg_config *cfg, unsigned id)
     w->async.data = w;
     uv_timer_init(&w->loop, &w->timer);
     w->timer.data = w;
+    uv_timer_init(&w->loop, &w->sweep);
+    w->sweep.data = w;
+    if (w->nconns > 0)
+        uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_check_init(&w->loop, &w->check);
     w->check.data = w;
     uv_check_start(&w->check, on_check);

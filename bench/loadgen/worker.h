@@ -51,6 +51,7 @@ struct lg_config {
     uint64_t spread_ms;           /* first streams' start offsets spread over this */
     unsigned ramp;                /* handshakes in progress, all workers together */
     unsigned threads;
+    uint64_t handshake_timeout_ms; /* connect + upgrade + ready, per connection */
     uint64_t expect_tokens;       /* > 0: a stream delivering another count is an error */
     enum lg_auth auth;
     /* Prebuilt bytes. Native: `handshake` is the upgrade request up to and without the
@@ -150,6 +151,7 @@ struct lg_worker {
     uv_thread_t thread;
     uv_async_t async;
     uv_timer_t timer; /* stream start offsets, then the close deadline */
+    uv_timer_t sweep; /* handshake timeouts, during the connect phase */
     uv_check_t check; /* publishes progress */
     const struct lg_config *cfg;
     const struct lg_proto_ops *ops;
@@ -158,6 +160,7 @@ struct lg_worker {
     uint32_t nconns;
     uint32_t ramp_next, ramp_pending, ramp_max;
     bool in_ramp;
+    uint32_t sweep_from; /* connections before it are past their handshake */
     uint32_t open;       /* connections whose handle is not closed yet */
     uint32_t spread_next; /* next connection to start in the stream phase */
     int phase;            /* the last command applied */

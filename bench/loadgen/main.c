@@ -597,6 +597,7 @@ on_tick(uv_timer_t *h)
 
     if (a->phase != PH_CLOSING && (now >= a->deadline || a->interrupted)) {
         a->rep.timed_out = true;
+        a->rep.interrupted = a->interrupted;
         if (a->phase == PH_CONNECT)
             a->rep.connect_wall_s = (double)(now - a->t_start) / 1e6;
         if (a->phase == PH_STREAM)

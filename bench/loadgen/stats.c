@@ -266,7 +266,7 @@ lg_report_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stat
         for (unsigned i = 0; i < s->errors.n; i++)
             kv_uint(b, s->errors.e[i].name, s->errors.e[i].count, &g);
         if (r->timed_out)
-            kv_uint(b, "RUN_TIMEOUT", 1, &g);
+            kv_uint(b, r->interrupted ? "INTERRUPTED" : "RUN_TIMEOUT", 1, &g);
         sl_buf_append_byte(b, '}');
         sl_buf_append_byte(b, '}');
     }
@@ -377,7 +377,7 @@ lg_report_table(FILE *f, const struct lg_report *r, const struct lg_stats *s)
         for (unsigned i = 0; i < s->errors.n; i++)
             fprintf(f, " %s=%llu", s->errors.e[i].name, (unsigned long long)s->errors.e[i].count);
         if (r->timed_out)
-            fputs(" RUN_TIMEOUT", f);
+            fputs(r->interrupted ? " INTERRUPTED" : " RUN_TIMEOUT", f);
         fputc('\n', f);
     }
     if (r->server_pid > 0) {

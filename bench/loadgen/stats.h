@@ -70,7 +70,8 @@ struct lg_report {
     double connect_wall_s; /* start to the last connection resolved */
     double stream_wall_s;  /* first stream sent to the last one ended */
     double loadgen_cpu_s;  /* this process, over the whole run */
-    bool timed_out;
+    bool timed_out;   /* the run was cut short: --timeout, or SIGINT when interrupted */
+    bool interrupted;
     int server_pid; /* 0: not sampled */
     struct lg_proc_sample srv_start, srv_connected, srv_end;
     uint64_t expect_tokens;

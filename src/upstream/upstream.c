@@ -3,14 +3,19 @@
 #include <stdlib.h>
 
 #include "base/alloc.h"
+#include "upstream/anthropic.h"
+#include "upstream/curl.h"
 #include "upstream/demo.h"
+#include "upstream/gemini.h"
+#include "upstream/ollama.h"
+#include "upstream/openai.h"
 
 static const struct sl_provider_ops *const registry[] = {
     [SL_PROVIDER_DEMO] = &sl_provider_demo,
-    [SL_PROVIDER_OPENAI] = NULL,
-    [SL_PROVIDER_ANTHROPIC] = NULL,
-    [SL_PROVIDER_GEMINI] = NULL,
-    [SL_PROVIDER_OLLAMA] = NULL,
+    [SL_PROVIDER_OPENAI] = &sl_provider_openai,
+    [SL_PROVIDER_ANTHROPIC] = &sl_provider_anthropic,
+    [SL_PROVIDER_GEMINI] = &sl_provider_gemini,
+    [SL_PROVIDER_OLLAMA] = &sl_provider_ollama,
 };
 
 struct sl_upstream *
@@ -28,6 +33,7 @@ sl_upstream_free(struct sl_upstream *up)
     if (up == NULL)
         return;
     sl_assert(up->active_calls == 0);
+    sl_curl_free(up->curl);
     free(up);
 }
 
@@ -37,4 +43,23 @@ sl_upstream_ops(enum sl_provider_kind kind)
     if ((size_t)kind >= SL_ARRAY_LEN(registry))
         return NULL;
     return registry[kind];
+}
+
+struct sl_curl *
+sl_upstream_curl(struct sl_upstream *up)
+{
+    if (up->curl == NULL) {
+        /*
+         * curl caps connections per host for the whole multi handle, not per provider:
+         * the largest configured cap applies (providers rarely share a host).
+         */
+        long cap = 0;
+        for (size_t i = 0; i < up->cfg->nproviders; i++) {
+            const struct sl_config_provider *p = &up->cfg->providers[i];
+            if (p->kind != SL_PROVIDER_DEMO && (long)p->max_connections > cap)
+                cap = (long)p->max_connections;
+        }
+        up->curl = sl_curl_new(up->loop, cap);
+    }
+    return up->curl;
 }

@@ -10,19 +10,31 @@
 #include "upstream/provider.h"
 
 struct sl_loop;
+struct sl_curl;
 
 struct sl_upstream {
     struct sl_loop *loop;
     const struct sl_config *cfg;
     unsigned active_calls; /* calls started and not yet finished, all adapters */
+    struct sl_curl *curl;  /* the worker's libcurl multi glue, made on first use */
 };
 
 struct sl_upstream *sl_upstream_new(struct sl_loop *loop, const struct sl_config *cfg);
 
-/* Frees the context. Every call must have finished or been cancelled. */
+/*
+ * Frees the context. Every call must have finished or been cancelled. The curl glue
+ * closes its libuv handles by running the loop once more, so call this after the loop
+ * has stopped serving (the worker does, after its thread returned).
+ */
 void sl_upstream_free(struct sl_upstream *up);
 
 /* The adapter for a provider kind, or NULL if this build has none. */
 const struct sl_provider_ops *sl_upstream_ops(enum sl_provider_kind kind);
+
+/*
+ * The worker's libcurl multi glue (see curl.h), created on first use. Connections per host
+ * are capped at the largest providers.<name>.max_connections of the configuration.
+ */
+struct sl_curl *sl_upstream_curl(struct sl_upstream *up);
 
 #endif

@@ -1,0 +1,364 @@
+#include "upstream/anthropic.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "upstream/httpcall.h"
+
+#define DEFAULT_VERSION "2023-06-01"
+/* From this version on the API takes Bearer auth and refuses sampling parameters. */
+#define BEARER_VERSION "2026-10-21"
+
+/* --- request ------------------------------------------------------------------------------ */
+
+/* An OpenAI content part as an Anthropic content block (NULL: dropped). */
+static json_t *
+convert_part(const json_t *part)
+{
+    const char *type = sl_json_str(part, "type");
+    if (type == NULL)
+        return NULL;
+    if (strcmp(type, "text") == 0)
+        return json_pack("{s:s,s:O}", "type", "text", "text", json_object_get(part, "text"));
+    if (strcmp(type, "image_url") == 0) {
+        const json_t *iu = json_object_get(part, "image_url");
+        const char *url = json_is_string(iu) ? json_string_value(iu) : sl_json_str(iu, "url");
+        struct sl_slice mime, data;
+        if (sl_wire_data_url(url, &mime, &data))
+            return json_pack("{s:s,s:{s:s,s:s%,s:s%}}", "type", "image", "source", "type",
+                             "base64", "media_type", mime.ptr, mime.len, "data", data.ptr,
+                             data.len);
+        if (url)
+            return json_pack("{s:s,s:{s:s,s:s}}", "type", "image", "source", "type", "url",
+                             "url", url);
+        return NULL;
+    }
+    return json_deep_copy(part); /* perhaps already an Anthropic block */
+}
+
+static json_t *
+convert_content(const json_t *content)
+{
+    if (content == NULL || json_is_null(content))
+        return json_string("");
+    if (json_is_string(content))
+        return json_incref((json_t *)content);
+    json_t *blocks = json_array();
+    size_t i;
+    const json_t *part;
+    json_array_foreach(content, i, part)
+    {
+        json_t *b = convert_part(part);
+        if (b)
+            json_array_append_new(blocks, b);
+    }
+    return blocks;
+}
+
+/* An assistant turn: its text, then a tool_use block per tool call. */
+static json_t *
+assistant_blocks(const json_t *m)
+{
+    const json_t *content = json_object_get(m, "content");
+    const json_t *calls = json_object_get(m, "tool_calls");
+    if (json_array_size(calls) == 0)
+        return convert_content(content);
+    json_t *blocks = json_array();
+    if (json_is_string(content) && json_string_length(content) > 0)
+        json_array_append_new(blocks, json_pack("{s:s,s:O}", "type", "text", "text", content));
+    else if (json_is_array(content)) {
+        json_t *converted = convert_content(content);
+        json_array_extend(blocks, converted);
+        json_decref(converted);
+    }
+    size_t i;
+    const json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        const json_t *fn = json_object_get(c, "function");
+        const char *args = sl_json_str(fn, "arguments");
+        json_t *input = args ? json_loads(args, 0, NULL) : NULL;
+        if (!json_is_object(input)) {
+            json_decref(input);
+            input = json_object();
+        }
+        json_array_append_new(blocks,
+                              json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id",
+                                        sl_json_str(c, "id") ? sl_json_str(c, "id") : "",
+                                        "name",
+                                        sl_json_str(fn, "name") ? sl_json_str(fn, "name") : "",
+                                        "input", input));
+    }
+    return blocks;
+}
+
+static json_t *
+convert_messages(const json_t *in)
+{
+    json_t *out = json_array();
+    json_t *results = NULL; /* the user turn collecting consecutive tool results */
+    size_t i;
+    const json_t *m;
+    json_array_foreach(in, i, m)
+    {
+        const char *role = sl_json_str(m, "role");
+        const json_t *content = json_object_get(m, "content");
+        if (role == NULL || strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
+            continue; /* in the top-level system field */
+        if (strcmp(role, "tool") == 0) {
+            json_t *block = json_pack("{s:s,s:s}", "type", "tool_result", "tool_use_id",
+                                      sl_json_str(m, "tool_call_id") ? sl_json_str(m, "tool_call_id")
+                                                                     : "");
+            if (content && !json_is_null(content))
+                json_object_set_new(block, "content", convert_content(content));
+            if (results == NULL) {
+                results = json_array();
+                json_array_append_new(out, json_pack("{s:s,s:o}", "role", "user", "content",
+                                                     results));
+            }
+            json_array_append_new(results, block);
+            continue;
+        }
+        results = NULL;
+        if (strcmp(role, "assistant") == 0) {
+            json_array_append_new(out, json_pack("{s:s,s:o}", "role", "assistant", "content",
+                                                 assistant_blocks(m)));
+            continue;
+        }
+        json_array_append_new(out, json_pack("{s:s,s:o}", "role", "user", "content",
+                                             convert_content(content)));
+    }
+    return out;
+}
+
+static json_t *
+convert_tools(const json_t *tools)
+{
+    json_t *out = json_array();
+    size_t i;
+    const json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        const json_t *fn = json_object_get(t, "function");
+        if (fn == NULL) {
+            json_array_append_new(out, json_deep_copy(t)); /* already Anthropic's shape */
+            continue;
+        }
+        json_t *o = json_pack("{s:O?}", "name", json_object_get(fn, "name"));
+        if (json_object_get(fn, "description"))
+            json_object_set(o, "description", json_object_get(fn, "description"));
+        const json_t *params = json_object_get(fn, "parameters");
+        if (params)
+            json_object_set(o, "input_schema", (json_t *)params);
+        else
+            json_object_set_new(o, "input_schema", json_pack("{s:s}", "type", "object"));
+        json_array_append_new(out, o);
+    }
+    return out;
+}
+
+static json_t *
+convert_tool_choice(const json_t *tc)
+{
+    const char *s = json_string_value(tc);
+    if (s) {
+        if (strcmp(s, "required") == 0)
+            return json_pack("{s:s}", "type", "any");
+        if (strcmp(s, "none") == 0)
+            return json_pack("{s:s}", "type", "none");
+        return json_pack("{s:s}", "type", "auto");
+    }
+    const char *name = sl_json_str(json_object_get(tc, "function"), "name");
+    if (name)
+        return json_pack("{s:s,s:s}", "type", "tool", "name", name);
+    return json_deep_copy(tc);
+}
+
+static int
+build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream_error *err)
+{
+    (void)err;
+    const struct sl_config_provider *pv = p->provider;
+    const struct sl_chat_req *r = p->req;
+    const char *version = pv->api_version ? pv->api_version : DEFAULT_VERSION;
+    bool bearer = strcmp(version, BEARER_VERSION) >= 0;
+
+    req->url = sl_wire_url(pv->base_url, "v1", "/messages");
+    if (pv->api_key) {
+        if (bearer) {
+            struct sl_buf auth = SL_BUF_INIT;
+            sl_buf_printf(&auth, "Bearer %s", pv->api_key);
+            sl_httpreq_header(req, "Authorization", sl_buf_cstr(&auth));
+            sl_buf_free(&auth);
+        } else {
+            sl_httpreq_header(req, "x-api-key", pv->api_key);
+        }
+    }
+    sl_httpreq_header(req, "anthropic-version", version);
+    sl_httpreq_header(req, "Accept", "text/event-stream");
+
+    json_t *body = json_object();
+    json_object_set_new(body, "model", json_string(p->upstream_model));
+    json_object_set_new(body, "max_tokens",
+                        json_integer(p->max_tokens > 0 ? p->max_tokens
+                                                       : SL_ANTHROPIC_DEFAULT_MAX_TOKENS));
+    char *system = sl_wire_system_text(p);
+    if (system)
+        json_object_set_new(body, "system", json_string(system));
+    free(system);
+    json_object_set_new(body, "messages", convert_messages(r->messages));
+    if (!bearer && p->has_temperature)
+        json_object_set_new(body, "temperature",
+                            json_real(p->temperature > 1 ? 1.0 : p->temperature));
+    if (!bearer && r->has_top_p)
+        json_object_set_new(body, "top_p", json_real(r->top_p));
+    json_t *stop = sl_wire_stop_array(r->stop);
+    if (stop)
+        json_object_set_new(body, "stop_sequences", stop);
+    if (json_array_size(r->tools) > 0)
+        json_object_set_new(body, "tools", convert_tools(r->tools));
+    if (r->tool_choice)
+        json_object_set_new(body, "tool_choice", convert_tool_choice(r->tool_choice));
+    json_object_set_new(body, "stream", json_true());
+    sl_httpreq_json(req, body);
+    json_decref(body);
+    return 0;
+}
+
+/* --- stream ------------------------------------------------------------------------------- */
+
+static enum sl_finish
+map_finish(const char *f)
+{
+    if (strcmp(f, "max_tokens") == 0 || strcmp(f, "model_context_window_exceeded") == 0)
+        return SL_FINISH_LENGTH;
+    if (strcmp(f, "tool_use") == 0)
+        return SL_FINISH_TOOL_CALLS;
+    if (strcmp(f, "refusal") == 0)
+        return SL_FINISH_CONTENT_FILTER;
+    return SL_FINISH_STOP; /* end_turn, stop_sequence, pause_turn */
+}
+
+/* The HTTP status an error type stands for (the API documents the pairs). */
+static int
+status_of_type(const char *t)
+{
+    static const struct {
+        const char *type;
+        int status;
+    } map[] = {
+        {"invalid_request_error", 400}, {"authentication_error", 401}, {"billing_error", 402},
+        {"permission_error", 403},      {"not_found_error", 404},      {"request_too_large", 413},
+        {"rate_limit_error", 429},      {"api_error", 500},            {"timeout_error", 504},
+        {"overloaded_error", 529},
+    };
+    for (size_t i = 0; t && i < SL_ARRAY_LEN(map); i++)
+        if (strcmp(t, map[i].type) == 0)
+            return map[i].status;
+    return 0;
+}
+
+static void
+usage_from(struct sl_resp *r, const json_t *u)
+{
+    if (!json_is_object(u))
+        return;
+    uint64_t in = (uint64_t)sl_json_int(u, "input_tokens", (int64_t)r->usage.input_tokens);
+    uint64_t out = (uint64_t)sl_json_int(u, "output_tokens", (int64_t)r->usage.output_tokens);
+    sl_resp_set_usage(r, in, out);
+}
+
+static int
+on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
+{
+    (void)event;
+    if (r->state != SL_RESP_OPEN)
+        return 0;
+    json_t *root = sl_wire_parse(data);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return sl_resp_bad_json(r);
+    }
+    int rc = 0;
+    const char *type = sl_json_str(root, "type");
+    if (type == NULL)
+        type = "";
+    if (strcmp(type, "content_block_delta") == 0) {
+        const json_t *d = json_object_get(root, "delta");
+        const char *dt = sl_json_str(d, "type");
+        if (dt && strcmp(dt, "text_delta") == 0) {
+            const json_t *t = json_object_get(d, "text");
+            sl_resp_text(r, json_string_value(t), json_string_length(t));
+        } else if (dt && strcmp(dt, "input_json_delta") == 0) {
+            const json_t *pj = json_object_get(d, "partial_json");
+            if (json_string_length(pj) > 0) {
+                struct sl_tool_delta t = {
+                    .index = (int)sl_json_int(root, "index", 0),
+                    .arguments = json_string_value(pj),
+                    .arguments_len = json_string_length(pj),
+                };
+                sl_resp_tool(r, &t);
+            }
+        }
+    } else if (strcmp(type, "content_block_start") == 0) {
+        const json_t *cb = json_object_get(root, "content_block");
+        const char *ct = sl_json_str(cb, "type");
+        if (ct && strcmp(ct, "tool_use") == 0) {
+            const json_t *id = json_object_get(cb, "id");
+            const json_t *name = json_object_get(cb, "name");
+            struct sl_tool_delta t = {
+                .index = (int)sl_json_int(root, "index", 0),
+                .id = json_string_value(id),
+                .id_len = json_string_length(id),
+                .name = json_string_value(name),
+                .name_len = json_string_length(name),
+                .arguments = "",
+            };
+            r->ntools++;
+            sl_resp_tool(r, &t);
+        } else if (ct && strcmp(ct, "text") == 0) {
+            const json_t *t = json_object_get(cb, "text");
+            sl_resp_text(r, json_string_value(t), json_string_length(t));
+        }
+    } else if (strcmp(type, "message_start") == 0) {
+        usage_from(r, json_object_get(json_object_get(root, "message"), "usage"));
+    } else if (strcmp(type, "message_delta") == 0) {
+        const char *stop = sl_json_str(json_object_get(root, "delta"), "stop_reason");
+        if (stop)
+            sl_resp_set_finish(r, map_finish(stop), stop);
+        usage_from(r, json_object_get(root, "usage"));
+    } else if (strcmp(type, "message_stop") == 0) {
+        sl_resp_terminated(r);
+    } else if (strcmp(type, "error") == 0) {
+        const json_t *e = json_object_get(root, "error");
+        const char *et = sl_json_str(e, "type");
+        rc = sl_resp_fail_stream(r, status_of_type(et), et, sl_json_str(e, "message"));
+    }
+    /* ping, content_block_stop and event types added later: nothing to do. */
+    json_decref(root);
+    return rc;
+}
+
+static void
+http_error(struct sl_resp *r, json_t *root, struct sl_wire_error *e)
+{
+    (void)r;
+    const json_t *err = json_object_get(root, "error");
+    e->message = sl_json_str(err, "message");
+    e->native = sl_json_str(err, "type");
+    if (e->native && strcmp(e->native, "overloaded_error") == 0)
+        e->retryable = 1;
+    if (e->native && strcmp(e->native, "rate_limit_error") == 0)
+        e->code = SL_ERR_UPSTREAM_RATE_LIMITED;
+}
+
+const struct sl_wire sl_wire_anthropic = {
+    .kind = "anthropic",
+    .framing = SL_WIRE_SSE,
+    .build = build,
+    .on_chunk = on_chunk,
+    .http_error = http_error,
+};
+
+SL_HTTPCALL_PROVIDER(sl_provider_anthropic, "anthropic", sl_wire_anthropic);

@@ -1,0 +1,229 @@
+#include "upstream/httpcall.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "obs/log.h"
+#include "upstream/curl.h"
+#include "upstream/upstream.h"
+
+struct call {
+    struct sl_resp resp;
+    struct sl_upstream *up;
+    struct sl_curl_xfer *x; /* NULL once curl let go of it */
+    uint64_t first_byte_ms, idle_ms;
+    bool busy;      /* inside sl_resp_body(): a cancel there defers the free */
+    bool cancelled;
+};
+
+static void
+free_call(struct call *c)
+{
+    sl_resp_cleanup(&c->resp);
+    free(c);
+}
+
+/* The terminal step: decide, let the worker know, tell the stream, free. */
+static void
+finish(struct call *c, const struct sl_upstream_error *transport)
+{
+    c->x = NULL;
+    sl_resp_end(&c->resp, transport);
+    c->up->active_calls--;
+    if (c->resp.state == SL_RESP_FAILED) {
+        struct sl_logrec r;
+        if (sl_log_begin(&r, SL_LOG_INFO, "upstream.error")) {
+            sl_log_str(&r, "provider", c->resp.provider);
+            sl_log_str(&r, "code", sl_errcode_name(c->resp.err.code));
+            sl_log_int(&r, "status", c->resp.status);
+            if (c->resp.request_id[0])
+                sl_log_str(&r, "upstream_request_id", c->resp.request_id);
+            sl_log_str(&r, "msg", c->resp.err.message); /* redacted by the decoder */
+            sl_log_end(&r);
+        }
+    }
+    sl_resp_deliver(&c->resp);
+    free_call(c);
+}
+
+/* --- transfer callbacks ------------------------------------------------------------------- */
+
+static int
+on_header(void *ud, const char *line, size_t len)
+{
+    struct call *c = ud;
+    return sl_resp_header(&c->resp, line, len);
+}
+
+static int
+on_data(void *ud, const char *p, size_t len)
+{
+    struct call *c = ud;
+    c->busy = true;
+    int rc = sl_resp_body(&c->resp, p, len);
+    c->busy = false;
+    if (c->cancelled) {
+        free_call(c); /* cancelled from a sink callback; the glue already let go */
+        return 1;
+    }
+    return rc;
+}
+
+/* curl's result, when it is not the decoder's own decision, as a canonical error. */
+static void
+transport_error(CURLcode rc, const char *detail, struct sl_upstream_error *e, char *msg,
+                size_t cap)
+{
+    e->code = SL_ERR_UPSTREAM_ERROR;
+    e->retryable = true;
+    e->retry_after_ms = -1;
+    e->native_code = NULL;
+    e->http_status = 0;
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        e->code = SL_ERR_UPSTREAM_TIMEOUT;
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_TOO_MANY_REDIRECTS:
+        e->retryable = false;
+        break;
+    default:
+        break;
+    }
+    if (detail == NULL || detail[0] == '\0')
+        detail = curl_easy_strerror(rc);
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        snprintf(msg, cap, "connect timeout: %s", detail);
+    else
+        snprintf(msg, cap, "%s", detail);
+    e->message = msg;
+}
+
+static void
+on_end(void *ud, CURLcode rc, const char *detail)
+{
+    struct call *c = ud;
+    if (rc == CURLE_OK) {
+        finish(c, NULL);
+        return;
+    }
+    struct sl_upstream_error e;
+    char msg[CURL_ERROR_SIZE + 32];
+    transport_error(rc, detail, &e, msg, sizeof(msg));
+    finish(c, &e);
+}
+
+static void
+on_timeout(void *ud, enum sl_curl_timeout which)
+{
+    struct call *c = ud;
+    char msg[128];
+    if (which == SL_CURL_TIMEOUT_FIRST_BYTE)
+        snprintf(msg, sizeof(msg), "no response within %llu ms (first_byte_timeout)",
+                 (unsigned long long)c->first_byte_ms);
+    else
+        snprintf(msg, sizeof(msg), "no data for %llu ms (idle_timeout)",
+                 (unsigned long long)c->idle_ms);
+    struct sl_upstream_error e = {
+        .code = SL_ERR_UPSTREAM_TIMEOUT,
+        .message = msg,
+        .retryable = true,
+        .retry_after_ms = -1,
+    };
+    finish(c, &e);
+}
+
+static const struct sl_curl_xfer_cb xfer_cb = {
+    .on_header = on_header,
+    .on_data = on_data,
+    .on_end = on_end,
+    .on_timeout = on_timeout,
+};
+
+/* --- provider ops --------------------------------------------------------------------------- */
+
+void *
+sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct sl_call_params *p,
+                  const struct sl_upstream_sink *sink, void *ud, struct sl_upstream_error *err)
+{
+    const struct sl_config_provider *pv = p->provider;
+    struct sl_httpreq req = {0};
+    if (sl_wire_build(w, p, &req, err) != 0)
+        return NULL;
+
+    CURL *e = curl_easy_init();
+    if (e == NULL)
+        sl_panic("curl_easy_init failed");
+    struct curl_slist *headers = NULL;
+    for (size_t i = 0; i < req.nheaders; i++) {
+        struct curl_slist *n = curl_slist_append(headers, req.headers[i]);
+        if (n == NULL)
+            sl_panic("curl_slist_append failed");
+        headers = n;
+    }
+    struct call *c = sl_calloc(1, sizeof(*c));
+    c->up = up;
+    c->first_byte_ms = pv->first_byte_timeout_ms;
+    c->idle_ms = pv->idle_timeout_ms;
+    sl_resp_init(&c->resp, w, sink, ud, pv);
+
+    curl_easy_setopt(e, CURLOPT_URL, req.url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req.body_len);
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req.body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)pv->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    /* Wait for a connection being set up to the same host: it may multiplex (HTTP/2). */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, pv->tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, pv->tls_verify ? 2L : 0L);
+    if (pv->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, pv->ca_file);
+    sl_httpreq_cleanup(&req);
+
+    c->x = sl_curl_add(sl_upstream_curl(up), e, headers, &xfer_cb, c, c->first_byte_ms,
+                       c->idle_ms);
+    up->active_calls++;
+    return c;
+}
+
+void
+sl_httpcall_cancel(void *call)
+{
+    struct call *c = call;
+    c->resp.cancelled = true; /* the rest of a chunk being parsed reaches no sink */
+    sl_curl_remove(c->x);
+    c->x = NULL;
+    c->up->active_calls--;
+    if (c->busy) {
+        c->cancelled = true; /* on_data frees it when the parser returns */
+        return;
+    }
+    free_call(c);
+}
+
+void
+sl_httpcall_pause(void *call)
+{
+    struct call *c = call;
+    sl_curl_pause(c->x, true);
+}
+
+void
+sl_httpcall_resume(void *call)
+{
+    struct call *c = call;
+    sl_curl_pause(c->x, false);
+}

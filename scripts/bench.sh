@@ -14,7 +14,9 @@
 #   (d) sluice CPU-seconds per million tokens (= CPU-µs per token) of (a) and (b)
 #
 # Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
-# of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c runs a subset.
+# of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c runs a subset;
+# BENCH_PERF=1 records each run through sluice with `perf record -g` into
+# $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,6 +35,7 @@ B_SPREAD=${B_SPREAD:-2s}
 C_CONNS=${C_CONNS:-15000}
 C_HOLD=${C_HOLD:-3s}
 ONLY=${BENCH_ONLY:-a,b,c}
+PERF=${BENCH_PERF:-0}
 
 for b in "$SLUICE" "$MOCK" "$LOADGEN"; do
     [ -x "$b" ] || { echo "bench: $b is missing (run make)" >&2; exit 2; }
@@ -130,8 +133,19 @@ run() { # name, loadgen arguments...
     local name=$1
     shift
     printf '  %-12s ' "$name"
+    local perf_pid=
+    if [ "$PERF" = 1 ] && [[ $name == *sluice* ]] && [ -n "$SLUICE_PID" ]; then
+        perf record -g -F 999 -p "$SLUICE_PID" -o "$OUT/perf-$name.data" \
+            >"$OUT/perf-$name.log" 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
     "$LOADGEN" --json --label "$name" --progress "$@" >"$OUT/$name.json" 2>"$OUT/$name.progress"
     local rc=$?
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid"
+    fi
     tail -c 300 "$OUT/$name.progress" | tr '\r' '\n' | grep -v '^$' | tail -1 | cut -c1-140
     if [ $rc -ne 0 ]; then
         STATUS=1
@@ -142,6 +156,22 @@ run() { # name, loadgen arguments...
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 echo "sluice benchmark: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -sr), $("$SLUICE" --version 2>/dev/null | head -1)"
+# Other processes on the machine skew every figure: say so before the table does.
+cpu_busy() { # percent of CPU time not idle over one second
+    local a b
+    read -r -a a < <(head -1 /proc/stat)
+    sleep 1
+    read -r -a b < <(head -1 /proc/stat)
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    local idle=$((b[4] - a[4] + b[5] - a[5]))
+    [ "$total" -gt 0 ] && echo $(((total - idle) * 100 / total)) || echo 0
+}
+BUSY=$(cpu_busy)
+if [ "$BUSY" -gt 10 ]; then
+    echo "warning: the machine is already ${BUSY}% busy before the benchmark starts; the figures" \
+        "below include that contention (top shows who)"
+fi
 echo "runs (JSON and logs in $OUT):"
 
 if want c; then

@@ -15,7 +15,8 @@
 #
 # Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
 # of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c runs a subset;
-# BENCH_PERF=1 records each run through sluice with `perf record -g` into
+# BENCH_SWEEP="500 1000 2000" also runs (b) at each of these connection counts and prints
+# where sluice's added latency stays small (capacity planning); BENCH_PERF=1 records each run through sluice with `perf record -g` into
 # $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`).
 set -uo pipefail
 
@@ -35,6 +36,7 @@ B_SPREAD=${B_SPREAD:-2s}
 C_CONNS=${C_CONNS:-15000}
 C_HOLD=${C_HOLD:-3s}
 ONLY=${BENCH_ONLY:-a,b,c}
+SWEEP=${BENCH_SWEEP:-}
 PERF=${BENCH_PERF:-0}
 
 for b in "$SLUICE" "$MOCK" "$LOADGEN"; do
@@ -132,7 +134,6 @@ STATUS=0
 run() { # name, loadgen arguments...
     local name=$1
     shift
-    printf '  %-12s ' "$name"
     local perf_pid=
     if [ "$PERF" = 1 ] && [[ $name == *sluice* ]] && [ -n "$SLUICE_PID" ]; then
         perf record -g -F 999 -p "$SLUICE_PID" -o "$OUT/perf-$name.data" \
@@ -140,17 +141,29 @@ run() { # name, loadgen arguments...
         perf_pid=$!
         sleep 0.5
     fi
-    "$LOADGEN" --json --label "$name" --progress "$@" >"$OUT/$name.json" 2>"$OUT/$name.progress"
-    local rc=$?
+    local rc
+    if [ -t 2 ]; then
+        # The loadgen's live progress line goes to the terminal.
+        "$LOADGEN" --json --label "$name" "$@" >"$OUT/$name.json"
+        rc=$?
+    else
+        "$LOADGEN" --json --label "$name" --progress "$@" >"$OUT/$name.json" 2>"$OUT/$name.progress"
+        rc=$?
+    fi
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid"
         wait "$perf_pid"
     fi
-    tail -c 300 "$OUT/$name.progress" | tr '\r' '\n' | grep -v '^$' | tail -1 | cut -c1-140
     if [ $rc -ne 0 ]; then
         STATUS=1
         [ -s "$OUT/$name.json" ] || echo "{\"label\":\"$name\",\"errors\":null}" >"$OUT/$name.json"
     fi
+    printf '  %-12s ' "$name"
+    jq -r 'if .errors == null then "no report (see \(.label).progress)" else
+        "\(.connect.ok)/\(.connections) connected in \(.connect.wall_s) s, \(.streams.ok) streams ok" +
+        (if .tokens.total > 0 then ", \(.tokens.total) tokens in \(.streams.wall_s) s" +
+            ", latency p99 \(.latency_ms.p99) ms" else "" end) +
+        ", \(.errors.total) errors" end' "$OUT/$name.json"
 }
 
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -206,6 +219,15 @@ if want b; then
     run b-direct -c "$B_CONNS" -s 1 -m "$SCEN_B" --expect-tokens "$B_TOKENS" \
         --spread "$B_SPREAD" --server-pid "$MOCK_PID" "$MOCK_URL"
 fi
+
+for n in $SWEEP; do
+    start_sluice auto "s$n" || exit 1
+    run "sweep-$n-sluice" -c "$n" -s 1 -m bench-b --expect-tokens "$B_TOKENS" --spread "$B_SPREAD" \
+        --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+    stop_sluice
+    run "sweep-$n-direct" -c "$n" -s 1 -m "$SCEN_B" --expect-tokens "$B_TOKENS" \
+        --spread "$B_SPREAD" --server-pid "$MOCK_PID" "$MOCK_URL"
+done
 
 # --- the table ---------------------------------------------------------------------------------
 jq -s '.' "$OUT"/[abc]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
@@ -276,4 +298,24 @@ jq -r '
     "  (c) <= 4 KiB RSS per idle authenticated connection: \(if $rss == null then "n/a" else v($rss / 1024; 2) + " KiB" end)  \(verdict(if $rss == null then null else $rss <= 4096 end))",
     "  no errors in any scenario:                 \($errs) errors through sluice  \(verdict($errs == 0))"
 ' "$OUT/results.json"
+if [ -n "$SWEEP" ]; then
+    echo
+    echo "(b) at other sizes: $B_TOKENS tokens per stream at $B_RATE tokens/s, starts spread over $B_SPREAD"
+    {
+        printf 'conns\toffered tok/s\tsluice p50\tp99\tp99.9\tdirect p50\tp99\tp99.9\tadded p99\tsluice µs/tok\terrors\n'
+        for n in $SWEEP; do
+            jq -r -s --arg n "$n" --arg rate "$B_RATE" '
+              def f(x): if x == null then "-" else (x * 1000 | round / 1000 | tostring) end;
+              (.[0]) as $s | (.[1]) as $d
+              | [$n, (($n | tonumber) * ($rate | tonumber) | tostring),
+                 f($s.latency_ms.p50), f($s.latency_ms.p99), f($s.latency_ms["p99.9"]),
+                 f($d.latency_ms.p50), f($d.latency_ms.p99), f($d.latency_ms["p99.9"]),
+                 f(if $s.latency_ms.p99 != null and $d.latency_ms.p99 != null
+                   then $s.latency_ms.p99 - $d.latency_ms.p99 else null end),
+                 f($s.server.cpu_us_per_token),
+                 (($s.errors.total // 1) + ($d.errors.total // 1) | tostring)] | @tsv' \
+                "$OUT/sweep-$n-sluice.json" "$OUT/sweep-$n-direct.json"
+        done
+    } | column -t -s $'\t'
+fi
 exit $STATUS

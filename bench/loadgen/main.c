@@ -515,6 +515,19 @@ struct totals {
     unsigned exited;
 };
 
+/* The largest token latency any worker saw since the last call (µs). */
+static uint64_t
+take_lat_max(struct app *a)
+{
+    uint64_t m = 0;
+    for (unsigned i = 0; i < a->nworkers; i++) {
+        uint64_t v = atomic_exchange(&a->workers[i]->progress.lat_max_us, 0);
+        if (v > m)
+            m = v;
+    }
+    return m;
+}
+
 static void
 sum_progress(struct app *a, struct totals *t)
 {
@@ -558,14 +571,15 @@ show_progress(struct app *a, const struct totals *t, uint64_t now, bool final)
                      : a->phase == PH_HOLD  ? "holding"
                      : a->phase == PH_STREAM ? "streaming"
                                             : "closing";
+    uint64_t lat_max = take_lat_max(a);
     fprintf(stderr,
             "%s%6.1fs %-10s conns %llu/%u ready, %llu failed | streams %llu ok, %llu failed | "
-            "tokens %llu (%.0f/s) | errors %llu%s",
+            "tokens %llu (%.0f/s, latency max %.1f ms) | errors %llu%s",
             a->tty ? "\r" : "", (double)(now - a->t_start) / 1e6, ph,
             (unsigned long long)t->ready, a->cfg.connections, (unsigned long long)t->failed,
             (unsigned long long)t->streams_ok, (unsigned long long)t->streams_failed,
-            (unsigned long long)t->tokens, rate, (unsigned long long)t->errors,
-            a->tty ? "\033[K" : "\n");
+            (unsigned long long)t->tokens, final ? 0.0 : rate, (double)lat_max / 1000.0,
+            (unsigned long long)t->errors, a->tty ? "\033[K" : "\n");
     a->progress_shown = true;
 }
 

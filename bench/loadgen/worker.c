@@ -48,6 +48,15 @@ publish(struct lg_worker *w)
     atomic_store_explicit(&p->tokens, s->tokens, memory_order_relaxed);
     atomic_store_explicit(&p->errors, s->errors.total, memory_order_relaxed);
     atomic_store_explicit(&p->last_end_us, w->last_end_us, memory_order_relaxed);
+    if (w->ivl_max_us > 0) {
+        /* The main thread takes this with an exchange: raise, never lower, what it left. */
+        uint64_t cur = atomic_load_explicit(&p->lat_max_us, memory_order_relaxed);
+        while (cur < w->ivl_max_us &&
+               !atomic_compare_exchange_weak_explicit(&p->lat_max_us, &cur, w->ivl_max_us,
+                                                      memory_order_relaxed, memory_order_relaxed))
+            ;
+        w->ivl_max_us = 0;
+    }
     /* Release: whoever sees `finished` complete also sees the counters above. */
     atomic_store_explicit(&p->finished, w->finished, memory_order_release);
 }
@@ -360,6 +369,8 @@ lg_conn_stamp(void *conn, uint64_t stamp_us)
     struct lg_worker *w = c->w;
     uint64_t lat = w->now_us > stamp_us ? w->now_us - stamp_us : 0;
     lg_hist_record(&w->stats.latency, lat);
+    if (lat > w->ivl_max_us)
+        w->ivl_max_us = lat;
 }
 
 void

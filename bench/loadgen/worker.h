@@ -71,6 +71,7 @@ struct lg_progress {
     _Atomic uint64_t finished; /* connections with nothing more to do in the stream phase */
     _Atomic uint64_t streams_ok, streams_failed, tokens, errors;
     _Atomic uint64_t last_end_us; /* when the last stream ended */
+    _Atomic uint64_t lat_max_us;  /* largest token latency since the main thread last took it */
     _Atomic bool exited;          /* the loop has ended */
 };
 
@@ -168,6 +169,7 @@ struct lg_worker {
     uint64_t now_us;      /* arrival time of the read being processed */
     uint64_t stream_t0_us;
     uint64_t last_end_us;
+    uint64_t ivl_max_us; /* largest token latency since the last publish */
     uint64_t finished;
     uint64_t resolved;
     uint64_t prng;

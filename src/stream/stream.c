@@ -86,7 +86,9 @@ final_usage(const struct sl_stream *s)
     if (s->have_usage)
         return s->usage;
     struct sl_usage u = {0};
-    size_t chars = sl_chat_req_text_chars(s->req) + (s->system ? strlen(s->system) : 0);
+    /* s->system already holds the request's own system prompt: count it once. */
+    size_t chars = sl_chat_req_text_chars(s->req) - (s->req->system ? strlen(s->req->system) : 0) +
+                   (s->system ? strlen(s->system) : 0);
     u.input_tokens = (chars + 3) / 4;
     u.output_tokens = s->ndeltas;
     u.estimated = true;

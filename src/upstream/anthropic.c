@@ -259,14 +259,99 @@ status_of_type(const char *t)
     return 0;
 }
 
+/*
+ * message_start carries the input tokens and a provisional output count; message_delta
+ * the cumulative output (and, on recent servers, the input again). Only the latter makes
+ * the report complete.
+ */
 static void
-usage_from(struct sl_resp *r, const json_t *u)
+usage_from(struct sl_resp *r, const json_t *u, bool final)
 {
     if (!json_is_object(u))
         return;
     uint64_t in = (uint64_t)sl_json_int(u, "input_tokens", (int64_t)r->usage.input_tokens);
-    uint64_t out = (uint64_t)sl_json_int(u, "output_tokens", (int64_t)r->usage.output_tokens);
-    sl_resp_set_usage(r, in, out);
+    const json_t *out = json_object_get(u, "output_tokens");
+    if (final && json_is_integer(out))
+        sl_resp_set_usage(r, in, (uint64_t)json_integer_value(out));
+    else if (!r->have_usage || r->usage_partial)
+        sl_resp_set_input_usage(r, in);
+}
+
+/*
+ * The per-token path: text_delta and input_json_delta events (and ping) read with jscan.
+ * Returns -1 for every other event, or anything unusual, which on_chunk then parses with
+ * jansson (same result for everything this accepts).
+ */
+static int
+fast_chunk(struct sl_resp *r, struct sl_slice data)
+{
+    struct sl_jscan s;
+    struct sl_slice key, type = {0}, dtype = {0}, text = {0}, json = {0};
+    int64_t index = 0;
+    bool seen_type = false, seen_index = false, seen_delta = false, seen_dtype = false;
+    bool have_text = false, have_json = false;
+    sl_jscan_init(&s, data.ptr, data.len, &r->scratch);
+    if (!sl_jscan_object(&s))
+        return -1;
+    while (sl_jscan_key(&s, &key)) {
+        if (SL_JSCAN_IS(key, "type")) {
+            if (seen_type || !sl_jscan_string(&s, &type))
+                return -1;
+            seen_type = true;
+            /* Only the frequent events are worth it; the rest goes to jansson at once. */
+            if (!SL_JSCAN_IS(type, "content_block_delta") && !SL_JSCAN_IS(type, "ping"))
+                return -1;
+        } else if (SL_JSCAN_IS(key, "index")) {
+            if (seen_index || !sl_jscan_int(&s, &index))
+                return -1;
+            seen_index = true;
+        } else if (SL_JSCAN_IS(key, "delta")) {
+            if (seen_delta || !sl_jscan_object(&s))
+                return -1;
+            seen_delta = true;
+            while (sl_jscan_key(&s, &key)) {
+                if (SL_JSCAN_IS(key, "type")) {
+                    if (seen_dtype || !sl_jscan_string(&s, &dtype))
+                        return -1;
+                    seen_dtype = true;
+                } else if (SL_JSCAN_IS(key, "text")) {
+                    if (have_text || !sl_jscan_string(&s, &text))
+                        return -1;
+                    have_text = true;
+                } else if (SL_JSCAN_IS(key, "partial_json")) {
+                    if (have_json || !sl_jscan_string(&s, &json))
+                        return -1;
+                    have_json = true;
+                } else {
+                    sl_jscan_skip(&s);
+                }
+            }
+        } else {
+            sl_jscan_skip(&s);
+        }
+    }
+    if (!sl_jscan_done(&s))
+        return -1;
+    if (SL_JSCAN_IS(type, "ping")) {
+        r->fast_chunks++;
+        return 0;
+    }
+    if (!seen_type)
+        return -1;
+    if (SL_JSCAN_IS(dtype, "text_delta") && have_text) {
+        sl_resp_text(r, text.ptr, text.len);
+    } else if (SL_JSCAN_IS(dtype, "input_json_delta") && have_json && seen_index &&
+               index >= INT32_MIN && index <= INT32_MAX) {
+        if (json.len > 0) {
+            struct sl_tool_delta t = {
+                .index = (int)index, .arguments = json.ptr, .arguments_len = json.len};
+            sl_resp_tool(r, &t);
+        }
+    } else {
+        return -1;
+    }
+    r->fast_chunks++;
+    return 0;
 }
 
 static int
@@ -274,6 +359,8 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
 {
     (void)event;
     if (r->state != SL_RESP_OPEN)
+        return 0;
+    if (!r->slow_only && fast_chunk(r, data) == 0)
         return 0;
     json_t *root = sl_wire_parse(data);
     if (!json_is_object(root)) {
@@ -322,12 +409,12 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
             sl_resp_text(r, json_string_value(t), json_string_length(t));
         }
     } else if (strcmp(type, "message_start") == 0) {
-        usage_from(r, json_object_get(json_object_get(root, "message"), "usage"));
+        usage_from(r, json_object_get(json_object_get(root, "message"), "usage"), false);
     } else if (strcmp(type, "message_delta") == 0) {
         const char *stop = sl_json_str(json_object_get(root, "delta"), "stop_reason");
         if (stop)
             sl_resp_set_finish(r, map_finish(stop), stop);
-        usage_from(r, json_object_get(root, "usage"));
+        usage_from(r, json_object_get(root, "usage"), true);
     } else if (strcmp(type, "message_stop") == 0) {
         sl_resp_terminated(r);
     } else if (strcmp(type, "error") == 0) {

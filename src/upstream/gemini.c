@@ -283,10 +283,127 @@ parts_out(struct sl_resp *r, const json_t *parts)
     }
 }
 
+#define FAST_PARTS 8
+
+/*
+ * The per-token path: an event of text parts (and usage) read with jscan. Returns -1 for
+ * anything else (the finish event, function calls, thoughts, errors, blocked prompts,
+ * oddities), which on_chunk parses with jansson instead, to the same result.
+ */
+static int
+fast_chunk(struct sl_resp *r, struct sl_slice data)
+{
+    struct sl_jscan s;
+    struct sl_slice key, texts[FAST_PARTS];
+    size_t ntexts = 0;
+    int64_t pin = 0, pout = 0;
+    bool seen_cands = false, seen_usage = false, have_usage = false;
+    sl_jscan_init(&s, data.ptr, data.len, &r->scratch);
+    if (!sl_jscan_object(&s))
+        return -1;
+    while (sl_jscan_key(&s, &key)) {
+        if (SL_JSCAN_IS(key, "candidates")) {
+            if (seen_cands)
+                return -1;
+            seen_cands = true;
+            if (sl_jscan_null(&s))
+                continue;
+            if (!sl_jscan_array(&s))
+                return -1;
+            for (int i = 0; sl_jscan_next(&s); i++) {
+                if (i > 0) {
+                    sl_jscan_skip(&s);
+                    continue;
+                }
+                if (!sl_jscan_object(&s))
+                    return -1;
+                bool seen_content = false;
+                while (sl_jscan_key(&s, &key)) {
+                    if (SL_JSCAN_IS(key, "finishReason"))
+                        return -1;
+                    if (!SL_JSCAN_IS(key, "content")) {
+                        sl_jscan_skip(&s);
+                        continue;
+                    }
+                    if (seen_content || !sl_jscan_object(&s))
+                        return -1;
+                    seen_content = true;
+                    bool seen_parts = false;
+                    while (sl_jscan_key(&s, &key)) {
+                        if (!SL_JSCAN_IS(key, "parts")) {
+                            sl_jscan_skip(&s);
+                            continue;
+                        }
+                        if (seen_parts || !sl_jscan_array(&s))
+                            return -1;
+                        seen_parts = true;
+                        while (sl_jscan_next(&s)) {
+                            if (!sl_jscan_object(&s))
+                                return -1;
+                            bool seen_text = false;
+                            while (sl_jscan_key(&s, &key)) {
+                                if (SL_JSCAN_IS(key, "thought") || SL_JSCAN_IS(key, "functionCall"))
+                                    return -1;
+                                if (!SL_JSCAN_IS(key, "text")) {
+                                    sl_jscan_skip(&s);
+                                    continue;
+                                }
+                                if (seen_text || ntexts == FAST_PARTS ||
+                                    !sl_jscan_string(&s, &texts[ntexts]))
+                                    return -1;
+                                seen_text = true;
+                                ntexts++;
+                            }
+                        }
+                    }
+                }
+            }
+        } else if (SL_JSCAN_IS(key, "usageMetadata")) {
+            if (seen_usage)
+                return -1;
+            seen_usage = true;
+            if (sl_jscan_null(&s))
+                continue;
+            if (!sl_jscan_object(&s))
+                return -1;
+            have_usage = true;
+            bool seen_in = false, seen_out = false;
+            while (sl_jscan_key(&s, &key)) {
+                if (SL_JSCAN_IS(key, "promptTokenCount")) {
+                    if (seen_in || !sl_jscan_int(&s, &pin))
+                        return -1;
+                    seen_in = true;
+                } else if (SL_JSCAN_IS(key, "candidatesTokenCount")) {
+                    if (seen_out || !sl_jscan_int(&s, &pout))
+                        return -1;
+                    seen_out = true;
+                } else {
+                    sl_jscan_skip(&s);
+                }
+            }
+        } else if (SL_JSCAN_IS(key, "error") || SL_JSCAN_IS(key, "promptFeedback")) {
+            return -1;
+        } else {
+            sl_jscan_skip(&s);
+        }
+    }
+    if (!sl_jscan_done(&s))
+        return -1;
+    if (have_usage)
+        sl_resp_set_usage(r, (uint64_t)pin, (uint64_t)pout);
+    if (r->state == SL_RESP_OPEN)
+        for (size_t i = 0; i < ntexts; i++)
+            sl_resp_text(r, texts[i].ptr, texts[i].len);
+    r->fast_chunks++;
+    return 0;
+}
+
 static int
 on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
 {
     (void)event;
+    if (!r->slow_only && fast_chunk(r, data) == 0)
+        return 0;
     json_t *root = sl_wire_parse(data);
     if (!json_is_object(root)) {
         json_decref(root);

@@ -142,11 +142,70 @@ tool_calls(struct sl_resp *r, const json_t *calls)
     }
 }
 
+/*
+ * The per-token path: a `done: false` line of text read with jscan. Returns -1 for
+ * anything else (the final line, tool calls, errors, oddities), which on_chunk parses
+ * with jansson instead, to the same result.
+ */
+static int
+fast_chunk(struct sl_resp *r, struct sl_slice line)
+{
+    struct sl_jscan s;
+    struct sl_slice key, content = {0};
+    bool have_content = false, seen_message = false, seen_done = false;
+    sl_jscan_init(&s, line.ptr, line.len, &r->scratch);
+    if (!sl_jscan_object(&s))
+        return -1;
+    while (sl_jscan_key(&s, &key)) {
+        if (SL_JSCAN_IS(key, "message")) {
+            if (seen_message)
+                return -1;
+            seen_message = true;
+            if (sl_jscan_null(&s))
+                continue;
+            if (!sl_jscan_object(&s))
+                return -1;
+            bool seen_content = false;
+            while (sl_jscan_key(&s, &key)) {
+                if (SL_JSCAN_IS(key, "content")) {
+                    if (seen_content)
+                        return -1;
+                    seen_content = true;
+                    if (!sl_jscan_null(&s))
+                        have_content = sl_jscan_string(&s, &content);
+                } else if (SL_JSCAN_IS(key, "tool_calls")) {
+                    if (!sl_jscan_null(&s))
+                        return -1;
+                } else {
+                    sl_jscan_skip(&s);
+                }
+            }
+        } else if (SL_JSCAN_IS(key, "done")) {
+            bool done;
+            if (seen_done || !sl_jscan_bool(&s, &done) || done)
+                return -1;
+            seen_done = true;
+        } else if (SL_JSCAN_IS(key, "error")) {
+            return -1;
+        } else {
+            sl_jscan_skip(&s);
+        }
+    }
+    if (!sl_jscan_done(&s))
+        return -1;
+    if (have_content)
+        sl_resp_text(r, content.ptr, content.len);
+    r->fast_chunks++;
+    return 0;
+}
+
 static int
 on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice line)
 {
     (void)event;
     if (r->state != SL_RESP_OPEN)
+        return 0;
+    if (!r->slow_only && fast_chunk(r, line) == 0)
         return 0;
     json_t *root = sl_wire_parse(line);
     if (!json_is_object(root)) {

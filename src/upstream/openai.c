@@ -147,6 +147,129 @@ tool_fragments(struct sl_resp *r, const json_t *calls)
     }
 }
 
+/*
+ * The per-token path: a chunk of text (or a finish, or usage) read with jscan, without
+ * building a document. Returns -1 for anything else (tool calls, errors, repeated or
+ * oddly typed fields, invalid JSON): on_chunk then parses it with jansson, which gives the
+ * same result for everything this accepts.
+ */
+static int
+fast_chunk(struct sl_resp *r, struct sl_slice data)
+{
+    struct sl_jscan s;
+    struct sl_slice key, content = {0}, refusal = {0}, finish = {0}, obj;
+    bool have_content = false, have_refusal = false, have_finish = false, have_usage = false;
+    bool seen_choices = false, seen_usage = false;
+    int64_t pin = 0, pout = 0;
+    sl_jscan_init(&s, data.ptr, data.len, &r->scratch);
+    if (!sl_jscan_object(&s))
+        return -1;
+    while (sl_jscan_key(&s, &key)) {
+        if (SL_JSCAN_IS(key, "choices")) {
+            if (seen_choices)
+                return -1; /* jansson keeps the last one: let it */
+            seen_choices = true;
+            if (sl_jscan_null(&s))
+                continue;
+            if (!sl_jscan_array(&s))
+                return -1;
+            for (int i = 0; sl_jscan_next(&s); i++) {
+                if (i > 0) {
+                    sl_jscan_skip(&s);
+                    continue;
+                }
+                if (!sl_jscan_object(&s))
+                    return -1;
+                bool seen_delta = false, seen_finish = false;
+                while (sl_jscan_key(&s, &key)) {
+                    if (SL_JSCAN_IS(key, "finish_reason")) {
+                        if (seen_finish)
+                            return -1;
+                        seen_finish = true;
+                        if (!sl_jscan_null(&s))
+                            have_finish = sl_jscan_string(&s, &finish);
+                    } else if (SL_JSCAN_IS(key, "delta")) {
+                        if (seen_delta || !sl_jscan_object(&s))
+                            return -1;
+                        seen_delta = true;
+                        bool seen_c = false, seen_r = false;
+                        while (sl_jscan_key(&s, &key)) {
+                            if (SL_JSCAN_IS(key, "content")) {
+                                if (seen_c)
+                                    return -1;
+                                seen_c = true;
+                                if (!sl_jscan_null(&s))
+                                    have_content = sl_jscan_string(&s, &content);
+                            } else if (SL_JSCAN_IS(key, "refusal")) {
+                                if (seen_r)
+                                    return -1;
+                                seen_r = true;
+                                if (!sl_jscan_null(&s))
+                                    have_refusal = sl_jscan_string(&s, &refusal);
+                            } else if (SL_JSCAN_IS(key, "tool_calls")) {
+                                if (!sl_jscan_null(&s))
+                                    return -1;
+                            } else {
+                                sl_jscan_skip(&s);
+                            }
+                        }
+                    } else {
+                        sl_jscan_skip(&s);
+                    }
+                }
+            }
+        } else if (SL_JSCAN_IS(key, "usage")) {
+            if (seen_usage)
+                return -1;
+            seen_usage = true;
+            if (sl_jscan_null(&s))
+                continue;
+            if (!sl_jscan_object(&s))
+                return -1;
+            have_usage = true;
+            bool seen_in = false, seen_out = false;
+            while (sl_jscan_key(&s, &key)) {
+                if (SL_JSCAN_IS(key, "prompt_tokens")) {
+                    if (seen_in || !sl_jscan_int(&s, &pin))
+                        return -1;
+                    seen_in = true;
+                } else if (SL_JSCAN_IS(key, "completion_tokens")) {
+                    if (seen_out || !sl_jscan_int(&s, &pout))
+                        return -1;
+                    seen_out = true;
+                } else {
+                    sl_jscan_skip(&s);
+                }
+            }
+        } else if (SL_JSCAN_IS(key, "error")) {
+            if (!sl_jscan_null(&s))
+                return -1;
+        } else if (SL_JSCAN_IS(key, "object")) {
+            if (!sl_jscan_string(&s, &obj) || SL_JSCAN_IS(obj, "error"))
+                return -1;
+        } else {
+            sl_jscan_skip(&s);
+        }
+    }
+    if (!sl_jscan_done(&s))
+        return -1;
+    if (have_content)
+        sl_resp_text(r, content.ptr, content.len);
+    if (have_refusal)
+        sl_resp_text(r, refusal.ptr, refusal.len);
+    if (have_finish) {
+        char f[48];
+        size_t n = finish.len < sizeof(f) - 1 ? finish.len : sizeof(f) - 1;
+        memcpy(f, finish.ptr, n);
+        f[n] = '\0';
+        sl_resp_set_finish(r, map_finish(f), f);
+    }
+    if (have_usage)
+        sl_resp_set_usage(r, (uint64_t)pin, (uint64_t)pout);
+    r->fast_chunks++;
+    return 0;
+}
+
 static int
 on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
 {
@@ -160,6 +283,8 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
         sl_resp_terminated(r);
         return 0;
     }
+    if (!r->slow_only && !sl_slice_eq(event, "error") && fast_chunk(r, data) == 0)
+        return 0;
     json_t *root = sl_wire_parse(data);
     if (!json_is_object(root)) {
         json_decref(root);

@@ -374,6 +374,7 @@ sl_resp_text(struct sl_resp *r, const char *s, size_t n)
     if (n == 0 || r->cancelled)
         return;
     r->any_output = true;
+    r->ndeltas++;
     r->sink->on_delta(r->ud, s, n);
 }
 
@@ -383,6 +384,7 @@ sl_resp_tool(struct sl_resp *r, const struct sl_tool_delta *t)
     if (r->cancelled)
         return;
     r->any_output = true;
+    r->ndeltas++;
     r->sink->on_tool_delta(r->ud, t);
 }
 
@@ -398,9 +400,18 @@ void
 sl_resp_set_usage(struct sl_resp *r, uint64_t input_tokens, uint64_t output_tokens)
 {
     r->have_usage = true;
+    r->usage_partial = false;
     r->usage.input_tokens = input_tokens;
     r->usage.output_tokens = output_tokens;
     r->usage.estimated = false;
+}
+
+void
+sl_resp_set_input_usage(struct sl_resp *r, uint64_t input_tokens)
+{
+    r->have_usage = true;
+    r->usage_partial = true;
+    r->usage.input_tokens = input_tokens;
 }
 
 void
@@ -475,6 +486,7 @@ sl_resp_cleanup(struct sl_resp *r)
     else
         sl_ndjson_cleanup(&r->nd);
     sl_buf_free(&r->errbody);
+    sl_buf_free(&r->scratch);
 }
 
 /* Retry-After: delay-seconds (decimals tolerated) or an HTTP-date. */
@@ -624,13 +636,14 @@ sl_resp_end(struct sl_resp *r, const struct sl_upstream_error *transport)
 {
     if (r->state == SL_RESP_FAILED || r->state == SL_RESP_TERMINATED)
         return;
+    if (!status_ok(r)) {
+        /* The status says what happened, even if the error body was then cut short. */
+        map_http_error(r);
+        return;
+    }
     if (transport != NULL) {
         set_error(r, transport->code, transport->retryable, transport->retry_after_ms,
                   transport->native_code, transport->message);
-        return;
-    }
-    if (!status_ok(r)) {
-        map_http_error(r);
         return;
     }
     /*
@@ -656,6 +669,11 @@ void
 sl_resp_deliver(struct sl_resp *r)
 {
     sl_assert(r->state != SL_RESP_OPEN);
+    if (r->have_usage && r->usage_partial) {
+        /* The provider's input count is worth more than an estimate; output is counted. */
+        r->usage.output_tokens = r->ndeltas;
+        r->usage.estimated = true;
+    }
     if (r->have_usage)
         r->sink->on_usage(r->ud, &r->usage);
     if (r->state == SL_RESP_FAILED) {

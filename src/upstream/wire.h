@@ -31,6 +31,7 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "upstream/jscan.h"
 #include "upstream/ndjson.h"
 #include "upstream/provider.h"
 #include "upstream/sse.h"
@@ -135,7 +136,9 @@ struct sl_resp {
     enum sl_finish finish;
     char native_finish[48];
     bool have_usage;
+    bool usage_partial; /* only input_tokens is known so far */
     struct sl_usage usage;
+    unsigned ndeltas; /* text and tool deltas delivered */
     unsigned ntools;  /* tool calls seen (adapters number them when the provider does not) */
     bool any_output;  /* a delta was delivered */
     bool at_eof;      /* the body ended: a chunk that does not parse was cut */
@@ -144,6 +147,11 @@ struct sl_resp {
     struct sl_upstream_error err;
     char msg[512];
     char native[64];
+
+    /* The per-token fast path (jscan.h): its scratch buffer, reused for every chunk. */
+    struct sl_buf scratch;
+    bool slow_only;       /* tests: always take the jansson path */
+    unsigned fast_chunks; /* chunks the fast path handled (for tests) */
 
     /* Adapter scratch, zeroed by sl_resp_init. */
     union {
@@ -172,9 +180,9 @@ int sl_resp_body(struct sl_resp *r, const char *p, size_t len);
 /*
  * The transfer is over. transport is NULL when the body ended cleanly, else what went
  * wrong underneath (connection reset, timeout...). An outcome decided earlier stands; a
- * stream whose terminator was seen is done even if the connection then failed; otherwise
- * a clean end without the terminator is a truncated stream (an error), and a non-2xx
- * status is mapped from its body.
+ * stream whose terminator was seen is done even if the connection then failed; a non-2xx
+ * status is mapped from its status and (possibly partial) body; otherwise the transport
+ * error stands, and a clean end without the terminator is a truncated stream (an error).
  */
 void sl_resp_end(struct sl_resp *r, const struct sl_upstream_error *transport);
 
@@ -203,6 +211,11 @@ void sl_resp_tool(struct sl_resp *r, const struct sl_tool_delta *t);
 void sl_resp_set_finish(struct sl_resp *r, enum sl_finish f, const char *native);
 /* Usage so far (cumulative): each call replaces the previous report. */
 void sl_resp_set_usage(struct sl_resp *r, uint64_t input_tokens, uint64_t output_tokens);
+/*
+ * Only the input tokens are known (Anthropic's message_start). If nothing completes the
+ * report, output_tokens is delivered as the number of deltas with `estimated` set.
+ */
+void sl_resp_set_input_usage(struct sl_resp *r, uint64_t input_tokens);
 /* The provider's normal terminator was seen. */
 void sl_resp_terminated(struct sl_resp *r);
 

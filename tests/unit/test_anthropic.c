@@ -168,6 +168,8 @@ Test(anthropic, rate_limit_error_in_stream_and_http)
     cr_assert_str_eq(r.native_code, "rate_limit_error");
     cr_assert(r.have_usage, "usage consumed before the error is reported");
     cr_assert_eq(r.usage.input_tokens, 5);
+    cr_assert(r.usage.estimated, "message_start's output count is provisional");
+    cr_assert_eq(r.usage.output_tokens, 0, "no delta went out");
     rec_free(&r);
 
     run_text(&sl_wire_anthropic, "HTTP/1.1 429 Too Many Requests\r\n",

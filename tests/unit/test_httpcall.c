@@ -1,0 +1,367 @@
+/*
+ * Unit tests for src/upstream/httpcall (through the openai adapter's provider ops), on a
+ * real loop against the scripted server of uv_server.h: a whole call, cancellation from
+ * inside a sink callback and before the first byte (the server sees its connection end),
+ * timeouts, HTTP errors, pause and resume, and the worker's active_calls count.
+ */
+#include <criterion/criterion.h>
+
+#include "config/config.h"
+#include "net/loop.h"
+#include "upstream/openai.h"
+#include "upstream/upstream.h"
+#include "uv_server.h"
+
+#define KEY "sk-unit-0123456789"
+
+struct ctx {
+    struct sl_loop *loop;
+    uv_loop_t *uv;
+    struct tsrv srv;
+    struct sl_config cfg;
+    struct sl_config_provider prov;
+    char base[64];
+    struct sl_upstream *up;
+    struct sl_chat_req req;
+    void *call;
+    struct sl_buf text;
+    int deltas, usages, dones, errors;
+    bool after_terminal;
+    struct sl_usage usage;
+    enum sl_finish finish;
+    enum sl_errcode code;
+    bool retryable;
+    int64_t retry_after_ms;
+    char message[512];
+    bool cancel_on_first_delta;
+    bool pause_on_first_delta;
+    bool wait_peer_closed;
+    bool finished;
+    unsigned active_after_cancel;
+    uv_timer_t timer;
+    size_t len_at_pause, len_while_paused;
+};
+
+static void
+finish_if_done(struct ctx *c)
+{
+    if (c->finished)
+        return;
+    bool ended = c->dones + c->errors > 0 || c->call == NULL;
+    if (!ended || (c->wait_peer_closed && c->srv.peer_closed == 0))
+        return;
+    c->finished = true;
+    tsrv_stop(&c->srv);
+    sl_loop_stop(c->loop);
+}
+
+static void
+on_srv_event(struct tsrv *srv)
+{
+    finish_if_done(srv->ud);
+}
+
+static void resume_now(uv_timer_t *t);
+
+static void
+s_delta(void *ud, const char *text, size_t len)
+{
+    struct ctx *c = ud;
+    c->after_terminal |= c->dones + c->errors > 0 || c->call == NULL;
+    c->deltas++;
+    sl_buf_append(&c->text, text, len);
+    if (c->deltas == 1 && c->cancel_on_first_delta) {
+        sl_provider_openai.cancel(c->call); /* inside curl's write callback */
+        c->call = NULL;
+        c->active_after_cancel = c->up->active_calls;
+    }
+    if (c->deltas == 1 && c->pause_on_first_delta) {
+        sl_provider_openai.pause(c->call);
+        c->len_at_pause = sl_buf_len(&c->text);
+        uv_timer_start(&c->timer, resume_now, 250, 0);
+    }
+}
+
+static void
+s_tool(void *ud, const struct sl_tool_delta *t)
+{
+    (void)t;
+    struct ctx *c = ud;
+    c->deltas++;
+}
+
+static void
+s_usage(void *ud, const struct sl_usage *u)
+{
+    struct ctx *c = ud;
+    c->usages++;
+    c->usage = *u;
+}
+
+static void
+s_done(void *ud, enum sl_finish f, const char *native)
+{
+    (void)native;
+    struct ctx *c = ud;
+    c->dones++;
+    c->finish = f;
+    c->call = NULL;
+    finish_if_done(c);
+}
+
+static void
+s_error(void *ud, const struct sl_upstream_error *e)
+{
+    struct ctx *c = ud;
+    c->errors++;
+    c->code = e->code;
+    c->retryable = e->retryable;
+    c->retry_after_ms = e->retry_after_ms;
+    snprintf(c->message, sizeof(c->message), "%s", e->message);
+    c->call = NULL;
+    finish_if_done(c);
+}
+
+static const struct sl_upstream_sink sink = {
+    .on_delta = s_delta,
+    .on_tool_delta = s_tool,
+    .on_usage = s_usage,
+    .on_done = s_done,
+    .on_error = s_error,
+};
+
+static void
+setup(struct ctx *c, const struct tstep *script, size_t n, bool hold)
+{
+    memset(c, 0, sizeof(*c));
+    c->loop = sl_loop_new();
+    c->uv = sl_loop_uv(c->loop);
+    tsrv_start(&c->srv, c->uv, script, n, hold);
+    c->srv.on_event = on_srv_event;
+    c->srv.ud = c;
+    snprintf(c->base, sizeof(c->base), "http://127.0.0.1:%d/v1", c->srv.port);
+    c->prov.name = (char *)"unit";
+    c->prov.kind = SL_PROVIDER_OPENAI;
+    c->prov.base_url = c->base;
+    c->prov.api_key = (char *)KEY;
+    c->prov.api_key_env = (char *)"UNIT_KEY";
+    c->prov.connect_timeout_ms = 1000;
+    c->prov.first_byte_timeout_ms = 2000;
+    c->prov.idle_timeout_ms = 2000;
+    c->prov.max_connections = 4;
+    c->prov.tls_verify = true;
+    c->cfg.providers = &c->prov;
+    c->cfg.nproviders = 1;
+    c->up = sl_upstream_new(c->loop, &c->cfg);
+    c->req.messages = json_pack("[{s:s,s:s}]", "role", "user", "content", "hi");
+    c->req.max_tokens = -1;
+    uv_timer_init(c->uv, &c->timer);
+    c->timer.data = c;
+}
+
+static void
+start(struct ctx *c)
+{
+    struct sl_call_params p = {
+        .req = &c->req, .provider = &c->prov, .upstream_model = "m", .max_tokens = -1};
+    struct sl_upstream_error err = {0};
+    c->call = sl_provider_openai.start(c->up, &p, &sink, c, &err);
+    cr_assert_not_null(c->call, "%s", err.message ? err.message : "");
+    cr_assert_eq(c->up->active_calls, 1);
+}
+
+static void
+count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    (*(int *)arg)++;
+}
+
+static void
+run_and_teardown(struct ctx *c)
+{
+    uv_run(c->uv, UV_RUN_DEFAULT);
+    cr_assert(c->finished, "the loop ran out of work before the test finished");
+    cr_assert_eq(c->up->active_calls, 0);
+    uv_close((uv_handle_t *)&c->timer, NULL);
+    sl_upstream_free(c->up); /* frees the curl glue and runs the loop to close its handles */
+    uv_run(c->uv, UV_RUN_DEFAULT);
+    int open_handles = 0;
+    uv_walk(c->uv, count_handle, &open_handles);
+    cr_assert_eq(open_handles, 0);
+    sl_loop_free(c->loop);
+    json_decref(c->req.messages);
+}
+
+static void
+ctx_free(struct ctx *c)
+{
+    sl_buf_free(&c->text);
+    tsrv_cleanup(&c->srv);
+}
+
+#define CHUNK(text) "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" text "\"}}]}\n\n"
+#define FINISH                                                                                     \
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"              \
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n"           \
+    "data: [DONE]\n\n"
+
+Test(httpcall, a_whole_call)
+{
+    static const struct tstep script[] = {
+        {HEAD_SSE, 0}, {CHUNK("Hel"), 5}, {CHUNK("lo"), 5}, {FINISH, 5}};
+    struct ctx c;
+    setup(&c, script, 4, false);
+    start(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.dones, 1);
+    cr_assert_eq(c.errors, 0);
+    cr_assert_str_eq(sl_buf_cstr(&c.text), "Hello");
+    cr_assert_eq(c.usages, 1);
+    cr_assert_eq(c.usage.input_tokens, 3);
+    cr_assert_eq(c.usage.output_tokens, 2);
+    const char *rq = sl_buf_cstr(&c.srv.last_request);
+    cr_assert(strstr(rq, "POST /v1/chat/completions HTTP/1.1\r\n"), "%s", rq);
+    cr_assert(strstr(rq, "\r\nAuthorization: Bearer " KEY "\r\n"), "%s", rq);
+    cr_assert(strstr(rq, "\"stream_options\":{\"include_usage\":true}"), "%s", rq);
+    cr_assert(strstr(rq, "Expect:") == NULL);
+    ctx_free(&c);
+}
+
+Test(httpcall, cancel_inside_a_delta_reaches_the_server)
+{
+    static const struct tstep script[] = {
+        {HEAD_SSE CHUNK("one") CHUNK("two"), 0}, {CHUNK("three"), 300}, {FINISH, 300}};
+    struct ctx c;
+    setup(&c, script, 3, false);
+    c.cancel_on_first_delta = true;
+    c.wait_peer_closed = true;
+    start(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.deltas, 1, "nothing after the cancel, not even the rest of the read");
+    cr_assert_eq(c.dones + c.errors, 0);
+    cr_assert(!c.after_terminal);
+    cr_assert_eq(c.active_after_cancel, 0, "the call is released at once");
+    cr_assert_eq(c.srv.peer_closed, 1);
+    ctx_free(&c);
+}
+
+static void
+cancel_now(uv_timer_t *t)
+{
+    struct ctx *c = t->data;
+    sl_provider_openai.cancel(c->call);
+    c->call = NULL;
+    c->active_after_cancel = c->up->active_calls;
+    finish_if_done(c);
+}
+
+Test(httpcall, cancel_before_the_first_byte_reaches_the_server)
+{
+    static const struct tstep script[] = {{HEAD_SSE, 5000}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.wait_peer_closed = true;
+    start(&c);
+    uv_timer_start(&c.timer, cancel_now, 100, 0);
+    run_and_teardown(&c);
+    cr_assert_eq(c.deltas + c.dones + c.errors, 0);
+    cr_assert_eq(c.srv.requests, 1, "the request had reached the server");
+    cr_assert_eq(c.srv.peer_closed, 1);
+    cr_assert_eq(c.active_after_cancel, 0);
+    ctx_free(&c);
+}
+
+Test(httpcall, first_byte_timeout_is_an_upstream_timeout)
+{
+    static const struct tstep script[] = {{HEAD_SSE, 5000}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.prov.first_byte_timeout_ms = 100;
+    c.wait_peer_closed = true;
+    start(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.errors, 1);
+    cr_assert_eq(c.code, SL_ERR_UPSTREAM_TIMEOUT);
+    cr_assert(c.retryable);
+    cr_assert(strstr(c.message, "unit: no response within 100 ms"), "%s", c.message);
+    ctx_free(&c);
+}
+
+Test(httpcall, truncated_stream_is_an_error)
+{
+    static const struct tstep script[] = {{HEAD_SSE CHUNK("a"), 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    start(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.errors, 1);
+    cr_assert_eq(c.code, SL_ERR_UPSTREAM_ERROR);
+    cr_assert(strstr(c.message, "truncated"), "%s", c.message);
+    cr_assert_str_eq(sl_buf_cstr(&c.text), "a");
+    ctx_free(&c);
+}
+
+/* The body is one byte short of its Content-Length: the status still decides. */
+Test(httpcall, http_429_with_retry_after)
+{
+    static const struct tstep script[] = {
+        {"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: "
+         "2\r\nContent-Length: 60\r\nConnection: close\r\n\r\n"
+         "{\"error\":{\"message\":\"slow down\",\"code\":\"rate_limit\"}}      ",
+         0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    start(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.errors, 1);
+    cr_assert_eq(c.code, SL_ERR_UPSTREAM_RATE_LIMITED);
+    cr_assert_eq(c.retry_after_ms, 2000);
+    cr_assert(strstr(c.message, "slow down"), "%s", c.message);
+    ctx_free(&c);
+}
+
+static void
+resume_now(uv_timer_t *t)
+{
+    struct ctx *c = t->data;
+    c->len_while_paused = sl_buf_len(&c->text);
+    sl_provider_openai.resume(c->call);
+}
+
+Test(httpcall, pause_and_resume)
+{
+    static const struct tstep script[] = {
+        {HEAD_SSE CHUNK("a"), 0}, {CHUNK("b"), 30}, {CHUNK("c"), 30}, {FINISH, 30}};
+    struct ctx c;
+    setup(&c, script, 4, false);
+    c.prov.idle_timeout_ms = 100; /* shorter than the pause */
+    c.pause_on_first_delta = true;
+    start(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.dones, 1, "%s", c.message);
+    cr_assert_eq(c.len_at_pause, 1);
+    cr_assert_eq(c.len_while_paused, 1, "nothing while paused");
+    cr_assert_str_eq(sl_buf_cstr(&c.text), "abc");
+    ctx_free(&c);
+}
+
+Test(httpcall, missing_key_fails_at_start)
+{
+    static const struct tstep script[] = {{HEAD_SSE, 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.prov.api_key = NULL;
+    struct sl_call_params p = {
+        .req = &c.req, .provider = &c.prov, .upstream_model = "m", .max_tokens = -1};
+    struct sl_upstream_error err = {0};
+    cr_assert_null(sl_provider_openai.start(c.up, &p, &sink, &c, &err));
+    cr_assert_eq(err.code, SL_ERR_UPSTREAM_AUTH);
+    cr_assert_eq(c.up->active_calls, 0);
+    c.finished = true;
+    tsrv_stop(&c.srv);
+    sl_loop_stop(c.loop);
+    run_and_teardown(&c);
+    cr_assert_eq(c.srv.requests, 0);
+    ctx_free(&c);
+}

@@ -380,7 +380,7 @@ lg_slot_tokens(struct lg_conn *c, struct lg_slot *s, uint64_t stamps)
     uint64_t n = stamps ? stamps : 1;
     if (!s->first) {
         s->first = true;
-        lg_hist_record(&w->stats.ttft, w->now_us - s->t_sent_us);
+        lg_hist_record(&w->stats.ttft, w->now_us > s->t_sent_us ? w->now_us - s->t_sent_us : 0);
     }
     s->tokens += n;
     w->stats.tokens += n;

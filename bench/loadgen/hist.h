@@ -18,7 +18,8 @@
 #define LG_HIST_SUB_BITS 7 /* 2^7 exact buckets, then 2^6 per power of two */
 #define LG_HIST_MAX_MSB 40 /* values are clamped to 2^41 - 1 */
 #define LG_HIST_BUCKETS                                                                            \
-    ((1u << LG_HIST_SUB_BITS) + (LG_HIST_MAX_MSB - LG_HIST_SUB_BITS + 1) * (1u << (LG_HIST_SUB_BITS - 1)))
+    ((1u << LG_HIST_SUB_BITS) +                                                                    \
+     (LG_HIST_MAX_MSB - LG_HIST_SUB_BITS + 1) * (1u << (LG_HIST_SUB_BITS - 1)))
 
 struct lg_hist {
     uint64_t count;

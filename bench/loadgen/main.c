@@ -87,8 +87,8 @@ usage(FILE *f)
         "                         baseline: the upstream model, e.g. synth:tokens=500,ts=1\n"
         "      --message TEXT     the user message (default \"benchmark\")\n"
         "      --max-tokens N     max_tokens of each request\n"
-        "      --idle DURATION    hold the connections idle this long after they are all up\n"
-        "                         (before any stream; with -s 0 the idle mode: connect, hold, close)\n"
+        "      --idle DURATION    hold the connections idle this long once all are up\n"
+        "                         (then the streams; with -s 0: connect, hold, close)\n"
         "      --spread DURATION  start the connections' first streams evenly over DURATION\n"
         "      --expect-tokens N  a stream that delivers another number of tokens is an error\n"
         "auth (native):\n"
@@ -128,8 +128,24 @@ static int
 parse_options(int argc, char **argv, struct options *o)
 {
     enum {
-        O_MESSAGE = 256, O_MAX_TOKENS, O_IDLE, O_SPREAD, O_EXPECT, O_TOKEN, O_AUTH, O_RAMP,
-        O_THREADS, O_SRC, O_TIMEOUT, O_HS_TIMEOUT, O_PID, O_JSON, O_LABEL, O_PROGRESS, O_NO_PROGRESS, O_HELP
+        O_MESSAGE = 256,
+        O_MAX_TOKENS,
+        O_IDLE,
+        O_SPREAD,
+        O_EXPECT,
+        O_TOKEN,
+        O_AUTH,
+        O_RAMP,
+        O_THREADS,
+        O_SRC,
+        O_TIMEOUT,
+        O_HS_TIMEOUT,
+        O_PID,
+        O_JSON,
+        O_LABEL,
+        O_PROGRESS,
+        O_NO_PROGRESS,
+        O_HELP
     };
     static const struct option longopts[] = {
         {"connections", required_argument, NULL, 'c'},
@@ -449,8 +465,8 @@ build_baseline(struct lg_config *cfg, const struct options *o, const struct url 
     else if (pl >= sizeof(suffix) - 1 && strcmp(u->path + pl - (sizeof(suffix) - 1), suffix) == 0)
         snprintf(path, sizeof(path), "%s", u->path);
     else
-        snprintf(path, sizeof(path), "%.*s%s", (int)(u->path[pl - 1] == '/' ? pl - 1 : pl),
-                 u->path, suffix);
+        snprintf(path, sizeof(path), "%.*s%s", (int)(u->path[pl - 1] == '/' ? pl - 1 : pl), u->path,
+                 suffix);
     sl_buf_printf(&cfg->request,
                   "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-loadgen\r\n"
                   "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
@@ -567,19 +583,19 @@ show_progress(struct app *a, const struct totals *t, uint64_t now, bool final)
     a->last_progress = now;
     a->last_tokens = t->tokens;
     a->last_tokens_t = now;
-    const char *ph = a->phase == PH_CONNECT ? "connecting"
-                     : a->phase == PH_HOLD  ? "holding"
+    const char *ph = a->phase == PH_CONNECT  ? "connecting"
+                     : a->phase == PH_HOLD   ? "holding"
                      : a->phase == PH_STREAM ? "streaming"
-                                            : "closing";
+                                             : "closing";
     uint64_t lat_max = take_lat_max(a);
     fprintf(stderr,
             "%s%6.1fs %-10s conns %llu/%u ready, %llu failed | streams %llu ok, %llu failed | "
             "tokens %llu (%.0f/s, latency max %.1f ms) | errors %llu%s",
-            a->tty ? "\r" : "", (double)(now - a->t_start) / 1e6, ph,
-            (unsigned long long)t->ready, a->cfg.connections, (unsigned long long)t->failed,
-            (unsigned long long)t->streams_ok, (unsigned long long)t->streams_failed,
-            (unsigned long long)t->tokens, final ? 0.0 : rate, (double)lat_max / 1000.0,
-            (unsigned long long)t->errors, a->tty ? "\033[K" : "\n");
+            a->tty ? "\r" : "", (double)(now - a->t_start) / 1e6, ph, (unsigned long long)t->ready,
+            a->cfg.connections, (unsigned long long)t->failed, (unsigned long long)t->streams_ok,
+            (unsigned long long)t->streams_failed, (unsigned long long)t->tokens,
+            final ? 0.0 : rate, (double)lat_max / 1000.0, (unsigned long long)t->errors,
+            a->tty ? "\033[K" : "\n");
     a->progress_shown = true;
 }
 
@@ -680,8 +696,10 @@ setup(struct app *a)
     struct lg_config *cfg = &a->cfg;
     struct url u;
     if (parse_url(o->url, &u) != 0) {
-        fprintf(stderr, "sluice-loadgen: bad URL %s (expected ws://HOST:PORT/PATH or "
-                        "http://HOST:PORT/PATH)\n", o->url);
+        fprintf(stderr,
+                "sluice-loadgen: bad URL %s (expected ws://HOST:PORT/PATH or "
+                "http://HOST:PORT/PATH)\n",
+                o->url);
         return -1;
     }
     if (resolve_addr(&u, &cfg->addr) != 0)

@@ -104,8 +104,7 @@ lg_scan_native_delta(const char *msg, size_t len, struct lg_delta *d)
 }
 
 int
-lg_scan_openai_chunk(const char *data, size_t len, struct sl_slice *text, bool *finish,
-                     bool *error)
+lg_scan_openai_chunk(const char *data, size_t len, struct sl_slice *text, bool *finish, bool *error)
 {
     static const char content[] = "\"content\":\"";
     static const char fin[] = "\"finish_reason\":\"";

@@ -353,10 +353,11 @@ lg_report_table(FILE *f, const struct lg_report *r, const struct lg_stats *s)
         fprintf(f, ", held idle %.1f s", r->idle_s);
     fputc('\n', f);
     if (r->streams_per_conn > 0) {
-        fprintf(f, "  streams     %llu ok, %llu failed (%llu per connection, %llu at once) in %.2f s\n",
-                (unsigned long long)s->streams_ok, (unsigned long long)s->streams_failed,
-                (unsigned long long)r->streams_per_conn, (unsigned long long)r->concurrency,
-                r->stream_wall_s);
+        fprintf(
+            f, "  streams     %llu ok, %llu failed (%llu per connection, %llu at once) in %.2f s\n",
+            (unsigned long long)s->streams_ok, (unsigned long long)s->streams_failed,
+            (unsigned long long)r->streams_per_conn, (unsigned long long)r->concurrency,
+            r->stream_wall_s);
         fprintf(f, "  tokens      %llu = %s tokens/s (%llu stamped)\n",
                 (unsigned long long)s->tokens, si(tokens_per_s(r, s), b1, sizeof(b1)),
                 (unsigned long long)s->stamped);
@@ -384,11 +385,13 @@ lg_report_table(FILE *f, const struct lg_report *r, const struct lg_stats *s)
         if (!have_server(r)) {
             fprintf(f, "  server      pid %d: /proc samples unavailable\n", r->server_pid);
         } else {
-            fprintf(f, "  server      pid %d: rss %llu KiB at start, %llu KiB connected (%.0f B/conn), "
-                       "%llu KiB at end\n",
-                    r->server_pid, (unsigned long long)r->srv_start.rss_kib,
-                    (unsigned long long)r->srv_connected.rss_kib, rss_per_conn(r, s),
-                    (unsigned long long)r->srv_end.rss_kib);
+            fprintf(
+                f,
+                "  server      pid %d: rss %llu KiB at start, %llu KiB connected (%.0f B/conn), "
+                "%llu KiB at end\n",
+                r->server_pid, (unsigned long long)r->srv_start.rss_kib,
+                (unsigned long long)r->srv_connected.rss_kib, rss_per_conn(r, s),
+                (unsigned long long)r->srv_end.rss_kib);
             fprintf(f, "              cpu %.2f s connecting, %.2f s streaming",
                     r->srv_connected.cpu_s - r->srv_start.cpu_s,
                     r->srv_end.cpu_s - r->srv_connected.cpu_s);

@@ -54,8 +54,8 @@ void lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src);
 /* Samples of another process (the server under test) taken at the phase boundaries. */
 struct lg_proc_sample {
     bool ok;
-    double cpu_s;      /* utime + stime */
-    uint64_t rss_kib;  /* VmRSS */
+    double cpu_s;     /* utime + stime */
+    uint64_t rss_kib; /* VmRSS */
 };
 
 /* Everything the report needs besides the stats. */
@@ -70,7 +70,7 @@ struct lg_report {
     double connect_wall_s; /* start to the last connection resolved */
     double stream_wall_s;  /* first stream sent to the last one ended */
     double loadgen_cpu_s;  /* this process, over the whole run */
-    bool timed_out;   /* the run was cut short: --timeout, or SIGINT when interrupted */
+    bool timed_out;        /* the run was cut short: --timeout, or SIGINT when interrupted */
     bool interrupted;
     int server_pid; /* 0: not sampled */
     struct lg_proc_sample srv_start, srv_connected, srv_end;

@@ -342,8 +342,7 @@ ramp(struct lg_worker *w)
     if (w->in_ramp)
         return;
     w->in_ramp = true;
-    while (w->ramp_next < w->nconns && w->ramp_pending < w->ramp_max &&
-           w->phase < LG_CMD_CLOSE)
+    while (w->ramp_next < w->nconns && w->ramp_pending < w->ramp_max && w->phase < LG_CMD_CLOSE)
         connect_one(w, &w->conns[w->ramp_next++]);
     w->in_ramp = false;
 }
@@ -479,8 +478,7 @@ on_sweep(uv_timer_t *t)
             lg_conn_fail(c, "HANDSHAKE_TIMEOUT");
     }
     /* Connections before the first one still pending need no more looks. */
-    while (w->sweep_from < w->ramp_next &&
-           w->conns[w->sweep_from].state != LG_CONN_CONNECTING &&
+    while (w->sweep_from < w->ramp_next && w->conns[w->sweep_from].state != LG_CONN_CONNECTING &&
            w->conns[w->sweep_from].state != LG_CONN_HANDSHAKE)
         w->sweep_from++;
     if (w->sweep_from == w->nconns)

@@ -52,7 +52,7 @@ struct lg_config {
     unsigned ramp;                /* handshakes in progress, all workers together */
     unsigned threads;
     uint64_t handshake_timeout_ms; /* connect + upgrade + ready, per connection */
-    uint64_t expect_tokens;       /* > 0: a stream delivering another count is an error */
+    uint64_t expect_tokens;        /* > 0: a stream delivering another count is an error */
     enum lg_auth auth;
     /* Prebuilt bytes. Native: `handshake` is the upgrade request up to and without the
      * Sec-WebSocket-Key header line; `chat_head` + id + `chat_tail` is a chat message;
@@ -85,7 +85,7 @@ enum lg_conn_state {
 };
 
 struct lg_slot {
-    uint32_t n;         /* the stream's number on its connection (its id) */
+    uint32_t n; /* the stream's number on its connection (its id) */
     bool active;
     bool first;         /* first token seen */
     uint64_t tokens;    /* received */
@@ -101,12 +101,12 @@ struct lg_conn {
     uint8_t state;
     bool writing;
     bool failed;
-    bool finished;     /* counted in progress.finished */
-    uint32_t started;  /* streams started */
-    uint32_t ended;    /* streams ended, ok or not */
+    bool finished;    /* counted in progress.finished */
+    uint32_t started; /* streams started */
+    uint32_t ended;   /* streams ended, ok or not */
     uint32_t active;
-    uint64_t t0_us;    /* connect() called */
-    uint64_t t_tcp_us; /* established */
+    uint64_t t0_us;         /* connect() called */
+    uint64_t t_tcp_us;      /* established */
     struct sl_buf out;      /* bytes to write */
     struct sl_buf inflight; /* bytes of the write in flight */
     uv_write_t wreq;
@@ -161,8 +161,8 @@ struct lg_worker {
     uint32_t nconns;
     uint32_t ramp_next, ramp_pending, ramp_max;
     bool in_ramp;
-    uint32_t sweep_from; /* connections before it are past their handshake */
-    uint32_t open;       /* connections whose handle is not closed yet */
+    uint32_t sweep_from;  /* connections before it are past their handshake */
+    uint32_t open;        /* connections whose handle is not closed yet */
     uint32_t spread_next; /* next connection to start in the stream phase */
     int phase;            /* the last command applied */
     _Atomic int cmd;      /* set by the main thread before uv_async_send */

@@ -111,8 +111,8 @@ on_other(struct lg_conn *c, const char *msg, size_t len)
         else
             lg_errors_add_str(&c->w->stats.errors, "UNEXPECTED_ID");
     } else if (strcmp(type, "error") == 0 || strcmp(type, "cancelled") == 0) {
-        const char *code = type[0] == 'c' ? "CANCELLED"
-                                          : json_string_value(json_object_get(root, "code"));
+        const char *code =
+            type[0] == 'c' ? "CANCELLED" : json_string_value(json_object_get(root, "code"));
         if (code == NULL)
             code = "ERROR";
         struct lg_slot *s = json_is_string(jid) ? slot_of(c, id) : NULL;

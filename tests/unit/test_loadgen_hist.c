@@ -42,8 +42,8 @@ Test(loadgen_hist, relative_error_is_within_one_64th)
     for (uint64_t v = 128; v < (UINT64_C(1) << 40); v = v * 3 / 2 + 7) {
         uint64_t top = lg_hist_bucket_max(lg_hist_index(v));
         cr_assert_geq(top, v);
-        cr_assert_leq((double)(top - v), (double)v / 64.0, "v=%llu top=%llu",
-                      (unsigned long long)v, (unsigned long long)top);
+        cr_assert_leq((double)(top - v), (double)v / 64.0, "v=%llu top=%llu", (unsigned long long)v,
+                      (unsigned long long)top);
     }
 }
 

@@ -91,9 +91,8 @@ Test(loadgen_scan, native_other_messages_are_left_to_the_caller)
     cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"done\",\"id\":\"1\",\"seq\":9}"), &d), 0);
     cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"ready\"}"), &d), 0);
     /* A truncated delta is not taken apart. */
-    cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1\",\"seq\":3,\"text\":\"ab"),
-                                      &d),
-                 0);
+    cr_assert_eq(
+        lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1\",\"seq\":3,\"text\":\"ab"), &d), 0);
     cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1"), &d), 0);
 }
 
@@ -101,9 +100,10 @@ Test(loadgen_scan, openai_chunk)
 {
     struct sl_slice t;
     bool fin, err;
-    const char chunk[] = "{\"id\":\"chatcmpl-mock1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
-                         "\"model\":\"synth:ts=1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
-                         "\"@5 \"},\"logprobs\":null,\"finish_reason\":null}]}";
+    const char chunk[] =
+        "{\"id\":\"chatcmpl-mock1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+        "\"model\":\"synth:ts=1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        "\"@5 \"},\"logprobs\":null,\"finish_reason\":null}]}";
     cr_assert_eq(lg_scan_openai_chunk(S(chunk), &t, &fin, &err), 1);
     cr_assert_eq(t.len, 3);
     cr_assert_eq(memcmp(t.ptr, "@5 ", 3), 0);

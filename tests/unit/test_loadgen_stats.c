@@ -102,8 +102,8 @@ Test(loadgen_stats, json_report)
     json_t *srv = json_object_get(j, "server");
     /* 0.004 s of CPU over 2000 tokens = 2 µs per token; 4 KiB over 4 connections. */
     cr_assert_float_eq(json_number_value(json_object_get(srv, "cpu_us_per_token")), 2.0, 1e-6);
-    cr_assert_float_eq(json_number_value(json_object_get(srv, "rss_bytes_per_connection")),
-                       1024.0, 1e-6);
+    cr_assert_float_eq(json_number_value(json_object_get(srv, "rss_bytes_per_connection")), 1024.0,
+                       1e-6);
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "errors"), "total")), 0);
     json_decref(j);
     sl_buf_free(&out);

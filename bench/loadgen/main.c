@@ -1,0 +1,831 @@
+/*
+ * sluice-loadgen: the load generator for sizing a sluice deployment.
+ *
+ *     sluice-loadgen [options] ws://HOST:PORT/ws        through sluice (native protocol)
+ *     sluice-loadgen [options] http://HOST:PORT/v1      straight to an OpenAI-style upstream
+ *
+ * Opens C connections (ramped: at most --ramp handshakes at a time), authenticates them,
+ * optionally holds them idle, then runs S streams per connection, K at once, and reports
+ * tokens/s, per-token delivery latency (from the `@<µs>` stamps of the mock upstream's
+ * ts=1 scenarios), TTFT, connect and auth times, and errors by code; with --server-pid, the
+ * server's CPU time per token and memory per connection from /proc. docs/performance.md
+ * describes the options and the report; usage() lists them.
+ *
+ * Threads: the main thread only sequences the phases and prints progress; the connections
+ * live on --threads worker loops (worker.c).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/jsonw.h"
+#include "base/util.h"
+#include "procstat.h"
+#include "worker.h"
+
+#define TICK_MS 10
+#define PROGRESS_MS 500
+
+struct options {
+    const char *url;
+    uint32_t connections, streams, concurrency;
+    const char *model, *message, *token, *label;
+    long long max_tokens;
+    enum lg_auth auth;
+    bool auth_set;
+    uint64_t idle_ms, spread_ms, timeout_ms, handshake_timeout_ms;
+    unsigned ramp, threads;
+    int source_addrs; /* -1 auto */
+    uint64_t expect_tokens;
+    int server_pid;
+    bool json;
+    int progress; /* -1 auto (tty), 0, 1 */
+};
+
+enum phase { PH_CONNECT, PH_HOLD, PH_STREAM, PH_CLOSING };
+
+struct app {
+    uv_loop_t *loop;
+    uv_timer_t tick;
+    uv_signal_t sigint;
+    struct options opt;
+    struct lg_config cfg;
+    struct lg_worker **workers;
+    unsigned nworkers;
+    struct lg_report rep;
+    char target[512];
+    enum phase phase;
+    uint64_t t_start, t_hold_end, t_stream, deadline;
+    uint64_t last_progress, last_tokens, last_tokens_t;
+    bool progress_shown;
+    bool tty;
+    bool interrupted;
+};
+
+static void
+usage(FILE *f)
+{
+    fputs(
+        "usage: sluice-loadgen [options] URL\n"
+        "  URL  ws://HOST:PORT/ws      sluice's native protocol (WebSocket)\n"
+        "       http://HOST:PORT/v1    baseline: OpenAI chat completions over plain HTTP/1.1\n"
+        "                              SSE, straight to the upstream (POST .../chat/completions)\n"
+        "load:\n"
+        "  -c, --connections N    connections (default 10)\n"
+        "  -s, --streams N        streams per connection, in total (default 1; 0 = none)\n"
+        "  -k, --concurrency K    streams at once per connection (default 1; the baseline\n"
+        "                         opens K HTTP connections instead)\n"
+        "  -m, --model NAME       native: the model asked for (default: the server's);\n"
+        "                         baseline: the upstream model, e.g. synth:tokens=500,ts=1\n"
+        "      --message TEXT     the user message (default \"benchmark\")\n"
+        "      --max-tokens N     max_tokens of each request\n"
+        "      --idle DURATION    hold the connections idle this long once all are up\n"
+        "                         (then the streams; with -s 0: connect, hold, close)\n"
+        "      --spread DURATION  start the connections' first streams evenly over DURATION\n"
+        "      --expect-tokens N  a stream that delivers another number of tokens is an error\n"
+        "auth (native):\n"
+        "      --token T          JWT or API key\n"
+        "      --auth MODE        query (?token=, default), header (Authorization: Bearer),\n"
+        "                         message (a first {\"type\":\"auth\"} message), none\n"
+        "client:\n"
+        "      --ramp N           at most N connection handshakes in progress (default 200)\n"
+        "      --threads N        event-loop threads (default 1)\n"
+        "      --source-addrs N   spread connections over 127.0.0.1..N (default auto: as many\n"
+        "                         as the ephemeral port range needs, for a loopback target)\n"
+        "      --timeout DURATION give up after this long (default 300s)\n"
+        "      --handshake-timeout DURATION  a connection not ready after this long fails\n"
+        "                         (default 30s)\n"
+        "report:\n"
+        "      --server-pid PID   sample that process's CPU and RSS (/proc) at each phase\n"
+        "      --json             JSON report on stdout instead of the table\n"
+        "      --label TEXT       name of the run in the report\n"
+        "      --progress / --no-progress   a progress line on stderr (default: if a tty)\n"
+        "Durations: 500ms, 10s, 2m. Exit status: 0 without errors, 1 with, 2 on bad usage.\n",
+        f);
+}
+
+/* --- option parsing --------------------------------------------------------------------- */
+
+static int
+parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    long long v;
+    if (sl_parse_int(s, &v) != 0 || v < (long long)min || v > (long long)max)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+    enum {
+        O_MESSAGE = 256,
+        O_MAX_TOKENS,
+        O_IDLE,
+        O_SPREAD,
+        O_EXPECT,
+        O_TOKEN,
+        O_AUTH,
+        O_RAMP,
+        O_THREADS,
+        O_SRC,
+        O_TIMEOUT,
+        O_HS_TIMEOUT,
+        O_PID,
+        O_JSON,
+        O_LABEL,
+        O_PROGRESS,
+        O_NO_PROGRESS,
+        O_HELP
+    };
+    static const struct option longopts[] = {
+        {"connections", required_argument, NULL, 'c'},
+        {"streams", required_argument, NULL, 's'},
+        {"concurrency", required_argument, NULL, 'k'},
+        {"model", required_argument, NULL, 'm'},
+        {"message", required_argument, NULL, O_MESSAGE},
+        {"max-tokens", required_argument, NULL, O_MAX_TOKENS},
+        {"idle", required_argument, NULL, O_IDLE},
+        {"spread", required_argument, NULL, O_SPREAD},
+        {"expect-tokens", required_argument, NULL, O_EXPECT},
+        {"token", required_argument, NULL, O_TOKEN},
+        {"auth", required_argument, NULL, O_AUTH},
+        {"ramp", required_argument, NULL, O_RAMP},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"source-addrs", required_argument, NULL, O_SRC},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"handshake-timeout", required_argument, NULL, O_HS_TIMEOUT},
+        {"server-pid", required_argument, NULL, O_PID},
+        {"json", no_argument, NULL, O_JSON},
+        {"label", required_argument, NULL, O_LABEL},
+        {"progress", no_argument, NULL, O_PROGRESS},
+        {"no-progress", no_argument, NULL, O_NO_PROGRESS},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (struct options){
+        .connections = 10,
+        .streams = 1,
+        .concurrency = 1,
+        .message = "benchmark",
+        .auth = LG_AUTH_QUERY,
+        .timeout_ms = 300000,
+        .handshake_timeout_ms = 30000,
+        .ramp = 200,
+        .threads = 1,
+        .source_addrs = -1,
+        .progress = -1,
+    };
+    int ch;
+    uint32_t u;
+    long long ll;
+    while ((ch = getopt_long(argc, argv, "c:s:k:m:h", longopts, NULL)) != -1) {
+        const char *a = optarg;
+        switch (ch) {
+        case 'c':
+            if (parse_u32(a, 1, 10000000, &o->connections) != 0)
+                goto bad;
+            break;
+        case 's':
+            if (parse_u32(a, 0, 100000000, &o->streams) != 0)
+                goto bad;
+            break;
+        case 'k':
+            if (parse_u32(a, 1, 10000, &o->concurrency) != 0)
+                goto bad;
+            break;
+        case 'm':
+            o->model = a;
+            break;
+        case O_MESSAGE:
+            o->message = a;
+            break;
+        case O_MAX_TOKENS:
+            if (sl_parse_int(a, &ll) != 0 || ll < 1)
+                goto bad;
+            o->max_tokens = ll;
+            break;
+        case O_IDLE:
+            if (sl_parse_duration_ms(a, &o->idle_ms) != 0)
+                goto bad;
+            break;
+        case O_SPREAD:
+            if (sl_parse_duration_ms(a, &o->spread_ms) != 0)
+                goto bad;
+            break;
+        case O_EXPECT:
+            if (sl_parse_int(a, &ll) != 0 || ll < 0)
+                goto bad;
+            o->expect_tokens = (uint64_t)ll;
+            break;
+        case O_TOKEN:
+            o->token = a;
+            break;
+        case O_AUTH:
+            o->auth_set = true;
+            if (strcmp(a, "query") == 0)
+                o->auth = LG_AUTH_QUERY;
+            else if (strcmp(a, "header") == 0)
+                o->auth = LG_AUTH_HEADER;
+            else if (strcmp(a, "message") == 0)
+                o->auth = LG_AUTH_MESSAGE;
+            else if (strcmp(a, "none") == 0)
+                o->auth = LG_AUTH_NONE;
+            else
+                goto bad;
+            break;
+        case O_RAMP:
+            if (parse_u32(a, 1, 100000, &o->ramp) != 0)
+                goto bad;
+            break;
+        case O_THREADS:
+            if (parse_u32(a, 1, 256, &u) != 0)
+                goto bad;
+            o->threads = u;
+            break;
+        case O_SRC:
+            if (strcmp(a, "auto") == 0) {
+                o->source_addrs = -1;
+            } else {
+                if (parse_u32(a, 0, 254, &u) != 0)
+                    goto bad;
+                o->source_addrs = (int)u;
+            }
+            break;
+        case O_TIMEOUT:
+            if (sl_parse_duration_ms(a, &o->timeout_ms) != 0 || o->timeout_ms == 0)
+                goto bad;
+            break;
+        case O_HS_TIMEOUT:
+            if (sl_parse_duration_ms(a, &o->handshake_timeout_ms) != 0 ||
+                o->handshake_timeout_ms == 0)
+                goto bad;
+            break;
+        case O_PID:
+            if (sl_parse_int(a, &ll) != 0 || ll < 1 || ll > 0x7fffffff)
+                goto bad;
+            o->server_pid = (int)ll;
+            break;
+        case O_JSON:
+            o->json = true;
+            break;
+        case O_LABEL:
+            o->label = a;
+            break;
+        case O_PROGRESS:
+            o->progress = 1;
+            break;
+        case O_NO_PROGRESS:
+            o->progress = 0;
+            break;
+        case 'h':
+        case O_HELP:
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "sluice-loadgen: bad value for %s: %s\n", argv[optind - 1], a);
+        return -1;
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return -1;
+    }
+    o->url = argv[optind];
+    return 0;
+}
+
+/* --- target and prebuilt requests -------------------------------------------------------- */
+
+struct url {
+    bool ws;
+    char host[256];
+    int port;
+    char path[2048]; /* path and query, starting with '/' */
+    char hostport[300];
+};
+
+static int
+parse_url(const char *s, struct url *u)
+{
+    const char *p;
+    memset(u, 0, sizeof(*u));
+    if (strncmp(s, "ws://", 5) == 0) {
+        u->ws = true;
+        p = s + 5;
+    } else if (strncmp(s, "http://", 7) == 0) {
+        p = s + 7;
+    } else {
+        return -1;
+    }
+    const char *slash = strchr(p, '/');
+    size_t hp_len = slash ? (size_t)(slash - p) : strlen(p);
+    if (hp_len == 0 || hp_len >= sizeof(u->hostport))
+        return -1;
+    memcpy(u->hostport, p, hp_len);
+    u->hostport[hp_len] = '\0';
+    const char *h = u->hostport;
+    const char *colon;
+    size_t hl;
+    if (h[0] == '[') {
+        const char *rb = strchr(h, ']');
+        if (rb == NULL)
+            return -1;
+        hl = (size_t)(rb - h - 1);
+        if (hl >= sizeof(u->host))
+            return -1;
+        memcpy(u->host, h + 1, hl);
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = strrchr(h, ':');
+        hl = colon ? (size_t)(colon - h) : strlen(h);
+        if (hl >= sizeof(u->host))
+            return -1;
+        memcpy(u->host, h, hl);
+    }
+    u->port = 80;
+    if (colon) {
+        long long port;
+        if (sl_parse_int(colon + 1, &port) != 0 || port < 1 || port > 65535)
+            return -1;
+        u->port = (int)port;
+    }
+    snprintf(u->path, sizeof(u->path), "%s", slash ? slash : "/");
+    return 0;
+}
+
+static int
+resolve_addr(const struct url *u, struct sockaddr_storage *out)
+{
+    struct addrinfo hints, *res = NULL;
+    char port[16];
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof(port), "%d", u->port);
+    int rc = getaddrinfo(u->host, port, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        fprintf(stderr, "sluice-loadgen: cannot resolve %s: %s\n", u->host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Percent-encodes everything but RFC 3986 unreserved characters. */
+static void
+append_urlenc(struct sl_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            sl_buf_append_byte(b, (char)ch);
+        } else {
+            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            sl_buf_append(b, e, 3);
+        }
+    }
+}
+
+static void
+build_native(struct lg_config *cfg, const struct options *o, const struct url *u)
+{
+    struct sl_buf *h = &cfg->handshake;
+    sl_buf_append_str(h, "GET ");
+    sl_buf_append_str(h, u->path);
+    if (o->token && cfg->auth == LG_AUTH_QUERY) {
+        sl_buf_append_str(h, strchr(u->path, '?') ? "&token=" : "?token=");
+        append_urlenc(h, o->token);
+    }
+    sl_buf_printf(h,
+                  " HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Version: 13\r\nUser-Agent: sluice-loadgen\r\n",
+                  u->hostport);
+    if (o->token && cfg->auth == LG_AUTH_HEADER)
+        sl_buf_printf(h, "Authorization: Bearer %s\r\n", o->token);
+
+    SL_JSONW_LIT(&cfg->chat_head, "{\"type\":\"chat\",\"id\":\"");
+    struct sl_buf *t = &cfg->chat_tail;
+    sl_buf_append_byte(t, '"');
+    if (o->model) {
+        SL_JSONW_LIT(t, ",\"model\":");
+        sl_jsonw_cstr(t, o->model);
+    }
+    SL_JSONW_LIT(t, ",\"message\":");
+    sl_jsonw_cstr(t, o->message);
+    if (o->max_tokens > 0) {
+        SL_JSONW_LIT(t, ",\"max_tokens\":");
+        sl_jsonw_int(t, o->max_tokens);
+    }
+    sl_buf_append_byte(t, '}');
+
+    if (o->token && cfg->auth == LG_AUTH_MESSAGE) {
+        SL_JSONW_LIT(&cfg->auth_msg, "{\"type\":\"auth\",\"token\":");
+        sl_jsonw_cstr(&cfg->auth_msg, o->token);
+        sl_buf_append_byte(&cfg->auth_msg, '}');
+    }
+}
+
+static void
+build_baseline(struct lg_config *cfg, const struct options *o, const struct url *u)
+{
+    struct sl_buf body = SL_BUF_INIT;
+    SL_JSONW_LIT(&body, "{\"model\":");
+    sl_jsonw_cstr(&body, o->model ? o->model : "synth:tokens=20,ts=1");
+    SL_JSONW_LIT(&body, ",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+                        "\"messages\":[{\"role\":\"user\",\"content\":");
+    sl_jsonw_cstr(&body, o->message);
+    SL_JSONW_LIT(&body, "}]");
+    if (o->max_tokens > 0) {
+        SL_JSONW_LIT(&body, ",\"max_tokens\":");
+        sl_jsonw_int(&body, o->max_tokens);
+    }
+    sl_buf_append_byte(&body, '}');
+
+    char path[2100];
+    size_t pl = strlen(u->path);
+    static const char suffix[] = "/chat/completions";
+    if (strcmp(u->path, "/") == 0)
+        snprintf(path, sizeof(path), "/v1/chat/completions");
+    else if (pl >= sizeof(suffix) - 1 && strcmp(u->path + pl - (sizeof(suffix) - 1), suffix) == 0)
+        snprintf(path, sizeof(path), "%s", u->path);
+    else
+        snprintf(path, sizeof(path), "%.*s%s", (int)(u->path[pl - 1] == '/' ? pl - 1 : pl), u->path,
+                 suffix);
+    sl_buf_printf(&cfg->request,
+                  "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-loadgen\r\n"
+                  "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                  "Accept: text/event-stream\r\nContent-Length: %zu\r\n\r\n",
+                  path, u->hostport, o->token ? o->token : "x", sl_buf_len(&body));
+    sl_buf_append(&cfg->request, sl_buf_ptr(&body), sl_buf_len(&body));
+    sl_buf_free(&body);
+}
+
+/* Connections to one loopback destination beyond the ephemeral port range need more
+ * source addresses: as many as fit, with a margin for other users of the range. */
+static unsigned
+auto_sources(const struct sockaddr_storage *addr, uint32_t conns)
+{
+    if (addr->ss_family != AF_INET)
+        return 0;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+    if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127)
+        return 0;
+    unsigned lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &lo, &hi) != 2)
+            lo = 32768, hi = 60999;
+        fclose(f);
+    }
+    uint32_t per = hi > lo ? (uint32_t)((hi - lo + 1) * 9 / 10) : 1000;
+    if (conns <= per)
+        return 0;
+    uint32_t n = (conns + per - 1) / per;
+    return n > 254 ? 254 : n;
+}
+
+/* Takes all the open files the hard limit allows; 0 if conns fit. */
+static int
+raise_nofile(uint64_t need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+        fprintf(stderr,
+                "sluice-loadgen: %llu connections need about %llu open files, and this process "
+                "may open %llu (hard limit): use fewer connections or several load generators\n",
+                (unsigned long long)(need - 64), (unsigned long long)need,
+                (unsigned long long)rl.rlim_cur);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- phases ------------------------------------------------------------------------------ */
+
+struct totals {
+    uint64_t resolved, ready, failed, finished, streams_ok, streams_failed, tokens, errors;
+    uint64_t last_end_us;
+    unsigned exited;
+};
+
+/* The largest token latency any worker saw since the last call (µs). */
+static uint64_t
+take_lat_max(struct app *a)
+{
+    uint64_t m = 0;
+    for (unsigned i = 0; i < a->nworkers; i++) {
+        uint64_t v = atomic_exchange(&a->workers[i]->progress.lat_max_us, 0);
+        if (v > m)
+            m = v;
+    }
+    return m;
+}
+
+static void
+sum_progress(struct app *a, struct totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (unsigned i = 0; i < a->nworkers; i++) {
+        struct lg_progress *p = &a->workers[i]->progress;
+        t->finished += atomic_load_explicit(&p->finished, memory_order_acquire);
+        t->resolved += atomic_load_explicit(&p->resolved, memory_order_relaxed);
+        t->ready += atomic_load_explicit(&p->ready, memory_order_relaxed);
+        t->failed += atomic_load_explicit(&p->failed, memory_order_relaxed);
+        t->streams_ok += atomic_load_explicit(&p->streams_ok, memory_order_relaxed);
+        t->streams_failed += atomic_load_explicit(&p->streams_failed, memory_order_relaxed);
+        t->tokens += atomic_load_explicit(&p->tokens, memory_order_relaxed);
+        t->errors += atomic_load_explicit(&p->errors, memory_order_relaxed);
+        uint64_t le = atomic_load_explicit(&p->last_end_us, memory_order_relaxed);
+        if (le > t->last_end_us)
+            t->last_end_us = le;
+        if (atomic_load(&p->exited))
+            t->exited++;
+    }
+}
+
+static void
+command_all(struct app *a, enum lg_cmd cmd)
+{
+    for (unsigned i = 0; i < a->nworkers; i++)
+        lg_worker_command(a->workers[i], cmd);
+}
+
+static void
+show_progress(struct app *a, const struct totals *t, uint64_t now, bool final)
+{
+    if (!final && now - a->last_progress < PROGRESS_MS * 1000u)
+        return;
+    double dt = (double)(now - a->last_tokens_t) / 1e6;
+    double rate = dt > 0 ? (double)(t->tokens - a->last_tokens) / dt : 0;
+    a->last_progress = now;
+    a->last_tokens = t->tokens;
+    a->last_tokens_t = now;
+    const char *ph = a->phase == PH_CONNECT  ? "connecting"
+                     : a->phase == PH_HOLD   ? "holding"
+                     : a->phase == PH_STREAM ? "streaming"
+                                             : "closing";
+    uint64_t lat_max = take_lat_max(a);
+    fprintf(stderr,
+            "%s%6.1fs %-10s conns %llu/%u ready, %llu failed | streams %llu ok, %llu failed | "
+            "tokens %llu (%.0f/s, latency max %.1f ms) | errors %llu%s",
+            a->tty ? "\r" : "", (double)(now - a->t_start) / 1e6, ph, (unsigned long long)t->ready,
+            a->cfg.connections, (unsigned long long)t->failed, (unsigned long long)t->streams_ok,
+            (unsigned long long)t->streams_failed, (unsigned long long)t->tokens,
+            final ? 0.0 : rate, (double)lat_max / 1000.0, (unsigned long long)t->errors,
+            a->tty ? "\033[K" : "\n");
+    a->progress_shown = true;
+}
+
+static void
+begin_streams(struct app *a, uint64_t now)
+{
+    lg_procstat_sample(a->opt.server_pid, &a->rep.srv_connected);
+    if (a->cfg.streams == 0) {
+        a->rep.srv_end = a->rep.srv_connected;
+        a->phase = PH_CLOSING;
+        command_all(a, LG_CMD_CLOSE);
+        return;
+    }
+    a->phase = PH_STREAM;
+    a->t_stream = now;
+    command_all(a, LG_CMD_STREAM);
+}
+
+static void
+on_tick(uv_timer_t *h)
+{
+    struct app *a = h->data;
+    struct totals t;
+    uint64_t now = lg_now_us();
+    sum_progress(a, &t);
+    bool show = a->opt.progress == 1 || (a->opt.progress == -1 && a->tty);
+    if (show)
+        show_progress(a, &t, now, false);
+
+    if (a->phase != PH_CLOSING && (now >= a->deadline || a->interrupted)) {
+        a->rep.timed_out = true;
+        a->rep.interrupted = a->interrupted;
+        if (a->phase == PH_CONNECT)
+            a->rep.connect_wall_s = (double)(now - a->t_start) / 1e6;
+        if (a->phase == PH_STREAM)
+            a->rep.stream_wall_s = (double)(now - a->t_stream) / 1e6;
+        if (!a->rep.srv_connected.ok)
+            lg_procstat_sample(a->opt.server_pid, &a->rep.srv_connected);
+        lg_procstat_sample(a->opt.server_pid, &a->rep.srv_end);
+        a->phase = PH_CLOSING;
+        command_all(a, LG_CMD_ABORT);
+        return;
+    }
+    switch (a->phase) {
+    case PH_CONNECT:
+        if (t.resolved < a->cfg.connections)
+            return;
+        a->rep.connect_wall_s = (double)(now - a->t_start) / 1e6;
+        if (a->opt.idle_ms > 0) {
+            a->phase = PH_HOLD;
+            a->t_hold_end = now + a->opt.idle_ms * 1000u;
+            return;
+        }
+        begin_streams(a, now);
+        return;
+    case PH_HOLD:
+        if (now >= a->t_hold_end)
+            begin_streams(a, now);
+        return;
+    case PH_STREAM:
+        if (t.finished < a->cfg.connections)
+            return;
+        lg_procstat_sample(a->opt.server_pid, &a->rep.srv_end);
+        a->rep.stream_wall_s =
+            t.last_end_us > a->t_stream ? (double)(t.last_end_us - a->t_stream) / 1e6 : 0;
+        a->phase = PH_CLOSING;
+        command_all(a, LG_CMD_CLOSE);
+        return;
+    case PH_CLOSING:
+        if (t.exited < a->nworkers)
+            return;
+        if (show && a->progress_shown) {
+            show_progress(a, &t, now, true);
+            if (a->tty)
+                fputc('\n', stderr);
+        }
+        uv_timer_stop(&a->tick);
+        uv_close((uv_handle_t *)&a->tick, NULL);
+        uv_close((uv_handle_t *)&a->sigint, NULL);
+        return;
+    }
+}
+
+static void
+on_sigint(uv_signal_t *h, int sig)
+{
+    struct app *a = h->data;
+    (void)sig;
+    a->interrupted = true;
+}
+
+/* --- main -------------------------------------------------------------------------------- */
+
+static int
+setup(struct app *a)
+{
+    struct options *o = &a->opt;
+    struct lg_config *cfg = &a->cfg;
+    struct url u;
+    if (parse_url(o->url, &u) != 0) {
+        fprintf(stderr,
+                "sluice-loadgen: bad URL %s (expected ws://HOST:PORT/PATH or "
+                "http://HOST:PORT/PATH)\n",
+                o->url);
+        return -1;
+    }
+    if (resolve_addr(&u, &cfg->addr) != 0)
+        return -1;
+    cfg->mode = u.ws ? LG_MODE_NATIVE : LG_MODE_BASELINE;
+    cfg->auth = o->token ? o->auth : LG_AUTH_NONE;
+    cfg->streams = o->streams;
+    cfg->concurrency = o->concurrency;
+    cfg->connections = o->connections;
+    if (cfg->mode == LG_MODE_BASELINE && o->concurrency > 1) {
+        /* HTTP/1.1 has one stream per connection at a time: K connections stand for one. */
+        uint64_t socks = (uint64_t)o->connections * o->concurrency;
+        if (socks > 10000000 || o->streams % o->concurrency != 0) {
+            fprintf(stderr, "sluice-loadgen: with an http:// URL, --streams must be a multiple "
+                            "of --concurrency\n");
+            return -1;
+        }
+        cfg->connections = (uint32_t)socks;
+        cfg->streams = o->streams / o->concurrency;
+        cfg->concurrency = 1;
+    }
+    if (cfg->concurrency > cfg->streams && cfg->streams > 0)
+        cfg->concurrency = cfg->streams;
+    if (cfg->concurrency == 0)
+        cfg->concurrency = 1;
+    cfg->spread_ms = o->spread_ms;
+    cfg->ramp = o->ramp;
+    cfg->threads = o->threads > cfg->connections ? cfg->connections : o->threads;
+    cfg->expect_tokens = o->expect_tokens;
+    cfg->handshake_timeout_ms = o->handshake_timeout_ms;
+    cfg->nsrc = o->source_addrs >= 0 ? (unsigned)o->source_addrs
+                                     : auto_sources(&cfg->addr, cfg->connections);
+    if (raise_nofile((uint64_t)cfg->connections + 16u * cfg->threads + 64) != 0)
+        return -1;
+    if (cfg->mode == LG_MODE_NATIVE)
+        build_native(cfg, o, &u);
+    else
+        build_baseline(cfg, o, &u);
+
+    snprintf(a->target, sizeof(a->target), "%s", o->url);
+    a->rep = (struct lg_report){
+        .label = o->label,
+        .mode = cfg->mode == LG_MODE_NATIVE ? "native" : "baseline",
+        .target = a->target,
+        .model = o->model,
+        .threads = cfg->threads,
+        .connections = cfg->connections,
+        .streams_per_conn = cfg->streams,
+        .concurrency = cfg->concurrency,
+        .idle_s = (double)o->idle_ms / 1000.0,
+        .spread_s = (double)o->spread_ms / 1000.0,
+        .server_pid = o->server_pid,
+        .expect_tokens = o->expect_tokens,
+    };
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct app a;
+    memset(&a, 0, sizeof(a));
+    signal(SIGPIPE, SIG_IGN);
+    if (parse_options(argc, argv, &a.opt) != 0)
+        return 2;
+    if (setup(&a) != 0)
+        return 2;
+    a.tty = isatty(STDERR_FILENO) != 0;
+    a.loop = uv_default_loop();
+
+    a.nworkers = a.cfg.threads;
+    a.workers = sl_calloc(a.nworkers, sizeof(*a.workers));
+    for (unsigned i = 0; i < a.nworkers; i++) {
+        a.workers[i] = sl_malloc(sizeof(struct lg_worker));
+        lg_worker_init(a.workers[i], &a.cfg, i);
+    }
+    double cpu0 = lg_procstat_self_cpu();
+    lg_procstat_sample(a.opt.server_pid, &a.rep.srv_start);
+    if (a.opt.server_pid > 0 && !a.rep.srv_start.ok)
+        fprintf(stderr, "sluice-loadgen: cannot read /proc/%d; no server figures\n",
+                a.opt.server_pid);
+    a.t_start = lg_now_us();
+    a.last_tokens_t = a.t_start;
+    a.deadline = a.t_start + a.opt.timeout_ms * 1000u;
+    for (unsigned i = 0; i < a.nworkers; i++) {
+        if (lg_worker_start(a.workers[i]) != 0)
+            sl_panic("cannot start a worker thread");
+    }
+    uv_timer_init(a.loop, &a.tick);
+    a.tick.data = &a;
+    uv_timer_start(&a.tick, on_tick, TICK_MS, TICK_MS);
+    uv_signal_init(a.loop, &a.sigint);
+    a.sigint.data = &a;
+    uv_signal_start(&a.sigint, on_sigint, SIGINT);
+    uv_run(a.loop, UV_RUN_DEFAULT);
+
+    struct lg_stats total;
+    lg_stats_init(&total);
+    for (unsigned i = 0; i < a.nworkers; i++) {
+        lg_worker_join(a.workers[i]);
+        lg_stats_merge(&total, &a.workers[i]->stats);
+    }
+    a.rep.loadgen_cpu_s = lg_procstat_self_cpu() - cpu0;
+
+    if (a.opt.json) {
+        struct sl_buf out = SL_BUF_INIT;
+        lg_report_json(&out, &a.rep, &total);
+        sl_buf_append_byte(&out, '\n');
+        fwrite(sl_buf_ptr(&out), 1, sl_buf_len(&out), stdout);
+        sl_buf_free(&out);
+    } else {
+        lg_report_table(stdout, &a.rep, &total);
+    }
+    fflush(stdout);
+    int status = total.errors.total == 0 && !a.rep.timed_out ? 0 : 1;
+
+    for (unsigned i = 0; i < a.nworkers; i++) {
+        lg_worker_cleanup(a.workers[i]);
+        free(a.workers[i]);
+    }
+    free(a.workers);
+    uv_loop_close(a.loop);
+    sl_buf_free(&a.cfg.handshake);
+    sl_buf_free(&a.cfg.chat_head);
+    sl_buf_free(&a.cfg.chat_tail);
+    sl_buf_free(&a.cfg.auth_msg);
+    sl_buf_free(&a.cfg.request);
+    return status;
+}

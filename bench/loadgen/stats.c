@@ -1,0 +1,405 @@
+#include "stats.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/jsonw.h"
+
+static void
+errors_add_n(struct lg_errors *e, const char *name, size_t len, uint64_t count)
+{
+    if (len >= LG_ERR_NAME_MAX)
+        len = LG_ERR_NAME_MAX - 1;
+    e->total += count;
+    for (unsigned i = 0; i < e->n; i++) {
+        if (strlen(e->e[i].name) == len && memcmp(e->e[i].name, name, len) == 0) {
+            e->e[i].count += count;
+            return;
+        }
+    }
+    if (e->n == LG_ERR_NAMES) {
+        /* The last slot becomes the catch-all once the table is full. */
+        strcpy(e->e[LG_ERR_NAMES - 1].name, "OTHER");
+        e->e[LG_ERR_NAMES - 1].count += count;
+        return;
+    }
+    memcpy(e->e[e->n].name, name, len);
+    e->e[e->n].name[len] = '\0';
+    e->e[e->n].count = count;
+    e->n++;
+}
+
+void
+lg_errors_add(struct lg_errors *e, const char *name, size_t len)
+{
+    errors_add_n(e, name, len, 1);
+}
+
+void
+lg_errors_add_str(struct lg_errors *e, const char *name)
+{
+    errors_add_n(e, name, strlen(name), 1);
+}
+
+void
+lg_errors_add_n(struct lg_errors *e, const char *name, uint64_t count)
+{
+    errors_add_n(e, name, strlen(name), count);
+}
+
+static void
+errors_merge(struct lg_errors *dst, const struct lg_errors *src)
+{
+    for (unsigned i = 0; i < src->n; i++)
+        errors_add_n(dst, src->e[i].name, strlen(src->e[i].name), src->e[i].count);
+}
+
+void
+lg_stats_init(struct lg_stats *s)
+{
+    memset(s, 0, sizeof(*s));
+    lg_hist_init(&s->latency);
+    lg_hist_init(&s->ttft);
+    lg_hist_init(&s->connect);
+    lg_hist_init(&s->auth);
+}
+
+void
+lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
+{
+    lg_hist_merge(&dst->latency, &src->latency);
+    lg_hist_merge(&dst->ttft, &src->ttft);
+    lg_hist_merge(&dst->connect, &src->connect);
+    lg_hist_merge(&dst->auth, &src->auth);
+    dst->conns_ok += src->conns_ok;
+    dst->conns_failed += src->conns_failed;
+    dst->streams_ok += src->streams_ok;
+    dst->streams_failed += src->streams_failed;
+    dst->tokens += src->tokens;
+    dst->stamped += src->stamped;
+    dst->messages += src->messages;
+    dst->bytes += src->bytes;
+    errors_merge(&dst->errors, &src->errors);
+}
+
+/* --- derived figures ------------------------------------------------------------------- */
+
+static const double pcts[] = {50, 90, 99, 99.9};
+static const char *const pct_names[] = {"p50", "p90", "p99", "p99.9"};
+
+static double
+ms(uint64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+static double
+round3(double v)
+{
+    return round(v * 1000.0) / 1000.0;
+}
+
+static bool
+have_server(const struct lg_report *r)
+{
+    return r->server_pid > 0 && r->srv_start.ok && r->srv_connected.ok && r->srv_end.ok;
+}
+
+/* Server CPU over the streaming phase, per token delivered, in µs; < 0 if unknown. */
+static double
+cpu_us_per_token(const struct lg_report *r, const struct lg_stats *s)
+{
+    if (!have_server(r) || s->tokens == 0)
+        return -1;
+    return (r->srv_end.cpu_s - r->srv_connected.cpu_s) * 1e6 / (double)s->tokens;
+}
+
+/* Server RSS added per open connection, in bytes; < 0 if unknown. */
+static double
+rss_per_conn(const struct lg_report *r, const struct lg_stats *s)
+{
+    if (!have_server(r) || s->conns_ok == 0)
+        return -1;
+    return ((double)r->srv_connected.rss_kib - (double)r->srv_start.rss_kib) * 1024.0 /
+           (double)s->conns_ok;
+}
+
+static double
+tokens_per_s(const struct lg_report *r, const struct lg_stats *s)
+{
+    return r->stream_wall_s > 0 ? (double)s->tokens / r->stream_wall_s : 0;
+}
+
+/* --- JSON ----------------------------------------------------------------------------- */
+
+static void
+key(struct sl_buf *b, const char *k, bool *first)
+{
+    if (!*first)
+        sl_buf_append_byte(b, ',');
+    *first = false;
+    sl_jsonw_cstr(b, k);
+    sl_buf_append_byte(b, ':');
+}
+
+static void
+kv_num(struct sl_buf *b, const char *k, double v, bool *first)
+{
+    key(b, k, first);
+    sl_jsonw_double(b, round3(v));
+}
+
+static void
+kv_uint(struct sl_buf *b, const char *k, uint64_t v, bool *first)
+{
+    key(b, k, first);
+    sl_jsonw_uint(b, v);
+}
+
+static void
+kv_str(struct sl_buf *b, const char *k, const char *v, bool *first)
+{
+    key(b, k, first);
+    if (v)
+        sl_jsonw_cstr(b, v);
+    else
+        SL_JSONW_LIT(b, "null");
+}
+
+/* {"count":n,"mean":..,"p50":..,...,"max":..} in milliseconds. */
+static void
+hist_json(struct sl_buf *b, const struct lg_hist *h)
+{
+    bool first = true;
+    sl_buf_append_byte(b, '{');
+    kv_uint(b, "count", h->count, &first);
+    kv_num(b, "mean", lg_hist_mean(h) / 1000.0, &first);
+    for (size_t i = 0; i < SL_ARRAY_LEN(pcts); i++)
+        kv_num(b, pct_names[i], ms(lg_hist_percentile(h, pcts[i])), &first);
+    kv_num(b, "max", ms(h->max), &first);
+    sl_buf_append_byte(b, '}');
+}
+
+static void
+sample_json(struct sl_buf *b, const char *k, const struct lg_proc_sample *p, bool *first)
+{
+    key(b, k, first);
+    if (!p->ok) {
+        SL_JSONW_LIT(b, "null");
+        return;
+    }
+    bool f = true;
+    sl_buf_append_byte(b, '{');
+    kv_num(b, "cpu_s", p->cpu_s, &f);
+    kv_uint(b, "rss_kib", p->rss_kib, &f);
+    sl_buf_append_byte(b, '}');
+}
+
+void
+lg_report_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stats *s)
+{
+    bool first = true;
+    sl_buf_append_byte(b, '{');
+    kv_str(b, "label", r->label, &first);
+    kv_str(b, "mode", r->mode, &first);
+    kv_str(b, "target", r->target, &first);
+    kv_str(b, "model", r->model, &first);
+    kv_uint(b, "threads", r->threads, &first);
+    kv_uint(b, "connections", r->connections, &first);
+    kv_uint(b, "streams_per_connection", r->streams_per_conn, &first);
+    kv_uint(b, "concurrency", r->concurrency, &first);
+    kv_num(b, "idle_s", r->idle_s, &first);
+    kv_num(b, "spread_s", r->spread_s, &first);
+    key(b, "ok", &first);
+    if (s->errors.total == 0 && !r->timed_out)
+        SL_JSONW_LIT(b, "true");
+    else
+        SL_JSONW_LIT(b, "false");
+
+    key(b, "connect", &first);
+    {
+        bool f = true;
+        sl_buf_append_byte(b, '{');
+        kv_uint(b, "ok", s->conns_ok, &f);
+        kv_uint(b, "failed", s->conns_failed, &f);
+        kv_num(b, "wall_s", r->connect_wall_s, &f);
+        key(b, "ms", &f);
+        hist_json(b, &s->connect);
+        key(b, "auth_ms", &f);
+        hist_json(b, &s->auth);
+        sl_buf_append_byte(b, '}');
+    }
+    key(b, "streams", &first);
+    {
+        bool f = true;
+        sl_buf_append_byte(b, '{');
+        kv_uint(b, "ok", s->streams_ok, &f);
+        kv_uint(b, "failed", s->streams_failed, &f);
+        kv_num(b, "wall_s", r->stream_wall_s, &f);
+        sl_buf_append_byte(b, '}');
+    }
+    key(b, "tokens", &first);
+    {
+        bool f = true;
+        sl_buf_append_byte(b, '{');
+        kv_uint(b, "total", s->tokens, &f);
+        kv_uint(b, "stamped", s->stamped, &f);
+        kv_num(b, "per_s", tokens_per_s(r, s), &f);
+        kv_uint(b, "messages", s->messages, &f);
+        kv_uint(b, "bytes", s->bytes, &f);
+        sl_buf_append_byte(b, '}');
+    }
+    key(b, "latency_ms", &first);
+    hist_json(b, &s->latency);
+    key(b, "ttft_ms", &first);
+    hist_json(b, &s->ttft);
+
+    key(b, "errors", &first);
+    {
+        bool f = true;
+        sl_buf_append_byte(b, '{');
+        kv_uint(b, "total", s->errors.total + (r->timed_out ? 1 : 0), &f);
+        key(b, "by_code", &f);
+        bool g = true;
+        sl_buf_append_byte(b, '{');
+        for (unsigned i = 0; i < s->errors.n; i++)
+            kv_uint(b, s->errors.e[i].name, s->errors.e[i].count, &g);
+        if (r->timed_out)
+            kv_uint(b, r->interrupted ? "INTERRUPTED" : "RUN_TIMEOUT", 1, &g);
+        sl_buf_append_byte(b, '}');
+        sl_buf_append_byte(b, '}');
+    }
+
+    key(b, "server", &first);
+    if (r->server_pid <= 0) {
+        SL_JSONW_LIT(b, "null");
+    } else {
+        bool f = true;
+        sl_buf_append_byte(b, '{');
+        kv_uint(b, "pid", (uint64_t)r->server_pid, &f);
+        sample_json(b, "start", &r->srv_start, &f);
+        sample_json(b, "connected", &r->srv_connected, &f);
+        sample_json(b, "end", &r->srv_end, &f);
+        double cpt = cpu_us_per_token(r, s);
+        double rpc = rss_per_conn(r, s);
+        if (have_server(r)) {
+            kv_num(b, "connect_cpu_s", r->srv_connected.cpu_s - r->srv_start.cpu_s, &f);
+            kv_num(b, "stream_cpu_s", r->srv_end.cpu_s - r->srv_connected.cpu_s, &f);
+        }
+        key(b, "cpu_us_per_token", &f);
+        if (cpt >= 0)
+            sl_jsonw_double(b, round3(cpt));
+        else
+            SL_JSONW_LIT(b, "null");
+        key(b, "rss_bytes_per_connection", &f);
+        if (have_server(r) && s->conns_ok > 0)
+            sl_jsonw_double(b, round(rpc));
+        else
+            SL_JSONW_LIT(b, "null");
+        sl_buf_append_byte(b, '}');
+    }
+    key(b, "loadgen", &first);
+    {
+        bool f = true;
+        sl_buf_append_byte(b, '{');
+        kv_num(b, "cpu_s", r->loadgen_cpu_s, &f);
+        sl_buf_append_byte(b, '}');
+    }
+    sl_buf_append_byte(b, '}');
+}
+
+/* --- table ---------------------------------------------------------------------------- */
+
+static void
+hist_row(FILE *f, const char *name, const struct lg_hist *h)
+{
+    fprintf(f, "  %-10s %9llu", name, (unsigned long long)h->count);
+    if (h->count == 0) {
+        fputs("        -        -        -        -        -\n", f);
+        return;
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(pcts); i++)
+        fprintf(f, " %8.3f", ms(lg_hist_percentile(h, pcts[i])));
+    fprintf(f, " %8.3f\n", ms(h->max));
+}
+
+static const char *
+si(double v, char *buf, size_t n)
+{
+    if (v >= 1e6)
+        snprintf(buf, n, "%.2fM", v / 1e6);
+    else if (v >= 1e4)
+        snprintf(buf, n, "%.1fk", v / 1e3);
+    else
+        snprintf(buf, n, "%.0f", v);
+    return buf;
+}
+
+void
+lg_report_table(FILE *f, const struct lg_report *r, const struct lg_stats *s)
+{
+    char b1[32];
+    if (r->label)
+        fprintf(f, "[%s] ", r->label);
+    fprintf(f, "%s %s", r->mode, r->target);
+    if (r->model)
+        fprintf(f, "  model %s", r->model);
+    fputc('\n', f);
+    fprintf(f, "  connections %llu ok, %llu failed (of %llu) in %.2f s",
+            (unsigned long long)s->conns_ok, (unsigned long long)s->conns_failed,
+            (unsigned long long)r->connections, r->connect_wall_s);
+    if (r->idle_s > 0)
+        fprintf(f, ", held idle %.1f s", r->idle_s);
+    fputc('\n', f);
+    if (r->streams_per_conn > 0) {
+        fprintf(
+            f, "  streams     %llu ok, %llu failed (%llu per connection, %llu at once) in %.2f s\n",
+            (unsigned long long)s->streams_ok, (unsigned long long)s->streams_failed,
+            (unsigned long long)r->streams_per_conn, (unsigned long long)r->concurrency,
+            r->stream_wall_s);
+        fprintf(f, "  tokens      %llu = %s tokens/s (%llu stamped)\n",
+                (unsigned long long)s->tokens, si(tokens_per_s(r, s), b1, sizeof(b1)),
+                (unsigned long long)s->stamped);
+    }
+    fprintf(f, "  %-10s %9s %8s %8s %8s %8s %8s   (ms)\n", "", "count", "p50", "p90", "p99",
+            "p99.9", "max");
+    if (r->streams_per_conn > 0) {
+        hist_row(f, "latency", &s->latency);
+        hist_row(f, "ttft", &s->ttft);
+    }
+    hist_row(f, "connect", &s->connect);
+    if (s->auth.count)
+        hist_row(f, "auth", &s->auth);
+    if (s->errors.total == 0 && !r->timed_out) {
+        fputs("  errors      none\n", f);
+    } else {
+        fprintf(f, "  errors      %llu:", (unsigned long long)s->errors.total);
+        for (unsigned i = 0; i < s->errors.n; i++)
+            fprintf(f, " %s=%llu", s->errors.e[i].name, (unsigned long long)s->errors.e[i].count);
+        if (r->timed_out)
+            fputs(r->interrupted ? " INTERRUPTED" : " RUN_TIMEOUT", f);
+        fputc('\n', f);
+    }
+    if (r->server_pid > 0) {
+        if (!have_server(r)) {
+            fprintf(f, "  server      pid %d: /proc samples unavailable\n", r->server_pid);
+        } else {
+            fprintf(
+                f,
+                "  server      pid %d: rss %llu KiB at start, %llu KiB connected (%.0f B/conn), "
+                "%llu KiB at end\n",
+                r->server_pid, (unsigned long long)r->srv_start.rss_kib,
+                (unsigned long long)r->srv_connected.rss_kib, rss_per_conn(r, s),
+                (unsigned long long)r->srv_end.rss_kib);
+            fprintf(f, "              cpu %.2f s connecting, %.2f s streaming",
+                    r->srv_connected.cpu_s - r->srv_start.cpu_s,
+                    r->srv_end.cpu_s - r->srv_connected.cpu_s);
+            double cpt = cpu_us_per_token(r, s);
+            if (cpt >= 0)
+                fprintf(f, " = %.2f µs/token", cpt);
+            fputc('\n', f);
+        }
+    }
+    fprintf(f, "  loadgen     cpu %.2f s\n", r->loadgen_cpu_s);
+}

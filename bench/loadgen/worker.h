@@ -1,0 +1,226 @@
+/*
+ * One load-generator thread: a libuv loop driving its share of the connections.
+ *
+ * Connection i of the run belongs to worker i % threads. A worker goes through the run's
+ * phases on the main thread's command (lg_worker_command, through a uv_async):
+ *
+ *   connect   opens its connections at once from lg_worker_start(), never more than its
+ *             share of --ramp handshakes in progress, so that neither side drops SYNs;
+ *             a connection is resolved when it is ready (authenticated, or connected for
+ *             the HTTP baseline) or has failed;
+ *   stream    LG_CMD_STREAM: starts the streams (each connection's first one at its offset
+ *             within --spread), K at once per connection, the next as soon as one ends;
+ *   close     LG_CMD_CLOSE: closes every connection politely (WebSocket close 1000),
+ *             forcing those still open after a grace period; the loop then ends.
+ *   abort     LG_CMD_ABORT (run timeout, SIGINT): what has not finished counts as a
+ *             TIMEOUT error, then as close.
+ *
+ * The worker's progress is published into atomics once per loop turn for the main thread's
+ * progress line and phase changes; its detailed stats are read only after the thread ended.
+ *
+ * The connection protocols (wsconn.c: sluice's native WebSocket protocol; sseconn.c: plain
+ * HTTP/1.1 SSE straight to the mock, the no-gateway baseline) plug in through
+ * struct lg_proto_ops; this file owns sockets, ramp, scheduling and accounting.
+ */
+#ifndef LG_WORKER_H
+#define LG_WORKER_H
+
+#include <http_parser.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+#include <wslay/wslay.h>
+
+#include "base/buf.h"
+#include "stats.h"
+#include "upstream/sse.h"
+
+enum lg_mode { LG_MODE_NATIVE, LG_MODE_BASELINE };
+enum lg_auth { LG_AUTH_QUERY, LG_AUTH_HEADER, LG_AUTH_MESSAGE, LG_AUTH_NONE };
+
+/* The run's settings, shared read-only by every worker. */
+struct lg_config {
+    enum lg_mode mode;
+    struct sockaddr_storage addr; /* the target */
+    unsigned nsrc;                /* > 0: bind connection i to 127.0.0.(1 + i % nsrc) */
+    uint32_t connections;         /* sockets in this run (the baseline opens C x K) */
+    uint32_t streams;             /* per connection, in total; 0 = idle */
+    uint32_t concurrency;         /* per connection, at once */
+    uint64_t spread_ms;           /* first streams' start offsets spread over this */
+    unsigned ramp;                /* handshakes in progress, all workers together */
+    unsigned threads;
+    uint64_t handshake_timeout_ms; /* connect + upgrade + ready, per connection */
+    uint64_t expect_tokens;        /* > 0: a stream delivering another count is an error */
+    enum lg_auth auth;
+    /* Prebuilt bytes. Native: `handshake` is the upgrade request up to and without the
+     * Sec-WebSocket-Key header line; `chat_head` + id + `chat_tail` is a chat message;
+     * `auth_msg` the auth message (auth=message). Baseline: `request` is one whole HTTP
+     * request, sent as is for every stream. */
+    struct sl_buf handshake, chat_head, chat_tail, auth_msg, request;
+};
+
+enum lg_cmd { LG_CMD_NONE, LG_CMD_STREAM, LG_CMD_CLOSE, LG_CMD_ABORT };
+
+/* Published by a worker once per loop turn, read by the main thread. */
+struct lg_progress {
+    _Atomic uint64_t resolved; /* connections ready or failed (connect phase) */
+    _Atomic uint64_t ready;
+    _Atomic uint64_t failed;
+    _Atomic uint64_t finished; /* connections with nothing more to do in the stream phase */
+    _Atomic uint64_t streams_ok, streams_failed, tokens, errors;
+    _Atomic uint64_t last_end_us; /* when the last stream ended */
+    _Atomic uint64_t lat_max_us;  /* largest token latency since the main thread last took it */
+    _Atomic bool exited;          /* the loop has ended */
+};
+
+enum lg_conn_state {
+    LG_CONN_INIT,
+    LG_CONN_CONNECTING,
+    LG_CONN_HANDSHAKE, /* native: upgrade sent / auth pending */
+    LG_CONN_READY,
+    LG_CONN_CLOSING, /* we asked to close */
+    LG_CONN_CLOSED,  /* uv_close called */
+};
+
+struct lg_slot {
+    uint32_t n; /* the stream's number on its connection (its id) */
+    bool active;
+    bool first;         /* first token seen */
+    uint64_t tokens;    /* received */
+    uint64_t t_sent_us; /* request written */
+};
+
+struct lg_worker;
+
+struct lg_conn {
+    uv_tcp_t tcp;
+    struct lg_worker *w;
+    uint32_t index; /* in the whole run */
+    uint8_t state;
+    bool writing;
+    bool failed;
+    bool finished;    /* counted in progress.finished */
+    uint32_t started; /* streams started */
+    uint32_t ended;   /* streams ended, ok or not */
+    uint32_t active;
+    uint64_t t0_us;         /* connect() called */
+    uint64_t t_tcp_us;      /* established */
+    struct sl_buf out;      /* bytes to write */
+    struct sl_buf inflight; /* bytes of the write in flight */
+    uv_write_t wreq;
+    struct lg_slot *slots; /* concurrency entries, from the stream phase on */
+    union {
+        struct {
+            wslay_event_context_ptr ctx;
+            const uint8_t *rp; /* the read being fed to wslay */
+            size_t rn;
+            struct sl_buf hs; /* the upgrade response until its blank line */
+            char key[32];     /* Sec-WebSocket-Key sent */
+        } ws;
+        struct {
+            http_parser hp;
+            struct sl_sse sse;
+            bool sse_live;
+            bool complete; /* the response ended (set by the parser callback) */
+            bool done_seen;
+            bool error_seen;
+            bool keep_alive;
+        } http;
+    } u;
+};
+
+struct lg_proto_ops {
+    /* TCP is up: send the upgrade (native) or become ready (baseline). */
+    void (*connected)(struct lg_conn *c);
+    /* Bytes read; the worker's now_us is their arrival time. */
+    void (*read)(struct lg_conn *c, const char *p, size_t n);
+    /* Send the request of the stream in slot s (s->n is its number). */
+    void (*start_stream)(struct lg_conn *c, struct lg_slot *s);
+    /* Begin a polite close of a ready connection (the worker forces it later). */
+    void (*close)(struct lg_conn *c);
+    /* Release what the protocol holds (called once, from the close callback). */
+    void (*cleanup)(struct lg_conn *c);
+};
+
+extern const struct lg_proto_ops lg_wsconn_ops;
+extern const struct lg_proto_ops lg_sseconn_ops;
+
+struct lg_worker {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t async;
+    uv_timer_t timer; /* stream start offsets, then the close deadline */
+    uv_timer_t sweep; /* handshake timeouts, during the connect phase */
+    uv_check_t check; /* publishes progress */
+    const struct lg_config *cfg;
+    const struct lg_proto_ops *ops;
+    unsigned id;
+    struct lg_conn *conns;
+    uint32_t nconns;
+    uint32_t ramp_next, ramp_pending, ramp_max;
+    bool in_ramp;
+    uint32_t sweep_from;  /* connections before it are past their handshake */
+    uint32_t open;        /* connections whose handle is not closed yet */
+    uint32_t spread_next; /* next connection to start in the stream phase */
+    int phase;            /* the last command applied */
+    _Atomic int cmd;      /* set by the main thread before uv_async_send */
+    uint64_t now_us;      /* arrival time of the read being processed */
+    uint64_t stream_t0_us;
+    uint64_t last_end_us;
+    uint64_t ivl_max_us; /* largest token latency since the last publish */
+    uint64_t finished;
+    uint64_t resolved;
+    uint64_t prng;
+    struct lg_stats stats;
+    struct lg_progress progress;
+    char rbuf[64 * 1024]; /* one read buffer for all connections: reads are processed whole */
+};
+
+/* Prepares worker id of nthreads (conns i with i % nthreads == id). Call on the main thread. */
+void lg_worker_init(struct lg_worker *w, const struct lg_config *cfg, unsigned id);
+
+/* Runs the worker's loop in a new thread, starting with the connect phase. */
+int lg_worker_start(struct lg_worker *w);
+
+/* Asks the worker to apply a command (any thread). */
+void lg_worker_command(struct lg_worker *w, enum lg_cmd cmd);
+
+/* Joins the thread and frees the loop's resources; stats stay readable. */
+void lg_worker_join(struct lg_worker *w);
+void lg_worker_cleanup(struct lg_worker *w);
+
+/* --- for the protocols ----------------------------------------------------------------- */
+
+uint64_t lg_now_us(void);
+uint64_t lg_worker_rand(struct lg_worker *w);
+
+/* Appends bytes to the connection's output and writes them out (now, or when possible). */
+void lg_conn_write(struct lg_conn *c, const void *p, size_t n);
+void lg_conn_flush(struct lg_conn *c);
+
+/* The connection is ready (native: `ready` received): counts it, takes the next ramp step. */
+void lg_conn_ready(struct lg_conn *c);
+
+/* Counts an error and fails the connection: its unfinished streams fail, the socket closes. */
+void lg_conn_fail(struct lg_conn *c, const char *code);
+
+/* Closes the socket (quietly: no error). */
+void lg_conn_close(struct lg_conn *c);
+
+/* The slot of stream number n, or NULL. */
+struct lg_slot *lg_conn_slot(struct lg_conn *c, uint32_t n);
+
+/* Records a token arrival on slot s: `stamps` stamps were found (latency already recorded
+ * by the caller through lg_conn_stamp), or none (count = 1 token without latency). */
+void lg_slot_tokens(struct lg_conn *c, struct lg_slot *s, uint64_t stamps);
+
+/* Latency of one stamped token: now_us - stamp. */
+void lg_conn_stamp(void *conn, uint64_t stamp_us);
+
+/* The stream in slot s ended: ok, or failed with error code `code` (counted). Starts the
+ * connection's next stream, if any. */
+void lg_slot_end(struct lg_conn *c, struct lg_slot *s, const char *code);
+
+#endif

@@ -1,0 +1,383 @@
+/*
+ * sluice's native protocol over WebSocket, client side (lg_wsconn_ops).
+ *
+ * The upgrade handshake is written and checked here (status 101 and the
+ * Sec-WebSocket-Accept of our key); frames go through wslay's event API in client mode,
+ * which masks what we send (genmask from the worker's PRNG) and answers pings by itself.
+ * Delta frames, the bulk of the traffic, are recognised by scan.c without a JSON parse;
+ * the few other messages of a stream are parsed with jansson.
+ */
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/alloc.h"
+#include "base/util.h"
+#include "scan.h"
+#include "worker.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define MAX_HANDSHAKE_BYTES (16 * 1024)
+
+/* --- wslay callbacks ---------------------------------------------------------------------- */
+
+static ssize_t
+on_ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+    struct lg_conn *c = ud;
+    (void)flags;
+    if (c->u.ws.rn == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < c->u.ws.rn ? len : c->u.ws.rn;
+    memcpy(buf, c->u.ws.rp, n);
+    c->u.ws.rp += n;
+    c->u.ws.rn -= n;
+    return (ssize_t)n;
+}
+
+/* Frames are collected in the connection's output and written by lg_conn_flush(). */
+static ssize_t
+on_ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    struct lg_conn *c = ud;
+    (void)ctx;
+    (void)flags;
+    sl_buf_append(&c->out, data, len);
+    return (ssize_t)len;
+}
+
+static int
+on_ws_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *ud)
+{
+    struct lg_conn *c = ud;
+    (void)ctx;
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t r = lg_worker_rand(c->w);
+        memcpy(buf + i, &r, len - i < 8 ? len - i : 8);
+    }
+    return 0;
+}
+
+/* --- messages ----------------------------------------------------------------------------- */
+
+static struct lg_slot *
+slot_of(struct lg_conn *c, struct sl_slice id)
+{
+    uint32_t n;
+    if (lg_scan_u32(id, &n) != 0)
+        return NULL;
+    return lg_conn_slot(c, n);
+}
+
+static void
+on_delta(struct lg_conn *c, struct sl_slice id, struct sl_slice text, bool tool)
+{
+    struct lg_slot *s = slot_of(c, id);
+    if (s == NULL) {
+        lg_errors_add_str(&c->w->stats.errors, "UNEXPECTED_ID");
+        return;
+    }
+    size_t stamps = tool ? 0 : lg_scan_stamps(text.ptr, text.len, lg_conn_stamp, c);
+    lg_slot_tokens(c, s, stamps);
+}
+
+/* Everything but the common delta layout: a few messages per stream. */
+static void
+on_other(struct lg_conn *c, const char *msg, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(msg, len, 0, &jerr);
+    const char *type = json_string_value(json_object_get(root, "type"));
+    if (type == NULL) {
+        lg_errors_add_str(&c->w->stats.errors, "BAD_MESSAGE");
+        goto out;
+    }
+    json_t *jid = json_object_get(root, "id");
+    struct sl_slice id = sl_slice_make("", 0);
+    if (json_is_string(jid))
+        id = sl_slice_make(json_string_value(jid), json_string_length(jid));
+
+    if (strcmp(type, "ready") == 0) {
+        if (c->state == LG_CONN_HANDSHAKE)
+            lg_conn_ready(c);
+    } else if (strcmp(type, "done") == 0) {
+        struct lg_slot *s = slot_of(c, id);
+        if (s)
+            lg_slot_end(c, s, NULL);
+        else
+            lg_errors_add_str(&c->w->stats.errors, "UNEXPECTED_ID");
+    } else if (strcmp(type, "error") == 0 || strcmp(type, "cancelled") == 0) {
+        const char *code =
+            type[0] == 'c' ? "CANCELLED" : json_string_value(json_object_get(root, "code"));
+        if (code == NULL)
+            code = "ERROR";
+        struct lg_slot *s = json_is_string(jid) ? slot_of(c, id) : NULL;
+        if (s)
+            lg_slot_end(c, s, code);
+        else if (c->state == LG_CONN_HANDSHAKE)
+            lg_conn_fail(c, code); /* authentication refused */
+        else
+            lg_errors_add_str(&c->w->stats.errors, code);
+    } else if (strcmp(type, "delta") == 0) {
+        /* A delta laid out otherwise than sluice renders it today. */
+        json_t *text = json_object_get(root, "text");
+        bool tool = !json_is_string(text);
+        on_delta(c, id,
+                 tool ? sl_slice_make("", 0)
+                      : sl_slice_make(json_string_value(text), json_string_length(text)),
+                 tool);
+    }
+    /* start, progress, pong: nothing to measure. */
+out:
+    json_decref(root);
+}
+
+static void
+on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    struct lg_conn *c = ud;
+    (void)ctx;
+    if (c->state == LG_CONN_CLOSED)
+        return;
+    c->w->stats.messages++;
+    if (arg->opcode == WSLAY_TEXT_FRAME) {
+        const char *msg = (const char *)arg->msg;
+        struct lg_delta d;
+        if (lg_scan_native_delta(msg, arg->msg_length, &d))
+            on_delta(c, d.id, d.text, d.tool);
+        else
+            on_other(c, msg, arg->msg_length);
+    } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+        if (c->state != LG_CONN_CLOSING) {
+            char code[32];
+            snprintf(code, sizeof(code), "CLOSE_%u", (unsigned)arg->status_code);
+            lg_conn_fail(c, code);
+        }
+    } else if (arg->opcode == WSLAY_BINARY_FRAME) {
+        lg_errors_add_str(&c->w->stats.errors, "BINARY_FRAME");
+    }
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+    .recv_callback = on_ws_recv,
+    .send_callback = on_ws_send,
+    .genmask_callback = on_ws_genmask,
+    .on_msg_recv_callback = on_ws_msg,
+};
+
+/* Sends what wslay has queued; closes the socket once both directions are shut. */
+static void
+ws_pump(struct lg_conn *c)
+{
+    wslay_event_context_ptr ctx = c->u.ws.ctx;
+    if (c->state == LG_CONN_CLOSED)
+        return;
+    if (wslay_event_want_write(ctx) && wslay_event_send(ctx) != 0) {
+        lg_conn_fail(c, "WS_SEND");
+        return;
+    }
+    lg_conn_flush(c);
+    if (c->state == LG_CONN_CLOSING && !wslay_event_want_read(ctx) &&
+        !wslay_event_want_write(ctx) && !c->writing)
+        lg_conn_close(c);
+}
+
+static void
+queue_text(struct lg_conn *c, const char *p, size_t n)
+{
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)p, n};
+    if (wslay_event_queue_msg(c->u.ws.ctx, &m) != 0) {
+        lg_conn_fail(c, "WS_QUEUE");
+        return;
+    }
+    ws_pump(c);
+}
+
+/* --- handshake ---------------------------------------------------------------------------- */
+
+static void
+ws_connected(struct lg_conn *c)
+{
+    const struct lg_config *cfg = c->w->cfg;
+    uint8_t raw[16];
+    uint64_t r1 = lg_worker_rand(c->w), r2 = lg_worker_rand(c->w);
+    memcpy(raw, &r1, 8);
+    memcpy(raw + 8, &r2, 8);
+    sl_base64_encode(c->u.ws.key, raw, sizeof(raw));
+    sl_buf_append(&c->out, sl_buf_ptr(&cfg->handshake), sl_buf_len(&cfg->handshake));
+    sl_buf_append_str(&c->out, "Sec-WebSocket-Key: ");
+    sl_buf_append_str(&c->out, c->u.ws.key);
+    sl_buf_append_str(&c->out, "\r\n\r\n");
+    lg_conn_flush(c);
+}
+
+/* The value of header `name` in a response head, or an empty slice. */
+static struct sl_slice
+header(const char *head, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+    const char *p = memchr(head, '\n', len);
+    const char *end = head + len;
+    while (p != NULL && p + 1 < end) {
+        p++;
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            return sl_slice_make(v, (size_t)(ve - v));
+        }
+        p = eol;
+    }
+    return sl_slice_make("", 0);
+}
+
+/* Checks the upgrade response (head: up to and including the blank line). 0 if accepted,
+ * else an error code written to code[n]. */
+static int
+check_upgrade(struct lg_conn *c, const char *head, size_t len, char *code, size_t n)
+{
+    int status = 0;
+    if (len < 12 || memcmp(head, "HTTP/1.", 7) != 0 || sscanf(head + 9, "%3d", &status) != 1) {
+        snprintf(code, n, "BAD_HANDSHAKE");
+        return -1;
+    }
+    if (status != 101) {
+        snprintf(code, n, "HTTP_%d", status);
+        return -1;
+    }
+    char concat[64];
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char want[32];
+    int cl = snprintf(concat, sizeof(concat), "%s%s", c->u.ws.key, WS_GUID);
+    SHA1((const unsigned char *)concat, (size_t)cl, digest);
+    sl_base64_encode(want, digest, sizeof(digest));
+    struct sl_slice got = header(head, len, "Sec-WebSocket-Accept");
+    if (!sl_slice_eq(got, want)) {
+        snprintf(code, n, "BAD_ACCEPT");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+feed(struct lg_conn *c, const char *p, size_t n)
+{
+    c->u.ws.rp = (const uint8_t *)p;
+    c->u.ws.rn = n;
+    if (wslay_event_recv(c->u.ws.ctx) != 0) {
+        if (c->state == LG_CONN_CLOSING)
+            lg_conn_close(c);
+        else
+            lg_conn_fail(c, "WS_PROTOCOL");
+        return;
+    }
+    c->u.ws.rn = 0;
+    ws_pump(c);
+}
+
+static void
+ws_read(struct lg_conn *c, const char *p, size_t n)
+{
+    if (c->u.ws.ctx != NULL) {
+        feed(c, p, n);
+        return;
+    }
+    /* Still reading the upgrade response. */
+    struct sl_buf *hs = &c->u.ws.hs;
+    size_t before = sl_buf_len(hs);
+    sl_buf_append(hs, p, n);
+    const char *h = sl_buf_ptr(hs);
+    size_t from = before > 3 ? before - 3 : 0;
+    const char *end = memmem(h + from, sl_buf_len(hs) - from, "\r\n\r\n", 4);
+    if (end == NULL) {
+        if (sl_buf_len(hs) > MAX_HANDSHAKE_BYTES)
+            lg_conn_fail(c, "BAD_HANDSHAKE");
+        return;
+    }
+    size_t head_len = (size_t)(end - h) + 4;
+    char code[40];
+    if (check_upgrade(c, h, head_len, code, sizeof(code)) != 0) {
+        lg_conn_fail(c, code);
+        return;
+    }
+    if (wslay_event_context_client_init(&c->u.ws.ctx, &ws_callbacks, c) != 0)
+        sl_panic("wslay: out of memory");
+    /* What came after the head is WebSocket already (the `ready` message, with ?token=).
+     * The bytes of p past the head are those of hs past it. */
+    size_t rest = sl_buf_len(hs) - head_len;
+    const char *tail = p + (n - rest);
+    if (c->w->cfg->auth == LG_AUTH_MESSAGE) {
+        const struct sl_buf *am = &c->w->cfg->auth_msg;
+        queue_text(c, sl_buf_ptr(am), sl_buf_len(am));
+        if (c->state == LG_CONN_CLOSED)
+            return;
+    }
+    if (rest > 0)
+        feed(c, tail, rest);
+    sl_buf_free(hs);
+}
+
+/* --- streams and close -------------------------------------------------------------------- */
+
+static void
+ws_start_stream(struct lg_conn *c, struct lg_slot *s)
+{
+    const struct lg_config *cfg = c->w->cfg;
+    char msg[512];
+    struct sl_buf b = SL_BUF_INIT;
+    size_t hl = sl_buf_len(&cfg->chat_head), tl = sl_buf_len(&cfg->chat_tail);
+    char num[16];
+    int nl = snprintf(num, sizeof(num), "%u", s->n);
+    size_t total = hl + (size_t)nl + tl;
+    const char *p = msg;
+    if (total <= sizeof(msg)) {
+        memcpy(msg, sl_buf_ptr(&cfg->chat_head), hl);
+        memcpy(msg + hl, num, (size_t)nl);
+        memcpy(msg + hl + (size_t)nl, sl_buf_ptr(&cfg->chat_tail), tl);
+    } else {
+        sl_buf_append(&b, sl_buf_ptr(&cfg->chat_head), hl);
+        sl_buf_append(&b, num, (size_t)nl);
+        sl_buf_append(&b, sl_buf_ptr(&cfg->chat_tail), tl);
+        p = sl_buf_ptr(&b);
+    }
+    queue_text(c, p, total);
+    sl_buf_free(&b);
+}
+
+static void
+ws_close(struct lg_conn *c)
+{
+    if (c->u.ws.ctx == NULL) {
+        lg_conn_close(c);
+        return;
+    }
+    wslay_event_queue_close(c->u.ws.ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+    ws_pump(c);
+}
+
+static void
+ws_cleanup(struct lg_conn *c)
+{
+    if (c->u.ws.ctx)
+        wslay_event_context_free(c->u.ws.ctx);
+    c->u.ws.ctx = NULL;
+    sl_buf_free(&c->u.ws.hs);
+}
+
+const struct lg_proto_ops lg_wsconn_ops = {
+    .connected = ws_connected,
+    .read = ws_read,
+    .start_stream = ws_start_stream,
+    .close = ws_close,
+    .cleanup = ws_cleanup,
+};

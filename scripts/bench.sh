@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# The benchmark table (`make bench`, docs/performance.md).
+#
+# Starts the mock upstream (build/sluice-mock, synthetic streams only) and, for each
+# scenario, a fresh release sluice (build/sluice) whose models point at it; runs
+# build/sluice-loadgen through sluice and then the same load straight at the mock (the
+# no-gateway baseline), and prints one table. The loadgen samples the server's CPU time and
+# RSS from /proc, so everything runs on this host.
+#
+#   (a) A_CONNS connections x 1 stream x A_TOKENS tokens as fast as the upstream sends,
+#       with 1 and with 2 sluice workers
+#   (b) B_CONNS connections x 1 stream x B_TOKENS tokens at B_RATE tokens/s
+#   (c) C_CONNS idle authenticated connections: sluice's RSS per connection
+#   (d) sluice CPU-seconds per million tokens (= CPU-µs per token) of (a) and (b)
+#
+# Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
+# of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c runs a subset;
+# BENCH_SWEEP="500 1000 2000" also runs (b) at each of these connection counts and prints
+# where sluice's added latency stays small (capacity planning); BENCH_PERF=1 records each run through sluice with `perf record -g` into
+# $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`).
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SLUICE=$ROOT/build/sluice
+MOCK=$ROOT/build/sluice-mock
+LOADGEN=$ROOT/build/sluice-loadgen
+OUT=${BENCH_OUT:-$ROOT/build/bench}
+
+A_CONNS=${A_CONNS:-1000}
+A_TOKENS=${A_TOKENS:-500}
+B_CONNS=${B_CONNS:-5000}
+B_TOKENS=${B_TOKENS:-200}
+B_RATE=${B_RATE:-20}
+B_SPREAD=${B_SPREAD:-2s}
+C_CONNS=${C_CONNS:-15000}
+C_HOLD=${C_HOLD:-3s}
+ONLY=${BENCH_ONLY:-a,b,c}
+SWEEP=${BENCH_SWEEP:-}
+PERF=${BENCH_PERF:-0}
+
+for b in "$SLUICE" "$MOCK" "$LOADGEN"; do
+    [ -x "$b" ] || { echo "bench: $b is missing (run make)" >&2; exit 2; }
+done
+command -v jq >/dev/null || { echo "bench: jq is needed to print the table" >&2; exit 2; }
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+}
+trap cleanup EXIT
+
+# Waits until file $1 has a line matching $2 (or the process $3 died); prints the match.
+wait_line() {
+    local i
+    for i in $(seq 1 200); do
+        if grep -qE "$2" "$1" 2>/dev/null; then
+            grep -oE "$2" "$1" | head -1
+            return 0
+        fi
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "bench: no '$2' in $1" >&2
+    cat "$1" >&2
+    return 1
+}
+
+# --- the mock upstream ---------------------------------------------------------------------
+mkdir -p "$OUT/fixtures"
+echo '{"fixtures":[]}' >"$OUT/fixtures/index.json"
+"$MOCK" --listen 127.0.0.1:0 --fixtures "$OUT/fixtures" --log-cap 100 \
+    >"$OUT/mock.out" 2>"$OUT/mock.err" &
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
+MOCK_ADDR=$(wait_line "$OUT/mock.out" '127\.0\.0\.1:[0-9]+' "$MOCK_PID") || exit 1
+MOCK_URL="http://$MOCK_ADDR/v1"
+
+SCEN_A="synth:tokens=$A_TOKENS,ts=1"
+SCEN_B="synth:tokens=$B_TOKENS,rate=$B_RATE,ts=1"
+KEY="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
+
+# --- sluice ------------------------------------------------------------------------------------
+SLUICE_PID=
+SLUICE_URL=
+start_sluice() { # workers name
+    local cfg="$OUT/sluice-$2.yaml"
+    cat >"$cfg" <<EOF
+listen: 127.0.0.1:0
+workers: $1
+auth:
+  jwt: { secret: "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" }
+  api_keys: [ { name: bench, sha256: "$KEY_SHA" } ]
+limits:
+  max_connections: 1000000
+  max_streams_per_connection: 64
+  messages_per_minute: 1000000
+  auth_timeout: 60s
+heartbeat: { interval: 1h, timeout: 2h }
+shutdown: { drain_timeout: 1s }
+log: { level: warn }
+providers:
+  mock:
+    kind: openai
+    base_url: "$MOCK_URL"
+    api_key: x
+    max_connections: 10000
+    max_retries: 0
+    first_byte_timeout: 60s
+    idle_timeout: 60s
+models:
+  bench-a: { provider: mock, upstream_model: "$SCEN_A" }
+  bench-b: { provider: mock, upstream_model: "$SCEN_B" }
+EOF
+    "$SLUICE" -c "$cfg" >"$OUT/sluice-$2.out" 2>"$OUT/sluice-$2.err" &
+    SLUICE_PID=$!
+    PIDS+=("$SLUICE_PID")
+    local addr
+    addr=$(wait_line "$OUT/sluice-$2.out" 'listening on http://[^ ]+' "$SLUICE_PID") || return 1
+    SLUICE_URL="ws://${addr#listening on http://}/ws"
+}
+
+stop_sluice() {
+    kill -TERM "$SLUICE_PID" 2>/dev/null
+    wait "$SLUICE_PID" 2>/dev/null
+    SLUICE_PID=
+}
+
+STATUS=0
+run() { # name, loadgen arguments...
+    local name=$1
+    shift
+    local perf_pid=
+    if [ "$PERF" = 1 ] && [[ $name == *sluice* ]] && [ -n "$SLUICE_PID" ]; then
+        perf record -g -F 999 -p "$SLUICE_PID" -o "$OUT/perf-$name.data" \
+            >"$OUT/perf-$name.log" 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
+    local rc
+    if [ -t 2 ]; then
+        # The loadgen's live progress line goes to the terminal.
+        "$LOADGEN" --json --label "$name" "$@" >"$OUT/$name.json"
+        rc=$?
+    else
+        "$LOADGEN" --json --label "$name" --progress "$@" >"$OUT/$name.json" 2>"$OUT/$name.progress"
+        rc=$?
+    fi
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid"
+    fi
+    if [ $rc -ne 0 ]; then
+        STATUS=1
+        [ -s "$OUT/$name.json" ] || echo "{\"label\":\"$name\",\"errors\":null}" >"$OUT/$name.json"
+    fi
+    printf '  %-12s ' "$name"
+    jq -r 'if .errors == null then "no report (see \(.label).progress)" else
+        "\(.connect.ok)/\(.connections) connected in \(.connect.wall_s) s, \(.streams.ok) streams ok" +
+        (if .tokens.total > 0 then ", \(.tokens.total) tokens in \(.streams.wall_s) s" +
+            ", latency p99 \(.latency_ms.p99) ms" else "" end) +
+        ", \(.errors.total) errors" end' "$OUT/$name.json"
+}
+
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+echo "sluice benchmark: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -sr), $("$SLUICE" --version 2>/dev/null | head -1)"
+# Other processes on the machine skew every figure: say so before the table does.
+cpu_busy() { # percent of CPU time not idle over one second
+    local a b
+    read -r -a a < <(head -1 /proc/stat)
+    sleep 1
+    read -r -a b < <(head -1 /proc/stat)
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    local idle=$((b[4] - a[4] + b[5] - a[5]))
+    [ "$total" -gt 0 ] && echo $(((total - idle) * 100 / total)) || echo 0
+}
+BUSY=$(cpu_busy)
+if [ "$BUSY" -gt 10 ]; then
+    echo "warning: the machine is already ${BUSY}% busy before the benchmark starts; the figures" \
+        "below include that contention (top shows who)"
+fi
+echo "runs (JSON and logs in $OUT):"
+
+if want c; then
+    NOFILE=$(ulimit -Hn)
+    if [ "$NOFILE" != unlimited ] && [ "$C_CONNS" -gt $((NOFILE - 200)) ]; then
+        C_CONNS=$((NOFILE - 200))
+        echo "  (c) capped at $C_CONNS connections by the open-file limit $NOFILE" >&2
+    fi
+    start_sluice auto c || exit 1
+    run c-sluice -c "$C_CONNS" -s 0 --idle "$C_HOLD" --token "$KEY" \
+        --server-pid "$SLUICE_PID" "$SLUICE_URL"
+    stop_sluice
+    run c-direct -c "$C_CONNS" -s 0 --idle "$C_HOLD" --server-pid "$MOCK_PID" "$MOCK_URL"
+fi
+
+if want a; then
+    for w in 1 2; do
+        start_sluice "$w" "a$w" || exit 1
+        run "a-sluice-w$w" -c "$A_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" \
+            --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+        stop_sluice
+    done
+    run a-direct -c "$A_CONNS" -s 1 -m "$SCEN_A" --expect-tokens "$A_TOKENS" \
+        --server-pid "$MOCK_PID" "$MOCK_URL"
+fi
+
+if want b; then
+    start_sluice auto b || exit 1
+    run b-sluice -c "$B_CONNS" -s 1 -m bench-b --expect-tokens "$B_TOKENS" --spread "$B_SPREAD" \
+        --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+    stop_sluice
+    run b-direct -c "$B_CONNS" -s 1 -m "$SCEN_B" --expect-tokens "$B_TOKENS" \
+        --spread "$B_SPREAD" --server-pid "$MOCK_PID" "$MOCK_URL"
+fi
+
+for n in $SWEEP; do
+    start_sluice auto "s$n" || exit 1
+    run "sweep-$n-sluice" -c "$n" -s 1 -m bench-b --expect-tokens "$B_TOKENS" --spread "$B_SPREAD" \
+        --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+    stop_sluice
+    run "sweep-$n-direct" -c "$n" -s 1 -m "$SCEN_B" --expect-tokens "$B_TOKENS" \
+        --spread "$B_SPREAD" --server-pid "$MOCK_PID" "$MOCK_URL"
+done
+
+# --- the table ---------------------------------------------------------------------------------
+jq -s '.' "$OUT"/[abc]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
+
+jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
+      --arg B "$B_CONNS conn x $B_TOKENS tok @ $B_RATE/s" \
+      --arg C "$C_CONNS idle auth. conns" '
+  def f(x; d): if x == null then "-" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+  def k(x): if x == null then "-" elif x >= 10000 then ((x / 1000 | round | tostring) + "k") else (x | round | tostring) end;
+  def errs(r): if r.errors == null then "no run"
+               elif r.errors.total == 0 then "0"
+               else (r.errors.by_code | to_entries | map("\(.key)=\(.value)") | join(",")) end;
+  def kib(x): if x == null then "-" else ((x / 1024 * 100 | round / 100 | tostring) + " KiB") end;
+  def hv(h; p; d): if (h.count // 0) == 0 then "-" else f(h[p]; d) end;
+  def row(title; path; r):
+    [title, path, (if (r.tokens.total // 0) == 0 then "-" else k(r.tokens.per_s) end),
+     hv(r.latency_ms; "p50"; 3), hv(r.latency_ms; "p99"; 3), hv(r.latency_ms; "p99.9"; 3),
+     hv(r.latency_ms; "max"; 2), hv(r.ttft_ms; "p99"; 2), hv(r.connect.ms; "p99"; 2),
+     hv(r.connect.auth_ms; "p99"; 2),
+     f(r.server.cpu_us_per_token // null; 2),
+     (if (r.streams_per_connection // 1) == 0 then kib(r.server.rss_bytes_per_connection // null) else "-" end),
+     errs(r)];
+  (map({key: .label, value: .}) | from_entries) as $r
+  | ( ["scenario", "path", "tok/s", "lat p50", "p99", "p99.9", "max", "TTFT p99",
+       "conn p99", "auth p99", "CPU µs/tok", "RSS/conn", "errors"] ),
+    ( ["", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "server", "server", ""] ),
+    ( if $r["a-sluice-w1"] then row("(a) " + $A; "sluice 1w"; $r["a-sluice-w1"]) else empty end ),
+    ( if $r["a-sluice-w2"] then row(""; "sluice 2w"; $r["a-sluice-w2"]) else empty end ),
+    ( if $r["a-direct"] then row(""; "direct"; $r["a-direct"]) else empty end ),
+    ( if $r["b-sluice"] then row("(b) " + $B; "sluice 2w"; $r["b-sluice"]) else empty end ),
+    ( if $r["b-direct"] then row(""; "direct"; $r["b-direct"]) else empty end ),
+    ( if $r["c-sluice"] then row("(c) " + $C; "sluice 2w"; $r["c-sluice"]) else empty end ),
+    ( if $r["c-direct"] then row(""; "direct"; $r["c-direct"]) else empty end )
+  | @tsv' "$OUT/results.json" >"$OUT/table.tsv"
+
+echo
+# Columns: the first two left-aligned, the figures right-aligned.
+awk -F'\t' '
+  { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; l = length($i); if (l > w[i]) w[i] = l } n = NR; nf = NF }
+  END {
+    for (r = 1; r <= n; r++) {
+      line = ""
+      for (i = 1; i <= nf; i++) {
+        fmt = (i <= 2 || i == nf) ? "%-" w[i] "s" : "%" w[i] "s"
+        line = line sprintf(fmt, cell[r, i]) (i < nf ? "  " : "")
+      }
+      sub(/ +$/, "", line)
+      print line
+    }
+  }' "$OUT/table.tsv"
+
+echo
+jq -r '
+  (map({key: .label, value: .}) | from_entries) as $r
+  | def v(x; d): if x == null then "n/a" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+    def verdict(ok): if ok == null then "n/a" elif ok then "met" else "NOT met" end;
+    ($r["a-sluice-w1"].server.cpu_us_per_token // null) as $a1
+  | ($r["a-sluice-w2"].server.cpu_us_per_token // null) as $a2
+  | ($r["b-sluice"].server.cpu_us_per_token // null) as $b2
+  | (if $r["b-sluice"].latency_ms.p99 != null and $r["b-direct"].latency_ms.p99 != null
+     then $r["b-sluice"].latency_ms.p99 - $r["b-direct"].latency_ms.p99 else null end) as $added
+  | ($r["c-sluice"].server.rss_bytes_per_connection // null) as $rss
+  | ([.[] | select(.label | test("sluice")) | .errors.total // 1] | add // 0) as $errs
+  | "(d) sluice CPU-seconds per million tokens delivered: \(v($a1; 2)) with 1 worker, \(v($a2; 2)) with 2 workers in (a); \(v($b2; 2)) in (b)",
+    "targets (2-core machine):",
+    "  (a) <= 2 CPU-µs per token delivered:       \(v($a1; 2)) (1 worker), \(v($a2; 2)) (2 workers)  \(verdict(if $a1 == null then null else ([$a1, $a2 // $a1] | min) <= 2 end))",
+    "  (b) added delivery latency p99 <= 1 ms:     \(v($added; 3)) ms (\(v($r["b-sluice"].latency_ms.p99 // null; 3)) through sluice - \(v($r["b-direct"].latency_ms.p99 // null; 3)) direct)  \(verdict(if $added == null then null else $added <= 1 end))",
+    "  (c) <= 4 KiB RSS per idle authenticated connection: \(if $rss == null then "n/a" else v($rss / 1024; 2) + " KiB" end)  \(verdict(if $rss == null then null else $rss <= 4096 end))",
+    "  no errors in any scenario:                 \($errs) errors through sluice  \(verdict($errs == 0))"
+' "$OUT/results.json"
+if [ -n "$SWEEP" ]; then
+    echo
+    echo "(b) at other sizes: $B_TOKENS tokens per stream at $B_RATE tokens/s, starts spread over $B_SPREAD"
+    {
+        printf 'conns\toffered tok/s\tsluice p50\tp99\tp99.9\tdirect p50\tp99\tp99.9\tadded p99\tsluice µs/tok\terrors\n'
+        for n in $SWEEP; do
+            jq -r -s --arg n "$n" --arg rate "$B_RATE" '
+              def f(x): if x == null then "-" else (x * 1000 | round / 1000 | tostring) end;
+              (.[0]) as $s | (.[1]) as $d
+              | [$n, (($n | tonumber) * ($rate | tonumber) | tostring),
+                 f($s.latency_ms.p50), f($s.latency_ms.p99), f($s.latency_ms["p99.9"]),
+                 f($d.latency_ms.p50), f($d.latency_ms.p99), f($d.latency_ms["p99.9"]),
+                 f(if $s.latency_ms.p99 != null and $d.latency_ms.p99 != null
+                   then $s.latency_ms.p99 - $d.latency_ms.p99 else null end),
+                 f($s.server.cpu_us_per_token),
+                 (($s.errors.total // 1) + ($d.errors.total // 1) | tostring)] | @tsv' \
+                "$OUT/sweep-$n-sluice.json" "$OUT/sweep-$n-direct.json"
+        done
+    } | column -t -s $'\t'
+fi
+exit $STATUS

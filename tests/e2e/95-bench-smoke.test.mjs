@@ -1,0 +1,165 @@
+// Smoke test of the benchmark's load generator (build/sluice-loadgen, docs/performance.md):
+// tiny runs through sluice (demo model, and the mock upstream when the openai provider is
+// there) and straight to the mock, checking only that they complete without errors and
+// report valid JSON with the expected keys and counts. No timing assertions: the figures
+// themselves belong to `make bench`.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ROOT, jwt, startMock, startSluice } from './lib/harness.mjs';
+
+function loadgenBin() {
+  if (process.env.SLUICE_LOADGEN) return process.env.SLUICE_LOADGEN;
+  for (const n of ['build/asan/sluice-loadgen', 'build/sluice-loadgen']) {
+    const p = path.join(ROOT, n);
+    if (fs.existsSync(p)) return p;
+  }
+  throw new Error('no load generator: set SLUICE_LOADGEN or build build/asan/sluice-loadgen');
+}
+
+// Runs the load generator; resolves with { code, report (parsed JSON), stdout, stderr }.
+function loadgen(args, timeoutMs = 60000) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(loadgenBin(), ['--json', '--no-progress', '--timeout', '50s', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    const t = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`loadgen hung: ${err}`)); }, timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      if (/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(err)) {
+        reject(new Error(`sanitizer report from the load generator:\n${err}`));
+        return;
+      }
+      let report;
+      try {
+        report = JSON.parse(out);
+      } catch (e) {
+        reject(new Error(`loadgen printed no JSON (exit ${code}): ${out}\n${err}`));
+        return;
+      }
+      resolve({ code, report, stdout: out, stderr: err });
+    });
+  });
+}
+
+const HIST_KEYS = ['count', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max'];
+
+function assertShape(r) {
+  for (const k of ['label', 'mode', 'target', 'connections', 'streams_per_connection', 'concurrency',
+    'ok', 'connect', 'streams', 'tokens', 'latency_ms', 'ttft_ms', 'errors', 'server', 'loadgen']) {
+    assert.ok(k in r, `report has ${k}`);
+  }
+  for (const h of [r.latency_ms, r.ttft_ms, r.connect.ms, r.connect.auth_ms]) {
+    assert.deepEqual(Object.keys(h), HIST_KEYS);
+    for (const k of HIST_KEYS) assert.equal(typeof h[k], 'number');
+  }
+  assert.equal(typeof r.tokens.per_s, 'number');
+  assert.equal(typeof r.loadgen.cpu_s, 'number');
+}
+
+function assertClean(res) {
+  assert.equal(res.code, 0, `exit status; errors: ${JSON.stringify(res.report.errors)}`);
+  assert.equal(res.report.ok, true);
+  assert.equal(res.report.errors.total, 0);
+  assert.deepEqual(res.report.errors.by_code, {});
+}
+
+describe('benchmark smoke', () => {
+  let mock;
+  let s;
+  const token = jwt({ sub: 'bench' });
+  before(async () => {
+    mock = await startMock();
+    s = await startSluice({
+      config: {
+        providers: {
+          fastdemo: { kind: 'demo', tokens_per_second: 2000 },
+          mock: { kind: 'openai', base_url: `${mock.url}/v1`, api_key: 'x' },
+        },
+        models: {
+          fast: { provider: 'fastdemo' },
+          stamped: { provider: 'mock', upstream_model: 'synth:tokens=25,ts=1' },
+        },
+        limits: { max_streams_per_connection: 4, messages_per_minute: 100000 },
+      },
+    });
+  });
+  after(async () => {
+    await s?.stop();
+    await mock?.stop();
+  });
+
+  test('20 connections x 2 streams through sluice (demo model)', async () => {
+    const res = await loadgen(['-c', '20', '-s', '2', '-k', '2', '-m', 'fast', '--token', token,
+      '--label', 'smoke', `${s.wsUrl}/ws`]);
+    assertClean(res);
+    const r = res.report;
+    assertShape(r);
+    assert.equal(r.label, 'smoke');
+    assert.equal(r.mode, 'native');
+    assert.equal(r.connect.ok, 20);
+    assert.equal(r.connect.failed, 0);
+    assert.equal(r.connect.auth_ms.count, 20);
+    assert.equal(r.streams.ok, 40);
+    assert.equal(r.streams.failed, 0);
+    assert.equal(r.ttft_ms.count, 40);
+    assert.ok(r.tokens.total >= 40);
+    assert.equal(r.server, null);
+  });
+
+  test('20 connections x 2 streams straight to the mock (baseline), every token stamped', async () => {
+    const res = await loadgen(['-c', '20', '-s', '2', '-m', 'synth:tokens=25,ts=1',
+      '--expect-tokens', '25', `${mock.url}/v1`]);
+    assertClean(res);
+    const r = res.report;
+    assertShape(r);
+    assert.equal(r.mode, 'baseline');
+    assert.equal(r.streams.ok, 40);
+    assert.equal(r.tokens.total, 1000);
+    assert.equal(r.tokens.stamped, 1000);
+    assert.equal(r.latency_ms.count, 1000);
+  });
+
+  test('idle mode holds authenticated connections and samples the server', async () => {
+    const res = await loadgen(['-c', '20', '-s', '0', '--idle', '200ms', '--auth', 'message',
+      '--token', token, '--server-pid', String(s.proc.pid), `${s.wsUrl}/ws`]);
+    assertClean(res);
+    const r = res.report;
+    assertShape(r);
+    assert.equal(r.connect.ok, 20);
+    assert.equal(r.streams.ok, 0);
+    assert.equal(r.tokens.total, 0);
+    assert.equal(r.server.pid, s.proc.pid);
+    assert.equal(typeof r.server.rss_bytes_per_connection, 'number');
+    assert.equal(typeof r.server.connected.rss_kib, 'number');
+  });
+
+  test('through sluice to the mock, every token delivered is stamped', async () => {
+    const res = await loadgen(['-c', '10', '-s', '2', '-m', 'stamped', '--expect-tokens', '25',
+      '--token', token, '--auth', 'header', `${s.wsUrl}/ws`]);
+    assertClean(res);
+    assert.equal(res.report.tokens.total, 500);
+    assert.equal(res.report.tokens.stamped, 500);
+    assert.equal(res.report.latency_ms.count, 500);
+  });
+
+  test('errors are reported by code, with exit status 1', async () => {
+    const res = await loadgen(['-c', '3', '-s', '1', '-m', 'no-such-model', '--token', token,
+      `${s.wsUrl}/ws`]);
+    assert.equal(res.code, 1);
+    assert.equal(res.report.ok, false);
+    assert.deepEqual(res.report.errors.by_code, { UNKNOWN_MODEL: 3 });
+    const bad = await loadgen(['-c', '2', '-s', '1', '--token', 'not-a-token', `${s.wsUrl}/ws`]);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.report.connect.failed, 2);
+    assert.equal(bad.report.errors.total, 2);
+  });
+});

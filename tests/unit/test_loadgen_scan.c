@@ -1,0 +1,132 @@
+/*
+ * Unit tests for the load generator's hot-path scanners (bench/loadgen/scan.c): latency
+ * stamps in token text, sluice's native delta frames as src/proto/native.c renders them,
+ * and OpenAI chunks as the mock sends them.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "../../bench/loadgen/scan.c"
+
+struct seen {
+    uint64_t v[16];
+    size_t n;
+};
+
+static void
+collect(void *ud, uint64_t stamp)
+{
+    struct seen *s = ud;
+    if (s->n < 16)
+        s->v[s->n] = stamp;
+    s->n++;
+}
+
+#define S(lit) (lit), (sizeof(lit) - 1)
+
+Test(loadgen_scan, stamps_one_and_several)
+{
+    struct seen s = {0};
+    cr_assert_eq(lg_scan_stamps(S("@123456 "), collect, &s), 1);
+    cr_assert_eq(s.v[0], 123456);
+    s.n = 0;
+    /* Coalesced deltas: several stamps in one text. */
+    cr_assert_eq(lg_scan_stamps(S("@1 @22 @333 "), collect, &s), 3);
+    cr_assert_eq(s.v[0], 1);
+    cr_assert_eq(s.v[1], 22);
+    cr_assert_eq(s.v[2], 333);
+}
+
+Test(loadgen_scan, stamps_ignore_other_text)
+{
+    struct seen s = {0};
+    cr_assert_eq(lg_scan_stamps(S("tok1 tok2 mail@ x@ @"), collect, &s), 0);
+    cr_assert_eq(s.n, 0);
+    /* An escaped character never starts a stamp; digits at the end of the text count. */
+    cr_assert_eq(lg_scan_stamps(S("\\@12 @34"), NULL, NULL), 1);
+    cr_assert_eq(lg_scan_stamps(S("a\\\\@5"), NULL, NULL), 1);
+}
+
+Test(loadgen_scan, string_end_respects_escapes)
+{
+    cr_assert_eq(lg_scan_string_end(S("abc\"rest")), 3);
+    cr_assert_eq(lg_scan_string_end(S("a\\\"b\"")), 4);
+    cr_assert_eq(lg_scan_string_end(S("a\\\\\"b")), 3);
+    cr_assert_eq(lg_scan_string_end(S("unterminated\\\"")), 14);
+}
+
+Test(loadgen_scan, native_delta_text)
+{
+    const char msg[] = "{\"type\":\"delta\",\"id\":\"17\",\"seq\":4,\"text\":\"@99 @100 \"}";
+    struct lg_delta d;
+    cr_assert_eq(lg_scan_native_delta(S(msg), &d), 1);
+    cr_assert_eq(d.id.len, 2);
+    cr_assert_eq(memcmp(d.id.ptr, "17", 2), 0);
+    cr_assert_eq(d.text.len, 9);
+    cr_assert_eq(memcmp(d.text.ptr, "@99 @100 ", 9), 0);
+    cr_assert_not(d.tool);
+    uint32_t n;
+    cr_assert_eq(lg_scan_u32(d.id, &n), 0);
+    cr_assert_eq(n, 17);
+}
+
+Test(loadgen_scan, native_delta_with_escapes_and_tool)
+{
+    struct lg_delta d;
+    cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1\",\"seq\":3,"
+                                        "\"text\":\"say \\\"hi\\\"\"}"),
+                                      &d),
+                 1);
+    cr_assert_eq(d.text.len, 10); /* say \"hi\" */
+    cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1\",\"seq\":3,"
+                                        "\"tool_call\":{\"index\":0}}"),
+                                      &d),
+                 1);
+    cr_assert(d.tool);
+}
+
+Test(loadgen_scan, native_other_messages_are_left_to_the_caller)
+{
+    struct lg_delta d;
+    cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"done\",\"id\":\"1\",\"seq\":9}"), &d), 0);
+    cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"ready\"}"), &d), 0);
+    /* A truncated delta is not taken apart. */
+    cr_assert_eq(
+        lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1\",\"seq\":3,\"text\":\"ab"), &d), 0);
+    cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1"), &d), 0);
+}
+
+Test(loadgen_scan, openai_chunk)
+{
+    struct sl_slice t;
+    bool fin, err;
+    const char chunk[] =
+        "{\"id\":\"chatcmpl-mock1\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+        "\"model\":\"synth:ts=1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        "\"@5 \"},\"logprobs\":null,\"finish_reason\":null}]}";
+    cr_assert_eq(lg_scan_openai_chunk(S(chunk), &t, &fin, &err), 1);
+    cr_assert_eq(t.len, 3);
+    cr_assert_eq(memcmp(t.ptr, "@5 ", 3), 0);
+    cr_assert_not(fin);
+    cr_assert_not(err);
+
+    const char last[] = "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}";
+    cr_assert_eq(lg_scan_openai_chunk(S(last), &t, &fin, &err), 0);
+    cr_assert(fin);
+
+    const char error[] = "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}";
+    cr_assert_eq(lg_scan_openai_chunk(S(error), &t, &fin, &err), 0);
+    cr_assert(err);
+}
+
+Test(loadgen_scan, u32)
+{
+    uint32_t n;
+    cr_assert_eq(lg_scan_u32(sl_slice_make("0", 1), &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(lg_scan_u32(sl_slice_make("4294967295", 10), &n), 0);
+    cr_assert_eq(n, UINT32_MAX);
+    cr_assert_eq(lg_scan_u32(sl_slice_make("4294967296", 10), &n), -1);
+    cr_assert_eq(lg_scan_u32(sl_slice_make("", 0), &n), -1);
+    cr_assert_eq(lg_scan_u32(sl_slice_make("1a", 2), &n), -1);
+}

@@ -8,7 +8,7 @@
 #include "base/alloc.h"
 
 char *
-sl_buf_reserve(struct sl_buf *b, size_t n)
+sl_buf_grow(struct sl_buf *b, size_t n)
 {
     if (b->cap - b->len >= n)
         return b->data + b->len;
@@ -33,25 +33,9 @@ sl_buf_reserve(struct sl_buf *b, size_t n)
 }
 
 void
-sl_buf_append(struct sl_buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return;
-    memcpy(sl_buf_reserve(b, n), p, n);
-    b->len += n;
-}
-
-void
 sl_buf_append_str(struct sl_buf *b, const char *s)
 {
     sl_buf_append(b, s, strlen(s));
-}
-
-void
-sl_buf_append_byte(struct sl_buf *b, char c)
-{
-    *sl_buf_reserve(b, 1) = c;
-    b->len++;
 }
 
 void

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct sl_buf {
     char *data;   /* NULL while empty and released */
@@ -36,8 +37,20 @@ sl_buf_ptr(const struct sl_buf *b)
     return b->data ? b->data + b->off : "";
 }
 
-/* Makes room for n more bytes and returns where they go; commit with sl_buf_commit(). */
-char *sl_buf_reserve(struct sl_buf *b, size_t n);
+/* The slow path of sl_buf_reserve(): slides or grows the storage. */
+char *sl_buf_grow(struct sl_buf *b, size_t n);
+
+/*
+ * Makes room for n more bytes and returns where they go; commit with sl_buf_commit().
+ * Inline because the JSON writer calls it for every piece of every event it writes.
+ */
+static inline char *
+sl_buf_reserve(struct sl_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return b->data + b->len;
+    return sl_buf_grow(b, n);
+}
 
 static inline void
 sl_buf_commit(struct sl_buf *b, size_t n)
@@ -45,9 +58,23 @@ sl_buf_commit(struct sl_buf *b, size_t n)
     b->len += n;
 }
 
-void sl_buf_append(struct sl_buf *b, const void *p, size_t n);
+static inline void
+sl_buf_append(struct sl_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    memcpy(sl_buf_reserve(b, n), p, n);
+    b->len += n;
+}
+
+static inline void
+sl_buf_append_byte(struct sl_buf *b, char c)
+{
+    *sl_buf_reserve(b, 1) = c;
+    b->len++;
+}
+
 void sl_buf_append_str(struct sl_buf *b, const char *s);
-void sl_buf_append_byte(struct sl_buf *b, char c);
 void sl_buf_printf(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Drops n bytes from the front. When the buffer becomes empty its storage is freed. */

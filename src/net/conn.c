@@ -174,19 +174,37 @@ mark_pending(struct sl_conn *c)
     sl_list_push_back(&c->pool->pending, &c->pending_link);
 }
 
+/*
+ * The queue is released whenever it empties, so a streaming connection starts a fresh one
+ * every turn: start it big enough for a turn's worth of frames instead of growing it by
+ * doubling from 64 bytes.
+ */
+#define OUT_INITIAL 2048
+
+static char *
+reserve(struct sl_conn *c, size_t n)
+{
+    if (c->out.data == NULL && n < OUT_INITIAL) {
+        sl_buf_reserve(&c->out, OUT_INITIAL);
+        return c->out.data;
+    }
+    return sl_buf_reserve(&c->out, n);
+}
+
 void
 sl_conn_write(struct sl_conn *c, const void *p, size_t n)
 {
-    if (c->flags & (F_CLOSING | F_CLOSED))
+    if (c->flags & (F_CLOSING | F_CLOSED) || n == 0)
         return;
-    sl_buf_append(&c->out, p, n);
+    memcpy(reserve(c, n), p, n);
+    sl_buf_commit(&c->out, n);
     mark_pending(c);
 }
 
 char *
 sl_conn_reserve(struct sl_conn *c, size_t n)
 {
-    return sl_buf_reserve(&c->out, n);
+    return reserve(c, n);
 }
 
 void

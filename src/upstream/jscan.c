@@ -6,11 +6,53 @@
 
 _Static_assert(SL_JSCAN_MAX_DEPTH < 64, "one bit per depth in `more`");
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/*
+ * Advances from p over bytes that end no string run: anything but '"', '\\' and control
+ * characters. Eight bytes at a time while none of them can be one (most of a chunk is
+ * strings: ids, model names, the text), then byte by byte to the exact stop. ORs the
+ * bytes passed into *high so the caller knows whether UTF-8 needs checking.
+ */
+static inline const char *
+plain_run(const char *p, const char *end, unsigned char *high)
+{
+    uint64_t acc = 0;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+        /* Zero-byte tests; a false alarm only sends the rest to the byte loop. */
+        uint64_t stop = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w);
+        if (stop & HIGHS)
+            break;
+        acc |= w;
+        p += 8;
+    }
+    if (acc & HIGHS)
+        *high |= 0x80;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\' || c < 0x20)
+            break;
+        *high |= c;
+        p++;
+    }
+    return p;
+}
+
+/*
+ * The loops below work on local copies of s->p: through a char pointer every store may
+ * alias the struct, so the compiler would reload and store s->p at every byte.
+ */
 static inline void
 skip_ws(struct sl_jscan *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
+    const char *p = s->p, *end = s->end;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    s->p = p;
 }
 
 bool
@@ -130,17 +172,19 @@ sl_jscan_key(struct sl_jscan *s, struct sl_slice *key)
         return false;
     if (s->p >= s->end || *s->p != '"')
         return sl_jscan_fail(s);
-    const char *start = ++s->p;
+    const char *start = ++s->p, *p = start, *end = s->end;
     unsigned char high = 0;
-    /* Keys are plain: one with an escape or a control character is left to jansson. */
-    while (s->p < s->end && *s->p != '"') {
-        unsigned char c = (unsigned char)*s->p;
+    /* Keys are plain and short (byte by byte beats plain_run's word loop here); one with
+     * an escape or a control character is left to jansson. */
+    while (p < end && *p != '"') {
+        unsigned char c = (unsigned char)*p;
         if (c == '\\' || c < 0x20)
             return sl_jscan_fail(s);
         high |= c;
-        s->p++;
+        p++;
     }
-    if (s->p >= s->end || ((high & 0x80) && !sl_utf8_valid(start, (size_t)(s->p - start))))
+    s->p = p;
+    if (p >= end || ((high & 0x80) && !sl_utf8_valid(start, (size_t)(p - start))))
         return sl_jscan_fail(s);
     *key = sl_slice_make(start, (size_t)(s->p - start));
     s->p++;
@@ -274,6 +318,7 @@ sl_jscan_string(struct sl_jscan *s, struct sl_slice *out)
     char *o = NULL;
     unsigned char high = 0; /* any byte >= 0x80 in the current run: UTF-8 to check */
     for (;;) {
+        s->p = plain_run(s->p, s->end, &high);
         if (s->p >= s->end)
             return sl_jscan_fail(s);
         unsigned char c = (unsigned char)*s->p;
@@ -281,11 +326,6 @@ sl_jscan_string(struct sl_jscan *s, struct sl_slice *out)
             break;
         if (c < 0x20)
             return sl_jscan_fail(s);
-        if (c != '\\') {
-            high |= c;
-            s->p++;
-            continue;
-        }
         if ((high & 0x80) && !sl_utf8_valid(run, (size_t)(s->p - run)))
             return sl_jscan_fail(s);
         high = 0;

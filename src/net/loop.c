@@ -78,6 +78,12 @@ run_hooks(struct sl_loop *l)
         l->hooks[i].fn(l->hooks[i].arg);
 }
 
+void
+sl_loop_flush(struct sl_loop *l)
+{
+    run_hooks(l);
+}
+
 static void
 on_prepare(uv_prepare_t *h)
 {

@@ -60,6 +60,14 @@ void sl_loop_arm(struct sl_loop *l, struct sl_timeq *q, struct sl_timeq_node *n)
 void sl_loop_add_turn_hook(struct sl_loop *l, sl_loop_fn fn, void *arg);
 
 /*
+ * Runs the end-of-turn hooks now. A source of many events per turn (the upstream glue)
+ * calls it after each event, so that the writes one event produced leave at once instead
+ * of waiting behind every other event of the turn: coalescing stays within an event, and
+ * the first token of a busy turn does not pay for the processing of the last.
+ */
+void sl_loop_flush(struct sl_loop *l);
+
+/*
  * A one-shot delay of a variable length (retry backoff). Returns a handle that can be
  * cancelled until fn runs; after fn ran (or after cancel) the handle is gone.
  */

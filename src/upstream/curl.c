@@ -18,6 +18,7 @@ struct sock {
 };
 
 struct sl_curl {
+    struct sl_loop *loop;
     uv_loop_t *uv;
     CURLM *multi;
     uv_timer_t timer;       /* curl's single timeout (CURLMOPT_TIMERFUNCTION) */
@@ -374,7 +375,10 @@ on_poll(uv_poll_t *h, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    socket_action(s->g, s->fd, flags);
+    struct sl_curl *g = s->g; /* s may be gone after the action */
+    socket_action(g, s->fd, flags);
+    /* What this read produced for clients goes out now, not after the rest of the turn. */
+    sl_loop_flush(g->loop);
 }
 
 static void
@@ -455,6 +459,7 @@ sl_curl_new(struct sl_loop *loop, long max_host_connections)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         sl_panic("curl_global_init failed");
     struct sl_curl *g = sl_calloc(1, sizeof(*g));
+    g->loop = loop;
     g->uv = sl_loop_uv(loop);
     sl_list_init(&g->xfers);
     sl_list_init(&g->pending);

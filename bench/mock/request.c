@@ -89,18 +89,6 @@ mock_req_header(const struct mock_req *r, const char *name)
     return sl_slice_make(NULL, 0);
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 long
 mock_percent_decode(const char *src, size_t n, bool plus, char *out, size_t cap)
 {
@@ -110,7 +98,7 @@ mock_percent_decode(const char *src, size_t n, bool plus, char *out, size_t cap)
         if (c == '%') {
             if (n - i < 3)
                 return -1;
-            int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+            int hi = sl_hex_digit(src[i + 1]), lo = sl_hex_digit(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi * 16 + lo);

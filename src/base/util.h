@@ -49,6 +49,19 @@ void sl_random_id(char *out, size_t n);
 /* Standard base64 with padding. Returns the length written (out needs 4 * ceil(n / 3) + 1). */
 size_t sl_base64_encode(char *out, const void *in, size_t n);
 
+/* The value of a hex digit, or -1. */
+static inline int
+sl_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Lower-case hex. out needs 2n + 1 bytes. */
 void sl_hex_encode(char *out, const void *in, size_t n);
 

@@ -444,18 +444,6 @@ sl_http_get_header(const struct sl_http_req *req, const char *name)
     return sl_slice_make(NULL, 0);
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 long
 sl_http_decode(struct sl_slice src, char *out, size_t outlen, bool plus_space)
 {
@@ -465,7 +453,7 @@ sl_http_decode(struct sl_slice src, char *out, size_t outlen, bool plus_space)
         if (ch == '%') {
             if (i + 2 >= src.len)
                 return -1;
-            int hi = hexval(src.ptr[i + 1]), lo = hexval(src.ptr[i + 2]);
+            int hi = sl_hex_digit(src.ptr[i + 1]), lo = sl_hex_digit(src.ptr[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (char)(hi << 4 | lo);

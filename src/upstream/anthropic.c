@@ -184,14 +184,10 @@ build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream
 
     req->url = sl_wire_url(pv->base_url, "v1", "/messages");
     if (pv->api_key) {
-        if (bearer) {
-            struct sl_buf auth = SL_BUF_INIT;
-            sl_buf_printf(&auth, "Bearer %s", pv->api_key);
-            sl_httpreq_header(req, "Authorization", sl_buf_cstr(&auth));
-            sl_buf_free(&auth);
-        } else {
+        if (bearer)
+            sl_httpreq_bearer(req, pv->api_key);
+        else
             sl_httpreq_header(req, "x-api-key", pv->api_key);
-        }
     }
     sl_httpreq_header(req, "anthropic-version", version);
     sl_httpreq_header(req, "Accept", "text/event-stream");

@@ -1,5 +1,7 @@
 #include "upstream/jscan.h"
 
+#include "base/util.h"
+
 #include <string.h>
 
 #include "base/utf8.h"
@@ -201,25 +203,13 @@ sl_jscan_next(struct sl_jscan *s)
     return separator(s, ']') == 1;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits at p (p + 4 <= end checked by the caller), or -1. */
 static long
 hex4(const char *p)
 {
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
+        int h = sl_hex_digit(p[i]);
         if (h < 0)
             return -1;
         v = v * 16 + h;

@@ -67,12 +67,8 @@ build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream
     sl_buf_printf(&url, "%s/api/chat", pv->base_url);
     sl_buf_cstr(&url);
     req->url = sl_buf_steal(&url, NULL);
-    if (pv->api_key) {
-        struct sl_buf auth = SL_BUF_INIT;
-        sl_buf_printf(&auth, "Bearer %s", pv->api_key);
-        sl_httpreq_header(req, "Authorization", sl_buf_cstr(&auth));
-        sl_buf_free(&auth);
-    }
+    if (pv->api_key)
+        sl_httpreq_bearer(req, pv->api_key);
     sl_httpreq_header(req, "Accept", "application/x-ndjson");
 
     json_t *messages = json_array();

@@ -26,6 +26,15 @@ sl_httpreq_header(struct sl_httpreq *r, const char *name, const char *value)
     r->headers[r->nheaders++] = sl_buf_steal(&b, NULL);
 }
 
+void
+sl_httpreq_bearer(struct sl_httpreq *r, const char *key)
+{
+    struct sl_buf auth = SL_BUF_INIT;
+    sl_buf_printf(&auth, "Bearer %s", key);
+    sl_httpreq_header(r, "Authorization", sl_buf_cstr(&auth));
+    sl_buf_free(&auth);
+}
+
 const char *
 sl_httpreq_find(const struct sl_httpreq *r, const char *name)
 {

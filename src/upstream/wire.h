@@ -54,6 +54,8 @@ struct sl_httpreq {
 
 /* Adds "name: value" (copied). Headers past SL_HTTPREQ_MAX_HEADERS are dropped. */
 void sl_httpreq_header(struct sl_httpreq *r, const char *name, const char *value);
+/* Adds "Authorization: Bearer <key>". */
+void sl_httpreq_bearer(struct sl_httpreq *r, const char *key);
 /* The value of a header (case-insensitive name), or NULL. For tests. */
 const char *sl_httpreq_find(const struct sl_httpreq *r, const char *name);
 /* Takes the JSON text of body (json_dumps, compact); body itself stays the caller's. */

@@ -1,10 +1,9 @@
 #include "upstream/jscan.h"
 
-#include "base/util.h"
-
 #include <string.h>
 
 #include "base/utf8.h"
+#include "base/util.h"
 
 _Static_assert(SL_JSCAN_MAX_DEPTH < 64, "one bit per depth in `more`");
 

@@ -460,6 +460,14 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
     int rc = s->proto->parse(&lim, msg, len, &cmd, &err);
 
     if (s->state == S_AUTH_WAIT) {
+        int64_t wait;
+        /* An unauthenticated client gets no more patience than an authenticated one. */
+        if (!take_token(s, &wait)) {
+            sl_counter_add(&s->w->metrics.rate_limited_total, 1);
+            end_session(s, SL_CLOSE_RATE_LIMITED,
+                        "{\"reason\":\"too many messages before authentication\"}");
+            goto out;
+        }
         if (rc == 0 && cmd.type == SL_CMD_AUTH)
             authenticate(s, cmd.token, strlen(cmd.token));
         else if (rc != 0 && err.auth_cmd)

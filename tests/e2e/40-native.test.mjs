@@ -1,7 +1,7 @@
 // The native protocol against the demo model: streams, ids and seq, every bad input.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { session, startSluice, textOf } from './lib/harness.mjs';
+import { Client, session, startSluice, textOf } from './lib/harness.mjs';
 
 function assertSeq(events) {
   events.forEach((e, i) => assert.equal(e.seq, i + 1, `seq of ${JSON.stringify(e)}`));
@@ -216,6 +216,13 @@ describe('rate limit', () => {
       assert.ok(limited.retry_after_ms > 0);
       assert.equal(limited.retryable, true);
       c.close();
+      // Before authentication the same budget applies, and running out ends the connection.
+      const anon = await Client.open(`${s.wsUrl}/ws`);
+      for (let i = 0; i < 4; i++) anon.send({ type: 'chat', message: 'hi' });
+      for (let i = 0; i < 3; i++) assert.equal((await anon.next('error')).code, 'AUTH_REQUIRED');
+      const { code, reason } = await anon.waitClose();
+      assert.equal(code, 4029);
+      assert.match(reason, /before authentication/);
     } finally {
       await s.stop();
     }

@@ -10,6 +10,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "net/http.h"
 
 /* Response headers worth replaying (README: only these matter to a client). */
 static const char *const kept_headers[] = {
@@ -313,9 +314,9 @@ check_query(const struct mock_fixture *f, const struct mock_req *r, char *err, s
             return fail(err, errlen, "fixture query too long");
         memcpy(name, q, klen);
         name[klen] = '\0';
-        long wl = eq ? mock_percent_decode(eq + 1, len - klen - 1, true, want, sizeof(want))
-                     : mock_percent_decode("", 0, true, want, sizeof(want));
-        long gl = mock_query_get(r->query, name, got, sizeof(got));
+        struct sl_slice wv = eq ? sl_slice_make(eq + 1, len - klen - 1) : sl_slice_make("", 0);
+        long wl = sl_http_decode(wv, want, sizeof(want), true);
+        long gl = sl_http_query_get(r->query, name, got, sizeof(got));
         if (wl < 0 || gl < 0 || strcmp(want, got) != 0)
             return fail(err, errlen, "query parameter %s=%s is required (got query '%.*s')", name,
                         wl < 0 ? "" : want, (int)r->query.len, r->query.ptr ? r->query.ptr : "");
@@ -357,7 +358,8 @@ check_auth(const struct mock_fixture *f, const struct mock_req *r, char *err, si
     case MOCK_PROV_GEMINI: {
         struct sl_slice key = mock_req_header(r, "x-goog-api-key");
         char qkey[512];
-        if (!(key.ptr && key.len > 0) && mock_query_get(r->query, "key", qkey, sizeof(qkey)) <= 0)
+        if (!(key.ptr && key.len > 0) &&
+            sl_http_query_get(r->query, "key", qkey, sizeof(qkey)) <= 0)
             return fail(err, errlen, "header 'x-goog-api-key: <key>' (or query ?key=) is required");
         break;
     }

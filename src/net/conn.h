@@ -76,6 +76,15 @@ void sl_conn_commit(struct sl_conn *c, size_t n);
 size_t sl_conn_queued(const struct sl_conn *c);
 
 /*
+ * Hands what is queued to the kernel now instead of at the end of the turn, so that bytes
+ * queued after this call start a new write (a protocol that must control its write
+ * boundaries). If a write is already in flight, the bytes wait behind it as usual. With
+ * nothing queued it only asks for an on_drain. on_drain is never called from inside this
+ * call: it follows from the end-of-turn flush.
+ */
+void sl_conn_flush(struct sl_conn *c);
+
+/*
  * Graceful close: stop delivering reads, flush what is queued, send FIN, and close
  * once the peer closes too (or after a short linger), so that a final response or
  * close frame is not destroyed by a reset.
@@ -84,6 +93,13 @@ void sl_conn_close(struct sl_conn *c);
 
 /* Immediate close; queued bytes are dropped. */
 void sl_conn_abort(struct sl_conn *c);
+
+/*
+ * Immediate close with a TCP reset (RST instead of FIN; SO_LINGER 0), for a peer that must
+ * see the connection fail, not end. Queued bytes are dropped. After a graceful close has
+ * sent its FIN it is a plain sl_conn_abort().
+ */
+void sl_conn_reset(struct sl_conn *c);
 
 bool sl_conn_closing(const struct sl_conn *c);
 

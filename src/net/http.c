@@ -95,7 +95,6 @@ sl_http_status_text(int status)
     }
     /* clang-format on */
 }
-}
 
 /* --- parser callbacks --------------------------------------------------- */
 

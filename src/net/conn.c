@@ -51,6 +51,14 @@ on_linger(struct sl_timeq_node *n, uint64_t now)
     sl_conn_abort(sl_conn_from_timer(n));
 }
 
+/* Only there to keep the loop from blocking in poll; the turn's hooks do the flushing. */
+static void
+on_soon(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)n;
+    (void)now;
+}
+
 void
 sl_conn_pool_init(struct sl_conn_pool *p, struct sl_loop *loop)
 {
@@ -60,6 +68,9 @@ sl_conn_pool_init(struct sl_conn_pool *p, struct sl_loop *loop)
     sl_list_init(&p->pending);
     sl_timeq_init(&p->linger, LINGER_MS, on_linger);
     sl_loop_add_timeq(loop, &p->linger);
+    sl_timeq_init(&p->soon, 0, on_soon);
+    sl_timeq_node_init(&p->soon_node);
+    sl_loop_add_timeq(loop, &p->soon);
     sl_loop_add_turn_hook(loop, sl_conn_pool_flush, p);
 }
 
@@ -408,14 +419,22 @@ void
 sl_conn_pool_flush(void *arg)
 {
     struct sl_conn_pool *p = arg;
-    /* Flushing may queue more (on_drain) but never onto the list being walked twice. */
-    while (!sl_list_empty(&p->pending)) {
-        struct sl_list *n = p->pending.next;
+    if (sl_list_empty(&p->pending))
+        return;
+    /* Take the list as it is: a connection that on_drain queues again goes onto a fresh one. */
+    struct sl_list batch = p->pending;
+    batch.next->prev = &batch;
+    batch.prev->next = &batch;
+    sl_list_init(&p->pending);
+    while (!sl_list_empty(&batch)) {
+        struct sl_list *n = batch.next;
         struct sl_conn *c = SL_CONTAINER_OF(n, struct sl_conn, pending_link);
         sl_list_unlink(n);
         c->flags &= ~F_PENDING;
         flush(c);
     }
+    if (!sl_list_empty(&p->pending))
+        sl_loop_arm(p->loop, &p->soon, &p->soon_node);
 }
 
 void

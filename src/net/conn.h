@@ -43,6 +43,8 @@ struct sl_conn_pool {
     struct sl_list all;     /* every open connection */
     struct sl_list pending; /* connections with queued bytes to flush */
     struct sl_timeq linger; /* closing: wait for the peer's FIN before closing */
+    struct sl_timeq soon;   /* duration 0: brings the loop back when flushing was cut short */
+    struct sl_timeq_node soon_node;
     size_t count;
     uint64_t next_id;
     uint64_t bytes_out; /* total bytes handed to the kernel (for metrics) */
@@ -114,7 +116,13 @@ void sl_conn_peer(const struct sl_conn *c, char *out, size_t outlen);
 struct sl_timeq_node *sl_conn_timer(struct sl_conn *c);
 struct sl_conn *sl_conn_from_timer(struct sl_timeq_node *n);
 
-/* Flushes every connection with queued bytes; installed as an end-of-turn hook. */
+/*
+ * Flushes every connection with queued bytes; installed as an end-of-turn hook. Each
+ * connection is written at most once per call: what its on_drain queues in reply waits for
+ * the next call (the next hook, with the loop kept from blocking meanwhile), so that a
+ * handler that keeps writing from on_drain cannot hold the loop away from reads, accepts
+ * and timers.
+ */
 void sl_conn_pool_flush(void *pool);
 
 /* Calls fn on every open connection (for shutdown); fn may close it. */

@@ -8,10 +8,16 @@
  *
  * The test includes http.c to look at a held response's kept input and paused reading.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "base/alloc.h"
@@ -34,7 +40,8 @@ struct held {
     struct sl_http_resp *r;
     int drains, closes;
     bool aborted;
-    bool end_on_drain; /* end the response from inside its on_drain */
+    bool end_on_drain;   /* end the response from inside its on_drain */
+    bool write_on_drain; /* write another piece from every on_drain */
 };
 
 struct ctx {
@@ -67,7 +74,12 @@ on_resp_drain(void *ud, struct sl_http_resp *r)
     struct held *hd = ud;
     cr_assert_eq(hd->r, r);
     hd->drains++;
+    if (hd->write_on_drain) {
+        static const char piece[64] = "0123456789";
+        sl_http_body(r, piece, sizeof(piece));
+    }
     if (hd->end_on_drain) {
+        hd->write_on_drain = false;
         hd->end_on_drain = false;
         sl_http_body(r, "last", 4);
         sl_http_end(r, false);
@@ -851,4 +863,65 @@ Test(http, client_close_between_requests_frees_the_connection_at_once, .init = s
     RUN_UNTIL(T.cl.eof && T.pool.count == 0);
     /* Both FINs are out: no linger (2 s) waiting for a FIN that already came. */
     cr_assert_lt(uv_now(T.uv) - t0, 1000);
+}
+
+/* A blocking client on its own thread that sends one request and reads until the end. */
+struct reader {
+    int port;
+    const char *request;
+    size_t got;
+    atomic_bool done;
+};
+
+static void *
+reader_main(void *arg)
+{
+    struct reader *rd = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rd->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        write(fd, rd->request, strlen(rd->request)) == (ssize_t)strlen(rd->request)) {
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+            rd->got += (size_t)n;
+    }
+    close(fd);
+    atomic_store(&rd->done, true);
+    return NULL;
+}
+
+Test(http, a_writer_that_never_stops_does_not_hold_the_loop, .init = setup, .fini = teardown,
+     .timeout = 20)
+{
+    struct reader rd = {
+        .port = T.port,
+        .request = "GET /hforever HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
+    RUN_UNTIL(T.nheld == 1);
+    struct held *hd = &T.held[0];
+    CALL(sl_http_head(hd->r, 200, "text/plain", NULL, SL_HTTP_STREAM));
+    hd->write_on_drain = true;
+    CALL(sl_http_body(hd->r, "go", 2));
+    /* The reader keeps up, so the kernel takes every piece: without a cap on the writes per
+     * flush, the first turn would never end. With it, each turn writes at most a few. */
+    int most = 0;
+    for (int i = 0; i < 200; i++) {
+        int before = hd->drains;
+        uv_run(T.uv, UV_RUN_ONCE);
+        if (hd->drains - before > most)
+            most = hd->drains - before;
+    }
+    cr_assert_gt(hd->drains, 50, "the stream went on");
+    cr_assert_leq(most, 4, "%d drains in one turn", most);
+    hd->end_on_drain = true;
+    RUN_UNTIL(hd->closes == 1);
+    cr_assert_not(hd->aborted);
+    /* The connection closes after the response; the reader sees the end and leaves. */
+    RUN_UNTIL(atomic_load(&rd.done) && T.pool.count == 1);
+    pthread_join(th, NULL);
+    cr_assert_gt(rd.got, (size_t)50 * 64);
 }

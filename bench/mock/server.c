@@ -516,6 +516,7 @@ synth_finish(struct resp *r, struct sl_buf *out, uint32_t k)
     else if (fault == MOCK_FAULT_ERROR)
         mock_gen_stream_error(r->fmt, out);
     send_body(r, sl_buf_ptr(out), sl_buf_len(out), k);
+    sl_http_flush(r->http);
 
     switch (fault) {
     case MOCK_FAULT_NONE:
@@ -588,10 +589,14 @@ synth_pump(struct resp *r)
         uint32_t i = ++r->sent;
         mock_gen_token(&r->gen, out, i, i == r->cfg.tokens && r->cfg.fault == MOCK_FAULT_NONE, now);
     }
-    if (r->sent < limit)
+    if (r->sent < limit) {
         send_body(r, sl_buf_ptr(out), sl_buf_len(out), k);
-    else
+        /* Now, not at the end of the turn: the tokens' stamps (ts=1) say when they were
+         * written, and a paced stream's tokens should not wait for the other streams'. */
+        sl_http_flush(r->http);
+    } else {
         synth_finish(r, out, k);
+    }
 }
 
 static void

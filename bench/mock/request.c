@@ -1,5 +1,7 @@
 #include "request.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -104,4 +106,15 @@ mock_media_type_is(struct sl_slice value, const char *type)
         s++;
     size_t tl = strlen(type);
     return n - s == tl && strncasecmp(value.ptr + s, type, tl) == 0;
+}
+
+int
+mock_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
 }

@@ -66,6 +66,9 @@ struct mock_route mock_route_classify(struct sl_slice path);
 /* Value of the first header with this lower-case name, or a slice with ptr NULL. */
 struct sl_slice mock_req_header(const struct mock_req *r, const char *name);
 
+/* Formats a message into err (when errlen > 0) and returns -1: the error path of the parsers. */
+int mock_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* True if a Content-Type value has the given media type (parameters and case ignored). */
 bool mock_media_type_is(struct sl_slice value, const char *type);
 

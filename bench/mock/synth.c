@@ -11,28 +11,15 @@
 
 #define LIT(b, s) sl_buf_append((b), (s), sizeof(s) - 1)
 
-/* Decimal digits without printf: this runs for every token. */
-static void
-put_u64(struct sl_buf *b, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    sl_buf_append(b, tmp + sizeof(tmp) - n, n);
-}
-
 static void
 put_text(const struct mock_gen *g, struct sl_buf *out, uint32_t i, uint64_t now_us)
 {
     if (g->cfg.ts) {
         sl_buf_append_byte(out, '@');
-        put_u64(out, now_us);
+        sl_jsonw_uint(out, now_us);
     } else {
         LIT(out, "tok");
-        put_u64(out, i);
+        sl_jsonw_uint(out, i);
     }
     sl_buf_append_byte(out, ' ');
 }
@@ -205,13 +192,13 @@ gemini_event_end(struct mock_gen *g, struct sl_buf *out, bool last, uint32_t cou
     if (g->usage) {
         uint32_t p = g->cfg.prompt_tokens;
         LIT(out, ",\"usageMetadata\": {\"promptTokenCount\": ");
-        put_u64(out, p);
+        sl_jsonw_uint(out, p);
         LIT(out, ",\"candidatesTokenCount\": ");
-        put_u64(out, count);
+        sl_jsonw_uint(out, count);
         LIT(out, ",\"totalTokenCount\": ");
-        put_u64(out, (uint64_t)p + count);
+        sl_jsonw_uint(out, (uint64_t)p + count);
         LIT(out, ",\"promptTokensDetails\": [{\"modality\": \"TEXT\",\"tokenCount\": ");
-        put_u64(out, p);
+        sl_jsonw_uint(out, p);
         LIT(out, "}]}");
     }
     sl_buf_printf(out, ",\"modelVersion\": \"%s\",\"responseId\": \"%s\"}\r\n\r\n", g->model_json,

@@ -101,7 +101,8 @@ long sl_http_decode(struct sl_slice src, char *out, size_t outlen, bool plus_spa
  * Writes a complete response, from inside the request callback only. headers: extra header
  * lines, each ending in "\r\n", or NULL. Adds Content-Length, Connection and Server. For
  * HEAD the body is left out. After an error status (>= 400 and not 401/403/404/405/429/503)
- * or a request without keep-alive the connection closes once the response is out.
+ * or a request without keep-alive the connection closes once the response is out. Not for a
+ * held request (asserted).
  */
 void sl_http_respond(struct sl_conn *c, const struct sl_http_req *req, int status,
                      const char *content_type, const char *headers, const void *body, size_t len);
@@ -127,8 +128,9 @@ const char *sl_http_status_text(int status);
  *
  * Lifetime: a struct sl_http_resp exists from sl_http_hold() until its on_close returns;
  * on_close is called exactly once, and after it the application must not touch the response
- * (the connection is still valid during on_close). on_close is never called from inside an
- * sl_http_* or sl_conn_* call: it comes from the loop (the end-of-turn flush, which
+ * (the connection is still valid during on_close). on_close never runs inside a call the
+ * application makes on the response or its connection (sl_http_head/body/flush/end,
+ * sl_conn_close/abort/reset): it comes from the loop (the end-of-turn flush, which
  * sl_loop_flush() also runs, a read, a write completion, the connection's release).
  * Memory: the response (a small struct, plus its kept input if a client pipelines) is the
  * only allocation beyond an idle connection's, and it is freed with the response.
@@ -162,9 +164,9 @@ struct sl_http_resp_handler {
 
 /*
  * Holds the request being handled: called from inside the request callback, instead of
- * sl_http_respond() (and at most once per request). The handler must stay valid for the response's
- * life; ud is passed to its callbacks. Returns the response, owned by this layer (see the
- * lifetime rule above).
+ * sl_http_respond(), at most once per request. The handler must stay valid for the
+ * response's life; ud is passed to its callbacks. Returns the response, owned by this layer
+ * (see the lifetime rule above).
  */
 struct sl_http_resp *sl_http_hold(struct sl_conn *c, const struct sl_http_req *req,
                                   const struct sl_http_resp_handler *h, void *ud);
@@ -182,8 +184,8 @@ void sl_http_head(struct sl_http_resp *r, int status, const char *content_type, 
 
 /*
  * Queues a body piece (one chunk when chunked; nothing for HEAD; n = 0 is ignored). Pieces
- * queued in one loop turn leave together at the end of the turn, unless sl_http_flush()
- * cuts them. Writing past a Content-Length is a bug (asserted).
+ * queued together leave together at the next flush of the loop, unless sl_http_flush() cuts
+ * them. Writing past a Content-Length is a bug (asserted).
  */
 void sl_http_body(struct sl_http_resp *r, const void *p, size_t n);
 

@@ -10,6 +10,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "net/http.h"
 
 /* Response headers worth replaying (README: only these matter to a client). */
 static const char *const kept_headers[] = {
@@ -19,20 +20,6 @@ _Static_assert(SL_ARRAY_LEN(kept_headers) <= MOCK_FIXTURE_MAX_HEADERS, "room for
 
 /* A fixture body larger than this is a broken fixture directory, not a test case. */
 #define MAX_BODY_BYTES (16u << 20)
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static char *
 join_path(const char *dir, const char *name)
@@ -104,11 +91,11 @@ load_meta(struct mock_fixture *f, json_t *meta, char *err, size_t errlen)
     json_t *req = json_object_get(meta, "request");
     json_t *resp = json_object_get(meta, "response");
     if (!json_is_object(req) || !json_is_object(resp))
-        return fail(err, errlen, "%s: sidecar lacks request/response", f->id);
+        return mock_fail(err, errlen, "%s: sidecar lacks request/response", f->id);
 
     json_t *status = json_object_get(resp, "status");
     if (!json_is_integer(status))
-        return fail(err, errlen, "%s: response.status missing", f->id);
+        return mock_fail(err, errlen, "%s: response.status missing", f->id);
     f->status = (int)json_integer_value(status);
 
     json_t *hdrs = json_object_get(resp, "headers");
@@ -130,7 +117,7 @@ load_meta(struct mock_fixture *f, json_t *meta, char *err, size_t errlen)
     const char *path = json_string_value(json_object_get(req, "path"));
     const char *query = json_string_value(json_object_get(req, "query"));
     if (!method || !path)
-        return fail(err, errlen, "%s: request.method/path missing", f->id);
+        return mock_fail(err, errlen, "%s: request.method/path missing", f->id);
     f->method = sl_strdup(method);
     f->query = sl_strdup(query ? query : "");
     f->paths[f->npaths++] = sl_strdup(path);
@@ -155,7 +142,7 @@ load_meta(struct mock_fixture *f, json_t *meta, char *err, size_t errlen)
             json_int_t c = json_integer_value(v);
             size_t prev = f->ncuts ? f->cuts[f->ncuts - 1] : 0;
             if (!json_is_integer(v) || c <= 0 || (size_t)c >= f->body_len || (size_t)c <= prev)
-                return fail(err, errlen, "%s: bad chunk boundary at index %zu", f->id, i);
+                return mock_fail(err, errlen, "%s: bad chunk boundary at index %zu", f->id, i);
             f->cuts[f->ncuts++] = (size_t)c;
         }
     }
@@ -175,20 +162,20 @@ load_one(struct mock_fixture *f, const char *dir, json_t *entry, char *err, size
     const char *body_name = json_string_value(json_object_get(entry, "body"));
 
     if (!id || !prov || !kind || !meta_name || !body_name) {
-        fail(err, errlen, "index.json: incomplete entry");
+        mock_fail(err, errlen, "index.json: incomplete entry");
         goto out;
     }
     f->id = sl_strdup(id);
     f->provider = mock_provider_from_name(prov, strlen(prov));
     if (f->provider == MOCK_PROV_NONE) {
-        fail(err, errlen, "%s: unknown provider %s", id, prov);
+        mock_fail(err, errlen, "%s: unknown provider %s", id, prov);
         goto out;
     }
     f->stream = strcmp(kind, "http_error") != 0;
 
     path = join_path(dir, body_name);
     if (read_file(path, &f->body, &f->body_len) < 0) {
-        fail(err, errlen, "%s: cannot read %s", id, path);
+        mock_fail(err, errlen, "%s: cannot read %s", id, path);
         goto out;
     }
     free(path);
@@ -196,7 +183,7 @@ load_one(struct mock_fixture *f, const char *dir, json_t *entry, char *err, size
     json_error_t jerr;
     meta = json_load_file(path, 0, &jerr);
     if (!meta) {
-        fail(err, errlen, "%s: %s: %s", id, path, jerr.text);
+        mock_fail(err, errlen, "%s: %s: %s", id, path, jerr.text);
         goto out;
     }
     rc = load_meta(f, meta, err, errlen);
@@ -218,11 +205,11 @@ mock_fixtures_load(struct mock_fixtures *fx, const char *dir, char *err, size_t 
     fx->v = NULL;
     fx->n = 0;
     if (!index) {
-        fail(err, errlen, "%s: %s", path, jerr.text);
+        mock_fail(err, errlen, "%s: %s", path, jerr.text);
         goto out;
     }
     if (!json_is_array(list)) {
-        fail(err, errlen, "%s: no fixtures array", path);
+        mock_fail(err, errlen, "%s: no fixtures array", path);
         goto out;
     }
     fx->v = sl_calloc(json_array_size(list) + 1, sizeof(*fx->v));
@@ -310,15 +297,16 @@ check_query(const struct mock_fixture *f, const struct mock_req *r, char *err, s
         char name[64], want[256], got[256];
         size_t klen = eq ? (size_t)(eq - q) : len;
         if (klen >= sizeof(name))
-            return fail(err, errlen, "fixture query too long");
+            return mock_fail(err, errlen, "fixture query too long");
         memcpy(name, q, klen);
         name[klen] = '\0';
-        long wl = eq ? mock_percent_decode(eq + 1, len - klen - 1, true, want, sizeof(want))
-                     : mock_percent_decode("", 0, true, want, sizeof(want));
-        long gl = mock_query_get(r->query, name, got, sizeof(got));
+        struct sl_slice wv = eq ? sl_slice_make(eq + 1, len - klen - 1) : sl_slice_make("", 0);
+        long wl = sl_http_decode(wv, want, sizeof(want), true);
+        long gl = sl_http_query_get(r->query, name, got, sizeof(got));
         if (wl < 0 || gl < 0 || strcmp(want, got) != 0)
-            return fail(err, errlen, "query parameter %s=%s is required (got query '%.*s')", name,
-                        wl < 0 ? "" : want, (int)r->query.len, r->query.ptr ? r->query.ptr : "");
+            return mock_fail(err, errlen, "query parameter %s=%s is required (got query '%.*s')",
+                             name, wl < 0 ? "" : want, (int)r->query.len,
+                             r->query.ptr ? r->query.ptr : "");
         q += len;
         if (*q == '&')
             q++;
@@ -333,23 +321,24 @@ check_auth(const struct mock_fixture *f, const struct mock_req *r, char *err, si
     switch (f->provider) {
     case MOCK_PROV_OPENAI:
         if (!nonempty_bearer(auth))
-            return fail(err, errlen, "header 'Authorization: Bearer <key>' is required");
+            return mock_fail(err, errlen, "header 'Authorization: Bearer <key>' is required");
         break;
     case MOCK_PROV_ANTHROPIC: {
         struct sl_slice key = mock_req_header(r, "x-api-key");
         struct sl_slice ver = mock_req_header(r, "anthropic-version");
         if (!(key.ptr && key.len > 0) && !nonempty_bearer(auth))
-            return fail(err, errlen,
-                        "header 'x-api-key: <key>' (or 'Authorization: Bearer <key>') is required");
+            return mock_fail(
+                err, errlen,
+                "header 'x-api-key: <key>' (or 'Authorization: Bearer <key>') is required");
         if (!ver.ptr || ver.len == 0)
-            return fail(err, errlen, "header 'anthropic-version' is required");
+            return mock_fail(err, errlen, "header 'anthropic-version' is required");
         if (sl_slice_eq(ver, "2026-10-21") && json_is_object(r->json)) {
             static const char *const gone[] = {"temperature", "top_p", "top_k"};
             for (size_t i = 0; i < SL_ARRAY_LEN(gone); i++) {
                 if (json_object_get(r->json, gone[i]))
-                    return fail(err, errlen,
-                                "body field '%s' is rejected under anthropic-version 2026-10-21",
-                                gone[i]);
+                    return mock_fail(
+                        err, errlen,
+                        "body field '%s' is rejected under anthropic-version 2026-10-21", gone[i]);
             }
         }
         break;
@@ -357,8 +346,10 @@ check_auth(const struct mock_fixture *f, const struct mock_req *r, char *err, si
     case MOCK_PROV_GEMINI: {
         struct sl_slice key = mock_req_header(r, "x-goog-api-key");
         char qkey[512];
-        if (!(key.ptr && key.len > 0) && mock_query_get(r->query, "key", qkey, sizeof(qkey)) <= 0)
-            return fail(err, errlen, "header 'x-goog-api-key: <key>' (or query ?key=) is required");
+        if (!(key.ptr && key.len > 0) &&
+            sl_http_query_get(r->query, "key", qkey, sizeof(qkey)) <= 0)
+            return mock_fail(err, errlen,
+                             "header 'x-goog-api-key: <key>' (or query ?key=) is required");
         break;
     }
     case MOCK_PROV_OLLAMA:
@@ -373,7 +364,7 @@ check_body(const struct mock_fixture *f, const struct mock_req *r, char *err, si
 {
     json_t *b = r->json;
     if (!json_is_object(b))
-        return fail(err, errlen, "the body must be a JSON object");
+        return mock_fail(err, errlen, "the body must be a JSON object");
 
     static const struct {
         enum mock_provider p;
@@ -399,22 +390,22 @@ check_body(const struct mock_fixture *f, const struct mock_req *r, char *err, si
             continue;
         json_t *v = json_object_get(b, required[i].key);
         if (!v || (int)json_typeof(v) != required[i].type)
-            return fail(err, errlen, "body field '%s' must be %s", required[i].key,
-                        type_names[required[i].type]);
+            return mock_fail(err, errlen, "body field '%s' must be %s", required[i].key,
+                             type_names[required[i].type]);
     }
 
     json_t *stream = json_object_get(b, "stream");
     if (f->provider == MOCK_PROV_OLLAMA) {
         if (stream && !json_is_true(stream))
-            return fail(err, errlen, "body field 'stream' must be true or absent");
+            return mock_fail(err, errlen, "body field 'stream' must be true or absent");
     } else if (f->want_stream && !json_is_true(stream)) {
-        return fail(err, errlen, "body field 'stream' must be true");
+        return mock_fail(err, errlen, "body field 'stream' must be true");
     }
     if (f->want_include_usage &&
         !json_is_true(json_object_get(json_object_get(b, "stream_options"), "include_usage")))
-        return fail(err, errlen,
-                    "body field 'stream_options.include_usage' must be true "
-                    "(the fixture's stream carries usage)");
+        return mock_fail(err, errlen,
+                         "body field 'stream_options.include_usage' must be true "
+                         "(the fixture's stream carries usage)");
     return 0;
 }
 
@@ -424,23 +415,25 @@ mock_fixture_check(const struct mock_fixture *f, const struct mock_req *r, char 
     if (errlen)
         err[0] = '\0';
     if (!sl_slice_eq(r->method, f->method))
-        return fail(err, errlen, "method %.*s, expected %s", (int)r->method.len, r->method.ptr,
-                    f->method);
+        return mock_fail(err, errlen, "method %.*s, expected %s", (int)r->method.len, r->method.ptr,
+                         f->method);
 
     struct mock_route route = mock_route_classify(r->path);
     bool path_ok = false;
     for (size_t i = 0; i < f->npaths && !path_ok; i++)
         path_ok = path_matches(route, f->paths[i]);
     if (!path_ok)
-        return fail(err, errlen, "path %.*s does not match the fixture's %s%s", (int)r->path.len,
-                    r->path.ptr, f->paths[0], f->npaths > 1 ? " (or its alternatives)" : "");
+        return mock_fail(err, errlen, "path %.*s does not match the fixture's %s%s",
+                         (int)r->path.len, r->path.ptr, f->paths[0],
+                         f->npaths > 1 ? " (or its alternatives)" : "");
 
     if (check_query(f, r, err, errlen) < 0 || check_auth(f, r, err, errlen) < 0)
         return -1;
 
     struct sl_slice ct = mock_req_header(r, "content-type");
     if (!mock_media_type_is(ct, "application/json"))
-        return fail(err, errlen, "header 'Content-Type: application/json' is required (got '%.*s')",
-                    (int)ct.len, ct.ptr ? ct.ptr : "");
+        return mock_fail(err, errlen,
+                         "header 'Content-Type: application/json' is required (got '%.*s')",
+                         (int)ct.len, ct.ptr ? ct.ptr : "");
     return check_body(f, r, err, errlen);
 }

@@ -14,11 +14,12 @@
 #include <uv.h>
 
 #include "base/util.h"
+#include "net/loop.h"
 #include "obs/log.h"
 #include "server.h"
 
 struct app {
-    uv_loop_t loop;
+    struct sl_loop *loop;
     uv_signal_t sigterm, sigint;
     struct mock_server *server;
 };
@@ -43,6 +44,7 @@ on_signal(uv_signal_t *h, int signum)
     mock_server_stop(a->server);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    sl_loop_stop(a->loop);
 }
 
 /* Many concurrent streams need many descriptors: take all the hard limit allows. */
@@ -132,16 +134,19 @@ main(int argc, char **argv)
 
     struct app a;
     memset(&a, 0, sizeof(a));
-    uv_loop_init(&a.loop);
+    a.loop = sl_loop_new();
     struct mock_server_opts o = {
         .host = host, .port = port, .fixtures_dir = fixtures, .log_cap = (size_t)log_cap};
-    a.server = mock_server_start(&a.loop, &o, &bound, err, sizeof(err));
+    a.server = mock_server_start(a.loop, &o, &bound, err, sizeof(err));
     if (!a.server) {
         fprintf(stderr, "sluice-mock: %s\n", err);
+        sl_loop_stop(a.loop);
+        sl_loop_run(a.loop);
         goto out;
     }
-    uv_signal_init(&a.loop, &a.sigterm);
-    uv_signal_init(&a.loop, &a.sigint);
+    uv_loop_t *uv = sl_loop_uv(a.loop);
+    uv_signal_init(uv, &a.sigterm);
+    uv_signal_init(uv, &a.sigint);
     a.sigterm.data = a.sigint.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
@@ -150,12 +155,10 @@ main(int argc, char **argv)
            strchr(host, ':') ? "]" : "", bound);
     fflush(stdout);
 
-    uv_run(&a.loop, UV_RUN_DEFAULT);
+    sl_loop_run(a.loop);
     mock_server_free(a.server);
     rc = 0;
 out:
-    uv_run(&a.loop, UV_RUN_NOWAIT);
-    if (uv_loop_close(&a.loop) != 0)
-        sl_log_msg(SL_LOG_WARN, "mock.exit", "handles still open at exit");
+    sl_loop_free(a.loop);
     return rc;
 }

@@ -1,5 +1,7 @@
 #include "request.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -89,59 +91,6 @@ mock_req_header(const struct mock_req *r, const char *name)
     return sl_slice_make(NULL, 0);
 }
 
-long
-mock_percent_decode(const char *src, size_t n, bool plus, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = src[i];
-        if (c == '%') {
-            if (n - i < 3)
-                return -1;
-            int hi = sl_hex_digit(src[i + 1]), lo = sl_hex_digit(src[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus) {
-            c = ' ';
-        }
-        if (o + 1 >= cap)
-            return -1;
-        out[o++] = c;
-    }
-    if (cap == 0)
-        return -1;
-    out[o] = '\0';
-    return (long)o;
-}
-
-long
-mock_query_get(struct sl_slice query, const char *name, char *out, size_t cap)
-{
-    size_t nlen = strlen(name);
-    size_t i = 0;
-    while (i <= query.len && query.len > 0) {
-        size_t end = i;
-        while (end < query.len && query.ptr[end] != '&')
-            end++;
-        const char *p = query.ptr + i;
-        size_t len = end - i;
-        const char *eq = memchr(p, '=', len);
-        size_t klen = eq ? (size_t)(eq - p) : len;
-        if (klen == nlen && memcmp(p, name, nlen) == 0) {
-            const char *v = eq ? eq + 1 : p + len;
-            size_t vlen = (size_t)(p + len - v);
-            long r = mock_percent_decode(v, vlen, true, out, cap);
-            return r < 0 ? -2 : r;
-        }
-        if (end >= query.len)
-            break;
-        i = end + 1;
-    }
-    return -1;
-}
-
 bool
 mock_media_type_is(struct sl_slice value, const char *type)
 {
@@ -157,4 +106,15 @@ mock_media_type_is(struct sl_slice value, const char *type)
         s++;
     size_t tl = strlen(type);
     return n - s == tl && strncasecmp(value.ptr + s, type, tl) == 0;
+}
+
+int
+mock_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
 }

@@ -1,10 +1,11 @@
 /*
  * What the mock knows about one HTTP request, and the pure helpers that read it.
  *
- * The HTTP layer (http.c) fills a struct mock_req whose slices borrow its own
- * buffers; everything here only reads them, so routing, query parsing and header
- * lookup are unit-tested without a socket. Header names are lower-cased by the
- * HTTP layer before the request is handed on.
+ * The server (server.c) fills a struct mock_req from the HTTP layer's request (its
+ * slices borrow that layer's buffers); everything here only reads them, so routing
+ * and header lookup are unit-tested without a socket. Header names are lower-cased
+ * by the server before the request is handed on. Query parameters and percent-encoding
+ * are sluice's own (sl_http_query_get, sl_http_decode in net/http.h).
  */
 #ifndef MOCK_REQUEST_H
 #define MOCK_REQUEST_H
@@ -65,19 +66,8 @@ struct mock_route mock_route_classify(struct sl_slice path);
 /* Value of the first header with this lower-case name, or a slice with ptr NULL. */
 struct sl_slice mock_req_header(const struct mock_req *r, const char *name);
 
-/*
- * Percent-decodes src into out (at most cap - 1 bytes plus a NUL); '+' becomes a space
- * when `plus` is set (query strings). Returns the decoded length, or -1 if it does not
- * fit or an escape is malformed.
- */
-long mock_percent_decode(const char *src, size_t n, bool plus, char *out, size_t cap);
-
-/*
- * Looks up query parameter `name` (exact, case-sensitive) and percent-decodes its value
- * into out. Returns the decoded length, -1 if absent, -2 if malformed or too long.
- * A parameter without '=' has the empty value.
- */
-long mock_query_get(struct sl_slice query, const char *name, char *out, size_t cap);
+/* Formats a message into err (when errlen > 0) and returns -1: the error path of the parsers. */
+int mock_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* True if a Content-Type value has the given media type (parameters and case ignored). */
 bool mock_media_type_is(struct sl_slice value, const char *type);

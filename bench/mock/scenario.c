@@ -8,20 +8,6 @@
 
 #include "base/alloc.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 void
 mock_synth_defaults(struct mock_synth *s)
 {
@@ -159,9 +145,9 @@ parse_synth_pair(struct mock_synth *s, struct sl_slice k, struct sl_slice v, uin
         }
     }
     if (id < 0)
-        return fail(err, errlen, "synth: unknown key '%.*s'", (int)k.len, k.ptr);
+        return mock_fail(err, errlen, "synth: unknown key '%.*s'", (int)k.len, k.ptr);
     if (*seen & (1u << id))
-        return fail(err, errlen, "synth: key '%s' given twice", key_names[id]);
+        return mock_fail(err, errlen, "synth: key '%s' given twice", key_names[id]);
     *seen |= 1u << id;
 
     uint32_t u = 0;
@@ -211,9 +197,9 @@ parse_synth_pair(struct mock_synth *s, struct sl_slice k, struct sl_slice v, uin
             [K_TRUNCATE_AFTER - K_ERROR_AFTER] = MOCK_FAULT_TRUNCATE,
         };
         if (s->fault != MOCK_FAULT_NONE)
-            return fail(err, errlen,
-                        "synth: only one of error_after, stall_after, reset_after, "
-                        "truncate_after may be given");
+            return mock_fail(err, errlen,
+                             "synth: only one of error_after, stall_after, reset_after, "
+                             "truncate_after may be given");
         ok = parse_u32(v, MOCK_SYNTH_MAX_TOKENS, &s->fault_after);
         s->fault = faults[id - K_ERROR_AFTER];
         break;
@@ -222,8 +208,8 @@ parse_synth_pair(struct mock_synth *s, struct sl_slice k, struct sl_slice v, uin
         break;
     }
     if (!ok)
-        return fail(err, errlen, "synth: bad value '%.*s' for '%s'", (int)v.len, v.ptr,
-                    key_names[id]);
+        return mock_fail(err, errlen, "synth: bad value '%.*s' for '%s'", (int)v.len, v.ptr,
+                         key_names[id]);
     return 0;
 }
 
@@ -239,20 +225,21 @@ parse_synth(const char *s, size_t n, struct mock_synth *out, char *err, size_t e
             end++;
         struct sl_slice item = sl_slice_make(s + i, end - i);
         if (item.len == 0)
-            return fail(err, errlen, "synth: empty item");
+            return mock_fail(err, errlen, "synth: empty item");
         const char *eq = memchr(item.ptr, '=', item.len);
         if (!eq)
-            return fail(err, errlen, "synth: '%.*s' is not key=value", (int)item.len, item.ptr);
+            return mock_fail(err, errlen, "synth: '%.*s' is not key=value", (int)item.len,
+                             item.ptr);
         struct sl_slice k = sl_slice_make(item.ptr, (size_t)(eq - item.ptr));
         struct sl_slice v = sl_slice_make(eq + 1, item.len - k.len - 1);
         if (parse_synth_pair(out, k, v, &seen, err, errlen) < 0)
             return -1;
         i = end + 1;
         if (end + 1 == n)
-            return fail(err, errlen, "synth: trailing ','");
+            return mock_fail(err, errlen, "synth: trailing ','");
     }
     if (out->status != 200 && out->fault != MOCK_FAULT_NONE)
-        return fail(err, errlen, "synth: status and a stream fault exclude each other");
+        return mock_fail(err, errlen, "synth: status and a stream fault exclude each other");
     return 0;
 }
 
@@ -269,10 +256,10 @@ parse_fixture(const char *s, size_t n, struct mock_scenario *out, char *err, siz
     const char *at = memchr(s, '@', n);
     size_t idlen = at ? (size_t)(at - s) : n;
     if (idlen == 0)
-        return fail(err, errlen, "fixture: missing id");
+        return mock_fail(err, errlen, "fixture: missing id");
     for (size_t i = 0; i < idlen; i++) {
         if (!fixture_id_char(s[i]))
-            return fail(err, errlen, "fixture: bad character in id '%.*s'", (int)idlen, s);
+            return mock_fail(err, errlen, "fixture: bad character in id '%.*s'", (int)idlen, s);
     }
     out->fixture_id = s;
     out->fixture_id_len = idlen;
@@ -291,8 +278,9 @@ parse_fixture(const char *s, size_t n, struct mock_scenario *out, char *err, siz
              parse_u32(sl_slice_make(mode.ptr + 7, mode.len - 7), UINT32_MAX, &out->seed))
         out->delivery = MOCK_DELIVER_RANDOM;
     else
-        return fail(err, errlen, "fixture: unknown mode '%.*s' (whole, cuts, bytes, random:<seed>)",
-                    (int)mode.len, mode.ptr);
+        return mock_fail(err, errlen,
+                         "fixture: unknown mode '%.*s' (whole, cuts, bytes, random:<seed>)",
+                         (int)mode.len, mode.ptr);
     return 0;
 }
 

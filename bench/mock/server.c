@@ -1,9 +1,11 @@
 #include "server.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -11,7 +13,9 @@
 #include "base/list.h"
 #include "base/util.h"
 #include "fixtures.h"
-#include "http.h"
+#include "net/conn.h"
+#include "net/http.h"
+#include "net/loop.h"
 #include "obs/log.h"
 #include "reqlog.h"
 #include "scenario.h"
@@ -27,6 +31,18 @@
 #define WAIT_DEFAULT_MS 5000u
 #define WAIT_MAX_MS 600000u
 
+/* The kernel clamps this to net.core.somaxconn; ask for plenty so that a benchmark opening
+ * thousands of streams at once does not lose SYNs (a lost SYN costs a 1 s retransmit). */
+#define LISTEN_BACKLOG 65535
+
+/* What a client may send: URL 8 KiB, 64 headers (SL_HTTP_MAX_HEADERS) in 64 KiB, body 16 MiB.
+ * The HTTP layer counts the URL and the headers together, plus 4 bytes a header line. */
+#define MAX_URL (8u * 1024u)
+#define MAX_HEADER_BYTES (MAX_URL + 64u * 1024u + 4u * SL_HTTP_MAX_HEADERS)
+#define MAX_BODY (16u * 1024u * 1024u)
+/* The mock does not hurry its clients: a test may hold an idle connection for long. */
+#define IDLE_TIMEOUT_MS (3600u * 1000u)
+
 struct mock_stats {
     uint64_t requests;    /* provider requests */
     uint64_t active;      /* provider responses open now */
@@ -36,8 +52,12 @@ struct mock_stats {
 };
 
 struct mock_server {
-    uv_loop_t *loop;
-    struct mock_httpd httpd;
+    struct sl_loop *loop;
+    uv_tcp_t listener;
+    struct sl_conn_pool pool;
+    struct sl_http_server http;
+    bool stopping;
+    struct sl_buf names; /* the lower-cased header names of the request being read */
     struct mock_fixtures fixtures;
     struct mock_log log;
     struct sl_list waiters;
@@ -50,16 +70,31 @@ enum resp_kind { R_CONTROL, R_SIMPLE, R_FIXTURE, R_SYNTH, R_WAIT };
 
 enum synth_phase { P_FIRST_BYTE, P_STREAM, P_STALLED, P_RESET_WAIT, P_RESET_TIMER, P_ENDED };
 
-/* One request being answered; lives from on_request to on_done / on_close. */
+/* A response header line for send_head(). */
+struct mock_hdr {
+    const char *name;
+    const char *value;
+};
+
+/*
+ * One request being answered; lives from on_request to the response's on_close (then a
+ * little longer while its timer handle closes).
+ */
 struct resp {
     enum resp_kind kind;
     struct mock_server *srv;
-    struct mock_http *c;
-    struct mock_entry *entry; /* NULL for control requests or once the log dropped it */
-    const char *end;          /* how the response ended (log field "end") */
-    bool provider;            /* counted in stats.active */
-    bool state_set;           /* complete/aborted recorded */
+    struct sl_http_resp *http; /* NULL once the response is over */
+    struct sl_conn *conn;      /* valid while http is */
+    struct mock_entry *entry;  /* NULL for control requests or once the log dropped it */
+    const char *end;           /* how the response ended (log field "end") */
+    bool provider;             /* counted in stats.active */
+    bool state_set;            /* complete/aborted recorded */
     bool timer_armed;
+    bool timer_init; /* the timer handle exists (made on first use) */
+    uv_timer_t timer;
+    /* Queued and not yet known to be in the kernel: credited at the next drain. */
+    size_t queued_bytes;
+    uint32_t queued_tokens;
     struct sl_buf scratch;
 
     /* fixture */
@@ -93,6 +128,70 @@ now_us(void)
     return sl_clock_ns() / 1000u;
 }
 
+/* --- the response, over src/net/http -------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+/* The response's own one-shot timer (pacing, pauses, delays, /_mock/wait's timeout). */
+static void
+timer_start(struct resp *r, uint64_t ms)
+{
+    if (!r->timer_init) {
+        uv_timer_init(sl_loop_uv(r->srv->loop), &r->timer);
+        r->timer.data = r;
+        r->timer_init = true;
+    }
+    uv_timer_start(&r->timer, on_timer, ms, 0);
+}
+
+static void
+timer_stop(struct resp *r)
+{
+    if (r->timer_init)
+        uv_timer_stop(&r->timer);
+}
+
+/* content_length: SL_HTTP_STREAM for a stream (chunked, or close-delimited for HTTP/1.0). */
+static void
+send_head(struct resp *r, int status, const char *ctype, const struct mock_hdr *h, size_t nh,
+          int64_t content_length)
+{
+    struct sl_buf b = SL_BUF_INIT;
+    for (size_t i = 0; i < nh; i++)
+        sl_buf_printf(&b, "%s: %s\r\n", h[i].name, h[i].value);
+    sl_http_head(r->http, status, ctype, nh > 0 ? sl_buf_cstr(&b) : NULL, content_length);
+    sl_buf_free(&b);
+}
+
+/* Queues body bytes (one chunk) carrying `tokens` synthetic tokens. */
+static void
+send_body(struct resp *r, const void *p, size_t n, uint32_t tokens)
+{
+    sl_http_body(r->http, p, n);
+    r->queued_bytes += n;
+    r->queued_tokens += tokens;
+}
+
+/*
+ * Everything queued so far is in the kernel (a drain, or the response's end): count it as
+ * written. A stream queues its next piece only once the previous one drained, so what an
+ * abort leaves uncounted is at most the piece that was being written.
+ */
+static void
+credit(struct resp *r)
+{
+    if (r->provider) {
+        r->srv->st.bytes_sent += r->queued_bytes;
+        r->srv->st.tokens_sent += r->queued_tokens;
+    }
+    if (r->entry) {
+        r->entry->bytes_sent += r->queued_bytes;
+        r->entry->tokens_sent += r->queued_tokens;
+    }
+    r->queued_bytes = 0;
+    r->queued_tokens = 0;
+}
+
 /* --- log and waiters ---------------------------------------------------------------------- */
 
 static void respond_simple(struct resp *r, int status, const char *ctype, const struct mock_hdr *h,
@@ -102,7 +201,7 @@ static void
 answer_waiter(struct resp *w, struct mock_entry *e)
 {
     sl_list_unlink(&w->wlink);
-    mock_http_timer_stop(w->c);
+    timer_stop(w);
     w->timer_armed = false;
     struct sl_buf b = SL_BUF_INIT;
     mock_entry_render(e, &b);
@@ -157,7 +256,14 @@ set_error(struct resp *r, const char *msg)
 }
 
 static void
-resp_free(struct resp *r)
+free_resp(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* After the response's on_close: releases everything; the struct goes with its timer. */
+static void
+resp_release(struct resp *r)
 {
     if (r->kind == R_WAIT)
         sl_list_unlink(&r->wlink);
@@ -170,7 +276,10 @@ resp_free(struct resp *r)
     sl_buf_free(&r->scratch);
     free(r->model);
     free(r->match);
-    free(r);
+    if (r->timer_init)
+        uv_close((uv_handle_t *)&r->timer, free_resp);
+    else
+        free(r);
 }
 
 /* --- simple responses --------------------------------------------------------------------- */
@@ -183,9 +292,9 @@ respond_simple(struct resp *r, int status, const char *ctype, const struct mock_
         r->entry->status = status;
     if (!r->end)
         r->end = status < 400 ? "done" : "http_error";
-    mock_http_head(r->c, status, ctype, h, nh, (long long)len);
-    mock_http_body(r->c, body, len, 0);
-    mock_http_end(r->c, close_after);
+    send_head(r, status, ctype, h, nh, (int64_t)len);
+    send_body(r, body, len, 0);
+    sl_http_end(r->http, close_after);
 }
 
 /*
@@ -273,11 +382,14 @@ fixture_send(struct resp *r, size_t n)
     const struct mock_fixture *f = r->fx;
     if (n > f->body_len - r->pos)
         n = f->body_len - r->pos;
-    mock_http_body(r->c, f->body + r->pos, n, 0);
+    send_body(r, f->body + r->pos, n, 0);
+    /* Every piece is a write of its own (the client's reads see the fixture's cuts). */
+    if (r->delivery != MOCK_DELIVER_WHOLE)
+        sl_http_flush(r->http);
     r->pos += n;
     if (r->pos == f->body_len) {
         r->end = "done";
-        mock_http_end(r->c, false);
+        sl_http_end(r->http, false);
     }
 }
 
@@ -286,7 +398,7 @@ static void
 fixture_pump(struct resp *r)
 {
     const struct mock_fixture *f = r->fx;
-    if (r->timer_armed || r->pos >= f->body_len || mock_http_queued(r->c) > 0)
+    if (r->timer_armed || r->pos >= f->body_len || sl_http_queued(r->http) > 0)
         return;
     switch (r->delivery) {
     case MOCK_DELIVER_WHOLE:
@@ -300,7 +412,7 @@ fixture_pump(struct resp *r)
         fixture_send(r, end - r->pos);
         if (r->pos < f->body_len) {
             r->timer_armed = true;
-            mock_http_timer_start(r->c, CUT_PAUSE_MS);
+            timer_start(r, CUT_PAUSE_MS);
         }
         break;
     }
@@ -310,7 +422,7 @@ fixture_pump(struct resp *r)
             mock_random_piece(&r->rng, &r->piece_len, &pause);
             if (pause > 0) {
                 r->timer_armed = true;
-                mock_http_timer_start(r->c, pause);
+                timer_start(r, pause);
                 return;
             }
         }
@@ -350,10 +462,10 @@ fixture_start(struct resp *r, const struct mock_scenario *scn, const struct mock
     if (r->entry)
         r->entry->status = f->status;
     /* Streams go out chunked like the providers'; error bodies carry a length. */
-    mock_http_head(r->c, f->status, ctype, h, nh, f->stream ? -1 : (long long)f->body_len);
+    send_head(r, f->status, ctype, h, nh, f->stream ? SL_HTTP_STREAM : (int64_t)f->body_len);
     if (f->body_len == 0) {
         r->end = "done";
-        mock_http_end(r->c, false);
+        sl_http_end(r->http, false);
     }
 }
 
@@ -382,10 +494,10 @@ synth_begin(struct resp *r)
     mock_gen_init(&r->gen, &r->cfg, r->fmt, r->model, r->model ? strlen(r->model) : 0,
                   r->include_usage, r->entry ? r->entry->id : r->srv->seq);
     r->gen_ready = true;
-    mock_http_head(r->c, 200, mock_gen_content_type(r->fmt), h, nh, -1);
+    send_head(r, 200, mock_gen_content_type(r->fmt), h, nh, SL_HTTP_STREAM);
     sl_buf_clear(&r->scratch);
     mock_gen_head(&r->gen, &r->scratch);
-    mock_http_body(r->c, sl_buf_ptr(&r->scratch), sl_buf_len(&r->scratch), 0);
+    send_body(r, sl_buf_ptr(&r->scratch), sl_buf_len(&r->scratch), 0);
     r->phase = P_STREAM;
     r->t0_us = now_us();
     /* The rest goes out from on_drain, once the head has been written. */
@@ -403,20 +515,21 @@ synth_finish(struct resp *r, struct sl_buf *out, uint32_t k)
         mock_gen_tail(&r->gen, out, r->sent);
     else if (fault == MOCK_FAULT_ERROR)
         mock_gen_stream_error(r->fmt, out);
-    mock_http_body(r->c, sl_buf_ptr(out), sl_buf_len(out), k);
+    send_body(r, sl_buf_ptr(out), sl_buf_len(out), k);
+    sl_http_flush(r->http);
 
     switch (fault) {
     case MOCK_FAULT_NONE:
         r->end = "done";
         r->phase = P_ENDED;
-        mock_http_end(r->c, false);
+        sl_http_end(r->http, false);
         break;
     case MOCK_FAULT_ERROR:
     case MOCK_FAULT_TRUNCATE:
         /* A clean end of the HTTP body, then FIN: the provider stopped talking. */
         r->end = fault == MOCK_FAULT_ERROR ? "error_event" : "truncated";
         r->phase = P_ENDED;
-        mock_http_end(r->c, true);
+        sl_http_end(r->http, true);
         break;
     case MOCK_FAULT_STALL:
         r->end = "stalled";
@@ -425,9 +538,9 @@ synth_finish(struct resp *r, struct sl_buf *out, uint32_t k)
     case MOCK_FAULT_RESET:
         /* Reset only once the tokens are in the kernel (see synth_pump). */
         r->phase = P_RESET_WAIT;
-        if (mock_http_queued(r->c) == 0) {
+        if (sl_http_queued(r->http) == 0) {
             r->phase = P_RESET_TIMER;
-            mock_http_timer_start(r->c, RESET_DELAY_MS);
+            timer_start(r, RESET_DELAY_MS);
         }
         break;
     }
@@ -436,12 +549,12 @@ synth_finish(struct resp *r, struct sl_buf *out, uint32_t k)
 static void
 synth_pump(struct resp *r)
 {
-    if (r->phase == P_RESET_WAIT && mock_http_queued(r->c) == 0) {
+    if (r->phase == P_RESET_WAIT && sl_http_queued(r->http) == 0) {
         r->phase = P_RESET_TIMER;
-        mock_http_timer_start(r->c, RESET_DELAY_MS);
+        timer_start(r, RESET_DELAY_MS);
         return;
     }
-    if (r->phase != P_STREAM || r->timer_armed || mock_http_queued(r->c) > 0)
+    if (r->phase != P_STREAM || r->timer_armed || sl_http_queued(r->http) > 0)
         return;
     uint32_t limit = r->cfg.tokens;
     if (r->cfg.fault != MOCK_FAULT_NONE && r->cfg.fault_after < limit)
@@ -465,7 +578,7 @@ synth_pump(struct resp *r)
                 double next_us = (double)r->t0_us + (double)r->sent * 1e6 / r->cfg.rate;
                 double wait_ms = ceil((next_us - (double)now) / 1000.0);
                 r->timer_armed = true;
-                mock_http_timer_start(r->c, wait_ms > 0 ? (uint64_t)wait_ms : 0);
+                timer_start(r, wait_ms > 0 ? (uint64_t)wait_ms : 0);
                 return;
             }
         }
@@ -476,10 +589,14 @@ synth_pump(struct resp *r)
         uint32_t i = ++r->sent;
         mock_gen_token(&r->gen, out, i, i == r->cfg.tokens && r->cfg.fault == MOCK_FAULT_NONE, now);
     }
-    if (r->sent < limit)
-        mock_http_body(r->c, sl_buf_ptr(out), sl_buf_len(out), k);
-    else
+    if (r->sent < limit) {
+        send_body(r, sl_buf_ptr(out), sl_buf_len(out), k);
+        /* Now, not at the end of the turn: the tokens' stamps (ts=1) say when they were
+         * written, and a paced stream's tokens should not wait for the other streams'. */
+        sl_http_flush(r->http);
+    } else {
         synth_finish(r, out, k);
+    }
 }
 
 static void
@@ -493,7 +610,7 @@ synth_start(struct resp *r, const struct mock_scenario *scn, enum mock_provider 
     r->include_usage = include_usage;
     if (r->cfg.first_byte_ms > 0) {
         r->phase = P_FIRST_BYTE;
-        mock_http_timer_start(r->c, r->cfg.first_byte_ms);
+        timer_start(r, r->cfg.first_byte_ms);
         return;
     }
     synth_begin(r);
@@ -518,8 +635,7 @@ provider_request(struct resp *r, struct mock_req *req, struct mock_route route)
     if (json_is_string(jmodel))
         model = json_string_value(jmodel);
     if (route.provider == MOCK_PROV_GEMINI) {
-        long n =
-            mock_percent_decode(route.model.ptr, route.model.len, false, scn_buf, sizeof(scn_buf));
+        long n = sl_http_decode(route.model, scn_buf, sizeof(scn_buf), false);
         model = n >= 0 ? scn_buf : NULL;
     }
 
@@ -603,7 +719,7 @@ control_request(struct resp *r, struct mock_req *req)
     if (get && sl_slice_eq(req->path, "/_mock/log")) {
         uint64_t since = 0;
         long long v;
-        if (mock_query_get(req->query, "since", val, sizeof(val)) >= 0 &&
+        if (sl_http_query_get(req->query, "since", val, sizeof(val)) >= 0 &&
             sl_parse_int(val, &v) == 0 && v > 0)
             since = (uint64_t)v;
         mock_log_render(&s->log, since, &b);
@@ -617,8 +733,8 @@ control_request(struct resp *r, struct mock_req *req)
                       (unsigned long long)s->st.requests, (unsigned long long)s->st.active,
                       (unsigned long long)s->st.tokens_sent, (unsigned long long)s->st.bytes_sent,
                       (unsigned long long)s->st.completed, (unsigned long long)s->st.aborted,
-                      (unsigned long long)s->st.mismatches, s->httpd.nconns,
-                      (unsigned long long)s->httpd.conns_total, s->log.count,
+                      (unsigned long long)s->st.mismatches, s->pool.count,
+                      (unsigned long long)s->pool.next_id, s->log.count,
                       (unsigned long long)(sl_clock_ms() - s->start_ms));
         respond_json(r, 200, &b);
     } else if (sl_slice_eq(req->method, "POST") && sl_slice_eq(req->path, "/_mock/reset")) {
@@ -628,12 +744,12 @@ control_request(struct resp *r, struct mock_req *req)
     } else if (get && sl_slice_eq(req->path, "/_mock/wait")) {
         long long timeout = WAIT_DEFAULT_MS;
         int state = -3;
-        if (mock_query_get(req->query, "timeout_ms", val, sizeof(val)) >= 0 &&
+        if (sl_http_query_get(req->query, "timeout_ms", val, sizeof(val)) >= 0 &&
             (sl_parse_int(val, &timeout) != 0 || timeout < 0 || timeout > WAIT_MAX_MS)) {
             respond_mock_error(r, 400, "timeout_ms must be 0..600000");
             goto out;
         }
-        if (mock_query_get(req->query, "state", val, sizeof(val)) >= 0) {
+        if (sl_http_query_get(req->query, "state", val, sizeof(val)) >= 0) {
             state = mock_state_parse(val);
             if (state == -1) {
                 respond_mock_error(r, 400,
@@ -641,7 +757,7 @@ control_request(struct resp *r, struct mock_req *req)
                 goto out;
             }
         }
-        long n = mock_query_get(req->query, "match", val, sizeof(val));
+        long n = sl_http_query_get(req->query, "match", val, sizeof(val));
         if (n == -2) {
             respond_mock_error(r, 400, "bad match parameter");
             goto out;
@@ -658,7 +774,7 @@ control_request(struct resp *r, struct mock_req *req)
         } else {
             sl_list_push_back(&s->waiters, &r->wlink);
             r->timer_armed = true;
-            mock_http_timer_start(r->c, (uint64_t)timeout);
+            timer_start(r, (uint64_t)timeout);
         }
     } else {
         char msg[256];
@@ -672,45 +788,87 @@ out:
 
 /* --- HTTP callbacks ------------------------------------------------------------------------- */
 
+static void on_resp_drain(void *ud, struct sl_http_resp *http);
+static void on_resp_close(void *ud, struct sl_http_resp *http, bool aborted);
+
+static const struct sl_http_resp_handler resp_handler = {
+    .on_drain = on_resp_drain,
+    .on_close = on_resp_close,
+};
+
+/*
+ * The mock's view of a request: the same slices, with header names lower-cased into the
+ * server's scratch buffer (valid until the next request) and any fragment cut off the query.
+ */
 static void
-on_request(struct mock_http *c, struct mock_req *req)
+mock_req_from(struct mock_server *s, const struct sl_http_req *h, struct mock_req *r)
 {
-    struct mock_server *s = mock_http_server(c)->data;
+    memset(r, 0, sizeof(*r));
+    r->method = sl_slice_make(h->method, strlen(h->method));
+    r->path = h->path;
+    r->query = h->query;
+    const char *hash = memchr(r->query.ptr, '#', r->query.len);
+    if (hash)
+        r->query.len = (size_t)(hash - r->query.ptr);
+    size_t total = 0;
+    for (size_t i = 0; i < h->nheaders; i++)
+        total += h->headers[i].name.len;
+    sl_buf_clear(&s->names);
+    char *dst = sl_buf_reserve(&s->names, total + 1);
+    for (size_t i = 0; i < h->nheaders && i < MOCK_MAX_HEADERS; i++) {
+        const struct sl_slice *name = &h->headers[i].name;
+        for (size_t k = 0; k < name->len; k++)
+            dst[k] = (char)tolower((unsigned char)name->ptr[k]);
+        r->headers[i].name = sl_slice_make(dst, name->len);
+        r->headers[i].value = h->headers[i].value;
+        r->nheaders++;
+        dst += name->len;
+    }
+    r->body = h->body;
+}
+
+static void
+on_request(void *ud, struct sl_conn *c, struct sl_http_req *hreq)
+{
+    struct mock_server *s = ud;
+    struct mock_req req;
+    mock_req_from(s, hreq, &req);
     struct resp *r = sl_calloc(1, sizeof(*r));
     r->srv = s;
-    r->c = c;
+    r->conn = c;
     r->kind = R_SIMPLE;
     sl_list_init(&r->wlink);
-    *mock_http_app(c) = r;
+    /* Every answer is held: its end, written or aborted, is what the log records. */
+    r->http = sl_http_hold(c, hreq, &resp_handler, r);
     s->seq++;
 
-    if (req->path.len >= 7 && memcmp(req->path.ptr, "/_mock/", 7) == 0) {
+    if (req.path.len >= 7 && memcmp(req.path.ptr, "/_mock/", 7) == 0) {
         r->kind = R_CONTROL;
-        control_request(r, req);
+        control_request(r, &req);
         return;
     }
-    struct mock_route route = mock_route_classify(req->path);
+    struct mock_route route = mock_route_classify(req.path);
     if (route.provider == MOCK_PROV_NONE) {
         char msg[256];
         s->st.requests++;
         s->st.active++;
         r->provider = true;
-        mock_log_add(&s->log, req, false, NULL, 0, &r->entry);
-        snprintf(msg, sizeof(msg), "no provider route for %.*s %.*s", (int)req->method.len,
-                 req->method.ptr, (int)req->path.len, req->path.ptr);
+        mock_log_add(&s->log, &req, false, NULL, 0, &r->entry);
+        snprintf(msg, sizeof(msg), "no provider route for %.*s %.*s", (int)req.method.len,
+                 req.method.ptr, (int)req.path.len, req.path.ptr);
         set_error(r, msg);
         respond_mock_error(r, 404, msg);
         return;
     }
-    provider_request(r, req, route);
+    provider_request(r, &req, route);
 }
 
 static void
-on_drain(struct mock_http *c)
+on_resp_drain(void *ud, struct sl_http_resp *http)
 {
-    struct resp *r = *mock_http_app(c);
-    if (!r)
-        return;
+    struct resp *r = ud;
+    (void)http;
+    credit(r);
     if (r->kind == R_FIXTURE)
         fixture_pump(r);
     else if (r->kind == R_SYNTH)
@@ -718,11 +876,9 @@ on_drain(struct mock_http *c)
 }
 
 static void
-on_timer(struct mock_http *c)
+on_timer(uv_timer_t *t)
 {
-    struct resp *r = *mock_http_app(c);
-    if (!r)
-        return;
+    struct resp *r = t->data;
     r->timer_armed = false;
     switch (r->kind) {
     case R_FIXTURE:
@@ -734,7 +890,7 @@ on_timer(struct mock_http *c)
         } else if (r->phase == P_RESET_TIMER) {
             r->phase = P_ENDED;
             set_state(r, MOCK_COMPLETE, "reset");
-            mock_http_reset(c); /* on_close frees r */
+            sl_conn_reset(r->conn); /* on_resp_close follows from the loop */
         } else {
             synth_pump(r);
         }
@@ -748,63 +904,70 @@ on_timer(struct mock_http *c)
 }
 
 static void
-on_written(struct mock_http *c, size_t body, uint32_t tokens)
+on_resp_close(void *ud, struct sl_http_resp *http, bool aborted)
 {
-    struct resp *r = *mock_http_app(c);
-    if (!r)
-        return;
-    if (r->provider) {
-        r->srv->st.bytes_sent += body;
-        r->srv->st.tokens_sent += tokens;
-    }
-    if (r->entry) {
-        r->entry->bytes_sent += body;
-        r->entry->tokens_sent += tokens;
-    }
-}
-
-static void
-on_done(struct mock_http *c)
-{
-    struct resp *r = *mock_http_app(c);
-    if (!r)
-        return;
-    *mock_http_app(c) = NULL;
-    if (r->provider)
-        set_state(r, MOCK_COMPLETE, r->end ? r->end : "done");
-    resp_free(r);
-}
-
-static void
-on_close(struct mock_http *c, bool aborted)
-{
-    struct resp *r = *mock_http_app(c);
-    if (!r)
-        return;
-    *mock_http_app(c) = NULL;
+    struct resp *r = ud;
+    (void)http;
+    r->http = NULL;
+    r->conn = NULL;
+    timer_stop(r);
+    if (!aborted)
+        credit(r);
     if (r->provider) {
         if (aborted)
             set_state(r, MOCK_ABORTED, "client_closed");
         else
             set_state(r, MOCK_COMPLETE, r->end ? r->end : "done");
     }
-    resp_free(r);
+    resp_release(r);
 }
-
-static const struct mock_http_cbs http_cbs = {
-    .on_request = on_request,
-    .on_drain = on_drain,
-    .on_written = on_written,
-    .on_done = on_done,
-    .on_timer = on_timer,
-    .on_close = on_close,
-};
 
 /* --- lifetime --------------------------------------------------------------------------------- */
 
+static void
+on_connection(uv_stream_t *server, int status)
+{
+    struct mock_server *s = server->data;
+    if (status < 0 || s->stopping)
+        return;
+    struct sl_conn *c = sl_conn_accept(&s->pool, server);
+    if (c != NULL)
+        sl_http_serve(&s->http, c);
+}
+
+static int
+listen_on(struct mock_server *s, const char *host, int port, int *bound_port)
+{
+    struct sockaddr_storage ss;
+    int rc;
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(host, ':'))
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+    else
+        rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+    if (rc != 0)
+        return rc;
+    uv_tcp_init(sl_loop_uv(s->loop), &s->listener);
+    s->listener.data = s;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection);
+    if (rc == 0) {
+        struct sockaddr_storage got;
+        int len = sizeof(got);
+        rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&got, &len);
+        if (rc == 0)
+            *bound_port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                          : ((struct sockaddr_in *)&got)->sin_port);
+    }
+    if (rc != 0)
+        uv_close((uv_handle_t *)&s->listener, NULL);
+    return rc;
+}
+
 struct mock_server *
-mock_server_start(uv_loop_t *loop, const struct mock_server_opts *o, int *bound_port, char *err,
-                  size_t errlen)
+mock_server_start(struct sl_loop *loop, const struct mock_server_opts *o, int *bound_port,
+                  char *err, size_t errlen)
 {
     struct mock_server *s = sl_calloc(1, sizeof(*s));
     s->loop = loop;
@@ -815,7 +978,7 @@ mock_server_start(uv_loop_t *loop, const struct mock_server_opts *o, int *bound_
         return NULL;
     }
     mock_log_init(&s->log, o->log_cap ? o->log_cap : MOCK_LOG_DEFAULT_CAP);
-    int rc = mock_httpd_start(&s->httpd, loop, o->host, o->port, &http_cbs, s, bound_port);
+    int rc = listen_on(s, o->host, o->port, bound_port);
     if (rc != 0) {
         snprintf(err, errlen, "listen %s:%d: %s", o->host, o->port, uv_strerror(rc));
         mock_log_cleanup(&s->log);
@@ -823,13 +986,33 @@ mock_server_start(uv_loop_t *loop, const struct mock_server_opts *o, int *bound_
         free(s);
         return NULL;
     }
+    sl_conn_pool_init(&s->pool, loop);
+    struct sl_http_limits lim = {
+        .max_header_bytes = MAX_HEADER_BYTES,
+        .max_url_bytes = MAX_URL,
+        .max_body_bytes = MAX_BODY,
+        .header_timeout_ms = IDLE_TIMEOUT_MS,
+        .keepalive_timeout_ms = IDLE_TIMEOUT_MS,
+    };
+    sl_http_server_init(&s->http, loop, &lim, on_request, s);
     return s;
+}
+
+static void
+abort_conn(struct sl_conn *c, void *arg)
+{
+    (void)arg;
+    sl_conn_abort(c);
 }
 
 void
 mock_server_stop(struct mock_server *s)
 {
-    mock_httpd_stop(&s->httpd);
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    sl_conn_pool_foreach(&s->pool, abort_conn, NULL);
 }
 
 void
@@ -837,5 +1020,6 @@ mock_server_free(struct mock_server *s)
 {
     mock_log_cleanup(&s->log);
     mock_fixtures_free(&s->fixtures);
+    sl_buf_free(&s->names);
     free(s);
 }

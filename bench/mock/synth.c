@@ -11,28 +11,15 @@
 
 #define LIT(b, s) sl_buf_append((b), (s), sizeof(s) - 1)
 
-/* Decimal digits without printf: this runs for every token. */
-static void
-put_u64(struct sl_buf *b, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    sl_buf_append(b, tmp + sizeof(tmp) - n, n);
-}
-
 static void
 put_text(const struct mock_gen *g, struct sl_buf *out, uint32_t i, uint64_t now_us)
 {
     if (g->cfg.ts) {
         sl_buf_append_byte(out, '@');
-        put_u64(out, now_us);
+        sl_jsonw_uint(out, now_us);
     } else {
         LIT(out, "tok");
-        put_u64(out, i);
+        sl_jsonw_uint(out, i);
     }
     sl_buf_append_byte(out, ' ');
 }
@@ -205,13 +192,13 @@ gemini_event_end(struct mock_gen *g, struct sl_buf *out, bool last, uint32_t cou
     if (g->usage) {
         uint32_t p = g->cfg.prompt_tokens;
         LIT(out, ",\"usageMetadata\": {\"promptTokenCount\": ");
-        put_u64(out, p);
+        sl_jsonw_uint(out, p);
         LIT(out, ",\"candidatesTokenCount\": ");
-        put_u64(out, count);
+        sl_jsonw_uint(out, count);
         LIT(out, ",\"totalTokenCount\": ");
-        put_u64(out, (uint64_t)p + count);
+        sl_jsonw_uint(out, (uint64_t)p + count);
         LIT(out, ",\"promptTokensDetails\": [{\"modality\": \"TEXT\",\"tokenCount\": ");
-        put_u64(out, p);
+        sl_jsonw_uint(out, p);
         LIT(out, "}]}");
     }
     sl_buf_printf(out, ",\"modelVersion\": \"%s\",\"responseId\": \"%s\"}\r\n\r\n", g->model_json,
@@ -321,53 +308,6 @@ mock_gen_stream_error(enum mock_provider fmt, struct sl_buf *out)
 }
 
 /* --- HTTP errors ------------------------------------------------------------------------- */
-
-const char *
-mock_http_reason(int status)
-{
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 402:
-        return "Payment Required";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 529:
-        return "Site Overloaded";
-    default:
-        return "Unknown";
-    }
-}
 
 struct err_row {
     int status;

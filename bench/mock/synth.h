@@ -77,7 +77,4 @@ void mock_gen_stream_error(enum mock_provider fmt, struct sl_buf *out);
 void mock_gen_http_error(enum mock_provider fmt, int status, int retry_after, const char *model,
                          const char *request_id, struct sl_buf *out);
 
-/* The reason phrase for an HTTP status ("Too Many Requests"), or "Unknown". */
-const char *mock_http_reason(int status);
-
 #endif

@@ -20,6 +20,7 @@ enum {
     F_CLOSING = 1 << 4,  /* graceful close requested */
     F_SHUTDOWN = 1 << 5, /* FIN sent */
     F_CLOSED = 1 << 6,   /* uv_close called */
+    F_EOF = 1 << 7,      /* the peer's FIN (or an error) was read */
 };
 
 struct sl_conn {
@@ -50,6 +51,14 @@ on_linger(struct sl_timeq_node *n, uint64_t now)
     sl_conn_abort(sl_conn_from_timer(n));
 }
 
+/* Only there to keep the loop from blocking in poll; the turn's hooks do the flushing. */
+static void
+on_soon(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)n;
+    (void)now;
+}
+
 void
 sl_conn_pool_init(struct sl_conn_pool *p, struct sl_loop *loop)
 {
@@ -59,6 +68,9 @@ sl_conn_pool_init(struct sl_conn_pool *p, struct sl_loop *loop)
     sl_list_init(&p->pending);
     sl_timeq_init(&p->linger, LINGER_MS, on_linger);
     sl_loop_add_timeq(loop, &p->linger);
+    sl_timeq_init(&p->soon, 0, on_soon);
+    sl_timeq_node_init(&p->soon_node);
+    sl_loop_add_timeq(loop, &p->soon);
     sl_loop_add_turn_hook(loop, sl_conn_pool_flush, p);
 }
 
@@ -84,6 +96,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
+        c->flags |= F_EOF;
         c->h->on_eof(c);
         if (!(c->flags & (F_CLOSING | F_CLOSED)) && (c->flags & F_READING)) {
             uv_read_stop(s);
@@ -241,8 +254,8 @@ on_close_done(uv_handle_t *h)
         p->on_closed(p->on_closed_ud);
 }
 
-void
-sl_conn_abort(struct sl_conn *c)
+static void
+close_now(struct sl_conn *c, bool reset)
 {
     if (c->flags & F_CLOSED)
         return;
@@ -251,7 +264,22 @@ sl_conn_abort(struct sl_conn *c)
     sl_list_unlink(&c->pending_link);
     sl_list_unlink(&c->all_link);
     c->pool->count--;
+    /* libuv refuses a reset once a shutdown (FIN) is under way. */
+    if (reset && uv_tcp_close_reset(&c->tcp, on_close_done) == 0)
+        return;
     uv_close((uv_handle_t *)&c->tcp, on_close_done);
+}
+
+void
+sl_conn_abort(struct sl_conn *c)
+{
+    close_now(c, false);
+}
+
+void
+sl_conn_reset(struct sl_conn *c)
+{
+    close_now(c, true);
 }
 
 static void
@@ -259,7 +287,8 @@ on_shutdown(uv_shutdown_t *req, int status)
 {
     struct sl_conn *c = req->handle->data;
     free(req);
-    if (status < 0)
+    /* Our FIN is out; if the peer's came already there is nothing left to wait for. */
+    if (status < 0 || (c->flags & F_EOF))
         sl_conn_abort(c);
 }
 
@@ -325,31 +354,30 @@ drained(struct sl_conn *c)
         c->h->on_drain(c);
 }
 
-static void
-flush(struct sl_conn *c)
+/*
+ * Writes the queue: what the kernel takes at once, and the rest through a uv_write. Returns
+ * true if the queue emptied (nothing left, nothing in flight), false otherwise or if the
+ * connection failed (and is now closed).
+ */
+static bool
+write_out(struct sl_conn *c)
 {
-    if (c->flags & (F_WRITING | F_CLOSED))
-        return;
     size_t n = sl_buf_len(&c->out);
-    if (n == 0) {
-        drained(c);
-        return;
-    }
+    if (n == 0)
+        return true;
     uv_buf_t b = uv_buf_init((char *)sl_buf_ptr(&c->out), (unsigned)n);
     int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (r == UV_EAGAIN || r == UV_ENOSYS)
         r = 0;
     if (r < 0) {
         sl_conn_abort(c);
-        return;
+        return false;
     }
     c->pool->bytes_out += (uint64_t)r;
     sl_buf_consume(&c->out, (size_t)r);
     n = sl_buf_len(&c->out);
-    if (n == 0) {
-        drained(c);
-        return;
-    }
+    if (n == 0)
+        return true;
     /* The kernel is full: hand the rest to libuv and keep queuing into a fresh buffer. */
     struct write_req *w = sl_malloc(sizeof(*w));
     w->base = c->out.data;
@@ -360,24 +388,53 @@ flush(struct sl_conn *c)
         free(w->base);
         free(w);
         sl_conn_abort(c);
-        return;
+        return false;
     }
     c->flags |= F_WRITING;
     c->inflight = n;
+    return false;
+}
+
+static void
+flush(struct sl_conn *c)
+{
+    if (c->flags & (F_WRITING | F_CLOSED))
+        return;
+    if (write_out(c))
+        drained(c);
+}
+
+void
+sl_conn_flush(struct sl_conn *c)
+{
+    if (c->flags & (F_WRITING | F_CLOSING | F_CLOSED))
+        return;
+    /* Written now; if that empties the queue, the end-of-turn flush finds it empty and
+     * calls on_drain, so that the handler never runs inside its own call. */
+    if (write_out(c))
+        mark_pending(c);
 }
 
 void
 sl_conn_pool_flush(void *arg)
 {
     struct sl_conn_pool *p = arg;
-    /* Flushing may queue more (on_drain) but never onto the list being walked twice. */
-    while (!sl_list_empty(&p->pending)) {
-        struct sl_list *n = p->pending.next;
+    if (sl_list_empty(&p->pending))
+        return;
+    /* Take the list as it is: a connection that on_drain queues again goes onto a fresh one. */
+    struct sl_list batch = p->pending;
+    batch.next->prev = &batch;
+    batch.prev->next = &batch;
+    sl_list_init(&p->pending);
+    while (!sl_list_empty(&batch)) {
+        struct sl_list *n = batch.next;
         struct sl_conn *c = SL_CONTAINER_OF(n, struct sl_conn, pending_link);
         sl_list_unlink(n);
         c->flags &= ~F_PENDING;
         flush(c);
     }
+    if (!sl_list_empty(&p->pending))
+        sl_loop_arm(p->loop, &p->soon, &p->soon_node);
 }
 
 void

@@ -43,6 +43,8 @@ struct sl_conn_pool {
     struct sl_list all;     /* every open connection */
     struct sl_list pending; /* connections with queued bytes to flush */
     struct sl_timeq linger; /* closing: wait for the peer's FIN before closing */
+    struct sl_timeq soon;   /* duration 0: brings the loop back when flushing was cut short */
+    struct sl_timeq_node soon_node;
     size_t count;
     uint64_t next_id;
     uint64_t bytes_out; /* total bytes handed to the kernel (for metrics) */
@@ -76,6 +78,15 @@ void sl_conn_commit(struct sl_conn *c, size_t n);
 size_t sl_conn_queued(const struct sl_conn *c);
 
 /*
+ * Hands what is queued to the kernel now instead of at the end of the turn, so that bytes
+ * queued after this call start a new write (a protocol that must control its write
+ * boundaries). If a write is already in flight, the bytes wait behind it as usual. With
+ * nothing queued it only asks for an on_drain. on_drain is never called from inside this
+ * call: it follows from the end-of-turn flush.
+ */
+void sl_conn_flush(struct sl_conn *c);
+
+/*
  * Graceful close: stop delivering reads, flush what is queued, send FIN, and close
  * once the peer closes too (or after a short linger), so that a final response or
  * close frame is not destroyed by a reset.
@@ -84,6 +95,13 @@ void sl_conn_close(struct sl_conn *c);
 
 /* Immediate close; queued bytes are dropped. */
 void sl_conn_abort(struct sl_conn *c);
+
+/*
+ * Immediate close with a TCP reset (RST instead of FIN; SO_LINGER 0), for a peer that must
+ * see the connection fail, not end. Queued bytes are dropped. After a graceful close has
+ * sent its FIN it is a plain sl_conn_abort().
+ */
+void sl_conn_reset(struct sl_conn *c);
 
 bool sl_conn_closing(const struct sl_conn *c);
 
@@ -98,7 +116,13 @@ void sl_conn_peer(const struct sl_conn *c, char *out, size_t outlen);
 struct sl_timeq_node *sl_conn_timer(struct sl_conn *c);
 struct sl_conn *sl_conn_from_timer(struct sl_timeq_node *n);
 
-/* Flushes every connection with queued bytes; installed as an end-of-turn hook. */
+/*
+ * Flushes every connection with queued bytes; installed as an end-of-turn hook. Each
+ * connection is written at most once per call: what its on_drain queues in reply waits for
+ * the next call (the next hook, with the loop kept from blocking meanwhile), so that a
+ * handler that keeps writing from on_drain cannot hold the loop away from reads, accepts
+ * and timers.
+ */
 void sl_conn_pool_flush(void *pool);
 
 /* Calls fn on every open connection (for shutdown); fn may close it. */

@@ -213,26 +213,6 @@ Test(mock_route, gemini_model_may_hold_the_scenario)
     cr_assert(sl_slice_eq(r.model, "synth:tokens=3,rate=1"));
 }
 
-Test(mock_request, query_and_percent_decoding)
-{
-    char out[64];
-    struct sl_slice q = SL_SLICE("alt=sse&match=a%20b+c%2B&flag&key=");
-    cr_assert_eq(mock_query_get(q, "alt", out, sizeof(out)), 3);
-    cr_assert_str_eq(out, "sse");
-    cr_assert_eq(mock_query_get(q, "match", out, sizeof(out)), 6);
-    cr_assert_str_eq(out, "a b c+");
-    cr_assert_eq(mock_query_get(q, "flag", out, sizeof(out)), 0);
-    cr_assert_eq(mock_query_get(q, "key", out, sizeof(out)), 0);
-    cr_assert_eq(mock_query_get(q, "al", out, sizeof(out)), -1);
-    cr_assert_eq(mock_query_get(SL_SLICE(""), "alt", out, sizeof(out)), -1);
-    cr_assert_eq(mock_query_get(SL_SLICE("x=%4"), "x", out, sizeof(out)), -2);
-    cr_assert_eq(mock_query_get(SL_SLICE("x=%zz"), "x", out, sizeof(out)), -2);
-    cr_assert_eq(mock_query_get(SL_SLICE("x=abcdef"), "x", out, 4), -2, "does not fit");
-
-    cr_assert_eq(mock_percent_decode("a+b%3A", 6, false, out, sizeof(out)), 4);
-    cr_assert_str_eq(out, "a+b:");
-}
-
 Test(mock_request, media_type_and_headers)
 {
     cr_assert(mock_media_type_is(SL_SLICE("application/json"), "application/json"));

@@ -472,8 +472,15 @@ sl_curl_new(struct sl_loop *loop, long max_host_connections)
     curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
     curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g);
     curl_multi_setopt(g->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    if (max_host_connections > 0)
+    if (max_host_connections > 0) {
         curl_multi_setopt(g->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
+        /*
+         * Keep idle connections up to the same cap: curl's default cache is four times the
+         * transfers running at the moment, so after a burst it closes connections the next
+         * burst has to open again (a TCP, and for real providers a TLS, handshake each).
+         */
+        curl_multi_setopt(g->multi, CURLMOPT_MAXCONNECTS, max_host_connections);
+    }
     uv_timer_init(g->uv, &g->timer);
     uv_unref((uv_handle_t *)&g->timer);
     g->timer.data = g;

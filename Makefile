@@ -103,7 +103,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 test: unit e2e
 
-bench: all
+bench:
+	scripts/install-deps.sh --bench
+	$(MAKE) all
 	scripts/bench.sh
 
 fuzz:

@@ -4,15 +4,18 @@
 #
 #   scripts/install-deps.sh          build and run the gateway
 #   scripts/install-deps.sh --test   also what the test suite needs (Criterion, Node.js,
-#                                    Chromium for the browser test, clang for fuzzing)
+#                                    Chromium for the browser test, clang for fuzzing, jq)
+#   scripts/install-deps.sh --bench  also what `make bench` needs (jq for the table)
 set -eu
 
 BUILD="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libwslay-dev
 libhttp-parser-dev libjansson-dev libjwt-dev libhiredis-dev libyaml-dev libssl-dev
 ca-certificates"
-TEST="libcriterion-dev chromium python3 clang libclang-rt-14-dev curl"
+TEST="libcriterion-dev chromium python3 clang libclang-rt-14-dev curl jq"
+BENCH="jq"
 
 want="$BUILD"
+[ "${1:-}" = "--bench" ] && want="$want $BENCH"
 if [ "${1:-}" = "--test" ]; then
     want="$want $TEST"
     # Node.js: Debian's own unless a newer one is already on the PATH.

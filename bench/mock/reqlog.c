@@ -251,3 +251,15 @@ mock_log_find(const struct mock_log *log, const char *match, int state)
     }
     return NULL;
 }
+
+size_t
+mock_log_count_scenario(const struct mock_log *log, const char *scn, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < log->count; i++) {
+        const char *e = log->ring[(log->head + i) % log->cap]->scenario;
+        if (e && strlen(e) == len && memcmp(e, scn, len) == 0)
+            n++;
+    }
+    return n;
+}

@@ -69,6 +69,9 @@ struct mock_entry *mock_log_add(struct mock_log *log, const struct mock_req *r, 
                                 const char *scenario, size_t scenario_len,
                                 struct mock_entry **owner);
 
+/* How many entries (the newest included) have exactly this scenario string. */
+size_t mock_log_count_scenario(const struct mock_log *log, const char *scn, size_t len);
+
 /* Appends one entry as a JSON object. */
 void mock_entry_render(const struct mock_entry *e, struct sl_buf *out);
 

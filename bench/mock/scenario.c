@@ -20,6 +20,7 @@ mock_synth_defaults(struct mock_synth *s)
         .first_byte_ms = 0,
         .status = 200,
         .retry_after = -1,
+        .fail_first = 0,
         .fault = MOCK_FAULT_NONE,
         .fault_after = 0,
         .chunk = 8,
@@ -113,6 +114,8 @@ enum key_id {
     K_TRUNCATE_AFTER,
     K_CHUNK,
     K_PROMPT,
+    K_FAIL_FIRST,
+    K_TAG,
     K_COUNT
 };
 
@@ -131,6 +134,8 @@ static const char *const key_names[K_COUNT] = {
     [K_TRUNCATE_AFTER] = "truncate_after",
     [K_CHUNK] = "chunk",
     [K_PROMPT] = "prompt_tokens",
+    [K_FAIL_FIRST] = "fail_first",
+    [K_TAG] = "tag",
 };
 
 static int
@@ -186,6 +191,13 @@ parse_synth_pair(struct mock_synth *s, struct sl_slice k, struct sl_slice v, uin
     case K_PROMPT:
         ok = parse_u32(v, 1000000000u, &s->prompt_tokens);
         break;
+    case K_FAIL_FIRST:
+        ok = parse_u32(v, 1000000u, &s->fail_first) && s->fail_first > 0;
+        break;
+    case K_TAG:
+        /* Only makes the scenario string distinct (fail_first counts per string). */
+        ok = v.len > 0;
+        break;
     case K_ERROR_AFTER:
     case K_STALL_AFTER:
     case K_RESET_AFTER:
@@ -240,6 +252,8 @@ parse_synth(const char *s, size_t n, struct mock_synth *out, char *err, size_t e
     }
     if (out->status != 200 && out->fault != MOCK_FAULT_NONE)
         return mock_fail(err, errlen, "synth: status and a stream fault exclude each other");
+    if (out->fail_first > 0 && out->status == 200)
+        return mock_fail(err, errlen, "synth: fail_first needs an error status");
     return 0;
 }
 

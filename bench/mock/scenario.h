@@ -51,6 +51,8 @@ struct mock_synth {
     uint32_t first_byte_ms;    /* delay before the response head */
     int status;                /* 200, or an HTTP error status 400..599 (no stream) */
     int retry_after;           /* seconds, -1 = none */
+    uint32_t fail_first;       /* with status: only the first N requests of this scenario
+                                  fail, later ones stream; 0 = every request fails */
     enum mock_fault fault;
     uint32_t fault_after;
     uint32_t chunk;         /* tokens per write when rate = 0, default 8 */

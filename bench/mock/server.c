@@ -679,6 +679,10 @@ provider_request(struct resp *r, struct mock_req *req, struct mock_route route)
     } else {
         json_t *so = json_object_get(req->json, "stream_options");
         bool include_usage = json_is_true(json_object_get(so, "include_usage"));
+        /* fail_first: the log tells how many requests of this scenario came before. */
+        if (scn.synth.fail_first > 0 &&
+            mock_log_count_scenario(&s->log, scn_str, scn_len) > scn.synth.fail_first)
+            scn.synth.status = 200;
         synth_start(r, &scn, route.provider, model, include_usage);
     }
     json_decref(req->json);

@@ -27,6 +27,7 @@ describe('routing', () => {
           'also-broken': { provider: 'mockanthropic', upstream_model: 'synth:status=529' },
           backup: { provider: 'mockgemini', upstream_model: 'synth:tokens=3', price: { input_per_1m: 1000, output_per_1m: 2000 } },
           'flaky': { provider: 'retrying', upstream_model: 'synth:status=503' },
+          'recovers': { provider: 'retrying', upstream_model: `synth:status=503,fail_first=2,tokens=3,tag=${process.pid}` },
           'rate-limited': { provider: 'retrying', upstream_model: 'synth:status=429,retry_after=1' },
           'dies-midway': { provider: 'retrying', upstream_model: 'synth:tokens=5,error_after=2', fallback: ['backup'] },
           'bad-request': { provider: 'retrying', upstream_model: 'synth:status=400', fallback: ['backup'] },
@@ -85,6 +86,20 @@ describe('routing', () => {
     // jittered exponential backoff from 20 ms: at least 10 ms, then 20 ms
     assert.ok(log[1].started_ms - log[0].started_ms >= 10);
     assert.ok(log[2].started_ms - log[1].started_ms >= 20);
+  });
+
+  test('a retry that succeeds streams the answer, after a progress event per retry', async () => {
+    const marker = uniq('recover');
+    c.send({ type: 'chat', id: 'r3', model: 'recovers', message: marker });
+    const ev = await c.collect('r3');
+    assert.equal(ev.filter((e) => e.type === 'progress' && e.step === 'retrying').length, 2);
+    const done = ev.at(-1);
+    assert.equal(done.type, 'done', JSON.stringify(done));
+    assert.equal(done.model, 'recovers');
+    assert.equal(textOf(ev), 'tok1 tok2 tok3 ');
+    assert.deepEqual(done.usage, { input_tokens: 10, output_tokens: 3 });
+    const log = requestsWith(await mock.log(), marker);
+    assert.deepEqual(log.map((r) => r.status), [503, 503, 200]);
   });
 
   test('a 429 is retried no sooner than its Retry-After', async () => {

@@ -141,3 +141,22 @@ Test(mock_reqlog, matching_by_body_and_state)
     cr_assert_eq(mock_state_parse("complete"), MOCK_COMPLETE);
     mock_log_cleanup(&log);
 }
+
+Test(mock_reqlog, counts_requests_by_exact_scenario)
+{
+    struct mock_log log;
+    mock_log_init(&log, 8);
+    struct mock_req r = req("{}");
+    const char *a = "synth:status=503,fail_first=1";
+    mock_log_add(&log, &r, true, a, strlen(a), NULL);
+    mock_log_add(&log, &r, true, "synth", 5, NULL);
+    mock_log_add(&log, &r, true, NULL, 0, NULL);
+    cr_assert_eq(mock_log_count_scenario(&log, a, strlen(a)), 1);
+    /* a prefix is another scenario */
+    cr_assert_eq(mock_log_count_scenario(&log, a, 5), 1);
+    mock_log_add(&log, &r, true, a, strlen(a), NULL);
+    cr_assert_eq(mock_log_count_scenario(&log, a, strlen(a)), 2);
+    mock_log_clear(&log);
+    cr_assert_eq(mock_log_count_scenario(&log, a, strlen(a)), 0);
+    mock_log_cleanup(&log);
+}

@@ -100,6 +100,11 @@ Test(mock_scenario, synth_all_keys)
     cr_assert_eq(parse("synth:status=429,retry_after=2", &sc, err), 0);
     cr_assert_eq(sc.synth.status, 429);
     cr_assert_eq(sc.synth.retry_after, 2);
+    cr_assert_eq(sc.synth.fail_first, 0);
+
+    cr_assert_eq(parse("synth:status=503,fail_first=2,tag=abc", &sc, err), 0, "%s", err);
+    cr_assert_eq(sc.synth.status, 503);
+    cr_assert_eq(sc.synth.fail_first, 2);
 
     static const struct {
         const char *s;
@@ -140,6 +145,9 @@ Test(mock_scenario, synth_errors)
         {"synth:chunk=0", "for 'chunk'"},
         {"synth:error_after=1,reset_after=2", "only one of"},
         {"synth:status=500,stall_after=1", "exclude each other"},
+        {"synth:fail_first=2", "needs an error status"},
+        {"synth:status=503,fail_first=0", "for 'fail_first'"},
+        {"synth:tag=", "for 'tag'"},
         {"synth:tokens", "not key=value"},
         {"synth:tokens=1,", "trailing"},
         {"synth:,tokens=1", "empty item"},

@@ -99,8 +99,8 @@ on_tick(uv_timer_t *t)
         unsigned active = sl_server_active_streams(app->srv);
         if (active > 0 && elapsed < app->srv->cfg->shutdown.drain_timeout_ms)
             return;
-        sl_log_msg(SL_LOG_INFO, "shutdown.stop", "%u streams still running after %llu ms",
-                   active, (unsigned long long)elapsed);
+        sl_log_msg(SL_LOG_INFO, "shutdown.stop", "%u streams still running after %llu ms", active,
+                   (unsigned long long)elapsed);
         app->stopping = true;
         sl_server_stop(app->srv);
     }
@@ -141,8 +141,7 @@ banner(const struct sl_config *cfg, struct sl_server *srv)
     const char *host = display_host(cfg->listen_host);
     bool v6 = strchr(host, ':') != NULL;
     char base[300];
-    snprintf(base, sizeof(base), "http://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
-             srv->port);
+    snprintf(base, sizeof(base), "http://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", srv->port);
     printf("sluice %s listening on %s (%u workers)\n", SL_VERSION, base, srv->nworkers);
     if (cfg->jwt.secret_generated) {
         char *tok = sl_auth_mint(srv->auth, "dev", DEV_TOKEN_TTL_MS);
@@ -203,8 +202,9 @@ mint(struct sl_config *cfg, const char *sub, const char *ttl)
         return 2;
     }
     if (cfg->jwt.secret_generated) {
-        fprintf(stderr, "sluice token: no JWT secret is configured (set %s or auth.jwt.secret); "
-                        "a token signed now would not verify on any server\n",
+        fprintf(stderr,
+                "sluice token: no JWT secret is configured (set %s or auth.jwt.secret); "
+                "a token signed now would not verify on any server\n",
                 cfg->jwt.secret_env);
         return 1;
     }

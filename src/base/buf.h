@@ -17,13 +17,16 @@
 #include <string.h>
 
 struct sl_buf {
-    char *data;   /* NULL while empty and released */
-    size_t off;   /* bytes before off were consumed */
-    size_t len;   /* end of valid data (absolute, >= off) */
+    char *data; /* NULL while empty and released */
+    size_t off; /* bytes before off were consumed */
+    size_t len; /* end of valid data (absolute, >= off) */
     size_t cap;
 };
 
-#define SL_BUF_INIT {NULL, 0, 0, 0}
+#define SL_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 static inline size_t
 sl_buf_len(const struct sl_buf *b)

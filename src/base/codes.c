@@ -53,11 +53,16 @@ const char *
 sl_finish_name(enum sl_finish f)
 {
     switch (f) {
-    case SL_FINISH_STOP: return "stop";
-    case SL_FINISH_LENGTH: return "length";
-    case SL_FINISH_TOOL_CALLS: return "tool_calls";
-    case SL_FINISH_CONTENT_FILTER: return "content_filter";
-    case SL_FINISH_ERROR: return "error";
+    case SL_FINISH_STOP:
+        return "stop";
+    case SL_FINISH_LENGTH:
+        return "length";
+    case SL_FINISH_TOOL_CALLS:
+        return "tool_calls";
+    case SL_FINISH_CONTENT_FILTER:
+        return "content_filter";
+    case SL_FINISH_ERROR:
+        return "error";
     }
     return "error";
 }

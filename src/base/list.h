@@ -57,6 +57,7 @@ sl_list_move_back(struct sl_list *head, struct sl_list *n)
 
 /* Iterates safely against removal of the current node. */
 #define sl_list_foreach_safe(pos, tmp, head)                                                       \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
+         (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

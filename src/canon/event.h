@@ -34,7 +34,7 @@ struct sl_usage {
 /* A fragment of a tool call, passed through as the provider sent it. */
 struct sl_tool_delta {
     int index;
-    const char *id;   /* NULL except on a call's first fragment */
+    const char *id; /* NULL except on a call's first fragment */
     size_t id_len;
     const char *name; /* NULL except on a call's first fragment */
     size_t name_len;
@@ -52,7 +52,7 @@ struct sl_event {
             const char *provider; /* provider name from the config */
         } start;
         struct {
-            const char *step; /* routing, connecting, generating, retrying, fallback */
+            const char *step;   /* routing, connecting, generating, retrying, fallback */
             const char *detail; /* optional: the model fallen back to, the retry delay ... */
         } progress;
         struct {

@@ -27,7 +27,7 @@ struct sl_chat_req {
     bool has_temperature;
     double top_p;
     bool has_top_p;
-    json_t *stop; /* string or array of strings; may be NULL */
+    json_t *stop;     /* string or array of strings; may be NULL */
     json_t *metadata; /* opaque client metadata echoed nowhere; may be NULL */
 };
 

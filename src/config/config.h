@@ -48,12 +48,12 @@ struct sl_config_header {
 };
 
 struct sl_config_provider {
-    char *name;                 /* key under providers: */
-    enum sl_provider_kind kind; /* kind: demo | openai | anthropic | gemini | ollama */
-    char *base_url;             /* default per kind; NULL for demo */
-    char *api_key_env;          /* name of the environment variable holding the key */
-    char *api_key;              /* resolved from api_key_env or api_key; never logged */
-    char *api_version;          /* anthropic-version header (anthropic only) */
+    char *name;                       /* key under providers: */
+    enum sl_provider_kind kind;       /* kind: demo | openai | anthropic | gemini | ollama */
+    char *base_url;                   /* default per kind; NULL for demo */
+    char *api_key_env;                /* name of the environment variable holding the key */
+    char *api_key;                    /* resolved from api_key_env or api_key; never logged */
+    char *api_version;                /* anthropic-version header (anthropic only) */
     struct sl_config_header *headers; /* extra request headers */
     size_t nheaders;
     uint64_t connect_timeout_ms;    /* default 10s */
@@ -96,21 +96,21 @@ struct sl_config {
     /* listen: host:port */
     char *listen_host;
     uint16_t listen_port;
-    unsigned workers; /* workers: auto (0) or a number */
-    char *web_root;   /* web_root: directory of the test page, default "web" */
+    unsigned workers;    /* workers: auto (0) or a number */
+    char *web_root;      /* web_root: directory of the test page, default "web" */
     char *default_model; /* default_model: used when a request names none, default "demo" */
 
     struct {
-        char *secret;           /* resolved HMAC secret (HS*) */
-        char *secret_env;       /* default SLUICE_JWT_SECRET */
-        bool secret_generated;  /* no secret anywhere: a random one was made at start */
-        char **algorithms;      /* default [HS256] */
+        char *secret;          /* resolved HMAC secret (HS*) */
+        char *secret_env;      /* default SLUICE_JWT_SECRET */
+        bool secret_generated; /* no secret anywhere: a random one was made at start */
+        char **algorithms;     /* default [HS256] */
         size_t nalgorithms;
-        char *public_key_file;  /* PEM for RS256/ES256 */
-        char *public_key;       /* its content */
-        char *issuer;           /* optional iss check */
-        char *audience;         /* optional aud check */
-        uint64_t leeway_ms;     /* clock skew allowed on exp/nbf, default 30s */
+        char *public_key_file; /* PEM for RS256/ES256 */
+        char *public_key;      /* its content */
+        char *issuer;          /* optional iss check */
+        char *audience;        /* optional aud check */
+        uint64_t leeway_ms;    /* clock skew allowed on exp/nbf, default 30s */
     } jwt;
     struct sl_config_apikey *api_keys;
     size_t napi_keys;
@@ -118,16 +118,16 @@ struct sl_config {
     size_t nallowed_origins;
 
     struct {
-        unsigned max_connections;           /* default 100000 */
+        unsigned max_connections;            /* default 100000 */
         unsigned max_streams_per_connection; /* default 8 */
-        unsigned messages_per_minute;       /* default 60 */
-        uint64_t max_message_bytes;         /* default 1 MiB */
-        uint64_t send_high_water;           /* default 1 MiB */
-        uint64_t auth_timeout_ms;           /* default 10s */
-        uint64_t max_header_bytes;          /* request line + headers, default 16 KiB */
-        uint64_t max_body_bytes;            /* HTTP request bodies, default 1 MiB */
-        uint64_t header_timeout_ms;         /* slowloris guard, default 10s */
-        uint64_t keepalive_timeout_ms;      /* idle keep-alive HTTP, default 30s */
+        unsigned messages_per_minute;        /* default 60 */
+        uint64_t max_message_bytes;          /* default 1 MiB */
+        uint64_t send_high_water;            /* default 1 MiB */
+        uint64_t auth_timeout_ms;            /* default 10s */
+        uint64_t max_header_bytes;           /* request line + headers, default 16 KiB */
+        uint64_t max_body_bytes;             /* HTTP request bodies, default 1 MiB */
+        uint64_t header_timeout_ms;          /* slowloris guard, default 10s */
+        uint64_t keepalive_timeout_ms;       /* idle keep-alive HTTP, default 30s */
     } limits;
 
     struct {

@@ -117,8 +117,9 @@ static void
 close_going_away(struct sl_session *s)
 {
     char reason[96];
-    snprintf(reason, sizeof(reason), "{\"reason\":\"server shutting down\",\"retry_after_ms\":%llu,"
-                                     "\"resume\":true}",
+    snprintf(reason, sizeof(reason),
+             "{\"reason\":\"server shutting down\",\"retry_after_ms\":%llu,"
+             "\"resume\":true}",
              (unsigned long long)s->w->cfg->shutdown.retry_after_ms);
     end_session(s, SL_CLOSE_GOING_AWAY, reason);
 }
@@ -215,9 +216,10 @@ start_chat(struct sl_session *s, struct sl_chat_req *req)
     enum sl_errcode code;
     const char *why;
     char name[300];
-    snprintf(name, sizeof(name), "%s", req->agent && !req->model ? req->agent
-                                        : req->model                ? req->model
-                                                                    : cfg->default_model);
+    snprintf(name, sizeof(name), "%s",
+             req->agent && !req->model ? req->agent
+             : req->model              ? req->model
+                                       : cfg->default_model);
     struct sl_stream *st = sl_stream_new(&env, req, id, &stream_sub, s,
                                          (s->proto->flags & SL_PROTO_FULL_TEXT) != 0, &code, &why);
     if (st == NULL) {
@@ -473,8 +475,9 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
         else if (rc != 0 && err.auth_cmd)
             send_error(s, NULL, err.code, err.message, -1);
         else
-            send_error(s, NULL, SL_ERR_AUTH_REQUIRED, "authenticate first: send {\"type\":\"auth\","
-                                                      "\"token\":\"...\"}",
+            send_error(s, NULL, SL_ERR_AUTH_REQUIRED,
+                       "authenticate first: send {\"type\":\"auth\","
+                       "\"token\":\"...\"}",
                        -1);
         goto out;
     }

@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "obs/metrics.h"
 #include "base/list.h"
+#include "obs/metrics.h"
 #include "proto/proto.h"
 
 struct sl_worker;

@@ -81,7 +81,8 @@ header_done(struct sl_wsscan *s, struct sl_wsscan_error *err)
                 return fail(err, SL_CLOSE_PROTOCOL_ERROR,
                             "new message before the fragmented one ended");
             if (s->opcode == OP_BINARY && !s->allow_binary)
-                return fail(err, SL_CLOSE_UNSUPPORTED, "binary messages are not supported; send JSON text");
+                return fail(err, SL_CLOSE_UNSUPPORTED,
+                            "binary messages are not supported; send JSON text");
             s->msg_opcode = s->opcode;
             s->msg_len = 0;
             s->utf8 = 0;

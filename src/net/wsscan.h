@@ -25,8 +25,8 @@ struct sl_wsscan {
 
     /* current frame */
     uint8_t hdr[14];
-    uint8_t hlen;      /* header bytes collected so far */
-    uint8_t hneed;     /* header bytes needed (2, 4, 8 or 14 once known) */
+    uint8_t hlen;  /* header bytes collected so far */
+    uint8_t hneed; /* header bytes needed (2, 4, 8 or 14 once known) */
     uint8_t opcode;
     bool fin;
     bool in_payload;

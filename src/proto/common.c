@@ -64,8 +64,8 @@ sl_proto_check_id(const struct sl_proto_limits *lim, json_t *v, const char *fiel
     size_t n = json_string_length(v);
     const char *s = json_string_value(v);
     if (n == 0 || n > lim->max_id_len)
-        return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"%s\" must have 1 to %zu characters",
-                             field, lim->max_id_len);
+        return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"%s\" must have 1 to %zu characters", field,
+                             lim->max_id_len);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return sl_proto_fail(err, SL_ERR_BAD_REQUEST,
@@ -131,8 +131,8 @@ check_message(json_t *m, size_t i, struct sl_proto_error *err)
         {
             if (!json_is_object(part) || !json_is_string(json_object_get(part, "type")))
                 return sl_proto_fail(err, SL_ERR_BAD_REQUEST,
-                                     "messages[%zu].content[%zu] must be an object with a type",
-                                     i, j);
+                                     "messages[%zu].content[%zu] must be an object with a type", i,
+                                     j);
         }
     }
     return 0;
@@ -209,7 +209,8 @@ build_messages(const struct sl_proto_limits *lim, const struct sl_chat_fields *f
     }
     const char *role = json_string_value(json_object_get(last, "role"));
     bool has_tool_calls = json_object_get(last, "tool_calls") != NULL;
-    if (strcmp(role, "tool") != 0 && !has_tool_calls && content_blank(json_object_get(last, "content"))) {
+    if (strcmp(role, "tool") != 0 && !has_tool_calls &&
+        content_blank(json_object_get(last, "content"))) {
         sl_proto_fail(err, SL_ERR_EMPTY_MESSAGE, "the message is empty");
         goto out;
     }
@@ -230,8 +231,8 @@ opt_string(json_t *v, const char *field, size_t max, char **out, struct sl_proto
         return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"%s\" must be a string", field);
     size_t n = json_string_length(v);
     if (n == 0 || n > max)
-        return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"%s\" must have 1 to %zu characters",
-                             field, max);
+        return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"%s\" must have 1 to %zu characters", field,
+                             max);
     *out = sl_strndup(json_string_value(v), n);
     return 0;
 }
@@ -246,8 +247,8 @@ opt_number(json_t *v, const char *field, double lo, double hi, double *out, bool
         return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"%s\" must be a number", field);
     double d = json_number_value(v);
     if (!(d >= lo && d <= hi))
-        return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"%s\" must be between %g and %g", field,
-                             lo, hi);
+        return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"%s\" must be between %g and %g", field, lo,
+                             hi);
     *out = d;
     *has = true;
     return 0;

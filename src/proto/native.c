@@ -46,8 +46,8 @@ parse_id_cmd(const struct sl_proto_limits *lim, json_t *root, struct sl_command 
 }
 
 static int
-native_parse(const struct sl_proto_limits *lim, const char *msg, size_t len,
-             struct sl_command *cmd, struct sl_proto_error *err)
+native_parse(const struct sl_proto_limits *lim, const char *msg, size_t len, struct sl_command *cmd,
+             struct sl_proto_error *err)
 {
     int rc = -1;
     json_t *root = sl_proto_parse_object(msg, len, err);

@@ -31,11 +31,11 @@ enum sl_cmd_type {
 /* A parsed client message. Owns its strings and request. */
 struct sl_command {
     enum sl_cmd_type type;
-    char *token;               /* AUTH */
-    struct sl_chat_req *chat;  /* CHAT */
-    char *id;                  /* CANCEL, RESUME */
-    uint64_t after;            /* RESUME: last seq the client has */
-    char *epoch;               /* RESUME, may be NULL */
+    char *token;              /* AUTH */
+    struct sl_chat_req *chat; /* CHAT */
+    char *id;                 /* CANCEL, RESUME */
+    uint64_t after;           /* RESUME: last seq the client has */
+    char *epoch;              /* RESUME, may be NULL */
 };
 
 void sl_command_clear(struct sl_command *cmd);
@@ -52,9 +52,9 @@ void sl_proto_error_clear(struct sl_proto_error *err);
 
 /* Limits the parser enforces on fields (the transport has limited the message size). */
 struct sl_proto_limits {
-    size_t max_id_len;       /* 128 */
-    size_t max_messages;     /* entries in a messages array */
-    int64_t max_tokens_cap;  /* upper bound accepted for max_tokens */
+    size_t max_id_len;      /* 128 */
+    size_t max_messages;    /* entries in a messages array */
+    int64_t max_tokens_cap; /* upper bound accepted for max_tokens */
 };
 
 /* What a stream looks like to a renderer. */
@@ -65,7 +65,7 @@ struct sl_stream_view {
     const char *provider;
     const char *text; /* output so far, when the adapter asked for it (SL_PROTO_FULL_TEXT) */
     size_t text_len;
-    uint64_t tokens;  /* deltas so far */
+    uint64_t tokens; /* deltas so far */
 };
 
 struct sl_ready_model {

@@ -37,7 +37,7 @@ struct sl_stream {
     const struct sl_config_agent *agent;
     const char *primary; /* model name the request resolved to */
     struct sl_route route;
-    size_t chain_pos; /* 0: the primary model, k: its fallback k-1 */
+    size_t chain_pos;  /* 0: the primary model, k: its fallback k-1 */
     unsigned attempts; /* retries on the current route */
     void *call;
     struct sl_delay *delay;
@@ -356,7 +356,7 @@ attempt(struct sl_stream *s)
         .provider = s->route.provider,
         .upstream_model = s->route.model->upstream_model,
         .system = s->system,
-        .max_tokens = s->max_tokens > 0 ? s->max_tokens
+        .max_tokens = s->max_tokens > 0            ? s->max_tokens
                       : s->route.model->max_tokens ? (int64_t)s->route.model->max_tokens
                                                    : -1,
         .temperature = s->temperature,
@@ -422,7 +422,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     } else if (req->system) {
         s->system = sl_strdup(req->system);
     }
-    s->max_tokens = req->max_tokens > 0 ? req->max_tokens
+    s->max_tokens = req->max_tokens > 0          ? req->max_tokens
                     : agent && agent->max_tokens ? (int64_t)agent->max_tokens
                                                  : -1;
     if (req->has_temperature) {

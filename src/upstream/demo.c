@@ -26,13 +26,13 @@ struct demo_call {
     struct sl_upstream *up;
     const struct sl_upstream_sink *sink;
     void *ud;
-    char *text;        /* the whole answer */
-    size_t *starts;    /* token boundaries: token i is text[starts[i] .. starts[i + 1]) */
-    size_t ntokens;    /* tokens to emit */
-    size_t next;       /* next token to emit */
+    char *text;     /* the whole answer */
+    size_t *starts; /* token boundaries: token i is text[starts[i] .. starts[i + 1]) */
+    size_t ntokens; /* tokens to emit */
+    size_t next;    /* next token to emit */
     size_t per_tick;
-    bool truncated;    /* cut by max_tokens */
-    bool finished;     /* cancelled or done: no more sink calls */
+    bool truncated; /* cut by max_tokens */
+    bool finished;  /* cancelled or done: no more sink calls */
     uint64_t input_tokens;
 };
 
@@ -51,7 +51,8 @@ static const char *const sentences[] = {
     "Each event carries its stream id and a sequence number, so nothing can arrive out of place.",
     "Time to first token, usage and cost come with the done event of every answer.",
     "The gateway speaks to OpenAI, Anthropic, Gemini and Ollama with one client protocol.",
-    "Heartbeats find dead connections and free their streams without waiting for a timeout upstream.",
+    "Heartbeats find dead connections and free their streams without waiting for a timeout "
+    "upstream.",
     "This answer comes from the built-in demo model, so no API key is needed to try it.",
     "A provider that fails before the first token is retried, then replaced by a fallback model.",
     "Metrics at /metrics show connections, streams, tokens and latency histograms.",
@@ -174,8 +175,7 @@ on_tick(uv_timer_t *t)
     void *ud = d->ud;
     bool truncated = d->truncated;
     finish(d);
-    sink->on_done(ud, truncated ? SL_FINISH_LENGTH : SL_FINISH_STOP,
-                  truncated ? "length" : "stop");
+    sink->on_done(ud, truncated ? SL_FINISH_LENGTH : SL_FINISH_STOP, truncated ? "length" : "stop");
 }
 
 static void *

@@ -37,8 +37,8 @@ struct sl_upstream_error {
     enum sl_errcode code;
     const char *message; /* safe for clients: never contains a key */
     bool retryable;
-    int64_t retry_after_ms; /* -1 if the provider said nothing */
-    int http_status;        /* 0 if not an HTTP status error */
+    int64_t retry_after_ms;  /* -1 if the provider said nothing */
+    int http_status;         /* 0 if not an HTTP status error */
     const char *native_code; /* the provider's own error type/code, or NULL */
 };
 
@@ -56,8 +56,8 @@ struct sl_call_params {
     const struct sl_chat_req *req;
     const struct sl_config_provider *provider;
     const char *upstream_model;
-    const char *system;   /* agent system prompt and request system prompt, joined; or NULL */
-    int64_t max_tokens;   /* -1: let the provider decide */
+    const char *system; /* agent system prompt and request system prompt, joined; or NULL */
+    int64_t max_tokens; /* -1: let the provider decide */
     double temperature;
     bool has_temperature;
     const char *request_id; /* for the provider's logs (e.g. an X-Request-Id) */

@@ -46,13 +46,17 @@ jstr(const char *s, size_t n)
 Test(jsonw, escapes_controls_quotes_and_keeps_utf8)
 {
     cr_assert_str_eq(jstr("a\"b\\c\n\t\x01", 8), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
-    cr_assert_str_eq(jstr("h\xc3\xa9llo \xf0\x9f\x98\x80", 11), "\"h\xc3\xa9llo \xf0\x9f\x98\x80\"");
+    cr_assert_str_eq(jstr("h\xc3\xa9llo \xf0\x9f\x98\x80", 11),
+                     "\"h\xc3\xa9llo \xf0\x9f\x98\x80\"");
 }
 
 Test(jsonw, replaces_invalid_utf8)
 {
     /* lone continuation, truncated 3-byte sequence, overlong, surrogate */
-    cr_assert_str_eq(jstr("a\x80" "b", 3), "\"a\\ufffdb\"");
+    cr_assert_str_eq(jstr("a\x80"
+                          "b",
+                          3),
+                     "\"a\\ufffdb\"");
     cr_assert_str_eq(jstr("\xe2\x82", 2), "\"\\ufffd\\ufffd\"");
     cr_assert_str_eq(jstr("\xc0\xaf", 2), "\"\\ufffd\\ufffd\"");
     cr_assert_str_eq(jstr("\xed\xa0\x80", 3), "\"\\ufffd\\ufffd\\ufffd\"");

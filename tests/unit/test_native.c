@@ -5,7 +5,8 @@
 
 #include "proto/native.h"
 
-static const struct sl_proto_limits lim = {.max_id_len = 16, .max_messages = 8, .max_tokens_cap = 1000};
+static const struct sl_proto_limits lim = {
+    .max_id_len = 16, .max_messages = 8, .max_tokens_cap = 1000};
 
 static int
 parse(const char *msg, struct sl_command *cmd, struct sl_proto_error *err)
@@ -69,7 +70,8 @@ Test(native, other_commands)
     cr_assert_str_eq(cmd.id, "x");
     sl_command_clear(&cmd);
     sl_proto_error_clear(&err);
-    cr_assert_eq(parse("{\"type\":\"resume\",\"id\":\"x\",\"after\":17,\"epoch\":\"e\"}", &cmd, &err), 0);
+    cr_assert_eq(
+        parse("{\"type\":\"resume\",\"id\":\"x\",\"after\":17,\"epoch\":\"e\"}", &cmd, &err), 0);
     cr_assert_eq(cmd.after, 17);
     cr_assert_str_eq(cmd.epoch, "e");
     sl_command_clear(&cmd);
@@ -172,8 +174,13 @@ Test(native, render_delta_escapes)
 
 Test(native, render_tool_delta)
 {
-    struct sl_tool_delta t = {.index = 1, .id = "call_1", .id_len = 6, .name = "get", .name_len = 3,
-                              .arguments = "{\"a\"", .arguments_len = 4};
+    struct sl_tool_delta t = {.index = 1,
+                              .id = "call_1",
+                              .id_len = 6,
+                              .name = "get",
+                              .name_len = 3,
+                              .arguments = "{\"a\"",
+                              .arguments_len = 4};
     struct sl_event ev = {.type = SL_EV_DELTA, .seq = 4};
     ev.u.delta.tool = &t;
     json_t *j = render(&ev);

@@ -75,12 +75,12 @@ Test(wsscan, valid_messages_at_every_split)
     uint8_t buf[512];
     size_t n = 0;
     const char *utf = "h\xc3\xa9llo \xf0\x9f\x98\x80";
-    n += frame(buf + n, 0x81, "hello", 5, true);              /* text */
-    n += frame(buf + n, 0x01, utf, 3, true);                  /* text, not final, cut in é */
-    n += frame(buf + n, 0x89, "pp", 2, true);                 /* ping in between */
+    n += frame(buf + n, 0x81, "hello", 5, true);               /* text */
+    n += frame(buf + n, 0x01, utf, 3, true);                   /* text, not final, cut in é */
+    n += frame(buf + n, 0x89, "pp", 2, true);                  /* ping in between */
     n += frame(buf + n, 0x80, utf + 3, strlen(utf) - 3, true); /* final continuation */
-    n += frame(buf + n, 0x8A, "", 0, true);                   /* pong */
-    n += frame(buf + n, 0x82, "\x00\xff", 2, true);           /* binary, allowed */
+    n += frame(buf + n, 0x8A, "", 0, true);                    /* pong */
+    n += frame(buf + n, 0x82, "\x00\xff", 2, true);            /* binary, allowed */
     uint8_t close[5] = {0x03, 0xe8, 'b', 'y', 'e'};
     n += frame(buf + n, 0x88, close, 5, true);
     expect_everywhere(buf, n, 0, 1 << 20, true);

@@ -142,7 +142,8 @@ banner(const struct sl_config *cfg, struct sl_server *srv)
     bool v6 = strchr(host, ':') != NULL;
     char base[300];
     snprintf(base, sizeof(base), "http://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", srv->port);
-    printf("sluice %s listening on %s (%u workers)\n", SL_VERSION, base, srv->nworkers);
+    printf("sluice %s listening on %s (%u worker%s)\n", SL_VERSION, base, srv->nworkers,
+           srv->nworkers == 1 ? "" : "s");
     if (cfg->jwt.secret_generated) {
         char *tok = sl_auth_mint(srv->auth, "dev", DEV_TOKEN_TTL_MS);
         printf("no JWT secret configured: generated one for this run (set SLUICE_JWT_SECRET to "

@@ -360,25 +360,10 @@ fast_chunk(struct sl_resp *r, struct sl_slice data)
             if (seen_usage)
                 return -1;
             seen_usage = true;
-            if (sl_jscan_null(&s))
-                continue;
-            if (!sl_jscan_object(&s))
+            int u = sl_wire_scan_usage(&s, "promptTokenCount", "candidatesTokenCount", &pin, &pout);
+            if (u < 0)
                 return -1;
-            have_usage = true;
-            bool seen_in = false, seen_out = false;
-            while (sl_jscan_key(&s, &key)) {
-                if (SL_JSCAN_IS(key, "promptTokenCount")) {
-                    if (seen_in || !sl_jscan_int(&s, &pin))
-                        return -1;
-                    seen_in = true;
-                } else if (SL_JSCAN_IS(key, "candidatesTokenCount")) {
-                    if (seen_out || !sl_jscan_int(&s, &pout))
-                        return -1;
-                    seen_out = true;
-                } else {
-                    sl_jscan_skip(&s);
-                }
-            }
+            have_usage = u > 0;
         } else if (SL_JSCAN_IS(key, "error") || SL_JSCAN_IS(key, "promptFeedback")) {
             return -1;
         } else {

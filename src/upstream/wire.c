@@ -221,6 +221,32 @@ sl_wire_url(const char *base_url, const char *version, const char *path)
     return sl_buf_steal(&b, NULL);
 }
 
+int
+sl_wire_scan_usage(struct sl_jscan *s, const char *in_key, const char *out_key, int64_t *in,
+                   int64_t *out)
+{
+    if (sl_jscan_null(s))
+        return 0;
+    if (!sl_jscan_object(s))
+        return -1;
+    bool seen_in = false, seen_out = false;
+    struct sl_slice key;
+    while (sl_jscan_key(s, &key)) {
+        if (sl_slice_eq(key, in_key)) {
+            if (seen_in || !sl_jscan_int(s, in))
+                return -1;
+            seen_in = true;
+        } else if (sl_slice_eq(key, out_key)) {
+            if (seen_out || !sl_jscan_int(s, out))
+                return -1;
+            seen_out = true;
+        } else {
+            sl_jscan_skip(s);
+        }
+    }
+    return s->failed ? -1 : 1;
+}
+
 json_t *
 sl_wire_parse(struct sl_slice s)
 {

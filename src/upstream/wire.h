@@ -263,6 +263,14 @@ bool sl_wire_data_url(const char *url, struct sl_slice *mime, struct sl_slice *d
 /* The name of the tool call with this id among the assistant messages before `before`. */
 const char *sl_wire_tool_name(const json_t *messages, size_t before, const char *id);
 
+/*
+ * The usage object of a chunk on a fast path: null (returns 0) or an object in which
+ * `in_key` and `out_key`, if present, are integers given once (returns 1, counts set; an
+ * absent one stays as it was). -1 for anything else: the jansson path judges the chunk.
+ */
+int sl_wire_scan_usage(struct sl_jscan *s, const char *in_key, const char *out_key, int64_t *in,
+                       int64_t *out);
+
 /* base_url + path, or base_url + alt when base_url already ends in the version segment. */
 char *sl_wire_url(const char *base_url, const char *version, const char *path);
 

@@ -198,20 +198,11 @@ build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream
         json_object_set_new(body, "systemInstruction",
                             json_pack("{s:[{s:s}]}", "parts", "text", system));
     free(system);
-    json_t *gen = json_object();
-    if (p->has_temperature)
-        json_object_set_new(gen, "temperature", json_real(p->temperature));
-    if (p->max_tokens > 0)
-        json_object_set_new(gen, "maxOutputTokens", json_integer(p->max_tokens));
-    if (r->has_top_p)
-        json_object_set_new(gen, "topP", json_real(r->top_p));
-    json_t *stop = sl_wire_stop_array(r->stop);
-    if (stop)
-        json_object_set_new(gen, "stopSequences", stop);
-    if (json_object_size(gen) > 0)
+    static const struct sl_wire_sampling_names names = {"temperature", "maxOutputTokens", "topP",
+                                                        "stopSequences"};
+    json_t *gen = sl_wire_sampling(p, &names);
+    if (gen)
         json_object_set_new(body, "generationConfig", gen);
-    else
-        json_decref(gen);
     if (json_array_size(r->tools) > 0)
         json_object_set_new(body, "tools", convert_tools(r->tools));
     if (r->tool_choice)

@@ -83,20 +83,11 @@ build(const struct sl_call_params *p, struct sl_httpreq *req, struct sl_upstream
     json_object_set_new(body, "model", json_string(p->upstream_model));
     json_object_set_new(body, "messages", messages);
     json_object_set_new(body, "stream", json_true());
-    json_t *options = json_object();
-    if (p->has_temperature)
-        json_object_set_new(options, "temperature", json_real(p->temperature));
-    if (p->max_tokens > 0)
-        json_object_set_new(options, "num_predict", json_integer(p->max_tokens));
-    if (r->has_top_p)
-        json_object_set_new(options, "top_p", json_real(r->top_p));
-    json_t *stop = sl_wire_stop_array(r->stop);
-    if (stop)
-        json_object_set_new(options, "stop", stop);
-    if (json_object_size(options) > 0)
+    static const struct sl_wire_sampling_names names = {"temperature", "num_predict", "top_p",
+                                                        "stop"};
+    json_t *options = sl_wire_sampling(p, &names);
+    if (options)
         json_object_set_new(body, "options", options);
-    else
-        json_decref(options);
     if (json_array_size(r->tools) > 0)
         json_object_set(body, "tools", r->tools);
     sl_httpreq_json(req, body);

@@ -170,6 +170,27 @@ sl_wire_stop_array(const json_t *stop)
     return NULL;
 }
 
+json_t *
+sl_wire_sampling(const struct sl_call_params *p, const struct sl_wire_sampling_names *n)
+{
+    const struct sl_chat_req *r = p->req;
+    json_t *o = json_object();
+    if (p->has_temperature)
+        json_object_set_new(o, n->temperature, json_real(p->temperature));
+    if (p->max_tokens > 0)
+        json_object_set_new(o, n->max_tokens, json_integer(p->max_tokens));
+    if (r->has_top_p)
+        json_object_set_new(o, n->top_p, json_real(r->top_p));
+    json_t *stop = sl_wire_stop_array(r->stop);
+    if (stop)
+        json_object_set_new(o, n->stop, stop);
+    if (json_object_size(o) == 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 bool
 sl_wire_data_url(const char *url, struct sl_slice *mime, struct sl_slice *data)
 {

@@ -257,6 +257,14 @@ char *sl_wire_system_text(const struct sl_call_params *p);
 /* The request's stop sequences as a new array (a single string becomes [s]), or NULL. */
 json_t *sl_wire_stop_array(const json_t *stop);
 
+/* What a provider calls the sampling parameters that it takes as one object. */
+struct sl_wire_sampling_names {
+    const char *temperature, *max_tokens, *top_p, *stop;
+};
+
+/* The call's sampling parameters under those names (stop as an array), or NULL if none is set. */
+json_t *sl_wire_sampling(const struct sl_call_params *p, const struct sl_wire_sampling_names *n);
+
 /* Splits "data:<mime>;base64,<data>". Returns false if url is not such a data URL. */
 bool sl_wire_data_url(const char *url, struct sl_slice *mime, struct sl_slice *data);
 

@@ -378,11 +378,9 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
     (void)event;
     if (!r->slow_only && fast_chunk(r, data) == 0)
         return 0;
-    json_t *root = sl_wire_parse(data);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return sl_resp_bad_json(r);
-    }
+    json_t *root = sl_resp_object(r, data);
+    if (root == NULL)
+        return SL_RESP_STOP;
     int rc = 0;
     const json_t *err = json_object_get(root, "error");
     if (err != NULL) {

@@ -192,11 +192,9 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice line)
         return 0;
     if (!r->slow_only && fast_chunk(r, line) == 0)
         return 0;
-    json_t *root = sl_wire_parse(line);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return sl_resp_bad_json(r);
-    }
+    json_t *root = sl_resp_object(r, line);
+    if (root == NULL)
+        return SL_RESP_STOP;
     int rc = 0;
     const json_t *err = json_object_get(root, "error");
     if (err != NULL) {

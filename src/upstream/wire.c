@@ -414,14 +414,20 @@ sl_resp_fail_stream(struct sl_resp *r, int like_status, const char *native, cons
                         message ? message : "no details");
 }
 
-int
-sl_resp_bad_json(struct sl_resp *r)
+json_t *
+sl_resp_object(struct sl_resp *r, struct sl_slice data)
 {
+    json_t *root = sl_wire_parse(data);
+    if (json_is_object(root))
+        return root;
+    json_decref(root);
     if (r->at_eof)
-        return sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, true, -1, NULL,
-                            "the stream ended inside an event (truncated)");
-    return sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, false, -1, NULL,
-                        "the stream carried an event that is not valid JSON");
+        sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, true, -1, NULL,
+                     "the stream ended inside an event (truncated)");
+    else
+        sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, false, -1, NULL,
+                     "the stream carried an event that is not valid JSON");
+    return NULL;
 }
 
 /* --- sink wrappers ---------------------------------------------------------------------- */

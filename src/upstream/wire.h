@@ -202,8 +202,12 @@ void sl_resp_cleanup(struct sl_resp *r);
 /* Parses one chunk's JSON (NULL if it is not JSON). The caller decrefs. */
 json_t *sl_wire_parse(struct sl_slice s);
 
-/* A chunk that is not the JSON expected: "malformed", or "truncated" at the end. */
-int sl_resp_bad_json(struct sl_resp *r);
+/*
+ * One chunk's JSON object (the caller decrefs), or NULL when the chunk is not one: then
+ * the error is decided ("malformed", or "truncated" at the end) and the caller returns
+ * SL_RESP_STOP.
+ */
+json_t *sl_resp_object(struct sl_resp *r, struct sl_slice data);
 
 /* Text for the client (nothing if empty). */
 void sl_resp_text(struct sl_resp *r, const char *s, size_t n);

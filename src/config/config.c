@@ -1376,6 +1376,7 @@ sl_config_new_defaults(void)
     cfg->heartbeat.timeout_ms = 60000;
     cfg->resume.window_ms = 60000;
     cfg->resume.max_events = 20000;
+    cfg->resume.max_bytes = 1048576;
     cfg->shutdown.drain_timeout_ms = 30000;
     cfg->shutdown.retry_after_ms = 1000;
     cfg->log.level = SL_LOG_INFO;

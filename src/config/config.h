@@ -138,6 +138,7 @@ struct sl_config {
     struct {
         uint64_t window_ms;  /* default 60s */
         unsigned max_events; /* default 20000 */
+        uint64_t max_bytes;  /* default 1 MiB */
     } resume;
 
     struct {

@@ -213,6 +213,13 @@ const struct sl_config_key sl_config_top_keys[] = {
      .min = 1,
      .max = 10000000,
      .doc = "Events kept per stream journal."},
+    {.path = "resume.max_bytes",
+     .type = SL_KEY_SIZE,
+     .off = CFG(resume.max_bytes),
+     .min = 1024,
+     .max = GIB,
+     .doc = "Bytes kept per stream journal; a disconnected client's stream pauses its "
+            "provider when its journal is full."},
 
     {.path = "redis.url",
      .type = SL_KEY_STR,

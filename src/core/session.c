@@ -8,8 +8,7 @@
 #include "base/alloc.h"
 #include "base/util.h"
 #include "config/config.h"
-#include "core/server.h"
-#include "core/worker.h"
+#include "core/admission.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "stream/stream.h"
@@ -17,30 +16,56 @@
 /* Messages larger than this are refused before authentication [Redis: 1 MB unauthenticated]. */
 #define PREAUTH_MAX_MESSAGE 16384
 
-enum state { S_AUTH_WAIT, S_READY, S_CLOSING };
+/* Consecutive text deltas merged into one message when a backlog is rendered. */
+#define MERGE_MAX 16384
+
+/* Text kept per stream for renderers that show the whole answer (SL_PROTO_FULL_TEXT). */
+#define TEXT_MAX (1u << 20)
+
+/* How long before a token's `exp` the client is told to send a fresh one. */
+#define EXPIRY_NOTICE_MS 60000
+
+enum state {
+    S_AUTH_WAIT, /* transport attached, not authenticated */
+    S_READY,     /* attached and authenticated */
+    S_CLOSING,   /* we asked the transport to close */
+    S_DETACHED,  /* no transport; waiting up to resume.window */
+};
+
+/* A session's reading of one stream. */
+struct sub {
+    struct sl_list link; /* in session->subs */
+    struct sl_session *session;
+    struct sl_stream *stream;
+    struct sl_jcursor cur;
+    struct sl_buf text; /* the answer so far, for SL_PROTO_FULL_TEXT renderers */
+};
 
 struct sl_session {
-    struct sl_worker *w;
+    struct sl_sessions *ss;
     const struct sl_proto *proto;
-    void *t;
+    void *t; /* the transport; NULL when detached */
     const struct sl_transport_ops *tops;
-    struct sl_timeq_node tnode; /* auth timeout or heartbeat */
-    struct sl_list link;        /* in w->sessions */
-    struct sl_stream **streams;
-    unsigned nstreams, cap;
+    struct sl_timeq_node tnode; /* auth timeout, heartbeat or resume window */
+    struct sl_list link;        /* in ss->all */
+    struct sl_list subs;        /* struct sub */
     char *user;
     char sid[17];
     uint8_t state;
     uint8_t kind;
+    bool expiry_noticed;
     uint32_t next_id;
-    double bucket; /* rate limit tokens */
+    int64_t expires_ms; /* the token's exp (wall clock, ms); 0: none */
+    double bucket;      /* rate limit tokens */
     uint64_t bucket_ms;
     uint32_t rejected; /* consecutive rate-limited messages */
-    uint64_t conn;     /* the first transport's connection id, for logs once it is gone */
+    uint64_t conn;     /* the last transport's connection id, for logs once it is gone */
     uint64_t t_start;  /* loop time at creation (ms) */
 };
 
-static const struct sl_stream_sub stream_sub;
+static const struct sl_stream_reader reader;
+static void end_session(struct sl_session *s, uint16_t code, const char *reason);
+static void free_session(struct sl_session *s);
 
 /* The connection carrying the session now (or last), for logs. */
 static uint64_t
@@ -55,43 +80,39 @@ conn_of(const struct sl_session *s)
 static void
 log_ids(const struct sl_session *s, struct sl_logrec *r)
 {
-    sl_log_uint(r, "worker", s->w->id);
+    sl_log_uint(r, "worker", s->ss->worker);
     sl_log_uint(r, "conn", conn_of(s));
     sl_log_str(r, "session", s->sid);
 }
 
+static bool
+attached(const struct sl_session *s)
+{
+    return s->t != NULL && s->state != S_CLOSING;
+}
+
+static size_t
+queued(const struct sl_session *s)
+{
+    return s->tops->queued(s->t);
+}
+
 /* --- output ------------------------------------------------------------------------- */
-
-static void end_session(struct sl_session *s, uint16_t code, const char *reason);
-
-/*
- * A client that reads slower than its streams produce is closed once this many times
- * limits.send_high_water is queued for it [Redis client-output-buffer-limit]: memory per
- * connection stays bounded whatever the client does. (Pausing the provider at the
- * high-water mark, so that a slow reader only slows its own streams, comes with
- * backpressure.)
- */
-#define SEND_HARD_LIMIT_FACTOR 4
 
 static void
 sink_send(struct sl_proto_sink *sink)
 {
     struct sl_session *s = sink->ud;
-    if (s->t && s->state != S_CLOSING) {
+    if (attached(s))
         s->tops->send(s->t, sl_buf_ptr(sink->buf), sl_buf_len(sink->buf));
-        if (s->tops->queued(s->t) > SEND_HARD_LIMIT_FACTOR * s->w->cfg->limits.send_high_water)
-            end_session(s, SL_CLOSE_POLICY,
-                        "{\"reason\":\"client reads too slowly: send buffer limit\","
-                        "\"resume\":true}");
-    }
     sl_buf_clear(sink->buf);
 }
 
 static struct sl_proto_sink
 sink_of(struct sl_session *s)
 {
-    sl_buf_clear(&s->w->scratch);
-    return (struct sl_proto_sink){.buf = &s->w->scratch, .send = sink_send, .ud = s};
+    sl_buf_clear(&s->ss->scratch);
+    return (struct sl_proto_sink){.buf = &s->ss->scratch, .send = sink_send, .ud = s};
 }
 
 static void
@@ -105,12 +126,11 @@ send_error(struct sl_session *s, const char *id, enum sl_errcode code, const cha
 static void
 end_session(struct sl_session *s, uint16_t code, const char *reason)
 {
-    if (s->state == S_CLOSING)
+    if (!attached(s))
         return;
     s->state = S_CLOSING;
     sl_timeq_disarm(&s->tnode);
-    if (s->t)
-        s->tops->close(s->t, code, reason);
+    s->tops->close(s->t, code, reason);
 }
 
 static void
@@ -120,137 +140,312 @@ close_going_away(struct sl_session *s)
     snprintf(reason, sizeof(reason),
              "{\"reason\":\"server shutting down\",\"retry_after_ms\":%llu,"
              "\"resume\":true}",
-             (unsigned long long)s->w->cfg->shutdown.retry_after_ms);
+             (unsigned long long)s->ss->cfg->shutdown.retry_after_ms);
     end_session(s, SL_CLOSE_GOING_AWAY, reason);
 }
 
-/* --- streams ------------------------------------------------------------------------ */
+/* --- subscriptions: reading the streams' journals ----------------------------------------- */
 
-static int
-find_stream(const struct sl_session *s, const char *id)
+static struct sub *
+sub_of(struct sl_list *l)
 {
-    for (unsigned i = 0; i < s->nstreams; i++)
-        if (strcmp(sl_stream_id(s->streams[i]), id) == 0)
-            return (int)i;
-    return -1;
+    return SL_CONTAINER_OF(l, struct sub, link);
+}
+
+static struct sub *
+find_sub(const struct sl_session *s, const char *id)
+{
+    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {
+        struct sub *b = sub_of(l);
+        if (strcmp(sl_stream_id(b->stream), id) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+/* Streams of this session still running (the per-connection limit counts these). */
+static unsigned
+running(const struct sl_session *s)
+{
+    unsigned n = 0;
+    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next)
+        n += !sl_stream_ended(sub_of(l)->stream);
+    return n;
+}
+
+static struct sub *
+sub_new(struct sl_session *s, struct sl_stream *st)
+{
+    struct sub *b = sl_calloc(1, sizeof(*b));
+    b->session = s;
+    b->stream = st;
+    sl_list_push_back(&s->subs, &b->link);
+    return b;
 }
 
 static void
-remove_stream(struct sl_session *s, struct sl_stream *st)
+sub_free(struct sub *b)
 {
-    for (unsigned i = 0; i < s->nstreams; i++) {
-        if (s->streams[i] == st) {
-            s->streams[i] = s->streams[--s->nstreams];
-            s->w->nstreams--;
+    sl_list_unlink(&b->link);
+    sl_buf_free(&b->text);
+    free(b);
+}
+
+static void
+render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t tokens)
+{
+    struct sl_stream_view v = {
+        .id = sl_stream_id(b->stream),
+        .model = sl_stream_model(b->stream),
+        .provider = sl_stream_provider(b->stream),
+        .tokens = tokens,
+    };
+    v.id_len = strlen(v.id);
+    if (s->proto->flags & SL_PROTO_FULL_TEXT) {
+        if (ev->type == SL_EV_DELTA && !ev->u.delta.tool &&
+            sl_buf_len(&b->text) + ev->u.delta.len <= TEXT_MAX)
+            sl_buf_append(&b->text, ev->u.delta.text, ev->u.delta.len);
+        v.text = sl_buf_ptr(&b->text);
+        v.text_len = sl_buf_len(&b->text);
+    }
+    struct sl_proto_sink sink = sink_of(s);
+    s->proto->event(&sink, &v, ev);
+}
+
+/*
+ * Renders what the cursor has not read yet, merging consecutive text deltas, until the
+ * transport holds high water or the journal is exhausted. Returns false if the sub is gone
+ * (its stream finished and was freed).
+ */
+static bool
+render_backlog(struct sl_session *s, struct sub *b)
+{
+    struct sl_journal *j = sl_stream_journal(b->stream);
+    size_t hw = s->ss->cfg->limits.send_high_water;
+    struct sl_buf *merge = &s->ss->merge;
+    struct sl_jrecord rec;
+    struct sl_event merged;
+    uint32_t merged_tokens = 0;
+    bool have_merged = false;
+
+    while (attached(s) && queued(s) < hw) {
+        struct sl_jcursor peek = b->cur;
+        bool more = sl_journal_next(j, &peek, &rec);
+        bool text = more && rec.ev.type == SL_EV_DELTA && rec.ev.u.delta.tool == NULL;
+        if (have_merged && (!text || sl_buf_len(merge) + rec.ev.u.delta.len > MERGE_MAX)) {
+            merged.u.delta.text = sl_buf_ptr(merge);
+            merged.u.delta.len = sl_buf_len(merge);
+            render(s, b, &merged, merged_tokens);
+            sl_buf_clear(merge);
+            have_merged = false;
+            continue;
+        }
+        if (!more)
             break;
+        b->cur = peek;
+        if (text) {
+            if (!have_merged) {
+                merged = rec.ev;
+                have_merged = true;
+            }
+            merged.seq = rec.ev.seq;
+            merged_tokens = rec.tokens;
+            sl_buf_append(merge, rec.ev.u.delta.text, rec.ev.u.delta.len);
+            continue;
+        }
+        render(s, b, &rec.ev, rec.tokens);
+    }
+    if (have_merged) {
+        merged.u.delta.text = sl_buf_ptr(merge);
+        merged.u.delta.len = sl_buf_len(merge);
+        render(s, b, &merged, merged_tokens);
+        sl_buf_clear(merge);
+    }
+    return sl_stream_consumed(b->stream, &b->cur);
+}
+
+static bool
+has_backlog(struct sub *b)
+{
+    return b->cur.seq < sl_stream_journal(b->stream)->last;
+}
+
+/* Renders backlogs, a stream at a time in turn, while the transport has room. */
+static void
+pump(struct sl_session *s)
+{
+    size_t hw = s->ss->cfg->limits.send_high_water;
+    bool progress = true;
+    while (progress && attached(s) && queued(s) < hw) {
+        progress = false;
+        struct sl_list *l, *next;
+        for (l = s->subs.next; l != &s->subs; l = next) {
+            next = l->next;
+            struct sub *b = sub_of(l);
+            if (!has_backlog(b))
+                continue;
+            /* render_backlog may free b (on_finished): next was taken before. */
+            render_backlog(s, b);
+            progress = true;
+            if (!attached(s) || queued(s) >= hw)
+                break;
         }
     }
-    if (s->nstreams == 0) {
-        free(s->streams);
-        s->streams = NULL;
-        s->cap = 0;
-    }
 }
 
 static void
-on_stream_event(void *ud, struct sl_stream *st, const struct sl_event *ev)
+on_stream_event(void *rd, struct sl_stream *st, const struct sl_event *ev, uint32_t tokens)
 {
-    struct sl_session *s = ud;
-    struct sl_stream_view view;
-    sl_stream_view(st, &view);
-    struct sl_proto_sink sink = sink_of(s);
-    s->proto->event(&sink, &view, ev);
+    struct sub *b = rd;
+    struct sl_session *s = b->session;
+    if (!attached(s) || b->cur.seq + 1 != ev->seq ||
+        queued(s) >= s->ss->cfg->limits.send_high_water)
+        return; /* read later from the journal: on drain, or on resume */
+    render(s, b, ev, tokens);
+    struct sl_journal *j = sl_stream_journal(st);
+    sl_journal_end(j, &b->cur);
+    sl_journal_ack(j, &b->cur);
 }
 
 static void
-on_stream_finished(void *ud, struct sl_stream *st)
+on_stream_taken(void *rd, struct sl_stream *st)
 {
-    struct sl_session *s = ud;
-    remove_stream(s, st);
-    if (s->w->draining && s->nstreams == 0)
+    (void)st;
+    struct sub *b = rd;
+    struct sl_session *s = b->session;
+    sub_free(b);
+    if (s->state == S_DETACHED && sl_list_empty(&s->subs))
+        free_session(s);
+}
+
+static void
+on_stream_finished(void *rd, struct sl_stream *st)
+{
+    (void)st;
+    struct sub *b = rd;
+    struct sl_session *s = b->session;
+    sub_free(b);
+    if (s->ss->adm->draining && attached(s) && running(s) == 0)
         close_going_away(s);
 }
 
-static const struct sl_stream_sub stream_sub = {
+static const struct sl_stream_reader reader = {
     .on_event = on_stream_event,
+    .on_taken = on_stream_taken,
     .on_finished = on_stream_finished,
 };
+
+/* --- commands ------------------------------------------------------------------------ */
 
 static void
 start_chat(struct sl_session *s, struct sl_chat_req *req)
 {
-    const struct sl_config *cfg = s->w->cfg;
+    const struct sl_config *cfg = s->ss->cfg;
     char id[160]; /* a copy: req (and req->id) goes to the stream, or is freed */
 
     if (req->id != NULL) {
         snprintf(id, sizeof(id), "%s", req->id);
     } else {
+        /* Unique for the user, not only the connection: a resume finds streams by (user, id). */
         do
-            snprintf(id, sizeof(id), "s%u", ++s->next_id);
-        while (find_stream(s, id) >= 0);
+            snprintf(id, sizeof(id), "s%u-%.6s", ++s->next_id, s->sid);
+        while (find_sub(s, id) != NULL);
     }
-    if (s->w->draining) {
-        send_error(s, id, SL_ERR_SHUTTING_DOWN, "the server is shutting down; reconnect",
-                   (int64_t)cfg->shutdown.retry_after_ms);
-        goto refuse;
-    }
-    if (find_stream(s, id) >= 0) {
+    struct sub *old = find_sub(s, id);
+    if (old != NULL && !sl_stream_ended(old->stream)) {
         send_error(s, id, SL_ERR_DUPLICATE_ID, "a stream with this id is already running", -1);
-        goto refuse;
+        sl_chat_req_free(req);
+        return;
     }
-    if (s->nstreams >= cfg->limits.max_streams_per_connection) {
+    if (!s->ss->adm->draining && running(s) >= cfg->limits.max_streams_per_connection) {
         char msg[96];
         snprintf(msg, sizeof(msg), "at most %u streams at once on a connection",
                  cfg->limits.max_streams_per_connection);
         send_error(s, id, SL_ERR_TOO_MANY_STREAMS, msg, -1);
-        goto refuse;
+        sl_chat_req_free(req);
+        return;
     }
-
-    struct sl_stream_env env = {.cfg = cfg,
-                                .up = s->w->up,
-                                .metrics = &s->w->metrics,
-                                .session = s->sid,
-                                .user = s->user,
-                                .conn = conn_of(s),
-                                .worker = s->w->id};
-    enum sl_errcode code;
-    const char *why;
-    char name[300];
-    snprintf(name, sizeof(name), "%s",
-             req->agent && !req->model ? req->agent
-             : req->model              ? req->model
-                                       : cfg->default_model);
-    struct sl_stream *st = sl_stream_new(&env, req, id, &stream_sub, s,
-                                         (s->proto->flags & SL_PROTO_FULL_TEXT) != 0, &code, &why);
+    struct sl_stream_owner owner = {.user = s->user, .session = s->sid, .conn = conn_of(s)};
+    struct sl_refusal why;
+    struct sl_stream *st = sl_admission_chat(s->ss->adm, &owner, req, id, &why);
     if (st == NULL) {
-        char msg[400];
-        snprintf(msg, sizeof(msg), "%s \"%s\"", why, name);
-        send_error(s, id, code, msg, -1);
-        return; /* sl_stream_new freed req */
+        send_error(s, id, why.code, why.message, why.retry_after_ms);
+        return;
     }
-    if (s->nstreams == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 2;
-        s->streams = sl_realloc(s->streams, s->cap * sizeof(*s->streams));
+    if (old != NULL) {
+        /* The same id again after it ended: the old run's unread tail is of no use now. */
+        struct sl_stream *prev = old->stream;
+        sub_free(old);
+        sl_stream_release(prev);
     }
-    s->streams[s->nstreams++] = st;
-    s->w->nstreams++;
-    sl_stream_start(st); /* may finish it at once */
-    return;
-refuse:
-    sl_chat_req_free(req);
+    struct sub *b = sub_new(s, st);
+    sl_stream_attach(st, &reader, b, true);
+    sl_stream_start(st); /* may finish it (and free b) at once */
+}
+
+static void
+cancel_stream(struct sl_session *s, const char *id)
+{
+    struct sub *b = find_sub(s, id);
+    if (b == NULL || sl_stream_ended(b->stream)) {
+        send_error(s, id, SL_ERR_NOT_FOUND, "no running stream with this id", -1);
+        return;
+    }
+    sl_stream_cancel(b->stream, "client");
+}
+
+/*
+ * resume {id, after, epoch}: take a stream of the same user over from wherever it is read
+ * now (this session, a session whose client is gone, or another live connection), replay
+ * the events after `after` and go on live.
+ */
+static void
+resume_stream(struct sl_session *s, const char *id, uint64_t after, const char *epoch)
+{
+    struct sl_streams *table = s->ss->adm->env.table;
+    struct sl_stream *st = sl_streams_find(table, s->user, id, epoch);
+    if (st == NULL) {
+        send_error(s, id, SL_ERR_NOT_FOUND,
+                   "nothing to resume for this id (unknown, expired or another epoch); start "
+                   "again",
+                   -1);
+        return;
+    }
+    struct sl_jcursor cur;
+    if (after > UINT32_MAX || !sl_journal_seek(sl_stream_journal(st), (uint32_t)after, &cur)) {
+        send_error(s, id, SL_ERR_NOT_FOUND,
+                   "the events after this seq are no longer kept; start again", -1);
+        return;
+    }
+    struct sub *b = find_sub(s, id);
+    if (b == NULL || b->stream != st)
+        b = sub_new(s, st);
+    b->cur = cur;
+    sl_buf_clear(&b->text);
+    sl_stream_attach(st, &reader, b, true);
+    sl_counter_add(&s->ss->metrics->resumes_total, 1);
+    struct sl_logrec r;
+    if (sl_log_begin(&r, SL_LOG_INFO, "stream.resumed")) {
+        log_ids(s, &r);
+        sl_log_str(&r, "stream", id);
+        sl_log_uint(&r, "after", after);
+        sl_log_end(&r);
+    }
+    pump(s);
 }
 
 /* --- authentication and heartbeat ------------------------------------------------------- */
 
 static void
-become_ready(struct sl_session *s, const char *user)
+become_ready(struct sl_session *s, const struct sl_identity *id)
 {
-    const struct sl_config *cfg = s->w->cfg;
-    s->user = sl_strdup(user);
+    const struct sl_config *cfg = s->ss->cfg;
+    s->user = sl_strdup(id->user);
+    s->expires_ms = id->expires_at > 0 ? id->expires_at * 1000 : 0;
     s->state = S_READY;
     if (s->tops->set_max_message)
         s->tops->set_max_message(s->t, cfg->limits.max_message_bytes);
-    sl_loop_arm(s->w->loop, &s->w->hb_idle_tq, &s->tnode);
+    sl_loop_arm(s->ss->loop, &s->ss->hb_idle_tq, &s->tnode);
 
     struct sl_ready_model *models = sl_calloc(cfg->nmodels, sizeof(*models));
     for (size_t i = 0; i < cfg->nmodels; i++) {
@@ -291,25 +486,86 @@ become_ready(struct sl_session *s, const char *user)
 }
 
 static void
+auth_failed(struct sl_session *s, const char *reason)
+{
+    sl_counter_add(&s->ss->metrics->auth_failures_total, 1);
+    struct sl_logrec r;
+    if (sl_log_begin(&r, SL_LOG_INFO, "auth.failed")) {
+        log_ids(s, &r);
+        sl_log_str(&r, "reason", reason);
+        sl_log_end(&r);
+    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "authentication failed: %s", reason);
+    send_error(s, NULL, SL_ERR_AUTH_FAILED, msg, -1);
+    end_session(s, SL_CLOSE_AUTH_FAILED, msg);
+}
+
+static void
 authenticate(struct sl_session *s, const char *token, size_t len)
 {
     struct sl_identity id;
     const char *reason = "invalid token";
-    if (sl_auth_verify(s->w->server->auth, token, len, &id, &reason) != 0) {
-        sl_counter_add(&s->w->metrics.auth_failures_total, 1);
+    bool ok = sl_auth_verify(s->ss->auth, token, len, &id, &reason) == 0;
+    if (s->state == S_READY) {
+        /*
+         * A fresh token for a session that has one: same user, later expiry. A bad one is
+         * refused without ending the session, whose token is still good.
+         */
+        if (ok && strcmp(id.user, s->user) != 0) {
+            ok = false;
+            reason = "a fresh token must be for the same user";
+        }
+        if (!ok) {
+            sl_counter_add(&s->ss->metrics->auth_failures_total, 1);
+            char msg[160];
+            snprintf(msg, sizeof(msg), "authentication failed: %s (the session goes on)", reason);
+            send_error(s, NULL, SL_ERR_AUTH_FAILED, msg, -1);
+            return;
+        }
+        s->expires_ms = id.expires_at > 0 ? id.expires_at * 1000 : 0;
+        s->expiry_noticed = false;
         struct sl_logrec r;
-        if (sl_log_begin(&r, SL_LOG_INFO, "auth.failed")) {
+        if (sl_log_begin(&r, SL_LOG_INFO, "session.reauthenticated")) {
             log_ids(s, &r);
-            sl_log_str(&r, "reason", reason);
             sl_log_end(&r);
         }
-        char msg[160];
-        snprintf(msg, sizeof(msg), "authentication failed: %s", reason);
-        send_error(s, NULL, SL_ERR_AUTH_FAILED, msg, -1);
-        end_session(s, SL_CLOSE_AUTH_FAILED, msg);
         return;
     }
-    become_ready(s, id.user);
+    if (!ok) {
+        auth_failed(s, reason);
+        return;
+    }
+    become_ready(s, &id);
+}
+
+/*
+ * A session outlives no token: shortly before `exp` the client is told to send a fresh
+ * `auth`; at `exp` without one the session ends with 4001 (its streams wait for a resume
+ * with a valid token). Checked on activity and on each heartbeat tick, so at most
+ * heartbeat.interval late.
+ */
+static bool
+check_expiry(struct sl_session *s)
+{
+    if (s->expires_ms == 0 || s->state != S_READY)
+        return true;
+    int64_t now = (int64_t)sl_wall_ms();
+    if (now >= s->expires_ms) {
+        end_session(s, SL_CLOSE_AUTH_FAILED,
+                    "{\"reason\":\"token expired\",\"resume\":true}");
+        return false;
+    }
+    if (!s->expiry_noticed && now >= s->expires_ms - EXPIRY_NOTICE_MS) {
+        s->expiry_noticed = true;
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "the token expires in %lld ms: send {\"type\":\"auth\",\"token\":\"...\"} "
+                 "with a fresh one",
+                 (long long)(s->expires_ms - now));
+        send_error(s, NULL, SL_ERR_AUTH_REQUIRED, msg, s->expires_ms - now);
+    }
+    return true;
 }
 
 static struct sl_session *
@@ -332,9 +588,11 @@ on_heartbeat_idle(struct sl_timeq_node *n, uint64_t now)
 {
     (void)now;
     struct sl_session *s = from_timer(n);
+    if (!check_expiry(s))
+        return;
     if (s->tops->ping)
         s->tops->ping(s->t);
-    sl_loop_arm(s->w->loop, &s->w->hb_wait_tq, &s->tnode);
+    sl_loop_arm(s->ss->loop, &s->ss->hb_wait_tq, &s->tnode);
 }
 
 static void
@@ -345,36 +603,35 @@ on_heartbeat_lost(struct sl_timeq_node *n, uint64_t now)
     struct sl_logrec r;
     if (sl_log_begin(&r, SL_LOG_INFO, "session.heartbeat_lost")) {
         log_ids(s, &r);
-        sl_log_uint(&r, "streams", s->nstreams);
+        sl_log_uint(&r, "streams", running(s));
         sl_log_end(&r);
     }
     end_session(s, SL_CLOSE_HEARTBEAT_TIMEOUT,
                 "{\"reason\":\"heartbeat timeout\",\"resume\":true}");
 }
 
-void
-sl_session_init_timers(struct sl_worker *w)
+static void
+on_window_over(struct sl_timeq_node *n, uint64_t now)
 {
-    const struct sl_config *cfg = w->cfg;
-    uint64_t wait = cfg->heartbeat.timeout_ms > cfg->heartbeat.interval_ms
-                        ? cfg->heartbeat.timeout_ms - cfg->heartbeat.interval_ms
-                        : 1;
-    sl_timeq_init(&w->auth_tq, cfg->limits.auth_timeout_ms, on_auth_timeout);
-    sl_timeq_init(&w->hb_idle_tq, cfg->heartbeat.interval_ms, on_heartbeat_idle);
-    sl_timeq_init(&w->hb_wait_tq, wait, on_heartbeat_lost);
-    sl_loop_add_timeq(w->loop, &w->auth_tq);
-    sl_loop_add_timeq(w->loop, &w->hb_idle_tq);
-    sl_loop_add_timeq(w->loop, &w->hb_wait_tq);
+    (void)now;
+    struct sl_session *s = from_timer(n);
+    struct sl_logrec r;
+    if (sl_log_begin(&r, SL_LOG_INFO, "session.expired")) {
+        log_ids(s, &r);
+        sl_log_uint(&r, "streams", running(s));
+        sl_log_end(&r);
+    }
+    free_session(s);
 }
 
 /* Token bucket of limits.messages_per_minute; true if the message may pass. */
 static bool
 take_token(struct sl_session *s, int64_t *retry_after_ms)
 {
-    unsigned per_min = s->w->cfg->limits.messages_per_minute;
+    unsigned per_min = s->ss->cfg->limits.messages_per_minute;
     if (per_min == 0)
         return true;
-    uint64_t now = sl_loop_now(s->w->loop);
+    uint64_t now = sl_loop_now(s->ss->loop);
     s->bucket += (double)(now - s->bucket_ms) * per_min / 60000.0;
     if (s->bucket > per_min)
         s->bucket = per_min;
@@ -387,28 +644,98 @@ take_token(struct sl_session *s, int64_t *retry_after_ms)
     return false;
 }
 
+/* --- the session set ------------------------------------------------------------------- */
+
+void
+sl_sessions_init(struct sl_sessions *ss, const struct sl_config *cfg, struct sl_loop *loop,
+                 struct sl_metrics *metrics, const struct sl_auth *auth, struct sl_admission *adm,
+                 unsigned worker)
+{
+    memset(ss, 0, sizeof(*ss));
+    ss->cfg = cfg;
+    ss->loop = loop;
+    ss->metrics = metrics;
+    ss->auth = auth;
+    ss->adm = adm;
+    ss->worker = worker;
+    sl_list_init(&ss->all);
+    uint64_t wait = cfg->heartbeat.timeout_ms > cfg->heartbeat.interval_ms
+                        ? cfg->heartbeat.timeout_ms - cfg->heartbeat.interval_ms
+                        : 1;
+    sl_timeq_init(&ss->auth_tq, cfg->limits.auth_timeout_ms, on_auth_timeout);
+    sl_timeq_init(&ss->hb_idle_tq, cfg->heartbeat.interval_ms, on_heartbeat_idle);
+    sl_timeq_init(&ss->hb_wait_tq, wait, on_heartbeat_lost);
+    sl_timeq_init(&ss->window_tq, cfg->resume.window_ms, on_window_over);
+    sl_loop_add_timeq(loop, &ss->auth_tq);
+    sl_loop_add_timeq(loop, &ss->hb_idle_tq);
+    sl_loop_add_timeq(loop, &ss->hb_wait_tq);
+    sl_loop_add_timeq(loop, &ss->window_tq);
+}
+
+void
+sl_sessions_cleanup(struct sl_sessions *ss)
+{
+    struct sl_list *pos, *tmp;
+    sl_list_foreach_safe(pos, tmp, &ss->all)
+    {
+        struct sl_session *s = SL_CONTAINER_OF(pos, struct sl_session, link);
+        sl_assert(s->t == NULL);
+        free_session(s);
+    }
+    sl_buf_free(&ss->scratch);
+    sl_buf_free(&ss->merge);
+}
+
+void
+sl_sessions_drain(struct sl_sessions *ss)
+{
+    struct sl_list *pos, *tmp;
+    sl_list_foreach_safe(pos, tmp, &ss->all)
+    {
+        struct sl_session *s = SL_CONTAINER_OF(pos, struct sl_session, link);
+        if (attached(s) && running(s) == 0)
+            close_going_away(s);
+    }
+}
+
+void
+sl_sessions_shutdown(struct sl_sessions *ss)
+{
+    ss->stopping = true;
+    struct sl_list *pos, *tmp;
+    sl_list_foreach_safe(pos, tmp, &ss->all)
+    {
+        struct sl_session *s = SL_CONTAINER_OF(pos, struct sl_session, link);
+        if (s->state == S_DETACHED)
+            free_session(s);
+        else
+            close_going_away(s);
+    }
+}
+
 /* --- the public face ------------------------------------------------------------------- */
 
 struct sl_session *
-sl_session_new(struct sl_worker *w, const struct sl_proto *proto, enum sl_proto_kind kind,
+sl_session_new(struct sl_sessions *ss, const struct sl_proto *proto, enum sl_proto_kind kind,
                void *transport, const struct sl_transport_ops *ops)
 {
     struct sl_session *s = sl_calloc(1, sizeof(*s));
-    s->w = w;
+    s->ss = ss;
     s->proto = proto;
     s->kind = (uint8_t)kind;
     s->t = transport;
     s->tops = ops;
     s->state = S_AUTH_WAIT;
     sl_timeq_node_init(&s->tnode);
+    sl_list_init(&s->subs);
     sl_random_id(s->sid, 16);
-    s->bucket = w->cfg->limits.messages_per_minute;
-    s->bucket_ms = sl_loop_now(w->loop);
+    s->bucket = ss->cfg->limits.messages_per_minute;
+    s->bucket_ms = sl_loop_now(ss->loop);
     s->t_start = s->bucket_ms;
     s->conn = ops->conn_id ? ops->conn_id(transport) : 0;
-    sl_list_push_back(&w->sessions, &s->link);
-    w->nsessions++;
-    sl_counter_add(&w->metrics.conn_opened[kind], 1);
+    sl_list_push_back(&ss->all, &s->link);
+    ss->count++;
+    sl_counter_add(&ss->metrics->conn_opened[kind], 1);
     if (ops->set_max_message)
         ops->set_max_message(transport, PREAUTH_MAX_MESSAGE);
     return s;
@@ -417,7 +744,7 @@ sl_session_new(struct sl_worker *w, const struct sl_proto *proto, enum sl_proto_
 void
 sl_session_begin(struct sl_session *s, const char *token)
 {
-    if (s->w->draining) {
+    if (s->ss->adm->draining) {
         close_going_away(s);
         return;
     }
@@ -425,14 +752,14 @@ sl_session_begin(struct sl_session *s, const char *token)
         authenticate(s, token, strlen(token));
         return;
     }
-    sl_loop_arm(s->w->loop, &s->w->auth_tq, &s->tnode);
+    sl_loop_arm(s->ss->loop, &s->ss->auth_tq, &s->tnode);
 }
 
 void
 sl_session_on_activity(struct sl_session *s)
 {
-    if (s->state == S_READY)
-        sl_loop_arm(s->w->loop, &s->w->hb_idle_tq, &s->tnode);
+    if (s->state == S_READY && check_expiry(s))
+        sl_loop_arm(s->ss->loop, &s->ss->hb_idle_tq, &s->tnode);
 }
 
 void
@@ -441,12 +768,18 @@ sl_session_on_violation(struct sl_session *s, uint16_t code, const char *reason)
     if (code == SL_CLOSE_TOO_BIG) {
         char msg[96];
         snprintf(msg, sizeof(msg), "message larger than %llu bytes",
-                 (unsigned long long)(s->state == S_READY ? s->w->cfg->limits.max_message_bytes
+                 (unsigned long long)(s->state == S_READY ? s->ss->cfg->limits.max_message_bytes
                                                           : PREAUTH_MAX_MESSAGE));
         send_error(s, NULL, SL_ERR_TOO_LARGE, msg, -1);
     } else {
         send_error(s, NULL, SL_ERR_BAD_REQUEST, reason, -1);
     }
+}
+
+void
+sl_session_on_drain(struct sl_session *s)
+{
+    pump(s);
 }
 
 void
@@ -457,7 +790,7 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
     const struct sl_proto_limits lim = {
         .max_id_len = 128, .max_messages = 4096, .max_tokens_cap = 1000000};
 
-    if (s->state == S_CLOSING)
+    if (!attached(s))
         return;
     int rc = s->proto->parse(&lim, msg, len, &cmd, &err);
 
@@ -465,7 +798,7 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
         int64_t wait;
         /* An unauthenticated client gets no more patience than an authenticated one. */
         if (!take_token(s, &wait)) {
-            sl_counter_add(&s->w->metrics.rate_limited_total, 1);
+            sl_counter_add(&s->ss->metrics->rate_limited_total, 1);
             end_session(s, SL_CLOSE_RATE_LIMITED,
                         "{\"reason\":\"too many messages before authentication\"}");
             goto out;
@@ -483,15 +816,15 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
     }
     if (rc == 0 && cmd.type == SL_CMD_PING) {
         struct sl_proto_sink sink = sink_of(s);
-        s->proto->pong(&sink, s->nstreams);
+        s->proto->pong(&sink, running(s));
         goto out;
     }
     int64_t retry_after;
     if (!take_token(s, &retry_after)) {
-        sl_counter_add(&s->w->metrics.rate_limited_total, 1);
+        sl_counter_add(&s->ss->metrics->rate_limited_total, 1);
         send_error(s, rc == 0 ? (cmd.chat ? cmd.chat->id : cmd.id) : err.id, SL_ERR_RATE_LIMITED,
                    "too many messages; slow down", retry_after);
-        if (++s->rejected > s->w->cfg->limits.messages_per_minute)
+        if (++s->rejected > s->ss->cfg->limits.messages_per_minute)
             end_session(s, SL_CLOSE_RATE_LIMITED, "{\"reason\":\"rate limit exceeded\"}");
         goto out;
     }
@@ -502,22 +835,17 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
     }
     switch (cmd.type) {
     case SL_CMD_AUTH:
-        send_error(s, NULL, SL_ERR_BAD_REQUEST, "already authenticated", -1);
+        authenticate(s, cmd.token, strlen(cmd.token));
         break;
     case SL_CMD_CHAT:
         start_chat(s, cmd.chat);
         cmd.chat = NULL;
         break;
-    case SL_CMD_CANCEL: {
-        int i = find_stream(s, cmd.id);
-        if (i < 0)
-            send_error(s, cmd.id, SL_ERR_NOT_FOUND, "no running stream with this id", -1);
-        else
-            sl_stream_cancel(s->streams[i], "client");
+    case SL_CMD_CANCEL:
+        cancel_stream(s, cmd.id);
         break;
-    }
     case SL_CMD_RESUME:
-        send_error(s, cmd.id, SL_ERR_NOT_FOUND, "nothing to resume for this id; start again", -1);
+        resume_stream(s, cmd.id, cmd.after, cmd.epoch);
         break;
     case SL_CMD_PING:
         break;
@@ -527,51 +855,62 @@ out:
     sl_proto_error_clear(&err);
 }
 
-void
-sl_session_transport_closed(struct sl_session *s, uint16_t code)
+static void
+log_closed(struct sl_session *s, const char *what, uint16_t code)
 {
-    struct sl_worker *w = s->w;
-    s->t = NULL;
-    s->state = S_CLOSING;
-    sl_timeq_disarm(&s->tnode);
-    /* Without resume, a stream nobody reads is a stream nobody pays for: stop it. */
-    while (s->nstreams > 0) {
-        struct sl_stream *st = s->streams[--s->nstreams];
-        w->nstreams--;
-        sl_stream_detach(st);
-    }
     struct sl_logrec r;
-    if (sl_log_begin(&r, SL_LOG_INFO, "session.closed")) {
+    if (sl_log_begin(&r, SL_LOG_INFO, what)) {
         log_ids(s, &r);
         if (s->user)
             sl_log_str(&r, "user", s->user);
-        sl_log_uint(&r, "code", code);
-        sl_log_uint(&r, "duration_ms", sl_loop_now(w->loop) - s->t_start);
+        if (code)
+            sl_log_uint(&r, "code", code);
+        sl_log_uint(&r, "streams", running(s));
+        sl_log_uint(&r, "duration_ms", sl_loop_now(s->ss->loop) - s->t_start);
         sl_log_end(&r);
     }
-    sl_counter_add(&w->metrics.conn_closed[s->kind], 1);
+}
+
+/* Frees a session; its streams are released (a running provider call is aborted). */
+static void
+free_session(struct sl_session *s)
+{
+    struct sl_sessions *ss = s->ss;
+    sl_timeq_disarm(&s->tnode);
+    while (!sl_list_empty(&s->subs)) {
+        struct sub *b = sub_of(s->subs.next);
+        struct sl_stream *st = b->stream;
+        sub_free(b);
+        sl_stream_release(st);
+    }
+    if (s->state == S_DETACHED)
+        ss->detached--;
     sl_list_unlink(&s->link);
-    w->nsessions--;
-    free(s->streams);
+    ss->count--;
     free(s->user);
     free(s);
 }
 
 void
-sl_session_drain(struct sl_session *s)
+sl_session_transport_closed(struct sl_session *s, uint16_t code)
 {
-    if (s->nstreams == 0)
-        close_going_away(s);
-}
-
-void
-sl_session_shutdown(struct sl_session *s)
-{
-    close_going_away(s);
-}
-
-struct sl_session *
-sl_session_from_link(struct sl_list *link)
-{
-    return SL_CONTAINER_OF(link, struct sl_session, link);
+    struct sl_sessions *ss = s->ss;
+    s->conn = conn_of(s);
+    s->t = NULL;
+    sl_timeq_disarm(&s->tnode);
+    sl_counter_add(&ss->metrics->conn_closed[s->kind], 1);
+    bool keep = s->user != NULL && !sl_list_empty(&s->subs) && ss->cfg->resume.window_ms > 0 &&
+                !ss->stopping;
+    if (!keep) {
+        log_closed(s, "session.closed", code);
+        free_session(s);
+        return;
+    }
+    /* Disconnect is a pause: the streams go on into their journals until a resume. */
+    log_closed(s, "session.detached", code);
+    s->state = S_DETACHED;
+    ss->detached++;
+    sl_loop_arm(ss->loop, &ss->window_tq, &s->tnode);
+    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next)
+        sl_stream_set_live(sub_of(l)->stream, false);
 }

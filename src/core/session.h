@@ -1,26 +1,43 @@
 /*
- * A client session: who the client is, its streams, its heartbeat and rate limit.
+ * A client session: who the client is, the streams it reads, its heartbeat and limits.
  *
  * A session is not the TCP connection that carries it. A transport (a WebSocket today;
- * later Socket.IO's long-polling requests, or a new WebSocket after a resume) is
- * attached through a small vtable, delivers client messages, and renders nothing
- * itself: the session's protocol adapter turns events into that client's messages.
+ * Socket.IO's long-polling requests or websocket next) is attached through a small vtable,
+ * delivers client messages, and renders nothing itself: the session's protocol adapter
+ * turns events into that client's messages.
  *
- * Lifetime: the session is created with its first transport and freed when the
- * transport reports it closed (sl_session_transport_closed). Its streams are detached
- * then (the provider transfers stop); resume will keep them for resume.window.
+ * The session reads its streams' journals (stream/journal.h) through one subscription
+ * per stream and renders what it reads while its transport has room (less than
+ * limits.send_high_water queued); the rest waits in the journals, where consecutive text
+ * deltas are merged into one message when they are finally rendered, and the streams
+ * pause their providers (see stream.h). The transport's drain callback brings the session
+ * back to render more.
+ *
+ * Lifetime (docs/internals/lifetimes.md): a session is created with its first transport
+ * and owned by its worker's session set (struct sl_sessions). When the transport ends,
+ * a session with running or unread streams is detached and lives on for resume.window:
+ * its streams keep filling their journals, and a client that comes back takes them over
+ * with `resume` (from any connection of the same user). At the window's end the session
+ * is freed and its streams are aborted. A session without streams, or with
+ * resume.window 0, is freed at once.
  */
 #ifndef SL_CORE_SESSION_H
 #define SL_CORE_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/list.h"
+#include "base/timeq.h"
 #include "obs/metrics.h"
 #include "proto/proto.h"
 
-struct sl_worker;
+struct sl_admission;
+struct sl_auth;
+struct sl_config;
+struct sl_loop;
 struct sl_session;
 
 struct sl_transport_ops {
@@ -30,7 +47,7 @@ struct sl_transport_ops {
     void (*close)(void *t, uint16_t code, const char *reason);
     /* Bytes waiting to be written. */
     size_t (*queued)(void *t);
-    /* A liveness probe the client answers (WebSocket ping). */
+    /* A liveness probe the client answers (WebSocket ping); optional. */
     void (*ping)(void *t);
     /* Tightens or relaxes the inbound message size limit (optional). */
     void (*set_max_message)(void *t, uint64_t max);
@@ -38,10 +55,40 @@ struct sl_transport_ops {
     uint64_t (*conn_id)(void *t);
 };
 
-/* Sets up the worker's session deadline queues (auth timeout, heartbeat). */
-void sl_session_init_timers(struct sl_worker *w);
+/* The session module's state on one worker. */
+struct sl_sessions {
+    const struct sl_config *cfg;
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;
+    const struct sl_auth *auth;
+    struct sl_admission *adm;
+    unsigned worker;
+    struct sl_timeq auth_tq;    /* not authenticated in time: 4003 */
+    struct sl_timeq hb_idle_tq; /* silent for heartbeat.interval: ping */
+    struct sl_timeq hb_wait_tq; /* still silent at heartbeat.timeout: 4008 */
+    struct sl_timeq window_tq;  /* detached for resume.window: freed */
+    struct sl_list all;         /* every session */
+    size_t count;               /* sessions, attached or not */
+    size_t detached;            /* sessions waiting for a resume */
+    struct sl_buf scratch;      /* rendering, reused for every message */
+    struct sl_buf merge;        /* merged delta text */
+    bool stopping;              /* shutdown: no more detaching */
+};
 
-struct sl_session *sl_session_new(struct sl_worker *w, const struct sl_proto *proto,
+void sl_sessions_init(struct sl_sessions *ss, const struct sl_config *cfg, struct sl_loop *loop,
+                      struct sl_metrics *metrics, const struct sl_auth *auth,
+                      struct sl_admission *adm, unsigned worker);
+
+/* Frees what is left (every transport must be closed by now). */
+void sl_sessions_cleanup(struct sl_sessions *ss);
+
+/* Draining: sessions without running streams end with 1001 (the others when they finish). */
+void sl_sessions_drain(struct sl_sessions *ss);
+
+/* Stopping: every session ends with 1001 now, detached ones are freed. */
+void sl_sessions_shutdown(struct sl_sessions *ss);
+
+struct sl_session *sl_session_new(struct sl_sessions *ss, const struct sl_proto *proto,
                                   enum sl_proto_kind kind, void *transport,
                                   const struct sl_transport_ops *ops);
 
@@ -60,15 +107,13 @@ void sl_session_on_activity(struct sl_session *s);
 /* The transport refused a message (too big, binary, ...) and is closing. */
 void sl_session_on_violation(struct sl_session *s, uint16_t code, const char *reason);
 
-/* The transport is gone. Frees the session. */
+/* Everything queued on the transport was written: render more. */
+void sl_session_on_drain(struct sl_session *s);
+
+/*
+ * The transport is gone. The session detaches (or is freed, see above); the caller must
+ * not use it afterwards.
+ */
 void sl_session_transport_closed(struct sl_session *s, uint16_t code);
-
-/* Draining: end the session with 1001 if it has no streams (else when they end). */
-void sl_session_drain(struct sl_session *s);
-
-/* Shutting down: end the session with 1001 now. */
-void sl_session_shutdown(struct sl_session *s);
-
-struct sl_session *sl_session_from_link(struct sl_list *link);
 
 #endif

@@ -76,7 +76,6 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     w->server = srv;
     w->cfg = cfg;
     w->loop = sl_loop_new();
-    sl_list_init(&w->sessions);
     sl_metrics_init(&w->metrics, cfg);
 
     sl_conn_pool_init(&w->conns, w->loop);
@@ -91,8 +90,12 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
         .keepalive_timeout_ms = cfg->limits.keepalive_timeout_ms,
     };
     sl_http_server_init(&w->http, w->loop, &lim, sl_routes_handle, w);
-    sl_session_init_timers(w);
     w->up = sl_upstream_new(w->loop, cfg);
+    sl_streams_init(&w->streams, cfg);
+    struct sl_stream_env env = {
+        .cfg = cfg, .up = w->up, .metrics = &w->metrics, .table = &w->streams, .worker = id};
+    sl_admission_init(&w->admission, &env);
+    sl_sessions_init(&w->sessions, cfg, w->loop, &w->metrics, srv->auth, &w->admission, id);
     sl_loop_add_turn_hook(w->loop, on_turn, w);
 
     uv_tcp_t *l = sl_malloc(sizeof(*l));
@@ -128,8 +131,16 @@ do_drain(void *arg)
 {
     struct sl_worker *w = arg;
     w->draining = true;
-    struct sl_list *pos, *tmp;
-    sl_list_foreach_safe(pos, tmp, &w->sessions) sl_session_drain(sl_session_from_link(pos));
+    w->admission.draining = true;
+    sl_sessions_drain(&w->sessions);
+}
+
+/* At the drain deadline a running stream still owes its client a terminal event. */
+static void
+shutdown_stream(struct sl_stream *s, void *arg)
+{
+    struct sl_worker *w = arg;
+    sl_stream_shutdown(s, (int64_t)w->cfg->shutdown.retry_after_ms);
 }
 
 static void
@@ -150,13 +161,14 @@ do_stop(void *arg)
 {
     struct sl_worker *w = arg;
     w->draining = true;
+    w->admission.draining = true;
     w->stopping = true;
     if (w->listener) {
         uv_close((uv_handle_t *)w->listener, free_listener);
         w->listener = NULL;
     }
-    struct sl_list *pos, *tmp;
-    sl_list_foreach_safe(pos, tmp, &w->sessions) sl_session_shutdown(sl_session_from_link(pos));
+    sl_streams_foreach(&w->streams, shutdown_stream, w);
+    sl_sessions_shutdown(&w->sessions);
     /* What is left speaks plain HTTP (or was already closing). */
     sl_conn_pool_foreach(&w->conns, close_conn, NULL);
     on_turn(w);
@@ -183,9 +195,10 @@ sl_worker_join_free(struct sl_worker *w)
         pthread_join(w->thread, NULL);
     else
         sl_loop_run(w->loop); /* never started: run the posted stop here */
+    sl_sessions_cleanup(&w->sessions);
+    sl_streams_cleanup(&w->streams);
     sl_upstream_free(w->up);
     sl_metrics_cleanup(&w->metrics);
-    sl_buf_free(&w->scratch);
     sl_loop_free(w->loop);
     free(w);
 }

@@ -14,12 +14,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "base/buf.h"
-#include "base/list.h"
-#include "base/timeq.h"
+#include "core/admission.h"
+#include "core/session.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "obs/metrics.h"
+#include "stream/stream.h"
 
 struct sl_server;
 struct sl_upstream;
@@ -35,15 +35,9 @@ struct sl_worker {
     struct sl_upstream *up;
     struct sl_metrics metrics;
 
-    /* session deadlines (core/session.c) */
-    struct sl_timeq auth_tq;    /* not authenticated in time: 4003 */
-    struct sl_timeq hb_idle_tq; /* silent for heartbeat.interval: ping */
-    struct sl_timeq hb_wait_tq; /* still silent at heartbeat.timeout: 4008 */
-    struct sl_list sessions;
-    size_t nsessions;
-    unsigned nstreams; /* streams owned by this worker's sessions */
-
-    struct sl_buf scratch; /* rendering buffer, reused for every message */
+    struct sl_streams streams;     /* every stream of this worker, by (user, id) */
+    struct sl_admission admission; /* new streams: draining, limits, routing */
+    struct sl_sessions sessions;   /* client sessions */
 
     void *listener; /* uv_tcp_t */
     int listen_fd;

@@ -31,6 +31,12 @@ on_violation(void *ud, uint16_t code, const char *reason)
 }
 
 static void
+on_drain(void *ud)
+{
+    sl_session_on_drain(ud);
+}
+
+static void
 on_closed(void *ud, uint16_t code)
 {
     sl_session_transport_closed(ud, code);
@@ -40,6 +46,7 @@ static const struct sl_ws_handler handler = {
     .on_text = on_text,
     .on_activity = on_activity,
     .on_violation = on_violation,
+    .on_drain = on_drain,
     .on_closed = on_closed,
 };
 
@@ -96,7 +103,7 @@ sl_ws_transport_accept(struct sl_worker *w, struct sl_conn *c, const struct sl_h
     /* The session needs the sl_ws and the sl_ws its session: create with a NULL user data
      * first, then wire both before any byte can arrive (reads start on the next turn). */
     struct sl_ws *ws = sl_ws_accept(c, req, &opt, &handler, NULL);
-    struct sl_session *s = sl_session_new(w, proto, kind, ws, &ops);
+    struct sl_session *s = sl_session_new(&w->sessions, proto, kind, ws, &ops);
     sl_ws_set_user_data(ws, s);
     sl_session_begin(s, token);
 }

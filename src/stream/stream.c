@@ -25,14 +25,25 @@ enum state {
 
 struct sl_stream {
     struct sl_stream_env env;
-    const struct sl_stream_sub *sub; /* NULL once detached */
-    void *ud;
+    const struct sl_stream_reader *reader; /* NULL: none (being released) */
+    void *rd;
     struct sl_chat_req *req;
     char *id;
     size_t id_len;
+    char *user;
+    char *session; /* the session that started it, for logs */
+    uint64_t conn;
     char epoch[17];
     uint32_t seq;
     enum state state;
+    bool live;      /* the reader's client is connected */
+    bool paused;    /* the provider transfer is paused (backpressure) */
+    bool in_emit;   /* a reader callback is running: freeing waits */
+    bool finished;  /* ended and fully consumed, or released: free when in_emit clears */
+    uint32_t hash;
+    struct sl_stream *hnext; /* in the table's bucket */
+    struct sl_list link;     /* in the table's list */
+    struct sl_journal journal;
 
     const struct sl_config_agent *agent;
     const char *primary; /* model name the request resolved to */
@@ -52,22 +63,58 @@ struct sl_stream {
     uint64_t ndeltas;
     uint64_t t_created, t_first, t_last, t_call; /* ns */
     uint64_t overhead_ns;
-
-    bool keep_text;
-    struct sl_buf text;
 };
 
 static const struct sl_upstream_sink sink;
 static void attempt(struct sl_stream *s);
+static void table_remove(struct sl_streams *t, struct sl_stream *s);
+static void destroy(struct sl_stream *s);
+static uint32_t key_hash(const char *user, const char *id);
+static void grow(struct sl_streams *t);
 
 /* --- helpers ---------------------------------------------------------------------- */
+
+/* The backlog at which the provider is paused: see stream.h. */
+static bool
+over_high_water(const struct sl_stream *s)
+{
+    if (s->live)
+        return s->journal.backlog >= s->env.table->high_water || sl_journal_full(&s->journal);
+    return sl_journal_full(&s->journal);
+}
+
+static void
+pause_provider(struct sl_stream *s)
+{
+    if (s->paused || s->call == NULL || s->route.ops->pause == NULL)
+        return;
+    s->paused = true;
+    s->route.ops->pause(s->call);
+    sl_counter_add(&s->env.metrics->backpressure_pauses_total, 1);
+}
+
+static void
+resume_provider(struct sl_stream *s)
+{
+    if (!s->paused)
+        return;
+    s->paused = false;
+    if (s->call && s->route.ops->resume)
+        s->route.ops->resume(s->call);
+}
 
 static void
 emit(struct sl_stream *s, struct sl_event *ev)
 {
     ev->seq = ++s->seq;
-    if (s->sub)
-        s->sub->on_event(s->ud, s, ev);
+    sl_journal_append(&s->journal, ev, (uint32_t)s->ndeltas);
+    if (s->reader) {
+        s->in_emit = true;
+        s->reader->on_event(s->rd, s, ev, (uint32_t)s->ndeltas);
+        s->in_emit = false;
+    }
+    if (s->state != ST_ENDED && over_high_water(s))
+        pause_provider(s);
 }
 
 static void
@@ -103,12 +150,12 @@ log_end(struct sl_stream *s, enum sl_outcome outcome, const struct sl_usage *u, 
         return;
     uint64_t now = sl_clock_ns();
     sl_log_uint(&r, "worker", s->env.worker);
-    if (s->env.conn)
-        sl_log_uint(&r, "conn", s->env.conn);
-    sl_log_str(&r, "session", s->env.session);
+    if (s->conn)
+        sl_log_uint(&r, "conn", s->conn);
+    if (s->session)
+        sl_log_str(&r, "session", s->session);
     sl_log_strn(&r, "stream", s->id, s->id_len);
-    if (s->env.user)
-        sl_log_str(&r, "user", s->env.user);
+    sl_log_str(&r, "user", s->user);
     sl_log_str(&r, "model", s->route.model ? s->route.model->name : s->primary);
     sl_log_str(&r, "provider", s->route.provider ? s->route.provider->name : "");
     sl_log_str(&r, "outcome", sl_outcome_name(outcome));
@@ -143,12 +190,41 @@ end(struct sl_stream *s, enum sl_outcome outcome, const char *what)
     sl_counter_add(&m->streams_ended, 1);
     sl_metrics_observe(m, SL_HIST_OVERHEAD, s->overhead_ns);
     log_end(s, outcome, &u, what);
-    if (s->sub && s->sub->on_finished)
-        s->sub->on_finished(s->ud, s);
+    s->paused = false;
+}
+
+/*
+ * Frees the stream once it is over for everyone: ended and consumed, or released. Runs
+ * after the reader's callback returned, never inside it. Returns false if freed.
+ */
+static bool
+settle(struct sl_stream *s)
+{
+    if (!s->finished && s->state == ST_ENDED && s->journal.acked == s->journal.last) {
+        s->finished = true;
+        if (s->reader && s->reader->on_finished) {
+            s->in_emit = true;
+            s->reader->on_finished(s->rd, s);
+            s->in_emit = false;
+        }
+        s->reader = NULL;
+    }
+    if (!s->finished || s->in_emit)
+        return true;
+    destroy(s);
+    return false;
+}
+
+static void
+destroy(struct sl_stream *s)
+{
+    table_remove(s->env.table, s);
+    sl_journal_cleanup(&s->journal);
     sl_chat_req_free(s->req);
     free(s->system);
     free(s->id);
-    sl_buf_free(&s->text);
+    free(s->user);
+    free(s->session);
     free(s);
 }
 
@@ -203,8 +279,6 @@ on_delta(void *ud, const char *text, size_t len)
     struct sl_stream *s = ud;
     uint64_t t0 = sl_clock_ns();
     on_delta_common(s, t0);
-    if (s->keep_text)
-        sl_buf_append(&s->text, text, len);
     struct sl_event ev = {.type = SL_EV_DELTA};
     ev.u.delta.text = text;
     ev.u.delta.len = len;
@@ -251,6 +325,7 @@ on_done(void *ud, enum sl_finish finish, const char *native_finish)
     emit(s, &ev);
     s->overhead_ns += sl_clock_ns() - now;
     end(s, SL_OUTCOME_DONE, sl_finish_name(finish));
+    settle(s);
 }
 
 static void
@@ -259,6 +334,7 @@ retry_now(void *arg)
     struct sl_stream *s = arg;
     s->delay = NULL;
     attempt(s);
+    settle(s);
 }
 
 /* Backoff for retry n (1-based): base * 2^(n-1), with full jitter over its upper half. */
@@ -322,7 +398,9 @@ on_error(void *ud, const struct sl_upstream_error *err)
 {
     struct sl_stream *s = ud;
     s->call = NULL;
+    s->paused = false;
     attempt_failed(s, err);
+    settle(s);
 }
 
 static const struct sl_upstream_sink sink = {
@@ -374,8 +452,7 @@ attempt(struct sl_stream *s)
 
 struct sl_stream *
 sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const char *id,
-              const struct sl_stream_sub *sub, void *ud, bool keep_text, enum sl_errcode *code,
-              const char **why)
+              const struct sl_stream_owner *owner, enum sl_errcode *code, const char **why)
 {
     const struct sl_config *cfg = env->cfg;
     const struct sl_config_agent *agent = NULL;
@@ -399,17 +476,20 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
 
     struct sl_stream *s = sl_calloc(1, sizeof(*s));
     s->env = *env;
-    s->sub = sub;
-    s->ud = ud;
     s->req = req;
     s->id_len = strlen(id);
     s->id = sl_strndup(id, s->id_len);
+    s->user = sl_strdup(owner->user ? owner->user : "");
+    s->session = owner->session ? sl_strdup(owner->session) : NULL;
+    s->conn = owner->conn;
     sl_random_id(s->epoch, 16);
     s->agent = agent;
     s->route = route;
     s->primary = route.model->name;
-    s->keep_text = keep_text;
     s->t_created = sl_clock_ns();
+    struct sl_streams *t = env->table;
+    sl_journal_init(&s->journal, &t->pool, t->journal_max_events, t->journal_max_bytes,
+                    t->retain);
 
     if (agent && agent->system && req->system) {
         size_t a = strlen(agent->system), b = strlen(req->system);
@@ -433,10 +513,55 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
         s->has_temperature = true;
     }
     sl_counter_add(&env->metrics->streams_started, 1);
+
+    /* Into the table. */
+    s->hash = key_hash(s->user, s->id);
+    if (t->count + 1 > t->nbuckets)
+        grow(t);
+    size_t b = s->hash & (t->nbuckets - 1);
+    s->hnext = t->buckets[b];
+    t->buckets[b] = s;
+    t->count++;
+    sl_list_push_back(&t->all, &s->link);
     return s;
 }
 
 void
+sl_stream_attach(struct sl_stream *s, const struct sl_stream_reader *r, void *rd, bool live)
+{
+    const struct sl_stream_reader *old = s->reader;
+    void *old_rd = s->rd;
+    s->reader = r;
+    s->rd = rd;
+    if (old && (old != r || old_rd != rd) && old->on_taken)
+        old->on_taken(old_rd, s);
+    sl_stream_set_live(s, live);
+}
+
+void
+sl_stream_set_live(struct sl_stream *s, bool live)
+{
+    s->live = live;
+    if (s->state == ST_ENDED)
+        return;
+    if (over_high_water(s))
+        pause_provider(s);
+    else if (s->paused && s->journal.backlog <= s->env.table->high_water / 4 &&
+             !sl_journal_full(&s->journal))
+        resume_provider(s);
+}
+
+bool
+sl_stream_consumed(struct sl_stream *s, struct sl_jcursor *cur)
+{
+    sl_journal_ack(&s->journal, cur);
+    if (s->paused && !sl_journal_full(&s->journal) &&
+        (!s->live || s->journal.backlog <= s->env.table->high_water / 4))
+        resume_provider(s);
+    return settle(s);
+}
+
+bool
 sl_stream_start(struct sl_stream *s)
 {
     struct sl_event ev = {.type = SL_EV_START};
@@ -445,29 +570,44 @@ sl_stream_start(struct sl_stream *s)
     ev.u.start.provider = s->route.provider->name;
     emit(s, &ev);
     attempt(s);
+    return settle(s);
 }
 
-void
+bool
 sl_stream_cancel(struct sl_stream *s, const char *reason)
 {
-    if (s->state == ST_ENDED)
-        return;
-    stop_upstream(s);
-    struct sl_event ev = {.type = SL_EV_CANCELLED};
-    ev.u.cancelled.usage = final_usage(s);
-    ev.u.cancelled.reason = reason;
-    emit(s, &ev);
-    end(s, SL_OUTCOME_CANCELLED, reason);
+    if (s->state != ST_ENDED) {
+        stop_upstream(s);
+        struct sl_event ev = {.type = SL_EV_CANCELLED};
+        ev.u.cancelled.usage = final_usage(s);
+        ev.u.cancelled.reason = reason;
+        emit(s, &ev);
+        end(s, SL_OUTCOME_CANCELLED, reason);
+    }
+    return settle(s);
+}
+
+bool
+sl_stream_shutdown(struct sl_stream *s, int64_t retry_after_ms)
+{
+    if (s->state != ST_ENDED) {
+        stop_upstream(s);
+        fail(s, SL_ERR_SHUTTING_DOWN, "the server is shutting down; resume or retry elsewhere",
+             true, retry_after_ms);
+    }
+    return settle(s);
 }
 
 void
-sl_stream_detach(struct sl_stream *s)
+sl_stream_release(struct sl_stream *s)
 {
-    if (s->state == ST_ENDED)
-        return;
-    s->sub = NULL;
-    stop_upstream(s);
-    end(s, SL_OUTCOME_DISCONNECTED, "client gone");
+    s->reader = NULL;
+    if (s->state != ST_ENDED) {
+        stop_upstream(s);
+        end(s, SL_OUTCOME_DISCONNECTED, "client gone");
+    }
+    s->finished = true;
+    settle(s);
 }
 
 const char *
@@ -476,20 +616,149 @@ sl_stream_id(const struct sl_stream *s)
     return s->id;
 }
 
+const char *
+sl_stream_user(const struct sl_stream *s)
+{
+    return s->user;
+}
+
+const char *
+sl_stream_epoch(const struct sl_stream *s)
+{
+    return s->epoch;
+}
+
+bool
+sl_stream_ended(const struct sl_stream *s)
+{
+    return s->state == ST_ENDED;
+}
+
 bool
 sl_stream_generating(const struct sl_stream *s)
 {
     return s->state == ST_GENERATING;
 }
 
-void
-sl_stream_view(const struct sl_stream *s, struct sl_stream_view *v)
+bool
+sl_stream_paused(const struct sl_stream *s)
 {
-    v->id = s->id;
-    v->id_len = s->id_len;
-    v->model = s->route.model ? s->route.model->name : NULL;
-    v->provider = s->route.provider ? s->route.provider->name : NULL;
-    v->text = sl_buf_ptr(&s->text);
-    v->text_len = sl_buf_len(&s->text);
-    v->tokens = s->ndeltas;
+    return s->paused;
+}
+
+struct sl_journal *
+sl_stream_journal(struct sl_stream *s)
+{
+    return &s->journal;
+}
+
+const char *
+sl_stream_model(const struct sl_stream *s)
+{
+    return s->route.model ? s->route.model->name : s->primary;
+}
+
+const char *
+sl_stream_provider(const struct sl_stream *s)
+{
+    return s->route.provider ? s->route.provider->name : NULL;
+}
+
+/* --- the table ------------------------------------------------------------------------ */
+
+/* Journal blocks kept for reuse per worker: enough for a burst of new streams. */
+#define POOL_MAX_FREE 4096
+
+void
+sl_streams_init(struct sl_streams *t, const struct sl_config *cfg)
+{
+    memset(t, 0, sizeof(*t));
+    t->nbuckets = 64;
+    t->buckets = sl_calloc(t->nbuckets, sizeof(*t->buckets));
+    sl_list_init(&t->all);
+    sl_jpool_init(&t->pool, POOL_MAX_FREE);
+    t->journal_max_events = cfg->resume.max_events;
+    t->journal_max_bytes = cfg->resume.max_bytes;
+    t->retain = cfg->resume.window_ms > 0;
+    t->high_water = cfg->limits.send_high_water;
+}
+
+void
+sl_streams_cleanup(struct sl_streams *t)
+{
+    sl_assert(t->count == 0);
+    free(t->buckets);
+    t->buckets = NULL;
+    sl_jpool_cleanup(&t->pool);
+}
+
+static uint32_t
+key_hash(const char *user, const char *id)
+{
+    /* FNV-1a over "user\0id": tables are per worker and small; no attacker controls
+     * the bucket count, and a chain is only walked on a resume or a duplicate check. */
+    uint32_t h = 2166136261u;
+    for (const char *p = user; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ 0xff) * 16777619u;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
+static void
+grow(struct sl_streams *t)
+{
+    size_t n = t->nbuckets * 2;
+    struct sl_stream **nb = sl_calloc(n, sizeof(*nb));
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        struct sl_stream *s = t->buckets[i];
+        while (s) {
+            struct sl_stream *next = s->hnext;
+            size_t b = s->hash & (n - 1);
+            s->hnext = nb[b];
+            nb[b] = s;
+            s = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = nb;
+    t->nbuckets = n;
+}
+
+static void
+table_remove(struct sl_streams *t, struct sl_stream *s)
+{
+    struct sl_stream **pp = &t->buckets[s->hash & (t->nbuckets - 1)];
+    while (*pp && *pp != s)
+        pp = &(*pp)->hnext;
+    sl_assert(*pp == s);
+    *pp = s->hnext;
+    t->count--;
+    sl_list_unlink(&s->link);
+}
+
+struct sl_stream *
+sl_streams_find(struct sl_streams *t, const char *user, const char *id, const char *epoch)
+{
+    uint32_t h = key_hash(user, id);
+    struct sl_stream *best = NULL;
+    for (struct sl_stream *s = t->buckets[h & (t->nbuckets - 1)]; s; s = s->hnext) {
+        if (s->hash != h || s->finished || strcmp(s->user, user) != 0 || strcmp(s->id, id) != 0)
+            continue;
+        if (epoch) {
+            if (strcmp(s->epoch, epoch) == 0)
+                return s;
+        } else if (best == NULL || s->t_created > best->t_created) {
+            best = s;
+        }
+    }
+    return best;
+}
+
+void
+sl_streams_foreach(struct sl_streams *t, void (*fn)(struct sl_stream *s, void *arg), void *arg)
+{
+    struct sl_list *pos, *tmp;
+    sl_list_foreach_safe(pos, tmp, &t->all) fn(SL_CONTAINER_OF(pos, struct sl_stream, link), arg);
 }

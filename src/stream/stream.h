@@ -1,16 +1,31 @@
 /*
- * A stream: one chat request's life, from routing to its last event.
+ * A stream: one chat request's life, from routing to its last event, and the journal of
+ * those events.
  *
  * The stream is the one module that sees both sides. It resolves the model, runs the
- * provider call (with retries and fallbacks before the first token, never after),
- * stamps each canonical event with its id and sequence number, keeps the timings and
- * usage, and hands events to its subscriber (the client session). It owns its request
- * and its provider call; it frees itself after its terminal event (done, error or
- * cancelled), after telling the subscriber through on_finished.
+ * provider call (with retries and fallbacks before the first token, never after), stamps
+ * each canonical event with the next sequence number, appends it to its journal
+ * (journal.h), and tells its reader. The reader (a client session, or the relay that
+ * carries the stream to a session on another worker) renders what it can and
+ * acknowledges it; what the reader has not consumed is the stream's backlog.
  *
- * Re-entrancy: sl_stream_start(), sl_stream_cancel() and sl_stream_detach() may emit
- * events and finish the stream before they return: the caller must not use the stream
- * pointer after calling them unless it learns otherwise through its callbacks.
+ * Backpressure: while the reader is live (its client connected), a backlog of
+ * limits.send_high_water bytes pauses the provider transfer; while it is not (the client
+ * is gone and may resume), the provider is read until the journal is full. Reading
+ * resumes once the reader has consumed down to a quarter of that. Tokens are never
+ * dropped.
+ *
+ * Lifetime (docs/internals/lifetimes.md): streams are owned by their worker's stream
+ * table (sl_streams) from sl_stream_new() on. The provider side ends with exactly one
+ * terminal event (done, error or cancelled). The stream itself is freed when it has
+ * ended and its reader has consumed the terminal event (the reader is told through
+ * on_finished just before), or when its reader lets go (sl_stream_release), which aborts
+ * a provider call still running.
+ *
+ * Re-entrancy: sl_stream_start(), sl_stream_cancel(), sl_stream_shutdown() and
+ * sl_stream_consumed() may emit events and free the stream before they return: the caller
+ * must not use the stream pointer afterwards unless it learns otherwise (they return
+ * whether the stream still exists).
  */
 #ifndef SL_STREAM_STREAM_H
 #define SL_STREAM_STREAM_H
@@ -20,59 +35,140 @@
 #include <stdint.h>
 
 #include "base/codes.h"
+#include "base/list.h"
 #include "canon/event.h"
 #include "canon/request.h"
-#include "proto/proto.h"
+#include "stream/journal.h"
 
 struct sl_config;
 struct sl_upstream;
 struct sl_metrics;
 struct sl_stream;
+struct sl_streams;
 
 /* What a stream needs from its worker. Borrowed; outlives every stream. */
 struct sl_stream_env {
     const struct sl_config *cfg;
     struct sl_upstream *up;
     struct sl_metrics *metrics;
-    const char *session; /* session id, for logs; must outlive the stream */
-    const char *user;    /* who asked, for logs (NULL if unknown); must outlive the stream */
-    uint64_t conn;       /* connection id, for logs (0 if none) */
-    unsigned worker;     /* worker id, for logs */
+    struct sl_streams *table;
+    unsigned worker; /* worker id, for logs */
 };
 
-struct sl_stream_sub {
-    /* An event for the client. */
-    void (*on_event)(void *ud, struct sl_stream *s, const struct sl_event *ev);
-    /* The stream is over and is freed when this returns. */
-    void (*on_finished)(void *ud, struct sl_stream *s);
+/* Who the stream is for, copied by the stream. */
+struct sl_stream_owner {
+    const char *user;    /* identity; streams are found again by (user, id) */
+    const char *session; /* the session that started it, for logs */
+    uint64_t conn;       /* its connection id, for logs (0 if none) */
 };
 
 /*
- * Creates a stream for req (ownership passes to the stream) under the given id (copied).
- * Resolves the agent and model; on failure returns NULL with *code and *why set
- * (UNKNOWN_MODEL) and req freed. keep_text: accumulate the output text for renderers
- * that need it.
+ * The reader of a stream. Every callback runs on the stream's worker; none may free the
+ * stream (release it later, outside the callback).
+ */
+struct sl_stream_reader {
+    /*
+     * ev (seq = journal last) was appended. A reader with nothing unread before it may
+     * render it straight from ev and move its cursor with sl_journal_end(); else it
+     * reads the backlog later. tokens: output deltas so far.
+     */
+    void (*on_event)(void *rd, struct sl_stream *s, const struct sl_event *ev, uint32_t tokens);
+    /* Another reader took the stream over (a resume elsewhere); forget it, do not release. */
+    void (*on_taken)(void *rd, struct sl_stream *s);
+    /* The stream has ended and everything was consumed; it is freed when this returns. */
+    void (*on_finished)(void *rd, struct sl_stream *s);
+};
+
+/*
+ * Creates a stream for req (ownership passes to the stream) under the given id (copied),
+ * registered in env->table. Resolves the agent and model; on failure returns NULL with
+ * *code and *why set (UNKNOWN_MODEL) and req freed.
  */
 struct sl_stream *sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req,
-                                const char *id, const struct sl_stream_sub *sub, void *ud,
-                                bool keep_text, enum sl_errcode *code, const char **why);
-
-/* Emits start and calls the provider. May finish the stream before returning. */
-void sl_stream_start(struct sl_stream *s);
-
-/* The client asked to stop: the provider call ends at once and `cancelled` is emitted. */
-void sl_stream_cancel(struct sl_stream *s, const char *reason);
+                                const char *id, const struct sl_stream_owner *owner,
+                                enum sl_errcode *code, const char **why);
 
 /*
- * The subscriber is gone (disconnect). The stream ends without events to anyone; the
- * provider call is aborted. on_finished is not called.
+ * Sets the reader (replacing a previous one, which gets on_taken). live: whether the
+ * reader's client is connected (see the backpressure rule above).
  */
-void sl_stream_detach(struct sl_stream *s);
+void sl_stream_attach(struct sl_stream *s, const struct sl_stream_reader *r, void *rd, bool live);
+
+/* The reader's client came or went. */
+void sl_stream_set_live(struct sl_stream *s, bool live);
+
+/*
+ * The reader acknowledges what its cursor has passed. Resumes a paused provider when the
+ * backlog is low again; frees the stream (after on_finished) when it has ended and
+ * everything was consumed. Returns false if the stream was freed.
+ */
+bool sl_stream_consumed(struct sl_stream *s, struct sl_jcursor *cur);
+
+/*
+ * The reader lets go for good (its session is over). A running provider call is aborted
+ * (outcome "disconnected", usage accounted) and the stream freed, without any event.
+ */
+void sl_stream_release(struct sl_stream *s);
+
+/* Emits start and calls the provider. Returns false if the stream was freed. */
+bool sl_stream_start(struct sl_stream *s);
+
+/*
+ * The client asked to stop: the provider call ends at once and `cancelled` is emitted.
+ * Returns false if the stream was freed.
+ */
+bool sl_stream_cancel(struct sl_stream *s, const char *reason);
+
+/*
+ * The server is stopping: a running stream ends with an error event SHUTTING_DOWN
+ * (retryable) so that its client gets the terminal event it was promised.
+ */
+bool sl_stream_shutdown(struct sl_stream *s, int64_t retry_after_ms);
 
 const char *sl_stream_id(const struct sl_stream *s);
+const char *sl_stream_user(const struct sl_stream *s);
+const char *sl_stream_epoch(const struct sl_stream *s);
+bool sl_stream_ended(const struct sl_stream *s);
 bool sl_stream_generating(const struct sl_stream *s);
+bool sl_stream_paused(const struct sl_stream *s);
+struct sl_journal *sl_stream_journal(struct sl_stream *s);
 
-/* For renderers: id, model, provider, and the text so far when keep_text was set. */
-void sl_stream_view(const struct sl_stream *s, struct sl_stream_view *v);
+/* The model and provider in use (configuration strings: valid for the process). */
+const char *sl_stream_model(const struct sl_stream *s);
+const char *sl_stream_provider(const struct sl_stream *s);
+
+/* --- the worker's stream table ------------------------------------------------------- */
+
+/*
+ * Every stream of a worker, by (user, id); several runs of one id (epochs) may coexist
+ * (two tabs of one user both calling their stream "c1").
+ */
+struct sl_streams {
+    struct sl_stream **buckets;
+    size_t nbuckets;
+    size_t count;
+    struct sl_jpool pool; /* journal blocks of this worker's streams */
+    uint32_t journal_max_events;
+    uint64_t journal_max_bytes;
+    bool retain;             /* resume.window > 0 */
+    uint64_t high_water;     /* limits.send_high_water */
+    struct sl_list all;      /* every stream, oldest first (for shutdown) */
+};
+
+void sl_streams_init(struct sl_streams *t, const struct sl_config *cfg);
+
+/* Every stream must have been freed. */
+void sl_streams_cleanup(struct sl_streams *t);
+
+/*
+ * The stream (user, id) with the given epoch, or without one (NULL) the newest run of
+ * that id. NULL if none.
+ */
+struct sl_stream *sl_streams_find(struct sl_streams *t, const char *user, const char *id,
+                                  const char *epoch);
+
+/* Calls fn on every stream (which fn may free). */
+void sl_streams_foreach(struct sl_streams *t, void (*fn)(struct sl_stream *s, void *arg),
+                        void *arg);
 
 #endif

@@ -142,7 +142,7 @@ describe('native protocol', () => {
     ['cancel without id', { type: 'cancel' }, 'BAD_REQUEST', /id/],
     ['cancel of nothing', { type: 'cancel', id: 'nope' }, 'NOT_FOUND', /no running stream/],
     ['resume of nothing', { type: 'resume', id: 'nope', after: 3 }, 'NOT_FOUND', /resume/],
-    ['auth again', { type: 'auth', token: 'whatever' }, 'BAD_REQUEST', /already/],
+    ['auth again with a bad token', { type: 'auth', token: 'whatever' }, 'AUTH_FAILED', /session goes on/],
   ];
   for (const [name, msg, code, re] of bad) {
     test(`bad input: ${name} -> ${code}`, async () => {
@@ -193,13 +193,13 @@ describe('native protocol', () => {
     c.close();
   });
 
-  test('a disconnect mid-stream frees the stream (logged as disconnected)', async () => {
+  test('a disconnect mid-stream detaches the session: its stream goes on for a resume', async () => {
     const [c, ready] = await session(s);
     const mark = s.mark();
     c.send({ type: 'chat', id: 'gone', message: 'talk for a while', max_tokens: 2000 });
     await c.next('delta');
     c.ws.terminate();
-    await s.waitLog(new RegExp(`session=${ready.session} stream=gone .*outcome=disconnected`), mark);
+    await s.waitLog(new RegExp(`session.detached .*session=${ready.session} .*streams=1`), mark);
   });
 });
 

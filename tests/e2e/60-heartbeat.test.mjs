@@ -1,5 +1,5 @@
-// Heartbeat: the server pings quiet connections and closes silent ones with 4008,
-// cancelling their streams.
+// Heartbeat: the server pings quiet connections and closes silent ones with 4008; their
+// streams wait for a resume for resume.window, then stop.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
@@ -11,6 +11,7 @@ describe('heartbeat', () => {
     s = await startSluice({
       config: {
         heartbeat: { interval: '150ms', timeout: '450ms' },
+        resume: { window: '300ms' },
         providers: { demo: { kind: 'demo', tokens_per_second: 20 } },
       },
     });
@@ -33,7 +34,7 @@ describe('heartbeat', () => {
     c.close();
   });
 
-  test('a client that stops answering is closed with 4008 and its stream is cancelled', async () => {
+  test('a client that stops answering is closed with 4008; its stream stops after resume.window', async () => {
     const ws = new WebSocket(`${s.wsUrl}/ws?token=${jwt({ sub: 'mute' })}`, { autoPong: false });
     const msgs = [];
     const ready = new Promise((resolve) => ws.on('message', (d) => {
@@ -49,6 +50,8 @@ describe('heartbeat', () => {
     assert.equal(code, 4008);
     assert.match(reason, /heartbeat/);
     assert.match(reason, /"resume":true/);
+    await s.waitLog(new RegExp(`session.detached .*session=${r.session} .*code=4008`), mark);
+    await s.waitLog(new RegExp(`session.expired .*session=${r.session}`), mark);
     await s.waitLog(new RegExp(`session=${r.session} stream=hb .*outcome=disconnected`), mark);
   });
 });

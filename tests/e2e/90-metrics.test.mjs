@@ -44,6 +44,8 @@ const CONFIG = {
   },
   agents: { analyst: { model: 'demo', system: 'Be brief.' } },
   limits: { messages_per_minute: 20, max_streams_per_connection: 4 },
+  // A disconnect stops its streams at once (no resume window), so the workload is exact.
+  resume: { window: 0 },
 };
 
 // One scrape over a fresh TCP connection (so that the connection count is exact).

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, jwt, startMock, startSluice } from './lib/harness.mjs';
@@ -148,6 +149,29 @@ describe('benchmark smoke', () => {
       `${mock.url}/v1`]);
     assert.equal(res.code, 1);
     assert.deepEqual(res.report.errors.by_code, { SERVER_ERROR: 2 });
+  });
+
+  test('SSE mode: a server closing idle keep-alive connections after their streams is no error', async () => {
+    // Node closes an idle keep-alive connection after keepAliveTimeout (Portkey runs on it):
+    // the connections that finish first sit idle while the later ones (--spread) stream
+    // (Node checks the timeout about once a second, hence the long spread).
+    const srv = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end('data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n');
+      });
+    });
+    srv.keepAliveTimeout = 100;
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const res = await loadgen(['-c', '3', '-s', '1', '--spread', '3s',
+        `http://127.0.0.1:${srv.address().port}/v1`]);
+      assertClean(res);
+      assert.equal(res.report.streams.ok, 3);
+    } finally {
+      srv.close();
+    }
   });
 
   test('SSE mode: a bad -H is refused', async () => {

@@ -3,9 +3,11 @@
 #
 # Starts the mock upstream (build/sluice-mock, synthetic streams only) and, for each
 # scenario, a fresh release sluice (build/sluice) whose models point at it; runs
-# build/sluice-loadgen through sluice and then the same load straight at the mock (the
-# no-gateway baseline), and prints one table. The loadgen samples the server's CPU time and
-# RSS from /proc, so everything runs on this host.
+# build/sluice-loadgen through sluice (WebSocket, and OpenAI-style SSE once sluice serves
+# /v1/chat/completions), then the same load straight at the mock (the no-gateway
+# baseline) and through the Portkey gateway pointed at the same mock, and prints one
+# table. The loadgen samples each server's CPU time and RSS from /proc, so everything
+# runs on this host.
 #
 #   (a) A_CONNS connections x 1 stream x A_TOKENS tokens as fast as the upstream sends,
 #       with 1 and with 2 sluice workers
@@ -17,7 +19,15 @@
 # of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c runs a subset;
 # BENCH_SWEEP="500 1000 2000" also runs (b) at each of these connection counts and prints
 # where sluice's added latency stays small (capacity planning); BENCH_PERF=1 records each run through sluice with `perf record -g` into
-# $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`).
+# $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`); BENCH_PORTKEY=0 skips
+# the Portkey rows.
+#
+# Portkey (npm @portkey-ai/gateway, pinned in bench/portkey/package-lock.json) is installed
+# by `npm ci` into bench/portkey/node_modules on first use, started as one Node process
+# (as `npx @portkey-ai/gateway` runs it) on 127.0.0.1 (bench/portkey/loopback.mjs), and
+# sent the same requests as the mock with the headers that route them there
+# (x-portkey-provider: openai, x-portkey-custom-host: the mock). Without node and npm, or
+# if the install fails, its rows say "no run" and the rest of the table stands.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -38,6 +48,8 @@ C_HOLD=${C_HOLD:-3s}
 ONLY=${BENCH_ONLY:-a,b,c}
 SWEEP=${BENCH_SWEEP:-}
 PERF=${BENCH_PERF:-0}
+PORTKEY=${BENCH_PORTKEY:-1}
+PK_DIR=$ROOT/bench/portkey
 
 for b in "$SLUICE" "$MOCK" "$LOADGEN"; do
     [ -x "$b" ] || { echo "bench: $b is missing (run make)" >&2; exit 2; }
@@ -87,6 +99,7 @@ KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
 # --- sluice ------------------------------------------------------------------------------------
 SLUICE_PID=
 SLUICE_URL=
+SLUICE_HTTP=
 start_sluice() { # workers name
     local cfg="$OUT/sluice-$2.yaml"
     cat >"$cfg" <<EOF
@@ -122,6 +135,51 @@ EOF
     local addr
     addr=$(wait_line "$OUT/sluice-$2.out" 'listening on http://[^ ]+' "$SLUICE_PID") || return 1
     SLUICE_URL="ws://${addr#listening on http://}/ws"
+    SLUICE_HTTP="http://${addr#listening on http://}/v1"
+}
+
+# Whether this sluice serves OpenAI-style SSE at /v1/chat/completions (a one-stream probe).
+SSE_STATE=unknown
+sluice_sse() { # model
+    if [ "$SSE_STATE" = unknown ]; then
+        if "$LOADGEN" -c 1 -s 1 -m "$1" --token "$KEY" --no-progress --timeout 30s \
+            "$SLUICE_HTTP" >"$OUT/sse-probe.txt" 2>&1; then
+            SSE_STATE=yes
+        else
+            SSE_STATE=no
+            echo "  (sluice does not serve /v1/chat/completions yet: no 'sluice sse' rows;" \
+                "probe: $(grep -m1 -oE 'errors +[^ ].*' "$OUT/sse-probe.txt" || echo failed))"
+        fi
+    fi
+    [ "$SSE_STATE" = yes ]
+}
+
+# --- the Portkey gateway -------------------------------------------------------------------
+PK_PID=
+PK_URL=
+PK_HDRS=()
+start_portkey() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "  (no node/npm: no portkey rows; scripts/install-deps.sh --bench installs them)"
+        return 1
+    fi
+    local stamp=$PK_DIR/node_modules/.package-lock.json
+    if [ ! -f "$stamp" ] || [ "$PK_DIR/package-lock.json" -nt "$stamp" ]; then
+        if ! (cd "$PK_DIR" && npm ci --no-audit --no-fund --ignore-scripts) \
+            >"$OUT/portkey-npm.log" 2>&1; then
+            echo "  (npm ci in bench/portkey failed, see $OUT/portkey-npm.log: no portkey rows)"
+            return 1
+        fi
+    fi
+    NODE_ENV=production node --import "$PK_DIR/loopback.mjs" \
+        "$PK_DIR/node_modules/@portkey-ai/gateway/build/start-server.js" --port=0 --headless \
+        >"$OUT/portkey.out" 2>"$OUT/portkey.err" &
+    PK_PID=$!
+    PIDS+=("$PK_PID")
+    local addr
+    addr=$(wait_line "$OUT/portkey.err" 'listening 127\.0\.0\.1:[0-9]+' "$PK_PID") || return 1
+    PK_URL="http://${addr#listening }/v1"
+    PK_HDRS=(-H "x-portkey-provider: openai" -H "x-portkey-custom-host: $MOCK_URL")
 }
 
 stop_sluice() {
@@ -200,6 +258,10 @@ if want c; then
     run c-direct -c "$C_CONNS" -s 0 --idle "$C_HOLD" --server-pid "$MOCK_PID" "$MOCK_URL"
 fi
 
+if [ "$PORTKEY" = 1 ] && { want a || want b; }; then
+    start_portkey || PK_URL=
+fi
+
 if want a; then
     for w in 1 2; do
         start_sluice "$w" "a$w" || exit 1
@@ -209,19 +271,37 @@ if want a; then
             >"$OUT/a-warmup-w$w.txt" 2>&1
         run "a-sluice-w$w" -c "$A_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" \
             --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+        if [ "$w" = 2 ] && sluice_sse bench-a; then
+            run a-sluice-sse -c "$A_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" \
+                --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_HTTP"
+        fi
         stop_sluice
     done
     run a-direct -c "$A_CONNS" -s 1 -m "$SCEN_A" --expect-tokens "$A_TOKENS" \
         --server-pid "$MOCK_PID" "$MOCK_URL"
+    if [ -n "$PK_URL" ]; then
+        "$LOADGEN" -c "$A_CONNS" -s 1 -m "$SCEN_A" "${PK_HDRS[@]}" --no-progress "$PK_URL" \
+            >"$OUT/a-warmup-portkey.txt" 2>&1
+        run a-portkey -c "$A_CONNS" -s 1 -m "$SCEN_A" --expect-tokens "$A_TOKENS" \
+            "${PK_HDRS[@]}" --server-pid "$PK_PID" "$PK_URL"
+    fi
 fi
 
 if want b; then
     start_sluice auto b || exit 1
     run b-sluice -c "$B_CONNS" -s 1 -m bench-b --expect-tokens "$B_TOKENS" --spread "$B_SPREAD" \
         --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+    if sluice_sse bench-b; then
+        run b-sluice-sse -c "$B_CONNS" -s 1 -m bench-b --expect-tokens "$B_TOKENS" \
+            --spread "$B_SPREAD" --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_HTTP"
+    fi
     stop_sluice
     run b-direct -c "$B_CONNS" -s 1 -m "$SCEN_B" --expect-tokens "$B_TOKENS" \
         --spread "$B_SPREAD" --server-pid "$MOCK_PID" "$MOCK_URL"
+    if [ -n "$PK_URL" ]; then
+        run b-portkey -c "$B_CONNS" -s 1 -m "$SCEN_B" --expect-tokens "$B_TOKENS" \
+            --spread "$B_SPREAD" "${PK_HDRS[@]}" --server-pid "$PK_PID" "$PK_URL"
+    fi
 fi
 
 for n in $SWEEP; do
@@ -260,9 +340,13 @@ jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
     ( ["", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "server", "server", ""] ),
     ( if $r["a-sluice-w1"] then row("(a) " + $A; "sluice 1w"; $r["a-sluice-w1"]) else empty end ),
     ( if $r["a-sluice-w2"] then row(""; "sluice 2w"; $r["a-sluice-w2"]) else empty end ),
+    ( if $r["a-sluice-sse"] then row(""; "sluice sse 2w"; $r["a-sluice-sse"]) else empty end ),
     ( if $r["a-direct"] then row(""; "direct"; $r["a-direct"]) else empty end ),
+    ( if $r["a-portkey"] then row(""; "portkey"; $r["a-portkey"]) else empty end ),
     ( if $r["b-sluice"] then row("(b) " + $B; "sluice 2w"; $r["b-sluice"]) else empty end ),
+    ( if $r["b-sluice-sse"] then row(""; "sluice sse 2w"; $r["b-sluice-sse"]) else empty end ),
     ( if $r["b-direct"] then row(""; "direct"; $r["b-direct"]) else empty end ),
+    ( if $r["b-portkey"] then row(""; "portkey"; $r["b-portkey"]) else empty end ),
     ( if $r["c-sluice"] then row("(c) " + $C; "sluice 2w"; $r["c-sluice"]) else empty end ),
     ( if $r["c-direct"] then row(""; "direct"; $r["c-direct"]) else empty end )
   | @tsv' "$OUT/results.json" >"$OUT/table.tsv"
@@ -294,13 +378,24 @@ jq -r '
   | (if $r["b-sluice"].latency_ms.p99 != null and $r["b-direct"].latency_ms.p99 != null
      then $r["b-sluice"].latency_ms.p99 - $r["b-direct"].latency_ms.p99 else null end) as $added
   | ($r["c-sluice"].server.rss_bytes_per_connection // null) as $rss
+  | ($r["a-sluice-sse"].server.cpu_us_per_token // null) as $asse
+  | ($r["b-sluice-sse"].server.cpu_us_per_token // null) as $bsse
+  | ($r["a-portkey"].server.cpu_us_per_token // null) as $apk
+  | ($r["b-portkey"].server.cpu_us_per_token // null) as $bpk
+  | (if $r["b-sluice-sse"].latency_ms.p99 != null and $r["b-sluice"].latency_ms.p99 != null
+     then $r["b-sluice-sse"].latency_ms.p99 - $r["b-sluice"].latency_ms.p99 else null end) as $sse_added
+  | ($asse // $a2) as $acmp | ($bsse // $b2) as $bcmp
+  | (if $asse == null then "WebSocket" else "SSE" end) as $apath
   | ([.[] | select(.label | test("sluice")) | .errors.total // 1] | add // 0) as $errs
   | "(d) sluice CPU-seconds per million tokens delivered: \(v($a1; 2)) with 1 worker, \(v($a2; 2)) with 2 workers in (a); \(v($b2; 2)) in (b)",
     "targets (2-core machine):",
     "  (a) <= 2 CPU-µs per token delivered:       \(v($a1; 2)) (1 worker), \(v($a2; 2)) (2 workers)  \(verdict(if $a1 == null then null else ([$a1, $a2 // $a1] | min) <= 2 end))",
     "  (b) added delivery latency p99 <= 1 ms:     \(v($added; 3)) ms (\(v($r["b-sluice"].latency_ms.p99 // null; 3)) through sluice - \(v($r["b-direct"].latency_ms.p99 // null; 3)) direct)  \(verdict(if $added == null then null else $added <= 1 end))",
     "  (c) <= 4 KiB RSS per idle authenticated connection: \(if $rss == null then "n/a" else v($rss / 1024; 2) + " KiB" end)  \(verdict(if $rss == null then null else $rss <= 4096 end))",
-    "  no errors in any scenario:                 \($errs) errors through sluice  \(verdict($errs == 0))"
+    "  no errors in any scenario:                 \($errs) errors through sluice  \(verdict($errs == 0))",
+    "portkey (one Node process, the same mock; CPU-µs per token): \(v($apk; 2)) in (a), \(v($bpk; 2)) in (b)",
+    "  sluice (\($apath) path) <= 1/10 of portkey: (a) \(v($acmp; 2)) vs \(v($apk; 2)) = \(if $acmp == null or $apk == null or $apk == 0 then "n/a" else "1/" + v($apk / $acmp; 1) end), (b) \(v($bcmp; 2)) vs \(v($bpk; 2)) = \(if $bcmp == null or $bpk == null or $bpk == 0 then "n/a" else "1/" + v($bpk / $bcmp; 1) end)  \(verdict(if $acmp == null or $apk == null then null else ($acmp * 10 <= $apk) and ($bcmp == null or $bpk == null or $bcmp * 10 <= $bpk) end))",
+    "  SSE added p99 within 1 ms of the WebSocket path (b): \(if $sse_added == null then "n/a (no sluice sse run)" else v($sse_added; 3) + " ms" end)  \(verdict(if $sse_added == null then null else $sse_added <= 1 end))"
 ' "$OUT/results.json"
 if [ -n "$SWEEP" ]; then
     echo

@@ -5,7 +5,8 @@
 #   scripts/install-deps.sh          build and run the gateway
 #   scripts/install-deps.sh --test   also what the test suite needs (Criterion, Node.js,
 #                                    Chromium for the browser test, clang for fuzzing, jq)
-#   scripts/install-deps.sh --bench  also what `make bench` needs (jq for the table)
+#   scripts/install-deps.sh --bench  also what `make bench` needs (jq for the table, Node.js
+#                                    for the Portkey comparison rows)
 set -eu
 
 BUILD="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libwslay-dev
@@ -16,11 +17,11 @@ BENCH="jq"
 
 want="$BUILD"
 [ "${1:-}" = "--bench" ] && want="$want $BENCH"
-if [ "${1:-}" = "--test" ]; then
-    want="$want $TEST"
-    # Node.js: Debian's own unless a newer one is already on the PATH.
-    command -v node >/dev/null 2>&1 || want="$want nodejs npm"
-fi
+[ "${1:-}" = "--test" ] && want="$want $TEST"
+# Node.js (tests; the bench's Portkey rows): Debian's own unless one is already on the PATH.
+case "${1:-}" in
+--test | --bench) command -v node >/dev/null 2>&1 || want="$want nodejs npm" ;;
+esac
 
 missing=""
 for p in $want; do

@@ -2,7 +2,11 @@
  * sluice-loadgen: the load generator for sizing a sluice deployment.
  *
  *     sluice-loadgen [options] ws://HOST:PORT/ws        through sluice (native protocol)
- *     sluice-loadgen [options] http://HOST:PORT/v1      straight to an OpenAI-style upstream
+ *     sluice-loadgen [options] http://HOST:PORT/v1      OpenAI chat completions over SSE: straight
+ *                                                       to the mock upstream (the no-gateway
+ *                                                       baseline), through sluice's HTTP API, or
+ *                                                       through another gateway (-H for its
+ * headers)
  *
  * Opens C connections (ramped: at most --ramp handshakes at a time), authenticates them,
  * optionally holds them idle, then runs S streams per connection, K at once, and reports
@@ -33,6 +37,7 @@
 
 #define TICK_MS 10
 #define PROGRESS_MS 500
+#define MAX_HEADERS 16
 
 struct options {
     const char *url;
@@ -47,7 +52,9 @@ struct options {
     uint64_t expect_tokens;
     int server_pid;
     bool json;
-    int progress; /* -1 auto (tty), 0, 1 */
+    int progress;                     /* -1 auto (tty), 0, 1 */
+    const char *headers[MAX_HEADERS]; /* -H: extra request header lines, "Name: value" */
+    unsigned nheaders;
 };
 
 enum phase { PH_CONNECT, PH_HOLD, PH_STREAM, PH_CLOSING };
@@ -76,26 +83,30 @@ usage(FILE *f)
     fputs(
         "usage: sluice-loadgen [options] URL\n"
         "  URL  ws://HOST:PORT/ws      sluice's native protocol (WebSocket)\n"
-        "       http://HOST:PORT/v1    baseline: OpenAI chat completions over plain HTTP/1.1\n"
-        "                              SSE, straight to the upstream (POST .../chat/completions)\n"
+        "       http://HOST:PORT/v1    OpenAI chat completions, stream: true, over plain HTTP/1.1\n"
+        "                              SSE (POST .../chat/completions): sluice's HTTP API, the\n"
+        "                              mock upstream itself (the no-gateway baseline), or\n"
+        "                              another gateway\n"
         "load:\n"
         "  -c, --connections N    connections (default 10)\n"
         "  -s, --streams N        streams per connection, in total (default 1; 0 = none)\n"
-        "  -k, --concurrency K    streams at once per connection (default 1; the baseline\n"
+        "  -k, --concurrency K    streams at once per connection (default 1; http:// URLs\n"
         "                         opens K HTTP connections instead)\n"
-        "  -m, --model NAME       native: the model asked for (default: the server's);\n"
-        "                         baseline: the upstream model, e.g. synth:tokens=500,ts=1\n"
+        "  -m, --model NAME       the model asked for (native default: the server's; http\n"
+        "                         default synth:tokens=20,ts=1, the mock's scenario syntax)\n"
         "      --message TEXT     the user message (default \"benchmark\")\n"
         "      --max-tokens N     max_tokens of each request\n"
         "      --idle DURATION    hold the connections idle this long once all are up\n"
         "                         (then the streams; with -s 0: connect, hold, close)\n"
         "      --spread DURATION  start the connections' first streams evenly over DURATION\n"
         "      --expect-tokens N  a stream that delivers another number of tokens is an error\n"
-        "auth (native):\n"
-        "      --token T          JWT or API key\n"
+        "auth:\n"
+        "      --token T          JWT or API key (http: always Authorization: Bearer)\n"
         "      --auth MODE        query (?token=, default), header (Authorization: Bearer),\n"
         "                         message (a first {\"type\":\"auth\"} message), none\n"
         "client:\n"
+        "  -H, --header 'N: V'    an extra request header (repeatable, at most 16): for a\n"
+        "                         gateway's routing headers, e.g. x-portkey-provider\n"
         "      --ramp N           at most N connection handshakes in progress (default 200)\n"
         "      --threads N        event-loop threads (default 1)\n"
         "      --source-addrs N   spread connections over 127.0.0.1..N (default auto: as many\n"
@@ -122,6 +133,26 @@ parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
         return -1;
     *out = (uint32_t)v;
     return 0;
+}
+
+/* "Name: value" with a token name and no line breaks (it goes into the request as is). */
+static bool
+valid_header(const char *h)
+{
+    const char *colon = strchr(h, ':');
+    if (colon == NULL || colon == h || strpbrk(h, "\r\n") != NULL)
+        return false;
+    for (const char *p = h; p < colon; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            return false;
+    return true;
+}
+
+static void
+append_headers(struct sl_buf *b, const struct options *o)
+{
+    for (unsigned i = 0; i < o->nheaders; i++)
+        sl_buf_printf(b, "%s\r\n", o->headers[i]);
 }
 
 static int
@@ -169,6 +200,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"label", required_argument, NULL, O_LABEL},
         {"progress", no_argument, NULL, O_PROGRESS},
         {"no-progress", no_argument, NULL, O_NO_PROGRESS},
+        {"header", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -188,7 +220,7 @@ parse_options(int argc, char **argv, struct options *o)
     int ch;
     uint32_t u;
     long long ll;
-    while ((ch = getopt_long(argc, argv, "c:s:k:m:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:s:k:m:H:h", longopts, NULL)) != -1) {
         const char *a = optarg;
         switch (ch) {
         case 'c':
@@ -208,6 +240,11 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         case O_MESSAGE:
             o->message = a;
+            break;
+        case 'H':
+            if (o->nheaders == MAX_HEADERS || !valid_header(a))
+                goto bad;
+            o->headers[o->nheaders++] = a;
             break;
         case O_MAX_TOKENS:
             if (sl_parse_int(a, &ll) != 0 || ll < 1)
@@ -418,6 +455,7 @@ build_native(struct lg_config *cfg, const struct options *o, const struct url *u
                   u->hostport);
     if (o->token && cfg->auth == LG_AUTH_HEADER)
         sl_buf_printf(h, "Authorization: Bearer %s\r\n", o->token);
+    append_headers(h, o);
 
     SL_JSONW_LIT(&cfg->chat_head, "{\"type\":\"chat\",\"id\":\"");
     struct sl_buf *t = &cfg->chat_tail;
@@ -441,8 +479,13 @@ build_native(struct lg_config *cfg, const struct options *o, const struct url *u
     }
 }
 
+/*
+ * The request of the http:// mode, sent as is for every stream: the same body whichever
+ * server answers (the mock reads the scenario from the model name; sluice and other
+ * gateways map the name to theirs), with the token as a bearer and the -H headers.
+ */
 static void
-build_baseline(struct lg_config *cfg, const struct options *o, const struct url *u)
+build_sse(struct lg_config *cfg, const struct options *o, const struct url *u)
 {
     struct sl_buf body = SL_BUF_INIT;
     SL_JSONW_LIT(&body, "{\"model\":");
@@ -470,8 +513,10 @@ build_baseline(struct lg_config *cfg, const struct options *o, const struct url 
     sl_buf_printf(&cfg->request,
                   "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-loadgen\r\n"
                   "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                  "Accept: text/event-stream\r\nContent-Length: %zu\r\n\r\n",
+                  "Accept: text/event-stream\r\nContent-Length: %zu\r\n",
                   path, u->hostport, o->token ? o->token : "x", sl_buf_len(&body));
+    append_headers(&cfg->request, o);
+    SL_JSONW_LIT(&cfg->request, "\r\n");
     sl_buf_append(&cfg->request, sl_buf_ptr(&body), sl_buf_len(&body));
     sl_buf_free(&body);
 }
@@ -704,12 +749,12 @@ setup(struct app *a)
     }
     if (resolve_addr(&u, &cfg->addr) != 0)
         return -1;
-    cfg->mode = u.ws ? LG_MODE_NATIVE : LG_MODE_BASELINE;
+    cfg->mode = u.ws ? LG_MODE_NATIVE : LG_MODE_SSE;
     cfg->auth = o->token ? o->auth : LG_AUTH_NONE;
     cfg->streams = o->streams;
     cfg->concurrency = o->concurrency;
     cfg->connections = o->connections;
-    if (cfg->mode == LG_MODE_BASELINE && o->concurrency > 1) {
+    if (cfg->mode == LG_MODE_SSE && o->concurrency > 1) {
         /* HTTP/1.1 has one stream per connection at a time: K connections stand for one. */
         uint64_t socks = (uint64_t)o->connections * o->concurrency;
         if (socks > 10000000 || o->streams % o->concurrency != 0) {
@@ -737,12 +782,12 @@ setup(struct app *a)
     if (cfg->mode == LG_MODE_NATIVE)
         build_native(cfg, o, &u);
     else
-        build_baseline(cfg, o, &u);
+        build_sse(cfg, o, &u);
 
     snprintf(a->target, sizeof(a->target), "%s", o->url);
     a->rep = (struct lg_report){
         .label = o->label,
-        .mode = cfg->mode == LG_MODE_NATIVE ? "native" : "baseline",
+        .mode = cfg->mode == LG_MODE_NATIVE ? "native" : "sse",
         .target = a->target,
         .model = o->model,
         .threads = cfg->threads,

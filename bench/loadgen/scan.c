@@ -1,5 +1,6 @@
 #include "scan.h"
 
+#include <jansson.h>
 #include <string.h>
 
 size_t
@@ -120,6 +121,26 @@ lg_scan_openai_chunk(const char *data, size_t len, struct sl_slice *text, bool *
         return 0;
     *text = sl_slice_make(p, end);
     return 1;
+}
+
+void
+lg_scan_error_name(const char *data, size_t len, char *out, size_t cap)
+{
+    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *e = json_object_get(root, "error");
+    const char *name = json_string_value(json_object_get(e, "code"));
+    if (name == NULL || *name == '\0')
+        name = json_string_value(json_object_get(e, "type"));
+    if (name == NULL || *name == '\0')
+        name = "SSE_ERROR_EVENT";
+    size_t i;
+    for (i = 0; i + 1 < cap && name[i]; i++) {
+        char c = name[i];
+        out[i] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+    }
+    if (cap > 0)
+        out[i] = '\0';
+    json_decref(root);
 }
 
 int

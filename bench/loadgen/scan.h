@@ -63,6 +63,15 @@ int lg_scan_native_delta(const char *msg, size_t len, struct lg_delta *d);
 int lg_scan_openai_chunk(const char *data, size_t len, struct sl_slice *text, bool *finish,
                          bool *error);
 
+/*
+ * The error code an in-stream error event names, for counting it: `data` is
+ * `{"error":{...}}` as OpenAI and sluice's HTTP API send mid-stream. Writes the error's
+ * `code` (else its `type`) in upper case, so that sluice's `upstream_timeout` counts as
+ * UPSTREAM_TIMEOUT as on the WebSocket path, or "SSE_ERROR_EVENT" when it names neither.
+ * The cold path: parsed with jansson, once per failed stream.
+ */
+void lg_scan_error_name(const char *data, size_t len, char *out, size_t cap);
+
 /* Parses a decimal stream id (what the load generator sends as "id"): 0 on success. */
 int lg_scan_u32(struct sl_slice s, uint32_t *out);
 

@@ -1,9 +1,12 @@
 /*
- * The no-gateway baseline (lg_sseconn_ops): the same streams requested straight from the
- * mock upstream as OpenAI chat completions over plain HTTP/1.1, one at a time per
- * keep-alive connection. The response is parsed with http-parser (chunked framing) and
- * sluice's own SSE parser (src/upstream/sse.c), the way sluice reads its upstreams; tokens
- * and their stamps are taken from each chunk's "content" by scan.c.
+ * OpenAI chat completions over plain HTTP/1.1 SSE (lg_sseconn_ops), one stream at a time
+ * per keep-alive connection: straight to the mock upstream (the no-gateway baseline), to
+ * sluice's HTTP API (`/v1/chat/completions`, the token as a bearer), or to another
+ * gateway. The response is parsed with http-parser (chunked framing) and sluice's own SSE
+ * parser (src/upstream/sse.c), the way sluice reads its upstreams: `id:` lines and
+ * `: keep-alive` comments pass through it; tokens and their stamps are taken from each
+ * chunk's "content" by scan.c, and an in-stream `{"error":...}` event counts as an error
+ * named by its code.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +19,7 @@
 static struct lg_slot *
 the_slot(struct lg_conn *c)
 {
-    /* The baseline runs one stream at a time per connection (concurrency 1). */
+    /* HTTP/1.1 runs one stream at a time per connection (concurrency 1). */
     return c->slots && c->slots[0].active ? &c->slots[0] : NULL;
 }
 
@@ -34,8 +37,10 @@ on_sse_event(void *ud, struct sl_slice event, struct sl_slice data, struct sl_sl
     struct sl_slice text;
     bool finish = false, error = false;
     int has = lg_scan_openai_chunk(data.ptr, data.len, &text, &finish, &error);
-    if (error)
+    if (error && !c->u.http.error_seen) {
         c->u.http.error_seen = true;
+        lg_scan_error_name(data.ptr, data.len, c->u.http.error_name, sizeof(c->u.http.error_name));
+    }
     if (!has || text.len == 0)
         return 0;
     struct lg_slot *s = the_slot(c);
@@ -96,6 +101,7 @@ sse_start_stream(struct lg_conn *c, struct lg_slot *s)
     c->u.http.complete = false;
     c->u.http.done_seen = false;
     c->u.http.error_seen = false;
+    c->u.http.error_name[0] = '\0';
     lg_conn_write(c, sl_buf_ptr(&cfg->request), sl_buf_len(&cfg->request));
 }
 
@@ -126,11 +132,13 @@ sse_read(struct lg_conn *c, const char *p, size_t n)
         snprintf(code, sizeof(code), "HTTP_%d", status);
         fail = code;
     } else if (c->u.http.error_seen) {
-        fail = "UPSTREAM_ERROR_EVENT";
+        fail = c->u.http.error_name[0] ? c->u.http.error_name : "SSE_PARSE";
     } else if (!c->u.http.done_seen) {
         fail = "TRUNCATED";
     }
-    bool keep = c->u.http.keep_alive;
+    /* A server may end the connection after an in-stream error without saying so (the
+     * mock does, as OpenAI does): do not count that close as another error. */
+    bool keep = c->u.http.keep_alive && !c->u.http.error_seen;
     lg_slot_end(c, s, fail);
     if (!keep && c->state == LG_CONN_READY) {
         /* The server ends the connection; fine only if nothing more was to be asked. */

@@ -61,7 +61,7 @@ struct lg_proc_sample {
 /* Everything the report needs besides the stats. */
 struct lg_report {
     const char *label;
-    const char *mode; /* "native" or "baseline" */
+    const char *mode; /* "native" or "sse" */
     const char *target;
     const char *model;
     unsigned threads;

@@ -236,6 +236,13 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             lg_conn_close(c);
             return;
         }
+        /* Over HTTP, a server may close a keep-alive connection that sits idle (Node's
+         * default: after 5 s); once all of this connection's streams are done that ends
+         * nothing the run asked for. */
+        if (nread == UV_EOF && w->cfg->mode == LG_MODE_SSE && c->finished && c->active == 0) {
+            lg_conn_close(c);
+            return;
+        }
         char code[48];
         if (nread == UV_EOF)
             snprintf(code, sizeof(code), "EOF");

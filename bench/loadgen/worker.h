@@ -7,7 +7,7 @@
  *   connect   opens its connections at once from lg_worker_start(), never more than its
  *             share of --ramp handshakes in progress, so that neither side drops SYNs;
  *             a connection is resolved when it is ready (authenticated, or connected for
- *             the HTTP baseline) or has failed;
+ *             over http://) or has failed;
  *   stream    LG_CMD_STREAM: starts the streams (each connection's first one at its offset
  *             within --spread), K at once per connection, the next as soon as one ends;
  *   close     LG_CMD_CLOSE: closes every connection politely (WebSocket close 1000),
@@ -19,7 +19,8 @@
  * progress line and phase changes; its detailed stats are read only after the thread ended.
  *
  * The connection protocols (wsconn.c: sluice's native WebSocket protocol; sseconn.c: plain
- * HTTP/1.1 SSE straight to the mock, the no-gateway baseline) plug in through
+ * OpenAI chat completions over HTTP/1.1 SSE: to the mock (the no-gateway baseline), to sluice's
+ * HTTP API or to another gateway) plug in through
  * struct lg_proto_ops; this file owns sockets, ramp, scheduling and accounting.
  */
 #ifndef LG_WORKER_H
@@ -37,7 +38,7 @@
 #include "stats.h"
 #include "upstream/sse.h"
 
-enum lg_mode { LG_MODE_NATIVE, LG_MODE_BASELINE };
+enum lg_mode { LG_MODE_NATIVE, LG_MODE_SSE };
 enum lg_auth { LG_AUTH_QUERY, LG_AUTH_HEADER, LG_AUTH_MESSAGE, LG_AUTH_NONE };
 
 /* The run's settings, shared read-only by every worker. */
@@ -45,7 +46,7 @@ struct lg_config {
     enum lg_mode mode;
     struct sockaddr_storage addr; /* the target */
     unsigned nsrc;                /* > 0: bind connection i to 127.0.0.(1 + i % nsrc) */
-    uint32_t connections;         /* sockets in this run (the baseline opens C x K) */
+    uint32_t connections;         /* sockets in this run (http:// opens C x K) */
     uint32_t streams;             /* per connection, in total; 0 = idle */
     uint32_t concurrency;         /* per connection, at once */
     uint64_t spread_ms;           /* first streams' start offsets spread over this */
@@ -56,7 +57,7 @@ struct lg_config {
     enum lg_auth auth;
     /* Prebuilt bytes. Native: `handshake` is the upgrade request up to and without the
      * Sec-WebSocket-Key header line; `chat_head` + id + `chat_tail` is a chat message;
-     * `auth_msg` the auth message (auth=message). Baseline: `request` is one whole HTTP
+     * `auth_msg` the auth message (auth=message). SSE: `request` is one whole HTTP
      * request, sent as is for every stream. */
     struct sl_buf handshake, chat_head, chat_tail, auth_msg, request;
 };
@@ -126,13 +127,14 @@ struct lg_conn {
             bool complete; /* the response ended (set by the parser callback) */
             bool done_seen;
             bool error_seen;
+            char error_name[32]; /* of an in-stream error event, "" if none */
             bool keep_alive;
         } http;
     } u;
 };
 
 struct lg_proto_ops {
-    /* TCP is up: send the upgrade (native) or become ready (baseline). */
+    /* TCP is up: send the upgrade (native) or become ready (http://). */
     void (*connected)(struct lg_conn *c);
     /* Bytes read; the worker's now_us is their arrival time. */
     void (*read)(struct lg_conn *c, const char *p, size_t n);

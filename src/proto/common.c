@@ -108,6 +108,8 @@ content_blank(json_t *content)
     return true;
 }
 
+static int check_tool_calls(json_t *calls, size_t i, struct sl_proto_error *err);
+
 static int
 check_message(json_t *m, size_t i, struct sl_proto_error *err)
 {
@@ -134,6 +136,91 @@ check_message(json_t *m, size_t i, struct sl_proto_error *err)
                                      "messages[%zu].content[%zu] must be an object with a type", i,
                                      j);
         }
+    }
+    const char *r = json_string_value(role);
+    json_t *calls = json_object_get(m, "tool_calls");
+    if (calls != NULL && !json_is_null(calls)) {
+        if (strcmp(r, "assistant") != 0)
+            return sl_proto_fail(err, SL_ERR_BAD_REQUEST,
+                                 "messages[%zu].tool_calls is only allowed on an assistant message",
+                                 i);
+        if (check_tool_calls(calls, i, err) != 0)
+            return -1;
+    }
+    /* Every provider needs the call a result answers (Anthropic's tool_use_id, Gemini's
+     * function name found through it). */
+    if (strcmp(r, "tool") == 0) {
+        json_t *tcid = json_object_get(m, "tool_call_id");
+        if (!json_is_string(tcid) || json_string_length(tcid) == 0)
+            return sl_proto_fail(err, SL_ERR_BAD_REQUEST,
+                                 "messages[%zu].tool_call_id must be a non-empty string (the id "
+                                 "of the call this message answers)",
+                                 i);
+    }
+    return 0;
+}
+
+/* A string member of obj, present and non-empty. */
+static bool
+has_string(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) && json_string_length(v) > 0;
+}
+
+/*
+ * An assistant turn's tool_calls, as OpenAI shapes them: the providers that translate
+ * them (Anthropic tool_use blocks, Gemini functionCall parts) need the id, the name and
+ * the arguments text of each, so a malformed one is refused here rather than sent on
+ * with holes.
+ */
+static int
+check_tool_calls(json_t *calls, size_t i, struct sl_proto_error *err)
+{
+    if (!json_is_array(calls))
+        return sl_proto_fail(err, SL_ERR_BAD_REQUEST, "messages[%zu].tool_calls must be an array",
+                             i);
+    size_t j;
+    json_t *c;
+    json_array_foreach(calls, j, c)
+    {
+        json_t *type = json_object_get(c, "type");
+        json_t *fn = json_object_get(c, "function");
+        if (!json_is_object(c) || !has_string(c, "id"))
+            return sl_proto_fail(err, SL_ERR_BAD_REQUEST,
+                                 "messages[%zu].tool_calls[%zu] must be an object with an \"id\"",
+                                 i, j);
+        if (type != NULL &&
+            !(json_is_string(type) && strcmp(json_string_value(type), "function") == 0))
+            return sl_proto_fail(err, SL_ERR_BAD_REQUEST,
+                                 "messages[%zu].tool_calls[%zu].type must be \"function\"", i, j);
+        if (!json_is_object(fn) || !has_string(fn, "name") ||
+            !json_is_string(json_object_get(fn, "arguments")))
+            return sl_proto_fail(err, SL_ERR_BAD_REQUEST,
+                                 "messages[%zu].tool_calls[%zu].function must have a \"name\" and "
+                                 "an \"arguments\" string",
+                                 i, j);
+    }
+    return 0;
+}
+
+/* Tool definitions: OpenAI's {"type":"function","function":{"name":...,...}}. */
+static int
+check_tools(json_t *tools, struct sl_proto_error *err)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t)
+    {
+        json_t *type = json_object_get(t, "type");
+        json_t *fn = json_object_get(t, "function");
+        if (!json_is_object(t) ||
+            !(json_is_string(type) && strcmp(json_string_value(type), "function") == 0) ||
+            !json_is_object(fn) || !has_string(fn, "name"))
+            return sl_proto_fail(err, SL_ERR_BAD_REQUEST,
+                                 "tools[%zu] must be {\"type\":\"function\",\"function\":"
+                                 "{\"name\":...}}",
+                                 i);
     }
     return 0;
 }
@@ -313,6 +400,8 @@ sl_proto_build_chat(const struct sl_proto_limits *lim, const struct sl_chat_fiel
             sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"tools\" must be an array");
             goto out;
         }
+        if (check_tools(f->tools, err) != 0)
+            goto out;
         r->tools = json_incref(f->tools);
     }
     if (f->tool_choice && !json_is_null(f->tool_choice)) {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, jwt, startMock, startSluice } from './lib/harness.mjs';
@@ -115,17 +116,73 @@ describe('benchmark smoke', () => {
     assert.equal(r.server, null);
   });
 
-  test('20 connections x 2 streams straight to the mock (baseline), every token stamped', async () => {
+  test('20 connections x 2 streams straight to the mock (SSE baseline), every token stamped', async () => {
     const res = await loadgen(['-c', '20', '-s', '2', '-m', 'synth:tokens=25,ts=1',
       '--expect-tokens', '25', `${mock.url}/v1`]);
     assertClean(res);
     const r = res.report;
     assertShape(r);
-    assert.equal(r.mode, 'baseline');
+    assert.equal(r.mode, 'sse');
     assert.equal(r.streams.ok, 40);
     assert.equal(r.tokens.total, 1000);
     assert.equal(r.tokens.stamped, 1000);
     assert.equal(r.latency_ms.count, 1000);
+  });
+
+  test('SSE mode: -H headers reach the server (the mock takes its scenario from one)', async () => {
+    // Without the header the model is unknown to the mock (404); with it, 5 stamped tokens.
+    const res = await loadgen(['-c', '3', '-s', '2', '-m', 'not-a-scenario',
+      '-H', 'x-mock-scenario: synth:tokens=5,ts=1', '-H', 'x-extra: 1', '--expect-tokens', '5',
+      `${mock.url}/v1`]);
+    assertClean(res);
+    assert.equal(res.report.tokens.total, 30);
+    const log = await mock.log();
+    const mine = log.filter((r) => r.scenario === 'synth:tokens=5,ts=1' && r.headers['x-extra'] === '1');
+    assert.equal(mine.length, 6);
+    assert.ok(mine.every((r) => r.headers.authorization === 'Bearer x'));
+    const bare = await loadgen(['-c', '1', '-s', '1', '-m', 'not-a-scenario', `${mock.url}/v1`]);
+    assert.deepEqual(bare.report.errors.by_code, { HTTP_404: 1 });
+  });
+
+  test('SSE mode: an in-stream error event counts under its code', async () => {
+    const res = await loadgen(['-c', '2', '-s', '1', '-m', 'synth:tokens=10,error_after=3',
+      `${mock.url}/v1`]);
+    assert.equal(res.code, 1);
+    assert.deepEqual(res.report.errors.by_code, { SERVER_ERROR: 2 });
+  });
+
+  test('SSE mode: a server closing idle keep-alive connections after their streams is no error', async () => {
+    // Node closes an idle keep-alive connection after keepAliveTimeout (Portkey runs on it):
+    // the connections that finish first sit idle while the later ones (--spread) stream
+    // (Node checks the timeout about once a second, hence the long spread).
+    const srv = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end('data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n');
+      });
+    });
+    srv.keepAliveTimeout = 100;
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const res = await loadgen(['-c', '3', '-s', '1', '--spread', '3s',
+        `http://127.0.0.1:${srv.address().port}/v1`]);
+      assertClean(res);
+      assert.equal(res.report.streams.ok, 3);
+    } finally {
+      srv.close();
+    }
+  });
+
+  test('SSE mode: a bad -H is refused', async () => {
+    for (const h of ['no-colon', ': empty-name', 'bad name: v']) {
+      const p = spawn(loadgenBin(), ['-H', h, `${mock.url}/v1`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d) => { err += d; });
+      const code = await new Promise((r) => p.on('exit', r));
+      assert.equal(code, 2, h);
+      assert.match(err, /bad value for/);
+    }
   });
 
   test('idle mode holds authenticated connections and samples the server', async () => {

@@ -130,3 +130,23 @@ Test(loadgen_scan, u32)
     cr_assert_eq(lg_scan_u32(sl_slice_make("", 0), &n), -1);
     cr_assert_eq(lg_scan_u32(sl_slice_make("1a", 2), &n), -1);
 }
+
+Test(loadgen_scan, error_name)
+{
+    char name[32];
+    const char sluice[] = "{\"error\":{\"message\":\"m\",\"type\":\"server_error\","
+                          "\"param\":null,\"code\":\"upstream_timeout\"}}";
+    lg_scan_error_name(S(sluice), name, sizeof(name));
+    cr_assert_str_eq(name, "UPSTREAM_TIMEOUT");
+    const char openai[] = "{\"error\":{\"message\":\"m\",\"type\":\"server_error\","
+                          "\"param\":null,\"code\":null}}";
+    lg_scan_error_name(S(openai), name, sizeof(name));
+    cr_assert_str_eq(name, "SERVER_ERROR");
+    lg_scan_error_name(S("{\"error\":\"x\"}"), name, sizeof(name));
+    cr_assert_str_eq(name, "SSE_ERROR_EVENT");
+    lg_scan_error_name(S("not json"), name, sizeof(name));
+    cr_assert_str_eq(name, "SSE_ERROR_EVENT");
+    char small[5];
+    lg_scan_error_name(S(sluice), small, sizeof(small));
+    cr_assert_str_eq(small, "UPST");
+}

@@ -117,6 +117,12 @@ Test(native, bad_input)
                  "{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"a\"},"
                  "{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"a\"}]}",
                  SL_ERR_TOO_LARGE, "too many messages");
+    /* The shared rules for tool turns and definitions apply to every protocol. */
+    expect_error("{\"type\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
+                 "{\"role\":\"tool\",\"content\":\"r\"}]}",
+                 SL_ERR_BAD_REQUEST, "tool_call_id");
+    expect_error("{\"type\":\"chat\",\"message\":\"x\",\"tools\":[{\"name\":\"f\"}]}",
+                 SL_ERR_BAD_REQUEST, "tools[0]");
     expect_error("{\"type\":\"cancel\"}", SL_ERR_BAD_REQUEST, "missing \"id\"");
     expect_error("{\"type\":\"resume\",\"id\":\"x\",\"after\":-1}", SL_ERR_BAD_REQUEST, "after");
     expect_error("{\"type\":\"auth\"}", SL_ERR_BAD_REQUEST, "token");

@@ -9,6 +9,8 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "net/listener.h"
+#include "stream/directory.h"
+#include "stream/relay.h"
 
 struct sl_server *
 sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size_t errlen)
@@ -27,6 +29,8 @@ sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size
     }
     srv->workers = sl_calloc(n, sizeof(*srv->workers));
     srv->shards = sl_calloc(n, sizeof(*srv->shards));
+    srv->relays = sl_calloc(n, sizeof(*srv->relays));
+    srv->directory = sl_directory_new();
 
     uint16_t port = cfg->listen_port;
     for (unsigned i = 0; i < n; i++) {
@@ -37,8 +41,11 @@ sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size
         port = bound; /* port 0: the others join the port the first one got */
         srv->workers[i] = sl_worker_new(srv, i, fd);
         srv->shards[i] = &srv->workers[i]->metrics;
+        srv->relays[i] = srv->workers[i]->relay;
         srv->nworkers = i + 1;
     }
+    for (unsigned i = 0; i < n; i++)
+        sl_relay_set_peers(srv->relays[i], srv->relays, n);
     srv->port = port;
     return srv;
 fail:
@@ -100,10 +107,16 @@ sl_server_free(struct sl_server *srv)
     if (srv == NULL)
         return;
     sl_server_stop(srv);
+    /* Every loop must have ended before any is freed: a running worker may still post to
+     * another's mailbox. */
     for (unsigned i = 0; i < srv->nworkers; i++)
-        sl_worker_join_free(srv->workers[i]);
+        sl_worker_join(srv->workers[i]);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        sl_worker_free(srv->workers[i]);
     free(srv->workers);
     free(srv->shards);
+    free(srv->relays);
+    sl_directory_free(srv->directory);
     sl_auth_free(srv->auth);
     free(srv->web_root);
     free(srv);

@@ -15,6 +15,8 @@ struct sl_config;
 struct sl_auth;
 struct sl_worker;
 struct sl_metrics;
+struct sl_directory;
+struct sl_relay;
 
 struct sl_server {
     const struct sl_config *cfg;
@@ -22,9 +24,11 @@ struct sl_server {
     char *web_root; /* resolved directory of the test page */
     unsigned nworkers;
     struct sl_worker **workers;
-    struct sl_metrics **shards; /* each worker's metrics, for scrapes */
-    uint16_t port;              /* the bound port */
-    atomic_uint connections;    /* open TCP connections, all workers */
+    struct sl_metrics **shards;     /* each worker's metrics, for scrapes */
+    struct sl_relay **relays;       /* each worker's relay, for cross-worker resume */
+    struct sl_directory *directory; /* which worker owns which stream */
+    uint16_t port;                  /* the bound port */
+    atomic_uint connections;        /* open TCP connections, all workers */
     atomic_bool draining;
     bool stopping; /* main thread only */
 };

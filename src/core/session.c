@@ -11,6 +11,8 @@
 #include "core/admission.h"
 #include "net/loop.h"
 #include "obs/log.h"
+#include "stream/directory.h"
+#include "stream/relay.h"
 #include "stream/stream.h"
 
 /* Messages larger than this are refused before authentication [Redis: 1 MB unauthenticated]. */
@@ -32,11 +34,31 @@ enum state {
     S_DETACHED,  /* no transport; waiting up to resume.window */
 };
 
+/*
+ * What a session reads: a stream of its own worker, or one of another worker through the
+ * relay (stream/relay.h). Both are a journal read through a cursor; these are the few
+ * things that differ.
+ */
+struct source_ops {
+    const char *(*id)(const void *src);
+    bool (*ended)(const void *src);
+    struct sl_journal *(*journal)(void *src);
+    const char *(*model)(const void *src);
+    const char *(*provider)(const void *src);
+    /* false: the source is gone (finished), and so is the sub */
+    bool (*consumed)(void *src, struct sl_jcursor *cur);
+    void (*cancel)(void *src);
+    void (*set_live)(void *src, bool live);
+    void (*release)(void *src);
+};
+
 /* A session's reading of one stream. */
 struct sub {
     struct sl_list link; /* in session->subs */
     struct sl_session *session;
-    struct sl_stream *stream;
+    const struct source_ops *ops;
+    void *src;    /* struct sl_stream or struct sl_rstream */
+    bool pending; /* a remote resume not yet answered */
     struct sl_jcursor cur;
     struct sl_buf text; /* the answer so far, for SL_PROTO_FULL_TEXT renderers */
 };
@@ -64,8 +86,127 @@ struct sl_session {
 };
 
 static const struct sl_stream_reader reader;
+static const struct sl_rstream_cb rstream_cb;
 static void end_session(struct sl_session *s, uint16_t code, const char *reason);
 static void free_session(struct sl_session *s);
+
+/* --- sources: a local stream, or a remote one through the relay ------------------------------ */
+
+static const char *
+l_id(const void *src)
+{
+    return sl_stream_id(src);
+}
+static bool
+l_ended(const void *src)
+{
+    return sl_stream_ended(src);
+}
+static struct sl_journal *
+l_journal(void *src)
+{
+    return sl_stream_journal(src);
+}
+static const char *
+l_model(const void *src)
+{
+    return sl_stream_model(src);
+}
+static const char *
+l_provider(const void *src)
+{
+    return sl_stream_provider(src);
+}
+static bool
+l_consumed(void *src, struct sl_jcursor *cur)
+{
+    return sl_stream_consumed(src, cur);
+}
+static void
+l_cancel(void *src)
+{
+    sl_stream_cancel(src, "client");
+}
+static void
+l_set_live(void *src, bool live)
+{
+    sl_stream_set_live(src, live);
+}
+static void
+l_release(void *src)
+{
+    sl_stream_release(src);
+}
+
+static const struct source_ops local_ops = {
+    .id = l_id,
+    .ended = l_ended,
+    .journal = l_journal,
+    .model = l_model,
+    .provider = l_provider,
+    .consumed = l_consumed,
+    .cancel = l_cancel,
+    .set_live = l_set_live,
+    .release = l_release,
+};
+
+static const char *
+r_id(const void *src)
+{
+    return sl_rstream_id(src);
+}
+static bool
+r_ended(const void *src)
+{
+    return sl_rstream_ended(src);
+}
+static struct sl_journal *
+r_journal(void *src)
+{
+    return sl_rstream_journal(src);
+}
+static const char *
+r_model(const void *src)
+{
+    return sl_rstream_model(src);
+}
+static const char *
+r_provider(const void *src)
+{
+    return sl_rstream_provider(src);
+}
+static bool
+r_consumed(void *src, struct sl_jcursor *cur)
+{
+    return sl_rstream_consumed(src, cur);
+}
+static void
+r_cancel(void *src)
+{
+    sl_rstream_cancel(src);
+}
+static void
+r_set_live(void *src, bool live)
+{
+    sl_rstream_set_live(src, live);
+}
+static void
+r_release(void *src)
+{
+    sl_rstream_release(src);
+}
+
+static const struct source_ops remote_ops = {
+    .id = r_id,
+    .ended = r_ended,
+    .journal = r_journal,
+    .model = r_model,
+    .provider = r_provider,
+    .consumed = r_consumed,
+    .cancel = r_cancel,
+    .set_live = r_set_live,
+    .release = r_release,
+};
 
 /* The connection carrying the session now (or last), for logs. */
 static uint64_t
@@ -157,7 +298,7 @@ find_sub(const struct sl_session *s, const char *id)
 {
     for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {
         struct sub *b = sub_of(l);
-        if (strcmp(sl_stream_id(b->stream), id) == 0)
+        if (strcmp(b->ops->id(b->src), id) == 0)
             return b;
     }
     return NULL;
@@ -168,17 +309,20 @@ static unsigned
 running(const struct sl_session *s)
 {
     unsigned n = 0;
-    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next)
-        n += !sl_stream_ended(sub_of(l)->stream);
+    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {
+        struct sub *b = sub_of(l);
+        n += !b->ops->ended(b->src);
+    }
     return n;
 }
 
 static struct sub *
-sub_new(struct sl_session *s, struct sl_stream *st)
+sub_new(struct sl_session *s, const struct source_ops *ops, void *src)
 {
     struct sub *b = sl_calloc(1, sizeof(*b));
     b->session = s;
-    b->stream = st;
+    b->ops = ops;
+    b->src = src;
     sl_list_push_back(&s->subs, &b->link);
     return b;
 }
@@ -195,9 +339,9 @@ static void
 render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t tokens)
 {
     struct sl_stream_view v = {
-        .id = sl_stream_id(b->stream),
-        .model = sl_stream_model(b->stream),
-        .provider = sl_stream_provider(b->stream),
+        .id = b->ops->id(b->src),
+        .model = b->ops->model(b->src),
+        .provider = b->ops->provider(b->src),
         .tokens = tokens,
     };
     v.id_len = strlen(v.id);
@@ -220,7 +364,7 @@ render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t 
 static bool
 render_backlog(struct sl_session *s, struct sub *b)
 {
-    struct sl_journal *j = sl_stream_journal(b->stream);
+    struct sl_journal *j = b->ops->journal(b->src);
     size_t hw = s->ss->cfg->limits.send_high_water;
     struct sl_buf *merge = &s->ss->merge;
     struct sl_jrecord rec;
@@ -261,13 +405,13 @@ render_backlog(struct sl_session *s, struct sub *b)
         render(s, b, &merged, merged_tokens);
         sl_buf_clear(merge);
     }
-    return sl_stream_consumed(b->stream, &b->cur);
+    return b->ops->consumed(b->src, &b->cur);
 }
 
 static bool
 has_backlog(struct sub *b)
 {
-    return b->cur.seq < sl_stream_journal(b->stream)->last;
+    return !b->pending && b->cur.seq < b->ops->journal(b->src)->last;
 }
 
 /* Renders backlogs, a stream at a time in turn, while the transport has room. */
@@ -325,7 +469,9 @@ on_stream_finished(void *rd, struct sl_stream *st)
     struct sub *b = rd;
     struct sl_session *s = b->session;
     sub_free(b);
-    if (s->ss->adm->draining && attached(s) && running(s) == 0)
+    if (s->state == S_DETACHED && sl_list_empty(&s->subs))
+        free_session(s);
+    else if (s->ss->adm->draining && attached(s) && running(s) == 0)
         close_going_away(s);
 }
 
@@ -352,7 +498,7 @@ start_chat(struct sl_session *s, struct sl_chat_req *req)
         while (find_sub(s, id) != NULL);
     }
     struct sub *old = find_sub(s, id);
-    if (old != NULL && !sl_stream_ended(old->stream)) {
+    if (old != NULL && !old->ops->ended(old->src)) {
         send_error(s, id, SL_ERR_DUPLICATE_ID, "a stream with this id is already running", -1);
         sl_chat_req_free(req);
         return;
@@ -374,11 +520,12 @@ start_chat(struct sl_session *s, struct sl_chat_req *req)
     }
     if (old != NULL) {
         /* The same id again after it ended: the old run's unread tail is of no use now. */
-        struct sl_stream *prev = old->stream;
+        const struct source_ops *ops = old->ops;
+        void *prev = old->src;
         sub_free(old);
-        sl_stream_release(prev);
+        ops->release(prev);
     }
-    struct sub *b = sub_new(s, st);
+    struct sub *b = sub_new(s, &local_ops, st);
     sl_stream_attach(st, &reader, b, true);
     sl_stream_start(st); /* may finish it (and free b) at once */
 }
@@ -387,11 +534,11 @@ static void
 cancel_stream(struct sl_session *s, const char *id)
 {
     struct sub *b = find_sub(s, id);
-    if (b == NULL || sl_stream_ended(b->stream)) {
+    if (b == NULL || b->ops->ended(b->src)) {
         send_error(s, id, SL_ERR_NOT_FOUND, "no running stream with this id", -1);
         return;
     }
-    sl_stream_cancel(b->stream, "client");
+    b->ops->cancel(b->src);
 }
 
 /*
@@ -400,39 +547,138 @@ cancel_stream(struct sl_session *s, const char *id)
  * the events after `after` and go on live.
  */
 static void
-resume_stream(struct sl_session *s, const char *id, uint64_t after, const char *epoch)
+log_resume(struct sl_session *s, const char *id, uint64_t after, int owner)
 {
-    struct sl_streams *table = s->ss->adm->env.table;
-    struct sl_stream *st = sl_streams_find(table, s->user, id, epoch);
-    if (st == NULL) {
-        send_error(s, id, SL_ERR_NOT_FOUND,
-                   "nothing to resume for this id (unknown, expired or another epoch); start "
-                   "again",
-                   -1);
-        return;
-    }
-    struct sl_jcursor cur;
-    if (after > UINT32_MAX || !sl_journal_seek(sl_stream_journal(st), (uint32_t)after, &cur)) {
-        send_error(s, id, SL_ERR_NOT_FOUND,
-                   "the events after this seq are no longer kept; start again", -1);
-        return;
-    }
-    struct sub *b = find_sub(s, id);
-    if (b == NULL || b->stream != st)
-        b = sub_new(s, st);
-    b->cur = cur;
-    sl_buf_clear(&b->text);
-    sl_stream_attach(st, &reader, b, true);
-    sl_counter_add(&s->ss->metrics->resumes_total, 1);
     struct sl_logrec r;
     if (sl_log_begin(&r, SL_LOG_INFO, "stream.resumed")) {
         log_ids(s, &r);
         sl_log_str(&r, "stream", id);
         sl_log_uint(&r, "after", after);
+        if (owner >= 0)
+            sl_log_uint(&r, "owner", (uint64_t)owner);
         sl_log_end(&r);
     }
+}
+
+/* Drops a sub that reads the same id but another run of it (a resume picked a new one). */
+static void
+drop_other_run(struct sl_session *s, const char *id, const void *keep)
+{
+    struct sub *b = find_sub(s, id);
+    if (b != NULL && b->src != keep) {
+        const struct source_ops *ops = b->ops;
+        void *src = b->src;
+        sub_free(b);
+        ops->release(src);
+    }
+}
+
+/*
+ * resume {id, after, epoch}: take a stream of the same user over from wherever it is read
+ * now (this session, a session whose client is gone, another live connection, another
+ * worker), replay the events after `after` and go on live.
+ */
+static void
+resume_stream(struct sl_session *s, const char *id, uint64_t after, const char *epoch)
+{
+    struct sl_streams *table = s->ss->adm->env.table;
+    if (after > UINT32_MAX) {
+        send_error(s, id, SL_ERR_NOT_FOUND, "no event has this seq; start again", -1);
+        return;
+    }
+    struct sl_stream *st = sl_streams_find(table, s->user, id, epoch);
+    if (st == NULL) {
+        int owner = sl_directory_find(s->ss->dir, s->user, id, epoch);
+        if (owner < 0 || (unsigned)owner == s->ss->worker) {
+            send_error(s, id, SL_ERR_NOT_FOUND,
+                       "nothing to resume for this id (unknown, expired or another epoch); "
+                       "start again",
+                       -1);
+            return;
+        }
+        drop_other_run(s, id, NULL);
+        struct sub *b = sl_calloc(1, sizeof(*b));
+        b->session = s;
+        b->ops = &remote_ops;
+        b->pending = true;
+        sl_list_push_back(&s->subs, &b->link);
+        b->src = sl_relay_resume(s->ss->relay, (unsigned)owner, s->user, id, epoch, (uint32_t)after,
+                                 true, &rstream_cb, b);
+        /* The mirror starts after `after`: that is where the cursor stands. */
+        sl_journal_seek(sl_rstream_journal(b->src), (uint32_t)after, &b->cur);
+        log_resume(s, id, after, owner);
+        return;
+    }
+    struct sl_jcursor cur;
+    if (!sl_journal_seek(sl_stream_journal(st), (uint32_t)after, &cur)) {
+        send_error(s, id, SL_ERR_NOT_FOUND,
+                   "the events after this seq are no longer kept; start again", -1);
+        return;
+    }
+    drop_other_run(s, id, st);
+    struct sub *b = find_sub(s, id);
+    if (b == NULL)
+        b = sub_new(s, &local_ops, st);
+    b->cur = cur;
+    sl_buf_clear(&b->text);
+    sl_stream_attach(st, &reader, b, true);
+    sl_counter_add(&s->ss->metrics->resumes_total, 1);
+    log_resume(s, id, after, -1);
     pump(s);
 }
+
+/* --- the relay's callbacks (a stream of another worker) ------------------------------------ */
+
+static void
+rs_ready(void *ud, struct sl_rstream *r)
+{
+    (void)r;
+    struct sub *b = ud;
+    b->pending = false;
+    sl_counter_add(&b->session->ss->metrics->resumes_total, 1);
+}
+
+static void
+rs_failed(void *ud, struct sl_rstream *r, const char *why)
+{
+    struct sub *b = ud;
+    struct sl_session *s = b->session;
+    char msg[240];
+    snprintf(msg, sizeof(msg), "%s; start again", why);
+    send_error(s, sl_rstream_id(r), SL_ERR_NOT_FOUND, msg, -1);
+    sub_free(b);
+    if (s->state == S_DETACHED && sl_list_empty(&s->subs))
+        free_session(s);
+}
+
+static void
+rs_records(void *ud, struct sl_rstream *r)
+{
+    (void)r;
+    struct sub *b = ud;
+    pump(b->session);
+}
+
+static void
+rs_gone(void *ud, struct sl_rstream *r)
+{
+    (void)r;
+    struct sub *b = ud;
+    struct sl_session *s = b->session;
+    sub_free(b);
+    if (s->state == S_DETACHED && sl_list_empty(&s->subs))
+        free_session(s);
+    else if (s->ss->adm->draining && attached(s) && running(s) == 0)
+        close_going_away(s);
+}
+
+static const struct sl_rstream_cb rstream_cb = {
+    .on_ready = rs_ready,
+    .on_failed = rs_failed,
+    .on_records = rs_records,
+    .on_taken = rs_gone,
+    .on_finished = rs_gone,
+};
 
 /* --- authentication and heartbeat ------------------------------------------------------- */
 
@@ -552,8 +798,7 @@ check_expiry(struct sl_session *s)
         return true;
     int64_t now = (int64_t)sl_wall_ms();
     if (now >= s->expires_ms) {
-        end_session(s, SL_CLOSE_AUTH_FAILED,
-                    "{\"reason\":\"token expired\",\"resume\":true}");
+        end_session(s, SL_CLOSE_AUTH_FAILED, "{\"reason\":\"token expired\",\"resume\":true}");
         return false;
     }
     if (!s->expiry_noticed && now >= s->expires_ms - EXPIRY_NOTICE_MS) {
@@ -647,17 +892,19 @@ take_token(struct sl_session *s, int64_t *retry_after_ms)
 /* --- the session set ------------------------------------------------------------------- */
 
 void
-sl_sessions_init(struct sl_sessions *ss, const struct sl_config *cfg, struct sl_loop *loop,
-                 struct sl_metrics *metrics, const struct sl_auth *auth, struct sl_admission *adm,
-                 unsigned worker)
+sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
 {
     memset(ss, 0, sizeof(*ss));
+    const struct sl_config *cfg = env->cfg;
+    struct sl_loop *loop = env->loop;
     ss->cfg = cfg;
     ss->loop = loop;
-    ss->metrics = metrics;
-    ss->auth = auth;
-    ss->adm = adm;
-    ss->worker = worker;
+    ss->metrics = env->metrics;
+    ss->auth = env->auth;
+    ss->adm = env->adm;
+    ss->dir = env->dir;
+    ss->relay = env->relay;
+    ss->worker = env->worker;
     sl_list_init(&ss->all);
     uint64_t wait = cfg->heartbeat.timeout_ms > cfg->heartbeat.interval_ms
                         ? cfg->heartbeat.timeout_ms - cfg->heartbeat.interval_ms
@@ -879,9 +1126,10 @@ free_session(struct sl_session *s)
     sl_timeq_disarm(&s->tnode);
     while (!sl_list_empty(&s->subs)) {
         struct sub *b = sub_of(s->subs.next);
-        struct sl_stream *st = b->stream;
+        const struct source_ops *ops = b->ops;
+        void *src = b->src;
         sub_free(b);
-        sl_stream_release(st);
+        ops->release(src);
     }
     if (s->state == S_DETACHED)
         ss->detached--;
@@ -911,6 +1159,8 @@ sl_session_transport_closed(struct sl_session *s, uint16_t code)
     s->state = S_DETACHED;
     ss->detached++;
     sl_loop_arm(ss->loop, &ss->window_tq, &s->tnode);
-    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next)
-        sl_stream_set_live(sub_of(l)->stream, false);
+    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {
+        struct sub *b = sub_of(l);
+        b->ops->set_live(b->src, false);
+    }
 }

@@ -36,6 +36,8 @@
 
 struct sl_admission;
 struct sl_auth;
+struct sl_directory;
+struct sl_relay;
 struct sl_config;
 struct sl_loop;
 struct sl_session;
@@ -62,6 +64,8 @@ struct sl_sessions {
     struct sl_metrics *metrics;
     const struct sl_auth *auth;
     struct sl_admission *adm;
+    struct sl_directory *dir; /* which worker owns a stream, for a resume */
+    struct sl_relay *relay;   /* reading streams of other workers */
     unsigned worker;
     struct sl_timeq auth_tq;    /* not authenticated in time: 4003 */
     struct sl_timeq hb_idle_tq; /* silent for heartbeat.interval: ping */
@@ -75,9 +79,19 @@ struct sl_sessions {
     bool stopping;              /* shutdown: no more detaching */
 };
 
-void sl_sessions_init(struct sl_sessions *ss, const struct sl_config *cfg, struct sl_loop *loop,
-                      struct sl_metrics *metrics, const struct sl_auth *auth,
-                      struct sl_admission *adm, unsigned worker);
+/* What the session module works with; all borrowed, outliving every session. */
+struct sl_sessions_env {
+    const struct sl_config *cfg;
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;
+    const struct sl_auth *auth;
+    struct sl_admission *adm;
+    struct sl_directory *dir;
+    struct sl_relay *relay;
+    unsigned worker;
+};
+
+void sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env);
 
 /* Frees what is left (every transport must be closed by now). */
 void sl_sessions_cleanup(struct sl_sessions *ss);

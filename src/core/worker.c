@@ -11,6 +11,7 @@
 #include "core/session.h"
 #include "net/loop.h"
 #include "obs/log.h"
+#include "stream/relay.h"
 #include "upstream/upstream.h"
 
 static const char overloaded_response[] =
@@ -60,6 +61,7 @@ static void
 on_turn(void *arg)
 {
     struct sl_worker *w = arg;
+    sl_relay_flush(w->relay);
     uint64_t prev = sl_counter_get(&w->metrics.bytes_sent_total);
     if (w->conns.bytes_out != prev)
         sl_counter_add(&w->metrics.bytes_sent_total, w->conns.bytes_out - prev);
@@ -92,10 +94,23 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     sl_http_server_init(&w->http, w->loop, &lim, sl_routes_handle, w);
     w->up = sl_upstream_new(w->loop, cfg);
     sl_streams_init(&w->streams, cfg);
-    struct sl_stream_env env = {
-        .cfg = cfg, .up = w->up, .metrics = &w->metrics, .table = &w->streams, .worker = id};
+    w->relay = sl_relay_new(id, w->loop, &w->streams);
+    struct sl_stream_env env = {.cfg = cfg,
+                                .up = w->up,
+                                .metrics = &w->metrics,
+                                .table = &w->streams,
+                                .dir = srv->directory,
+                                .worker = id};
     sl_admission_init(&w->admission, &env);
-    sl_sessions_init(&w->sessions, cfg, w->loop, &w->metrics, srv->auth, &w->admission, id);
+    struct sl_sessions_env senv = {.cfg = cfg,
+                                   .loop = w->loop,
+                                   .metrics = &w->metrics,
+                                   .auth = srv->auth,
+                                   .adm = &w->admission,
+                                   .dir = srv->directory,
+                                   .relay = w->relay,
+                                   .worker = id};
+    sl_sessions_init(&w->sessions, &senv);
     sl_loop_add_turn_hook(w->loop, on_turn, w);
 
     uv_tcp_t *l = sl_malloc(sizeof(*l));
@@ -169,6 +184,8 @@ do_stop(void *arg)
     }
     sl_streams_foreach(&w->streams, shutdown_stream, w);
     sl_sessions_shutdown(&w->sessions);
+    sl_relay_flush(w->relay); /* the terminal events of streams read on other workers */
+    sl_relay_shutdown(w->relay);
     /* What is left speaks plain HTTP (or was already closing). */
     sl_conn_pool_foreach(&w->conns, close_conn, NULL);
     on_turn(w);
@@ -187,7 +204,7 @@ sl_worker_post_stop(struct sl_worker *w)
 }
 
 void
-sl_worker_join_free(struct sl_worker *w)
+sl_worker_join(struct sl_worker *w)
 {
     if (w == NULL)
         return;
@@ -195,11 +212,19 @@ sl_worker_join_free(struct sl_worker *w)
         pthread_join(w->thread, NULL);
     else
         sl_loop_run(w->loop); /* never started: run the posted stop here */
+}
+
+void
+sl_worker_free(struct sl_worker *w)
+{
+    if (w == NULL)
+        return;
     sl_sessions_cleanup(&w->sessions);
-    sl_streams_cleanup(&w->streams);
     sl_upstream_free(w->up);
     sl_metrics_cleanup(&w->metrics);
-    sl_loop_free(w->loop);
+    sl_loop_free(w->loop); /* runs what is left in the mailbox: the relay must exist */
+    sl_relay_free(w->relay);
+    sl_streams_cleanup(&w->streams);
     free(w);
 }
 

@@ -38,6 +38,7 @@ struct sl_worker {
     struct sl_streams streams;     /* every stream of this worker, by (user, id) */
     struct sl_admission admission; /* new streams: draining, limits, routing */
     struct sl_sessions sessions;   /* client sessions */
+    struct sl_relay *relay;        /* streams read across workers */
 
     void *listener; /* uv_tcp_t */
     int listen_fd;
@@ -63,8 +64,11 @@ void sl_worker_post_stop(struct sl_worker *w);
 /* Whether the worker's loop has ended (after a stop), readable from another thread. */
 bool sl_worker_finished(struct sl_worker *w);
 
-/* Waits for the thread and frees the worker. */
-void sl_worker_join_free(struct sl_worker *w);
+/* Waits for the worker's loop to end (runs it here if the thread never started). */
+void sl_worker_join(struct sl_worker *w);
+
+/* Frees a joined worker (every worker's loop must have ended: see sl_worker_join). */
+void sl_worker_free(struct sl_worker *w);
 
 /* Active streams of the worker, readable from another thread. */
 unsigned sl_worker_active_streams(const struct sl_worker *w);

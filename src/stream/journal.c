@@ -433,13 +433,30 @@ sl_journal_append(struct sl_journal *j, const struct sl_event *ev, uint32_t toke
     committed(j, size, ev->seq);
 }
 
+size_t
+sl_journal_record_size(const void *rec)
+{
+    struct rec h;
+    memcpy(&h, rec, sizeof(h));
+    return h.size;
+}
+
+enum sl_event_type
+sl_journal_record_type(const void *rec)
+{
+    struct rec h;
+    memcpy(&h, rec, sizeof(h));
+    return (enum sl_event_type)h.type;
+}
+
 void
 sl_journal_append_raw(struct sl_journal *j, const void *rec, size_t size)
 {
-    const struct rec *h = rec;
-    char *dst = room(j, size, h->seq);
+    struct rec h; /* rec may be unaligned (inside a relay frame) */
+    memcpy(&h, rec, sizeof(h));
+    char *dst = room(j, size, h.seq);
     memcpy(dst, rec, size);
-    committed(j, size, h->seq);
+    committed(j, size, h.seq);
 }
 
 bool

@@ -86,6 +86,10 @@ void sl_journal_cleanup(struct sl_journal *j);
  */
 void sl_journal_append(struct sl_journal *j, const struct sl_event *ev, uint32_t tokens);
 
+/* The encoded size and event type of a raw record (from sl_journal_next_raw). */
+size_t sl_journal_record_size(const void *rec);
+enum sl_event_type sl_journal_record_type(const void *rec);
+
 /* Appends a record already encoded (copied from another journal). */
 void sl_journal_append_raw(struct sl_journal *j, const void *rec, size_t size);
 

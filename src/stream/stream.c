@@ -12,6 +12,7 @@
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "proto/proto.h"
+#include "stream/directory.h"
 #include "upstream/router.h"
 #include "upstream/upstream.h"
 
@@ -36,10 +37,10 @@ struct sl_stream {
     char epoch[17];
     uint32_t seq;
     enum state state;
-    bool live;      /* the reader's client is connected */
-    bool paused;    /* the provider transfer is paused (backpressure) */
-    bool in_emit;   /* a reader callback is running: freeing waits */
-    bool finished;  /* ended and fully consumed, or released: free when in_emit clears */
+    bool live;     /* the reader's client is connected */
+    bool paused;   /* the provider transfer is paused (backpressure) */
+    bool in_emit;  /* a reader callback is running: freeing waits */
+    bool finished; /* ended and fully consumed, or released: free when in_emit clears */
     uint32_t hash;
     struct sl_stream *hnext; /* in the table's bucket */
     struct sl_list link;     /* in the table's list */
@@ -219,6 +220,8 @@ static void
 destroy(struct sl_stream *s)
 {
     table_remove(s->env.table, s);
+    if (s->env.dir)
+        sl_directory_remove(s->env.dir, s->user, s->id, s->epoch);
     sl_journal_cleanup(&s->journal);
     sl_chat_req_free(s->req);
     free(s->system);
@@ -488,8 +491,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     s->primary = route.model->name;
     s->t_created = sl_clock_ns();
     struct sl_streams *t = env->table;
-    sl_journal_init(&s->journal, &t->pool, t->journal_max_events, t->journal_max_bytes,
-                    t->retain);
+    sl_journal_init(&s->journal, &t->pool, t->journal_max_events, t->journal_max_bytes, t->retain);
 
     if (agent && agent->system && req->system) {
         size_t a = strlen(agent->system), b = strlen(req->system);
@@ -523,6 +525,8 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     t->buckets[b] = s;
     t->count++;
     sl_list_push_back(&t->all, &s->link);
+    if (env->dir)
+        sl_directory_add(env->dir, s->user, s->id, s->epoch, env->worker);
     return s;
 }
 
@@ -601,6 +605,7 @@ sl_stream_shutdown(struct sl_stream *s, int64_t retry_after_ms)
 void
 sl_stream_release(struct sl_stream *s)
 {
+    sl_assert(!s->in_emit);
     s->reader = NULL;
     if (s->state != ST_ENDED) {
         stop_upstream(s);

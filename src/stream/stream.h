@@ -45,6 +45,7 @@ struct sl_upstream;
 struct sl_metrics;
 struct sl_stream;
 struct sl_streams;
+struct sl_directory;
 
 /* What a stream needs from its worker. Borrowed; outlives every stream. */
 struct sl_stream_env {
@@ -52,7 +53,8 @@ struct sl_stream_env {
     struct sl_upstream *up;
     struct sl_metrics *metrics;
     struct sl_streams *table;
-    unsigned worker; /* worker id, for logs */
+    struct sl_directory *dir; /* process-wide: where each stream lives (NULL: not recorded) */
+    unsigned worker;          /* worker id */
 };
 
 /* Who the stream is for, copied by the stream. */
@@ -150,9 +152,9 @@ struct sl_streams {
     struct sl_jpool pool; /* journal blocks of this worker's streams */
     uint32_t journal_max_events;
     uint64_t journal_max_bytes;
-    bool retain;             /* resume.window > 0 */
-    uint64_t high_water;     /* limits.send_high_water */
-    struct sl_list all;      /* every stream, oldest first (for shutdown) */
+    bool retain;         /* resume.window > 0 */
+    uint64_t high_water; /* limits.send_high_water */
+    struct sl_list all;  /* every stream, oldest first (for shutdown) */
 };
 
 void sl_streams_init(struct sl_streams *t, const struct sl_config *cfg);

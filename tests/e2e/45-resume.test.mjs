@@ -266,3 +266,91 @@ describe('backpressure', () => {
     c.close();
   });
 });
+
+describe('resume on another worker', () => {
+  let mock;
+  let s;
+  before(async () => {
+    mock = await startMock();
+    s = await startSluice({
+      config: {
+        workers: 2,
+        providers: mockProviders(mock.url),
+        models: {
+          paced: { provider: 'mockopenai', upstream_model: 'synth:tokens=300,rate=300' },
+          slow: { provider: 'mockopenai', upstream_model: 'synth:tokens=1000,rate=20' },
+        },
+        limits: { messages_per_minute: 100000 },
+      },
+    });
+  });
+  after(async () => {
+    await s?.stop();
+    await mock.stop();
+  });
+
+  // The worker a session landed on, from its session.ready log line.
+  async function workerOf(ready) {
+    const m = await s.waitLog(new RegExp(`session.ready worker=(\\d+) conn=\\d+ session=${ready.session}`));
+    return Number(m[1]);
+  }
+
+  // A new session of `sub` on a worker other than `not` (SO_REUSEPORT spreads connections).
+  async function sessionElsewhere(sub, not) {
+    for (let i = 0; i < 50; i++) {
+      const [c, ready] = await session(s, { sub });
+      if ((await workerOf(ready)) !== not) return c;
+      c.close();
+    }
+    throw new Error('every connection landed on the same worker');
+  }
+
+  test('a stream started on one worker is resumed from another, every token once', async () => {
+    const [a, readyA] = await session(s, { sub: 'roamer' });
+    const owner = await workerOf(readyA);
+    a.send({ type: 'chat', id: 'x1', model: 'paced', message: uniq('roam') });
+    const first = await readDeltas(a, 'x1', 15);
+    const start = first.find((e) => e.type === 'start');
+    a.ws.terminate();
+    const b = await sessionElsewhere('roamer', owner);
+    const mark = s.mark();
+    b.send({ type: 'resume', id: 'x1', after: first.at(-1).seq, epoch: start.epoch });
+    const rest = await b.collect('x1');
+    assert.equal(rest.at(-1).type, 'done');
+    assert.equal(textAndOrder(first) + textAndOrder(rest), synthText(300));
+    await s.waitLog(new RegExp(`stream.resumed .*stream=x1 .*owner=${owner}`), mark);
+    b.close();
+  });
+
+  test('cancel from another worker stops the upstream', async () => {
+    const [a, readyA] = await session(s, { sub: 'roamer2' });
+    const owner = await workerOf(readyA);
+    const marker = uniq('xcancel');
+    a.send({ type: 'chat', id: 'x2', model: 'slow', message: marker });
+    const first = await readDeltas(a, 'x2', 2);
+    const b = await sessionElsewhere('roamer2', owner);
+    b.send({ type: 'resume', id: 'x2', after: first.at(-1).seq });
+    await b.next((m) => m.id === 'x2' && m.type === 'delta');
+    b.send({ type: 'cancel', id: 'x2' });
+    const end = await b.next((m) => m.id === 'x2' && ['cancelled', 'done', 'error'].includes(m.type));
+    assert.equal(end.type, 'cancelled');
+    const r = await mock.wait(marker, 'aborted', 3000);
+    assert.ok(r.tokens_sent < 1000);
+    a.close();
+    b.close();
+  });
+
+  test('a resume of an unknown epoch on another worker is NOT_FOUND', async () => {
+    const [a, readyA] = await session(s, { sub: 'roamer3' });
+    const owner = await workerOf(readyA);
+    a.send({ type: 'chat', id: 'x3', model: 'slow', message: uniq('xnf') });
+    await a.next((m) => m.id === 'x3' && m.type === 'delta');
+    const b = await sessionElsewhere('roamer3', owner);
+    b.send({ type: 'resume', id: 'x3', after: 0, epoch: 'wrong-epoch' });
+    assert.equal((await b.next('error')).code, 'NOT_FOUND');
+    a.send({ type: 'cancel', id: 'x3' });
+    await a.next((m) => m.id === 'x3' && m.type === 'cancelled');
+    a.close();
+    b.close();
+  });
+});

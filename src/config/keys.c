@@ -156,7 +156,8 @@ const struct sl_config_key sl_config_top_keys[] = {
      .off = CFG(limits.send_high_water),
      .min = 1,
      .max = GIB,
-     .doc = "Queued outbound bytes per connection above which the upstream is paused."},
+     .doc = "Bytes queued for a client above which its streams' events wait in their "
+            "journals (merged when sent) and, as many again waiting, pause the provider."},
     {.path = "limits.auth_timeout",
      .type = SL_KEY_DURATION,
      .off = CFG(limits.auth_timeout_ms),

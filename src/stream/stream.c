@@ -37,10 +37,10 @@ struct sl_stream {
     char epoch[17];
     uint32_t seq;
     enum state state;
-    bool live;     /* the reader's client is connected */
-    bool paused;   /* the provider transfer is paused (backpressure) */
-    bool in_emit;  /* a reader callback is running: freeing waits */
-    bool finished; /* ended and fully consumed, or released: free when in_emit clears */
+    bool live;       /* the reader's client is connected */
+    bool paused;     /* the provider transfer is paused (backpressure) */
+    uint8_t in_emit; /* reader callbacks running (they nest): freeing waits */
+    bool finished;   /* ended and fully consumed, or released: free when in_emit clears */
     uint32_t hash;
     struct sl_stream *hnext; /* in the table's bucket */
     struct sl_list link;     /* in the table's list */
@@ -68,6 +68,17 @@ struct sl_stream {
 
 static const struct sl_upstream_sink sink;
 static void attempt(struct sl_stream *s);
+
+/* The router's answer, with the test seam of upstream.h applied. */
+static int
+resolve(const struct sl_stream_env *env, const char *model, struct sl_route *r)
+{
+    if (sl_router_resolve(env->cfg, model, r) != 0)
+        return -1;
+    if (env->up && env->up->ops_override)
+        r->ops = env->up->ops_override;
+    return 0;
+}
 static void table_remove(struct sl_streams *t, struct sl_stream *s);
 static void destroy(struct sl_stream *s);
 static uint32_t key_hash(const char *user, const char *id);
@@ -110,9 +121,9 @@ emit(struct sl_stream *s, struct sl_event *ev)
     ev->seq = ++s->seq;
     sl_journal_append(&s->journal, ev, (uint32_t)s->ndeltas);
     if (s->reader) {
-        s->in_emit = true;
+        s->in_emit++;
         s->reader->on_event(s->rd, s, ev, (uint32_t)s->ndeltas);
-        s->in_emit = false;
+        s->in_emit--;
     }
     if (s->state != ST_ENDED && over_high_water(s))
         pause_provider(s);
@@ -204,9 +215,9 @@ settle(struct sl_stream *s)
     if (!s->finished && s->state == ST_ENDED && s->journal.acked == s->journal.last) {
         s->finished = true;
         if (s->reader && s->reader->on_finished) {
-            s->in_emit = true;
+            s->in_emit++;
             s->reader->on_finished(s->rd, s);
-            s->in_emit = false;
+            s->in_emit--;
         }
         s->reader = NULL;
     }
@@ -287,6 +298,7 @@ on_delta(void *ud, const char *text, size_t len)
     ev.u.delta.len = len;
     emit(s, &ev);
     s->overhead_ns += sl_clock_ns() - t0;
+    settle(s); /* a reader may have cancelled from inside the event */
 }
 
 static void
@@ -299,6 +311,7 @@ on_tool_delta(void *ud, const struct sl_tool_delta *tool)
     ev.u.delta.tool = tool;
     emit(s, &ev);
     s->overhead_ns += sl_clock_ns() - t0;
+    settle(s);
 }
 
 static void
@@ -381,11 +394,11 @@ attempt_failed(struct sl_stream *s, const struct sl_upstream_error *err)
     }
     const struct sl_config_model *primary = NULL;
     struct sl_route r;
-    if (sl_router_resolve(s->env.cfg, s->primary, &r) == 0)
+    if (resolve(&s->env, s->primary, &r) == 0)
         primary = r.model;
     while (primary && s->chain_pos < primary->nfallback) {
         const char *next = primary->fallback[s->chain_pos++];
-        if (sl_router_resolve(s->env.cfg, next, &r) != 0)
+        if (resolve(&s->env, next, &r) != 0)
             continue;
         s->route = r;
         s->attempts = 0;
@@ -470,7 +483,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     }
     const char *model = req->model ? req->model : agent ? agent->model : cfg->default_model;
     struct sl_route route;
-    if (sl_router_resolve(cfg, model, &route) != 0) {
+    if (resolve(env, model, &route) != 0) {
         *code = SL_ERR_UNKNOWN_MODEL;
         *why = "unknown model";
         sl_chat_req_free(req);

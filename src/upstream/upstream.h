@@ -17,6 +17,11 @@ struct sl_upstream {
     const struct sl_config *cfg;
     unsigned active_calls; /* calls started and not yet finished, all adapters */
     struct sl_curl *curl;  /* the worker's libcurl multi glue, made on first use */
+    /*
+     * Tests only: when set, every call of this context goes to these ops whatever the
+     * provider's kind, so that the stream and session can be driven by a fake provider.
+     */
+    const struct sl_provider_ops *ops_override;
 };
 
 struct sl_upstream *sl_upstream_new(struct sl_loop *loop, const struct sl_config *cfg);

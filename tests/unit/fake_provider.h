@@ -92,14 +92,14 @@ static const struct sl_provider_ops fake_ops = {
     .resume = fake_resume,
 };
 
-static void
+__attribute__((unused)) static void
 fake_delta(struct fake_call *c, const char *text)
 {
     c->sink->on_delta(c->ud, text, strlen(text));
 }
 
 /* Usage then done; the call is over afterwards. */
-static void
+__attribute__((unused)) static void
 fake_done(struct fake_call *c, uint64_t in, uint64_t out)
 {
     struct sl_usage u = {.input_tokens = in, .output_tokens = out};
@@ -110,7 +110,7 @@ fake_done(struct fake_call *c, uint64_t in, uint64_t out)
     sink->on_done(ud, SL_FINISH_STOP, "stop");
 }
 
-static void
+__attribute__((unused)) static void
 fake_error(struct fake_call *c, enum sl_errcode code, bool retryable)
 {
     struct sl_upstream_error e = {

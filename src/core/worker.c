@@ -62,6 +62,8 @@ on_turn(void *arg)
 {
     struct sl_worker *w = arg;
     sl_relay_flush(w->relay);
+    sl_gauge_set(&w->metrics.journal_bytes, w->streams.pool.bytes);
+    sl_gauge_set(&w->metrics.sessions_detached, w->sessions.detached);
     uint64_t prev = sl_counter_get(&w->metrics.bytes_sent_total);
     if (w->conns.bytes_out != prev)
         sl_counter_add(&w->metrics.bytes_sent_total, w->conns.bytes_out - prev);

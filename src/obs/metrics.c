@@ -259,6 +259,13 @@ sl_metrics_render(struct sl_buf *b, struct sl_metrics *const *shards, size_t n,
                   (unsigned long long)SUM(backpressure_pauses_total));
     header(b, "sluice_resumes_total", "counter", "Streams resumed after a reconnect.");
     sl_buf_printf(b, "sluice_resumes_total %llu\n", (unsigned long long)SUM(resumes_total));
+    header(b, "sluice_journal_bytes", "gauge",
+           "Memory held by stream journals (events kept for slow clients and resume).");
+    sl_buf_printf(b, "sluice_journal_bytes %llu\n", (unsigned long long)SUM(journal_bytes));
+    header(b, "sluice_sessions_detached", "gauge",
+           "Sessions whose client is gone, waiting up to resume.window for a resume.");
+    sl_buf_printf(b, "sluice_sessions_detached %llu\n",
+                  (unsigned long long)SUM(sessions_detached));
 
     for (int k = 0; k < SL_HIST__COUNT; k++)
         render_hist(b, shards, n, (enum sl_hist_kind)k);

@@ -28,6 +28,13 @@ sl_counter_add(sl_counter *c, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* A value the owning worker overwrites (a gauge of its own state, e.g. bytes in journals). */
+static inline void
+sl_gauge_set(sl_counter *c, uint64_t v)
+{
+    atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
 static inline uint64_t
 sl_counter_get(const sl_counter *c)
 {
@@ -91,6 +98,8 @@ struct sl_metrics {
     sl_counter rate_limited_total;
     sl_counter backpressure_pauses_total;
     sl_counter resumes_total;
+    sl_counter journal_bytes;     /* gauge: bytes held by stream journals */
+    sl_counter sessions_detached; /* gauge: sessions waiting for a resume */
     struct sl_hist hist[SL_HIST__COUNT];
     struct sl_model_metrics *models;       /* [cfg->nmodels] */
     struct sl_provider_metrics *providers; /* [cfg->nproviders] */

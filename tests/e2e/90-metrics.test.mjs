@@ -26,6 +26,8 @@ const CONTRACT = {
   sluice_rate_limited_total: 'COUNTER',
   sluice_backpressure_pauses_total: 'COUNTER',
   sluice_resumes_total: 'COUNTER',
+  sluice_journal_bytes: 'GAUGE',
+  sluice_sessions_detached: 'GAUGE',
   sluice_overhead_seconds: 'HISTOGRAM',
 };
 

@@ -15,11 +15,9 @@
 #include <strings.h>
 
 #include "base/alloc.h"
+#include "base/pem.h"
 #include "base/util.h"
 #include "obs/log.h"
-
-/* A public key file bigger than this is not a PEM public key or certificate. */
-#define MAX_PEM_FILE (64 * 1024)
 
 /* Longest base64url-decoded header or payload a capped token can hold. */
 #define MAX_DECODED (SL_AUTH_MAX_TOKEN / 4 * 3 + 3)
@@ -117,32 +115,18 @@ allows(const struct sl_auth *a, int idx)
 
 /* ---- configuration --------------------------------------------------------- */
 
-/* Reads a small file whole; NULL (with err set) if it is missing or too big. */
+/* The configuration loads the file itself; a struct built by hand may only name it. */
 static char *
-read_small_file(const char *path, size_t *len, char *err, size_t errlen)
+read_key_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    char *res = NULL;
-    char *buf = sl_malloc(MAX_PEM_FILE + 1);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "jwt.public_key_file: cannot open %s: %s", path, strerror(errno));
-        goto out;
-    }
-    size_t n = fread(buf, 1, MAX_PEM_FILE + 1, f);
-    if (ferror(f) || n > MAX_PEM_FILE) {
-        snprintf(err, errlen, "jwt.public_key_file: %s is unreadable or over %d bytes", path,
-                 MAX_PEM_FILE);
-        goto out;
-    }
-    buf[n] = '\0';
-    *len = n;
-    res = buf;
-    buf = NULL;
-out:
-    if (f != NULL)
-        fclose(f);
-    free(buf);
-    return res;
+    char *pem;
+    int sys_errno;
+    int rc = sl_pem_read_file(path, NULL, SL_PEM_KEY_MAX, &pem, len, &sys_errno);
+    if (rc == SL_PEM_EOPEN)
+        snprintf(err, errlen, "jwt.public_key_file: cannot open %s: %s", path, strerror(sys_errno));
+    else if (rc != SL_PEM_OK)
+        snprintf(err, errlen, "jwt.public_key_file: %s: %s", path, sl_pem_strerror(rc));
+    return pem;
 }
 
 /* A "PUBLIC KEY" PEM or, failing that, the key of an X.509 certificate PEM. */
@@ -225,7 +209,7 @@ load_public_key(struct sl_auth *a, const struct sl_config *cfg, char *err, size_
     size_t pem_len = pem ? strlen(pem) : 0;
 
     if (pem_len == 0 && cfg->jwt.public_key_file != NULL) {
-        file_buf = read_small_file(cfg->jwt.public_key_file, &pem_len, err, errlen);
+        file_buf = read_key_file(cfg->jwt.public_key_file, &pem_len, err, errlen);
         if (file_buf == NULL)
             goto out;
         pem = file_buf;

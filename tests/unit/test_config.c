@@ -863,6 +863,26 @@ Test(config, public_key_file_must_be_pem)
     cr_expect_str_eq(err, "sluice.yaml:1: auth.jwt.public_key_file: \"key.txt\" is not a PEM file");
 }
 
+Test(config, ca_file_must_hold_pem_certificates)
+{
+    static const char cert[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    write_file("ca.pem", cert);
+    struct sl_config *cfg = load_ok("providers: {o: {kind: openai, ca_file: ca.pem}}\n");
+    cr_expect_str_eq(sl_config_find_provider(cfg, "o")->ca_file, "ca.pem");
+    sl_config_free(cfg);
+    write_file("ca.pem", "-----BEGIN TRUSTED CERTIFICATE-----\nMIIB\n");
+    cfg = load_ok("providers: {o: {kind: openai, ca_file: ca.pem}}\n");
+    sl_config_free(cfg);
+
+    write_file("ca.der", "0\x82\x01\n");
+    const char *err = load_err("providers:\n  o: {kind: openai, ca_file: ca.der}\n");
+    cr_expect_str_eq(err, "sluice.yaml:2: providers.o.ca_file: \"ca.der\" is not a PEM file");
+    write_file("key.pem", "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n");
+    err = load_err("providers:\n  o: {kind: openai, ca_file: key.pem}\n");
+    cr_expect_str_eq(err,
+                     "sluice.yaml:2: providers.o.ca_file: \"key.pem\" holds no PEM certificate");
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* API keys                                                                                 */
 

@@ -264,10 +264,15 @@ usage_from(struct sl_resp *r, const json_t *u, bool final)
 {
     if (!json_is_object(u))
         return;
-    uint64_t in = (uint64_t)sl_json_int(u, "input_tokens", (int64_t)r->usage.input_tokens);
-    const json_t *out = json_object_get(u, "output_tokens");
-    if (final && json_is_integer(out))
-        sl_resp_set_usage(r, in, (uint64_t)json_integer_value(out));
+    uint64_t in = r->usage.input_tokens, out = 0;
+    int has_out = json_is_integer(json_object_get(u, "output_tokens"))
+                      ? sl_json_count(u, "output_tokens", &out)
+                      : 0;
+    /* A count out of range drops the report: the stream estimates instead. */
+    if (sl_json_count(u, "input_tokens", &in) < 0 || has_out < 0)
+        return;
+    if (final && has_out > 0)
+        sl_resp_set_usage(r, in, out);
     else if (!r->have_usage || r->usage_partial)
         sl_resp_set_input_usage(r, in);
 }
@@ -335,8 +340,8 @@ fast_chunk(struct sl_resp *r, struct sl_slice data)
         return -1;
     if (SL_JSCAN_IS(dtype, "text_delta") && have_text) {
         sl_resp_text(r, text.ptr, text.len);
-    } else if (SL_JSCAN_IS(dtype, "input_json_delta") && have_json && seen_index &&
-               index >= INT32_MIN && index <= INT32_MAX) {
+    } else if (SL_JSCAN_IS(dtype, "input_json_delta") && have_json && seen_index && index >= 0 &&
+               index <= INT32_MAX) {
         if (json.len > 0) {
             struct sl_tool_delta t = {
                 .index = (int)index, .arguments = json.ptr, .arguments_len = json.len};
@@ -372,14 +377,14 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
             sl_resp_text(r, json_string_value(t), json_string_length(t));
         } else if (dt && strcmp(dt, "input_json_delta") == 0) {
             const json_t *pj = json_object_get(d, "partial_json");
-            if (json_string_length(pj) > 0) {
-                struct sl_tool_delta t = {
-                    .index = (int)sl_json_int(root, "index", 0),
-                    .arguments = json_string_value(pj),
-                    .arguments_len = json_string_length(pj),
-                };
+            struct sl_tool_delta t = {
+                .arguments = json_string_value(pj),
+                .arguments_len = json_string_length(pj),
+            };
+            if (sl_json_index(root, "index", &t.index) < 0)
+                rc = sl_wire_bad_index(r);
+            else if (t.arguments_len > 0)
                 sl_resp_tool(r, &t);
-            }
         }
     } else if (strcmp(type, "content_block_start") == 0) {
         const json_t *cb = json_object_get(root, "content_block");
@@ -388,15 +393,18 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
             const json_t *id = json_object_get(cb, "id");
             const json_t *name = json_object_get(cb, "name");
             struct sl_tool_delta t = {
-                .index = (int)sl_json_int(root, "index", 0),
                 .id = json_string_value(id),
                 .id_len = json_string_length(id),
                 .name = json_string_value(name),
                 .name_len = json_string_length(name),
                 .arguments = "",
             };
-            r->ntools++;
-            sl_resp_tool(r, &t);
+            if (sl_json_index(root, "index", &t.index) < 0) {
+                rc = sl_wire_bad_index(r);
+            } else {
+                r->ntools++;
+                sl_resp_tool(r, &t);
+            }
         } else if (ct && strcmp(ct, "text") == 0) {
             const json_t *t = json_object_get(cb, "text");
             sl_resp_text(r, json_string_value(t), json_string_length(t));

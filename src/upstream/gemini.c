@@ -232,8 +232,8 @@ map_finish(const char *f, bool tools)
 static int
 stream_error(struct sl_resp *r, const json_t *e)
 {
-    int code = (int)sl_json_int(e, "code", 0);
-    return sl_resp_fail_stream(r, code, sl_json_str(e, "status"), sl_json_str(e, "message"));
+    int status = sl_wire_status_of(sl_json_int(e, "code", 0));
+    return sl_resp_fail_stream(r, status, sl_json_str(e, "status"), sl_json_str(e, "message"));
 }
 
 static void
@@ -388,10 +388,10 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
         goto out;
     }
     /* Usage is cumulative and may still come with the last event: read it in any state. */
-    const json_t *um = json_object_get(root, "usageMetadata");
-    if (json_is_object(um))
-        sl_resp_set_usage(r, (uint64_t)sl_json_int(um, "promptTokenCount", 0),
-                          (uint64_t)sl_json_int(um, "candidatesTokenCount", 0));
+    uint64_t in, out;
+    if (sl_wire_usage(json_object_get(root, "usageMetadata"), "promptTokenCount",
+                      "candidatesTokenCount", &in, &out))
+        sl_resp_set_usage(r, in, out);
     if (r->state != SL_RESP_OPEN)
         goto out;
     const json_t *cand = json_array_get(json_object_get(root, "candidates"), 0);

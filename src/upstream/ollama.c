@@ -218,11 +218,11 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice line)
             f = SL_FINISH_LENGTH;
         sl_resp_set_finish(r, f, reason ? reason : NULL);
         /* Counts are omitted when zero (a cached prompt); both absent: no usage at all. */
-        const json_t *pin = json_object_get(root, "prompt_eval_count");
-        const json_t *pout = json_object_get(root, "eval_count");
-        if (pin || pout)
-            sl_resp_set_usage(r, (uint64_t)sl_json_int(root, "prompt_eval_count", 0),
-                              (uint64_t)sl_json_int(root, "eval_count", 0));
+        uint64_t in, out;
+        bool any =
+            json_object_get(root, "prompt_eval_count") || json_object_get(root, "eval_count");
+        if (any && sl_wire_usage(root, "prompt_eval_count", "eval_count", &in, &out))
+            sl_resp_set_usage(r, in, out);
         sl_resp_terminated(r);
     }
 out:

@@ -105,7 +105,7 @@ stream_error(struct sl_resp *r, const json_t *e)
     const char *type = sl_json_str(e, "type");
     const json_t *code = json_object_get(e, "code");
     const char *native = json_is_string(code) ? json_string_value(code) : type;
-    int status = json_is_integer(code) ? (int)json_integer_value(code) : 0;
+    int status = json_is_integer(code) ? sl_wire_status_of(json_integer_value(code)) : 0;
     if (status < 400 || status > 599)
         status = status_of_type(json_is_string(code) ? json_string_value(code) : NULL);
     if (status == 0)
@@ -113,7 +113,8 @@ stream_error(struct sl_resp *r, const json_t *e)
     return sl_resp_fail_stream(r, status, native, message);
 }
 
-static void
+/* Returns 0, or SL_RESP_STOP for an index out of range. */
+static int
 tool_fragments(struct sl_resp *r, const json_t *calls)
 {
     size_t i;
@@ -124,7 +125,9 @@ tool_fragments(struct sl_resp *r, const json_t *calls)
         const json_t *id = json_object_get(c, "id");
         const json_t *name = json_object_get(fn, "name");
         const json_t *args = json_object_get(fn, "arguments");
-        struct sl_tool_delta t = {.index = (int)sl_json_int(c, "index", (int64_t)i)};
+        struct sl_tool_delta t = {.index = i < INT32_MAX ? (int)i : INT32_MAX};
+        if (sl_json_index(c, "index", &t.index) < 0)
+            return sl_wire_bad_index(r);
         if (json_is_string(id)) {
             t.id = json_string_value(id);
             t.id_len = json_string_length(id);
@@ -141,6 +144,7 @@ tool_fragments(struct sl_resp *r, const json_t *calls)
             continue;
         sl_resp_tool(r, &t);
     }
+    return 0;
 }
 
 /*
@@ -290,16 +294,18 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
         if (json_is_string(refusal))
             sl_resp_text(r, json_string_value(refusal), json_string_length(refusal));
         const json_t *calls = json_object_get(delta, "tool_calls");
-        if (json_is_array(calls))
-            tool_fragments(r, calls);
+        if (json_is_array(calls) && tool_fragments(r, calls) != 0) {
+            rc = SL_RESP_STOP;
+            goto out;
+        }
         const char *finish = sl_json_str(choice, "finish_reason");
         if (finish != NULL)
             sl_resp_set_finish(r, map_finish(finish), finish);
     }
-    const json_t *usage = json_object_get(root, "usage");
-    if (json_is_object(usage))
-        sl_resp_set_usage(r, (uint64_t)sl_json_int(usage, "prompt_tokens", 0),
-                          (uint64_t)sl_json_int(usage, "completion_tokens", 0));
+    uint64_t in, out;
+    if (sl_wire_usage(json_object_get(root, "usage"), "prompt_tokens", "completion_tokens", &in,
+                      &out))
+        sl_resp_set_usage(r, in, out);
 out:
     json_decref(root);
     return rc;

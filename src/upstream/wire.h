@@ -242,9 +242,49 @@ void sl_wire_status_error(int status, enum sl_errcode *code, bool *retryable);
 /* "2.5s", "1s", "500ms" (a protobuf Duration as JSON) -> ms; -1 if malformed. */
 int64_t sl_wire_duration_ms(const char *s);
 
-/* Small JSON helpers: the string (or NULL) / number (or def) under key. */
+/* Small JSON helpers: the string under key, or NULL. */
 const char *sl_json_str(const json_t *obj, const char *key);
+
+/*
+ * The number under key as an integer (a real is truncated), or def when it is absent, not a
+ * number, or a real that no int64_t holds ("index":1e300: casting it would be undefined).
+ */
 int64_t sl_json_int(const json_t *obj, const char *key, int64_t def);
+
+/*
+ * Numbers from providers are checked before they are used: a token count is a number from 0
+ * to SL_WIRE_MAX_TOKENS (no call comes near a billion tokens; past that a count is garbage
+ * that would make cost_usd absurd), a tool call index a number from 0 to INT32_MAX, a
+ * Retry-After at most a day (a longer hint is clamped).
+ */
+#define SL_WIRE_MAX_TOKENS 1000000000
+#define SL_WIRE_MAX_RETRY_AFTER_MS (24 * 3600 * 1000)
+
+/*
+ * A token count under key: 1 with *out set (a real is truncated), 0 when it is absent or
+ * null (*out untouched), -1 for anything else (a string, a negative or too large number).
+ */
+int sl_json_count(const json_t *obj, const char *key, uint64_t *out);
+
+/*
+ * A usage object read with jansson, by the rule of the fast paths' sl_wire_scan_usage:
+ * true with both counts set when obj is an object whose counts under in_key and out_key
+ * are valid (an absent one is 0); false (nothing set) when obj is not an object or either
+ * count is invalid: such a report is ignored as a whole, and the stream estimates.
+ */
+bool sl_wire_usage(const json_t *obj, const char *in_key, const char *out_key, uint64_t *in,
+                   uint64_t *out);
+
+/*
+ * A tool call index under key: 1 with *out set when it is an integer from 0 to INT32_MAX
+ * (or a real holding one), 0 when absent or null, -1 for anything else. An adapter fails
+ * the stream on -1 (sl_wire_bad_index): a fragment given to the wrong call would corrupt it.
+ */
+int sl_json_index(const json_t *obj, const char *key, int *out);
+int sl_wire_bad_index(struct sl_resp *r);
+
+/* An error code that is an HTTP status (100..599), else 0. */
+int sl_wire_status_of(int64_t code);
 
 /* --- helpers for request building ----------------------------------------------------- */
 
@@ -277,8 +317,9 @@ const char *sl_wire_tool_name(const json_t *messages, size_t before, const char 
 
 /*
  * The usage object of a chunk on a fast path: null (returns 0) or an object in which
- * `in_key` and `out_key`, if present, are integers given once (returns 1, counts set; an
- * absent one stays as it was). -1 for anything else: the jansson path judges the chunk.
+ * `in_key` and `out_key`, if present, are integers from 0 to SL_WIRE_MAX_TOKENS given once
+ * (returns 1, counts set; an absent one stays as it was). -1 for anything else: the jansson
+ * path judges the chunk.
  */
 int sl_wire_scan_usage(struct sl_jscan *s, const char *in_key, const char *out_key, int64_t *in,
                        int64_t *out);

@@ -851,6 +851,8 @@ sl_resp_deliver(struct sl_resp *r)
     }
     if (r->have_usage)
         r->sink->on_usage(r->ud, &r->usage);
+    if (r->cancelled)
+        return; /* cancelled from on_usage: the terminal callback is not due any more */
     if (r->state == SL_RESP_FAILED) {
         r->sink->on_error(r->ud, &r->err);
         return;

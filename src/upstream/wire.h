@@ -185,12 +185,15 @@ int sl_resp_body(struct sl_resp *r, const char *p, size_t len);
  * stream whose terminator was seen is done even if the connection then failed; a non-2xx
  * status is mapped from its status and (possibly partial) body; otherwise the transport
  * error stands, and a clean end without the terminator is a truncated stream (an error).
+ * A clean end first reads a last event that lacks only its separator: sink callbacks
+ * (deltas) can run from here, and the sink may cancel (r->cancelled) from them.
  */
 void sl_resp_end(struct sl_resp *r, const struct sl_upstream_error *transport);
 
 /*
  * Calls the terminal callbacks: on_usage (if the provider reported usage), then on_done
- * or on_error. Must follow sl_resp_end; the decoder must not be used by the caller's sink
+ * or on_error, unless r->cancelled was set meanwhile (a cancel from on_usage: then nothing
+ * follows it). Must follow sl_resp_end; the decoder must not be used by the caller's sink
  * afterwards (it may be freed by the caller once this returns).
  */
 void sl_resp_deliver(struct sl_resp *r);

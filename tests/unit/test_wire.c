@@ -405,3 +405,62 @@ Test(wire, retry_after_values_that_fit_no_integer)
     cr_assert_eq(sl_wire_duration_ms("infs"), -1);
     cr_assert_eq(sl_wire_duration_ms("1e300ms"), -1);
 }
+
+/*
+ * The decoder's half of a cancel: httpcall's cancel sets sl_resp.cancelled from inside a
+ * sink callback (test_httpcall.c runs the real ops->cancel through every callback of every
+ * adapter); here the flag alone, set from a delta in the middle of one read and from the
+ * usage report, must stop every later callback, the terminal one included.
+ */
+struct flag_rec {
+    struct rec rec;
+    struct sl_resp *resp;
+};
+
+static void
+flag_on_delta(void *ud, const char *text, size_t len)
+{
+    struct flag_rec *c = ud;
+    rec_on_delta(&c->rec, text, len);
+    c->resp->cancelled = true;
+}
+
+static void
+flag_on_usage(void *ud, const struct sl_usage *u)
+{
+    struct flag_rec *c = ud;
+    rec_on_usage(&c->rec, u);
+    c->resp->cancelled = true;
+}
+
+Test(wire, the_cancelled_flag_stops_every_later_callback)
+{
+    static const char body[] =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"one\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"two\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
+    for (int at_usage = 0; at_usage < 2; at_usage++) {
+        struct sl_upstream_sink sink = rec_sink;
+        if (at_usage)
+            sink.on_usage = flag_on_usage;
+        else
+            sink.on_delta = flag_on_delta;
+        struct flag_rec c;
+        memset(&c, 0, sizeof(c));
+        struct sl_config_provider pv = test_provider("p", H_KEY);
+        struct sl_resp resp;
+        c.resp = &resp;
+        sl_resp_init(&resp, &sl_wire_openai, &sink, &c, &pv);
+        sl_resp_header(&resp, "HTTP/1.1 200 OK\r\n", 17);
+        int rc = sl_resp_body(&resp, body, strlen(body));
+        cr_assert_eq(rc != 0, !at_usage, "a cancel in the body stops the read");
+        sl_resp_end(&resp, NULL);
+        sl_resp_deliver(&resp);
+        cr_assert_eq(c.rec.ndeltas, at_usage ? 2 : 1);
+        cr_assert_eq(c.rec.nusage, (unsigned)at_usage);
+        cr_assert_eq(c.rec.terminals, 0, "no terminal callback after a cancel");
+        sl_resp_cleanup(&resp);
+        rec_free(&c.rec);
+    }
+}

@@ -139,11 +139,33 @@ transport_error(CURLcode rc, const char *detail, struct sl_upstream_error *e, ch
     e->message = msg;
 }
 
+/*
+ * Whether curl gave up on the response head by itself, before the decoder's cap saw it:
+ * curl 7.88 refuses a header line over 100 KiB as "out of memory" (it would be a
+ * retryable transport error, and retrying gets the same head), and newer versions a head
+ * over their own total with a message about headers. Before any body byte, an
+ * out-of-memory from curl is that (sluice aborts on a real allocation failure).
+ */
+static bool
+head_refused(const struct call *c, CURLcode rc, const char *detail)
+{
+    if (c->resp.body_started)
+        return false;
+    if (rc == CURLE_OUT_OF_MEMORY)
+        return true;
+    return rc == CURLE_RECV_ERROR && detail != NULL && strcasestr(detail, "header") != NULL;
+}
+
 static void
 on_end(void *ud, CURLcode rc, const char *detail)
 {
     struct call *c = ud;
     if (rc == CURLE_OK) {
+        finish(c, NULL);
+        return;
+    }
+    if (head_refused(c, rc, detail)) {
+        sl_resp_head_too_large(&c->resp, detail && *detail ? detail : curl_easy_strerror(rc));
         finish(c, NULL);
         return;
     }

@@ -682,11 +682,30 @@ parse_retry_after(const char *v)
 }
 
 int
+sl_resp_head_too_large(struct sl_resp *r, const char *detail)
+{
+    char kib[32];
+    snprintf(kib, sizeof(kib), "%u KiB", SL_WIRE_MAX_HEAD >> 10);
+    if (detail != NULL && *detail)
+        return sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, false, -1, NULL,
+                            "provider response header too large (%s)", detail);
+    return sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, false, -1, NULL,
+                        "provider response header too large (over %s)", kib);
+}
+
+int
 sl_resp_header(struct sl_resp *r, const char *line, size_t len)
 {
+    if (r->state == SL_RESP_FAILED)
+        return 1;
+    bool status_line = len >= 5 && memcmp(line, "HTTP/", 5) == 0;
+    /* Each head is capped on its own (a 100 Continue's, then the answer's). */
+    r->head_bytes = (status_line ? 0 : r->head_bytes) + len;
+    if (r->head_bytes > SL_WIRE_MAX_HEAD)
+        return sl_resp_head_too_large(r, NULL);
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         len--;
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    if (status_line) {
         /* A new response head (after a 100 Continue, say): forget the previous one. */
         const char *sp = memchr(line, ' ', len);
         r->status = 0;

@@ -36,9 +36,13 @@
 #include "upstream/provider.h"
 #include "upstream/sse.h"
 
-/* Caps: one SSE event / NDJSON line, and the error body kept for a non-2xx answer. */
+/*
+ * Caps: one SSE event / NDJSON line, the error body kept for a non-2xx answer, and a
+ * response head (status line and headers; providers send 1-4 KiB).
+ */
 #define SL_WIRE_MAX_EVENT (4u << 20)
 #define SL_WIRE_MAX_ERROR_BODY (64u << 10)
+#define SL_WIRE_MAX_HEAD (64u << 10)
 #define SL_HTTPREQ_MAX_HEADERS 32
 
 /* --- requests ------------------------------------------------------------------------- */
@@ -123,7 +127,8 @@ struct sl_resp {
     const char *provider; /* config name, for messages */
     const char *api_key;  /* borrowed, only to redact it */
 
-    int status; /* of the last status line; 0 before one */
+    int status;        /* of the last status line; 0 before one */
+    size_t head_bytes; /* of the current response head, against SL_WIRE_MAX_HEAD */
     bool body_started;
     int64_t retry_after_ms; /* from Retry-After / retry-after-ms, -1 if none */
     int should_retry;       /* x-should-retry: -1 absent, 0, 1 */
@@ -173,8 +178,19 @@ struct sl_resp {
 void sl_resp_init(struct sl_resp *r, const struct sl_wire *w, const struct sl_upstream_sink *sink,
                   void *ud, const struct sl_config_provider *provider);
 
-/* One header line as received (CRLF or LF included or not). Returns 0 (always). */
+/*
+ * One header line as received (CRLF or LF included or not). Returns 0 to go on, or 1 once
+ * the outcome is decided: the head grew past SL_WIRE_MAX_HEAD, which is an UPSTREAM_ERROR
+ * that a retry would not cure ("provider response header too large").
+ */
 int sl_resp_header(struct sl_resp *r, const char *line, size_t len);
+
+/*
+ * A response head that the transport gave up on before the decoder saw all of it (curl
+ * refuses a header line over 100 KiB by itself): decides the same error as the cap of
+ * sl_resp_header. detail is the transport's own words, or NULL. Returns SL_RESP_STOP.
+ */
+int sl_resp_head_too_large(struct sl_resp *r, const char *detail);
 
 /* Body bytes in any split. Returns 0 to go on, 1 once the outcome is decided (stop reading). */
 int sl_resp_body(struct sl_resp *r, const char *p, size_t len);

@@ -547,3 +547,50 @@ Test(httpcall, pause_from_the_last_delta_read_at_the_end)
         ctx_free(&c);
     }
 }
+
+static char *
+big_head(size_t line_len, size_t nlines)
+{
+    struct sl_buf b = SL_BUF_INIT;
+    sl_buf_append_str(&b, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n");
+    for (size_t i = 0; i < nlines; i++) {
+        sl_buf_printf(&b, "X-Big-%zu: ", i);
+        for (size_t k = 0; k < line_len; k++)
+            sl_buf_append_byte(&b, 'x');
+        sl_buf_append_str(&b, "\r\n");
+    }
+    sl_buf_append_str(&b, "Connection: close\r\n\r\n");
+    sl_buf_cstr(&b);
+    return sl_buf_steal(&b, NULL);
+}
+
+/*
+ * A response head far over any provider's: one 1 MiB line (curl itself refuses lines over
+ * 100 KiB, as "Out of memory"), or a thousand lines of 1 KB (the decoder's 64 KiB cap).
+ * Either is a clear UPSTREAM_ERROR that a retry would not cure, and the connection goes.
+ * A 60 KB header is still fine.
+ */
+Test(httpcall, a_response_head_too_large_is_not_retryable)
+{
+    size_t shapes[][2] = {{1 << 20, 1}, {1000, 1000}, {70000, 1}, {60000, 1}};
+    for (size_t i = 0; i < SL_ARRAY_LEN(shapes); i++) {
+        char *head = big_head(shapes[i][0], shapes[i][1]);
+        struct tstep script[] = {{head, 0}, {CHUNK("a"), 5}, {FINISH, 5}};
+        struct ctx c;
+        setup(&c, script, 3, false);
+        start(&c);
+        run_and_teardown(&c);
+        if (shapes[i][0] == 60000) {
+            cr_assert_eq(c.dones, 1, "%s", c.message);
+        } else {
+            cr_assert_eq(c.errors, 1, "shape %zu", i);
+            cr_assert_eq(c.code, SL_ERR_UPSTREAM_ERROR, "shape %zu", i);
+            cr_assert(!c.retryable, "shape %zu: %s", i, c.message);
+            cr_assert(strstr(c.message, "unit: provider response header too large"),
+                      "shape %zu: %s", i, c.message);
+            cr_assert_eq(c.deltas, 0);
+        }
+        ctx_free(&c);
+        free(head);
+    }
+}

@@ -464,3 +464,42 @@ Test(wire, the_cancelled_flag_stops_every_later_callback)
         rec_free(&c.rec);
     }
 }
+
+Test(wire, a_response_head_is_capped)
+{
+    struct rec rec;
+    struct sl_config_provider pv = test_provider("p", H_KEY);
+    struct sl_resp r;
+    char line[1024];
+    memset(line, 'x', sizeof(line));
+    memcpy(line, "X-Pad: ", 7);
+    memcpy(line + sizeof(line) - 2, "\r\n", 2);
+
+    /* 63 KiB in a 100 Continue head, then as much again in the answer's: fine */
+    resp_init(&r, &rec, &pv);
+    cr_assert_eq(sl_resp_header(&r, "HTTP/1.1 100 Continue\r\n", 23), 0);
+    for (int i = 0; i < 63; i++)
+        cr_assert_eq(sl_resp_header(&r, line, sizeof(line)), 0);
+    cr_assert_eq(sl_resp_header(&r, "HTTP/1.1 200 OK\r\n", 17), 0);
+    for (int i = 0; i < 63; i++)
+        cr_assert_eq(sl_resp_header(&r, line, sizeof(line)), 0);
+    sl_resp_cleanup(&r);
+
+    /* past 64 KiB in one head: decided, not retryable, and every later line is refused */
+    resp_init(&r, &rec, &pv);
+    cr_assert_eq(sl_resp_header(&r, "HTTP/1.1 200 OK\r\n", 17), 0);
+    int i = 0;
+    while (sl_resp_header(&r, line, sizeof(line)) == 0)
+        i++;
+    cr_assert_eq(i, 63);
+    cr_assert_eq(sl_resp_header(&r, "X: y\r\n", 6), 1);
+    cr_assert_eq(sl_resp_body(&r, "data: x\n\n", 9), 1);
+    sl_resp_end(&r, NULL);
+    sl_resp_deliver(&r);
+    cr_assert_eq(rec.terminals, 1);
+    cr_assert_eq(rec.code, SL_ERR_UPSTREAM_ERROR);
+    cr_assert(!rec.retryable);
+    cr_assert_str_eq(rec.message, "p: provider response header too large (over 64 KiB)");
+    sl_resp_cleanup(&r);
+    rec_free(&rec);
+}

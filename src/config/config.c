@@ -34,6 +34,7 @@ sl_config_new_defaults(void)
     cfg->jwt.algorithms[0] = sl_strdup("HS256");
     cfg->jwt.nalgorithms = 1;
     cfg->jwt.leeway_ms = 30000;
+    cfg->jwt.require_exp = true;
 
     cfg->limits.max_connections = 100000;
     cfg->limits.max_streams_per_connection = 8;

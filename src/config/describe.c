@@ -145,6 +145,8 @@ describe_warnings(const struct sl_config *cfg, FILE *out)
              cfg->jwt.secret_env);
     else if (hs && cfg->jwt.secret != NULL && strlen(cfg->jwt.secret) < 32)
         warn(out, &n, "the JWT secret is shorter than 32 bytes");
+    if (cfg->jwt.nalgorithms > 0 && !cfg->jwt.require_exp)
+        warn(out, &n, "auth.jwt.require_exp is off: a JWT without exp never expires");
     if (cfg->jwt.public_key_file != NULL && !asym)
         warn(out, &n, "auth.jwt.public_key_file is set but no RS*/ES* algorithm is enabled");
     if (cfg->jwt.nalgorithms == 0 && cfg->napi_keys == 0)

@@ -113,6 +113,12 @@ const struct sl_config_key sl_config_top_keys[] = {
      .off = CFG(jwt.leeway_ms),
      .max = HOUR_MS,
      .doc = "Clock skew tolerated on `exp` and `nbf`."},
+    {.path = "auth.jwt.require_exp",
+     .type = SL_KEY_BOOL,
+     .off = CFG(jwt.require_exp),
+     .doc = "Refuse JWTs without `exp`: such a token never expires, so a leaked one works for "
+            "ever. Tokens of `sluice token` and the development token have one. API keys are "
+            "not affected."},
     {.path = "auth.api_keys",
      .type = SL_KEY_APIKEYS,
      .flags = SL_KEY_NOENV,

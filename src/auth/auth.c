@@ -91,6 +91,7 @@ sl_auth_strerror(int code)
     case SL_AUTH_ENOSUBJECT: return "token has no subject";
     case SL_AUTH_EUNKNOWNKEY: return "unknown API key";
     case SL_AUTH_ENOEXP: return "token has no expiry (exp)";
+    case SL_AUTH_ETHROTTLED: return "too many failed attempts, try again later";
     }
     /* clang-format on */
     return "unknown error";

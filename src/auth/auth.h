@@ -95,6 +95,7 @@ enum sl_auth_error {
     SL_AUTH_ENOSUBJECT = -12,  /* "token has no subject": neither sub nor name, or too long */
     SL_AUTH_EUNKNOWNKEY = -13, /* "unknown API key" */
     SL_AUTH_ENOEXP = -14,      /* "token has no expiry (exp)": jwt.require_exp is on */
+    SL_AUTH_ETHROTTLED = -15,  /* "too many failed attempts, try again later" (throttle.h) */
 };
 
 struct sl_auth;

@@ -323,30 +323,19 @@ sl_wire_url(const char *base_url, const char *version, const char *path)
     return sl_buf_steal(&b, NULL);
 }
 
-int
-sl_wire_scan_usage(struct sl_jscan *s, const char *in_key, const char *out_key, int64_t *in,
-                   int64_t *out)
+bool
+sl_wire_fp_usage(const struct sl_fp_out *o, int usage_slot, int in_slot, int out_slot, uint64_t *in,
+                 uint64_t *out)
 {
-    if (sl_jscan_null(s))
-        return 0;
-    if (!sl_jscan_object(s))
-        return -1;
-    bool seen_in = false, seen_out = false;
-    struct sl_slice key;
-    while (sl_jscan_key(s, &key)) {
-        if (sl_slice_eq(key, in_key)) {
-            if (seen_in || !sl_jscan_int(s, in) || *in < 0 || *in > SL_WIRE_MAX_TOKENS)
-                return -1;
-            seen_in = true;
-        } else if (sl_slice_eq(key, out_key)) {
-            if (seen_out || !sl_jscan_int(s, out) || *out < 0 || *out > SL_WIRE_MAX_TOKENS)
-                return -1;
-            seen_out = true;
-        } else {
-            sl_jscan_skip(s);
-        }
-    }
-    return s->failed ? -1 : 1;
+    if (!sl_fp_has(o, usage_slot))
+        return true;
+    int64_t a = sl_fp_has(o, in_slot) ? o->num[in_slot] : 0;
+    int64_t b = sl_fp_has(o, out_slot) ? o->num[out_slot] : 0;
+    if (a < 0 || a > SL_WIRE_MAX_TOKENS || b < 0 || b > SL_WIRE_MAX_TOKENS)
+        return false;
+    *in = (uint64_t)a;
+    *out = (uint64_t)b;
+    return true;
 }
 
 json_t *

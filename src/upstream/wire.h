@@ -31,6 +31,7 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "upstream/fastpath.h"
 #include "upstream/jscan.h"
 #include "upstream/ndjson.h"
 #include "upstream/provider.h"
@@ -335,13 +336,13 @@ bool sl_wire_data_url(const char *url, struct sl_slice *mime, struct sl_slice *d
 const char *sl_wire_tool_name(const json_t *messages, size_t before, const char *id);
 
 /*
- * The usage object of a chunk on a fast path: null (returns 0) or an object in which
- * `in_key` and `out_key`, if present, are integers from 0 to SL_WIRE_MAX_TOKENS given once
- * (returns 1, counts set; an absent one stays as it was). -1 for anything else: the jansson
- * path judges the chunk.
+ * The usage a fast-path scan found (fastpath.h): true with the counts when the object in
+ * usage_slot was absent or null (nothing set; the caller checks sl_fp_has) or held counts
+ * in in_slot / out_slot from 0 to SL_WIRE_MAX_TOKENS (an absent one is 0); false when a
+ * count is out of range: the jansson path then judges the chunk.
  */
-int sl_wire_scan_usage(struct sl_jscan *s, const char *in_key, const char *out_key, int64_t *in,
-                       int64_t *out);
+bool sl_wire_fp_usage(const struct sl_fp_out *o, int usage_slot, int in_slot, int out_slot,
+                      uint64_t *in, uint64_t *out);
 
 /* base_url + path, or base_url + alt when base_url already ends in the version segment. */
 char *sl_wire_url(const char *base_url, const char *version, const char *path);

@@ -24,8 +24,10 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -pthread -fno-strict-aliasing $(WARN)
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lwslay -lhttp_parser -lpthread -lm
 
-SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-             -fno-sanitize-recover=undefined
+# gcc's -fsanitize=undefined leaves out float-cast-overflow (a double out of an integer's
+# range cast to it, such as a provider's "index":1e300); clang's includes it. Both take it.
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow \
+             -fno-sanitize-recover=undefined,float-cast-overflow
 
 SRCS      := $(shell find src -name '*.c' | sort)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
@@ -44,7 +46,7 @@ all: build/sluice $(call BENCH_BINS,build)
 asan: build/asan/sluice $(call BENCH_BINS,build/asan)
 
 # --- release objects ---------------------------------------------------------
-build/obj/%.o: %.c
+build/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -68,7 +70,8 @@ endef
 $(foreach p,$(BENCH_PROGS),$(eval $(call prog_rules,$(p))))
 
 # --- sanitizer objects -------------------------------------------------------
-build/asan/obj/%.o: %.c
+# A change of the flags above rebuilds the objects (the Makefile is a prerequisite).
+build/asan/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC/SAN  $<"
 	$(Q)$(CC) $(CPPFLAGS) $(filter-out -O2,$(CFLAGS)) $(SAN_FLAGS) -MMD -MP -c $< -o $@

@@ -15,11 +15,9 @@
 #include <strings.h>
 
 #include "base/alloc.h"
+#include "base/pem.h"
 #include "base/util.h"
 #include "obs/log.h"
-
-/* A public key file bigger than this is not a PEM public key or certificate. */
-#define MAX_PEM_FILE (64 * 1024)
 
 /* Longest base64url-decoded header or payload a capped token can hold. */
 #define MAX_DECODED (SL_AUTH_MAX_TOKEN / 4 * 3 + 3)
@@ -68,6 +66,7 @@ struct sl_auth {
     char *issuer;   /* NULL: iss not checked */
     char *audience; /* NULL: aud not checked */
     uint64_t leeway_ms;
+    bool require_exp;
     struct apikey *keys;
     size_t nkeys;
 };
@@ -91,6 +90,8 @@ sl_auth_strerror(int code)
     case SL_AUTH_EAUDIENCE: return "wrong audience";
     case SL_AUTH_ENOSUBJECT: return "token has no subject";
     case SL_AUTH_EUNKNOWNKEY: return "unknown API key";
+    case SL_AUTH_ENOEXP: return "token has no expiry (exp)";
+    case SL_AUTH_ETHROTTLED: return "too many failed attempts, try again later";
     }
     /* clang-format on */
     return "unknown error";
@@ -117,32 +118,18 @@ allows(const struct sl_auth *a, int idx)
 
 /* ---- configuration --------------------------------------------------------- */
 
-/* Reads a small file whole; NULL (with err set) if it is missing or too big. */
+/* The configuration loads the file itself; a struct built by hand may only name it. */
 static char *
-read_small_file(const char *path, size_t *len, char *err, size_t errlen)
+read_key_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    char *res = NULL;
-    char *buf = sl_malloc(MAX_PEM_FILE + 1);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "jwt.public_key_file: cannot open %s: %s", path, strerror(errno));
-        goto out;
-    }
-    size_t n = fread(buf, 1, MAX_PEM_FILE + 1, f);
-    if (ferror(f) || n > MAX_PEM_FILE) {
-        snprintf(err, errlen, "jwt.public_key_file: %s is unreadable or over %d bytes", path,
-                 MAX_PEM_FILE);
-        goto out;
-    }
-    buf[n] = '\0';
-    *len = n;
-    res = buf;
-    buf = NULL;
-out:
-    if (f != NULL)
-        fclose(f);
-    free(buf);
-    return res;
+    char *pem;
+    int sys_errno;
+    int rc = sl_pem_read_file(path, NULL, SL_PEM_KEY_MAX, &pem, len, &sys_errno);
+    if (rc == SL_PEM_EOPEN)
+        snprintf(err, errlen, "jwt.public_key_file: cannot open %s: %s", path, strerror(sys_errno));
+    else if (rc != SL_PEM_OK)
+        snprintf(err, errlen, "jwt.public_key_file: %s: %s", path, sl_pem_strerror(rc));
+    return pem;
 }
 
 /* A "PUBLIC KEY" PEM or, failing that, the key of an X.509 certificate PEM. */
@@ -225,7 +212,7 @@ load_public_key(struct sl_auth *a, const struct sl_config *cfg, char *err, size_
     size_t pem_len = pem ? strlen(pem) : 0;
 
     if (pem_len == 0 && cfg->jwt.public_key_file != NULL) {
-        file_buf = read_small_file(cfg->jwt.public_key_file, &pem_len, err, errlen);
+        file_buf = read_key_file(cfg->jwt.public_key_file, &pem_len, err, errlen);
         if (file_buf == NULL)
             goto out;
         pem = file_buf;
@@ -300,6 +287,7 @@ sl_auth_new(const struct sl_config *cfg, char *err, size_t errlen)
     if (cfg->jwt.audience != NULL && cfg->jwt.audience[0] != '\0')
         a->audience = sl_strdup(cfg->jwt.audience);
     a->leeway_ms = cfg->jwt.leeway_ms;
+    a->require_exp = cfg->jwt.require_exp;
 
     a->keys = sl_calloc(cfg->napi_keys, sizeof(*a->keys));
     for (size_t i = 0; i < cfg->napi_keys; i++) {
@@ -430,6 +418,29 @@ audience_ok(const json_t *aud, const char *want)
     return false;
 }
 
+/* A string claim into dst[cap], whole or not at all ("" then): see struct sl_identity. */
+static void
+copy_claim(char *dst, size_t cap, const json_t *v)
+{
+    dst[0] = '\0';
+    if (!json_is_string(v) || json_string_length(v) >= cap)
+        return;
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+}
+
+/* exp (seconds, maybe fractional) as the ms of struct sl_identity: 1..INT64_MAX. */
+static int64_t
+exp_to_ms(double exp_s)
+{
+    double ms = exp_s * 1000.0;
+    if (ms >= 9.2e18)
+        return INT64_MAX;
+    /* Only a clock near the epoch (tests) accepts an exp this early; 0 would mean "never". */
+    if (ms < 1)
+        return 1;
+    return (int64_t)ms;
+}
+
 /* Checks the claims of a token whose signature is good, and fills *id. */
 static int
 check_claims(const struct sl_auth *a, json_t *claims, uint64_t now_ms, struct sl_identity *id)
@@ -437,15 +448,16 @@ check_claims(const struct sl_auth *a, json_t *claims, uint64_t now_ms, struct sl
     /* Doubles: NumericDate may be fractional, and no value can overflow the arithmetic. */
     double now = (double)now_ms, leeway = (double)a->leeway_ms;
     json_t *v = json_object_get(claims, "exp");
-    int64_t expires_at = 0;
+    int64_t exp_ms = 0;
     if (v != NULL) {
         if (!json_is_number(v))
             return SL_AUTH_ECLAIMS;
         double exp_s = json_number_value(v);
         if (now >= exp_s * 1000.0 + leeway)
             return SL_AUTH_EEXPIRED;
-        /* Not expired implies exp_s > -leeway / 1000: only the upper end needs clamping. */
-        expires_at = exp_s >= 9.2e18 ? INT64_MAX : (int64_t)exp_s;
+        exp_ms = exp_to_ms(exp_s);
+    } else if (a->require_exp) {
+        return SL_AUTH_ENOEXP;
     }
     v = json_object_get(claims, "nbf");
     if (v != NULL) {
@@ -473,7 +485,10 @@ check_claims(const struct sl_auth *a, json_t *claims, uint64_t now_ms, struct sl
     memcpy(id->user, json_string_value(v), n);
     id->user[n] = '\0';
     strcpy(id->method, "jwt");
-    id->expires_at = expires_at;
+    id->exp_ms = exp_ms;
+    copy_claim(id->sub, sizeof(id->sub), json_object_get(claims, "sub"));
+    copy_claim(id->email, sizeof(id->email), json_object_get(claims, "email"));
+    copy_claim(id->name, sizeof(id->name), json_object_get(claims, "name"));
     return SL_AUTH_OK;
 }
 
@@ -577,7 +592,7 @@ verify_apikey(const struct sl_auth *a, const char *tok, size_t len, struct sl_id
         return SL_AUTH_EUNKNOWNKEY;
     strcpy(id->user, a->keys[which].name);
     strcpy(id->method, "apikey");
-    id->expires_at = 0;
+    id->exp_ms = 0;
     return SL_AUTH_OK;
 }
 
@@ -604,6 +619,24 @@ sl_auth_verify_at(const struct sl_auth *a, const char *token, size_t len, uint64
     if (reason != NULL)
         *reason = sl_auth_strerror(rc);
     return rc;
+}
+
+const char *
+sl_identity_sub(const struct sl_identity *id)
+{
+    return id->sub[0] ? id->sub : NULL;
+}
+
+const char *
+sl_identity_email(const struct sl_identity *id)
+{
+    return id->email[0] ? id->email : NULL;
+}
+
+const char *
+sl_identity_name(const struct sl_identity *id)
+{
+    return id->name[0] ? id->name : NULL;
 }
 
 int

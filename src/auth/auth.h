@@ -17,9 +17,10 @@
  *      HS* -> the HMAC secret, RS* or ES* -> the configured public key. An HS256 token can
  *      therefore never be checked against the PEM (the classic algorithm confusion);
  *   3. the signature is verified by libjwt, which must report the same algorithm;
- *   4. claims: `exp` and `nbf` (numbers, optional) with jwt.leeway_ms of tolerance,
- *      `iss` when jwt.issuer is set, `aud` (a string or an array of strings) when
- *      jwt.audience is set; the identity is `sub`, or `name` when there is no `sub`.
+ *   4. claims: `exp` and `nbf` (numbers) with jwt.leeway_ms of tolerance, `exp` required
+ *      unless jwt.require_exp is off (a token without it would never expire), `iss` when
+ *      jwt.issuer is set, `aud` (a string or an array of strings) when jwt.audience is
+ *      set; the identity is `sub`, or `name` when there is no `sub`.
  *
  * libjwt 1.10.2 pitfalls this module works around (tests/unit/test_auth.c pins them):
  * jwt_decode() with a key length of 0 skips signature verification for every
@@ -42,11 +43,37 @@
 /* Size of sl_identity.user; longer subjects and key names are refused, not truncated. */
 #define SL_AUTH_USER_MAX 128
 
+/* Size of the email and name claims kept in sl_identity (the NUL included). */
+#define SL_AUTH_CLAIM_MAX 256
+
+/*
+ * Who a token belongs to. A plain value (no pointers): copy it as a whole, keep only what
+ * is needed (the session keeps `user`).
+ */
 struct sl_identity {
     char user[SL_AUTH_USER_MAX]; /* JWT `sub` (or `name`), or the API key's configured name */
     char method[8];              /* "jwt" or "apikey" */
-    int64_t expires_at;          /* `exp` in unix seconds (clamped), 0 if none */
+    /*
+     * The JWT's `exp` in milliseconds since the epoch (a fraction of a second kept, at least
+     * 1, at most INT64_MAX); 0 when the token never expires: an API key, or a JWT without
+     * `exp` when jwt.require_exp is off. sl_auth_verify accepts the token until
+     * exp_ms + jwt.leeway_ms; a session may end then.
+     */
+    int64_t exp_ms;
+    /*
+     * Claims a protocol dialect may show, each copied whole or not at all: "" when absent,
+     * not a string, or too long for its array (never truncated). Read them through
+     * sl_identity_sub() etc., which say NULL for "".
+     */
+    char sub[SL_AUTH_USER_MAX];
+    char email[SL_AUTH_CLAIM_MAX];
+    char name[SL_AUTH_CLAIM_MAX];
 };
+
+/* A JWT's `sub`, `email` and `name` claims, or NULL (see struct sl_identity). */
+const char *sl_identity_sub(const struct sl_identity *id);
+const char *sl_identity_email(const struct sl_identity *id);
+const char *sl_identity_name(const struct sl_identity *id);
 
 /*
  * Why a token was refused. Every code has a short English text (sl_auth_strerror)
@@ -67,6 +94,8 @@ enum sl_auth_error {
     SL_AUTH_EAUDIENCE = -11,   /* "wrong audience" */
     SL_AUTH_ENOSUBJECT = -12,  /* "token has no subject": neither sub nor name, or too long */
     SL_AUTH_EUNKNOWNKEY = -13, /* "unknown API key" */
+    SL_AUTH_ENOEXP = -14,      /* "token has no expiry (exp)": jwt.require_exp is on */
+    SL_AUTH_ETHROTTLED = -15,  /* "too many failed attempts, try again later" (throttle.h) */
 };
 
 struct sl_auth;

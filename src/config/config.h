@@ -111,6 +111,7 @@ struct sl_config {
         char *issuer;          /* optional iss check */
         char *audience;        /* optional aud check */
         uint64_t leeway_ms;    /* clock skew allowed on exp/nbf, default 30s */
+        bool require_exp;      /* refuse tokens without exp, default true */
     } jwt;
     struct sl_config_apikey *api_keys;
     size_t napi_keys;

@@ -1,4 +1,8 @@
-/* sl_config_describe(): the summary printed by `sluice --check-config`. */
+/*
+ * The configuration presented to people: sl_config_describe(), the summary printed by
+ * `sluice --check-config`, and sl_config_print_keys(), the reference tables pasted into
+ * docs/configuration.md (a unit test keeps the two in step).
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -141,6 +145,8 @@ describe_warnings(const struct sl_config *cfg, FILE *out)
              cfg->jwt.secret_env);
     else if (hs && cfg->jwt.secret != NULL && strlen(cfg->jwt.secret) < 32)
         warn(out, &n, "the JWT secret is shorter than 32 bytes");
+    if (cfg->jwt.nalgorithms > 0 && !cfg->jwt.require_exp)
+        warn(out, &n, "auth.jwt.require_exp is off: a JWT without exp never expires");
     if (cfg->jwt.public_key_file != NULL && !asym)
         warn(out, &n, "auth.jwt.public_key_file is set but no RS*/ES* algorithm is enabled");
     if (cfg->jwt.nalgorithms == 0 && cfg->napi_keys == 0)
@@ -218,4 +224,205 @@ sl_config_describe(const struct sl_config *cfg, FILE *out)
     describe_providers(cfg, out);
     describe_models(cfg, out);
     describe_warnings(cfg, out);
+}
+
+/* --- reference tables for docs/configuration.md ------------------------------------------ */
+
+static void
+type_text(char *b, size_t n, const struct sl_config_key *k)
+{
+    char lo[32], hi[32], list[160];
+    const char *null = (k->flags & SL_KEY_NULLABLE) ? " or null" : "";
+    switch (k->type) {
+    case SL_KEY_STR:
+        snprintf(b, n, "string%s", null);
+        return;
+    case SL_KEY_BOOL:
+        snprintf(b, n, "bool");
+        return;
+    case SL_KEY_UINT:
+        snprintf(b, n, "%sinteger %.0f–%.0f", (k->flags & SL_KEY_AUTO) ? "`auto` or " : "", k->min,
+                 k->max);
+        return;
+    case SL_KEY_DOUBLE:
+        sl_config_fmt_num(lo, sizeof(lo), k->min);
+        sl_config_fmt_num(hi, sizeof(hi), k->max);
+        snprintf(b, n, "number %s–%s", lo, hi);
+        return;
+    case SL_KEY_DURATION:
+        sl_config_fmt_duration(lo, sizeof(lo), (uint64_t)k->min);
+        sl_config_fmt_duration(hi, sizeof(hi), (uint64_t)k->max);
+        snprintf(b, n, "duration %s–%s", k->min == 1 ? "1ms" : lo, hi);
+        return;
+    case SL_KEY_SIZE:
+        sl_config_fmt_size(lo, sizeof(lo), (uint64_t)k->min);
+        sl_config_fmt_size(hi, sizeof(hi), (uint64_t)k->max);
+        snprintf(b, n, "size %s–%s", lo, hi);
+        return;
+    case SL_KEY_ENUM:
+        sl_config_enum_list(list, sizeof(list), k->names);
+        snprintf(b, n, "one of %s", list);
+        return;
+    case SL_KEY_STRLIST:
+        snprintf(b, n, "list of strings%s", null);
+        return;
+    case SL_KEY_LISTEN:
+        snprintf(b, n, "host:port");
+        return;
+    case SL_KEY_HEX256:
+        snprintf(b, n, "64 hex digits");
+        return;
+    case SL_KEY_KEYENV:
+        snprintf(b, n, "variable name");
+        return;
+    case SL_KEY_HEADERS:
+        snprintf(b, n, "mapping");
+        return;
+    case SL_KEY_APIKEYS:
+        snprintf(b, n, "list of mappings");
+        return;
+    case SL_KEY_PROVIDERS:
+    case SL_KEY_MODELS:
+    case SL_KEY_AGENTS:
+        snprintf(b, n, "mapping");
+        return;
+    }
+}
+
+/* The default of a top-level key, read from the defaults struct itself. */
+static void
+default_text(char *b, size_t n, const struct sl_config_key *k, const struct sl_config *d)
+{
+    const void *f = (const char *)d + k->off;
+    char t[64];
+    if (k->def != NULL) {
+        snprintf(b, n, "%s", k->def);
+        return;
+    }
+    switch (k->type) {
+    case SL_KEY_STR:
+        if (*(char *const *)f == NULL)
+            snprintf(b, n, "none");
+        else
+            snprintf(b, n, "`%s`", *(char *const *)f);
+        return;
+    case SL_KEY_BOOL:
+        snprintf(b, n, "`%s`", *(const bool *)f ? "true" : "false");
+        return;
+    case SL_KEY_UINT:
+        if ((k->flags & SL_KEY_AUTO) && *(const unsigned *)f == 0)
+            snprintf(b, n, "`auto`");
+        else
+            snprintf(b, n, "`%u`", *(const unsigned *)f);
+        return;
+    case SL_KEY_DOUBLE:
+        snprintf(b, n, "`%g`", *(const double *)f);
+        return;
+    case SL_KEY_DURATION:
+        sl_config_fmt_duration(t, sizeof(t), *(const uint64_t *)f);
+        break;
+    case SL_KEY_SIZE:
+        sl_config_fmt_size(t, sizeof(t), *(const uint64_t *)f);
+        break;
+    case SL_KEY_ENUM:
+        snprintf(t, sizeof(t), "%s", sl_config_enum_name(k->names, *(const int *)f));
+        break;
+    case SL_KEY_STRLIST: {
+        char *const *v = *(char **const *)f;
+        size_t cnt = *(const size_t *)(const void *)((const char *)d + k->off2), o = 0;
+        o += (size_t)snprintf(t + o, sizeof(t) - o, "[");
+        for (size_t i = 0; i < cnt && o < sizeof(t); i++)
+            o += (size_t)snprintf(t + o, sizeof(t) - o, "%s%s", i ? ", " : "", v[i]);
+        if (o < sizeof(t))
+            snprintf(t + o, sizeof(t) - o, "]");
+        break;
+    }
+    case SL_KEY_LISTEN:
+        snprintf(t, sizeof(t), "%s:%u", *(char *const *)f,
+                 (unsigned)*(const uint16_t *)(const void *)((const char *)d + k->off2));
+        break;
+    default:
+        snprintf(t, sizeof(t), "-");
+        break;
+    }
+    snprintf(b, n, "`%s`", t);
+}
+
+static void
+print_table(FILE *out, const char *prefix, const struct sl_config_key *tab, size_t ntab,
+            const struct sl_config *d)
+{
+    char type[200], def[200], env[80];
+    if (d != NULL)
+        fputs("| Key | Type | Default | Environment | Meaning |\n|---|---|---|---|---|\n", out);
+    else
+        fputs("| Key | Type | Default | Meaning |\n|---|---|---|---|\n", out);
+    for (size_t i = 0; i < ntab; i++) {
+        const struct sl_config_key *k = &tab[i];
+        type_text(type, sizeof(type), k);
+        if (d != NULL) {
+            default_text(def, sizeof(def), k, d);
+            sl_config_env_name(env, sizeof(env), k->path);
+            if (k->flags & SL_KEY_NOENV)
+                fprintf(out, "| `%s%s` | %s | %s | file only | %s |\n", prefix, k->path, type, def,
+                        k->doc);
+            else
+                fprintf(out, "| `%s%s` | %s | %s | `%s` | %s |\n", prefix, k->path, type, def, env,
+                        k->doc);
+        } else {
+            fprintf(out, "| `%s%s` | %s | %s | %s |\n", prefix, k->path, type, k->def, k->doc);
+        }
+    }
+}
+
+void
+sl_config_print_keys(FILE *out)
+{
+    struct sl_config *d = sl_config_new_defaults();
+    fputs("### Keys\n\n", out);
+    print_table(out, "", sl_config_top_keys, SL_CONFIG_NTOP, d);
+    fputs("\n### `auth.api_keys[]`\n\nEach item has `name` and exactly one of `sha256` and "
+          "`key_env`.\n\n",
+          out);
+    print_table(out, "", sl_config_apikey_keys, sl_config_napikey_keys, NULL);
+    fputs("\n### `providers.<name>`\n\n", out);
+    print_table(out, "", sl_config_provider_keys, sl_config_nprovider_keys, NULL);
+    fputs("\n### `models.<name>`\n\n", out);
+    print_table(out, "", sl_config_model_keys, sl_config_nmodel_keys, NULL);
+    fputs("\n### `agents.<name>`\n\n", out);
+    print_table(out, "", sl_config_agent_keys, sl_config_nagent_keys, NULL);
+
+    fputs("\n### Provider kinds\n\n| Kind | Default `base_url` | Default `api_key_env` | Other "
+          "defaults | Enabled without a file when set |\n|---|---|---|---|---|\n",
+          out);
+    for (size_t i = 0; i < sl_config_nkinds; i++) {
+        const struct sl_config_kind *ki = &sl_config_kinds[i];
+        char url[128], key[64], other[64], detect[64];
+        if (ki->kind == SL_PROVIDER_OLLAMA)
+            snprintf(url, sizeof(url), "`$OLLAMA_HOST`, else `%s`", ki->base_url);
+        else if (ki->base_url != NULL)
+            snprintf(url, sizeof(url), "`%s`", ki->base_url);
+        else
+            snprintf(url, sizeof(url), "none (local)");
+        snprintf(key, sizeof(key), ki->api_key_env ? "`%s`" : "none%s",
+                 ki->api_key_env ? ki->api_key_env : "");
+        snprintf(other, sizeof(other), ki->api_version ? "`api_version: %s`" : "-%s",
+                 ki->api_version ? ki->api_version : "");
+        snprintf(detect, sizeof(detect), ki->detect_env ? "`%s`" : "always%s",
+                 ki->detect_env ? ki->detect_env : "");
+        fprintf(out, "| `%s` | %s | %s | %s | %s |\n",
+                sl_config_enum_name(sl_config_kind_names, (int)ki->kind), url, key, other, detect);
+    }
+    fputs("\n### Default models\n\nGiven to every provider of the kind when the file has no "
+          "`models:` section (list prices in USD per million tokens; override them in the "
+          "file).\n\n| Kind | Model | Input | Output |\n|---|---|---|---|\n",
+          out);
+    fputs("| `demo` | `demo` | 0 | 0 |\n", out);
+    for (size_t i = 0; i < sl_config_ndefault_models; i++) {
+        const struct sl_config_default_model *m = &sl_config_default_models[i];
+        fprintf(out, "| `%s` | `%s` | %g | %g |\n",
+                sl_config_enum_name(sl_config_kind_names, (int)m->kind), m->name, m->input_per_1m,
+                m->output_per_1m);
+    }
+    sl_config_free(d);
 }

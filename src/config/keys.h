@@ -3,9 +3,11 @@
  *
  * Each setting is one struct sl_config_key row: its dotted path relative to the table,
  * its type, where it lives (byte offset into struct sl_config, or into a provider, model,
- * agent or API key entry), its range and its one-line documentation. config.c applies
- * the YAML file and the environment through these rows, describe.c and
- * sl_config_print_keys() present them. Adding a key: a field in config.h, a row here.
+ * agent or API key entry), its range and its one-line documentation. The loader applies
+ * the YAML file (walk.c) and the environment (env.c) through these rows; describe.c
+ * presents them (sl_config_print_keys). Adding a key: a field in config.h, its default in
+ * sl_config_new_defaults (config.c), a row here, and the generated part of
+ * docs/configuration.md pasted again.
  *
  * Environment variables are derived from the path (sl_config_env_name) for the top
  * table only; the entry tables (providers, models, agents, API keys) are file only.
@@ -82,7 +84,7 @@ struct sl_config_default_model {
     double input_per_1m, output_per_1m;
 };
 
-#define SL_CONFIG_NTOP 37
+#define SL_CONFIG_NTOP 38
 #define SL_CONFIG_ENTRY_KEYS_MAX 16
 
 extern const struct sl_config_key sl_config_top_keys[]; /* SL_CONFIG_NTOP rows */

@@ -687,7 +687,7 @@ become_ready(struct sl_session *s, const struct sl_identity *id)
 {
     const struct sl_config *cfg = s->ss->cfg;
     s->user = sl_strdup(id->user);
-    s->expires_ms = id->expires_at > 0 ? id->expires_at * 1000 : 0;
+    s->expires_ms = id->exp_ms;
     s->state = S_READY;
     if (s->tops->set_max_message)
         s->tops->set_max_message(s->t, cfg->limits.max_message_bytes);
@@ -769,7 +769,7 @@ authenticate(struct sl_session *s, const char *token, size_t len)
             send_error(s, NULL, SL_ERR_AUTH_FAILED, msg, -1);
             return;
         }
-        s->expires_ms = id.expires_at > 0 ? id.expires_at * 1000 : 0;
+        s->expires_ms = id.exp_ms;
         s->expiry_noticed = false;
         struct sl_logrec r;
         if (sl_log_begin(&r, SL_LOG_INFO, "session.reauthenticated")) {

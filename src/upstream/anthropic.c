@@ -264,82 +264,63 @@ usage_from(struct sl_resp *r, const json_t *u, bool final)
 {
     if (!json_is_object(u))
         return;
-    uint64_t in = (uint64_t)sl_json_int(u, "input_tokens", (int64_t)r->usage.input_tokens);
-    const json_t *out = json_object_get(u, "output_tokens");
-    if (final && json_is_integer(out))
-        sl_resp_set_usage(r, in, (uint64_t)json_integer_value(out));
+    uint64_t in = r->usage.input_tokens, out = 0;
+    int has_out = json_is_integer(json_object_get(u, "output_tokens"))
+                      ? sl_json_count(u, "output_tokens", &out)
+                      : 0;
+    /* A count out of range drops the report: the stream estimates instead. */
+    if (sl_json_count(u, "input_tokens", &in) < 0 || has_out < 0)
+        return;
+    if (final && has_out > 0)
+        sl_resp_set_usage(r, in, out);
     else if (!r->have_usage || r->usage_partial)
         sl_resp_set_input_usage(r, in);
 }
 
 /*
- * The per-token path: text_delta and input_json_delta events (and ping) read with jscan.
- * Returns -1 for every other event, or anything unusual, which on_chunk then parses with
- * jansson (same result for everything this accepts).
+ * The per-token path: text_delta and input_json_delta events (and ping) read through this
+ * table with the fast-path scanner (fastpath.h). Every other event type fails the scan at
+ * its `type`, as does anything unusual: on_chunk then parses the event with jansson (same
+ * result for everything this takes).
  */
+enum { A_TYPE, A_INDEX, A_DTYPE, A_TEXT, A_JSON };
+
+static const struct sl_slice frequent_events[] = {
+    SL_SLICE("content_block_delta"), SL_SLICE("ping"), {NULL, 0}};
+
+static const struct sl_fp_field delta_fields[] = {
+    {SL_FP_KEY("type"), SL_FP_STRING, 0, A_DTYPE, NULL, NULL},
+    {SL_FP_KEY("text"), SL_FP_STRING, 0, A_TEXT, NULL, NULL},
+    {SL_FP_KEY("partial_json"), SL_FP_STRING, 0, A_JSON, NULL, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field event_fields[] = {
+    {SL_FP_KEY("type"), SL_FP_STRING, 0, A_TYPE, NULL, frequent_events},
+    {SL_FP_KEY("index"), SL_FP_INT, 0, A_INDEX, NULL, NULL},
+    {SL_FP_KEY("delta"), SL_FP_OBJECT, 0, -1, delta_fields, NULL},
+    SL_FP_END,
+};
+
 static int
 fast_chunk(struct sl_resp *r, struct sl_slice data)
 {
-    struct sl_jscan s;
-    struct sl_slice key, type = {0}, dtype = {0}, text = {0}, json = {0};
-    int64_t index = 0;
-    bool seen_type = false, seen_index = false, seen_delta = false, seen_dtype = false;
-    bool have_text = false, have_json = false;
-    sl_jscan_init(&s, data.ptr, data.len, &r->scratch);
-    if (!sl_jscan_object(&s))
+    struct sl_fp_out o;
+    if (sl_fp_scan(event_fields, data, &r->scratch, &o) != 0 || !sl_fp_has(&o, A_TYPE))
         return -1;
-    while (sl_jscan_key(&s, &key)) {
-        if (SL_JSCAN_IS(key, "type")) {
-            if (seen_type || !sl_jscan_string(&s, &type))
-                return -1;
-            seen_type = true;
-            /* Only the frequent events are worth it; the rest goes to jansson at once. */
-            if (!SL_JSCAN_IS(type, "content_block_delta") && !SL_JSCAN_IS(type, "ping"))
-                return -1;
-        } else if (SL_JSCAN_IS(key, "index")) {
-            if (seen_index || !sl_jscan_int(&s, &index))
-                return -1;
-            seen_index = true;
-        } else if (SL_JSCAN_IS(key, "delta")) {
-            if (seen_delta || !sl_jscan_object(&s))
-                return -1;
-            seen_delta = true;
-            while (sl_jscan_key(&s, &key)) {
-                if (SL_JSCAN_IS(key, "type")) {
-                    if (seen_dtype || !sl_jscan_string(&s, &dtype))
-                        return -1;
-                    seen_dtype = true;
-                } else if (SL_JSCAN_IS(key, "text")) {
-                    if (have_text || !sl_jscan_string(&s, &text))
-                        return -1;
-                    have_text = true;
-                } else if (SL_JSCAN_IS(key, "partial_json")) {
-                    if (have_json || !sl_jscan_string(&s, &json))
-                        return -1;
-                    have_json = true;
-                } else {
-                    sl_jscan_skip(&s);
-                }
-            }
-        } else {
-            sl_jscan_skip(&s);
-        }
-    }
-    if (!sl_jscan_done(&s))
-        return -1;
-    if (SL_JSCAN_IS(type, "ping")) {
+    if (SL_JSCAN_IS(o.str[A_TYPE], "ping")) {
         r->fast_chunks++;
         return 0;
     }
-    if (!seen_type)
-        return -1;
-    if (SL_JSCAN_IS(dtype, "text_delta") && have_text) {
-        sl_resp_text(r, text.ptr, text.len);
-    } else if (SL_JSCAN_IS(dtype, "input_json_delta") && have_json && seen_index &&
-               index >= INT32_MIN && index <= INT32_MAX) {
-        if (json.len > 0) {
-            struct sl_tool_delta t = {
-                .index = (int)index, .arguments = json.ptr, .arguments_len = json.len};
+    struct sl_slice dtype = sl_fp_has(&o, A_DTYPE) ? o.str[A_DTYPE] : SL_SLICE("");
+    if (SL_JSCAN_IS(dtype, "text_delta") && sl_fp_has(&o, A_TEXT)) {
+        sl_resp_text(r, o.str[A_TEXT].ptr, o.str[A_TEXT].len);
+    } else if (SL_JSCAN_IS(dtype, "input_json_delta") && sl_fp_has(&o, A_JSON) &&
+               sl_fp_has(&o, A_INDEX) && o.num[A_INDEX] >= 0 && o.num[A_INDEX] <= INT32_MAX) {
+        if (o.str[A_JSON].len > 0) {
+            struct sl_tool_delta t = {.index = (int)o.num[A_INDEX],
+                                      .arguments = o.str[A_JSON].ptr,
+                                      .arguments_len = o.str[A_JSON].len};
             sl_resp_tool(r, &t);
         }
     } else {
@@ -372,14 +353,14 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
             sl_resp_text(r, json_string_value(t), json_string_length(t));
         } else if (dt && strcmp(dt, "input_json_delta") == 0) {
             const json_t *pj = json_object_get(d, "partial_json");
-            if (json_string_length(pj) > 0) {
-                struct sl_tool_delta t = {
-                    .index = (int)sl_json_int(root, "index", 0),
-                    .arguments = json_string_value(pj),
-                    .arguments_len = json_string_length(pj),
-                };
+            struct sl_tool_delta t = {
+                .arguments = json_string_value(pj),
+                .arguments_len = json_string_length(pj),
+            };
+            if (sl_json_index(root, "index", &t.index) < 0)
+                rc = sl_wire_bad_index(r);
+            else if (t.arguments_len > 0)
                 sl_resp_tool(r, &t);
-            }
         }
     } else if (strcmp(type, "content_block_start") == 0) {
         const json_t *cb = json_object_get(root, "content_block");
@@ -388,15 +369,18 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
             const json_t *id = json_object_get(cb, "id");
             const json_t *name = json_object_get(cb, "name");
             struct sl_tool_delta t = {
-                .index = (int)sl_json_int(root, "index", 0),
                 .id = json_string_value(id),
                 .id_len = json_string_length(id),
                 .name = json_string_value(name),
                 .name_len = json_string_length(name),
                 .arguments = "",
             };
-            r->ntools++;
-            sl_resp_tool(r, &t);
+            if (sl_json_index(root, "index", &t.index) < 0) {
+                rc = sl_wire_bad_index(r);
+            } else {
+                r->ntools++;
+                sl_resp_tool(r, &t);
+            }
         } else if (ct && strcmp(ct, "text") == 0) {
             const json_t *t = json_object_get(cb, "text");
             sl_resp_text(r, json_string_value(t), json_string_length(t));

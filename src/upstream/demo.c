@@ -147,12 +147,15 @@ on_closed(uv_handle_t *h)
     free(d);
 }
 
+/* Ends the call, once: the last tick and a cancel from its on_usage both get here. */
 static void
 finish(struct demo_call *d)
 {
+    sl_assert(!d->finished);
     d->finished = true;
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, on_closed);
+    sl_assert(d->up->active_calls > 0);
     d->up->active_calls--;
 }
 
@@ -171,6 +174,8 @@ on_tick(uv_timer_t *t)
         return;
     struct sl_usage u = {.input_tokens = d->input_tokens, .output_tokens = d->ntokens};
     d->sink->on_usage(d->ud, &u);
+    if (d->finished)
+        return; /* cancelled from on_usage: on_done is not due any more */
     const struct sl_upstream_sink *sink = d->sink;
     void *ud = d->ud;
     bool truncated = d->truncated;

@@ -232,8 +232,8 @@ map_finish(const char *f, bool tools)
 static int
 stream_error(struct sl_resp *r, const json_t *e)
 {
-    int code = (int)sl_json_int(e, "code", 0);
-    return sl_resp_fail_stream(r, code, sl_json_str(e, "status"), sl_json_str(e, "message"));
+    int status = sl_wire_status_of(sl_json_int(e, "code", 0));
+    return sl_resp_fail_stream(r, status, sl_json_str(e, "status"), sl_json_str(e, "message"));
 }
 
 static void
@@ -275,99 +275,58 @@ parts_out(struct sl_resp *r, const json_t *parts)
 #define FAST_PARTS 8
 
 /*
- * The per-token path: an event of text parts (and usage) read with jscan. Returns -1 for
- * anything else (the finish event, function calls, thoughts, errors, blocked prompts,
- * oddities), which on_chunk parses with jansson instead, to the same result.
+ * The per-token path: an event of text parts (and usage) read through this table with the
+ * fast-path scanner (fastpath.h). The finish event, function calls, thoughts, errors,
+ * blocked prompts and oddities fail the scan: on_chunk parses those with jansson instead,
+ * to the same result.
  */
+enum { G_USAGE, G_IN, G_OUT };
+
+static const struct sl_fp_field part_fields[] = {
+    {SL_FP_KEY("thought"), SL_FP_REFUSE, 0, -1, NULL, NULL},
+    {SL_FP_KEY("functionCall"), SL_FP_REFUSE, 0, -1, NULL, NULL},
+    {SL_FP_KEY("text"), SL_FP_STRING, SL_FP_LIST, -1, NULL, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field content_fields[] = {
+    {SL_FP_KEY("parts"), SL_FP_EACH, 0, -1, part_fields, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field candidate_fields[] = {
+    {SL_FP_KEY("finishReason"), SL_FP_REFUSE, 0, -1, NULL, NULL},
+    {SL_FP_KEY("content"), SL_FP_OBJECT, 0, -1, content_fields, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field usage_fields[] = {
+    {SL_FP_KEY("promptTokenCount"), SL_FP_INT, 0, G_IN, NULL, NULL},
+    {SL_FP_KEY("candidatesTokenCount"), SL_FP_INT, 0, G_OUT, NULL, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field chunk_fields[] = {
+    {SL_FP_KEY("candidates"), SL_FP_FIRST, SL_FP_NULLABLE, -1, candidate_fields, NULL},
+    {SL_FP_KEY("usageMetadata"), SL_FP_OBJECT, SL_FP_NULLABLE, G_USAGE, usage_fields, NULL},
+    {SL_FP_KEY("error"), SL_FP_REFUSE, 0, -1, NULL, NULL},
+    {SL_FP_KEY("promptFeedback"), SL_FP_REFUSE, 0, -1, NULL, NULL},
+    SL_FP_END,
+};
+
 static int
 fast_chunk(struct sl_resp *r, struct sl_slice data)
 {
-    struct sl_jscan s;
-    struct sl_slice key, texts[FAST_PARTS];
-    size_t ntexts = 0;
-    int64_t pin = 0, pout = 0;
-    bool seen_cands = false, seen_usage = false, have_usage = false;
-    sl_jscan_init(&s, data.ptr, data.len, &r->scratch);
-    if (!sl_jscan_object(&s))
+    struct sl_fp_out o;
+    uint64_t in = 0, out = 0;
+    if (sl_fp_scan(chunk_fields, data, &r->scratch, &o) != 0 ||
+        !sl_wire_fp_usage(&o, G_USAGE, G_IN, G_OUT, &in, &out))
         return -1;
-    while (sl_jscan_key(&s, &key)) {
-        if (SL_JSCAN_IS(key, "candidates")) {
-            if (seen_cands)
-                return -1;
-            seen_cands = true;
-            if (sl_jscan_null(&s))
-                continue;
-            if (!sl_jscan_array(&s))
-                return -1;
-            for (int i = 0; sl_jscan_next(&s); i++) {
-                if (i > 0) {
-                    sl_jscan_skip(&s);
-                    continue;
-                }
-                if (!sl_jscan_object(&s))
-                    return -1;
-                bool seen_content = false;
-                while (sl_jscan_key(&s, &key)) {
-                    if (SL_JSCAN_IS(key, "finishReason"))
-                        return -1;
-                    if (!SL_JSCAN_IS(key, "content")) {
-                        sl_jscan_skip(&s);
-                        continue;
-                    }
-                    if (seen_content || !sl_jscan_object(&s))
-                        return -1;
-                    seen_content = true;
-                    bool seen_parts = false;
-                    while (sl_jscan_key(&s, &key)) {
-                        if (!SL_JSCAN_IS(key, "parts")) {
-                            sl_jscan_skip(&s);
-                            continue;
-                        }
-                        if (seen_parts || !sl_jscan_array(&s))
-                            return -1;
-                        seen_parts = true;
-                        while (sl_jscan_next(&s)) {
-                            if (!sl_jscan_object(&s))
-                                return -1;
-                            bool seen_text = false;
-                            while (sl_jscan_key(&s, &key)) {
-                                if (SL_JSCAN_IS(key, "thought") || SL_JSCAN_IS(key, "functionCall"))
-                                    return -1;
-                                if (!SL_JSCAN_IS(key, "text")) {
-                                    sl_jscan_skip(&s);
-                                    continue;
-                                }
-                                if (seen_text || ntexts == FAST_PARTS ||
-                                    !sl_jscan_string(&s, &texts[ntexts]))
-                                    return -1;
-                                seen_text = true;
-                                ntexts++;
-                            }
-                        }
-                    }
-                }
-            }
-        } else if (SL_JSCAN_IS(key, "usageMetadata")) {
-            if (seen_usage)
-                return -1;
-            seen_usage = true;
-            int u = sl_wire_scan_usage(&s, "promptTokenCount", "candidatesTokenCount", &pin, &pout);
-            if (u < 0)
-                return -1;
-            have_usage = u > 0;
-        } else if (SL_JSCAN_IS(key, "error") || SL_JSCAN_IS(key, "promptFeedback")) {
-            return -1;
-        } else {
-            sl_jscan_skip(&s);
-        }
-    }
-    if (!sl_jscan_done(&s))
-        return -1;
-    if (have_usage)
-        sl_resp_set_usage(r, (uint64_t)pin, (uint64_t)pout);
+    if (sl_fp_has(&o, G_USAGE))
+        sl_resp_set_usage(r, in, out);
     if (r->state == SL_RESP_OPEN)
-        for (size_t i = 0; i < ntexts; i++)
-            sl_resp_text(r, texts[i].ptr, texts[i].len);
+        for (size_t i = 0; i < o.nlist; i++)
+            sl_resp_text(r, o.list[i].ptr, o.list[i].len);
     r->fast_chunks++;
     return 0;
 }
@@ -388,10 +347,10 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
         goto out;
     }
     /* Usage is cumulative and may still come with the last event: read it in any state. */
-    const json_t *um = json_object_get(root, "usageMetadata");
-    if (json_is_object(um))
-        sl_resp_set_usage(r, (uint64_t)sl_json_int(um, "promptTokenCount", 0),
-                          (uint64_t)sl_json_int(um, "candidatesTokenCount", 0));
+    uint64_t in, out;
+    if (sl_wire_usage(json_object_get(root, "usageMetadata"), "promptTokenCount",
+                      "candidatesTokenCount", &in, &out))
+        sl_resp_set_usage(r, in, out);
     if (r->state != SL_RESP_OPEN)
         goto out;
     const json_t *cand = json_array_get(json_object_get(root, "candidates"), 0);

@@ -13,10 +13,17 @@
 struct call {
     struct sl_resp resp;
     struct sl_upstream *up;
-    struct sl_curl_xfer *x; /* NULL once curl let go of it */
+    struct sl_curl_xfer *x; /* NULL once curl let go of it (the transfer ended, or a cancel) */
     uint64_t first_byte_ms, idle_ms;
-    bool busy; /* inside sl_resp_body(): a cancel there defers the free */
+    /*
+     * Inside the decoder, whose sink callbacks may cancel: in sl_resp_body() (from on_data),
+     * and in sl_resp_end() and sl_resp_deliver() (from finish(): the end of the body can
+     * still hold a last event, and on_usage comes before the terminal callback). A cancel
+     * there marks the call; whoever set busy frees it once the decoder returned.
+     */
+    bool busy;
     bool cancelled;
+    bool counted; /* still counted in up->active_calls */
 };
 
 static void
@@ -26,26 +33,53 @@ free_call(struct call *c)
     free(c);
 }
 
-/* The terminal step: decide, let the worker know, tell the stream, free. */
+/*
+ * Takes the call off the worker's count, once: finish() and a cancel from inside it both
+ * end the call. The count is unsigned and the worker stops at 0, so a second decrement would
+ * keep it waiting for ever.
+ */
+static void
+uncount(struct call *c)
+{
+    if (!c->counted)
+        return;
+    c->counted = false;
+    sl_assert(c->up->active_calls > 0);
+    c->up->active_calls--;
+}
+
+static void
+log_failure(const struct call *c)
+{
+    struct sl_logrec r;
+    if (sl_log_begin(&r, SL_LOG_INFO, "upstream.error")) {
+        sl_log_str(&r, "provider", c->resp.provider);
+        sl_log_str(&r, "code", sl_errcode_name(c->resp.err.code));
+        sl_log_int(&r, "status", c->resp.status);
+        if (c->resp.request_id[0])
+            sl_log_str(&r, "upstream_request_id", c->resp.request_id);
+        sl_log_str(&r, "msg", c->resp.err.message); /* redacted by the decoder */
+        sl_log_end(&r);
+    }
+}
+
+/*
+ * The terminal step, once curl let go of the transfer (or a timeout removed it): decide, let
+ * the worker know, tell the stream, free. The stream may cancel from a callback of either
+ * decoder step (see busy): then nothing more is delivered and the call is freed here.
+ */
 static void
 finish(struct call *c, const struct sl_upstream_error *transport)
 {
     c->x = NULL;
+    c->busy = true;
     sl_resp_end(&c->resp, transport);
-    c->up->active_calls--;
-    if (c->resp.state == SL_RESP_FAILED) {
-        struct sl_logrec r;
-        if (sl_log_begin(&r, SL_LOG_INFO, "upstream.error")) {
-            sl_log_str(&r, "provider", c->resp.provider);
-            sl_log_str(&r, "code", sl_errcode_name(c->resp.err.code));
-            sl_log_int(&r, "status", c->resp.status);
-            if (c->resp.request_id[0])
-                sl_log_str(&r, "upstream_request_id", c->resp.request_id);
-            sl_log_str(&r, "msg", c->resp.err.message); /* redacted by the decoder */
-            sl_log_end(&r);
-        }
+    uncount(c);
+    if (!c->cancelled) {
+        if (c->resp.state == SL_RESP_FAILED)
+            log_failure(c);
+        sl_resp_deliver(&c->resp);
     }
-    sl_resp_deliver(&c->resp);
     free_call(c);
 }
 
@@ -105,11 +139,33 @@ transport_error(CURLcode rc, const char *detail, struct sl_upstream_error *e, ch
     e->message = msg;
 }
 
+/*
+ * Whether curl gave up on the response head by itself, before the decoder's cap saw it:
+ * curl 7.88 refuses a header line over 100 KiB as "out of memory" (it would be a
+ * retryable transport error, and retrying gets the same head), and newer versions a head
+ * over their own total with a message about headers. Before any body byte, an
+ * out-of-memory from curl is that (sluice aborts on a real allocation failure).
+ */
+static bool
+head_refused(const struct call *c, CURLcode rc, const char *detail)
+{
+    if (c->resp.body_started)
+        return false;
+    if (rc == CURLE_OUT_OF_MEMORY)
+        return true;
+    return rc == CURLE_RECV_ERROR && detail != NULL && strcasestr(detail, "header") != NULL;
+}
+
 static void
 on_end(void *ud, CURLcode rc, const char *detail)
 {
     struct call *c = ud;
     if (rc == CURLE_OK) {
+        finish(c, NULL);
+        return;
+    }
+    if (head_refused(c, rc, detail)) {
+        sl_resp_head_too_large(&c->resp, detail && *detail ? detail : curl_easy_strerror(rc));
         finish(c, NULL);
         return;
     }
@@ -200,6 +256,7 @@ sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct 
 
     c->x = sl_curl_add(sl_upstream_curl(up), e, headers, &xfer_cb, c, c->first_byte_ms, c->idle_ms);
     up->active_calls++;
+    c->counted = true;
     return c;
 }
 
@@ -207,27 +264,31 @@ void
 sl_httpcall_cancel(void *call)
 {
     struct call *c = call;
-    c->resp.cancelled = true; /* the rest of a chunk being parsed reaches no sink */
-    sl_curl_remove(c->x);
-    c->x = NULL;
-    c->up->active_calls--;
-    if (c->busy) {
-        c->cancelled = true; /* on_data frees it when the parser returns */
-        return;
+    sl_assert(!c->cancelled); /* the caller forgets the handle: one cancel */
+    c->cancelled = true;
+    c->resp.cancelled = true; /* the rest of what is being parsed reaches no sink */
+    if (c->x != NULL) {
+        sl_curl_remove(c->x);
+        c->x = NULL;
     }
-    free_call(c);
+    uncount(c);
+    if (!c->busy)
+        free_call(c);
 }
 
+/* Pause and resume: nothing to do once the transfer is over (the decoder finishes it). */
 void
 sl_httpcall_pause(void *call)
 {
     struct call *c = call;
-    sl_curl_pause(c->x, true);
+    if (c->x != NULL)
+        sl_curl_pause(c->x, true);
 }
 
 void
 sl_httpcall_resume(void *call)
 {
     struct call *c = call;
-    sl_curl_pause(c->x, false);
+    if (c->x != NULL)
+        sl_curl_pause(c->x, false);
 }

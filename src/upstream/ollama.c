@@ -128,58 +128,35 @@ tool_calls(struct sl_resp *r, const json_t *calls)
 }
 
 /*
- * The per-token path: a `done: false` line of text read with jscan. Returns -1 for
- * anything else (the final line, tool calls, errors, oddities), which on_chunk parses
- * with jansson instead, to the same result.
+ * The per-token path: a `done: false` line of text read through this table with the
+ * fast-path scanner (fastpath.h). The final line, tool calls, errors and oddities fail the
+ * scan (or the check of `done` after it): on_chunk parses those with jansson instead, to
+ * the same result.
  */
+enum { O_CONTENT, O_DONE };
+
+static const struct sl_fp_field message_fields[] = {
+    {SL_FP_KEY("content"), SL_FP_STRING, SL_FP_NULLABLE, O_CONTENT, NULL, NULL},
+    {SL_FP_KEY("tool_calls"), SL_FP_NULL, 0, -1, NULL, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field line_fields[] = {
+    {SL_FP_KEY("message"), SL_FP_OBJECT, SL_FP_NULLABLE, -1, message_fields, NULL},
+    {SL_FP_KEY("done"), SL_FP_BOOL, 0, O_DONE, NULL, NULL},
+    {SL_FP_KEY("error"), SL_FP_REFUSE, 0, -1, NULL, NULL},
+    SL_FP_END,
+};
+
 static int
 fast_chunk(struct sl_resp *r, struct sl_slice line)
 {
-    struct sl_jscan s;
-    struct sl_slice key, content = {0};
-    bool have_content = false, seen_message = false, seen_done = false;
-    sl_jscan_init(&s, line.ptr, line.len, &r->scratch);
-    if (!sl_jscan_object(&s))
+    struct sl_fp_out o;
+    if (sl_fp_scan(line_fields, line, &r->scratch, &o) != 0 ||
+        (sl_fp_has(&o, O_DONE) && o.num[O_DONE] != 0))
         return -1;
-    while (sl_jscan_key(&s, &key)) {
-        if (SL_JSCAN_IS(key, "message")) {
-            if (seen_message)
-                return -1;
-            seen_message = true;
-            if (sl_jscan_null(&s))
-                continue;
-            if (!sl_jscan_object(&s))
-                return -1;
-            bool seen_content = false;
-            while (sl_jscan_key(&s, &key)) {
-                if (SL_JSCAN_IS(key, "content")) {
-                    if (seen_content)
-                        return -1;
-                    seen_content = true;
-                    if (!sl_jscan_null(&s))
-                        have_content = sl_jscan_string(&s, &content);
-                } else if (SL_JSCAN_IS(key, "tool_calls")) {
-                    if (!sl_jscan_null(&s))
-                        return -1;
-                } else {
-                    sl_jscan_skip(&s);
-                }
-            }
-        } else if (SL_JSCAN_IS(key, "done")) {
-            bool done;
-            if (seen_done || !sl_jscan_bool(&s, &done) || done)
-                return -1;
-            seen_done = true;
-        } else if (SL_JSCAN_IS(key, "error")) {
-            return -1;
-        } else {
-            sl_jscan_skip(&s);
-        }
-    }
-    if (!sl_jscan_done(&s))
-        return -1;
-    if (have_content)
-        sl_resp_text(r, content.ptr, content.len);
+    if (sl_fp_has(&o, O_CONTENT))
+        sl_resp_text(r, o.str[O_CONTENT].ptr, o.str[O_CONTENT].len);
     r->fast_chunks++;
     return 0;
 }
@@ -218,11 +195,11 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice line)
             f = SL_FINISH_LENGTH;
         sl_resp_set_finish(r, f, reason ? reason : NULL);
         /* Counts are omitted when zero (a cached prompt); both absent: no usage at all. */
-        const json_t *pin = json_object_get(root, "prompt_eval_count");
-        const json_t *pout = json_object_get(root, "eval_count");
-        if (pin || pout)
-            sl_resp_set_usage(r, (uint64_t)sl_json_int(root, "prompt_eval_count", 0),
-                              (uint64_t)sl_json_int(root, "eval_count", 0));
+        uint64_t in, out;
+        bool any =
+            json_object_get(root, "prompt_eval_count") || json_object_get(root, "eval_count");
+        if (any && sl_wire_usage(root, "prompt_eval_count", "eval_count", &in, &out))
+            sl_resp_set_usage(r, in, out);
         sl_resp_terminated(r);
     }
 out:

@@ -105,7 +105,7 @@ stream_error(struct sl_resp *r, const json_t *e)
     const char *type = sl_json_str(e, "type");
     const json_t *code = json_object_get(e, "code");
     const char *native = json_is_string(code) ? json_string_value(code) : type;
-    int status = json_is_integer(code) ? (int)json_integer_value(code) : 0;
+    int status = json_is_integer(code) ? sl_wire_status_of(json_integer_value(code)) : 0;
     if (status < 400 || status > 599)
         status = status_of_type(json_is_string(code) ? json_string_value(code) : NULL);
     if (status == 0)
@@ -113,7 +113,8 @@ stream_error(struct sl_resp *r, const json_t *e)
     return sl_resp_fail_stream(r, status, native, message);
 }
 
-static void
+/* Returns 0, or SL_RESP_STOP for an index out of range. */
+static int
 tool_fragments(struct sl_resp *r, const json_t *calls)
 {
     size_t i;
@@ -124,7 +125,9 @@ tool_fragments(struct sl_resp *r, const json_t *calls)
         const json_t *id = json_object_get(c, "id");
         const json_t *name = json_object_get(fn, "name");
         const json_t *args = json_object_get(fn, "arguments");
-        struct sl_tool_delta t = {.index = (int)sl_json_int(c, "index", (int64_t)i)};
+        struct sl_tool_delta t = {.index = i < INT32_MAX ? (int)i : INT32_MAX};
+        if (sl_json_index(c, "index", &t.index) < 0)
+            return sl_wire_bad_index(r);
         if (json_is_string(id)) {
             t.id = json_string_value(id);
             t.id_len = json_string_length(id);
@@ -141,112 +144,67 @@ tool_fragments(struct sl_resp *r, const json_t *calls)
             continue;
         sl_resp_tool(r, &t);
     }
+    return 0;
 }
 
 /*
- * The per-token path: a chunk of text (or a finish, or usage) read with jscan, without
- * building a document. Returns -1 for anything else (tool calls, errors, repeated or
- * oddly typed fields, invalid JSON): on_chunk then parses it with jansson, which gives the
- * same result for everything this accepts.
+ * The per-token path: a chunk of text (or a finish, or usage) read through this table with
+ * the fast-path scanner (fastpath.h), without building a document. Anything else (tool
+ * calls, errors, repeated or oddly typed fields, invalid JSON) makes the scan fail: on_chunk
+ * then parses the chunk with jansson, which gives the same result for everything this takes.
  */
+enum { F_CONTENT, F_REFUSAL, F_FINISH, F_OBJECT, F_USAGE, F_IN, F_OUT };
+
+static const struct sl_slice error_object[] = {SL_SLICE("error"), {NULL, 0}};
+
+static const struct sl_fp_field delta_fields[] = {
+    {SL_FP_KEY("content"), SL_FP_STRING, SL_FP_NULLABLE, F_CONTENT, NULL, NULL},
+    {SL_FP_KEY("refusal"), SL_FP_STRING, SL_FP_NULLABLE, F_REFUSAL, NULL, NULL},
+    {SL_FP_KEY("tool_calls"), SL_FP_NULL, 0, -1, NULL, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field choice_fields[] = {
+    {SL_FP_KEY("finish_reason"), SL_FP_STRING, SL_FP_NULLABLE, F_FINISH, NULL, NULL},
+    {SL_FP_KEY("delta"), SL_FP_OBJECT, 0, -1, delta_fields, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field usage_fields[] = {
+    {SL_FP_KEY("prompt_tokens"), SL_FP_INT, 0, F_IN, NULL, NULL},
+    {SL_FP_KEY("completion_tokens"), SL_FP_INT, 0, F_OUT, NULL, NULL},
+    SL_FP_END,
+};
+
+static const struct sl_fp_field chunk_fields[] = {
+    {SL_FP_KEY("choices"), SL_FP_FIRST, SL_FP_NULLABLE, -1, choice_fields, NULL},
+    {SL_FP_KEY("usage"), SL_FP_OBJECT, SL_FP_NULLABLE, F_USAGE, usage_fields, NULL},
+    {SL_FP_KEY("error"), SL_FP_NULL, 0, -1, NULL, NULL},
+    {SL_FP_KEY("object"), SL_FP_STRING, SL_FP_EXCEPT, F_OBJECT, NULL, error_object},
+    SL_FP_END,
+};
+
 static int
 fast_chunk(struct sl_resp *r, struct sl_slice data)
 {
-    struct sl_jscan s;
-    struct sl_slice key, content = {0}, refusal = {0}, finish = {0}, obj;
-    bool have_content = false, have_refusal = false, have_finish = false, have_usage = false;
-    bool seen_choices = false, seen_usage = false;
-    int64_t pin = 0, pout = 0;
-    sl_jscan_init(&s, data.ptr, data.len, &r->scratch);
-    if (!sl_jscan_object(&s))
+    struct sl_fp_out o;
+    uint64_t in = 0, out = 0;
+    if (sl_fp_scan(chunk_fields, data, &r->scratch, &o) != 0 ||
+        !sl_wire_fp_usage(&o, F_USAGE, F_IN, F_OUT, &in, &out))
         return -1;
-    while (sl_jscan_key(&s, &key)) {
-        if (SL_JSCAN_IS(key, "choices")) {
-            if (seen_choices)
-                return -1; /* jansson keeps the last one: let it */
-            seen_choices = true;
-            if (sl_jscan_null(&s))
-                continue;
-            if (!sl_jscan_array(&s))
-                return -1;
-            for (int i = 0; sl_jscan_next(&s); i++) {
-                if (i > 0) {
-                    sl_jscan_skip(&s);
-                    continue;
-                }
-                if (!sl_jscan_object(&s))
-                    return -1;
-                bool seen_delta = false, seen_finish = false;
-                while (sl_jscan_key(&s, &key)) {
-                    if (SL_JSCAN_IS(key, "finish_reason")) {
-                        if (seen_finish)
-                            return -1;
-                        seen_finish = true;
-                        if (!sl_jscan_null(&s))
-                            have_finish = sl_jscan_string(&s, &finish);
-                    } else if (SL_JSCAN_IS(key, "delta")) {
-                        if (seen_delta || !sl_jscan_object(&s))
-                            return -1;
-                        seen_delta = true;
-                        bool seen_c = false, seen_r = false;
-                        while (sl_jscan_key(&s, &key)) {
-                            if (SL_JSCAN_IS(key, "content")) {
-                                if (seen_c)
-                                    return -1;
-                                seen_c = true;
-                                if (!sl_jscan_null(&s))
-                                    have_content = sl_jscan_string(&s, &content);
-                            } else if (SL_JSCAN_IS(key, "refusal")) {
-                                if (seen_r)
-                                    return -1;
-                                seen_r = true;
-                                if (!sl_jscan_null(&s))
-                                    have_refusal = sl_jscan_string(&s, &refusal);
-                            } else if (SL_JSCAN_IS(key, "tool_calls")) {
-                                if (!sl_jscan_null(&s))
-                                    return -1;
-                            } else {
-                                sl_jscan_skip(&s);
-                            }
-                        }
-                    } else {
-                        sl_jscan_skip(&s);
-                    }
-                }
-            }
-        } else if (SL_JSCAN_IS(key, "usage")) {
-            if (seen_usage)
-                return -1;
-            seen_usage = true;
-            int u = sl_wire_scan_usage(&s, "prompt_tokens", "completion_tokens", &pin, &pout);
-            if (u < 0)
-                return -1;
-            have_usage = u > 0;
-        } else if (SL_JSCAN_IS(key, "error")) {
-            if (!sl_jscan_null(&s))
-                return -1;
-        } else if (SL_JSCAN_IS(key, "object")) {
-            if (!sl_jscan_string(&s, &obj) || SL_JSCAN_IS(obj, "error"))
-                return -1;
-        } else {
-            sl_jscan_skip(&s);
-        }
-    }
-    if (!sl_jscan_done(&s))
-        return -1;
-    if (have_content)
-        sl_resp_text(r, content.ptr, content.len);
-    if (have_refusal)
-        sl_resp_text(r, refusal.ptr, refusal.len);
-    if (have_finish) {
+    if (sl_fp_has(&o, F_CONTENT))
+        sl_resp_text(r, o.str[F_CONTENT].ptr, o.str[F_CONTENT].len);
+    if (sl_fp_has(&o, F_REFUSAL))
+        sl_resp_text(r, o.str[F_REFUSAL].ptr, o.str[F_REFUSAL].len);
+    if (sl_fp_has(&o, F_FINISH)) {
         char f[48];
-        size_t n = finish.len < sizeof(f) - 1 ? finish.len : sizeof(f) - 1;
-        memcpy(f, finish.ptr, n);
+        size_t n = o.str[F_FINISH].len < sizeof(f) - 1 ? o.str[F_FINISH].len : sizeof(f) - 1;
+        memcpy(f, o.str[F_FINISH].ptr, n);
         f[n] = '\0';
         sl_resp_set_finish(r, map_finish(f), f);
     }
-    if (have_usage)
-        sl_resp_set_usage(r, (uint64_t)pin, (uint64_t)pout);
+    if (sl_fp_has(&o, F_USAGE))
+        sl_resp_set_usage(r, in, out);
     r->fast_chunks++;
     return 0;
 }
@@ -290,16 +248,18 @@ on_chunk(struct sl_resp *r, struct sl_slice event, struct sl_slice data)
         if (json_is_string(refusal))
             sl_resp_text(r, json_string_value(refusal), json_string_length(refusal));
         const json_t *calls = json_object_get(delta, "tool_calls");
-        if (json_is_array(calls))
-            tool_fragments(r, calls);
+        if (json_is_array(calls) && tool_fragments(r, calls) != 0) {
+            rc = SL_RESP_STOP;
+            goto out;
+        }
         const char *finish = sl_json_str(choice, "finish_reason");
         if (finish != NULL)
             sl_resp_set_finish(r, map_finish(finish), finish);
     }
-    const json_t *usage = json_object_get(root, "usage");
-    if (json_is_object(usage))
-        sl_resp_set_usage(r, (uint64_t)sl_json_int(usage, "prompt_tokens", 0),
-                          (uint64_t)sl_json_int(usage, "completion_tokens", 0));
+    uint64_t in, out;
+    if (sl_wire_usage(json_object_get(root, "usage"), "prompt_tokens", "completion_tokens", &in,
+                      &out))
+        sl_resp_set_usage(r, in, out);
 out:
     json_decref(root);
     return rc;

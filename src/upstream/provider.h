@@ -13,9 +13,13 @@
  *     then exactly one terminal callback: on_done or on_error. The terminal callback is
  *     the adapter's last use of the sink; the adapter releases the call by itself after
  *     it (deferred if needed), and the caller must forget the handle.
- *   - cancel() may be called at any time before the terminal callback, including from
- *     inside a non-terminal sink callback; it stops the transfer at once (the provider
- *     sees its request end) and frees the call; no callback follows.
+ *   - cancel() may be called once, at any time before the terminal callback, including
+ *     from inside any non-terminal sink callback (a delta, also one an HTTP adapter reads
+ *     only when the body has ended, and on_usage just before the terminal callback); it
+ *     stops the transfer at once (the provider sees its request end) and frees the call
+ *     (deferred until the adapter's own code returns); no callback follows, and the call
+ *     leaves the worker's active_calls exactly once (tests/unit/test_httpcall.c and
+ *     test_demo.c cancel from every callback of every adapter).
  *   - pause()/resume() (optional) stop and restart reading from the provider, for
  *     backpressure; tokens are never dropped.
  */

@@ -103,15 +103,96 @@ sl_json_str(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
+/* A real that an int64_t holds once truncated: [-2^63, 2^63). NaN fails both tests. */
+static bool
+real_fits_int64(double d)
+{
+    return d >= -9223372036854775808.0 && d < 9223372036854775808.0;
+}
+
 int64_t
 sl_json_int(const json_t *obj, const char *key, int64_t def)
 {
     json_t *v = json_object_get(obj, key);
     if (json_is_integer(v))
         return (int64_t)json_integer_value(v);
-    if (json_is_real(v))
+    if (json_is_real(v) && real_fits_int64(json_real_value(v)))
         return (int64_t)json_real_value(v);
     return def;
+}
+
+/* The integer under key within [lo, hi] (1), absent or null (0), anything else (-1). */
+static int
+json_ranged(const json_t *obj, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_number(v))
+        return -1;
+    /* Compared as doubles before any cast: exact for these bounds (below 2^53). */
+    double d = json_number_value(v);
+    if (!(d >= (double)lo && d < (double)hi + 1))
+        return -1;
+    *out = json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)d;
+    return 1;
+}
+
+int
+sl_json_count(const json_t *obj, const char *key, uint64_t *out)
+{
+    int64_t v;
+    int rc = json_ranged(obj, key, 0, SL_WIRE_MAX_TOKENS, &v);
+    if (rc > 0)
+        *out = (uint64_t)v;
+    return rc;
+}
+
+bool
+sl_wire_usage(const json_t *obj, const char *in_key, const char *out_key, uint64_t *in,
+              uint64_t *out)
+{
+    uint64_t a = 0, b = 0;
+    if (!json_is_object(obj) || sl_json_count(obj, in_key, &a) < 0 ||
+        sl_json_count(obj, out_key, &b) < 0)
+        return false;
+    *in = a;
+    *out = b;
+    return true;
+}
+
+int
+sl_json_index(const json_t *obj, const char *key, int *out)
+{
+    int64_t v;
+    int rc = json_ranged(obj, key, 0, INT32_MAX, &v);
+    if (rc > 0)
+        *out = (int)v;
+    return rc;
+}
+
+int
+sl_wire_bad_index(struct sl_resp *r)
+{
+    return sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, false, -1, NULL,
+                        "the stream carried a tool call index out of range");
+}
+
+int
+sl_wire_status_of(int64_t code)
+{
+    return code >= 100 && code <= 599 ? (int)code : 0;
+}
+
+/* Milliseconds from a provider's number: -1 for NaN or a negative, at most a day. */
+static int64_t
+retry_ms(double ms)
+{
+    if (!(ms >= 0))
+        return -1;
+    if (ms >= SL_WIRE_MAX_RETRY_AFTER_MS)
+        return SL_WIRE_MAX_RETRY_AFTER_MS;
+    return (int64_t)(ms + 0.5);
 }
 
 void
@@ -242,30 +323,19 @@ sl_wire_url(const char *base_url, const char *version, const char *path)
     return sl_buf_steal(&b, NULL);
 }
 
-int
-sl_wire_scan_usage(struct sl_jscan *s, const char *in_key, const char *out_key, int64_t *in,
-                   int64_t *out)
+bool
+sl_wire_fp_usage(const struct sl_fp_out *o, int usage_slot, int in_slot, int out_slot, uint64_t *in,
+                 uint64_t *out)
 {
-    if (sl_jscan_null(s))
-        return 0;
-    if (!sl_jscan_object(s))
-        return -1;
-    bool seen_in = false, seen_out = false;
-    struct sl_slice key;
-    while (sl_jscan_key(s, &key)) {
-        if (sl_slice_eq(key, in_key)) {
-            if (seen_in || !sl_jscan_int(s, in))
-                return -1;
-            seen_in = true;
-        } else if (sl_slice_eq(key, out_key)) {
-            if (seen_out || !sl_jscan_int(s, out))
-                return -1;
-            seen_out = true;
-        } else {
-            sl_jscan_skip(s);
-        }
-    }
-    return s->failed ? -1 : 1;
+    if (!sl_fp_has(o, usage_slot))
+        return true;
+    int64_t a = sl_fp_has(o, in_slot) ? o->num[in_slot] : 0;
+    int64_t b = sl_fp_has(o, out_slot) ? o->num[out_slot] : 0;
+    if (a < 0 || a > SL_WIRE_MAX_TOKENS || b < 0 || b > SL_WIRE_MAX_TOKENS)
+        return false;
+    *in = (uint64_t)a;
+    *out = (uint64_t)b;
+    return true;
 }
 
 json_t *
@@ -281,7 +351,7 @@ sl_wire_duration_ms(const char *s)
         return -1;
     char *end;
     double v = strtod(s, &end);
-    if (end == s || v < 0 || v > 1e9)
+    if (end == s || !(v >= 0 && v <= 1e9)) /* NaN fails too */
         return -1;
     if (strcmp(end, "ms") == 0)
         return (int64_t)(v + 0.5);
@@ -460,9 +530,18 @@ sl_resp_set_finish(struct sl_resp *r, enum sl_finish f, const char *native)
     snprintf(r->native_finish, sizeof(r->native_finish), "%s", native ? native : "");
 }
 
+/* Adapters check counts first (sl_json_count); this keeps cost_usd finite whatever they pass. */
+static uint64_t
+clamp_count(uint64_t n)
+{
+    return n > SL_WIRE_MAX_TOKENS ? SL_WIRE_MAX_TOKENS : n;
+}
+
 void
 sl_resp_set_usage(struct sl_resp *r, uint64_t input_tokens, uint64_t output_tokens)
 {
+    input_tokens = clamp_count(input_tokens);
+    output_tokens = clamp_count(output_tokens);
     r->have_usage = true;
     r->usage_partial = false;
     r->usage.input_tokens = input_tokens;
@@ -475,7 +554,7 @@ sl_resp_set_input_usage(struct sl_resp *r, uint64_t input_tokens)
 {
     r->have_usage = true;
     r->usage_partial = true;
-    r->usage.input_tokens = input_tokens;
+    r->usage.input_tokens = clamp_count(input_tokens);
 }
 
 void
@@ -553,14 +632,34 @@ sl_resp_cleanup(struct sl_resp *r)
     sl_buf_free(&r->scratch);
 }
 
+/*
+ * A delay as digits with an optional fraction ("2", "1.5"), times scale, in milliseconds; -1
+ * if v is not one. strtod alone would also take "nan", "inf", "1e300" and "0x10".
+ */
+static int64_t
+decimal_ms(const char *v, double scale)
+{
+    size_t n = strspn(v, "0123456789");
+    if (n == 0)
+        return -1;
+    if (v[n] == '.') {
+        size_t f = strspn(v + n + 1, "0123456789");
+        if (f == 0)
+            return -1;
+        n += 1 + f;
+    }
+    if (v[n] != '\0')
+        return -1;
+    return retry_ms(strtod(v, NULL) * scale);
+}
+
 /* Retry-After: delay-seconds (decimals tolerated) or an HTTP-date. */
 static int64_t
 parse_retry_after(const char *v)
 {
-    char *end;
-    double secs = strtod(v, &end);
-    if (end != v && *end == '\0')
-        return secs < 0 ? -1 : (int64_t)(secs * 1000 + 0.5);
+    int64_t ms = decimal_ms(v, 1000);
+    if (ms >= 0)
+        return ms;
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
     const char *rest = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -568,15 +667,34 @@ parse_retry_after(const char *v)
         return -1;
     int64_t at = (int64_t)timegm(&tm) * 1000;
     int64_t now = (int64_t)sl_wall_ms();
-    return at > now ? at - now : 0;
+    return at > now ? retry_ms((double)(at - now)) : 0;
+}
+
+int
+sl_resp_head_too_large(struct sl_resp *r, const char *detail)
+{
+    char kib[32];
+    snprintf(kib, sizeof(kib), "%u KiB", SL_WIRE_MAX_HEAD >> 10);
+    if (detail != NULL && *detail)
+        return sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, false, -1, NULL,
+                            "provider response header too large (%s)", detail);
+    return sl_resp_fail(r, SL_ERR_UPSTREAM_ERROR, false, -1, NULL,
+                        "provider response header too large (over %s)", kib);
 }
 
 int
 sl_resp_header(struct sl_resp *r, const char *line, size_t len)
 {
+    if (r->state == SL_RESP_FAILED)
+        return 1;
+    bool status_line = len >= 5 && memcmp(line, "HTTP/", 5) == 0;
+    /* Each head is capped on its own (a 100 Continue's, then the answer's). */
+    r->head_bytes = (status_line ? 0 : r->head_bytes) + len;
+    if (r->head_bytes > SL_WIRE_MAX_HEAD)
+        return sl_resp_head_too_large(r, NULL);
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         len--;
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    if (status_line) {
         /* A new response head (after a 100 Continue, say): forget the previous one. */
         const char *sp = memchr(line, ' ', len);
         r->status = 0;
@@ -584,7 +702,9 @@ sl_resp_header(struct sl_resp *r, const char *line, size_t len)
         r->should_retry = -1;
         r->request_id[0] = '\0';
         if (sp != NULL) {
-            for (const char *c = sp + 1; c < line + len && isdigit((unsigned char)*c); c++)
+            /* Three digits make a status; a fourth makes it 1000 or more: not a success. */
+            for (const char *c = sp + 1;
+                 c < line + len && isdigit((unsigned char)*c) && r->status < 1000; c++)
                 r->status = r->status * 10 + (*c - '0');
         }
         return 0;
@@ -605,10 +725,9 @@ sl_resp_header(struct sl_resp *r, const char *line, size_t len)
     memcpy(value, v, vlen);
     value[vlen] = '\0';
     if (sl_slice_ieq(name, "retry-after-ms")) {
-        char *e;
-        double ms = strtod(value, &e);
-        if (e != value && *e == '\0' && ms >= 0)
-            r->retry_after_ms = (int64_t)(ms + 0.5);
+        int64_t ms = decimal_ms(value, 1);
+        if (ms >= 0)
+            r->retry_after_ms = ms;
     } else if (sl_slice_ieq(name, "retry-after")) {
         /* retry-after-ms is the more precise of the two when both are sent. */
         int64_t ms = parse_retry_after(value);
@@ -740,6 +859,8 @@ sl_resp_deliver(struct sl_resp *r)
     }
     if (r->have_usage)
         r->sink->on_usage(r->ud, &r->usage);
+    if (r->cancelled)
+        return; /* cancelled from on_usage: the terminal callback is not due any more */
     if (r->state == SL_RESP_FAILED) {
         r->sink->on_error(r->ud, &r->err);
         return;

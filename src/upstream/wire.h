@@ -31,14 +31,19 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "upstream/fastpath.h"
 #include "upstream/jscan.h"
 #include "upstream/ndjson.h"
 #include "upstream/provider.h"
 #include "upstream/sse.h"
 
-/* Caps: one SSE event / NDJSON line, and the error body kept for a non-2xx answer. */
+/*
+ * Caps: one SSE event / NDJSON line, the error body kept for a non-2xx answer, and a
+ * response head (status line and headers; providers send 1-4 KiB).
+ */
 #define SL_WIRE_MAX_EVENT (4u << 20)
 #define SL_WIRE_MAX_ERROR_BODY (64u << 10)
+#define SL_WIRE_MAX_HEAD (64u << 10)
 #define SL_HTTPREQ_MAX_HEADERS 32
 
 /* --- requests ------------------------------------------------------------------------- */
@@ -123,7 +128,8 @@ struct sl_resp {
     const char *provider; /* config name, for messages */
     const char *api_key;  /* borrowed, only to redact it */
 
-    int status; /* of the last status line; 0 before one */
+    int status;        /* of the last status line; 0 before one */
+    size_t head_bytes; /* of the current response head, against SL_WIRE_MAX_HEAD */
     bool body_started;
     int64_t retry_after_ms; /* from Retry-After / retry-after-ms, -1 if none */
     int should_retry;       /* x-should-retry: -1 absent, 0, 1 */
@@ -173,8 +179,19 @@ struct sl_resp {
 void sl_resp_init(struct sl_resp *r, const struct sl_wire *w, const struct sl_upstream_sink *sink,
                   void *ud, const struct sl_config_provider *provider);
 
-/* One header line as received (CRLF or LF included or not). Returns 0 (always). */
+/*
+ * One header line as received (CRLF or LF included or not). Returns 0 to go on, or 1 once
+ * the outcome is decided: the head grew past SL_WIRE_MAX_HEAD, which is an UPSTREAM_ERROR
+ * that a retry would not cure ("provider response header too large").
+ */
 int sl_resp_header(struct sl_resp *r, const char *line, size_t len);
+
+/*
+ * A response head that the transport gave up on before the decoder saw all of it (curl
+ * refuses a header line over 100 KiB by itself): decides the same error as the cap of
+ * sl_resp_header. detail is the transport's own words, or NULL. Returns SL_RESP_STOP.
+ */
+int sl_resp_head_too_large(struct sl_resp *r, const char *detail);
 
 /* Body bytes in any split. Returns 0 to go on, 1 once the outcome is decided (stop reading). */
 int sl_resp_body(struct sl_resp *r, const char *p, size_t len);
@@ -185,12 +202,15 @@ int sl_resp_body(struct sl_resp *r, const char *p, size_t len);
  * stream whose terminator was seen is done even if the connection then failed; a non-2xx
  * status is mapped from its status and (possibly partial) body; otherwise the transport
  * error stands, and a clean end without the terminator is a truncated stream (an error).
+ * A clean end first reads a last event that lacks only its separator: sink callbacks
+ * (deltas) can run from here, and the sink may cancel (r->cancelled) from them.
  */
 void sl_resp_end(struct sl_resp *r, const struct sl_upstream_error *transport);
 
 /*
  * Calls the terminal callbacks: on_usage (if the provider reported usage), then on_done
- * or on_error. Must follow sl_resp_end; the decoder must not be used by the caller's sink
+ * or on_error, unless r->cancelled was set meanwhile (a cancel from on_usage: then nothing
+ * follows it). Must follow sl_resp_end; the decoder must not be used by the caller's sink
  * afterwards (it may be freed by the caller once this returns).
  */
 void sl_resp_deliver(struct sl_resp *r);
@@ -242,9 +262,49 @@ void sl_wire_status_error(int status, enum sl_errcode *code, bool *retryable);
 /* "2.5s", "1s", "500ms" (a protobuf Duration as JSON) -> ms; -1 if malformed. */
 int64_t sl_wire_duration_ms(const char *s);
 
-/* Small JSON helpers: the string (or NULL) / number (or def) under key. */
+/* Small JSON helpers: the string under key, or NULL. */
 const char *sl_json_str(const json_t *obj, const char *key);
+
+/*
+ * The number under key as an integer (a real is truncated), or def when it is absent, not a
+ * number, or a real that no int64_t holds ("index":1e300: casting it would be undefined).
+ */
 int64_t sl_json_int(const json_t *obj, const char *key, int64_t def);
+
+/*
+ * Numbers from providers are checked before they are used: a token count is a number from 0
+ * to SL_WIRE_MAX_TOKENS (no call comes near a billion tokens; past that a count is garbage
+ * that would make cost_usd absurd), a tool call index a number from 0 to INT32_MAX, a
+ * Retry-After at most a day (a longer hint is clamped).
+ */
+#define SL_WIRE_MAX_TOKENS 1000000000
+#define SL_WIRE_MAX_RETRY_AFTER_MS (24 * 3600 * 1000)
+
+/*
+ * A token count under key: 1 with *out set (a real is truncated), 0 when it is absent or
+ * null (*out untouched), -1 for anything else (a string, a negative or too large number).
+ */
+int sl_json_count(const json_t *obj, const char *key, uint64_t *out);
+
+/*
+ * A usage object read with jansson, by the rule of the fast paths' sl_wire_scan_usage:
+ * true with both counts set when obj is an object whose counts under in_key and out_key
+ * are valid (an absent one is 0); false (nothing set) when obj is not an object or either
+ * count is invalid: such a report is ignored as a whole, and the stream estimates.
+ */
+bool sl_wire_usage(const json_t *obj, const char *in_key, const char *out_key, uint64_t *in,
+                   uint64_t *out);
+
+/*
+ * A tool call index under key: 1 with *out set when it is an integer from 0 to INT32_MAX
+ * (or a real holding one), 0 when absent or null, -1 for anything else. An adapter fails
+ * the stream on -1 (sl_wire_bad_index): a fragment given to the wrong call would corrupt it.
+ */
+int sl_json_index(const json_t *obj, const char *key, int *out);
+int sl_wire_bad_index(struct sl_resp *r);
+
+/* An error code that is an HTTP status (100..599), else 0. */
+int sl_wire_status_of(int64_t code);
 
 /* --- helpers for request building ----------------------------------------------------- */
 
@@ -276,12 +336,13 @@ bool sl_wire_data_url(const char *url, struct sl_slice *mime, struct sl_slice *d
 const char *sl_wire_tool_name(const json_t *messages, size_t before, const char *id);
 
 /*
- * The usage object of a chunk on a fast path: null (returns 0) or an object in which
- * `in_key` and `out_key`, if present, are integers given once (returns 1, counts set; an
- * absent one stays as it was). -1 for anything else: the jansson path judges the chunk.
+ * The usage a fast-path scan found (fastpath.h): true with the counts when the object in
+ * usage_slot was absent or null (nothing set; the caller checks sl_fp_has) or held counts
+ * in in_slot / out_slot from 0 to SL_WIRE_MAX_TOKENS (an absent one is 0); false when a
+ * count is out of range: the jansson path then judges the chunk.
  */
-int sl_wire_scan_usage(struct sl_jscan *s, const char *in_key, const char *out_key, int64_t *in,
-                       int64_t *out);
+bool sl_wire_fp_usage(const struct sl_fp_out *o, int usage_slot, int in_slot, int out_slot,
+                      uint64_t *in, uint64_t *out);
 
 /* base_url + path, or base_url + alt when base_url already ends in the version segment. */
 char *sl_wire_url(const char *base_url, const char *version, const char *path);

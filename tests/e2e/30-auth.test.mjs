@@ -70,6 +70,7 @@ describe('auth', () => {
     ['wrong secret', () => jwt({ iss: 'sluice-tests' }, { secret: 'another-secret-0123456789abcdef0123' }), /signature/],
     ['expired', () => good({ exp: Math.floor(Date.now() / 1000) - 3600 }), /expired/],
     ['not yet valid', () => good({ nbf: Math.floor(Date.now() / 1000) + 3600 }), /not yet/],
+    ['no exp (auth.jwt.require_exp is on by default)', () => good({ exp: undefined }), /no expiry/],
     ['wrong issuer', () => jwt({ iss: 'someone-else' }), /issuer/],
     ['alg none', () => {
       const b = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');

@@ -1,4 +1,5 @@
-// fuzz-sources: src/upstream/wire.c src/upstream/jscan.c src/upstream/sse.c src/upstream/ndjson.c
+// fuzz-sources: src/upstream/wire.c src/upstream/jscan.c src/upstream/fastpath.c
+// fuzz-sources: src/upstream/sse.c src/upstream/ndjson.c
 // fuzz-sources: src/upstream/openai.c src/upstream/anthropic.c src/upstream/gemini.c
 // fuzz-sources: src/upstream/ollama.c src/base/buf.c src/base/alloc.c src/base/utf8.c
 // fuzz-sources: src/base/util.c src/base/codes.c

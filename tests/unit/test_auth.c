@@ -58,6 +58,8 @@ setup(void)
 {
     cfg = sl_config_new_defaults();
     cfg->jwt.secret = sl_strdup(SECRET);
+    /* Most tokens here are about other rules: the exp rule has tests of its own (require_exp_*). */
+    cfg->jwt.require_exp = false;
 }
 
 /*
@@ -305,7 +307,8 @@ expect_fail_at(const char *tok, size_t len, uint64_t now_ms, int code, const cha
     cr_assert_eq(rc, code, "got %d (%s), want %d (%s)", rc, reason, code, text);
     cr_assert_str_eq(reason, text);
     cr_assert_eq(id.user[0], '\0', "a refused token leaves no identity behind");
-    cr_assert_eq(id.expires_at, 0);
+    cr_assert_eq(id.exp_ms, 0);
+    cr_assert_eq(id.email[0], '\0');
 }
 
 static void
@@ -329,8 +332,8 @@ AUTH_TEST(jwt, minted_token_verifies)
     cr_assert_str_eq(id.user, "alice");
     cr_assert_str_eq(id.method, "jwt");
     long now = now_s();
-    cr_assert(id.expires_at >= now + 3599 && id.expires_at <= now + 3601, "exp %lld vs now %ld",
-              (long long)id.expires_at, now);
+    cr_assert(id.exp_ms >= (now + 3599) * 1000 && id.exp_ms <= (now + 3601) * 1000,
+              "exp %lld ms vs now %ld s", (long long)id.exp_ms, now);
 }
 
 AUTH_TEST(jwt, minted_token_carries_issuer_and_audience)
@@ -403,7 +406,7 @@ AUTH_TEST(jwt, exp_boundary_is_exclusive)
     struct sl_identity id;
     uint64_t edge = 1000000ull * 1000 + 30000;
     cr_assert_eq(sl_auth_verify_at(auth, tok, strlen(tok), edge - 1, &id, NULL), 0);
-    cr_assert_eq(id.expires_at, 1000000);
+    cr_assert_eq(id.exp_ms, 1000000000);
     expect_fail_at(tok, strlen(tok), edge, SL_AUTH_EEXPIRED, "token expired");
 }
 
@@ -437,11 +440,85 @@ AUTH_TEST(jwt, time_claims_must_be_numbers)
     expect_fail(hs256("{\"sub\":\"a\",\"exp\":null}"), SL_AUTH_ECLAIMS, "invalid claims");
     expect_fail(hs256("{\"sub\":\"a\",\"nbf\":true}"), SL_AUTH_ECLAIMS, "invalid claims");
     /* Fractional and absurdly large NumericDates are numbers. */
-    cr_assert_eq(expect_ok(hs256(fmt("{\"sub\":\"a\",\"exp\":%ld.5}", now + 60))).expires_at,
-                 now + 60);
-    cr_assert_eq(expect_ok(hs256("{\"sub\":\"a\",\"exp\":1e300}")).expires_at, INT64_MAX);
-    /* No exp at all: accepted, no expiry. */
-    cr_assert_eq(expect_ok(hs256("{\"sub\":\"a\"}")).expires_at, 0);
+    cr_assert_eq(expect_ok(hs256(fmt("{\"sub\":\"a\",\"exp\":%ld.5}", now + 60))).exp_ms,
+                 (now + 60) * 1000 + 500);
+    cr_assert_eq(expect_ok(hs256("{\"sub\":\"a\",\"exp\":1e300}")).exp_ms, INT64_MAX);
+    /* No exp at all, with require_exp off: accepted, no expiry. */
+    cr_assert_eq(expect_ok(hs256("{\"sub\":\"a\"}")).exp_ms, 0);
+}
+
+AUTH_TEST(jwt, require_exp_is_the_default_and_refuses_tokens_that_never_expire)
+{
+    struct sl_config *d = sl_config_new_defaults();
+    cr_assert(d->jwt.require_exp, "a token without exp must be refused unless configured");
+    sl_config_free(d);
+    cfg->jwt.require_exp = true;
+    cfg->api_keys = sl_calloc(1, sizeof(*cfg->api_keys));
+    cfg->api_keys[0].name = sl_strdup("ci");
+    cfg->napi_keys = 1;
+    static const char key[] = "sk-sluice-test";
+    unsigned dlen = 0;
+    cr_assert_eq(EVP_Digest(key, strlen(key), cfg->api_keys[0].sha256, &dlen, EVP_sha256(), NULL),
+                 1);
+    build();
+    long now = now_s();
+    expect_fail(hs256("{\"sub\":\"a\"}"), SL_AUTH_ENOEXP, "token has no expiry (exp)");
+    expect_fail(hs256(fmt("{\"sub\":\"a\",\"nbf\":%ld}", now - 10)), SL_AUTH_ENOEXP,
+                "token has no expiry (exp)");
+    struct sl_identity id = expect_ok(hs256(fmt("{\"sub\":\"a\",\"exp\":%ld}", now + 60)));
+    cr_assert_eq(id.exp_ms, (now + 60) * 1000);
+    /* what sluice mints has an exp, and API keys do not expire */
+    cr_assert_gt(expect_ok(keep(sl_auth_mint(auth, "dev", 60000))).exp_ms, 0);
+    id = expect_ok(key);
+    cr_assert_str_eq(id.method, "apikey");
+    cr_assert_eq(id.exp_ms, 0);
+    /* an expired token still says expired, not "no expiry" */
+    expect_fail(hs256(fmt("{\"sub\":\"a\",\"exp\":%ld}", now - 3600)), SL_AUTH_EEXPIRED,
+                "token expired");
+}
+
+AUTH_TEST(jwt, exp_ms_is_never_zero_for_a_token_that_expires)
+{
+    cfg->jwt.leeway_ms = 30000;
+    build();
+    const char *tok = hs256("{\"sub\":\"a\",\"exp\":0.0004}");
+    struct sl_identity id;
+    cr_assert_eq(sl_auth_verify_at(auth, tok, strlen(tok), 1000, &id, NULL), 0);
+    cr_assert_eq(id.exp_ms, 1, "0 would read as \"never expires\"");
+}
+
+AUTH_TEST(jwt, sub_email_and_name_claims)
+{
+    build();
+    long now = now_s();
+    struct sl_identity id = expect_ok(
+        hs256(fmt("{\"sub\":\"u-1\",\"email\":\"ada@example.com\",\"name\":\"Ada L\",\"exp\":%ld}",
+                  now + 60)));
+    cr_assert_str_eq(id.user, "u-1");
+    cr_assert_str_eq(sl_identity_sub(&id), "u-1");
+    cr_assert_str_eq(sl_identity_email(&id), "ada@example.com");
+    cr_assert_str_eq(sl_identity_name(&id), "Ada L");
+
+    /* name stands in for a missing sub as the user; sub itself stays absent */
+    id = expect_ok(hs256("{\"name\":\"Bo\"}"));
+    cr_assert_str_eq(id.user, "Bo");
+    cr_assert_null(sl_identity_sub(&id));
+    cr_assert_null(sl_identity_email(&id));
+    cr_assert_str_eq(sl_identity_name(&id), "Bo");
+
+    /* too long for its array, or not a string: absent, never truncated */
+    char email[SL_AUTH_CLAIM_MAX + 1];
+    memset(email, 'e', SL_AUTH_CLAIM_MAX);
+    email[SL_AUTH_CLAIM_MAX] = '\0';
+    id = expect_ok(hs256(fmt("{\"sub\":\"a\",\"email\":\"%s\",\"name\":7}", email)));
+    cr_assert_null(sl_identity_email(&id));
+    cr_assert_null(sl_identity_name(&id));
+    email[SL_AUTH_CLAIM_MAX - 1] = '\0';
+    id = expect_ok(hs256(fmt("{\"sub\":\"a\",\"email\":\"%s\"}", email)));
+    cr_assert_str_eq(sl_identity_email(&id), email, "255 bytes fit");
+
+    id = expect_ok(hs256("{\"sub\":\"a\",\"email\":\"\"}"));
+    cr_assert_null(sl_identity_email(&id), "an empty claim is no claim");
 }
 
 /* ---- signatures ----------------------------------------------------------------- */
@@ -840,7 +917,8 @@ expect_key(const char *key, const char *name)
     cr_assert_eq(sl_auth_verify(auth, key, strlen(key), &id, &reason), 0, "%s: %s", key, reason);
     cr_assert_str_eq(id.user, name);
     cr_assert_str_eq(id.method, "apikey");
-    cr_assert_eq(id.expires_at, 0);
+    cr_assert_eq(id.exp_ms, 0);
+    cr_assert_eq(id.email[0], '\0');
 }
 
 AUTH_TEST(apikey, each_key_maps_to_its_name)
@@ -978,7 +1056,7 @@ AUTH_TEST(authcfg, no_algorithms_means_api_keys_only)
 
 AUTH_TEST(authcfg, strerror_covers_every_code)
 {
-    for (int c = SL_AUTH_EUNKNOWNKEY; c < 0; c++)
+    for (int c = SL_AUTH_ETHROTTLED; c < 0; c++)
         cr_assert_str_neq(sl_auth_strerror(c), "unknown error", "code %d", c);
     cr_assert_str_eq(sl_auth_strerror(-100), "unknown error");
 }

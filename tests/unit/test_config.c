@@ -140,6 +140,7 @@ Test(config, defaults_without_a_file)
     cr_assert_not_null(cfg->jwt.secret);
     cr_expect_geq(strlen(cfg->jwt.secret), 32);
     cr_expect_eq(cfg->jwt.leeway_ms, 30000);
+    cr_expect(cfg->jwt.require_exp);
     cr_expect_eq(cfg->limits.max_connections, 100000);
     cr_expect_eq(cfg->limits.max_streams_per_connection, 8);
     cr_expect_eq(cfg->limits.messages_per_minute, 60);
@@ -385,6 +386,7 @@ Test(config, every_scalar_key_in_block_style)
                                     "    issuer: https://issuer.example\n"
                                     "    audience: sluice\n"
                                     "    leeway: 250ms\n"
+                                    "    require_exp: false\n"
                                     "  allowed_origins: ['*', 'http://localhost:3000']\n"
                                     "limits:\n"
                                     "  max_header_bytes: 32KiB\n"
@@ -414,6 +416,7 @@ Test(config, every_scalar_key_in_block_style)
     cr_expect_str_eq(cfg->jwt.issuer, "https://issuer.example");
     cr_expect_str_eq(cfg->jwt.audience, "sluice");
     cr_expect_eq(cfg->jwt.leeway_ms, 250);
+    cr_expect_not(cfg->jwt.require_exp);
     cr_assert_eq(cfg->nallowed_origins, 2);
     cr_expect_str_eq(cfg->allowed_origins[0], "*");
     cr_expect_eq(cfg->limits.max_header_bytes, 32768);
@@ -752,6 +755,7 @@ Test(config, environment_wins_over_the_file)
     setenv("SLUICE_AUTH_JWT_ALGORITHMS", "HS384", 1);
     setenv("SLUICE_LIMITS_MAX_MESSAGE_BYTES", "64KiB", 1);
     setenv("SLUICE_WEB_ROOT", "", 1); /* empty counts as unset */
+    setenv("SLUICE_AUTH_JWT_REQUIRE_EXP", "false", 1);
     struct sl_config *cfg = load_ok("listen: 127.0.0.1:8080\n"
                                     "workers: 4\n"
                                     "web_root: site\n"
@@ -777,6 +781,7 @@ Test(config, environment_wins_over_the_file)
     cr_assert_eq(cfg->jwt.nalgorithms, 1);
     cr_expect_str_eq(cfg->jwt.algorithms[0], "HS384");
     cr_expect_eq(cfg->limits.max_message_bytes, 65536);
+    cr_expect_not(cfg->jwt.require_exp);
     sl_config_free(cfg);
 }
 
@@ -861,6 +866,26 @@ Test(config, public_key_file_must_be_pem)
     write_file("key.txt", "not a key\n");
     const char *err = load_err("auth: {jwt: {algorithms: [ES256], public_key_file: key.txt}}\n");
     cr_expect_str_eq(err, "sluice.yaml:1: auth.jwt.public_key_file: \"key.txt\" is not a PEM file");
+}
+
+Test(config, ca_file_must_hold_pem_certificates)
+{
+    static const char cert[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    write_file("ca.pem", cert);
+    struct sl_config *cfg = load_ok("providers: {o: {kind: openai, ca_file: ca.pem}}\n");
+    cr_expect_str_eq(sl_config_find_provider(cfg, "o")->ca_file, "ca.pem");
+    sl_config_free(cfg);
+    write_file("ca.pem", "-----BEGIN TRUSTED CERTIFICATE-----\nMIIB\n");
+    cfg = load_ok("providers: {o: {kind: openai, ca_file: ca.pem}}\n");
+    sl_config_free(cfg);
+
+    write_file("ca.der", "0\x82\x01\n");
+    const char *err = load_err("providers:\n  o: {kind: openai, ca_file: ca.der}\n");
+    cr_expect_str_eq(err, "sluice.yaml:2: providers.o.ca_file: \"ca.der\" is not a PEM file");
+    write_file("key.pem", "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n");
+    err = load_err("providers:\n  o: {kind: openai, ca_file: key.pem}\n");
+    cr_expect_str_eq(err,
+                     "sluice.yaml:2: providers.o.ca_file: \"key.pem\" holds no PEM certificate");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -992,6 +1017,14 @@ Test(config, describe_warns_about_a_generated_secret_and_missing_web_root)
     cfg = load_ok(NULL);
     text = describe(cfg);
     cr_expect(strstr(text, "warnings: none\n") != NULL, "%s", text);
+    free(text);
+    sl_config_free(cfg);
+
+    setenv("SLUICE_AUTH_JWT_REQUIRE_EXP", "off", 1);
+    cfg = load_ok(NULL);
+    text = describe(cfg);
+    cr_expect(strstr(text, "  - auth.jwt.require_exp is off: a JWT without exp never expires\n"),
+              "%s", text);
     free(text);
     sl_config_free(cfg);
 }

@@ -305,37 +305,3 @@ Test(openai, request_details)
     sl_httpreq_cleanup(&req);
     sl_chat_req_free(r);
 }
-
-/* A sink that cancels on the first delta: nothing may follow, not even the terminal. */
-struct cancel_rec {
-    struct rec rec;
-    struct sl_resp *resp;
-};
-
-static void
-cancel_on_delta(void *ud, const char *text, size_t len)
-{
-    struct cancel_rec *c = ud;
-    rec_on_delta(&c->rec, text, len);
-    c->resp->cancelled = true;
-}
-
-Test(openai, cancel_from_a_delta_stops_the_rest_of_the_chunk)
-{
-    struct sl_upstream_sink sink = rec_sink;
-    sink.on_delta = cancel_on_delta;
-    struct cancel_rec c;
-    memset(&c, 0, sizeof(c));
-    struct sl_config_provider pv = test_provider("p", H_KEY);
-    struct sl_resp resp;
-    c.resp = &resp;
-    sl_resp_init(&resp, &sl_wire_openai, &sink, &c, &pv);
-    sl_resp_header(&resp, "HTTP/1.1 200 OK\r\n", 17);
-    const char *body = CHUNK("one") CHUNK("two") CHUNK("three") FINISH "data: [DONE]\n\n";
-    cr_assert_neq(sl_resp_body(&resp, body, strlen(body)), 0);
-    cr_assert_eq(c.rec.ndeltas, 1);
-    cr_assert_str_eq(sl_buf_cstr(&c.rec.text), "one");
-    cr_assert_eq(c.rec.terminals, 0);
-    sl_resp_cleanup(&resp);
-    rec_free(&c.rec);
-}

@@ -283,3 +283,223 @@ Test(wire, fast_paths_agree_with_jansson_on_every_input)
     closedir(d);
     cr_assert(n >= 33, "%d inputs", n);
 }
+
+/*
+ * Numbers from providers that no C type holds (1e300 where an int is due), negative or
+ * absurd token counts: each seed of tests/fuzz/seeds/wire named here, read by its adapter,
+ * gives a clear outcome. A count out of range drops that usage report (the stream then
+ * estimates, rather than wrapping to 2^64 - 5 tokens and an absurd cost_usd); a tool call
+ * index out of range fails the stream; an error code out of range is no status.
+ */
+Test(wire, numbers_out_of_range_from_providers)
+{
+    static const struct {
+        const char *seed;
+        const struct sl_wire *wire;
+        const char *text;  /* done with this text, or NULL: an error */
+        const char *error; /* a part of its message */
+        bool retryable;
+    } cases[] = {
+        {"openai_tool_index_1e300.sse", &sl_wire_openai, NULL, "tool call index", false},
+        {"openai_usage_negative.sse", &sl_wire_openai, "hi", NULL, false},
+        {"openai_usage_huge.sse", &sl_wire_openai, "hi", NULL, false},
+        {"openai_error_code_wrap.sse", &sl_wire_openai, NULL, "bad", false},
+        {"anthropic_tool_index_1e300.sse", &sl_wire_anthropic, NULL, "tool call index", false},
+        {"anthropic_tool_index_negative.sse", &sl_wire_anthropic, NULL, "tool call index", false},
+        {"anthropic_usage_negative.sse", &sl_wire_anthropic, "hi", NULL, false},
+        {"gemini_usage_out_of_range.sse", &sl_wire_gemini, "hi!", NULL, false},
+        {"gemini_error_code_1e300.sse", &sl_wire_gemini, NULL, "boom", true},
+        {"ollama_counts_out_of_range.ndjson", &sl_wire_ollama, "hi", NULL, false},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        char path[256];
+        size_t len;
+        snprintf(path, sizeof(path), "tests/fuzz/seeds/wire/%s", cases[i].seed);
+        char *body = read_file(path, &len);
+        for (int slow = 0; slow < 2; slow++) {
+            struct fixture fx;
+            memset(&fx, 0, sizeof(fx));
+            snprintf(fx.id, sizeof(fx.id), "%s", cases[i].seed);
+            fx.meta = json_pack("{s:{s:i,s:{}}}", "response", "status", 200, "headers");
+            fx.body = body;
+            fx.body_len = len;
+            struct rec r;
+            run_fixture_ex(cases[i].wire, &fx, SPLIT_WHOLE, 0, slow, &r);
+            cr_assert_eq(r.terminals, 1, "%s", cases[i].seed);
+            if (cases[i].text != NULL) {
+                cr_assert(r.done, "%s: %s", cases[i].seed, r.message);
+                cr_assert_str_eq(sl_buf_cstr(&r.text), cases[i].text, "%s", cases[i].seed);
+                cr_assert(!r.have_usage, "%s: usage %llu/%llu", cases[i].seed,
+                          (unsigned long long)r.usage.input_tokens,
+                          (unsigned long long)r.usage.output_tokens);
+            } else {
+                cr_assert(!r.done, "%s: done", cases[i].seed);
+                cr_assert_eq(r.code, SL_ERR_UPSTREAM_ERROR, "%s", cases[i].seed);
+                cr_assert(strstr(r.message, cases[i].error), "%s: %s", cases[i].seed, r.message);
+                cr_assert_eq(r.retryable, cases[i].retryable, "%s: %s", cases[i].seed, r.message);
+            }
+            rec_free(&r);
+            json_decref(fx.meta);
+        }
+        free(body);
+    }
+}
+
+Test(wire, json_numbers_that_fit_no_integer_give_the_default)
+{
+    json_t *o = json_loads("{\"big\":1e300,\"neg\":-1e300,\"edge\":9223372036854775807.0,"
+                           "\"real\":12.7,\"int\":-3,\"str\":\"4\"}",
+                           0, NULL);
+    cr_assert_not_null(o);
+    cr_assert_eq(sl_json_int(o, "big", 7), 7);
+    cr_assert_eq(sl_json_int(o, "neg", 7), 7);
+    cr_assert_eq(sl_json_int(o, "edge", 7), 7, "2^63 as a double is one past INT64_MAX");
+    cr_assert_eq(sl_json_int(o, "real", 7), 12);
+    cr_assert_eq(sl_json_int(o, "int", 7), -3);
+    cr_assert_eq(sl_json_int(o, "str", 7), 7);
+    cr_assert_eq(sl_json_int(o, "absent", 7), 7);
+    json_decref(o);
+}
+
+Test(wire, retry_after_values_that_fit_no_integer)
+{
+    static const struct {
+        const char *line;
+        int64_t want;
+    } cases[] = {
+        {"Retry-After: 1e300\r\n", -1},
+        {"Retry-After: nan\r\n", -1},
+        {"Retry-After: inf\r\n", -1},
+        {"Retry-After: -3\r\n", -1},
+        {"Retry-After: 0x10\r\n", -1},
+        {"Retry-After: 99999999999999999999999\r\n", 86400000},
+        {"Retry-After: 1.5\r\n", 1500},
+        {"Retry-After: Fri, 31 Dec 9999 23:59:59 GMT\r\n", 86400000},
+        {"retry-after-ms: 1e300\r\n", -1},
+        {"retry-after-ms: inf\r\n", -1},
+        {"retry-after-ms: nan\r\n", -1},
+        {"retry-after-ms: 1"
+         "0000000000000000000000000000000000000000\r\n",
+         86400000},
+        {"retry-after-ms: 12.4\r\n", 12},
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        struct rec rec;
+        struct sl_config_provider pv = test_provider("p", H_KEY);
+        struct sl_resp r;
+        resp_init(&r, &rec, &pv);
+        sl_resp_header(&r, "HTTP/1.1 429 Slow\r\n", 19);
+        sl_resp_header(&r, cases[i].line, strlen(cases[i].line));
+        cr_assert_eq(r.retry_after_ms, cases[i].want, "%s-> %lld", cases[i].line,
+                     (long long)r.retry_after_ms);
+        sl_resp_cleanup(&r);
+    }
+    struct rec rec;
+    struct sl_config_provider pv = test_provider("p", H_KEY);
+    struct sl_resp r;
+    resp_init(&r, &rec, &pv);
+    sl_resp_header(&r, "HTTP/1.1 99999999999999999999 Huge\r\n", 36);
+    cr_assert_geq(r.status, 1000, "a status of more than three digits is no success");
+    sl_resp_cleanup(&r);
+    cr_assert_eq(sl_wire_duration_ms("nan"), -1);
+    cr_assert_eq(sl_wire_duration_ms("infs"), -1);
+    cr_assert_eq(sl_wire_duration_ms("1e300ms"), -1);
+}
+
+/*
+ * The decoder's half of a cancel: httpcall's cancel sets sl_resp.cancelled from inside a
+ * sink callback (test_httpcall.c runs the real ops->cancel through every callback of every
+ * adapter); here the flag alone, set from a delta in the middle of one read and from the
+ * usage report, must stop every later callback, the terminal one included.
+ */
+struct flag_rec {
+    struct rec rec;
+    struct sl_resp *resp;
+};
+
+static void
+flag_on_delta(void *ud, const char *text, size_t len)
+{
+    struct flag_rec *c = ud;
+    rec_on_delta(&c->rec, text, len);
+    c->resp->cancelled = true;
+}
+
+static void
+flag_on_usage(void *ud, const struct sl_usage *u)
+{
+    struct flag_rec *c = ud;
+    rec_on_usage(&c->rec, u);
+    c->resp->cancelled = true;
+}
+
+Test(wire, the_cancelled_flag_stops_every_later_callback)
+{
+    static const char body[] =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"one\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"two\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
+    for (int at_usage = 0; at_usage < 2; at_usage++) {
+        struct sl_upstream_sink sink = rec_sink;
+        if (at_usage)
+            sink.on_usage = flag_on_usage;
+        else
+            sink.on_delta = flag_on_delta;
+        struct flag_rec c;
+        memset(&c, 0, sizeof(c));
+        struct sl_config_provider pv = test_provider("p", H_KEY);
+        struct sl_resp resp;
+        c.resp = &resp;
+        sl_resp_init(&resp, &sl_wire_openai, &sink, &c, &pv);
+        sl_resp_header(&resp, "HTTP/1.1 200 OK\r\n", 17);
+        int rc = sl_resp_body(&resp, body, strlen(body));
+        cr_assert_eq(rc != 0, !at_usage, "a cancel in the body stops the read");
+        sl_resp_end(&resp, NULL);
+        sl_resp_deliver(&resp);
+        cr_assert_eq(c.rec.ndeltas, at_usage ? 2 : 1);
+        cr_assert_eq(c.rec.nusage, (unsigned)at_usage);
+        cr_assert_eq(c.rec.terminals, 0, "no terminal callback after a cancel");
+        sl_resp_cleanup(&resp);
+        rec_free(&c.rec);
+    }
+}
+
+Test(wire, a_response_head_is_capped)
+{
+    struct rec rec;
+    struct sl_config_provider pv = test_provider("p", H_KEY);
+    struct sl_resp r;
+    char line[1024];
+    memset(line, 'x', sizeof(line));
+    memcpy(line, "X-Pad: ", 7);
+    memcpy(line + sizeof(line) - 2, "\r\n", 2);
+
+    /* 63 KiB in a 100 Continue head, then as much again in the answer's: fine */
+    resp_init(&r, &rec, &pv);
+    cr_assert_eq(sl_resp_header(&r, "HTTP/1.1 100 Continue\r\n", 23), 0);
+    for (int i = 0; i < 63; i++)
+        cr_assert_eq(sl_resp_header(&r, line, sizeof(line)), 0);
+    cr_assert_eq(sl_resp_header(&r, "HTTP/1.1 200 OK\r\n", 17), 0);
+    for (int i = 0; i < 63; i++)
+        cr_assert_eq(sl_resp_header(&r, line, sizeof(line)), 0);
+    sl_resp_cleanup(&r);
+
+    /* past 64 KiB in one head: decided, not retryable, and every later line is refused */
+    resp_init(&r, &rec, &pv);
+    cr_assert_eq(sl_resp_header(&r, "HTTP/1.1 200 OK\r\n", 17), 0);
+    int i = 0;
+    while (sl_resp_header(&r, line, sizeof(line)) == 0)
+        i++;
+    cr_assert_eq(i, 63);
+    cr_assert_eq(sl_resp_header(&r, "X: y\r\n", 6), 1);
+    cr_assert_eq(sl_resp_body(&r, "data: x\n\n", 9), 1);
+    sl_resp_end(&r, NULL);
+    sl_resp_deliver(&r);
+    cr_assert_eq(rec.terminals, 1);
+    cr_assert_eq(rec.code, SL_ERR_UPSTREAM_ERROR);
+    cr_assert(!rec.retryable);
+    cr_assert_str_eq(rec.message, "p: provider response header too large (over 64 KiB)");
+    sl_resp_cleanup(&r);
+    rec_free(&rec);
+}

@@ -134,7 +134,9 @@ describe('timeouts and broken upstreams', () => {
   test('a connection reset mid-stream is an error', async () => {
     c.send({ type: 'chat', id: 't8', model: 'reset', message: uniq('reset') });
     const ev = await c.collect('t8');
-    assert.equal(textOf(ev), 'tok1 tok2 ');
+    // The reset follows the two tokens by 10 ms; on a loaded machine it can reach the kernel
+    // before curl read them, and a reset discards unread data: what arrived is a prefix.
+    assert.ok('tok1 tok2 '.startsWith(textOf(ev)), textOf(ev));
     assert.equal(ev.at(-1).code, 'UPSTREAM_ERROR');
   });
 });

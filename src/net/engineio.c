@@ -461,6 +461,12 @@ sl_eio_close(struct sl_eio *s)
 }
 
 void
+sl_eio_fail(struct sl_eio *s)
+{
+    end(s, SL_EIO_R_PARSE);
+}
+
+void
 sl_eio_set_user_data(struct sl_eio *s, void *ud)
 {
     s->ud = ud;

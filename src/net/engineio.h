@@ -159,6 +159,13 @@ void sl_eio_send(struct sl_eio *s, const char *data, size_t len, bool binary);
  */
 void sl_eio_close(struct sl_eio *s);
 
+/*
+ * Ends the session at once for a protocol error found above Engine.IO (a malformed
+ * Socket.IO packet): a WebSocket is closed with 1002, a pending GET gets a close packet,
+ * what is queued is dropped. on_close(SL_EIO_R_PARSE) follows.
+ */
+void sl_eio_fail(struct sl_eio *s);
+
 /* Bytes queued towards the client and not yet handed to the kernel. */
 size_t sl_eio_queued(const struct sl_eio *s);
 

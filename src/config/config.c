@@ -276,6 +276,7 @@ expected(const struct sl_config_key *k, char *b, size_t n)
     case SL_KEY_PROVIDERS:
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
+    case SL_KEY_NAMESPACES:
         return "a mapping of names to settings";
     }
     return "a value";
@@ -537,6 +538,7 @@ set_scalar(struct ctx *c, const struct sl_config_key *k, const char *path, struc
     case SL_KEY_PROVIDERS:
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
+    case SL_KEY_NAMESPACES:
         break;
     }
     return fail(c, o, "%s: expected %s, got %s", path, expected(k, b, sizeof(b)), q);
@@ -1025,6 +1027,62 @@ load_agents(struct ctx *c, const char *path, const yaml_node_t *n)
     return 0;
 }
 
+static void
+namespace_cleanup(struct sl_config_namespace *ns)
+{
+    free(ns->name);
+    strv_clear(&ns->dialects, &ns->ndialects);
+}
+
+static void
+namespaces_clear(struct sl_config *cfg)
+{
+    for (size_t i = 0; i < cfg->socketio.nnamespaces; i++)
+        namespace_cleanup(&cfg->socketio.namespaces[i]);
+    free(cfg->socketio.namespaces);
+    cfg->socketio.namespaces = NULL;
+    cfg->socketio.nnamespaces = 0;
+}
+
+static void
+namespace_add(struct sl_config *cfg, const char *name, const char *const *dialects, size_t n)
+{
+    cfg->socketio.namespaces =
+        sl_realloc(cfg->socketio.namespaces,
+                   (cfg->socketio.nnamespaces + 1) * sizeof(*cfg->socketio.namespaces));
+    struct sl_config_namespace *ns = &cfg->socketio.namespaces[cfg->socketio.nnamespaces++];
+    memset(ns, 0, sizeof(*ns));
+    ns->name = sl_strdup(name);
+    for (size_t i = 0; i < n; i++)
+        strv_push(&ns->dialects, &ns->ndialects, dialects[i], strlen(dialects[i]));
+}
+
+/* socketio.namespaces: the file's list replaces the default one. */
+static int
+load_namespaces(struct ctx *c, const char *path, const yaml_node_t *n)
+{
+    struct sl_config *cfg = c->cfg;
+    char prefix[ENTRY_NAME_MAX + 32];
+    int rc = entries_begin(c, path, n);
+    namespaces_clear(cfg);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
+    size_t len = sl_yaml_map_len(n);
+    for (size_t i = 0; i < len; i++) {
+        const char *name;
+        const yaml_node_t *kn, *vn;
+        if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
+            return -1;
+        if (name[0] != '/')
+            return fail(c, at(kn), "%s.%s: a namespace starts with '/'", path, name);
+        namespace_add(cfg, name, NULL, 0);
+        if (load_map(c, vn, prefix, "", sl_config_namespace_keys, sl_config_nnamespace_keys,
+                     &cfg->socketio.namespaces[cfg->socketio.nnamespaces - 1], NULL) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int
 set_node(struct ctx *c, const struct sl_config_key *k, const char *path, const yaml_node_t *n,
          void *base)
@@ -1043,6 +1101,8 @@ set_node(struct ctx *c, const struct sl_config_key *k, const char *path, const y
         return load_models(c, path, n);
     case SL_KEY_AGENTS:
         return load_agents(c, path, n);
+    case SL_KEY_NAMESPACES:
+        return load_namespaces(c, path, n);
     default:
         break;
     }
@@ -1381,6 +1441,18 @@ sl_config_new_defaults(void)
     cfg->log.level = SL_LOG_INFO;
     cfg->log.format = SL_LOG_FORMAT_LOGFMT;
 
+    cfg->socketio.path = sl_strdup("/socket.io/");
+    cfg->socketio.ping_interval_ms = 25000;
+    cfg->socketio.ping_timeout_ms = 20000;
+    cfg->socketio.max_payload = 1000000;
+    cfg->socketio.connect_timeout_ms = 45000;
+    cfg->socketio.recovery = true;
+    static const char *const main_nsp[] = {"chat", "llm"}, *const stream_nsp[] = {"stream"},
+                             *const ai_nsp[] = {"ai"};
+    namespace_add(cfg, "/", main_nsp, 2);
+    namespace_add(cfg, "/stream", stream_nsp, 1);
+    namespace_add(cfg, "/ai", ai_nsp, 1);
+
     /* The demo provider exists in every configuration unless a file redefines it. */
     cfg->providers = sl_calloc(1, sizeof(*cfg->providers));
     provider_init(&cfg->providers[0], "demo", SL_PROVIDER_DEMO);
@@ -1456,6 +1528,8 @@ sl_config_free(struct sl_config *cfg)
     for (size_t i = 0; i < cfg->nagents; i++)
         agent_cleanup(&cfg->agents[i]);
     free(cfg->agents);
+    free(cfg->socketio.path);
+    namespaces_clear(cfg);
     free(cfg);
 }
 

@@ -206,6 +206,17 @@ sl_config_describe(const struct sl_config *cfg, FILE *out)
     sl_config_fmt_duration(d, sizeof(d), cfg->resume.window_ms);
     fprintf(out, "heartbeat: every %s, timeout %s; resume window %s (%u events)\n", a, b, d,
             cfg->resume.max_events);
+    sl_config_fmt_duration(a, sizeof(a), cfg->socketio.ping_interval_ms);
+    sl_config_fmt_duration(b, sizeof(b), cfg->socketio.ping_timeout_ms);
+    fprintf(out, "socketio:  %s, ping %s/%s, recovery %s, namespaces:", cfg->socketio.path, a, b,
+            cfg->socketio.recovery ? "on" : "off");
+    for (size_t i = 0; i < cfg->socketio.nnamespaces; i++) {
+        const struct sl_config_namespace *ns = &cfg->socketio.namespaces[i];
+        fprintf(out, " %s (", ns->name);
+        print_list(out, ns->dialects, ns->ndialects, "no dialect");
+        fprintf(out, "%s)", ns->auth == SL_NSP_AUTH_NONE ? "; auth none" : "");
+    }
+    fputs(cfg->socketio.nnamespaces ? "\n" : " none\n", out);
     fputs("redis:     ", out);
     if (cfg->redis.url != NULL)
         print_redis_url(out, cfg->redis.url);

@@ -100,6 +100,9 @@ sl_server_free(struct sl_server *srv)
     if (srv == NULL)
         return;
     sl_server_stop(srv);
+    /* All stopped before any is freed: a worker may post to another until it stops. */
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        sl_worker_join(srv->workers[i]);
     for (unsigned i = 0; i < srv->nworkers; i++)
         sl_worker_join_free(srv->workers[i]);
     free(srv->workers);

@@ -9,6 +9,7 @@
 #include "core/routes.h"
 #include "core/server.h"
 #include "core/session.h"
+#include "core/sio_worker.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "upstream/upstream.h"
@@ -92,6 +93,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     };
     sl_http_server_init(&w->http, w->loop, &lim, sl_routes_handle, w);
     sl_session_init_timers(w);
+    w->sio = sl_sio_worker_new(w);
     w->up = sl_upstream_new(w->loop, cfg);
     sl_loop_add_turn_hook(w->loop, on_turn, w);
 
@@ -130,6 +132,7 @@ do_drain(void *arg)
     w->draining = true;
     struct sl_list *pos, *tmp;
     sl_list_foreach_safe(pos, tmp, &w->sessions) sl_session_drain(sl_session_from_link(pos));
+    sl_sio_worker_drain(w->sio);
 }
 
 static void
@@ -157,6 +160,7 @@ do_stop(void *arg)
     }
     struct sl_list *pos, *tmp;
     sl_list_foreach_safe(pos, tmp, &w->sessions) sl_session_shutdown(sl_session_from_link(pos));
+    sl_sio_worker_stop(w->sio);
     /* What is left speaks plain HTTP (or was already closing). */
     sl_conn_pool_foreach(&w->conns, close_conn, NULL);
     on_turn(w);
@@ -175,14 +179,24 @@ sl_worker_post_stop(struct sl_worker *w)
 }
 
 void
-sl_worker_join_free(struct sl_worker *w)
+sl_worker_join(struct sl_worker *w)
 {
-    if (w == NULL)
+    if (w == NULL || w->joined)
         return;
+    w->joined = true;
     if (w->started)
         pthread_join(w->thread, NULL);
     else
         sl_loop_run(w->loop); /* never started: run the posted stop here */
+}
+
+void
+sl_worker_join_free(struct sl_worker *w)
+{
+    if (w == NULL)
+        return;
+    sl_worker_join(w);
+    sl_sio_worker_free(w->sio);
     sl_upstream_free(w->up);
     sl_metrics_cleanup(&w->metrics);
     sl_buf_free(&w->scratch);

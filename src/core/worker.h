@@ -22,6 +22,7 @@
 #include "obs/metrics.h"
 
 struct sl_server;
+struct sl_sio_worker;
 struct sl_upstream;
 struct sl_loop;
 
@@ -33,6 +34,7 @@ struct sl_worker {
     struct sl_conn_pool conns;
     struct sl_http_server http;
     struct sl_upstream *up;
+    struct sl_sio_worker *sio; /* Engine.IO / Socket.IO endpoints, connection hand-off */
     struct sl_metrics metrics;
 
     /* session deadlines (core/session.c) */
@@ -49,6 +51,7 @@ struct sl_worker {
     int listen_fd;
     pthread_t thread;
     bool started;
+    bool joined;
     atomic_bool finished; /* the thread's loop returned */
     bool draining;
     bool stopping;
@@ -68,6 +71,12 @@ void sl_worker_post_stop(struct sl_worker *w);
 
 /* Whether the worker's loop has ended (after a stop), readable from another thread. */
 bool sl_worker_finished(struct sl_worker *w);
+
+/*
+ * Waits for the thread (once). The server joins every worker before freeing any: until all
+ * have stopped, one may still post to another's loop (a connection hand-off).
+ */
+void sl_worker_join(struct sl_worker *w);
 
 /* Waits for the thread and frees the worker. */
 void sl_worker_join_free(struct sl_worker *w);

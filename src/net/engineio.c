@@ -1047,11 +1047,9 @@ sl_eio_handle(struct sl_eio_server *srv, struct sl_conn *c, const struct sl_http
     if (sn == -1)
         return handshake(ep, c, req, websocket);
     int owner = sn > 0 ? sid_worker(v, (size_t)sn) : -1;
-    if (owner >= 0 && (unsigned)owner != srv->opt.worker && (unsigned)owner < srv->opt.nworkers &&
-        srv->opt.handoff) {
-        srv->opt.handoff(srv->opt.ud, (unsigned)owner, c, req);
+    if (owner >= 0 && (unsigned)owner != srv->opt.worker && srv->opt.handoff &&
+        srv->opt.handoff(srv->opt.ud, (unsigned)owner, c, req))
         return SL_EIO_HANDED_OFF;
-    }
     struct sl_eio *s = owner == (int)srv->opt.worker ? table_find(srv, v) : NULL;
     if (s == NULL || s->ep != ep || expired(s))
         return respond_error(srv, c, req, 400, E_UNKNOWN_SID, "Session ID unknown", NULL);
@@ -1104,11 +1102,9 @@ sl_eio_server_new(struct sl_loop *loop, const struct sl_eio_options *opt)
     struct sl_eio_server *srv = sl_calloc(1, sizeof(*srv));
     srv->loop = loop;
     srv->opt = *opt;
-    if (srv->opt.nworkers == 0)
-        srv->opt.nworkers = 1;
     if (srv->opt.upgrade_timeout_ms == 0)
         srv->opt.upgrade_timeout_ms = 10000;
-    sl_assert(srv->opt.worker < 64 * 64 && srv->opt.worker < srv->opt.nworkers);
+    sl_assert(srv->opt.worker < 64 * 64);
     sl_list_init(&srv->pending);
     sl_timeq_init(&srv->ping_tq, opt->ping_interval_ms, on_ping_due);
     sl_timeq_init(&srv->wait_tq, opt->ping_timeout_ms, on_wait_over);
@@ -1141,6 +1137,20 @@ void
 sl_eio_server_drain(struct sl_eio_server *srv)
 {
     srv->draining = true;
+}
+
+void
+sl_eio_server_close_all(struct sl_eio_server *srv)
+{
+    for (size_t i = 0; i < srv->tcap; i++) {
+        /* A close may take a session out of the chain, never free it on the spot. */
+        struct sl_eio *s = srv->table[i];
+        while (s) {
+            struct sl_eio *next = s->hnext;
+            sl_eio_close(s);
+            s = next;
+        }
+    }
 }
 
 void

@@ -83,8 +83,7 @@ struct sl_eio_options {
     uint64_t max_payload;        /* bytes: a WebSocket message, a long-polling POST body */
     uint64_t max_queued;         /* bytes queued towards a client before its session closes */
     uint64_t upgrade_timeout_ms; /* a probe WebSocket must complete the upgrade within this */
-    unsigned worker;             /* this worker's index (named in the sids it makes) */
-    unsigned nworkers;
+    unsigned worker;             /* this worker's index (named in the sids it makes), < 4096 */
     /*
      * The Origin policy (auth/origin.h): whether a browser page of origin may use the
      * server. origin.ptr is NULL when the request has no Origin. NULL: every origin may.
@@ -92,10 +91,11 @@ struct sl_eio_options {
     bool (*origin_allowed)(void *ud, struct sl_slice origin, struct sl_slice host);
     /*
      * A request for a session of worker `owner` arrived here: move the connection with the
-     * request to the owner (net/handoff.h). Called from inside the request callback; must
-     * take the connection over (it is not answered here). NULL with nworkers == 1.
+     * request to the owner (net/handoff.h), from inside the request callback, and return
+     * true; or return false if there is no such worker (the request is then answered 400,
+     * unknown sid). NULL: a single worker.
      */
-    void (*handoff)(void *ud, unsigned owner, struct sl_conn *c, const struct sl_http_req *req);
+    bool (*handoff)(void *ud, unsigned owner, struct sl_conn *c, const struct sl_http_req *req);
     void *ud; /* for origin_allowed and handoff */
     /* Seconds suggested in Retry-After when a handshake is refused while draining. */
     unsigned retry_after_s;
@@ -131,6 +131,9 @@ int sl_eio_handle(struct sl_eio_server *srv, struct sl_conn *c, const struct sl_
 
 /* Draining: handshakes are refused with 503 from now on; sessions go on. */
 void sl_eio_server_drain(struct sl_eio_server *srv);
+
+/* sl_eio_close() on every open session (draining: clients reconnect elsewhere). */
+void sl_eio_server_close_all(struct sl_eio_server *srv);
 
 /*
  * Closes every session (reason SL_EIO_R_SHUTDOWN; a WebSocket with 1001, a pending GET

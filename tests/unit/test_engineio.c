@@ -104,7 +104,6 @@ hv_setup(struct hv_worker *w)
     struct app *a = sl_calloc(1, sizeof(*a));
     struct sl_eio_options o = A.opt;
     o.worker = w->id;
-    o.nworkers = HV.n;
     o.origin_allowed = allow_origin;
     a->eio = sl_eio_server_new(w->loop, &o);
     sl_eio_server_add(a->eio, PATH, &echo, a);

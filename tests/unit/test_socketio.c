@@ -253,7 +253,6 @@ hv_setup(struct hv_worker *w)
         .max_payload = 100000,
         .max_queued = 1 << 20,
         .worker = w->id,
-        .nworkers = HV.n,
     };
     a->eio = sl_eio_server_new(w->loop, &eo);
     struct sl_sio_options so = {

@@ -1,5 +1,6 @@
-// fuzz-sources: src/net/eiocodec.c src/base/buf.c src/base/alloc.c src/base/jsonw.c src/base/utf8.c
-// src/base/util.c fuzz-seeds: tests/fuzz/seeds/eio/*
+// fuzz-sources: src/net/eiocodec.c src/base/buf.c src/base/alloc.c src/base/jsonw.c
+// fuzz-sources: src/base/utf8.c src/base/util.c
+// fuzz-seeds: tests/fuzz/seeds/eio/*
 /*
  * libFuzzer harness for src/net/eiocodec.c, the first code to see an Engine.IO client's
  * long-polling bodies and WebSocket text frames.

@@ -1,5 +1,7 @@
-// fuzz-sources: src/net/siocodec.c src/base/buf.c src/base/alloc.c src/base/jsonw.c src/base/utf8.c
-// src/base/util.c fuzz-seeds: tests/fuzz/seeds/sio/* tests/fuzz/seeds/native/* fuzz-libs: jansson
+// fuzz-sources: src/net/siocodec.c src/base/buf.c src/base/alloc.c src/base/jsonw.c
+// fuzz-sources: src/base/utf8.c src/base/util.c
+// fuzz-seeds: tests/fuzz/seeds/sio/* tests/fuzz/seeds/native/*
+// fuzz-libs: jansson
 /*
  * libFuzzer harness for src/net/siocodec.c: every Socket.IO packet a client sends passes
  * its decoder, and its JSON scanner decides what reaches the handlers as "valid JSON".

@@ -26,8 +26,10 @@ struct sl_sio_nsp {
     void *ud;
 };
 
-/* A binary packet waiting for its attachments. */
+/* A binary packet waiting for its attachments (within connect_timeout). */
 struct partial {
+    struct sl_timeq_node node;
+    struct sl_sio_conn *conn;
     struct sl_buf text;  /* the packet, copied */
     struct sl_buf bytes; /* the attachments so far, one after the other */
     unsigned want, got;
@@ -65,8 +67,9 @@ struct sl_sio_server {
     struct sl_sio_nsp nsps[MAX_NSPS];
     size_t nnsps;
     struct sl_timeq connect_tq;
-    struct sl_buf out;  /* packets being written */
-    struct sl_buf name; /* the event name being decoded */
+    struct sl_timeq attach_tq; /* a binary packet's attachments */
+    struct sl_buf out;         /* packets being written */
+    struct sl_buf name;        /* the event name being decoded */
 };
 
 /* --- ids ---------------------------------------------------------------------------------- */
@@ -102,6 +105,7 @@ free_partial(struct sl_sio_conn *c)
 {
     if (c->partial == NULL)
         return;
+    sl_timeq_disarm(&c->partial->node);
     sl_buf_free(&c->partial->text);
     sl_buf_free(&c->partial->bytes);
     free(c->partial);
@@ -431,6 +435,7 @@ complete_partial(struct sl_sio_conn *c)
     }
     /* Detached first: a callback may send more packets, even another binary one. */
     c->partial = NULL;
+    sl_timeq_disarm(&p->node);
     dispatch(c, &pkt, att, p->want);
     sl_buf_free(&p->text);
     sl_buf_free(&p->bytes);
@@ -471,7 +476,10 @@ on_text(struct sl_sio_conn *c, const char *data, size_t len)
     if ((pkt.type == SL_SIO_BINARY_EVENT || pkt.type == SL_SIO_BINARY_ACK) && pkt.attachments > 0) {
         struct partial *p = sl_calloc(1, sizeof(*p) + pkt.attachments * sizeof(size_t));
         p->want = pkt.attachments;
+        p->conn = c;
         sl_buf_append(&p->text, data, len);
+        sl_timeq_node_init(&p->node);
+        sl_loop_arm(c->srv->loop, &c->srv->attach_tq, &p->node);
         c->partial = p;
         return;
     }
@@ -560,6 +568,14 @@ on_connect_timeout(struct sl_timeq_node *n, uint64_t now)
         sl_eio_close(c->eio);
 }
 
+static void
+on_attach_timeout(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)now;
+    struct partial *p = SL_CONTAINER_OF(n, struct partial, node);
+    protocol_error(p->conn, "attachments not received in time");
+}
+
 struct sl_sio_server *
 sl_sio_server_new(struct sl_eio_server *eio, struct sl_loop *loop, const char *path,
                   const struct sl_sio_options *opt, const struct sl_sio_conn_handler *ch, void *ud)
@@ -578,6 +594,8 @@ sl_sio_server_new(struct sl_eio_server *eio, struct sl_loop *loop, const char *p
     srv->ud = ud;
     sl_timeq_init(&srv->connect_tq, opt->connect_timeout_ms, on_connect_timeout);
     sl_loop_add_timeq(loop, &srv->connect_tq);
+    sl_timeq_init(&srv->attach_tq, opt->connect_timeout_ms, on_attach_timeout);
+    sl_loop_add_timeq(loop, &srv->attach_tq);
     sl_eio_server_add(eio, path, &eio_handler, srv);
     return srv;
 }

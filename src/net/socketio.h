@@ -17,7 +17,8 @@
  *
  * Binary events and acks (BINARY_EVENT/BINARY_ACK) arrive as a packet with placeholders and
  * then its attachments as binary Engine.IO messages; they are reassembled here (at most
- * max_attachments, at most max_binary bytes in all) and handed over together.
+ * max_attachments, at most max_binary bytes in all, all of them within connect_timeout) and
+ * handed over together.
  *
  * Rules enforced as the reference server enforces them: a packet that does not decode
  * (net/siocodec.h), a packet for a namespace the client has not joined (or is still

@@ -200,6 +200,7 @@ hv_finish(void)
 struct hc {
     int fd;
     struct sl_buf in;
+    bool timed_out; /* the last read found nothing within the deadline */
 };
 
 struct hresp {
@@ -264,6 +265,7 @@ hc_fill(struct hc *c)
     do
         k = recv(c->fd, buf, sizeof(buf), 0);
     while (k < 0 && errno == EINTR);
+    c->timed_out = k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     if (k <= 0)
         return false;
     sl_buf_append(&c->in, buf, (size_t)k);

@@ -337,8 +337,10 @@ expect_closed(struct hc *c, struct sl_buf *m)
 {
     for (;;) {
         int op = ws_recv(c, m);
-        if (op == 8 || op == -1)
+        if (op == 8 || op == -1) {
+            cr_assert_not(c->timed_out, "the connection was not closed in time");
             return;
+        }
         cr_assert(op == 1 || op == 2, "unexpected opcode %d", op);
         cr_assert_str_neq(sl_buf_ptr(m), "4", "no answer expected");
     }
@@ -572,6 +574,9 @@ Test(socketio, connect_timeout)
     hc_close(&other);
     ws_text(&c, "42[\"message\",\"still\"]");
     expect_text(&c, &m, "42[\"message-back\",\"still\"]");
+    /* Attachments that never come: the connection ends after connect_timeout too. */
+    ws_text(&c, "451-[\"message\",{\"_placeholder\":true,\"num\":0}]");
+    expect_closed(&c, &m);
     hc_close(&c);
     sl_buf_free(&m);
     connect_timeout_ms = 1000;

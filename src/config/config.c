@@ -57,6 +57,18 @@ sl_config_new_defaults(void)
     cfg->log.level = SL_LOG_INFO;
     cfg->log.format = SL_LOG_FORMAT_LOGFMT;
 
+    cfg->socketio.path = sl_strdup("/socket.io/");
+    cfg->socketio.ping_interval_ms = 25000;
+    cfg->socketio.ping_timeout_ms = 20000;
+    cfg->socketio.max_payload = 1000000;
+    cfg->socketio.connect_timeout_ms = 45000;
+    cfg->socketio.recovery = true;
+    static const char *const main_nsp[] = {"chat", "llm"}, *const stream_nsp[] = {"stream"},
+                             *const ai_nsp[] = {"ai"};
+    sl_config_namespace_add(cfg, "/", main_nsp, 2);
+    sl_config_namespace_add(cfg, "/stream", stream_nsp, 1);
+    sl_config_namespace_add(cfg, "/ai", ai_nsp, 1);
+
     /* The demo provider exists in every configuration unless a file redefines it. */
     cfg->providers = sl_calloc(1, sizeof(*cfg->providers));
     sl_config_provider_init(&cfg->providers[0], "demo", SL_PROVIDER_DEMO);
@@ -133,6 +145,8 @@ sl_config_free(struct sl_config *cfg)
     for (size_t i = 0; i < cfg->nagents; i++)
         sl_config_agent_cleanup(&cfg->agents[i]);
     free(cfg->agents);
+    free(cfg->socketio.path);
+    sl_config_namespaces_clear(cfg);
     free(cfg);
 }
 

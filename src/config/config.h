@@ -23,6 +23,8 @@
  * - Every provider but kind demo has a base_url without a trailing '/'. api_key is NULL
  *   when no key was found: requests to that provider should fail with UPSTREAM_AUTH.
  * - heartbeat.timeout_ms > heartbeat.interval_ms.
+ * - socketio.path starts and ends with '/'; every namespace name starts with '/' and every
+ *   dialect is one of native, chat, llm, stream, ai.
  */
 #ifndef SL_CONFIG_CONFIG_H
 #define SL_CONFIG_CONFIG_H
@@ -85,6 +87,16 @@ struct sl_config_agent {
     double temperature;
     bool has_temperature;
     unsigned max_tokens; /* 0: not set */
+};
+
+/* auth of a Socket.IO namespace */
+enum sl_nsp_auth { SL_NSP_AUTH_REQUIRED, SL_NSP_AUTH_NONE };
+
+struct sl_config_namespace {
+    char *name;      /* "/", "/stream": the key under socketio.namespaces */
+    char **dialects; /* client dialects served there (DIALECTS.md) */
+    size_t ndialects;
+    int auth; /* enum sl_nsp_auth, default required */
 };
 
 struct sl_config_apikey {
@@ -159,6 +171,17 @@ struct sl_config {
     struct {
         bool echo; /* /ws/echo for the Autobahn suite */
     } debug;
+
+    struct {
+        char *path;                             /* default /socket.io/ */
+        uint64_t ping_interval_ms;              /* default 25s */
+        uint64_t ping_timeout_ms;               /* default 20s */
+        uint64_t max_payload;                   /* default 1000000 bytes */
+        uint64_t connect_timeout_ms;            /* default 45s */
+        bool recovery;                          /* default true */
+        struct sl_config_namespace *namespaces; /* default /, /stream, /ai (DESIGN.md) */
+        size_t nnamespaces;
+    } socketio;
 
     struct sl_config_provider *providers;
     size_t nproviders;

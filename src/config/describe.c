@@ -212,6 +212,17 @@ sl_config_describe(const struct sl_config *cfg, FILE *out)
     sl_config_fmt_duration(d, sizeof(d), cfg->resume.window_ms);
     fprintf(out, "heartbeat: every %s, timeout %s; resume window %s (%u events)\n", a, b, d,
             cfg->resume.max_events);
+    sl_config_fmt_duration(a, sizeof(a), cfg->socketio.ping_interval_ms);
+    sl_config_fmt_duration(b, sizeof(b), cfg->socketio.ping_timeout_ms);
+    fprintf(out, "socketio:  %s, ping %s/%s, recovery %s, namespaces:", cfg->socketio.path, a, b,
+            cfg->socketio.recovery ? "on" : "off");
+    for (size_t i = 0; i < cfg->socketio.nnamespaces; i++) {
+        const struct sl_config_namespace *ns = &cfg->socketio.namespaces[i];
+        fprintf(out, " %s (", ns->name);
+        print_list(out, ns->dialects, ns->ndialects, "no dialect");
+        fprintf(out, "%s)", ns->auth == SL_NSP_AUTH_NONE ? "; auth none" : "");
+    }
+    fputs(cfg->socketio.nnamespaces ? "\n" : " none\n", out);
     fputs("redis:     ", out);
     if (cfg->redis.url != NULL)
         print_redis_url(out, cfg->redis.url);
@@ -284,6 +295,7 @@ type_text(char *b, size_t n, const struct sl_config_key *k)
     case SL_KEY_PROVIDERS:
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
+    case SL_KEY_NAMESPACES:
         snprintf(b, n, "mapping");
         return;
     }
@@ -391,6 +403,10 @@ sl_config_print_keys(FILE *out)
     print_table(out, "", sl_config_model_keys, sl_config_nmodel_keys, NULL);
     fputs("\n### `agents.<name>`\n\n", out);
     print_table(out, "", sl_config_agent_keys, sl_config_nagent_keys, NULL);
+    fputs("\n### `socketio.namespaces.<name>`\n\nThe name starts with `/`. Defaults: `/` "
+          "(chat, llm), `/stream` (stream), `/ai` (ai), each with `auth: required`.\n\n",
+          out);
+    print_table(out, "", sl_config_namespace_keys, sl_config_nnamespace_keys, NULL);
 
     fputs("\n### Provider kinds\n\n| Kind | Default `base_url` | Default `api_key_env` | Other "
           "defaults | Enabled without a file when set |\n|---|---|---|---|---|\n",

@@ -344,6 +344,68 @@ load_apikeys(struct sl_config_ctx *c, const char *path, const yaml_node_t *n)
     return 0;
 }
 
+static void
+namespace_cleanup(struct sl_config_namespace *ns)
+{
+    free(ns->name);
+    sl_config_strv_clear(&ns->dialects, &ns->ndialects);
+}
+
+void
+sl_config_namespaces_clear(struct sl_config *cfg)
+{
+    for (size_t i = 0; i < cfg->socketio.nnamespaces; i++)
+        namespace_cleanup(&cfg->socketio.namespaces[i]);
+    free(cfg->socketio.namespaces);
+    cfg->socketio.namespaces = NULL;
+    cfg->socketio.nnamespaces = 0;
+}
+
+void
+sl_config_namespace_add(struct sl_config *cfg, const char *name, const char *const *dialects,
+                        size_t n)
+{
+    cfg->socketio.namespaces =
+        sl_realloc(cfg->socketio.namespaces,
+                   (cfg->socketio.nnamespaces + 1) * sizeof(*cfg->socketio.namespaces));
+    struct sl_config_namespace *ns = &cfg->socketio.namespaces[cfg->socketio.nnamespaces++];
+    memset(ns, 0, sizeof(*ns));
+    ns->name = sl_strdup(name);
+    for (size_t i = 0; i < n; i++) {
+        ns->dialects = sl_realloc(ns->dialects, (ns->ndialects + 1) * sizeof(*ns->dialects));
+        ns->dialects[ns->ndialects++] = sl_strdup(dialects[i]);
+    }
+}
+
+/* socketio.namespaces: the file's list replaces the default one. */
+static int
+load_namespaces(struct sl_config_ctx *c, const char *path, const yaml_node_t *n)
+{
+    struct sl_config *cfg = c->cfg;
+    char prefix[ENTRY_NAME_MAX + 32];
+    int rc = entries_begin(c, path, n);
+    sl_config_namespaces_clear(cfg);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
+    size_t len = sl_yaml_map_len(n);
+    for (size_t i = 0; i < len; i++) {
+        const char *name;
+        const yaml_node_t *kn, *vn;
+        if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
+            return -1;
+        if (name[0] != '/')
+            return sl_config_fail(c, sl_config_at(kn), "%s.%s: a namespace starts with '/'",
+                                  path, name);
+        sl_config_namespace_add(cfg, name, NULL, 0);
+        if (sl_config_walk_map(c, vn, prefix, "", sl_config_namespace_keys,
+                               sl_config_nnamespace_keys,
+                               &cfg->socketio.namespaces[cfg->socketio.nnamespaces - 1],
+                               NULL) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int
 sl_config_entries_load(struct sl_config_ctx *c, const struct sl_config_key *k, const char *path,
                        const yaml_node_t *n)
@@ -357,6 +419,8 @@ sl_config_entries_load(struct sl_config_ctx *c, const struct sl_config_key *k, c
         return load_models(c, path, n);
     case SL_KEY_AGENTS:
         return load_agents(c, path, n);
+    case SL_KEY_NAMESPACES:
+        return load_namespaces(c, path, n);
     default:
         sl_panic("config: %s is not a section", k->path);
     }

@@ -34,6 +34,11 @@ void sl_config_provider_cleanup(struct sl_config_provider *p);
 void sl_config_model_cleanup(struct sl_config_model *m);
 void sl_config_agent_cleanup(struct sl_config_agent *a);
 
+/* socketio.namespaces: adds one (dialects copied) / frees them all. */
+void sl_config_namespace_add(struct sl_config *cfg, const char *name, const char *const *dialects,
+                             size_t n);
+void sl_config_namespaces_clear(struct sl_config *cfg);
+
 /*
  * The slot for the entry `name`: the existing one of that name, emptied, or a new zeroed
  * one at the end. Pointers to other entries of the array are invalid afterwards.

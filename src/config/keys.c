@@ -44,6 +44,14 @@ static int check_algorithm(const char *s, char *why, size_t whylen);
 static int check_origin(const char *s, char *why, size_t whylen);
 static int check_url(const char *s, char *why, size_t whylen);
 static int check_redis_url(const char *s, char *why, size_t whylen);
+static int check_sio_path(const char *s, char *why, size_t whylen);
+static int check_dialect(const char *s, char *why, size_t whylen);
+
+static const struct sl_config_enum nsp_auth_names[] = {
+    {"required", SL_NSP_AUTH_REQUIRED},
+    {"none", SL_NSP_AUTH_NONE},
+    {NULL, 0},
+};
 
 #define CFG(f) offsetof(struct sl_config, f)
 #define MIN_MS 60000.0
@@ -261,7 +269,50 @@ const struct sl_config_key sl_config_top_keys[] = {
     {.path = "debug.echo",
      .type = SL_KEY_BOOL,
      .off = CFG(debug.echo),
-     .doc = "Serve `/ws/echo` (for the Autobahn test suite). Keep off in production."},
+     .doc = "Serve `/ws/echo` (for the Autobahn test suite) and the Engine.IO and Socket.IO echo "
+            "servers `/engine.io/` and `/echo.io/` (for their official test suites). Keep off in "
+            "production."},
+
+    {.path = "socketio.path",
+     .type = SL_KEY_STR,
+     .off = CFG(socketio.path),
+     .check = check_sio_path,
+     .doc = "Where Socket.IO (Engine.IO v4) is served; starts and ends with `/`."},
+    {.path = "socketio.ping_interval",
+     .type = SL_KEY_DURATION,
+     .off = CFG(socketio.ping_interval_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .doc = "Engine.IO ping interval (replaces WebSocket pings for these clients)."},
+    {.path = "socketio.ping_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(socketio.ping_timeout_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .doc = "Time for a client's pong before its session is closed."},
+    {.path = "socketio.max_payload",
+     .type = SL_KEY_SIZE,
+     .off = CFG(socketio.max_payload),
+     .min = 64,
+     .max = GIB,
+     .doc = "Largest Engine.IO message (WebSocket) or long-polling POST body (413 beyond)."},
+    {.path = "socketio.connect_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(socketio.connect_timeout_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .doc = "Time to join a namespace after the Engine.IO handshake."},
+    {.path = "socketio.recovery",
+     .type = SL_KEY_BOOL,
+     .off = CFG(socketio.recovery),
+     .doc = "Socket.IO connection state recovery: CONNECT replies carry a `pid`, events an "
+            "offset; within `resume.window` a reconnecting client gets what it missed."},
+    {.path = "socketio.namespaces",
+     .type = SL_KEY_NAMESPACES,
+     .flags = SL_KEY_NOENV,
+     .def = "`/`, `/stream`, `/ai`",
+     .doc = "Namespaces served (see `socketio.namespaces.<name>`); a file's list replaces the "
+            "default one."},
 
     {.path = "providers",
      .type = SL_KEY_PROVIDERS,
@@ -450,6 +501,25 @@ const struct sl_config_key sl_config_agent_keys[] = {
      .doc = "Default `max_tokens`."},
 };
 
+#define NSP(f) offsetof(struct sl_config_namespace, f)
+const struct sl_config_key sl_config_namespace_keys[] = {
+    {.path = "dialects",
+     .type = SL_KEY_STRLIST,
+     .off = NSP(dialects),
+     .off2 = NSP(ndialects),
+     .check = check_dialect,
+     .def = "none",
+     .doc = "Client dialects served there: `native`, `chat`, `llm`, `stream`, `ai` "
+            "(DIALECTS.md)."},
+    {.path = "auth",
+     .type = SL_KEY_ENUM,
+     .off = NSP(auth),
+     .names = nsp_auth_names,
+     .def = "`required`",
+     .doc = "`required`: a token (CONNECT payload `{token}`, `?token=`, or Bearer); `none`: the "
+            "user is `anon:<client IP>`."},
+};
+
 #define KEY(f) offsetof(struct sl_config_apikey, f)
 const struct sl_config_key sl_config_apikey_keys[] = {
     {.path = "name",
@@ -494,6 +564,7 @@ const size_t sl_config_nprovider_keys = SL_ARRAY_LEN(sl_config_provider_keys);
 const size_t sl_config_nmodel_keys = SL_ARRAY_LEN(sl_config_model_keys);
 const size_t sl_config_nagent_keys = SL_ARRAY_LEN(sl_config_agent_keys);
 const size_t sl_config_napikey_keys = SL_ARRAY_LEN(sl_config_apikey_keys);
+const size_t sl_config_nnamespace_keys = SL_ARRAY_LEN(sl_config_namespace_keys);
 const size_t sl_config_nkinds = SL_ARRAY_LEN(sl_config_kinds);
 const size_t sl_config_ndefault_models = SL_ARRAY_LEN(sl_config_default_models);
 
@@ -699,5 +770,29 @@ check_redis_url(const char *s, char *why, size_t whylen)
         return 0;
     /* The URL may carry a password: name the problem, not the value. */
     snprintf(why, whylen, "expected redis://[:password@]host[:port][/db] or unix:///path");
+    return -1;
+}
+
+static int
+check_sio_path(const char *s, char *why, size_t whylen)
+{
+    size_t n = strlen(s);
+    bool ok = n >= 2 && s[0] == '/' && s[n - 1] == '/';
+    for (size_t i = 0; ok && i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == '?' || s[i] == '#' || s[i] == '%')
+            ok = false;
+    if (!ok)
+        snprintf(why, whylen, "expected a path starting and ending with '/', such as /socket.io/");
+    return ok ? 0 : -1;
+}
+
+static int
+check_dialect(const char *s, char *why, size_t whylen)
+{
+    static const char *const dialects[] = {"native", "chat", "llm", "stream", "ai"};
+    for (size_t i = 0; i < SL_ARRAY_LEN(dialects); i++)
+        if (strcmp(s, dialects[i]) == 0)
+            return 0;
+    snprintf(why, whylen, "expected one of native, chat, llm, stream, ai");
     return -1;
 }

@@ -38,6 +38,7 @@ enum sl_config_ktype {
     SL_KEY_PROVIDERS,
     SL_KEY_MODELS,
     SL_KEY_AGENTS,
+    SL_KEY_NAMESPACES, /* socketio.namespaces: a mapping of entries (sl_config_namespace_keys) */
 };
 
 /* Flags of a row. */
@@ -84,7 +85,7 @@ struct sl_config_default_model {
     double input_per_1m, output_per_1m;
 };
 
-#define SL_CONFIG_NTOP 38
+#define SL_CONFIG_NTOP 45
 #define SL_CONFIG_ENTRY_KEYS_MAX 16
 
 extern const struct sl_config_key sl_config_top_keys[]; /* SL_CONFIG_NTOP rows */
@@ -96,6 +97,8 @@ extern const struct sl_config_key sl_config_agent_keys[];
 extern const size_t sl_config_nagent_keys;
 extern const struct sl_config_key sl_config_apikey_keys[];
 extern const size_t sl_config_napikey_keys;
+extern const struct sl_config_key sl_config_namespace_keys[];
+extern const size_t sl_config_nnamespace_keys;
 extern const struct sl_config_kind sl_config_kinds[];
 extern const size_t sl_config_nkinds;
 extern const struct sl_config_default_model sl_config_default_models[];

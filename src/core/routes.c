@@ -10,9 +10,11 @@
 #include "base/alloc.h"
 #include "config/config.h"
 #include "core/server.h"
+#include "core/sio_worker.h"
 #include "core/worker.h"
 #include "core/ws_transport.h"
 #include "net/conn.h"
+#include "net/engineio.h"
 #include "net/files.h"
 #include "net/http.h"
 #include "net/ws.h"
@@ -179,7 +181,16 @@ sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
     struct sl_slice path = req->path;
     int status = 200;
 
+    /* Engine.IO paths first: a request handed to its session's worker is counted there. */
+    status = sl_sio_worker_handle(w->sio, c, req);
+    if (status == SL_EIO_HANDED_OFF)
+        return;
     sl_counter_add(&w->metrics.http_requests_total, 1);
+    if (status != 0) {
+        log_access(w, c, req, status, status == 101 ? "engine.io" : NULL);
+        return;
+    }
+    status = 200;
     if (sl_slice_eq(path, "/ws")) {
         status = ws_admit(w, c, req);
         if (status != 0)

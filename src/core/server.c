@@ -108,7 +108,7 @@ sl_server_free(struct sl_server *srv)
         return;
     sl_server_stop(srv);
     /* Every loop must have ended before any is freed: a running worker may still post to
-     * another's mailbox. */
+     * another's mailbox (a hand-off, a relay message). */
     for (unsigned i = 0; i < srv->nworkers; i++)
         sl_worker_join(srv->workers[i]);
     for (unsigned i = 0; i < srv->nworkers; i++)

@@ -9,6 +9,7 @@
 #include "core/routes.h"
 #include "core/server.h"
 #include "core/session.h"
+#include "core/sio_worker.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "stream/relay.h"
@@ -113,6 +114,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
                                    .relay = w->relay,
                                    .worker = id};
     sl_sessions_init(&w->sessions, &senv);
+    w->sio = sl_sio_worker_new(w);
     sl_loop_add_turn_hook(w->loop, on_turn, w);
 
     uv_tcp_t *l = sl_malloc(sizeof(*l));
@@ -150,6 +152,7 @@ do_drain(void *arg)
     w->draining = true;
     w->admission.draining = true;
     sl_sessions_drain(&w->sessions);
+    sl_sio_worker_drain(w->sio);
 }
 
 /* At the drain deadline a running stream still owes its client a terminal event. */
@@ -186,6 +189,7 @@ do_stop(void *arg)
     }
     sl_streams_foreach(&w->streams, shutdown_stream, w);
     sl_sessions_shutdown(&w->sessions);
+    sl_sio_worker_stop(w->sio);
     sl_relay_flush(w->relay); /* the terminal events of streams read on other workers */
     sl_relay_shutdown(w->relay);
     /* What is left speaks plain HTTP (or was already closing). */
@@ -208,8 +212,9 @@ sl_worker_post_stop(struct sl_worker *w)
 void
 sl_worker_join(struct sl_worker *w)
 {
-    if (w == NULL)
+    if (w == NULL || w->joined)
         return;
+    w->joined = true;
     if (w->started)
         pthread_join(w->thread, NULL);
     else
@@ -221,6 +226,8 @@ sl_worker_free(struct sl_worker *w)
 {
     if (w == NULL)
         return;
+    sl_worker_join(w);
+    sl_sio_worker_free(w->sio);
     sl_sessions_cleanup(&w->sessions);
     sl_upstream_free(w->up);
     sl_metrics_cleanup(&w->metrics);

@@ -22,6 +22,7 @@
 #include "stream/stream.h"
 
 struct sl_server;
+struct sl_sio_worker;
 struct sl_upstream;
 struct sl_loop;
 
@@ -33,6 +34,7 @@ struct sl_worker {
     struct sl_conn_pool conns;
     struct sl_http_server http;
     struct sl_upstream *up;
+    struct sl_sio_worker *sio; /* Engine.IO / Socket.IO endpoints, connection hand-off */
     struct sl_metrics metrics;
 
     struct sl_streams streams;     /* every stream of this worker, by (user, id) */
@@ -44,6 +46,7 @@ struct sl_worker {
     int listen_fd;
     pthread_t thread;
     bool started;
+    bool joined;
     atomic_bool finished; /* the thread's loop returned */
     bool draining;
     bool stopping;
@@ -64,10 +67,13 @@ void sl_worker_post_stop(struct sl_worker *w);
 /* Whether the worker's loop has ended (after a stop), readable from another thread. */
 bool sl_worker_finished(struct sl_worker *w);
 
-/* Waits for the worker's loop to end (runs it here if the thread never started). */
+/*
+ * Waits for the thread (once). The server joins every worker before freeing any: until all
+ * have stopped, one may still post to another's loop (a hand-off, a relay message).
+ */
 void sl_worker_join(struct sl_worker *w);
 
-/* Frees a joined worker (every worker's loop must have ended: see sl_worker_join). */
+/* Frees a worker (joining it first if needed). */
 void sl_worker_free(struct sl_worker *w);
 
 /* Active streams of the worker, readable from another thread. */

@@ -144,6 +144,36 @@ sl_conn_accept(struct sl_conn_pool *p, struct uv_stream_s *server)
     return c;
 }
 
+struct sl_conn *
+sl_conn_adopt(struct sl_conn_pool *p, int fd)
+{
+    struct sl_conn *c = sl_calloc(1, sizeof(*c));
+    uv_tcp_init(sl_loop_uv(p->loop), &c->tcp);
+    c->tcp.data = c;
+    c->pool = p;
+    sl_list_init(&c->all_link);
+    sl_list_init(&c->pending_link);
+    sl_timeq_node_init(&c->tnode);
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
+        return NULL;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->id = ++p->next_id;
+    sl_list_push_back(&p->all, &c->all_link);
+    p->count++;
+    return c;
+}
+
+int
+sl_conn_fileno(const struct sl_conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return -1;
+    return fd;
+}
+
 void
 sl_conn_set_handler(struct sl_conn *c, const struct sl_conn_handler *h, void *state)
 {

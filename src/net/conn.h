@@ -58,6 +58,16 @@ void sl_conn_pool_init(struct sl_conn_pool *p, struct sl_loop *loop);
 /* Accepts one pending connection on server. Returns it, or NULL if accept failed. */
 struct sl_conn *sl_conn_accept(struct sl_conn_pool *p, struct uv_stream_s *server);
 
+/*
+ * Makes a connection of an open TCP socket fd (one moved here from another loop, see
+ * net/handoff.h), counted in p like an accepted one. Returns it, or NULL if libuv refused
+ * the socket (fd is then still the caller's to close).
+ */
+struct sl_conn *sl_conn_adopt(struct sl_conn_pool *p, int fd);
+
+/* The connection's socket (to duplicate it for a hand-off), or -1. */
+int sl_conn_fileno(const struct sl_conn *c);
+
 /* Sets the handler and its state; reading starts on the first call. */
 void sl_conn_set_handler(struct sl_conn *c, const struct sl_conn_handler *h, void *state);
 void *sl_conn_state(const struct sl_conn *c);

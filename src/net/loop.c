@@ -6,7 +6,7 @@
 
 #include "base/alloc.h"
 
-#define MAX_TIMEQS 16
+#define MAX_TIMEQS 32
 #define MAX_HOOKS 4
 
 struct msg {

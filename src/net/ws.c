@@ -233,6 +233,13 @@ sl_ws_set_user_data(struct sl_ws *ws, void *ud)
 }
 
 void
+sl_ws_set_handler(struct sl_ws *ws, const struct sl_ws_handler *h, void *ud)
+{
+    ws->h = h;
+    ws->ud = ud;
+}
+
+void
 sl_ws_set_max_message(struct sl_ws *ws, uint64_t max)
 {
     ws->scan.max_message = max;

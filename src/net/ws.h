@@ -88,6 +88,12 @@ bool sl_ws_closing(const struct sl_ws *ws);
 /* Sets the handler's user data (when it could not exist before the accept). */
 void sl_ws_set_user_data(struct sl_ws *ws, void *ud);
 
+/*
+ * Replaces the handler and its user data (an Engine.IO probe WebSocket becoming the
+ * session's transport). Allowed from inside a callback: the next callback uses the new one.
+ */
+void sl_ws_set_handler(struct sl_ws *ws, const struct sl_ws_handler *h, void *ud);
+
 /* Changes the message size limit (tighter before authentication). */
 void sl_ws_set_max_message(struct sl_ws *ws, uint64_t max);
 

@@ -1105,3 +1105,62 @@ Test(config_docs, reference_tables_match_the_key_table)
     free(gen);
     free(doc);
 }
+
+Test(config, socketio_keys)
+{
+    struct sl_config *cfg = load_ok(NULL);
+    cr_expect_str_eq(cfg->socketio.path, "/socket.io/");
+    cr_expect_eq(cfg->socketio.ping_interval_ms, 25000);
+    cr_expect_eq(cfg->socketio.ping_timeout_ms, 20000);
+    cr_expect_eq(cfg->socketio.max_payload, 1000000);
+    cr_expect_eq(cfg->socketio.connect_timeout_ms, 45000);
+    cr_expect(cfg->socketio.recovery);
+    cr_assert_eq(cfg->socketio.nnamespaces, 3);
+    cr_expect_str_eq(cfg->socketio.namespaces[0].name, "/");
+    cr_assert_eq(cfg->socketio.namespaces[0].ndialects, 2);
+    cr_expect_str_eq(cfg->socketio.namespaces[0].dialects[1], "llm");
+    cr_expect_str_eq(cfg->socketio.namespaces[2].name, "/ai");
+    cr_expect_eq(cfg->socketio.namespaces[2].auth, SL_NSP_AUTH_REQUIRED);
+    sl_config_free(cfg);
+
+    setenv("SLUICE_SOCKETIO_PING_TIMEOUT", "200ms", 1);
+    cfg = load_ok("socketio:\n"
+                  "  path: /rt/\n"
+                  "  ping_interval: 300ms\n"
+                  "  max_payload: 1e6\n"
+                  "  connect_timeout: 1s\n"
+                  "  recovery: false\n"
+                  "  namespaces:\n"
+                  "    /sluice: { dialects: [native] }\n"
+                  "    /stream: { dialects: [stream], auth: none }\n");
+    unsetenv("SLUICE_SOCKETIO_PING_TIMEOUT");
+    cr_expect_str_eq(cfg->socketio.path, "/rt/");
+    cr_expect_eq(cfg->socketio.ping_interval_ms, 300);
+    cr_expect_eq(cfg->socketio.ping_timeout_ms, 200);
+    cr_expect_eq(cfg->socketio.max_payload, 1000000);
+    cr_expect_eq(cfg->socketio.connect_timeout_ms, 1000);
+    cr_expect_not(cfg->socketio.recovery);
+    /* The file's list replaces the default one. */
+    cr_assert_eq(cfg->socketio.nnamespaces, 2);
+    cr_expect_str_eq(cfg->socketio.namespaces[0].name, "/sluice");
+    cr_expect_str_eq(cfg->socketio.namespaces[0].dialects[0], "native");
+    cr_expect_eq(cfg->socketio.namespaces[0].auth, SL_NSP_AUTH_REQUIRED);
+    cr_expect_eq(cfg->socketio.namespaces[1].auth, SL_NSP_AUTH_NONE);
+    sl_config_free(cfg);
+
+    cfg = load_ok("socketio: { namespaces: null }\n");
+    cr_expect_eq(cfg->socketio.nnamespaces, 0);
+    sl_config_free(cfg);
+
+    cr_expect_str_eq(load_err("socketio: { path: socket.io }\n"),
+                     "sluice.yaml:1: socketio.path: expected a path starting and ending with '/', "
+                     "such as /socket.io/");
+    cr_expect_str_eq(load_err("socketio:\n  namespaces:\n    chat: {}\n"),
+                     "sluice.yaml:3: socketio.namespaces.chat: a namespace starts with '/'");
+    cr_expect_str_eq(load_err("socketio:\n  namespaces:\n    /x: { dialects: [klingon] }\n"),
+                     "sluice.yaml:3: socketio.namespaces./x.dialects: expected one of native, "
+                     "chat, llm, stream, ai");
+    cr_expect_str_eq(load_err("socketio:\n  namespaces:\n    /x: { auth: maybe }\n"),
+                     "sluice.yaml:3: socketio.namespaces./x.auth: expected one of required, none, "
+                     "got \"maybe\"");
+}

@@ -245,15 +245,17 @@ sink_send(struct sl_proto_sink *sink)
 {
     struct sl_session *s = sink->ud;
     if (attached(s))
-        s->tops->send(s->t, sl_buf_ptr(sink->buf), sl_buf_len(sink->buf));
+        s->tops->send(s->t, sink->event, sl_buf_ptr(sink->buf), sl_buf_len(sink->buf));
     sl_buf_clear(sink->buf);
+    sink->event = NULL;
 }
 
 static struct sl_proto_sink
 sink_of(struct sl_session *s)
 {
     sl_buf_clear(&s->ss->scratch);
-    return (struct sl_proto_sink){.buf = &s->ss->scratch, .send = sink_send, .ud = s};
+    return (struct sl_proto_sink){
+        .buf = &s->ss->scratch, .event = NULL, .send = sink_send, .ud = s};
 }
 
 static void
@@ -1039,7 +1041,7 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
 
     if (!attached(s))
         return;
-    int rc = s->proto->parse(&lim, msg, len, &cmd, &err);
+    int rc = s->proto->parse(&lim, NULL, msg, len, &cmd, &err);
 
     if (s->state == S_AUTH_WAIT) {
         int64_t wait;
@@ -1063,7 +1065,9 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
     }
     if (rc == 0 && cmd.type == SL_CMD_PING) {
         struct sl_proto_sink sink = sink_of(s);
-        s->proto->pong(&sink, running(s));
+        struct sl_pong_info pi = {.streams = running(s), .queued = queued(s)};
+        if (s->proto->pong)
+            s->proto->pong(&sink, &pi);
         goto out;
     }
     int64_t retry_after;
@@ -1095,6 +1099,9 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
         resume_stream(s, cmd.id, cmd.after, cmd.epoch);
         break;
     case SL_CMD_PING:
+        break;
+    case SL_CMD_RECONNECT:
+        send_error(s, NULL, SL_ERR_NOT_FOUND, "nothing to reconnect to", -1);
         break;
     }
 out:

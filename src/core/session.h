@@ -43,8 +43,11 @@ struct sl_loop;
 struct sl_session;
 
 struct sl_transport_ops {
-    /* One protocol message to the client. */
-    void (*send)(void *t, const char *msg, size_t len);
+    /*
+     * One protocol message to the client: over Socket.IO the event `event` with the
+     * arguments msg; over a WebSocket (event NULL) the text message msg.
+     */
+    void (*send)(void *t, const char *event, const char *msg, size_t len);
     /* Ends the transport with a close code and reason; it reports back when closed. */
     void (*close)(void *t, uint16_t code, const char *reason);
     /* Bytes waiting to be written. */

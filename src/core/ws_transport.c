@@ -51,8 +51,9 @@ static const struct sl_ws_handler handler = {
 };
 
 static void
-t_send(void *t, const char *msg, size_t len)
+t_send(void *t, const char *event, const char *msg, size_t len)
 {
+    (void)event;
     sl_ws_send_text(t, msg, len);
 }
 

@@ -16,6 +16,9 @@ sl_command_clear(struct sl_command *cmd)
     sl_chat_req_free(cmd->chat);
     free(cmd->id);
     free(cmd->epoch);
+    free(cmd->provider);
+    free(cmd->conversation);
+    free(cmd->previous);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -421,4 +424,22 @@ sl_proto_build_chat(const struct sl_proto_limits *lim, const struct sl_chat_fiel
 out:
     sl_chat_req_free(r);
     return rc;
+}
+
+json_t *
+sl_proto_parse_args(const char *args, size_t len, struct sl_proto_error *err)
+{
+    struct sl_buf b = SL_BUF_INIT;
+    sl_buf_append_byte(&b, '[');
+    sl_buf_append(&b, args, len);
+    sl_buf_append_byte(&b, ']');
+    json_error_t e;
+    json_t *root = json_loadb(sl_buf_ptr(&b), sl_buf_len(&b), JSON_REJECT_DUPLICATES, &e);
+    sl_buf_free(&b);
+    if (root == NULL || !json_is_array(root)) {
+        json_decref(root);
+        sl_proto_fail(err, SL_ERR_BAD_REQUEST, "the event's arguments are not valid JSON");
+        return NULL;
+    }
+    return root;
 }

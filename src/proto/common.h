@@ -49,4 +49,10 @@ int sl_proto_check_id(const struct sl_proto_limits *lim, json_t *v, const char *
 /* Parses msg as a JSON object; on failure fills err (BAD_REQUEST) and returns NULL. */
 json_t *sl_proto_parse_object(const char *msg, size_t len, struct sl_proto_error *err);
 
+/*
+ * Parses a Socket.IO event's arguments (JSON values separated by commas, possibly none) as
+ * an array; on failure fills err (BAD_REQUEST) and returns NULL.
+ */
+json_t *sl_proto_parse_args(const char *args, size_t len, struct sl_proto_error *err);
+
 #endif

@@ -45,15 +45,13 @@ parse_id_cmd(const struct sl_proto_limits *lim, json_t *root, struct sl_command 
     return 0;
 }
 
+/* A native message as an object; over Socket.IO the type is the event's name. */
 static int
-native_parse(const struct sl_proto_limits *lim, const char *msg, size_t len, struct sl_command *cmd,
-             struct sl_proto_error *err)
+parse_root(const struct sl_proto_limits *lim, json_t *root, const char *event,
+           struct sl_command *cmd, struct sl_proto_error *err)
 {
     int rc = -1;
-    json_t *root = sl_proto_parse_object(msg, len, err);
-    if (root == NULL)
-        return -1;
-    json_t *type = json_object_get(root, "type");
+    json_t *type = event ? json_string(event) : json_incref(json_object_get(root, "type"));
     if (type == NULL) {
         sl_proto_fail(err, SL_ERR_BAD_REQUEST, "missing \"type\"");
         goto out;
@@ -106,9 +104,22 @@ native_parse(const struct sl_proto_limits *lim, const char *msg, size_t len, str
                       t);
     }
 out:
-    json_decref(root);
+    json_decref(type);
     if (rc != 0)
         sl_command_clear(cmd);
+    return rc;
+}
+
+static int
+native_parse(const struct sl_proto_limits *lim, const char *event, const char *msg, size_t len,
+             struct sl_command *cmd, struct sl_proto_error *err)
+{
+    (void)event;
+    json_t *root = sl_proto_parse_object(msg, len, err);
+    if (root == NULL)
+        return -1;
+    int rc = parse_root(lim, root, NULL, cmd, err);
+    json_decref(root);
     return rc;
 }
 
@@ -237,6 +248,11 @@ native_event(struct sl_proto_sink *sink, const struct sl_stream_view *st, const 
         break;
     }
     sl_buf_append_byte(b, '}');
+    /* Over Socket.IO (the /sluice namespace) the message is the event of its type. */
+    static const char *const names[] = {
+        [SL_EV_START] = "start", [SL_EV_PROGRESS] = "progress", [SL_EV_DELTA] = "delta",
+        [SL_EV_DONE] = "done",   [SL_EV_ERROR] = "error",       [SL_EV_CANCELLED] = "cancelled"};
+    sink->event = names[ev->type];
     sink->send(sink);
 }
 
@@ -281,6 +297,7 @@ native_ready(struct sl_proto_sink *sink, const struct sl_ready_info *r)
         sl_buf_append_byte(b, '}');
     }
     SL_JSONW_LIT(b, "],\"server\":\"sluice/" SL_VERSION "\"}");
+    sink->event = "ready";
     sink->send(sink);
 }
 
@@ -297,18 +314,54 @@ native_error(struct sl_proto_sink *sink, const char *id, enum sl_errcode code, c
     error_tail(b, code, message, sl_errcode_retryable(code) && code != SL_ERR_INTERNAL,
                retry_after_ms);
     sl_buf_append_byte(b, '}');
+    sink->event = "error";
     sink->send(sink);
 }
 
 static void
-native_pong(struct sl_proto_sink *sink, unsigned streams)
+native_pong(struct sl_proto_sink *sink, const struct sl_pong_info *info)
 {
     struct sl_buf *b = sink->buf;
     SL_JSONW_LIT(b, "{\"type\":\"pong\",\"streams\":");
-    sl_jsonw_uint(b, streams);
+    sl_jsonw_uint(b, info->streams);
     sl_buf_append_byte(b, '}');
+    sink->event = "pong";
     sink->send(sink);
 }
+
+/*
+ * The native protocol as Socket.IO events (the /sluice namespace): the event's name is the
+ * message type and its first argument the message object (its "type" may be left out).
+ */
+static int
+native_sio_parse(const struct sl_proto_limits *lim, const char *event, const char *msg, size_t len,
+                 struct sl_command *cmd, struct sl_proto_error *err)
+{
+    json_t *args = sl_proto_parse_args(msg, len, err);
+    if (args == NULL)
+        return -1;
+    json_t *root = json_array_get(args, 0);
+    int rc;
+    if (root == NULL || json_is_object(root)) {
+        json_t *obj = root ? json_incref(root) : json_object();
+        rc = parse_root(lim, obj, event, cmd, err);
+        json_decref(obj);
+    } else {
+        rc = sl_proto_fail(err, SL_ERR_BAD_REQUEST, "the event's argument must be an object");
+    }
+    json_decref(args);
+    return rc;
+}
+
+const struct sl_proto sl_proto_native_sio = {
+    .name = "sluice",
+    .flags = 0,
+    .parse = native_sio_parse,
+    .ready = native_ready,
+    .event = native_event,
+    .error = native_error,
+    .pong = native_pong,
+};
 
 const struct sl_proto sl_proto_native = {
     .name = "native",

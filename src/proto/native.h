@@ -9,4 +9,7 @@
 
 extern const struct sl_proto sl_proto_native;
 
+/* The same messages as Socket.IO events (namespace /sluice): event = type, argument = object. */
+extern const struct sl_proto sl_proto_native_sio;
+
 #endif

@@ -39,7 +39,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_id_len = 128, .max_messages = 64, .max_tokens_cap = 1000000};
     struct sl_command cmd = {0};
     struct sl_proto_error err = {0};
-    int rc = sl_proto_native.parse(&lim, (const char *)data, size, &cmd, &err);
+    int rc = sl_proto_native.parse(&lim, NULL, (const char *)data, size, &cmd, &err);
     if (rc == 0) {
         CHECK(cmd.type != SL_CMD_CHAT || cmd.chat != NULL);
     } else {

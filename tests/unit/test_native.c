@@ -13,7 +13,7 @@ parse(const char *msg, struct sl_command *cmd, struct sl_proto_error *err)
 {
     memset(cmd, 0, sizeof(*cmd));
     memset(err, 0, sizeof(*err));
-    return sl_proto_native.parse(&lim, msg, strlen(msg), cmd, err);
+    return sl_proto_native.parse(&lim, NULL, msg, strlen(msg), cmd, err);
 }
 
 static void

@@ -44,8 +44,9 @@ struct transport {
 };
 
 static void
-t_send(void *t, const char *msg, size_t len)
+t_send(void *t, const char *event, const char *msg, size_t len)
 {
+    (void)event;
     struct transport *tr = t;
     json_error_t e;
     json_t *m = json_loadb(msg, len, 0, &e);

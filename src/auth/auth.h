@@ -76,26 +76,27 @@ const char *sl_identity_email(const struct sl_identity *id);
 const char *sl_identity_name(const struct sl_identity *id);
 
 /*
- * Why a token was refused. Every code has a short English text (sl_auth_strerror)
- * that is safe to send to the client: it never contains any part of the token.
+ * Why a token was refused, in the auth layer's range of internal codes (base/codes.h).
+ * Every code has a short English text (sl_auth_strerror) that is safe to send to the
+ * client: it never contains any part of the token.
  */
 enum sl_auth_error {
     SL_AUTH_OK = 0,
-    SL_AUTH_EMISSING = -1,     /* "missing token": empty string */
-    SL_AUTH_ETOOLONG = -2,     /* "token too long": over SL_AUTH_MAX_TOKEN */
-    SL_AUTH_EMALFORMED = -3,   /* "malformed token": bad base64url or JSON */
-    SL_AUTH_EUNSUPPORTED = -4, /* "unsupported token type": typ not JWT, crit present */
-    SL_AUTH_EALG = -5,         /* "algorithm not allowed": none, unknown, not configured */
-    SL_AUTH_ESIGNATURE = -6,   /* "bad signature" */
-    SL_AUTH_EEXPIRED = -7,     /* "token expired" */
-    SL_AUTH_ENOTYET = -8,      /* "token not yet valid" */
-    SL_AUTH_ECLAIMS = -9,      /* "invalid claims": exp/nbf not numbers, sub not a string... */
-    SL_AUTH_EISSUER = -10,     /* "wrong issuer" */
-    SL_AUTH_EAUDIENCE = -11,   /* "wrong audience" */
-    SL_AUTH_ENOSUBJECT = -12,  /* "token has no subject": neither sub nor name, or too long */
-    SL_AUTH_EUNKNOWNKEY = -13, /* "unknown API key" */
-    SL_AUTH_ENOEXP = -14,      /* "token has no expiry (exp)": jwt.require_exp is on */
-    SL_AUTH_ETHROTTLED = -15,  /* "too many failed attempts, try again later" (throttle.h) */
+    SL_AUTH_EMISSING = -1101,     /* "missing token": empty string */
+    SL_AUTH_ETOOLONG = -1102,     /* "token too long": over SL_AUTH_MAX_TOKEN */
+    SL_AUTH_EMALFORMED = -1103,   /* "malformed token": bad base64url or JSON */
+    SL_AUTH_EUNSUPPORTED = -1104, /* "unsupported token type": typ not JWT, crit present */
+    SL_AUTH_EALG = -1105,         /* "algorithm not allowed": none, unknown, not configured */
+    SL_AUTH_ESIGNATURE = -1106,   /* "bad signature" */
+    SL_AUTH_EEXPIRED = -1107,     /* "token expired" */
+    SL_AUTH_ENOTYET = -1108,      /* "token not yet valid" */
+    SL_AUTH_ECLAIMS = -1109,      /* "invalid claims": exp/nbf not numbers, sub not a string... */
+    SL_AUTH_EISSUER = -1110,      /* "wrong issuer" */
+    SL_AUTH_EAUDIENCE = -1111,    /* "wrong audience" */
+    SL_AUTH_ENOSUBJECT = -1112,   /* "token has no subject": neither sub nor name, or too long */
+    SL_AUTH_EUNKNOWNKEY = -1113,  /* "unknown API key" */
+    SL_AUTH_ENOEXP = -1114,       /* "token has no expiry (exp)": jwt.require_exp is on */
+    SL_AUTH_ETHROTTLED = -1115,   /* "too many failed attempts, try again later" (throttle.h) */
 };
 
 struct sl_auth;

@@ -66,3 +66,32 @@ sl_finish_name(enum sl_finish f)
     }
     return "error";
 }
+
+const char *
+sl_err_layer(int code)
+{
+    if (code <= -100 && code > -200)
+        return "base";
+    if (code <= -200 && code > -300)
+        return "config";
+    if (code <= -300 && code > -400)
+        return "net";
+    if (code <= -1100 && code > -1200)
+        return "auth";
+    if (code <= -1200 && code > -1300)
+        return "upstream";
+    if (code <= -1300 && code > -1400)
+        return "core";
+    return "none";
+}
+
+const char *
+sl_base_strerror(int code)
+{
+    switch (code) {
+    case SL_BASE_EINVAL:
+        return "malformed value";
+    default:
+        return "unknown error";
+    }
+}

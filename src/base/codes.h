@@ -1,8 +1,9 @@
 /*
- * The client-visible error codes and WebSocket close codes of DESIGN.md.
+ * The client-visible error codes and WebSocket close codes of DESIGN.md, and the ranges of
+ * the internal error codes of each layer.
  *
- * These strings and numbers are a contract with every client (and with the seeds'
- * frontends): change them only together with docs/protocol.md.
+ * The client-visible strings and numbers are a contract with every client (and with the
+ * seeds' frontends): change them only together with docs/protocol.md.
  */
 #ifndef SL_BASE_CODES_H
 #define SL_BASE_CODES_H
@@ -65,5 +66,45 @@ enum sl_finish {
 
 /* "stop", "length", "tool_calls", "content_filter", "error" */
 const char *sl_finish_name(enum sl_finish f);
+
+/*
+ * Internal error codes, apart from the client-visible enum sl_errcode above. A function that
+ * fails returns a negative code of its layer, from one of that layer's enums in its range
+ * below; the layer's strerror gives the text (never a secret, safe to log). A code thus tells
+ * which layer made it, and a layer may pass another's code up unchanged without a collision.
+ * Callers test `!= 0` (or `< 0`), never a bare -1.
+ *
+ *   range           layer     enums (texts)
+ *   -100 .. -199    base      sl_base_error below, sl_pem_error (pem.h; sl_pem_strerror)
+ *   -200 .. -299    config    sl_config_error (config.h; sl_config_strerror)
+ *   -300 .. -399    net       reserved (net/ still returns -1 with a message or a close code)
+ *   -1100 .. -1199  auth      sl_auth_error (auth.h; sl_auth_strerror)
+ *   -1200 .. -1299  upstream  sl_sse_error, sl_ndjson_error, sl_fp_error, sl_router_error,
+ *                             sl_wire_error_code (sl_upstream_strerror in upstream.h)
+ *   -1300 .. -1399  proto, stream, core: reserved
+ *
+ * Two exceptions, by contract with a library: callbacks handed to libcurl, libuv or wslay
+ * return what those want, and the module-internal helpers of a layer may return -1 to their
+ * own layer, which turns it into one of its codes.
+ */
+enum sl_err_range {
+    SL_ERANGE_BASE = -100,
+    SL_ERANGE_CONFIG = -200,
+    SL_ERANGE_NET = -300,
+    SL_ERANGE_AUTH = -1100,
+    SL_ERANGE_UPSTREAM = -1200,
+    SL_ERANGE_CORE = -1300,
+};
+
+/* The base layer's own codes. */
+enum sl_base_error {
+    SL_BASE_EINVAL = -101, /* "malformed value": sl_parse_* of util.h */
+};
+
+/* "base", "config", "net", "auth", "upstream", "core", or "none" for 0 and unknown ranges. */
+const char *sl_err_layer(int code);
+
+/* The text of a base code ("unknown error" for anything else). */
+const char *sl_base_strerror(int code);
 
 #endif

@@ -18,12 +18,13 @@
 /* A key or certificate file larger than this is not one (a PEM public key is ~0.5-1 KiB). */
 #define SL_PEM_KEY_MAX (1u << 20)
 
+/* In the base layer's range of internal codes (base/codes.h). */
 enum sl_pem_error {
     SL_PEM_OK = 0,
-    SL_PEM_EOPEN = -1,   /* "cannot open": fopen failed, *sys_errno says why */
-    SL_PEM_EREAD = -2,   /* "read error" */
-    SL_PEM_ETOOBIG = -3, /* "larger than the limit" */
-    SL_PEM_ENOTPEM = -4, /* "not a PEM file": a NUL byte, or no BEGIN line (of that label) */
+    SL_PEM_EOPEN = -111,   /* "cannot open": fopen failed, *sys_errno says why */
+    SL_PEM_EREAD = -112,   /* "read error" */
+    SL_PEM_ETOOBIG = -113, /* "larger than the limit" */
+    SL_PEM_ENOTPEM = -114, /* "not a PEM file": a NUL byte, or no BEGIN line (of that label) */
 };
 
 /*

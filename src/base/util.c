@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/codes.h"
 
 bool
 sl_slice_eq(struct sl_slice a, const char *lit)
@@ -137,19 +138,19 @@ split_number(const char *s, double *num, const char **unit)
     while (isspace((unsigned char)*s))
         s++;
     if (!isdigit((unsigned char)*s) && *s != '.')
-        return -1;
+        return SL_BASE_EINVAL;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (errno != 0 || end == s || v < 0)
-        return -1;
+        return SL_BASE_EINVAL;
     while (isspace((unsigned char)*end))
         end++;
     size_t ulen = strlen(end);
     while (ulen > 0 && isspace((unsigned char)end[ulen - 1]))
         ulen--;
     if (ulen > 8)
-        return -1;
+        return SL_BASE_EINVAL;
     *num = v;
     *unit = end;
     return 0;
@@ -173,7 +174,7 @@ sl_parse_duration_ms(const char *s, uint64_t *out)
     double v;
     const char *u;
     if (split_number(s, &v, &u) != 0)
-        return -1;
+        return SL_BASE_EINVAL;
     double ms;
     if (*u == '\0' || unit_is(u, "s"))
         ms = v * 1000;
@@ -188,9 +189,9 @@ sl_parse_duration_ms(const char *s, uint64_t *out)
     else if (unit_is(u, "d"))
         ms = v * 86400000;
     else
-        return -1;
+        return SL_BASE_EINVAL;
     if (ms > 1e15)
-        return -1;
+        return SL_BASE_EINVAL;
     *out = (uint64_t)(ms + 0.5);
     return 0;
 }
@@ -201,7 +202,7 @@ sl_parse_size(const char *s, uint64_t *out)
     double v;
     const char *u;
     if (split_number(s, &v, &u) != 0)
-        return -1;
+        return SL_BASE_EINVAL;
     double mult;
     if (*u == '\0' || unit_is(u, "b"))
         mult = 1;
@@ -212,10 +213,10 @@ sl_parse_size(const char *s, uint64_t *out)
     else if (unit_is(u, "g") || unit_is(u, "gb") || unit_is(u, "gib"))
         mult = 1024.0 * 1024 * 1024;
     else
-        return -1;
+        return SL_BASE_EINVAL;
     double bytes = v * mult;
     if (bytes > 1e18)
-        return -1;
+        return SL_BASE_EINVAL;
     *out = (uint64_t)bytes;
     return 0;
 }
@@ -227,7 +228,7 @@ sl_parse_int(const char *s, long long *out)
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0')
-        return -1;
+        return SL_BASE_EINVAL;
     *out = v;
     return 0;
 }

@@ -67,14 +67,14 @@ void sl_hex_encode(char *out, const void *in, size_t n);
 
 /*
  * "250ms", "25s", "10m", "1h", "1d" or a bare number of seconds -> milliseconds.
- * Returns 0 on success, -1 on a malformed value.
+ * Returns 0 on success, SL_BASE_EINVAL (base/codes.h) on a malformed value.
  */
 int sl_parse_duration_ms(const char *s, uint64_t *out);
 
-/* "1048576", "64k", "64KiB", "1m", "1MiB", "1g" -> bytes. Returns 0 or -1. */
+/* "1048576", "64k", "64KiB", "1m", "1MiB", "1g" -> bytes. Returns 0 or SL_BASE_EINVAL. */
 int sl_parse_size(const char *s, uint64_t *out);
 
-/* A decimal integer with optional sign, the whole string. Returns 0 or -1. */
+/* A decimal integer with optional sign, the whole string. Returns 0 or SL_BASE_EINVAL. */
 int sl_parse_int(const char *s, long long *out);
 
 #endif

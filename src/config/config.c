@@ -81,10 +81,25 @@ sl_config_new_defaults(void)
     return cfg;
 }
 
+const char *
+sl_config_strerror(int code)
+{
+    /* clang-format off */
+    switch (code) {
+    case 0: return "ok";
+    case SL_CONFIG_EFILE: return "unreadable configuration file";
+    case SL_CONFIG_EVALUE: return "invalid value in the configuration file";
+    case SL_CONFIG_EENV: return "invalid value in the environment";
+    case SL_CONFIG_ERULE: return "inconsistent configuration";
+    }
+    /* clang-format on */
+    return "unknown error";
+}
+
 int
 sl_config_load(const char *path, struct sl_config **out, char *err, size_t errlen)
 {
-    int rc = -1;
+    int rc = SL_CONFIG_EFILE;
     struct sl_config_ctx *c = sl_calloc(1, sizeof(*c));
     c->file = path;
     c->err = err;
@@ -99,12 +114,17 @@ sl_config_load(const char *path, struct sl_config **out, char *err, size_t errle
     if (path != NULL) {
         if (sl_yaml_load_file(&c->y, path, err, errlen) != 0)
             goto out;
+        rc = SL_CONFIG_EVALUE;
         const yaml_node_t *root = sl_yaml_root(&c->y);
         if (root != NULL && sl_config_walk_map(c, root, "", "", sl_config_top_keys, SL_CONFIG_NTOP,
                                                c->cfg, c->top_node) != 0)
             goto out;
     }
-    if (sl_config_env_apply(c) != 0 || sl_config_rules_apply(c) != 0)
+    rc = SL_CONFIG_EENV;
+    if (sl_config_env_apply(c) != 0)
+        goto out;
+    rc = SL_CONFIG_ERULE;
+    if (sl_config_rules_apply(c) != 0)
         goto out;
     *out = c->cfg;
     c->cfg = NULL;

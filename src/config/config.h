@@ -191,14 +191,27 @@ struct sl_config {
     size_t nagents;
 };
 
+/* Why sl_config_load failed (the config layer's range of base/codes.h). */
+enum sl_config_error {
+    SL_CONFIG_EFILE = -201, /* "unreadable configuration file": missing, or not one YAML document */
+    SL_CONFIG_EVALUE = -202, /* "invalid value in the configuration file": a key or value refused */
+    SL_CONFIG_EENV = -203,   /* "invalid value in the environment": a SLUICE_* variable refused */
+    SL_CONFIG_ERULE = -204,  /* "inconsistent configuration": a rule across keys (references,
+                                cycles, files named by keys, heartbeat order) */
+};
+
+/* The text of an enum sl_config_error ("unknown error" for anything else). */
+const char *sl_config_strerror(int code);
+
 /*
  * Builds the configuration: defaults, then the YAML file at path (NULL: no file), then
- * the environment, then the checks that span keys. On error returns -1 and writes one
- * line into err (size errlen) naming where ("file:line: ", or "VARIABLE: " for a value
- * from the environment) and the full key path, e.g.
+ * the environment, then the checks that span keys. On error returns a negative enum
+ * sl_config_error and writes one line into err (size errlen) naming where ("file:line: ",
+ * or "VARIABLE: " for a value from the environment) and the full key path, e.g.
  *   sluice.yaml:12: limits.max_streams_per_connection: expected a positive integer, got "many"
- * *out is then untouched and nothing is leaked. On success *out owns everything; free
- * it with sl_config_free(). Reads the environment (getenv): call before starting threads.
+ * *out is then untouched and nothing is leaked. On success returns 0 and *out owns
+ * everything; free it with sl_config_free(). Reads the environment (getenv): call before
+ * starting threads.
  */
 int sl_config_load(const char *path, struct sl_config **out, char *err, size_t errlen);
 

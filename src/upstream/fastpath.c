@@ -172,6 +172,6 @@ sl_fp_scan(const struct sl_fp_field *table, struct sl_slice data, struct sl_buf 
     out->nlist = 0;
     sl_jscan_init(&s, data.ptr, data.len, scratch);
     if (!read_object(&s, table, out) || !sl_jscan_done(&s))
-        return -1;
+        return SL_FP_EJANSSON;
     return 0;
 }

@@ -5,8 +5,8 @@
  * A table is an array of struct sl_fp_field ending with a NULL key: for each key of an
  * object, what its value must be and where it goes. sl_fp_scan() reads a chunk (a JSON
  * object) through the table of its top level, checks and skips every other key, and fills
- * a struct sl_fp_out. It returns -1, and the adapter parses the chunk with jansson instead
- * (which has the last word), whenever the chunk is not what the table describes:
+ * a struct sl_fp_out. It returns SL_FP_EJANSSON, and the adapter parses the chunk with jansson
+ * instead (which has the last word), whenever the chunk is not what the table describes:
  *   - invalid JSON, or anything jscan leaves to jansson (see jscan.h);
  *   - a value of another type than its field says (null is allowed only with
  *     SL_FP_NULLABLE, and then counts as absent);
@@ -100,10 +100,15 @@ struct sl_fp_out {
     size_t nlist;
 };
 
+/* In the upstream layer's range of internal codes (base/codes.h; sl_upstream_strerror). */
+enum sl_fp_error {
+    SL_FP_EJANSSON = -1221, /* "chunk left to jansson": not for the fast path, not an error */
+};
+
 /*
  * Reads data (a whole JSON object and nothing else) through the top-level table. Returns 0
- * with *out filled, or -1 (then *out means nothing): the chunk is for jansson. scratch is
- * jscan's scratch buffer (sl_jscan_init).
+ * with *out filled, or SL_FP_EJANSSON (then *out means nothing): the chunk is for jansson.
+ * scratch is jscan's scratch buffer (sl_jscan_init).
  */
 int sl_fp_scan(const struct sl_fp_field *table, struct sl_slice data, struct sl_buf *scratch,
                struct sl_fp_out *out);

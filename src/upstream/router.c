@@ -22,9 +22,9 @@ sl_router_resolve(const struct sl_config *cfg, const char *model, struct sl_rout
             out->provider_index = j;
             return 0;
         }
-        return -1; /* the loader guarantees this cannot happen */
+        return SL_ROUTER_ENOMODEL; /* its provider is gone: the loader guarantees it is not */
     }
-    return -1;
+    return SL_ROUTER_ENOMODEL;
 }
 
 double

@@ -19,7 +19,12 @@ struct sl_route {
     size_t provider_index;             /* into cfg->providers */
 };
 
-/* Resolves a model name. Returns 0, or -1 if no such model is configured. */
+/* The router's code, in the upstream layer's range (base/codes.h; sl_upstream_strerror). */
+enum sl_router_error {
+    SL_ROUTER_ENOMODEL = -1231, /* "no such model" */
+};
+
+/* Resolves a model name. Returns 0, or SL_ROUTER_ENOMODEL if no such model is configured. */
 int sl_router_resolve(const struct sl_config *cfg, const char *model, struct sl_route *out);
 
 /* USD for the given usage at the model's prices. */

@@ -6,9 +6,14 @@
 #include "upstream/anthropic.h"
 #include "upstream/curl.h"
 #include "upstream/demo.h"
+#include "upstream/fastpath.h"
 #include "upstream/gemini.h"
+#include "upstream/ndjson.h"
 #include "upstream/ollama.h"
 #include "upstream/openai.h"
+#include "upstream/router.h"
+#include "upstream/sse.h"
+#include "upstream/wire.h"
 
 static const struct sl_provider_ops *const registry[] = {
     [SL_PROVIDER_DEMO] = &sl_provider_demo,           [SL_PROVIDER_OPENAI] = &sl_provider_openai,
@@ -60,4 +65,28 @@ sl_upstream_curl(struct sl_upstream *up)
         up->curl = sl_curl_new(up->loop, cap);
     }
     return up->curl;
+}
+
+const char *
+sl_upstream_strerror(int code)
+{
+    switch (code) {
+    case SL_SSE_ERR_LINE_TOO_LONG:
+    case SL_SSE_ERR_EVENT_TOO_BIG:
+    case SL_SSE_ERR_STOPPED:
+        return sl_sse_strerror(code);
+    case SL_NDJSON_ERR_LINE_TOO_LONG:
+    case SL_NDJSON_ERR_STOPPED:
+        return sl_ndjson_strerror(code);
+    case SL_FP_EJANSSON:
+        return "chunk left to jansson";
+    case SL_ROUTER_ENOMODEL:
+        return "no such model";
+    case SL_WIRE_ENOKEY:
+        return "no API key for the provider";
+    case SL_WIRE_EREQUEST:
+        return "the request cannot be made for this provider";
+    default:
+        return "unknown error";
+    }
 }

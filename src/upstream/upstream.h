@@ -33,6 +33,13 @@ struct sl_upstream *sl_upstream_new(struct sl_loop *loop, const struct sl_config
  */
 void sl_upstream_free(struct sl_upstream *up);
 
+/*
+ * The text of any internal code of the upstream layer (base/codes.h): the SSE and NDJSON
+ * parsers', the fast path's, the router's and the request builder's ("unknown error" for
+ * anything else).
+ */
+const char *sl_upstream_strerror(int code);
+
 /* The adapter for a provider kind, or NULL if this build has none. */
 const struct sl_provider_ops *sl_upstream_ops(enum sl_provider_kind kind);
 

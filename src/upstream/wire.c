@@ -79,11 +79,11 @@ sl_wire_build(const struct sl_wire *w, const struct sl_call_params *p, struct sl
         err->retryable = false;
         err->retry_after_ms = -1;
         err->message = "no API key is configured for this provider";
-        return -1;
+        return SL_WIRE_ENOKEY;
     }
     if (w->build(p, req, err) != 0) {
         sl_httpreq_cleanup(req);
-        return -1;
+        return SL_WIRE_EREQUEST;
     }
     sl_httpreq_header(req, "Content-Type", "application/json");
     sl_httpreq_header(req, "Expect", ""); /* no 100-continue round trip on large prompts */

@@ -109,7 +109,17 @@ struct sl_wire {
     void (*http_error)(struct sl_resp *r, json_t *root, struct sl_wire_error *e);
 };
 
-/* Checks the key, runs w->build, then adds Content-Type, Expect: and the extra headers. */
+/* Why a request was not built, in the upstream layer's range (base/codes.h). */
+enum sl_wire_code {
+    SL_WIRE_ENOKEY = -1241,   /* "no API key for the provider" */
+    SL_WIRE_EREQUEST = -1242, /* "the request cannot be made for this provider" */
+};
+
+/*
+ * Checks the key, runs w->build, then adds Content-Type, Expect: and the extra headers.
+ * Returns 0, or SL_WIRE_ENOKEY / SL_WIRE_EREQUEST with *err filled (the client's code and
+ * message) and nothing left in req.
+ */
 int sl_wire_build(const struct sl_wire *w, const struct sl_call_params *p, struct sl_httpreq *req,
                   struct sl_upstream_error *err);
 

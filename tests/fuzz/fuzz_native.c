@@ -1,6 +1,6 @@
-// fuzz-sources: src/proto/native.c src/proto/common.c src/canon/request.c src/base/jsonw.c
-// src/base/buf.c src/base/alloc.c src/base/utf8.c src/base/codes.c fuzz-seeds:
-// tests/fuzz/seeds/native/* fuzz-libs: jansson
+// fuzz-sources: src/proto/native.c src/proto/common.c src/canon/request.c src/base/jsonw.c src/base/buf.c src/base/alloc.c src/base/utf8.c src/base/codes.c
+// fuzz-seeds: tests/fuzz/seeds/native/*
+// fuzz-libs: jansson
 /*
  * libFuzzer harness for the native protocol adapter: any client text message must parse
  * to a command or to an error with a code and a message, never crash or leak, and
@@ -35,8 +35,7 @@ check_json(struct sl_proto_sink *sink)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const struct sl_proto_limits lim = {
-        .max_id_len = 128, .max_messages = 64, .max_tokens_cap = 1000000};
+    const struct sl_proto_limits lim = {.max_id_len = 128, .max_messages = 64, .max_tokens_cap = 1000000};
     struct sl_command cmd = {0};
     struct sl_proto_error err = {0};
     int rc = sl_proto_native.parse(&lim, NULL, (const char *)data, size, &cmd, &err);

@@ -20,6 +20,7 @@
 
 #include "auth/auth.h"
 #include "base/alloc.h"
+#include "base/codes.h"
 #include "base/util.h"
 #include "config/config.h"
 
@@ -1056,9 +1057,12 @@ AUTH_TEST(authcfg, no_algorithms_means_api_keys_only)
 
 AUTH_TEST(authcfg, strerror_covers_every_code)
 {
-    for (int c = SL_AUTH_ETHROTTLED; c < 0; c++)
+    for (int c = SL_AUTH_ETHROTTLED; c <= SL_AUTH_EMISSING; c++)
         cr_assert_str_neq(sl_auth_strerror(c), "unknown error", "code %d", c);
     cr_assert_str_eq(sl_auth_strerror(-100), "unknown error");
+    cr_assert_str_eq(sl_auth_strerror(-1), "unknown error", "not a bare -1");
+    cr_assert_str_eq(sl_err_layer(SL_AUTH_EMISSING), "auth");
+    cr_assert_str_eq(sl_err_layer(SL_AUTH_ETHROTTLED), "auth");
 }
 
 /*

@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/codes.h"
 #include "base/jsonw.h"
+#include "base/pem.h"
 #include "base/utf8.h"
 #include "base/util.h"
 
@@ -116,13 +118,13 @@ Test(util, durations_and_sizes)
     cr_assert_eq(v, 3600000);
     cr_assert_eq(sl_parse_duration_ms("10", &v), 0);
     cr_assert_eq(v, 10000);
-    cr_assert_eq(sl_parse_duration_ms("10 parsecs", &v), -1);
-    cr_assert_eq(sl_parse_duration_ms("-1s", &v), -1);
+    cr_assert_eq(sl_parse_duration_ms("10 parsecs", &v), SL_BASE_EINVAL);
+    cr_assert_eq(sl_parse_duration_ms("-1s", &v), SL_BASE_EINVAL);
     cr_assert_eq(sl_parse_size("64KiB", &v), 0);
     cr_assert_eq(v, 65536);
     cr_assert_eq(sl_parse_size("1m", &v), 0);
     cr_assert_eq(v, 1048576);
-    cr_assert_eq(sl_parse_size("lots", &v), -1);
+    cr_assert_eq(sl_parse_size("lots", &v), SL_BASE_EINVAL);
 }
 
 Test(util, header_tokens)
@@ -141,4 +143,22 @@ Test(util, base64)
     cr_assert_str_eq(out, "Zm9vYmE=");
     sl_base64_encode(out, "foobar", 6);
     cr_assert_str_eq(out, "Zm9vYmFy");
+}
+
+Test(codes, internal_codes_name_their_layer)
+{
+    cr_assert_str_eq(sl_err_layer(SL_BASE_EINVAL), "base");
+    cr_assert_str_eq(sl_err_layer(SL_PEM_ENOTPEM), "base");
+    cr_assert_str_eq(sl_err_layer(SL_ERANGE_NET - 1), "net");
+    cr_assert_str_eq(sl_err_layer(SL_ERANGE_CORE - 99), "core");
+    cr_assert_str_eq(sl_err_layer(0), "none");
+    cr_assert_str_eq(sl_err_layer(-1), "none", "a bare -1 belongs to no layer");
+    cr_assert_str_eq(sl_base_strerror(SL_BASE_EINVAL), "malformed value");
+    long long v;
+    uint64_t u;
+    cr_assert_eq(sl_parse_int("12x", &v), SL_BASE_EINVAL);
+    cr_assert_eq(sl_parse_duration_ms("5 parsecs", &u), SL_BASE_EINVAL);
+    cr_assert_eq(sl_parse_size("-1", &u), SL_BASE_EINVAL);
+    cr_assert_eq(sl_parse_size("64KiB", &u), 0);
+    cr_assert_eq(u, 65536);
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/codes.h"
 #include "base/util.h"
 #include "config/config.h"
 #include "obs/log.h"
@@ -115,7 +116,8 @@ load_err(const char *yaml)
     if (yaml != NULL)
         write_file("sluice.yaml", yaml);
     int rc = sl_config_load(yaml ? "sluice.yaml" : NULL, &cfg, err, sizeof(err));
-    cr_assert_eq(rc, -1, "expected an error for:\n%s", yaml ? yaml : "(no file)");
+    cr_assert(rc < 0 && strcmp(sl_config_strerror(rc), "unknown error") != 0,
+              "expected an error code for:\n%s", yaml ? yaml : "(no file)");
     cr_assert_eq(cfg, (struct sl_config *)(uintptr_t)1, "*out must be untouched on error");
     cr_assert_null(strchr(err, '\n'), "one line: %s", err);
     return err;
@@ -715,7 +717,7 @@ Test(config, missing_file)
 {
     char err[256];
     struct sl_config *cfg = NULL;
-    cr_assert_eq(sl_config_load("nope.yaml", &cfg, err, sizeof(err)), -1);
+    cr_assert_eq(sl_config_load("nope.yaml", &cfg, err, sizeof(err)), SL_CONFIG_EFILE);
     cr_expect_str_eq(err, "nope.yaml: cannot open: No such file or directory");
     cr_expect_null(cfg);
 }
@@ -733,9 +735,28 @@ Test(config, tiny_error_buffer_is_truncated_not_overrun)
     char err[8];
     struct sl_config *cfg = NULL;
     write_file("sluice.yaml", "limits: {max_connections: many}\n");
-    cr_assert_eq(sl_config_load("sluice.yaml", &cfg, err, sizeof(err)), -1);
+    cr_assert_eq(sl_config_load("sluice.yaml", &cfg, err, sizeof(err)), SL_CONFIG_EVALUE);
     cr_expect_eq(strlen(err), 7);
-    cr_assert_eq(sl_config_load("sluice.yaml", &cfg, NULL, 0), -1);
+    cr_assert_eq(sl_config_load("sluice.yaml", &cfg, NULL, 0), SL_CONFIG_EVALUE);
+}
+
+/* The code says which stage refused the configuration; the message says where and why. */
+Test(config, error_codes_name_the_stage)
+{
+    char err[256];
+    struct sl_config *cfg = NULL;
+    write_file("sluice.yaml", "limits: [unclosed\n");
+    cr_expect_eq(sl_config_load("sluice.yaml", &cfg, err, sizeof(err)), SL_CONFIG_EFILE, "%s", err);
+    write_file("sluice.yaml", "limits: {max_connections: many}\n");
+    cr_expect_eq(sl_config_load("sluice.yaml", &cfg, err, sizeof(err)), SL_CONFIG_EVALUE, "%s",
+                 err);
+    write_file("sluice.yaml", "models: {m: {provider: nobody}}\n");
+    cr_expect_eq(sl_config_load("sluice.yaml", &cfg, err, sizeof(err)), SL_CONFIG_ERULE, "%s", err);
+    setenv("SLUICE_LIMITS_MAX_CONNECTIONS", "many", 1);
+    cr_expect_eq(sl_config_load(NULL, &cfg, err, sizeof(err)), SL_CONFIG_EENV, "%s", err);
+    cr_expect_null(cfg);
+    cr_expect_str_eq(sl_config_strerror(SL_CONFIG_ERULE), "inconsistent configuration");
+    cr_expect_str_eq(sl_err_layer(SL_CONFIG_EENV), "config");
 }
 
 /* ---------------------------------------------------------------------------------------- */

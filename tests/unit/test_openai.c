@@ -255,7 +255,7 @@ Test(openai, missing_key_fails_before_any_request)
     struct sl_call_params p = {.req = r, .provider = &pv, .upstream_model = "m", .max_tokens = -1};
     struct sl_httpreq req = {0};
     struct sl_upstream_error err = {0};
-    cr_assert_eq(sl_wire_build(&sl_wire_openai, &p, &req, &err), -1);
+    cr_assert_eq(sl_wire_build(&sl_wire_openai, &p, &req, &err), SL_WIRE_ENOKEY);
     cr_assert_eq(err.code, SL_ERR_UPSTREAM_AUTH);
     cr_assert(!err.retryable);
     cr_assert(req.url == NULL);

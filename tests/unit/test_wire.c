@@ -9,9 +9,12 @@
 
 #include "base/util.h"
 #include "upstream/anthropic.h"
+#include "upstream/fastpath.h"
 #include "upstream/gemini.h"
 #include "upstream/ollama.h"
 #include "upstream/openai.h"
+#include "upstream/router.h"
+#include "upstream/upstream.h"
 #include "wire_harness.h"
 
 Test(wire, status_table)
@@ -502,4 +505,31 @@ Test(wire, a_response_head_is_capped)
     cr_assert_str_eq(rec.message, "p: provider response header too large (over 64 KiB)");
     sl_resp_cleanup(&r);
     rec_free(&rec);
+}
+
+/* The upstream layer's internal codes: each in its range, each with its own text. */
+Test(wire, upstream_codes_have_a_range_and_a_text)
+{
+    static const int codes[] = {
+        SL_SSE_ERR_LINE_TOO_LONG,    SL_SSE_ERR_EVENT_TOO_BIG, SL_SSE_ERR_STOPPED,
+        SL_NDJSON_ERR_LINE_TOO_LONG, SL_NDJSON_ERR_STOPPED,    SL_FP_EJANSSON,
+        SL_ROUTER_ENOMODEL,          SL_WIRE_ENOKEY,           SL_WIRE_EREQUEST};
+    for (size_t i = 0; i < SL_ARRAY_LEN(codes); i++) {
+        cr_assert_str_eq(sl_err_layer(codes[i]), "upstream", "%d", codes[i]);
+        const char *text = sl_upstream_strerror(codes[i]);
+        cr_assert_str_neq(text, "unknown error", "%d", codes[i]);
+        for (size_t j = 0; j < i; j++) {
+            cr_assert_neq(codes[i], codes[j]);
+            cr_assert_str_neq(text, sl_upstream_strerror(codes[j]), "%d", codes[i]);
+        }
+    }
+    cr_assert_str_eq(sl_upstream_strerror(-1), "unknown error");
+
+    struct sl_config_provider pv = test_provider("p", NULL);
+    struct sl_chat_req req = {.messages = NULL, .max_tokens = -1};
+    struct sl_call_params p = {.req = &req, .provider = &pv, .upstream_model = "m"};
+    struct sl_httpreq r = {0};
+    struct sl_upstream_error err = {0};
+    cr_assert_eq(sl_wire_build(&sl_wire_openai, &p, &r, &err), SL_WIRE_ENOKEY);
+    cr_assert_eq(err.code, SL_ERR_UPSTREAM_AUTH);
 }

@@ -19,7 +19,9 @@
  *   3. the signature is verified by libjwt, which must report the same algorithm;
  *   4. claims: `exp` and `nbf` (numbers, optional) with jwt.leeway_ms of tolerance,
  *      `iss` when jwt.issuer is set, `aud` (a string or an array of strings) when
- *      jwt.audience is set; the identity is `sub`, or `name` when there is no `sub`.
+ *      jwt.audience is set; the identity is `sub`, or `name` when there is no `sub`;
+ *      `sluice_tier`, when present, must be a string of 1 to SL_CONFIG_TIER_NAME_MAX
+ *      bytes (the limits tier; src/limits/limits.h).
  *
  * libjwt 1.10.2 pitfalls this module works around (tests/unit/test_auth.c pins them):
  * jwt_decode() with a key length of 0 skips signature verification for every
@@ -46,6 +48,7 @@ struct sl_identity {
     char user[SL_AUTH_USER_MAX]; /* JWT `sub` (or `name`), or the API key's configured name */
     char method[8];              /* "jwt" or "apikey" */
     int64_t expires_at;          /* `exp` in unix seconds (clamped), 0 if none */
+    char tier[SL_CONFIG_TIER_NAME_MAX + 1]; /* JWT `sluice_tier` or the key's tier; "" if none */
 };
 
 /*

@@ -276,6 +276,7 @@ expected(const struct sl_config_key *k, char *b, size_t n)
     case SL_KEY_PROVIDERS:
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
+    case SL_KEY_TIERS:
         return "a mapping of names to settings";
     }
     return "a value";
@@ -537,6 +538,7 @@ set_scalar(struct ctx *c, const struct sl_config_key *k, const char *path, struc
     case SL_KEY_PROVIDERS:
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
+    case SL_KEY_TIERS:
         break;
     }
     return fail(c, o, "%s: expected %s, got %s", path, expected(k, b, sizeof(b)), q);
@@ -1025,6 +1027,40 @@ load_agents(struct ctx *c, const char *path, const yaml_node_t *n)
     return 0;
 }
 
+/* limits.tiers: what a tier does not give stays SL_CONFIG_UNSET (or < 0): the global value. */
+static int
+load_tiers(struct ctx *c, const char *path, const yaml_node_t *n)
+{
+    struct sl_config *cfg = c->cfg;
+    char prefix[ENTRY_NAME_MAX + 32];
+    int rc = entries_begin(c, path, n);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
+    size_t len = sl_yaml_map_len(n);
+    for (size_t i = 0; i < len; i++) {
+        const char *name;
+        const yaml_node_t *kn, *vn;
+        if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
+            return -1;
+        if (strlen(name) > SL_CONFIG_TIER_NAME_MAX)
+            return fail(c, at(kn), "%s: a tier name has at most %d characters", path,
+                        SL_CONFIG_TIER_NAME_MAX);
+        cfg->limits.tiers =
+            sl_realloc(cfg->limits.tiers, (cfg->limits.ntiers + 1) * sizeof(*cfg->limits.tiers));
+        struct sl_config_tier *t = &cfg->limits.tiers[cfg->limits.ntiers++];
+        *t = (struct sl_config_tier){.name = sl_strdup(name),
+                                     .messages_per_minute = SL_CONFIG_UNSET,
+                                     .max_streams_per_user = SL_CONFIG_UNSET,
+                                     .max_connections_per_user = SL_CONFIG_UNSET,
+                                     .tokens_per_minute = SL_CONFIG_UNSET,
+                                     .budget_usd_per_day = -1,
+                                     .budget_usd_per_month = -1};
+        if (load_map(c, vn, prefix, "", sl_config_tier_keys, sl_config_ntier_keys, t, NULL) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int
 set_node(struct ctx *c, const struct sl_config_key *k, const char *path, const yaml_node_t *n,
          void *base)
@@ -1043,6 +1079,8 @@ set_node(struct ctx *c, const struct sl_config_key *k, const char *path, const y
         return load_models(c, path, n);
     case SL_KEY_AGENTS:
         return load_agents(c, path, n);
+    case SL_KEY_TIERS:
+        return load_tiers(c, path, n);
     default:
         break;
     }
@@ -1329,6 +1367,27 @@ check_heartbeat(struct ctx *c)
                 "heartbeat.interval: must be shorter than heartbeat.timeout (%s), got %s", a, b);
 }
 
+/* Every API key's tier names a tier. */
+static int
+check_tiers(struct ctx *c)
+{
+    const struct sl_config *cfg = c->cfg;
+    for (size_t i = 0; i < cfg->napi_keys; i++) {
+        const char *t = cfg->api_keys[i].tier;
+        if (t == NULL || sl_config_find_tier(cfg, t) != NULL)
+            continue;
+        struct origin o = top_origin(c, "auth.api_keys");
+        if (o.node != NULL && o.node->type == YAML_SEQUENCE_NODE && i < sl_yaml_seq_len(o.node)) {
+            const yaml_node_t *v =
+                sl_yaml_map_get(&c->y, sl_yaml_seq_item(&c->y, o.node, i), "tier");
+            if (v != NULL)
+                o.node = v;
+        }
+        return fail(c, o, "auth.api_keys[%zu].tier: no tier named \"%s\" under limits.tiers", i, t);
+    }
+    return 0;
+}
+
 static int
 finish(struct ctx *c)
 {
@@ -1337,7 +1396,7 @@ finish(struct ctx *c)
     if (!top_given(c, "models"))
         add_default_models(c->cfg);
     if (finish_providers(c) != 0 || check_models(c) != 0 || check_heartbeat(c) != 0 ||
-        check_auth(c) != 0)
+        check_auth(c) != 0 || check_tiers(c) != 0)
         return -1;
     return 0;
 }
@@ -1371,6 +1430,10 @@ sl_config_new_defaults(void)
     cfg->limits.max_body_bytes = 1048576;
     cfg->limits.header_timeout_ms = 10000;
     cfg->limits.keepalive_timeout_ms = 30000;
+    cfg->limits.max_streams_per_user = 64;
+    cfg->limits.max_connections_per_user = 256;
+    cfg->limits.max_identities = 100000;
+    cfg->budgets.state_file = sl_strdup("sluice-budgets.json");
 
     cfg->heartbeat.interval_ms = 25000;
     cfg->heartbeat.timeout_ms = 60000;
@@ -1443,9 +1506,15 @@ sl_config_free(struct sl_config *cfg)
     free(cfg->jwt.public_key);
     free(cfg->jwt.issuer);
     free(cfg->jwt.audience);
-    for (size_t i = 0; i < cfg->napi_keys; i++)
+    for (size_t i = 0; i < cfg->napi_keys; i++) {
         free(cfg->api_keys[i].name);
+        free(cfg->api_keys[i].tier);
+    }
     free(cfg->api_keys);
+    for (size_t i = 0; i < cfg->limits.ntiers; i++)
+        free(cfg->limits.tiers[i].name);
+    free(cfg->limits.tiers);
+    free(cfg->budgets.state_file);
     strv_clear(&cfg->allowed_origins, &cfg->nallowed_origins);
     free(cfg->redis.url);
     for (size_t i = 0; i < cfg->nproviders; i++)
@@ -1484,6 +1553,15 @@ sl_config_find_agent(const struct sl_config *cfg, const char *name)
     for (size_t i = 0; i < cfg->nagents; i++)
         if (strcmp(cfg->agents[i].name, name) == 0)
             return &cfg->agents[i];
+    return NULL;
+}
+
+const struct sl_config_tier *
+sl_config_find_tier(const struct sl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->limits.ntiers; i++)
+        if (strcmp(cfg->limits.tiers[i].name, name) == 0)
+            return &cfg->limits.tiers[i];
     return NULL;
 }
 

@@ -889,6 +889,8 @@ sl_limits_stream_end(struct sl_limits_ticket *t, uint64_t tokens, double cost_us
 void
 sl_budget_recs_free(struct sl_budget_rec *recs, size_t n)
 {
+    if (recs == NULL)
+        return;
     for (size_t i = 0; i < n; i++)
         free(recs[i].user);
     free(recs);

@@ -357,7 +357,9 @@ file_save(struct sl_limits_store *st, const struct sl_budget_rec *recs, size_t n
     }
     char *text = sl_statefile_encode(recs, n, (int64_t)sl_wall_ms());
     size_t len = strlen(text);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* A leftover from a crash may have other permissions: start from a new file. */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         goto out;

@@ -144,7 +144,8 @@ const struct sl_config_key sl_config_top_keys[] = {
      .off = CFG(limits.messages_per_minute),
      .min = 1,
      .max = 1000000,
-     .doc = "Client messages per connection per minute (`RATE_LIMITED`)."},
+     .doc = "Client messages per identity per minute, across its connections (before "
+            "authentication: per connection) (`RATE_LIMITED`)."},
     {.path = "limits.max_message_bytes",
      .type = SL_KEY_SIZE,
      .off = CFG(limits.max_message_bytes),

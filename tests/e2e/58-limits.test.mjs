@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { Client, SLUICE_BIN, jwt, session, startSluice } from './lib/harness.mjs';
+import { Client, SLUICE_BIN, jwt, session, startMock, startSluice } from './lib/harness.mjs';
+import { mockProviders } from './lib/providers.mjs';
 
 // Runs sluice to its exit with a configuration; for configurations it must refuse.
 async function refusedStart(config, args = []) {
@@ -313,6 +314,40 @@ describe('budgets', () => {
       assert.equal(fs.readdirSync(dir).filter((f) => f.startsWith('budgets.json.corrupt-')).length, 1);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // The crossing token arrives in the middle of a chunk of several: the provider call is
+  // cancelled from inside its own delta callback, for every wire format.
+  test('real providers are stopped mid-chunk at the budget', async () => {
+    const mock = await startMock();
+    const price = { input_per_1m: 0, output_per_1m: 1000000 };
+    const models = {};
+    for (const f of ['openai', 'anthropic', 'gemini', 'ollama'])
+      models[`paid-${f}`] = { provider: `mock${f}`, upstream_model: 'synth:tokens=200,chunk=8', price };
+    const s = await startSluice({
+      config: {
+        providers: mockProviders(mock.url),
+        models,
+        limits: { messages_per_minute: 1000 },
+        budgets: { usd_per_day: 3, state_file: null },
+      },
+    });
+    try {
+      for (const f of ['openai', 'anthropic', 'gemini', 'ollama']) {
+        const [c] = await session(s, { sub: `budget-${f}` });
+        c.send({ type: 'chat', id: 'b', model: `paid-${f}`, message: 'Count' });
+        const ev = await c.collect('b');
+        const end = ev.at(-1);
+        assert.equal(end.type, 'error', f);
+        assert.equal(end.code, 'BUDGET_EXCEEDED', f);
+        assert.equal(ev.filter((e) => e.type === 'delta').length, 4, f);
+        assert.equal(end.usage.output_tokens, 4, f);
+        c.close();
+      }
+    } finally {
+      await s.stop();
+      await mock.stop();
     }
   });
 

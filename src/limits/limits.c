@@ -34,6 +34,9 @@
 /* Below this, what is left of a budget is handed out whole rather than halved. */
 #define MIN_GRANT_USD 1e-6
 #define DAY_MS 86400000
+/* Spend is kept below this (statefile.c refuses amounts from 1e12): an absurd cost from a
+ * provider's bad usage exhausts a budget without making the state file unreadable. */
+#define SPEND_MAX_USD 1e11
 /* A failing save is logged at most this often. */
 #define SAVE_LOG_MS 60000
 
@@ -874,8 +877,8 @@ sl_limits_stream_end(struct sl_limits_ticket *t, uint64_t tokens, double cost_us
         if (e->streams == 0 || e->reserved_usd < 0)
             e->reserved_usd = 0;
         if (cost_usd > 0 && isfinite(cost_usd)) {
-            e->day_usd += cost_usd;
-            e->month_usd += cost_usd;
+            e->day_usd = fmin(e->day_usd + cost_usd, SPEND_MAX_USD);
+            e->month_usd = fmin(e->month_usd + cost_usd, SPEND_MAX_USD);
             atomic_store(&op.l->dirty, true);
         }
     }

@@ -487,6 +487,14 @@ Test(limits, budget_bad_costs_count_as_zero)
     cr_assert_eq(sl_limits_stream_begin(f.l, "alice", NULL, 1, 0, &t, &why), 0);
     sl_limits_stream_end(t, 1, INFINITY);
     cr_assert_eq(usage(&f, "alice").day_usd, 0);
+    /* An absurd but finite cost spends the budget, within what a state file can hold. */
+    struct sl_limits_ticket *t2;
+    cr_assert_eq(sl_limits_stream_begin(f.l, "alice", NULL, 1, 0, &t, &why), 0);
+    cr_assert_eq(sl_limits_stream_begin(f.l, "alice", NULL, 1, 0, &t2, &why), 0);
+    sl_limits_stream_end(t, 1, 1e300);
+    sl_limits_stream_end(t2, 1, 1e300);
+    cr_assert_eq(usage(&f, "alice").day_usd, 1e11);
+    cr_assert_eq(sl_limits_stream_begin(f.l, "alice", NULL, 1, 0, &t, &why), -1);
     stop(&f);
 }
 

@@ -301,6 +301,24 @@ Test(statefile, limits_restart_with_the_file)
     closedir(d);
     cr_assert_eq(corrupt, 1);
 
+    /* An absurd cost (a provider's bad usage) still leaves a file that loads. */
+    l = sl_limits_new(cfg, sl_statefile_new(path), NULL, err, sizeof(err));
+    cr_assert_not_null(l, "%s", err);
+    cr_assert_eq(sl_limits_stream_begin(l, "bob", NULL, 1, 0, &t, &why), 0);
+    sl_limits_stream_end(t, 1, 1e300);
+    cr_assert_eq(sl_limits_flush(l, err, sizeof(err)), 0, "%s", err);
+    sl_limits_free(l);
+    l = sl_limits_new(cfg, sl_statefile_new(path), NULL, err, sizeof(err));
+    cr_assert_not_null(l, "%s", err);
+    cr_assert_eq(sl_limits_stream_begin(l, "bob", NULL, 1, 0, &t, &why), -1);
+    sl_limits_free(l);
+    corrupt = 0;
+    d = opendir(dir);
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        corrupt += strncmp(de->d_name, "budgets.json.corrupt-", 21) == 0;
+    closedir(d);
+    cr_assert_eq(corrupt, 1, "not set aside as corrupt");
+
     /* Unwritable: sluice does not start. */
     char bad[320];
     snprintf(bad, sizeof(bad), "%s/missing-dir/budgets.json", dir);

@@ -112,6 +112,8 @@ limits:
   max_connections: 1000000
   max_streams_per_connection: 64
   messages_per_minute: 1000000
+  max_streams_per_user: 0         # every load generator connection is the same user
+  max_connections_per_user: 0
   auth_timeout: 60s
 heartbeat: { interval: 1h, timeout: 2h }
 shutdown: { drain_timeout: 1s }

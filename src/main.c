@@ -27,15 +27,20 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "core/server.h"
+#include "limits/limits.h"
 #include "obs/log.h"
 
 #define DEV_TOKEN_TTL_MS (24ull * 3600 * 1000)
+
+/* How often idle limits expire and changed budgets are saved (limits.h). */
+#define LIMITS_TICK_MS 5000
 
 struct app {
     struct sl_server *srv;
     uv_loop_t *loop;
     uv_signal_t sigint, sigterm;
     uv_timer_t tick;
+    uv_timer_t limits_tick; /* limits upkeep: expiry, the budgets' state file */
     uint64_t drain_started;
     int signals;
     bool stopping;
@@ -91,6 +96,13 @@ find_web_root(const char *configured)
 }
 
 static void
+on_limits_tick(uv_timer_t *t)
+{
+    struct app *app = t->data;
+    sl_limits_tick(app->srv->limits);
+}
+
+static void
 on_tick(uv_timer_t *t)
 {
     struct app *app = t->data;
@@ -107,6 +119,7 @@ on_tick(uv_timer_t *t)
     if (sl_server_stopped(app->srv)) {
         uv_timer_stop(t);
         uv_close((uv_handle_t *)&app->tick, NULL);
+        uv_close((uv_handle_t *)&app->limits_tick, NULL);
         uv_close((uv_handle_t *)&app->sigint, NULL);
         uv_close((uv_handle_t *)&app->sigterm, NULL);
     }
@@ -177,7 +190,9 @@ run(struct sl_config *cfg)
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_init(app.loop, &app.sigterm);
     uv_timer_init(app.loop, &app.tick);
-    app.sigint.data = app.sigterm.data = app.tick.data = &app;
+    uv_timer_init(app.loop, &app.limits_tick);
+    app.sigint.data = app.sigterm.data = app.tick.data = app.limits_tick.data = &app;
+    uv_timer_start(&app.limits_tick, on_limits_tick, LIMITS_TICK_MS, LIMITS_TICK_MS);
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     /* Only now: whoever waits for this line may send SIGTERM at once and expect a drain. */

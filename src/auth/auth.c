@@ -55,6 +55,7 @@ _Static_assert(SL_ARRAY_LEN(algs) <= 32, "the allowed set is a 32-bit mask");
 struct apikey {
     char name[SL_AUTH_USER_MAX];
     uint8_t sha256[32];
+    char tier[SL_CONFIG_TIER_NAME_MAX + 1];
 };
 
 struct sl_auth {
@@ -300,6 +301,13 @@ sl_auth_new(const struct sl_config *cfg, char *err, size_t errlen)
         }
         memcpy(a->keys[i].name, k->name, n + 1);
         memcpy(a->keys[i].sha256, k->sha256, sizeof(k->sha256));
+        if (k->tier != NULL && strlen(k->tier) > SL_CONFIG_TIER_NAME_MAX) {
+            snprintf(err, errlen, "api_keys[%zu].tier: at most %d bytes", i,
+                     SL_CONFIG_TIER_NAME_MAX);
+            goto out;
+        }
+        if (k->tier != NULL)
+            strcpy(a->keys[i].tier, k->tier);
     }
     a->nkeys = cfg->napi_keys;
 
@@ -484,6 +492,14 @@ check_claims(const struct sl_auth *a, json_t *claims, uint64_t now_ms, struct sl
         return SL_AUTH_ENOSUBJECT;
     memcpy(id->user, json_string_value(v), n);
     id->user[n] = '\0';
+    /* The tier is the issuer's word on this user's limits: a malformed one is refused. */
+    v = json_object_get(claims, "sluice_tier");
+    if (v != NULL) {
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > SL_CONFIG_TIER_NAME_MAX)
+            return SL_AUTH_ECLAIMS;
+        memcpy(id->tier, json_string_value(v), json_string_length(v) + 1);
+    }
     strcpy(id->method, "jwt");
     id->exp_ms = exp_ms;
     copy_claim(id->sub, sizeof(id->sub), json_object_get(claims, "sub"));
@@ -591,6 +607,7 @@ verify_apikey(const struct sl_auth *a, const char *tok, size_t len, struct sl_id
     if (!found)
         return SL_AUTH_EUNKNOWNKEY;
     strcpy(id->user, a->keys[which].name);
+    strcpy(id->tier, a->keys[which].tier);
     strcpy(id->method, "apikey");
     id->exp_ms = 0;
     return SL_AUTH_OK;

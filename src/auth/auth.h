@@ -20,7 +20,9 @@
  *   4. claims: `exp` and `nbf` (numbers) with jwt.leeway_ms of tolerance, `exp` required
  *      unless jwt.require_exp is off (a token without it would never expire), `iss` when
  *      jwt.issuer is set, `aud` (a string or an array of strings) when jwt.audience is
- *      set; the identity is `sub`, or `name` when there is no `sub`.
+ *      set; the identity is `sub`, or `name` when there is no `sub`; `sluice_tier`, when
+ *      present, must be a string of 1 to SL_CONFIG_TIER_NAME_MAX bytes (the limits tier;
+ *      src/limits/limits.h).
  *
  * libjwt 1.10.2 pitfalls this module works around (tests/unit/test_auth.c pins them):
  * jwt_decode() with a key length of 0 skips signature verification for every
@@ -68,6 +70,7 @@ struct sl_identity {
     char sub[SL_AUTH_USER_MAX];
     char email[SL_AUTH_CLAIM_MAX];
     char name[SL_AUTH_CLAIM_MAX];
+    char tier[SL_CONFIG_TIER_NAME_MAX + 1]; /* JWT `sluice_tier` or the key's tier; "" if none */
 };
 
 /* A JWT's `sub`, `email` and `name` claims, or NULL (see struct sl_identity). */

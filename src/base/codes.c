@@ -24,6 +24,27 @@ static const char *const names[SL_ERR__COUNT] = {
 
 _Static_assert(sizeof(names) / sizeof(names[0]) == SL_ERR__COUNT, "every code has a name");
 
+static const char *const limit_names[SL_LIMIT__COUNT] = {
+    [SL_LIMIT_MESSAGES] = "messages",
+    [SL_LIMIT_STREAMS] = "streams",
+    [SL_LIMIT_CONNECTIONS_USER] = "connections_user",
+    [SL_LIMIT_CONNECTIONS_IP] = "connections_ip",
+    [SL_LIMIT_TOKENS] = "tokens",
+    [SL_LIMIT_BUDGET_DAY] = "budget_day",
+    [SL_LIMIT_BUDGET_MONTH] = "budget_month",
+};
+
+_Static_assert(sizeof(limit_names) / sizeof(limit_names[0]) == SL_LIMIT__COUNT,
+               "every limit has a name");
+
+const char *
+sl_limit_name(enum sl_limit limit)
+{
+    if ((unsigned)limit >= SL_LIMIT__COUNT)
+        return "unknown";
+    return limit_names[limit];
+}
+
 const char *
 sl_errcode_name(enum sl_errcode code)
 {

@@ -39,6 +39,24 @@ const char *sl_errcode_name(enum sl_errcode code);
 /* Whether a client may retry the same request later (used when nothing more specific is known). */
 bool sl_errcode_retryable(enum sl_errcode code);
 
+/*
+ * The limits a request can run into (src/limits/limits.h): the `limit` label of
+ * sluice_rate_limited_total and the name given in the refusal's message.
+ */
+enum sl_limit {
+    SL_LIMIT_MESSAGES,         /* messages per minute per identity */
+    SL_LIMIT_STREAMS,          /* concurrent streams per identity */
+    SL_LIMIT_CONNECTIONS_USER, /* connections per identity */
+    SL_LIMIT_CONNECTIONS_IP,   /* connections per client address */
+    SL_LIMIT_TOKENS,           /* input + output tokens per minute per identity */
+    SL_LIMIT_BUDGET_DAY,       /* USD per UTC day per identity */
+    SL_LIMIT_BUDGET_MONTH,     /* USD per UTC month per identity */
+    SL_LIMIT__COUNT
+};
+
+/* "messages", "streams", "connections_user", "connections_ip", "tokens", "budget_day", ... */
+const char *sl_limit_name(enum sl_limit limit);
+
 enum sl_close_code {
     SL_CLOSE_NORMAL = 1000,
     SL_CLOSE_GOING_AWAY = 1001,

@@ -46,6 +46,10 @@ sl_config_new_defaults(void)
     cfg->limits.max_body_bytes = 1048576;
     cfg->limits.header_timeout_ms = 10000;
     cfg->limits.keepalive_timeout_ms = 30000;
+    cfg->limits.max_streams_per_user = 64;
+    cfg->limits.max_connections_per_user = 256;
+    cfg->limits.max_identities = 100000;
+    cfg->budgets.state_file = sl_strdup("sluice-budgets.json");
 
     cfg->heartbeat.interval_ms = 25000;
     cfg->heartbeat.timeout_ms = 60000;
@@ -151,9 +155,15 @@ sl_config_free(struct sl_config *cfg)
     free(cfg->jwt.public_key);
     free(cfg->jwt.issuer);
     free(cfg->jwt.audience);
-    for (size_t i = 0; i < cfg->napi_keys; i++)
+    for (size_t i = 0; i < cfg->napi_keys; i++) {
         free(cfg->api_keys[i].name);
+        free(cfg->api_keys[i].tier);
+    }
     free(cfg->api_keys);
+    for (size_t i = 0; i < cfg->limits.ntiers; i++)
+        free(cfg->limits.tiers[i].name);
+    free(cfg->limits.tiers);
+    free(cfg->budgets.state_file);
     sl_config_strv_clear(&cfg->allowed_origins, &cfg->nallowed_origins);
     free(cfg->redis.url);
     for (size_t i = 0; i < cfg->nproviders; i++)
@@ -207,4 +217,13 @@ sl_provider_kind_name(enum sl_provider_kind kind)
         return "ollama";
     }
     return "unknown";
+}
+
+const struct sl_config_tier *
+sl_config_find_tier(const struct sl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->limits.ntiers; i++)
+        if (strcmp(cfg->limits.tiers[i].name, name) == 0)
+            return &cfg->limits.tiers[i];
+    return NULL;
 }

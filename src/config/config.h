@@ -25,6 +25,7 @@
  * - heartbeat.timeout_ms > heartbeat.interval_ms.
  * - socketio.path starts and ends with '/'; every namespace name starts with '/' and every
  *   dialect is one of native, chat, llm, stream, ai.
+ * - Every API key's tier names a tier of limits.tiers.
  */
 #ifndef SL_CONFIG_CONFIG_H
 #define SL_CONFIG_CONFIG_H
@@ -102,6 +103,22 @@ struct sl_config_namespace {
 struct sl_config_apikey {
     char *name;
     uint8_t sha256[32];
+    char *tier; /* a name under limits.tiers, or NULL */
+};
+
+/* A tier's value that was not given: the global one applies (src/limits resolves it). */
+#define SL_CONFIG_UNSET ((unsigned)-1)
+
+/* limits.tiers.<name>: per-identity limits for the identities of that tier. */
+#define SL_CONFIG_TIER_NAME_MAX 63
+struct sl_config_tier {
+    char *name;
+    unsigned messages_per_minute;      /* SL_CONFIG_UNSET: limits.messages_per_minute */
+    unsigned max_streams_per_user;     /* SL_CONFIG_UNSET: limits.max_streams_per_user */
+    unsigned max_connections_per_user; /* SL_CONFIG_UNSET: limits.max_connections_per_user */
+    unsigned tokens_per_minute;        /* SL_CONFIG_UNSET: limits.tokens_per_minute */
+    double budget_usd_per_day;         /* < 0: budgets.usd_per_day */
+    double budget_usd_per_month;       /* < 0: budgets.usd_per_month */
 };
 
 struct sl_config {
@@ -141,7 +158,21 @@ struct sl_config {
         uint64_t max_body_bytes;             /* HTTP request bodies, default 1 MiB */
         uint64_t header_timeout_ms;          /* slowloris guard, default 10s */
         uint64_t keepalive_timeout_ms;       /* idle keep-alive HTTP, default 30s */
+        /* Per identity (user, or anon:<IP>), across connections and workers; 0: no limit. */
+        unsigned max_streams_per_user;     /* default 64 */
+        unsigned max_connections_per_user; /* default 256 */
+        unsigned max_connections_per_ip;   /* default 0 */
+        unsigned tokens_per_minute;        /* input + output, default 0 */
+        unsigned max_identities;           /* identities tracked at once, default 100000 */
+        struct sl_config_tier *tiers;
+        size_t ntiers;
     } limits;
+
+    struct {
+        double usd_per_day;   /* per identity per UTC day, default 0: none */
+        double usd_per_month; /* per identity per UTC month, default 0: none */
+        char *state_file;     /* spend kept across restarts; NULL: not kept */
+    } budgets;
 
     struct {
         uint64_t interval_ms; /* default 25s */
@@ -242,6 +273,7 @@ const struct sl_config_provider *sl_config_find_provider(const struct sl_config 
                                                          const char *name);
 const struct sl_config_model *sl_config_find_model(const struct sl_config *cfg, const char *name);
 const struct sl_config_agent *sl_config_find_agent(const struct sl_config *cfg, const char *name);
+const struct sl_config_tier *sl_config_find_tier(const struct sl_config *cfg, const char *name);
 
 const char *sl_provider_kind_name(enum sl_provider_kind kind);
 

@@ -158,6 +158,14 @@ describe_warnings(const struct sl_config *cfg, FILE *out)
     if (stat(cfg->web_root, &st) != 0 || !S_ISDIR(st.st_mode))
         warn(out, &n, "web_root \"%s\" is not a directory: the test page will not be served",
              cfg->web_root);
+    bool budgets = cfg->budgets.usd_per_day > 0 || cfg->budgets.usd_per_month > 0;
+    for (size_t i = 0; i < cfg->limits.ntiers; i++)
+        budgets = budgets || cfg->limits.tiers[i].budget_usd_per_day > 0 ||
+                  cfg->limits.tiers[i].budget_usd_per_month > 0;
+    if (budgets && cfg->budgets.state_file == NULL)
+        warn(out, &n,
+             "budgets are set but budgets.state_file is null: spend starts from zero at every "
+             "restart");
     if (cfg->debug.echo)
         warn(out, &n, "debug.echo is on: /ws/echo is open to anyone");
     if (n == 0)
@@ -207,6 +215,16 @@ sl_config_describe(const struct sl_config *cfg, FILE *out)
             "to %s, auth within %s\n",
             cfg->limits.max_connections, cfg->limits.max_streams_per_connection,
             cfg->limits.messages_per_minute, a, b);
+    fprintf(out,
+            "per user:  %u streams, %u connections, %u tokens/minute; %u connections per "
+            "address (0: no limit); %zu tier%s\n",
+            cfg->limits.max_streams_per_user, cfg->limits.max_connections_per_user,
+            cfg->limits.tokens_per_minute, cfg->limits.max_connections_per_ip, cfg->limits.ntiers,
+            cfg->limits.ntiers == 1 ? "" : "s");
+    if (cfg->budgets.usd_per_day > 0 || cfg->budgets.usd_per_month > 0)
+        fprintf(out, "budgets:   $%g a day, $%g a month per user (0: none), kept in %s\n",
+                cfg->budgets.usd_per_day, cfg->budgets.usd_per_month,
+                cfg->budgets.state_file ? cfg->budgets.state_file : "no file");
     sl_config_fmt_duration(a, sizeof(a), cfg->heartbeat.interval_ms);
     sl_config_fmt_duration(b, sizeof(b), cfg->heartbeat.timeout_ms);
     sl_config_fmt_duration(d, sizeof(d), cfg->resume.window_ms);
@@ -296,6 +314,7 @@ type_text(char *b, size_t n, const struct sl_config_key *k)
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
     case SL_KEY_NAMESPACES:
+    case SL_KEY_TIERS:
         snprintf(b, n, "mapping");
         return;
     }
@@ -397,6 +416,8 @@ sl_config_print_keys(FILE *out)
           "`key_env`.\n\n",
           out);
     print_table(out, "", sl_config_apikey_keys, sl_config_napikey_keys, NULL);
+    fputs("\n### `limits.tiers.<name>`\n\nA key not given takes the global value.\n\n", out);
+    print_table(out, "", sl_config_tier_keys, sl_config_ntier_keys, NULL);
     fputs("\n### `providers.<name>`\n\n", out);
     print_table(out, "", sl_config_provider_keys, sl_config_nprovider_keys, NULL);
     fputs("\n### `models.<name>`\n\n", out);

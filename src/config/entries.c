@@ -406,6 +406,41 @@ load_namespaces(struct sl_config_ctx *c, const char *path, const yaml_node_t *n)
     return 0;
 }
 
+/* limits.tiers: what a tier does not give stays SL_CONFIG_UNSET (or < 0): the global value. */
+static int
+load_tiers(struct sl_config_ctx *c, const char *path, const yaml_node_t *n)
+{
+    struct sl_config *cfg = c->cfg;
+    char prefix[ENTRY_NAME_MAX + 32];
+    int rc = entries_begin(c, path, n);
+    if (rc != 0)
+        return rc > 0 ? 0 : -1;
+    size_t len = sl_yaml_map_len(n);
+    for (size_t i = 0; i < len; i++) {
+        const char *name;
+        const yaml_node_t *kn, *vn;
+        if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
+            return -1;
+        if (strlen(name) > SL_CONFIG_TIER_NAME_MAX)
+            return sl_config_fail(c, sl_config_at(kn), "%s: a tier name has at most %d characters", path,
+                        SL_CONFIG_TIER_NAME_MAX);
+        cfg->limits.tiers =
+            sl_realloc(cfg->limits.tiers, (cfg->limits.ntiers + 1) * sizeof(*cfg->limits.tiers));
+        struct sl_config_tier *t = &cfg->limits.tiers[cfg->limits.ntiers++];
+        *t = (struct sl_config_tier){.name = sl_strdup(name),
+                                     .messages_per_minute = SL_CONFIG_UNSET,
+                                     .max_streams_per_user = SL_CONFIG_UNSET,
+                                     .max_connections_per_user = SL_CONFIG_UNSET,
+                                     .tokens_per_minute = SL_CONFIG_UNSET,
+                                     .budget_usd_per_day = -1,
+                                     .budget_usd_per_month = -1};
+        if (sl_config_walk_map(c, vn, prefix, "", sl_config_tier_keys, sl_config_ntier_keys, t,
+                               NULL) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int
 sl_config_entries_load(struct sl_config_ctx *c, const struct sl_config_key *k, const char *path,
                        const yaml_node_t *n)
@@ -421,6 +456,8 @@ sl_config_entries_load(struct sl_config_ctx *c, const struct sl_config_key *k, c
         return load_agents(c, path, n);
     case SL_KEY_NAMESPACES:
         return load_namespaces(c, path, n);
+    case SL_KEY_TIERS:
+        return load_tiers(c, path, n);
     default:
         sl_panic("config: %s is not a section", k->path);
     }

@@ -159,7 +159,8 @@ const struct sl_config_key sl_config_top_keys[] = {
      .off = CFG(limits.messages_per_minute),
      .min = 1,
      .max = 1000000,
-     .doc = "Client messages per connection per minute (`RATE_LIMITED`)."},
+     .doc = "Client messages per identity per minute, across its connections (before "
+            "authentication: per connection) (`RATE_LIMITED`)."},
     {.path = "limits.max_message_bytes",
      .type = SL_KEY_SIZE,
      .off = CFG(limits.max_message_bytes),
@@ -204,6 +205,44 @@ const struct sl_config_key sl_config_top_keys[] = {
      .max = DAY_MS,
      .doc = "Idle time before a keep-alive HTTP connection is closed."},
 
+    {.path = "limits.max_streams_per_user",
+     .type = SL_KEY_UINT,
+     .off = CFG(limits.max_streams_per_user),
+     .max = 1000000,
+     .doc = "Concurrent streams per identity across all its connections and workers "
+            "(`RATE_LIMITED`, limit `streams`); 0: no limit."},
+    {.path = "limits.max_connections_per_user",
+     .type = SL_KEY_UINT,
+     .off = CFG(limits.max_connections_per_user),
+     .max = 10000000,
+     .doc = "Authenticated connections per identity (`RATE_LIMITED`, then close 4029); 0: no "
+            "limit."},
+    {.path = "limits.max_connections_per_ip",
+     .type = SL_KEY_UINT,
+     .off = CFG(limits.max_connections_per_ip),
+     .max = 10000000,
+     .doc = "TCP connections per client address (IPv6: per /64), HTTP 429 beyond; 0: no limit. "
+            "Leave 0 behind a reverse proxy, where every client has the proxy's address."},
+    {.path = "limits.tokens_per_minute",
+     .type = SL_KEY_UINT,
+     .off = CFG(limits.tokens_per_minute),
+     .max = 4000000000.0,
+     .doc = "Input + output tokens per identity over the last minute, checked when a stream "
+            "starts (`RATE_LIMITED`, limit `tokens`); 0: no limit."},
+    {.path = "limits.max_identities",
+     .type = SL_KEY_UINT,
+     .off = CFG(limits.max_identities),
+     .min = 64,
+     .max = 100000000,
+     .doc = "Identities and addresses whose limits are tracked at once; past it the idle-longest "
+            "is forgotten (see Limits per identity)."},
+    {.path = "limits.tiers",
+     .type = SL_KEY_TIERS,
+     .flags = SL_KEY_NOENV,
+     .def = "none",
+     .doc = "Per-identity limits by tier (see `limits.tiers.<name>`); a JWT's `sluice_tier` "
+            "claim or an API key's `tier` chooses one."},
+
     {.path = "heartbeat.interval",
      .type = SL_KEY_DURATION,
      .off = CFG(heartbeat.interval_ms),
@@ -244,6 +283,25 @@ const struct sl_config_key sl_config_top_keys[] = {
      .check = check_redis_url,
      .def = "none",
      .doc = "`redis://[:password@]host[:port][/db]`; unset: single node, all in-process."},
+
+    {.path = "budgets.usd_per_day",
+     .type = SL_KEY_DOUBLE,
+     .off = CFG(budgets.usd_per_day),
+     .max = 1e9,
+     .doc = "Spend per identity per UTC day, from the models' prices (`BUDGET_EXCEEDED`); 0: no "
+            "budget."},
+    {.path = "budgets.usd_per_month",
+     .type = SL_KEY_DOUBLE,
+     .off = CFG(budgets.usd_per_month),
+     .max = 1e9,
+     .doc = "Spend per identity per UTC month; 0: no budget."},
+    {.path = "budgets.state_file",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = CFG(budgets.state_file),
+     .doc = "File keeping the spend across restarts (relative to the working directory), "
+            "replaced atomically every few seconds and at shutdown; used only when a budget is "
+            "set. null: spend starts from zero at each start."},
 
     {.path = "shutdown.drain_timeout",
      .type = SL_KEY_DURATION,
@@ -538,7 +596,55 @@ const struct sl_config_key sl_config_apikey_keys[] = {
      .off = KEY(sha256),
      .def = "-",
      .doc = "Environment variable holding the key itself; it must be set."},
+    {.path = "tier",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = KEY(tier),
+     .def = "none",
+     .doc = "The key's tier: a name under `limits.tiers`."},
 };
+
+#define TIER(f) offsetof(struct sl_config_tier, f)
+const struct sl_config_key sl_config_tier_keys[] = {
+    {.path = "messages_per_minute",
+     .type = SL_KEY_UINT,
+     .off = TIER(messages_per_minute),
+     .min = 1,
+     .max = 1000000,
+     .def = "`limits.messages_per_minute`",
+     .doc = "Client messages per identity per minute."},
+    {.path = "max_streams_per_user",
+     .type = SL_KEY_UINT,
+     .off = TIER(max_streams_per_user),
+     .max = 1000000,
+     .def = "`limits.max_streams_per_user`",
+     .doc = "Concurrent streams per identity; 0: no limit."},
+    {.path = "max_connections_per_user",
+     .type = SL_KEY_UINT,
+     .off = TIER(max_connections_per_user),
+     .max = 10000000,
+     .def = "`limits.max_connections_per_user`",
+     .doc = "Authenticated connections per identity; 0: no limit."},
+    {.path = "tokens_per_minute",
+     .type = SL_KEY_UINT,
+     .off = TIER(tokens_per_minute),
+     .max = 4000000000.0,
+     .def = "`limits.tokens_per_minute`",
+     .doc = "Input + output tokens per identity per minute; 0: no limit."},
+    {.path = "budget_usd_per_day",
+     .type = SL_KEY_DOUBLE,
+     .off = TIER(budget_usd_per_day),
+     .max = 1e9,
+     .def = "`budgets.usd_per_day`",
+     .doc = "Spend per identity per UTC day; 0: no budget."},
+    {.path = "budget_usd_per_month",
+     .type = SL_KEY_DOUBLE,
+     .off = TIER(budget_usd_per_month),
+     .max = 1e9,
+     .def = "`budgets.usd_per_month`",
+     .doc = "Spend per identity per UTC month; 0: no budget."},
+};
+
 
 const struct sl_config_kind sl_config_kinds[] = {
     {SL_PROVIDER_DEMO, NULL, NULL, NULL, NULL},
@@ -565,6 +671,7 @@ const size_t sl_config_nmodel_keys = SL_ARRAY_LEN(sl_config_model_keys);
 const size_t sl_config_nagent_keys = SL_ARRAY_LEN(sl_config_agent_keys);
 const size_t sl_config_napikey_keys = SL_ARRAY_LEN(sl_config_apikey_keys);
 const size_t sl_config_nnamespace_keys = SL_ARRAY_LEN(sl_config_namespace_keys);
+const size_t sl_config_ntier_keys = SL_ARRAY_LEN(sl_config_tier_keys);
 const size_t sl_config_nkinds = SL_ARRAY_LEN(sl_config_kinds);
 const size_t sl_config_ndefault_models = SL_ARRAY_LEN(sl_config_default_models);
 
@@ -573,6 +680,7 @@ _Static_assert(SL_ARRAY_LEN(sl_config_provider_keys) <= SL_CONFIG_ENTRY_KEYS_MAX
 _Static_assert(SL_ARRAY_LEN(sl_config_model_keys) <= SL_CONFIG_ENTRY_KEYS_MAX, "too long");
 _Static_assert(SL_ARRAY_LEN(sl_config_agent_keys) <= SL_CONFIG_ENTRY_KEYS_MAX, "too long");
 _Static_assert(SL_ARRAY_LEN(sl_config_apikey_keys) <= SL_CONFIG_ENTRY_KEYS_MAX, "too long");
+_Static_assert(SL_ARRAY_LEN(sl_config_tier_keys) <= SL_CONFIG_ENTRY_KEYS_MAX, "too long");
 
 const struct sl_config_kind *
 sl_config_kind_info(enum sl_provider_kind kind)

@@ -10,7 +10,7 @@
  * docs/configuration.md pasted again.
  *
  * Environment variables are derived from the path (sl_config_env_name) for the top
- * table only; the entry tables (providers, models, agents, API keys) are file only.
+ * table only; the entry tables (providers, models, agents, API keys, tiers) are file only.
  */
 #ifndef SL_CONFIG_KEYS_H
 #define SL_CONFIG_KEYS_H
@@ -39,6 +39,7 @@ enum sl_config_ktype {
     SL_KEY_MODELS,
     SL_KEY_AGENTS,
     SL_KEY_NAMESPACES, /* socketio.namespaces: a mapping of entries (sl_config_namespace_keys) */
+    SL_KEY_TIERS,      /* limits.tiers: a mapping of names to sl_config_tier_keys */
 };
 
 /* Flags of a row. */
@@ -85,7 +86,7 @@ struct sl_config_default_model {
     double input_per_1m, output_per_1m;
 };
 
-#define SL_CONFIG_NTOP 45
+#define SL_CONFIG_NTOP 54
 #define SL_CONFIG_ENTRY_KEYS_MAX 16
 
 extern const struct sl_config_key sl_config_top_keys[]; /* SL_CONFIG_NTOP rows */
@@ -99,6 +100,8 @@ extern const struct sl_config_key sl_config_apikey_keys[];
 extern const size_t sl_config_napikey_keys;
 extern const struct sl_config_key sl_config_namespace_keys[];
 extern const size_t sl_config_nnamespace_keys;
+extern const struct sl_config_key sl_config_tier_keys[];
+extern const size_t sl_config_ntier_keys;
 extern const struct sl_config_kind sl_config_kinds[];
 extern const size_t sl_config_nkinds;
 extern const struct sl_config_default_model sl_config_default_models[];

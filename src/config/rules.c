@@ -262,6 +262,27 @@ check_auth(struct sl_config_ctx *c)
     return 0;
 }
 
+/* Every API key's tier names a tier. */
+static int
+check_tiers(struct sl_config_ctx *c)
+{
+    const struct sl_config *cfg = c->cfg;
+    for (size_t i = 0; i < cfg->napi_keys; i++) {
+        const char *t = cfg->api_keys[i].tier;
+        if (t == NULL || sl_config_find_tier(cfg, t) != NULL)
+            continue;
+        struct sl_config_origin o = sl_config_top_origin(c, "auth.api_keys");
+        if (o.node != NULL && o.node->type == YAML_SEQUENCE_NODE && i < sl_yaml_seq_len(o.node)) {
+            const yaml_node_t *v =
+                sl_yaml_map_get(&c->y, sl_yaml_seq_item(&c->y, o.node, i), "tier");
+            if (v != NULL)
+                o.node = v;
+        }
+        return sl_config_fail(c, o, "auth.api_keys[%zu].tier: no tier named \"%s\" under limits.tiers", i, t);
+    }
+    return 0;
+}
+
 static int
 check_heartbeat(struct sl_config_ctx *c)
 {
@@ -288,7 +309,7 @@ sl_config_rules_apply(struct sl_config_ctx *c)
     if (!sl_config_top_given(c, "models"))
         add_default_models(c->cfg);
     if (finish_providers(c) != 0 || check_models(c) != 0 || check_heartbeat(c) != 0 ||
-        check_auth(c) != 0)
+        check_auth(c) != 0 || check_tiers(c) != 0)
         return -1;
     return 0;
 }

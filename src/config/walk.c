@@ -136,6 +136,7 @@ expected(const struct sl_config_key *k, char *b, size_t n)
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
     case SL_KEY_NAMESPACES:
+    case SL_KEY_TIERS:
         return "a mapping of names to settings";
     }
     return "a value";
@@ -406,6 +407,7 @@ sl_config_set_scalar(struct sl_config_ctx *c, const struct sl_config_key *k, con
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
     case SL_KEY_NAMESPACES:
+    case SL_KEY_TIERS:
         break;
     }
     return sl_config_fail(c, o, "%s: expected %s, got %s", path, expected(k, b, sizeof(b)), q);
@@ -620,6 +622,7 @@ sl_config_set_node(struct sl_config_ctx *c, const struct sl_config_key *k, const
     case SL_KEY_MODELS:
     case SL_KEY_AGENTS:
     case SL_KEY_NAMESPACES:
+    case SL_KEY_TIERS:
         return c->load_section(c, k, path, n);
     default:
         break;

@@ -18,8 +18,11 @@
 #include "canon/request.h"
 #include "stream/stream.h"
 
+struct sl_limits;
+
 struct sl_admission {
     struct sl_stream_env env; /* what new streams get */
+    struct sl_limits *limits; /* per-identity limits and budgets (process-wide); NULL: none */
     bool draining;
 };
 

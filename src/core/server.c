@@ -8,9 +8,12 @@
 #include "base/alloc.h"
 #include "config/config.h"
 #include "core/worker.h"
+#include "limits/limits.h"
+#include "limits/statefile.h"
 #include "net/listener.h"
 #include "stream/directory.h"
 #include "stream/relay.h"
+#include "obs/log.h"
 
 struct sl_server *
 sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size_t errlen)
@@ -20,6 +23,11 @@ sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size
     srv->web_root = sl_strdup(web_root);
     srv->auth = sl_auth_new(cfg, err, errlen);
     if (srv->auth == NULL)
+        goto fail;
+    srv->limits = sl_limits_new(
+        cfg, cfg->budgets.state_file ? sl_statefile_new(cfg->budgets.state_file) : NULL, NULL, err,
+        errlen);
+    if (srv->limits == NULL)
         goto fail;
 
     unsigned n = cfg->workers;
@@ -117,6 +125,12 @@ sl_server_free(struct sl_server *srv)
     free(srv->shards);
     free(srv->relays);
     sl_directory_free(srv->directory);
+    if (srv->limits != NULL) {
+        char err[512];
+        if (sl_limits_flush(srv->limits, err, sizeof(err)) != 0)
+            sl_log_msg(SL_LOG_ERROR, "budgets.save_failed", "at shutdown: %s", err);
+        sl_limits_free(srv->limits);
+    }
     sl_auth_free(srv->auth);
     free(srv->web_root);
     free(srv);

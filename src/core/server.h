@@ -13,6 +13,7 @@
 
 struct sl_config;
 struct sl_auth;
+struct sl_limits;
 struct sl_worker;
 struct sl_metrics;
 struct sl_directory;
@@ -21,7 +22,8 @@ struct sl_relay;
 struct sl_server {
     const struct sl_config *cfg;
     struct sl_auth *auth;
-    char *web_root; /* resolved directory of the test page */
+    struct sl_limits *limits; /* per-identity limits and budgets, shared by the workers */
+    char *web_root;           /* resolved directory of the test page */
     unsigned nworkers;
     struct sl_worker **workers;
     struct sl_metrics **shards;     /* each worker's metrics, for scrapes */
@@ -34,7 +36,8 @@ struct sl_server {
 };
 
 /*
- * Builds the server: authenticator, listening sockets, workers (not yet running).
+ * Builds the server: authenticator, limits (loading the budgets' state file), listening
+ * sockets, workers (not yet running).
  * Returns NULL with a message in err on failure.
  */
 struct sl_server *sl_server_new(const struct sl_config *cfg, const char *web_root, char *err,
@@ -55,7 +58,10 @@ void sl_server_stop(struct sl_server *srv);
 /* Whether every worker has stopped (after sl_server_stop). */
 bool sl_server_stopped(const struct sl_server *srv);
 
-/* Joins the workers and frees everything (stops them first if needed, blocking). */
+/*
+ * Joins the workers and frees everything (stops them first if needed, blocking); the
+ * budgets' spend is saved once every stream has ended.
+ */
 void sl_server_free(struct sl_server *srv);
 
 #endif

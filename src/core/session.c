@@ -9,6 +9,7 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "core/admission.h"
+#include "limits/limits.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "stream/directory.h"
@@ -72,6 +73,8 @@ struct sl_session {
     struct sl_list link;        /* in ss->all */
     struct sl_list subs;        /* struct sub */
     char *user;
+    char *tier;                       /* the identity's limits tier ("" if none) */
+    struct sl_limits_hold *conn_hold; /* one of the identity's connections (limits.h) */
     char sid[17];
     uint8_t state;
     uint8_t kind;
@@ -513,7 +516,8 @@ start_chat(struct sl_session *s, struct sl_chat_req *req)
         sl_chat_req_free(req);
         return;
     }
-    struct sl_stream_owner owner = {.user = s->user, .session = s->sid, .conn = conn_of(s)};
+    struct sl_stream_owner owner = {
+        .user = s->user, .session = s->sid, .conn = conn_of(s), .tier = s->tier};
     struct sl_refusal why;
     struct sl_stream *st = sl_admission_chat(s->ss->adm, &owner, req, id, &why);
     if (st == NULL) {
@@ -684,10 +688,45 @@ static const struct sl_rstream_cb rstream_cb = {
 
 /* --- authentication and heartbeat ------------------------------------------------------- */
 
+/* The identity's message rate, as its tier has it. */
+static unsigned
+messages_per_minute(const struct sl_session *s)
+{
+    struct sl_limits_tier t;
+    if (s->ss->adm->limits == NULL)
+        return s->ss->cfg->limits.messages_per_minute;
+    sl_limits_of(s->ss->adm->limits, s->tier, &t);
+    return t.messages_per_minute;
+}
+
+/*
+ * The identity's connections (limits.max_connections_per_user, across workers): counted
+ * until the transport closes, or refused with RATE_LIMITED and close 4029.
+ */
+static bool
+admit_identity(struct sl_session *s, const struct sl_identity *id)
+{
+    struct sl_limits *l = s->ss->adm->limits;
+    struct sl_limits_refusal why;
+    if (l == NULL || sl_limits_conn_begin(l, id->user, id->tier, &s->conn_hold, &why) == 0)
+        return true;
+    sl_counter_add(&s->ss->metrics->rate_limited[why.limit], 1);
+    send_error(s, NULL, why.code, why.message, why.retry_after_ms);
+    char reason[120];
+    snprintf(reason, sizeof(reason),
+             "{\"reason\":\"too many connections for this user\",\"retry_after_ms\":%lld}",
+             (long long)why.retry_after_ms);
+    end_session(s, SL_CLOSE_RATE_LIMITED, reason);
+    return false;
+}
+
 static void
 become_ready(struct sl_session *s, const struct sl_identity *id)
 {
     const struct sl_config *cfg = s->ss->cfg;
+    if (!admit_identity(s, id))
+        return;
+    s->tier = sl_strdup(id->tier);
     s->user = sl_strdup(id->user);
     s->expires_ms = id->exp_ms;
     s->state = S_READY;
@@ -711,7 +750,7 @@ become_ready(struct sl_session *s, const struct sl_identity *id)
         .heartbeat_ms = cfg->heartbeat.interval_ms,
         .max_streams = cfg->limits.max_streams_per_connection,
         .max_message_bytes = cfg->limits.max_message_bytes,
-        .messages_per_minute = cfg->limits.messages_per_minute,
+        .messages_per_minute = messages_per_minute(s),
         .resume_window_ms = cfg->resume.window_ms,
         .default_model = cfg->default_model,
         .models = models,
@@ -773,6 +812,8 @@ authenticate(struct sl_session *s, const char *token, size_t len)
         }
         s->expires_ms = id.exp_ms;
         s->expiry_noticed = false;
+        free(s->tier); /* the issuer's latest word on the user's tier */
+        s->tier = sl_strdup(id.tier);
         struct sl_logrec r;
         if (sl_log_begin(&r, SL_LOG_INFO, "session.reauthenticated")) {
             log_ids(s, &r);
@@ -888,6 +929,23 @@ take_token(struct sl_session *s, int64_t *retry_after_ms)
         return true;
     }
     *retry_after_ms = (int64_t)((1 - s->bucket) * 60000.0 / per_min) + 1;
+    return false;
+}
+
+/*
+ * An authenticated client's message takes a token of its identity's bucket, shared by all
+ * its connections (limits.h): a reconnect gets no fresh budget. Before authentication,
+ * the session's own.
+ */
+static bool
+take_message(struct sl_session *s, int64_t *retry_after_ms)
+{
+    struct sl_limits_refusal why;
+    if (s->ss->adm->limits == NULL || s->user == NULL)
+        return take_token(s, retry_after_ms);
+    if (sl_limits_message(s->ss->adm->limits, s->user, s->tier, &why) == 0)
+        return true;
+    *retry_after_ms = why.retry_after_ms;
     return false;
 }
 
@@ -1047,7 +1105,7 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
         int64_t wait;
         /* An unauthenticated client gets no more patience than an authenticated one. */
         if (!take_token(s, &wait)) {
-            sl_counter_add(&s->ss->metrics->rate_limited_total, 1);
+            sl_counter_add(&s->ss->metrics->rate_limited[SL_LIMIT_MESSAGES], 1);
             end_session(s, SL_CLOSE_RATE_LIMITED,
                         "{\"reason\":\"too many messages before authentication\"}");
             goto out;
@@ -1071,8 +1129,8 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
         goto out;
     }
     int64_t retry_after;
-    if (!take_token(s, &retry_after)) {
-        sl_counter_add(&s->ss->metrics->rate_limited_total, 1);
+    if (!take_message(s, &retry_after)) {
+        sl_counter_add(&s->ss->metrics->rate_limited[SL_LIMIT_MESSAGES], 1);
         send_error(s, rc == 0 ? (cmd.chat ? cmd.chat->id : cmd.id) : err.id, SL_ERR_RATE_LIMITED,
                    "too many messages; slow down", retry_after);
         if (++s->rejected > s->ss->cfg->limits.messages_per_minute)
@@ -1143,6 +1201,7 @@ free_session(struct sl_session *s)
     sl_list_unlink(&s->link);
     ss->count--;
     free(s->user);
+    free(s->tier);
     free(s);
 }
 
@@ -1153,6 +1212,8 @@ sl_session_transport_closed(struct sl_session *s, uint16_t code)
     s->conn = conn_of(s);
     s->t = NULL;
     sl_timeq_disarm(&s->tnode);
+    sl_limits_conn_end(s->conn_hold); /* a detached session is no connection */
+    s->conn_hold = NULL;
     sl_counter_add(&ss->metrics->conn_closed[s->kind], 1);
     bool keep = s->user != NULL && !sl_list_empty(&s->subs) && ss->cfg->resume.window_ms > 0 &&
                 !ss->stopping;

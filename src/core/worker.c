@@ -10,6 +10,7 @@
 #include "core/server.h"
 #include "core/session.h"
 #include "core/sio_worker.h"
+#include "limits/limits.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "stream/relay.h"
@@ -20,11 +21,48 @@ static const char overloaded_response[] =
     "Retry-After: 1\r\nContent-Length: 56\r\nConnection: close\r\n\r\n"
     "{\"error\":{\"status\":503,\"message\":\"too many connections\"}}";
 
+static const char too_many_from_address[] =
+    "HTTP/1.1 429 Too Many Requests\r\nServer: sluice\r\nContent-Type: application/json\r\n"
+    "Retry-After: 1\r\nContent-Length: 75\r\nConnection: close\r\n\r\n"
+    "{\"error\":{\"status\":429,\"message\":\"too many connections from this address\"}}";
+
 static void
-on_conn_closed(void *ud)
+on_conn_closed(void *ud, void *tag)
 {
     struct sl_worker *w = ud;
+    sl_limits_conn_end(tag); /* the address's hold (limits.max_connections_per_ip) */
     atomic_fetch_sub(&w->server->connections, 1);
+}
+
+/* limits.max_connections_per_ip: counts the connection for its address, or refuses it. */
+static bool
+admit_address(struct sl_worker *w, struct sl_conn *c)
+{
+    if (w->cfg->limits.max_connections_per_ip == 0)
+        return true;
+    char peer[80], key[80];
+    struct sl_limits_hold *hold;
+    struct sl_limits_refusal why;
+    sl_conn_peer(c, peer, sizeof(peer));
+    if (sl_limits_ip_key(peer, key, sizeof(key)) != 0)
+        return true; /* no address to count it under */
+    if (sl_limits_ip_begin(w->server->limits, key, &hold, &why) == 0) {
+        sl_conn_set_tag(c, hold);
+        return true;
+    }
+    sl_counter_add(&w->metrics.rate_limited[why.limit], 1);
+    struct sl_logrec r;
+    if (sl_log_begin(&r, SL_LOG_INFO, "conn.refused")) {
+        sl_log_uint(&r, "worker", w->id);
+        sl_log_uint(&r, "conn", sl_conn_id(c));
+        sl_log_str(&r, "peer", peer);
+        sl_log_int(&r, "status", 429);
+        sl_log_str(&r, "reason", "limits.max_connections_per_ip");
+        sl_log_end(&r);
+    }
+    sl_conn_write(c, too_many_from_address, sizeof(too_many_from_address) - 1);
+    sl_conn_close(c);
+    return false;
 }
 
 static void
@@ -54,6 +92,8 @@ on_connection(uv_stream_t *server, int status)
         sl_conn_close(c);
         return;
     }
+    if (!admit_address(w, c))
+        return;
     sl_http_serve(&w->http, c);
 }
 
@@ -113,6 +153,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
                                    .dir = srv->directory,
                                    .relay = w->relay,
                                    .worker = id};
+    w->admission.limits = srv->limits;
     sl_sessions_init(&w->sessions, &senv);
     w->sio = sl_sio_worker_new(w);
     sl_loop_add_turn_hook(w->loop, on_turn, w);

@@ -35,6 +35,7 @@ struct sl_conn {
     struct sl_timeq_node tnode;
     uint64_t id;
     unsigned flags;
+    void *tag; /* the owner's (sl_conn_set_tag) */
 };
 
 struct write_req {
@@ -276,12 +277,13 @@ on_close_done(uv_handle_t *h)
 {
     struct sl_conn *c = h->data;
     struct sl_conn_pool *p = c->pool;
+    void *tag = c->tag;
     if (c->h && c->h->on_close)
         c->h->on_close(c);
     sl_buf_free(&c->out);
     free(c);
     if (p->on_closed)
-        p->on_closed(p->on_closed_ud);
+        p->on_closed(p->on_closed_ud, tag);
 }
 
 static void
@@ -504,6 +506,12 @@ sl_conn_peer(const struct sl_conn *c, char *out, size_t outlen)
         }
     }
     snprintf(out, outlen, "%s:%d", host, port);
+}
+
+void
+sl_conn_set_tag(struct sl_conn *c, void *tag)
+{
+    c->tag = tag;
 }
 
 struct sl_timeq_node *

@@ -48,8 +48,11 @@ struct sl_conn_pool {
     size_t count;
     uint64_t next_id;
     uint64_t bytes_out; /* total bytes handed to the kernel (for metrics) */
-    /* Called after each connection's handler released it (optional; connection counts). */
-    void (*on_closed)(void *ud);
+    /*
+     * Called after each connection's handler released it (optional; connection counts),
+     * with the connection's tag (sl_conn_set_tag; NULL if none).
+     */
+    void (*on_closed)(void *ud, void *tag);
     void *on_closed_ud;
 };
 
@@ -114,6 +117,9 @@ void sl_conn_abort(struct sl_conn *c);
 void sl_conn_reset(struct sl_conn *c);
 
 bool sl_conn_closing(const struct sl_conn *c);
+
+/* A pointer the pool's owner keeps with the connection, given back to on_closed. */
+void sl_conn_set_tag(struct sl_conn *c, void *tag);
 
 /* Stops or restarts reading (backpressure on a peer that sends too fast). */
 void sl_conn_pause_reading(struct sl_conn *c);

@@ -250,9 +250,11 @@ sl_metrics_render(struct sl_buf *b, struct sl_metrics *const *shards, size_t n,
     header(b, "sluice_auth_failures_total", "counter", "Failed authentications.");
     sl_buf_printf(b, "sluice_auth_failures_total %llu\n",
                   (unsigned long long)SUM(auth_failures_total));
-    header(b, "sluice_rate_limited_total", "counter", "Client messages refused by rate limits.");
-    sl_buf_printf(b, "sluice_rate_limited_total %llu\n",
-                  (unsigned long long)SUM(rate_limited_total));
+    header(b, "sluice_rate_limited_total", "counter",
+           "Requests, connections and streams refused by a limit, by limit.");
+    for (int k = 0; k < SL_LIMIT__COUNT; k++)
+        sl_buf_printf(b, "sluice_rate_limited_total{limit=\"%s\"} %llu\n",
+                      sl_limit_name((enum sl_limit)k), (unsigned long long)SUM(rate_limited[k]));
     header(b, "sluice_backpressure_pauses_total", "counter",
            "Upstream transfers paused for a slow client.");
     sl_buf_printf(b, "sluice_backpressure_pauses_total %llu\n",

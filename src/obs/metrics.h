@@ -95,7 +95,7 @@ struct sl_metrics {
     sl_counter streams_ended;
     sl_counter bytes_sent_total;
     sl_counter auth_failures_total;
-    sl_counter rate_limited_total;
+    sl_counter rate_limited[SL_LIMIT__COUNT]; /* refusals, by the limit that refused */
     sl_counter backpressure_pauses_total;
     sl_counter resumes_total;
     sl_counter journal_bytes;     /* gauge: bytes held by stream journals */

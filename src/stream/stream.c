@@ -8,6 +8,7 @@
 #include "base/buf.h"
 #include "base/util.h"
 #include "config/config.h"
+#include "limits/limits.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -61,6 +62,8 @@ struct sl_stream {
 
     struct sl_usage usage;
     bool have_usage;
+    struct sl_limits_ticket *ticket; /* the identity's limits (limits.h); NULL: none */
+    uint64_t input_est;              /* input tokens as estimated at admission */
     uint64_t ndeltas;
     uint64_t t_created, t_first, t_last, t_call; /* ns */
     uint64_t overhead_ns;
@@ -201,6 +204,11 @@ end(struct sl_stream *s, enum sl_outcome outcome, const char *what)
     }
     sl_counter_add(&m->streams_ended, 1);
     sl_metrics_observe(m, SL_HIST_OVERHEAD, s->overhead_ns);
+    /* The identity's limits: the stream's place, its tokens and its spend (exactly once). */
+    sl_limits_stream_end(
+        s->ticket, u.input_tokens + u.output_tokens,
+        s->route.model ? sl_router_cost(s->route.model, u.input_tokens, u.output_tokens) : 0);
+    s->ticket = NULL;
     log_end(s, outcome, &u, what);
     s->paused = false;
 }
@@ -272,6 +280,29 @@ fail(struct sl_stream *s, enum sl_errcode code, const char *message, bool retrya
 
 /* --- the provider sink -------------------------------------------------------------- */
 
+/*
+ * The identity's budget (limits.h), after each token: the running cost against the
+ * stream's allowance, without a lock. Over budget, the provider is stopped and the stream
+ * ends with BUDGET_EXCEEDED and its usage. Returns false if the stream was freed: call it
+ * last.
+ */
+static bool
+within_budget(struct sl_stream *s)
+{
+    if (s->ticket == NULL || s->state == ST_ENDED)
+        return true;
+    uint64_t in = s->have_usage && s->usage.input_tokens ? s->usage.input_tokens : s->input_est;
+    uint64_t out =
+        s->have_usage && s->usage.output_tokens > s->ndeltas ? s->usage.output_tokens : s->ndeltas;
+    struct sl_limits_refusal why;
+    if (sl_limits_stream_spend(s->ticket, sl_router_cost(s->route.model, in, out), &why))
+        return true;
+    sl_counter_add(&s->env.metrics->rate_limited[why.limit], 1);
+    stop_upstream(s);
+    fail(s, SL_ERR_BUDGET_EXCEEDED, why.message, false, why.retry_after_ms);
+    return settle(s);
+}
+
 static void
 on_delta_common(struct sl_stream *s, uint64_t t0)
 {
@@ -298,7 +329,8 @@ on_delta(void *ud, const char *text, size_t len)
     ev.u.delta.len = len;
     emit(s, &ev);
     s->overhead_ns += sl_clock_ns() - t0;
-    settle(s); /* a reader may have cancelled from inside the event */
+    if (within_budget(s)) /* may free s */
+        settle(s);        /* a reader may have cancelled from inside the event */
 }
 
 static void
@@ -311,7 +343,8 @@ on_tool_delta(void *ud, const struct sl_tool_delta *tool)
     ev.u.delta.tool = tool;
     emit(s, &ev);
     s->overhead_ns += sl_clock_ns() - t0;
-    settle(s);
+    if (within_budget(s)) /* may free s */
+        settle(s);        /* a reader may have cancelled from inside the event */
 }
 
 static void
@@ -576,6 +609,13 @@ sl_stream_consumed(struct sl_stream *s, struct sl_jcursor *cur)
         (!s->live || s->journal.backlog <= s->env.table->high_water / 4))
         resume_provider(s);
     return settle(s);
+}
+
+void
+sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t)
+{
+    s->ticket = t;
+    s->input_est = final_usage(s).input_tokens; /* no usage yet: the estimate */
 }
 
 bool

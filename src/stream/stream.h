@@ -41,6 +41,7 @@
 #include "stream/journal.h"
 
 struct sl_config;
+struct sl_limits_ticket;
 struct sl_upstream;
 struct sl_metrics;
 struct sl_stream;
@@ -62,6 +63,7 @@ struct sl_stream_owner {
     const char *user;    /* identity; streams are found again by (user, id) */
     const char *session; /* the session that started it, for logs */
     uint64_t conn;       /* its connection id, for logs (0 if none) */
+    const char *tier;    /* the identity's limits tier (admission only; NULL: none) */
 };
 
 /*
@@ -111,6 +113,14 @@ bool sl_stream_consumed(struct sl_stream *s, struct sl_jcursor *cur);
  * (outcome "disconnected", usage accounted) and the stream freed, without any event.
  */
 void sl_stream_release(struct sl_stream *s);
+
+/*
+ * Hands the stream its ticket of the identity's limits (limits.h; NULL: none), taken at
+ * admission. The stream checks its running cost against the budget after each token
+ * (over it: the provider is stopped and the stream ends with BUDGET_EXCEEDED) and ends
+ * the ticket exactly once, when it ends, with its final usage and cost.
+ */
+void sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t);
 
 /* Emits start and calls the provider. Returns false if the stream was freed. */
 bool sl_stream_start(struct sl_stream *s);

@@ -231,7 +231,11 @@ describe('/metrics', () => {
     assert.equal(v('sluice_connections_total'), 8);
     assert.equal(v('sluice_connections', { protocol: 'native' }), 4, 'c1..c4 are still open');
     assert.equal(v('sluice_auth_failures_total'), 1);
-    assert.equal(v('sluice_rate_limited_total'), tally.rateLimited);
+    // Labelled by limit, every limit present: only the message rate refused here.
+    assert.equal(v('sluice_rate_limited_total', { limit: 'messages' }), tally.rateLimited);
+    const limits = m.samples('sluice_rate_limited_total').map((x) => x.labels.limit).sort();
+    assert.deepEqual(limits, ['budget_day', 'budget_month', 'connections_ip', 'connections_user', 'messages', 'streams', 'tokens']);
+    assert.equal(m.samples('sluice_rate_limited_total').reduce((a, x) => a + Number(x.value), 0), tally.rateLimited);
 
     // Streams by outcome (UNKNOWN_MODEL never became one).
     const st = (model, provider, outcome) => v('sluice_streams_total', { model, provider, outcome });

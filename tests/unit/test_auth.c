@@ -767,6 +767,25 @@ AUTH_TEST(jwt, subject_or_name)
     expect_fail(hs256(fmt("{\"sub\":\"%s\"}", big)), SL_AUTH_ENOSUBJECT, "token has no subject");
 }
 
+AUTH_TEST(jwt, sluice_tier_claim)
+{
+    build();
+    struct sl_identity id = expect_ok(hs256("{\"sub\":\"u1\",\"sluice_tier\":\"pro\"}"));
+    cr_assert_str_eq(id.tier, "pro");
+    cr_assert_str_eq(expect_ok(hs256("{\"sub\":\"u1\"}")).tier, "", "no claim: no tier");
+    /* The tier decides a user's limits: a malformed one is refused, never ignored. */
+    expect_fail(hs256("{\"sub\":\"u1\",\"sluice_tier\":7}"), SL_AUTH_ECLAIMS, "invalid claims");
+    expect_fail(hs256("{\"sub\":\"u1\",\"sluice_tier\":\"\"}"), SL_AUTH_ECLAIMS, "invalid claims");
+    char big[SL_CONFIG_TIER_NAME_MAX + 2];
+    memset(big, 't', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    expect_fail(hs256(fmt("{\"sub\":\"u1\",\"sluice_tier\":\"%s\"}", big)), SL_AUTH_ECLAIMS,
+                "invalid claims");
+    big[sizeof(big) - 2] = '\0';
+    cr_assert_str_eq(expect_ok(hs256(fmt("{\"sub\":\"u1\",\"sluice_tier\":\"%s\"}", big))).tier,
+                     big);
+}
+
 /* ---- malformed input ----------------------------------------------------------- */
 
 AUTH_TEST(jwt, malformed_base64_and_json)
@@ -905,7 +924,7 @@ add_key(const char *name, const char *key)
 {
     cfg->api_keys = sl_realloc(cfg->api_keys, (cfg->napi_keys + 1) * sizeof(*cfg->api_keys));
     struct sl_config_apikey *k = &cfg->api_keys[cfg->napi_keys++];
-    k->name = sl_strdup(name);
+    *k = (struct sl_config_apikey){.name = sl_strdup(name)};
     unsigned n = 0;
     cr_assert_eq(EVP_Digest(key, strlen(key), k->sha256, &n, EVP_sha256(), NULL), 1);
 }
@@ -931,6 +950,19 @@ AUTH_TEST(apikey, each_key_maps_to_its_name)
     expect_key("sk-ci-0123456789", "ci");
     expect_key("sk-bot-abcdef", "bot");
     expect_key("sk-ops.with.dots.", "ops"); /* three dots: not a JWT */
+}
+
+AUTH_TEST(apikey, the_key_carries_its_tier)
+{
+    add_key("ci", "sk-ci-0123456789");
+    add_key("bot", "sk-bot-abcdef");
+    cfg->api_keys[1].tier = sl_strdup("batch");
+    build();
+    struct sl_identity id;
+    cr_assert_eq(sl_auth_verify(auth, "sk-bot-abcdef", 13, &id, NULL), 0);
+    cr_assert_str_eq(id.tier, "batch");
+    cr_assert_eq(sl_auth_verify(auth, "sk-ci-0123456789", 16, &id, NULL), 0);
+    cr_assert_str_eq(id.tier, "");
 }
 
 AUTH_TEST(apikey, unknown_keys)

@@ -946,6 +946,94 @@ Test(config, api_key_names_are_unique)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Limits per identity, tiers, budgets                                                      */
+
+Test(config, limits_per_identity_defaults)
+{
+    struct sl_config *cfg = load_ok(NULL);
+    cr_expect_eq(cfg->limits.max_streams_per_user, 64);
+    cr_expect_eq(cfg->limits.max_connections_per_user, 256);
+    cr_expect_eq(cfg->limits.max_connections_per_ip, 0);
+    cr_expect_eq(cfg->limits.tokens_per_minute, 0);
+    cr_expect_eq(cfg->limits.max_identities, 100000);
+    cr_expect_eq(cfg->limits.ntiers, 0);
+    cr_expect_eq(cfg->budgets.usd_per_day, 0);
+    cr_expect_eq(cfg->budgets.usd_per_month, 0);
+    cr_expect_str_eq(cfg->budgets.state_file, "sluice-budgets.json");
+    sl_config_free(cfg);
+}
+
+Test(config, tiers_keep_what_they_leave_out_unset)
+{
+    setenv("K1", "a", 1);
+    setenv("SLUICE_LIMITS_TOKENS_PER_MINUTE", "5000", 1);
+    setenv("SLUICE_BUDGETS_USD_PER_DAY", "2.5", 1);
+    struct sl_config *cfg = load_ok("limits:\n"
+                                    "  max_streams_per_user: 0\n"
+                                    "  max_connections_per_ip: 20\n"
+                                    "  tiers:\n"
+                                    "    free: {messages_per_minute: 10, budget_usd_per_day: 0.5}\n"
+                                    "    pro:\n"
+                                    "      max_streams_per_user: 32\n"
+                                    "      tokens_per_minute: 0\n"
+                                    "      budget_usd_per_month: 100\n"
+                                    "budgets: {usd_per_month: 20, state_file: null}\n"
+                                    "auth:\n"
+                                    "  api_keys:\n"
+                                    "    - {name: bot, key_env: K1, tier: pro}\n"
+                                    "    - {name: other, key_env: K1}\n");
+    unsetenv("SLUICE_LIMITS_TOKENS_PER_MINUTE");
+    unsetenv("SLUICE_BUDGETS_USD_PER_DAY");
+    cr_expect_eq(cfg->limits.max_streams_per_user, 0);
+    cr_expect_eq(cfg->limits.max_connections_per_ip, 20);
+    cr_expect_eq(cfg->limits.tokens_per_minute, 5000);
+    cr_expect_eq(cfg->budgets.usd_per_day, 2.5);
+    cr_expect_eq(cfg->budgets.usd_per_month, 20);
+    cr_expect_null(cfg->budgets.state_file);
+    cr_assert_eq(cfg->limits.ntiers, 2);
+    const struct sl_config_tier *free_ = sl_config_find_tier(cfg, "free");
+    const struct sl_config_tier *pro = sl_config_find_tier(cfg, "pro");
+    cr_assert_not_null(free_);
+    cr_assert_not_null(pro);
+    cr_expect_null(sl_config_find_tier(cfg, "gold"));
+    cr_expect_eq(free_->messages_per_minute, 10);
+    cr_expect_eq(free_->max_streams_per_user, SL_CONFIG_UNSET);
+    cr_expect_eq(free_->tokens_per_minute, SL_CONFIG_UNSET);
+    cr_expect_eq(free_->budget_usd_per_day, 0.5);
+    cr_expect_lt(free_->budget_usd_per_month, 0);
+    cr_expect_eq(pro->max_streams_per_user, 32);
+    cr_expect_eq(pro->tokens_per_minute, 0, "0 given: no limit, not unset");
+    cr_expect_lt(pro->budget_usd_per_day, 0);
+    cr_expect_eq(pro->budget_usd_per_month, 100);
+    cr_expect_str_eq(cfg->api_keys[0].tier, "pro");
+    cr_expect_null(cfg->api_keys[1].tier);
+    sl_config_free(cfg);
+}
+
+Test(config, tier_errors)
+{
+    setenv("K1", "a", 1);
+    cr_expect_str_eq(load_err("auth:\n  api_keys:\n    - {name: bot, key_env: K1, tier: gold}\n"),
+                     "sluice.yaml:3: auth.api_keys[0].tier: no tier named \"gold\" under "
+                     "limits.tiers");
+    cr_expect_str_eq(load_err("limits:\n  tiers:\n    free: {max_streams: 3}\n"),
+                     "sluice.yaml:3: unknown key limits.tiers.free.max_streams (did you mean "
+                     "max_streams_per_user?)");
+    cr_expect_str_eq(load_err("limits:\n  tiers:\n    free: {budget_usd_per_day: -1}\n"),
+                     "sluice.yaml:3: limits.tiers.free.budget_usd_per_day: expected a number "
+                     "from 0 to 1000000000, got \"-1\"");
+    cr_expect_str_eq(load_err("limits:\n  tiers: [free]\n"),
+                     "sluice.yaml:2: limits.tiers: expected a mapping of names to settings, got "
+                     "a list");
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml), "limits:\n  tiers:\n    %064d: {}\n", 7);
+    cr_expect_str_eq(load_err(yaml),
+                     "sluice.yaml:3: limits.tiers: a tier name has at most 63 characters");
+    cr_expect_str_eq(load_err("budgets: {usd_per_day: lots}\n"),
+                     "sluice.yaml:1: budgets.usd_per_day: expected a number, got \"lots\"");
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* No leaks, nothing half-applied                                                           */
 
 Test(config, errors_at_every_stage_leak_nothing)

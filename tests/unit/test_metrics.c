@@ -95,6 +95,9 @@ Test(metrics, shards_are_summed_at_scrape_time)
     sl_counter_add(&b.streams_ended, 1);
     sl_metrics_observe(&a, SL_HIST_OVERHEAD, 1000);
     sl_metrics_observe(&b, SL_HIST_OVERHEAD, 1000);
+    sl_counter_add(&a.rate_limited[SL_LIMIT_MESSAGES], 2);
+    sl_counter_add(&b.rate_limited[SL_LIMIT_MESSAGES], 1);
+    sl_counter_add(&b.rate_limited[SL_LIMIT_BUDGET_MONTH], 4);
     struct sl_metrics *shards[] = {&a, &b};
     char *t = render(shards, 2, &cfg);
     cr_assert_eq(sample(t, "sluice_connections_total"), 7);
@@ -107,6 +110,16 @@ Test(metrics, shards_are_summed_at_scrape_time)
     cr_assert_eq(
         sample(t, "sluice_upstream_errors_total{provider=\"p1\",code=\"UPSTREAM_TIMEOUT\"}"), 2);
     cr_assert_eq(sample(t, "sluice_overhead_seconds_count"), 2);
+    cr_assert_eq(sample(t, "sluice_rate_limited_total{limit=\"messages\"}"), 3);
+    cr_assert_eq(sample(t, "sluice_rate_limited_total{limit=\"budget_month\"}"), 4);
+    /* Every limit is there from the start, so that rate() sees the first refusal. */
+    static const char *const limits[] = {"messages",       "streams", "connections_user",
+                                         "connections_ip", "tokens",  "budget_day"};
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        char name[96];
+        snprintf(name, sizeof(name), "sluice_rate_limited_total{limit=\"%s\"}", limits[i]);
+        cr_assert_eq(sample(t, name), strcmp(limits[i], "messages") == 0 ? 3 : 0);
+    }
     /* Label values are escaped. */
     cr_assert_eq(sample(t, "sluice_streams_total{provider=\"p1\",model=\"we\\\"ird\\\\\","
                            "outcome=\"error\"}"),

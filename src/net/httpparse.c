@@ -47,6 +47,8 @@ on_message_begin(http_parser *hp)
     p->complete = false;
     p->want_continue = false;
     p->max_body = p->limits->max_body_bytes;
+    p->content_length = -1;
+    p->has_body = false;
     return 0;
 }
 
@@ -108,7 +110,7 @@ declares_body(const http_parser *hp)
 static bool
 expects_continue(const struct sl_http_parser *p)
 {
-    if (p->hp.http_minor < 1 || !declares_body(&p->hp))
+    if (p->hp.http_minor < 1 || !p->has_body)
         return false;
     const char *raw = sl_buf_ptr(&p->raw);
     for (size_t i = 0; i < p->nhdr; i++) {
@@ -127,6 +129,9 @@ on_headers_complete(http_parser *hp)
 {
     struct sl_http_parser *p = parser_of(hp);
     p->st = S_BODY;
+    /* Recorded now: http-parser counts its content_length down as the body arrives. */
+    p->has_body = declares_body(hp);
+    p->content_length = (hp->flags & F_CONTENTLENGTH) ? (int64_t)hp->content_length : -1;
     /* http-parser reads any d.d; only 1.0 and 1.1 are spoken here (HTTP/2's preface too). */
     if (hp->http_major != 1 || hp->http_minor > 1)
         return refuse(p, 505, "HTTP version not supported: use HTTP/1.1", NULL);
@@ -141,7 +146,7 @@ on_headers_complete(http_parser *hp)
     if (v.max_body > p->limits->max_body_bytes)
         v.max_body = p->limits->max_body_bytes;
     p->max_body = v.max_body;
-    if (declares_body(hp) && p->max_body == 0)
+    if (p->has_body && p->max_body == 0)
         return refuse(p, 413, "this endpoint takes no request body", NULL);
     if ((hp->flags & F_CONTENTLENGTH) && hp->content_length > p->max_body)
         return refuse(p, 413, "request body too large", NULL);
@@ -258,9 +263,8 @@ build_request(const struct sl_http_parser *p, struct sl_http_req *req)
     }
     req->nheaders = p->nhdr;
     req->body = sl_slice_make(sl_buf_ptr(&p->body), sl_buf_len(&p->body));
-    req->content_length =
-        (p->hp.flags & F_CONTENTLENGTH) ? (int64_t)p->hp.content_length : (int64_t)-1;
-    req->has_body = declares_body(&p->hp);
+    req->content_length = p->content_length;
+    req->has_body = p->has_body;
     req->keep_alive = http_should_keep_alive(&p->hp) != 0;
     req->upgrade = p->hp.upgrade != 0;
     req->http_minor = p->hp.http_minor;
@@ -271,10 +275,6 @@ sl_http_parser_request(const struct sl_http_parser *p, struct sl_http_req *req)
 {
     sl_assert(p->complete);
     build_request(p, req);
-    /* What is left of a Content-Length counts down as the body arrives; the request states
-     * what was declared. */
-    if (req->content_length >= 0)
-        req->content_length = (int64_t)sl_buf_len(&p->body);
 }
 
 void

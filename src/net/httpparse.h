@@ -105,9 +105,11 @@ struct sl_http_parser {
         uint32_t name_off, name_len, value_off, value_len;
     } hdr[SL_HTTP_MAX_HEADERS];
     size_t nhdr;
-    uint64_t max_body; /* of the request in progress, as decided at its head */
-    uint8_t st;        /* where in the request (private states) */
-    bool complete;     /* a request is complete and not yet released */
+    uint64_t max_body;      /* of the request in progress, as decided at its head */
+    int64_t content_length; /* as declared in its head; -1: none */
+    bool has_body;          /* its head declared a body */
+    uint8_t st;             /* where in the request (private states) */
+    bool complete;          /* a request is complete and not yet released */
     bool want_continue;
     int error_status; /* a refusal decided inside a parser callback */
     const char *error_message;

@@ -1371,6 +1371,8 @@ sl_config_new_defaults(void)
     cfg->limits.max_body_bytes = 1048576;
     cfg->limits.header_timeout_ms = 10000;
     cfg->limits.keepalive_timeout_ms = 30000;
+    cfg->limits.body_timeout_ms = 10000;
+    cfg->limits.send_timeout_ms = 30000;
 
     cfg->heartbeat.interval_ms = 25000;
     cfg->heartbeat.timeout_ms = 60000;

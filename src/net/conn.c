@@ -1,9 +1,9 @@
 #include "net/conn.h"
 
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <uv.h>

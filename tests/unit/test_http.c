@@ -4,9 +4,14 @@
  * kernel. Synchronous responses, held responses with a Content-Length and chunked bodies,
  * pipelining behind a held response (and the input cap), a client that goes away
  * mid-response (reported once), HTTP/1.0, HEAD, 100-continue, backpressure and the drain
- * notification, explicit flushes, resets, and the limits (414, 431, 413, 400, 408).
+ * notification, explicit flushes, resets, and the limits (414, 431, 413, 400, 408, 505).
+ * The head callback's decisions on bodies (none, a route's own limit, a refusal of its own),
+ * the body timeout, a connection accepted over capacity (one answer), and a client that
+ * pipelines without reading: answers wait while the output is over its cap, come in order
+ * once it reads, and one that never reads (on a thread, 4 KiB receive window) is reset after
+ * the send timeout while another client is served.
  *
- * The test includes http.c to look at a held response's kept input and paused reading.
+ * The test includes http.c to look at the kept input and paused reading.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>

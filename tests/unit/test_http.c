@@ -1059,6 +1059,12 @@ set_flag(uv_timer_t *t)
     *(bool *)t->data = true;
 }
 
+static void
+handle_closed(uv_handle_t *h)
+{
+    *(bool *)h->data = true;
+}
+
 Test(http, the_body_timeout_does_not_cut_a_request_without_a_body, .init = setup_short_body_timeout,
      .fini = teardown)
 {
@@ -1071,7 +1077,9 @@ Test(http, the_body_timeout_does_not_cut_a_request_without_a_body, .init = setup
     wait.data = &waited;
     uv_timer_start(&wait, set_flag, 200, 0);
     RUN_UNTIL(waited);
-    uv_close((uv_handle_t *)&wait, NULL);
+    waited = false;
+    uv_close((uv_handle_t *)&wait, handle_closed);
+    RUN_UNTIL(waited); /* the handle lives on this stack */
     cr_assert_not(T.cl.eof);
 }
 

@@ -399,10 +399,8 @@ sl_conn_commit(struct sl_conn *c, size_t n)
 size_t
 sl_conn_queued(const struct sl_conn *c)
 {
-    /* What is left of the write in flight: libuv counts down as the kernel takes it. */
-    size_t inflight =
-        (c->flags & F_WRITING) ? uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) : 0;
-    return sl_buf_len(&c->out) + inflight;
+    /* The write in flight counts whole until its completion: 0 means drained, on_drain due. */
+    return sl_buf_len(&c->out) + c->inflight;
 }
 
 bool

@@ -2,7 +2,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "base/alloc.h"
 #include "config/config.h"

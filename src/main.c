@@ -1,7 +1,7 @@
 /*
  * sluice: command line, start-up, signals and the drain-then-stop shutdown.
  *
- *   sluice [-c FILE]                 run the gateway
+ *   sluice [-c FILE] [--reuse-port]  run the gateway
  *   sluice --check-config [-c FILE]  validate the configuration and describe it
  *   sluice token --sub NAME [--ttl 1h] [-c FILE]
  *                                    print a JWT signed with the configured secret
@@ -49,24 +49,65 @@ struct app {
 static void
 usage(FILE *out)
 {
-    fputs("usage: sluice [-c FILE] [--check-config]\n"
+    fputs("usage: sluice [-c FILE] [--check-config] [--reuse-port]\n"
           "       sluice token --sub NAME [--ttl DURATION] [-c FILE]\n"
           "       sluice --version\n"
           "\n"
           "  -c, --config FILE   YAML configuration (default: none; see docs/configuration.md)\n"
           "  --check-config      validate the configuration, describe it, and exit\n"
+          "  --reuse-port        start even if another process listens on the address (a\n"
+          "                      handover: both share it until the old one stops)\n"
           "  token               mint a JWT with the configured secret (default ttl 1h)\n",
           out);
 }
 
-static void
-raise_nofile(void)
+/*
+ * Makes limits.max_connections fit in the file limit: every connection is a descriptor, on
+ * top of what the process needs anyway (sl_server_fd_budget). The soft limit is raised as
+ * far as the hard one allows; if that is still too small, sluice serves as many connections
+ * as fit and says so (a warning at start), rather than running into EMFILE under load; if
+ * not even the process's own needs fit, it refuses to start. Returns 0, or -1 after the
+ * message.
+ */
+static int
+fit_nofile(struct sl_config *cfg)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    unsigned long budget = sl_server_fd_budget(cfg);
+    rlim_t want = (rlim_t)budget + cfg->limits.max_connections;
+    if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (rl.rlim_cur >= want)
+        return 0;
+    if (rl.rlim_cur <= budget) {
+        fprintf(stderr,
+                "sluice: the file limit (RLIMIT_NOFILE %llu, hard %llu) is too small: %u "
+                "workers need about %lu descriptors before any client connects; raise it "
+                "(ulimit -n, systemd LimitNOFILE=) or set fewer workers\n",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                sl_server_workers(cfg), budget);
+        return -1;
+    }
+    unsigned fit = (unsigned)(rl.rlim_cur - budget);
+    struct sl_logrec r;
+    if (sl_log_begin(&r, SL_LOG_WARN, "config.max_connections")) {
+        sl_log_uint(&r, "configured", cfg->limits.max_connections);
+        sl_log_uint(&r, "serving", fit);
+        sl_log_uint(&r, "nofile", (unsigned long long)rl.rlim_cur);
+        sl_log_uint(&r, "nofile_hard", (unsigned long long)rl.rlim_max);
+        sl_log_str(&r, "reason",
+                   "limits.max_connections does not fit in the file limit: serving fewer "
+                   "connections; raise the limit (ulimit -n, systemd LimitNOFILE=) or lower "
+                   "limits.max_connections");
+        sl_log_end(&r);
+    }
+    cfg->limits.max_connections = fit;
+    return 0;
 }
 
 /* The test page directory: as configured, else next to the binary (build/../web). */
@@ -244,7 +285,7 @@ int
 main(int argc, char **argv)
 {
     const char *config_path = NULL, *sub = NULL, *ttl = NULL;
-    bool check = false, token = false;
+    bool check = false, token = false, reuse_port = false;
     int rc = 2;
 
     for (int i = 1; i < argc; i++) {
@@ -253,6 +294,8 @@ main(int argc, char **argv)
             config_path = argv[++i];
         else if (strcmp(a, "--check-config") == 0)
             check = true;
+        else if (strcmp(a, "--reuse-port") == 0)
+            reuse_port = true;
         else if (strcmp(a, "token") == 0 && i == 1)
             token = true;
         else if (token && strcmp(a, "--sub") == 0 && i + 1 < argc)
@@ -279,6 +322,8 @@ main(int argc, char **argv)
         return 1;
     }
     sl_log_setup(cfg->log.level, cfg->log.format == SL_LOG_FORMAT_JSON);
+    if (reuse_port)
+        cfg->listen_reuse = true;
 
     if (check) {
         struct sl_auth *a = sl_auth_new(cfg, err, sizeof(err));
@@ -296,8 +341,7 @@ main(int argc, char **argv)
         rc = mint(cfg, sub, ttl);
     } else {
         signal(SIGPIPE, SIG_IGN);
-        raise_nofile();
-        rc = run(cfg);
+        rc = fit_nofile(cfg) == 0 ? run(cfg) : 1;
     }
     sl_config_free(cfg);
     return rc;

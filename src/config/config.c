@@ -50,6 +50,8 @@ sl_config_new_defaults(void)
     cfg->limits.max_connections_per_user = 256;
     cfg->limits.max_identities = 100000;
     cfg->budgets.state_file = sl_strdup("sluice-budgets.json");
+    cfg->limits.body_timeout_ms = 10000;
+    cfg->limits.send_timeout_ms = 30000;
 
     cfg->heartbeat.interval_ms = 25000;
     cfg->heartbeat.timeout_ms = 60000;

@@ -128,6 +128,7 @@ struct sl_config {
     unsigned workers;    /* workers: auto (0) or a number */
     char *web_root;      /* web_root: directory of the test page, default "web" */
     char *default_model; /* default_model: used when a request names none, default "demo" */
+    bool listen_reuse;   /* listen_reuse: share the address with another process (handover) */
 
     struct {
         char *secret;          /* resolved HMAC secret (HS*) */
@@ -166,6 +167,9 @@ struct sl_config {
         unsigned max_identities;           /* identities tracked at once, default 100000 */
         struct sl_config_tier *tiers;
         size_t ntiers;
+        uint64_t body_timeout_ms;            /* HTTP request body after its head, default 10s */
+        uint64_t send_timeout_ms;            /* queued output without progress: reset, 30s */
+        uint64_t max_queued_bytes;           /* reading stops above; 0: 2 x send_high_water */
     } limits;
 
     struct {

@@ -81,6 +81,12 @@ const struct sl_config_key sl_config_top_keys[] = {
      .type = SL_KEY_STR,
      .off = CFG(default_model),
      .doc = "Model used when a request names none; must be a model."},
+    {.path = "listen_reuse",
+     .type = SL_KEY_BOOL,
+     .off = CFG(listen_reuse),
+     .doc = "Start even if another process listens on the same address (both then share its "
+            "connections, `SO_REUSEPORT`): for a handover, the new instance started before the "
+            "old one stops. Without it, an address in use is an error. Also `--reuse-port`."},
 
     {.path = "auth.jwt.secret",
      .type = SL_KEY_STR,
@@ -204,6 +210,26 @@ const struct sl_config_key sl_config_top_keys[] = {
      .min = 1,
      .max = DAY_MS,
      .doc = "Idle time before a keep-alive HTTP connection is closed."},
+    {.path = "limits.body_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(limits.body_timeout_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .doc = "Time to receive a request's body once its headers are in (408)."},
+    {.path = "limits.send_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(limits.send_timeout_ms),
+     .min = 1,
+     .max = HOUR_MS,
+     .doc = "A connection whose queued output makes no progress this long (the client stopped "
+            "reading) is reset."},
+    {.path = "limits.max_queued_bytes",
+     .type = SL_KEY_SIZE,
+     .off = CFG(limits.max_queued_bytes),
+     .max = GIB,
+     .def = "0 (2 × `send_high_water`)",
+     .doc = "Queued outbound bytes per connection above which sluice stops reading from it (no "
+            "request parsed, ping answered or message read) until half has drained."},
 
     {.path = "limits.max_streams_per_user",
      .type = SL_KEY_UINT,

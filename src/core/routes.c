@@ -5,7 +5,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth/auth.h"
 #include "auth/origin.h"
 #include "base/alloc.h"
 #include "config/config.h"
@@ -71,25 +70,37 @@ accept_echo(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *re
 
 /* --- WebSocket endpoints ------------------------------------------------------------------ */
 
-/* The token from ?token= or Authorization: Bearer, copied into buf; NULL if none. */
-static const char *
-handshake_token(const struct sl_http_req *req, char *buf, size_t len)
+/*
+ * The token from ?token= or Authorization: Bearer, in a buffer the caller frees; NULL if
+ * there is none, or if the query's is malformed (then *status and *why say so). A token
+ * over the auth layer's limit is passed on whole, so that the session refuses it with a
+ * reason (AUTH_FAILED "token too long", close 4001) instead of it being silently dropped.
+ */
+static char *
+handshake_token(const struct sl_http_req *req, int *status, const char **why)
 {
-    if (sl_http_query_param(req, "token", buf, len) > 0)
+    /* The query bounds the decoded value (the URL is capped by limits.max_header_bytes). */
+    size_t cap = req->query.len + 1;
+    char *buf = sl_malloc(cap);
+    long n = sl_http_query_param(req, "token", buf, cap);
+    if (n > 0)
         return buf;
+    free(buf);
+    if (n == -2) {
+        *status = 400;
+        *why = "malformed token in the query (bad percent-encoding)";
+        return NULL;
+    }
     struct sl_slice auth = sl_http_get_header(req, "Authorization");
     if (auth.ptr && auth.len > 7 && strncasecmp(auth.ptr, "Bearer ", 7) == 0) {
-        size_t n = auth.len - 7;
+        size_t len = auth.len - 7;
         const char *p = auth.ptr + 7;
-        while (n > 0 && *p == ' ') {
+        while (len > 0 && *p == ' ') {
             p++;
-            n--;
+            len--;
         }
-        if (n > 0 && n < len) {
-            memcpy(buf, p, n);
-            buf[n] = '\0';
-            return buf;
-        }
+        if (len > 0)
+            return sl_strndup(p, len);
     }
     return NULL;
 }
@@ -128,13 +139,80 @@ ws_admit(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req)
 
 /* --- HTTP routes -------------------------------------------------------------------------- */
 
-static bool
-method_ok(struct sl_conn *c, const struct sl_http_req *req)
+enum route_kind { R_WS, R_WS_ECHO, R_HEALTHZ, R_READYZ, R_METRICS, R_TEST_PAGE, R_FILES };
+
+enum { M_GET = 1, M_HEAD = 2, M_POST = 4 };
+
+/*
+ * What each path serves: its methods, the request body it takes (0: none, a body is refused
+ * as soon as the request's head is in), and whether it is answered on a connection accepted
+ * past limits.max_connections (liveness and readiness must be, or a full server would be
+ * restarted for being busy). The last row is every other path (the test page's files).
+ */
+struct route {
+    const char *path; /* exact; NULL: any other path */
+    enum route_kind kind;
+    unsigned methods;
+    const char *allow; /* the Allow header of a 405 */
+    uint64_t max_body;
+    bool at_capacity;
+};
+
+#define ALLOW_GET "Allow: GET\r\n"
+#define ALLOW_GET_HEAD "Allow: GET, HEAD\r\n"
+
+static const struct route routes[] = {
+    {"/ws", R_WS, M_GET, ALLOW_GET, 0, false},
+    {"/ws/echo", R_WS_ECHO, M_GET, ALLOW_GET, 0, false},
+    {"/healthz", R_HEALTHZ, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, true},
+    {"/readyz", R_READYZ, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, true},
+    {"/metrics", R_METRICS, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, false},
+    {"/ws/test", R_TEST_PAGE, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, false},
+    {NULL, R_FILES, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, false},
+};
+
+static const struct route *
+find_route(const struct sl_worker *w, struct sl_slice path)
 {
-    if (req->is_get || req->is_head)
-        return true;
-    sl_http_respond_error(c, req, 405, "method not allowed", "Allow: GET, HEAD\r\n");
-    return false;
+    for (size_t i = 0; i < SL_ARRAY_LEN(routes); i++) {
+        const struct route *r = &routes[i];
+        if (r->path == NULL)
+            return r;
+        if (r->kind == R_WS_ECHO && !w->cfg->debug.echo)
+            continue;
+        if (sl_slice_eq(path, r->path))
+            return r;
+    }
+    return &routes[SL_ARRAY_LEN(routes) - 1];
+}
+
+static bool
+method_allowed(const struct route *r, const struct sl_http_req *req)
+{
+    unsigned m = req->is_get                        ? M_GET
+                 : req->is_head                     ? M_HEAD
+                 : strcmp(req->method, "POST") == 0 ? M_POST
+                                                    : 0;
+    return (r->methods & m) != 0;
+}
+
+void
+sl_routes_head(void *ud, const struct sl_http_req *head, struct sl_http_head_verdict *v)
+{
+    struct sl_worker *w = ud;
+    /* Engine.IO's long-polling POSTs carry packets (socketio.max_payload). */
+    if (sl_sio_worker_owns(w->sio, head->path)) {
+        v->max_body = w->cfg->socketio.max_payload;
+        return;
+    }
+    const struct route *r = find_route(ud, head->path);
+    v->max_body = r->max_body;
+    /* A body on a route that takes none: a wrong method says more than "no body". */
+    if (head->has_body && r->max_body == 0 && !method_allowed(r, head)) {
+        v->status = 405;
+        v->message = "method not allowed";
+        v->headers = r->allow;
+    }
 }
 
 static void
@@ -173,13 +251,37 @@ log_access(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req
     sl_log_end(&r);
 }
 
+/* A WebSocket endpoint's upgrade; returns the status logged (101, or the refusal's). */
+static int
+upgrade(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req, enum route_kind kind)
+{
+    int status = ws_admit(w, c, req);
+    if (status != 0)
+        return status;
+    if (kind == R_WS_ECHO) {
+        log_access(w, c, req, 101, "echo");
+        accept_echo(w, c, req);
+        return 101;
+    }
+    const char *why = NULL;
+    char *token = handshake_token(req, &status, &why);
+    if (why != NULL) {
+        sl_http_respond_error(c, req, status, why, NULL);
+        return status;
+    }
+    /* Logged before the session starts, so that its lines follow the upgrade's. */
+    log_access(w, c, req, 101, "native");
+    sl_ws_transport_accept(w, c, req, &sl_proto_native, SL_PK_NATIVE, token);
+    free(token);
+    return 101;
+}
+
 void
 sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
 {
     struct sl_worker *w = ud;
-    const struct sl_config *cfg = w->cfg;
-    struct sl_slice path = req->path;
-    int status = 200;
+    const struct route *r = find_route(w, req->path);
+    int status;
 
     /* Engine.IO paths first: a request handed to its session's worker is counted there. */
     status = sl_sio_worker_handle(w->sio, c, req);
@@ -191,30 +293,32 @@ sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
         return;
     }
     status = 200;
-    if (sl_slice_eq(path, "/ws")) {
-        status = ws_admit(w, c, req);
-        if (status != 0)
-            goto out;
-        /* Logged before the session starts, so that its lines follow the upgrade's. */
-        status = 101;
-        log_access(w, c, req, status, "native");
-        char tokbuf[SL_AUTH_MAX_TOKEN + 1];
-        const char *token = handshake_token(req, tokbuf, sizeof(tokbuf));
-        sl_ws_transport_accept(w, c, req, &sl_proto_native, SL_PK_NATIVE, token);
-        return;
-    } else if (sl_slice_eq(path, "/ws/echo") && cfg->debug.echo) {
-        status = ws_admit(w, c, req);
-        if (status != 0)
-            goto out;
-        status = 101;
-        log_access(w, c, req, status, "echo");
-        accept_echo(w, c, req);
-        return;
-    } else if (!method_ok(c, req)) {
+    if (req->over_capacity && !r->at_capacity) {
+        status = 503;
+        sl_http_respond_error(c, req, 503, "too many connections", "Retry-After: 1\r\n");
+        goto out;
+    }
+    switch (r->kind) {
+    case R_WS:
+    case R_WS_ECHO:
+        /* The handshake check names a wrong method itself. */
+        status = upgrade(w, c, req, r->kind);
+        if (status == 101)
+            return;
+        goto out;
+    default:
+        break;
+    }
+    if (!method_allowed(r, req)) {
         status = 405;
-    } else if (sl_slice_eq(path, "/healthz")) {
+        sl_http_respond_error(c, req, 405, "method not allowed", r->allow);
+        goto out;
+    }
+    switch (r->kind) {
+    case R_HEALTHZ:
         sl_http_respond(c, req, 200, "application/json", NULL, "{\"status\":\"ok\"}\n", 16);
-    } else if (sl_slice_eq(path, "/readyz")) {
+        break;
+    case R_READYZ:
         if (atomic_load(&w->server->draining)) {
             status = 503;
             sl_http_respond(c, req, 503, "application/json", NULL, "{\"status\":\"draining\"}\n",
@@ -222,12 +326,16 @@ sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
         } else {
             sl_http_respond(c, req, 200, "application/json", NULL, "{\"status\":\"ready\"}\n", 19);
         }
-    } else if (sl_slice_eq(path, "/metrics")) {
+        break;
+    case R_METRICS:
         metrics(w, c, req);
-    } else if (sl_slice_eq(path, "/ws/test")) {
+        break;
+    case R_TEST_PAGE:
         status = sl_files_serve(c, req, w->server->web_root, SL_SLICE("/index.html"));
-    } else {
-        status = sl_files_serve(c, req, w->server->web_root, path);
+        break;
+    default:
+        status = sl_files_serve(c, req, w->server->web_root, req->path);
+        break;
     }
 out:
     log_access(w, c, req, status, NULL);

@@ -15,6 +15,32 @@
 #include "stream/relay.h"
 #include "obs/log.h"
 
+unsigned
+sl_server_workers(const struct sl_config *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? (unsigned)cpus : 1;
+}
+
+/* Descriptors per worker: listener, epoll, the async wakeup, libuv's and the listener's
+ * reserves, the curl multi handle's wakeup pair, and slack. */
+#define FDS_PER_WORKER 8
+/* stdio, the main loop and its signal pipe, the static files being read, libraries. */
+#define FDS_PROCESS 24
+
+unsigned long
+sl_server_fd_budget(const struct sl_config *cfg)
+{
+    unsigned long n = sl_server_workers(cfg);
+    unsigned long upstream = 0;
+    for (size_t i = 0; i < cfg->nproviders; i++)
+        if (cfg->providers[i].kind != SL_PROVIDER_DEMO)
+            upstream += cfg->providers[i].max_connections;
+    return FDS_PROCESS + n * (FDS_PER_WORKER + upstream) + SL_SERVER_OVER_CAPACITY;
+}
+
 struct sl_server *
 sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size_t errlen)
 {
@@ -30,17 +56,15 @@ sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size
     if (srv->limits == NULL)
         goto fail;
 
-    unsigned n = cfg->workers;
-    if (n == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus > 0 ? (unsigned)cpus : 1;
-    }
+    unsigned n = sl_server_workers(cfg);
     srv->workers = sl_calloc(n, sizeof(*srv->workers));
     srv->shards = sl_calloc(n, sizeof(*srv->shards));
     srv->relays = sl_calloc(n, sizeof(*srv->relays));
     srv->directory = sl_directory_new();
 
     uint16_t port = cfg->listen_port;
+    if (!cfg->listen_reuse && sl_listener_probe(cfg->listen_host, port, &port, err, errlen) != 0)
+        goto fail;
     for (unsigned i = 0; i < n; i++) {
         uint16_t bound;
         int fd = sl_listener_open(cfg->listen_host, port, &bound, err, errlen);

@@ -14,6 +14,13 @@
 struct sl_config;
 struct sl_auth;
 struct sl_limits;
+
+/*
+ * Connections accepted past limits.max_connections that are still read, so that health
+ * probes are answered at capacity (one answer each, then closed); beyond them the rest get a
+ * 503 without being read. Part of the descriptor budget (sl_server_fd_budget).
+ */
+#define SL_SERVER_OVER_CAPACITY 16
 struct sl_worker;
 struct sl_metrics;
 struct sl_directory;
@@ -35,9 +42,22 @@ struct sl_server {
     bool stopping; /* main thread only */
 };
 
+/* The number of workers cfg asks for (workers: auto is one per online CPU). */
+unsigned sl_server_workers(const struct sl_config *cfg);
+
+/*
+ * File descriptors the process needs besides one per client connection: each worker's
+ * listener, loop and reserve, the upstream connections each worker may open (every
+ * provider's max_connections), the over-capacity connections, and a margin for logs, files
+ * and libraries.
+ */
+unsigned long sl_server_fd_budget(const struct sl_config *cfg);
+
 /*
  * Builds the server: authenticator, limits (loading the budgets' state file), listening
- * sockets, workers (not yet running).
+ * sockets, workers (not yet running). Unless cfg->listen_reuse, the address must be free:
+ * another process listening there is an error (SO_REUSEPORT would let both run and share
+ * the connections silently).
  * Returns NULL with a message in err on failure.
  */
 struct sl_server *sl_server_new(const struct sl_config *cfg, const char *web_root, char *err,

@@ -313,6 +313,21 @@ sl_sio_worker_handle(struct sl_sio_worker *sw, struct sl_conn *c, struct sl_http
     return sl_eio_handle(sw->eio, c, req);
 }
 
+static bool
+has_prefix(struct sl_slice path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return path.len >= n && memcmp(path.ptr, prefix, n) == 0;
+}
+
+bool
+sl_sio_worker_owns(const struct sl_sio_worker *sw, struct sl_slice path)
+{
+    const struct sl_config *cfg = sw->w->cfg;
+    return has_prefix(path, cfg->socketio.path) ||
+           (cfg->debug.echo && (has_prefix(path, ECHO_EIO_PATH) || has_prefix(path, ECHO_SIO_PATH)));
+}
+
 struct sl_sio_server *
 sl_sio_worker_server(struct sl_sio_worker *sw)
 {

@@ -19,6 +19,10 @@
 #ifndef SL_CORE_SIO_WORKER_H
 #define SL_CORE_SIO_WORKER_H
 
+#include <stdbool.h>
+
+#include "base/util.h"
+
 struct sl_worker;
 struct sl_conn;
 struct sl_http_req;
@@ -34,6 +38,9 @@ struct sl_sio_worker *sl_sio_worker_new(struct sl_worker *w);
  * path is not an Engine.IO one.
  */
 int sl_sio_worker_handle(struct sl_sio_worker *sw, struct sl_conn *c, struct sl_http_req *req);
+
+/* Whether path is one of the Engine.IO endpoints (socketio.path, the echo servers). */
+bool sl_sio_worker_owns(const struct sl_sio_worker *sw, struct sl_slice path);
 
 /* The Socket.IO server of socketio.path (to add namespace handlers). */
 struct sl_sio_server *sl_sio_worker_server(struct sl_sio_worker *sw);

@@ -2,7 +2,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "base/alloc.h"
 #include "config/config.h"
@@ -11,6 +10,7 @@
 #include "core/session.h"
 #include "core/sio_worker.h"
 #include "limits/limits.h"
+#include "net/listener.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "stream/relay.h"
@@ -65,18 +65,26 @@ admit_address(struct sl_worker *w, struct sl_conn *c)
     return false;
 }
 
+/*
+ * A new connection. Past limits.max_connections it is still served, but only for what must
+ * work at capacity (health probes, routes.c) and for one answer; past that by more than
+ * SL_SERVER_OVER_CAPACITY it gets the 503 without being read.
+ */
 static void
-on_connection(uv_stream_t *server, int status)
+on_accept(void *ud, int fd)
 {
-    struct sl_worker *w = server->data;
-    if (status < 0)
-        return;
-    struct sl_conn *c = sl_conn_accept(&w->conns, server);
+    struct sl_worker *w = ud;
+    struct sl_conn *c = sl_conn_adopt(&w->conns, fd);
     if (c == NULL)
         return;
     sl_counter_add(&w->metrics.connections_total, 1);
     unsigned open = atomic_fetch_add(&w->server->connections, 1) + 1;
-    if (open > w->cfg->limits.max_connections || w->stopping) {
+    unsigned max = w->cfg->limits.max_connections;
+    if (open > max && open - max <= SL_SERVER_OVER_CAPACITY && !w->stopping) {
+        sl_http_serve_over_capacity(&w->http, c);
+        return;
+    }
+    if (open > max || w->stopping) {
         struct sl_logrec r;
         if (sl_log_begin(&r, SL_LOG_WARN, "conn.refused")) {
             char peer[64];
@@ -128,13 +136,22 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     w->conns.next_id = (uint64_t)id * 1000000000u;
     w->conns.on_closed = on_conn_closed;
     w->conns.on_closed_ud = w;
+    struct sl_conn_limits cl = {
+        .send_timeout_ms = cfg->limits.send_timeout_ms,
+        .close_timeout_ms = SL_CONN_CLOSE_TIMEOUT_MS,
+        .max_queued = cfg->limits.max_queued_bytes ? cfg->limits.max_queued_bytes
+                                                   : 2 * cfg->limits.send_high_water,
+    };
+    sl_conn_pool_set_limits(&w->conns, &cl);
     struct sl_http_limits lim = {
         .max_header_bytes = cfg->limits.max_header_bytes,
         .max_body_bytes = cfg->limits.max_body_bytes,
         .header_timeout_ms = cfg->limits.header_timeout_ms,
+        .body_timeout_ms = cfg->limits.body_timeout_ms,
         .keepalive_timeout_ms = cfg->limits.keepalive_timeout_ms,
     };
     sl_http_server_init(&w->http, w->loop, &lim, sl_routes_handle, w);
+    sl_http_server_on_head(&w->http, sl_routes_head);
     w->up = sl_upstream_new(w->loop, cfg);
     sl_streams_init(&w->streams, cfg);
     w->relay = sl_relay_new(id, w->loop, &w->streams);
@@ -158,13 +175,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     w->sio = sl_sio_worker_new(w);
     sl_loop_add_turn_hook(w->loop, on_turn, w);
 
-    uv_tcp_t *l = sl_malloc(sizeof(*l));
-    uv_tcp_init(sl_loop_uv(w->loop), l);
-    l->data = w;
-    w->listen_fd = listen_fd;
-    if (uv_tcp_open(l, listen_fd) != 0 || uv_listen((uv_stream_t *)l, 4096, on_connection) != 0)
-        sl_panic("cannot listen on fd %d", listen_fd);
-    w->listener = l;
+    w->listener = sl_listener_start(w->loop, listen_fd, on_accept, w, id);
     return w;
 }
 
@@ -205,12 +216,6 @@ shutdown_stream(struct sl_stream *s, void *arg)
 }
 
 static void
-free_listener(uv_handle_t *h)
-{
-    free(h);
-}
-
-static void
 close_conn(struct sl_conn *c, void *arg)
 {
     (void)arg;
@@ -225,7 +230,7 @@ do_stop(void *arg)
     w->admission.draining = true;
     w->stopping = true;
     if (w->listener) {
-        uv_close((uv_handle_t *)w->listener, free_listener);
+        sl_listener_stop(w->listener);
         w->listener = NULL;
     }
     sl_streams_foreach(&w->streams, shutdown_stream, w);

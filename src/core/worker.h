@@ -1,7 +1,7 @@
 /*
  * A worker: one thread, one event loop, and everything that lives on it.
  *
- * Each worker owns its listening socket (SO_REUSEPORT), its connections, client
+ * Each worker owns its listening socket (SO_REUSEPORT, net/listener.h), its connections, client
  * sessions, streams, provider transfers and its metrics shard. Nothing on the hot
  * path is shared with another worker or locked. Other threads talk to a worker only
  * through sl_loop_post() (drain, shutdown; later cross-worker resume and cancel).
@@ -25,6 +25,7 @@ struct sl_server;
 struct sl_sio_worker;
 struct sl_upstream;
 struct sl_loop;
+struct sl_listener;
 
 struct sl_worker {
     unsigned id;
@@ -42,8 +43,7 @@ struct sl_worker {
     struct sl_sessions sessions;   /* client sessions */
     struct sl_relay *relay;        /* streams read across workers */
 
-    void *listener; /* uv_tcp_t */
-    int listen_fd;
+    struct sl_listener *listener; /* NULL once stopped */
     pthread_t thread;
     bool started;
     bool joined;

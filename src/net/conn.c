@@ -1,26 +1,32 @@
 #include "net/conn.h"
 
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "net/loop.h"
+#include "obs/log.h"
 
-/* How long a closing connection waits for the peer's FIN after ours. */
+/* How long a closing connection waits for the peer's FIN after ours (within the close
+ * deadline). */
 #define LINGER_MS 2000
 
 enum {
-    F_READING = 1 << 0,  /* uv_read_start is active */
-    F_PAUSED = 1 << 1,   /* reading paused by the handler */
-    F_PENDING = 1 << 2,  /* on pool->pending */
-    F_WRITING = 1 << 3,  /* a uv_write is in flight */
-    F_CLOSING = 1 << 4,  /* graceful close requested */
-    F_SHUTDOWN = 1 << 5, /* FIN sent */
-    F_CLOSED = 1 << 6,   /* uv_close called */
-    F_EOF = 1 << 7,      /* the peer's FIN (or an error) was read */
+    F_READING = 1 << 0,   /* uv_read_start is active */
+    F_PAUSED = 1 << 1,    /* reading paused by the handler */
+    F_PENDING = 1 << 2,   /* on pool->pending */
+    F_WRITING = 1 << 3,   /* a uv_write is in flight */
+    F_CLOSING = 1 << 4,   /* graceful close requested */
+    F_SHUTDOWN = 1 << 5,  /* FIN sent */
+    F_CLOSED = 1 << 6,    /* uv_close called */
+    F_EOF = 1 << 7,       /* the peer's FIN (or an error) was read */
+    F_CONGESTED = 1 << 8, /* reading stopped: the queue went over max_queued */
 };
 
 struct sl_conn {
@@ -32,10 +38,14 @@ struct sl_conn {
     size_t inflight; /* bytes in the uv_write in flight */
     struct sl_list all_link;
     struct sl_list pending_link;
-    struct sl_timeq_node tnode;
+    struct sl_timeq_node tnode; /* the handler's (sl_conn_timer) */
+    /* The connection's own deadline: the send timeout while a write is in flight, then the
+     * close deadline, then the linger after our FIN. */
+    struct sl_timeq_node wnode;
+    size_t stall_mark; /* bytes not acknowledged by the peer at the last check (unacked()) */
     uint64_t id;
-    unsigned flags;
-    void *tag; /* the owner's (sl_conn_set_tag) */
+
+    void *tag; /* the owner's (sl_conn_set_tag) */    unsigned flags;
 };
 
 struct write_req {
@@ -45,11 +55,90 @@ struct write_req {
 
 static void flush(struct sl_conn *c);
 
+static struct sl_conn *
+from_wnode(struct sl_timeq_node *n)
+{
+    return SL_CONTAINER_OF(n, struct sl_conn, wnode);
+}
+
+static void
+log_deadline(struct sl_conn *c, const char *event, const char *reason)
+{
+    struct sl_logrec r;
+    if (!sl_log_begin(&r, SL_LOG_INFO, event))
+        return;
+    char peer[64];
+    sl_conn_peer(c, peer, sizeof(peer));
+    sl_log_uint(&r, "conn", c->id);
+    sl_log_str(&r, "peer", peer);
+    sl_log_uint(&r, "queued", sl_conn_queued(c));
+    sl_log_str(&r, "reason", reason);
+    sl_log_end(&r);
+}
+
+/*
+ * Bytes written and not yet acknowledged by the peer: what is left of the write in flight
+ * plus the kernel's send queue. Only the peer reading makes it shrink; the kernel taking
+ * bytes from libuv only moves them from one part to the other.
+ */
+static size_t
+unacked(struct sl_conn *c)
+{
+    size_t n = uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+    uv_os_fd_t fd;
+    int outq = 0;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &outq) == 0 &&
+        outq > 0)
+        n += (size_t)outq;
+    return n;
+}
+
+/*
+ * A write has been in flight for send_timeout. libuv reports a write only once it is
+ * complete, and the kernel's buffers absorb megabytes before it asks for more, so progress
+ * is read from what the peer acknowledged: if it took anything since the last check, wait
+ * another period; if not, the peer stopped reading and the connection is reset rather than
+ * left holding its queue.
+ */
+static void
+on_stall(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)now;
+    struct sl_conn *c = from_wnode(n);
+    if (!(c->flags & F_WRITING) || (c->flags & (F_CLOSING | F_CLOSED)))
+        return;
+    size_t left = unacked(c);
+    if (left < c->stall_mark) {
+        c->stall_mark = left;
+        sl_loop_arm(c->pool->loop, &c->pool->stall, &c->wnode);
+        return;
+    }
+    c->pool->send_timeouts++;
+    log_deadline(c, "conn.send_timeout", "the peer took no data for limits.send_timeout");
+    sl_conn_reset(c);
+}
+
+/* The close deadline: a reset if the FIN could not be sent (the peer is not reading),
+ * otherwise just the end of waiting for the peer's FIN. */
+static void
+on_close_timeout(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)now;
+    struct sl_conn *c = from_wnode(n);
+    if (c->flags & F_SHUTDOWN) {
+        sl_conn_abort(c);
+        return;
+    }
+    c->pool->close_timeouts++;
+    log_deadline(c, "conn.close_timeout", "graceful close not done within its deadline");
+    sl_conn_reset(c);
+}
+
 static void
 on_linger(struct sl_timeq_node *n, uint64_t now)
 {
     (void)now;
-    sl_conn_abort(sl_conn_from_timer(n));
+    sl_conn_abort(from_wnode(n));
 }
 
 /* Only there to keep the loop from blocking in poll; the turn's hooks do the flushing. */
@@ -67,12 +156,31 @@ sl_conn_pool_init(struct sl_conn_pool *p, struct sl_loop *loop)
     p->loop = loop;
     sl_list_init(&p->all);
     sl_list_init(&p->pending);
+    p->limits = (struct sl_conn_limits){
+        .send_timeout_ms = SL_CONN_SEND_TIMEOUT_MS,
+        .close_timeout_ms = SL_CONN_CLOSE_TIMEOUT_MS,
+        .max_queued = SL_CONN_MAX_QUEUED,
+    };
+    sl_timeq_init(&p->stall, p->limits.send_timeout_ms, on_stall);
+    sl_loop_add_timeq(loop, &p->stall);
+    sl_timeq_init(&p->closing, p->limits.close_timeout_ms, on_close_timeout);
+    sl_loop_add_timeq(loop, &p->closing);
     sl_timeq_init(&p->linger, LINGER_MS, on_linger);
     sl_loop_add_timeq(loop, &p->linger);
     sl_timeq_init(&p->soon, 0, on_soon);
     sl_timeq_node_init(&p->soon_node);
     sl_loop_add_timeq(loop, &p->soon);
     sl_loop_add_turn_hook(loop, sl_conn_pool_flush, p);
+}
+
+void
+sl_conn_pool_set_limits(struct sl_conn_pool *p, const struct sl_conn_limits *lim)
+{
+    /* A queue's duration may only change while no node is armed on it. */
+    sl_assert(p->count == 0 && lim->close_timeout_ms > 0);
+    p->limits = *lim;
+    p->stall.duration_ms = lim->send_timeout_ms;
+    p->closing.duration_ms = lim->close_timeout_ms;
 }
 
 static void
@@ -108,13 +216,18 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->h->on_read(c, buf->base, (size_t)nread);
 }
 
+/* Reads when a handler is set and neither it (F_PAUSED) nor the output cap holds reading. */
 static void
-start_reading(struct sl_conn *c)
+update_reading(struct sl_conn *c)
 {
-    if (c->flags & (F_READING | F_CLOSED))
-        return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-        c->flags |= F_READING;
+    bool want = c->h != NULL && !(c->flags & (F_PAUSED | F_CONGESTED | F_CLOSED));
+    if (want && !(c->flags & F_READING)) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->flags |= F_READING;
+    } else if (!want && (c->flags & F_READING)) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->flags &= ~F_READING;
+    }
 }
 
 static void
@@ -123,20 +236,24 @@ free_unaccepted(uv_handle_t *h)
     free(h->data);
 }
 
-struct sl_conn *
-sl_conn_accept(struct sl_conn_pool *p, struct uv_stream_s *server)
+static struct sl_conn *
+conn_new(struct sl_conn_pool *p)
 {
     struct sl_conn *c = sl_calloc(1, sizeof(*c));
-    uv_tcp_init(server->loop, &c->tcp);
+    uv_tcp_init(sl_loop_uv(p->loop), &c->tcp);
     c->tcp.data = c;
     c->pool = p;
     sl_list_init(&c->all_link);
     sl_list_init(&c->pending_link);
     sl_timeq_node_init(&c->tnode);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
-        return NULL;
-    }
+    sl_timeq_node_init(&c->wnode);
+    return c;
+}
+
+static struct sl_conn *
+conn_opened(struct sl_conn *c)
+{
+    struct sl_conn_pool *p = c->pool;
     /* sluice coalesces per loop turn itself; Nagle would only add latency. */
     uv_tcp_nodelay(&c->tcp, 1);
     c->id = ++p->next_id;
@@ -146,24 +263,26 @@ sl_conn_accept(struct sl_conn_pool *p, struct uv_stream_s *server)
 }
 
 struct sl_conn *
-sl_conn_adopt(struct sl_conn_pool *p, int fd)
+sl_conn_accept(struct sl_conn_pool *p, struct uv_stream_s *server)
 {
-    struct sl_conn *c = sl_calloc(1, sizeof(*c));
-    uv_tcp_init(sl_loop_uv(p->loop), &c->tcp);
-    c->tcp.data = c;
-    c->pool = p;
-    sl_list_init(&c->all_link);
-    sl_list_init(&c->pending_link);
-    sl_timeq_node_init(&c->tnode);
-    if (uv_tcp_open(&c->tcp, fd) != 0) {
+    struct sl_conn *c = conn_new(p);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
         return NULL;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    c->id = ++p->next_id;
-    sl_list_push_back(&p->all, &c->all_link);
-    p->count++;
-    return c;
+    return conn_opened(c);
+}
+
+struct sl_conn *
+sl_conn_adopt(struct sl_conn_pool *p, int fd)
+{
+    struct sl_conn *c = conn_new(p);
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
+        return NULL;
+    }
+    return conn_opened(c);
 }
 
 int
@@ -176,12 +295,17 @@ sl_conn_fileno(const struct sl_conn *c)
 }
 
 void
+sl_conn_set_tag(struct sl_conn *c, void *tag)
+{
+    c->tag = tag;
+}
+
+void
 sl_conn_set_handler(struct sl_conn *c, const struct sl_conn_handler *h, void *state)
 {
     c->h = h;
     c->state = state;
-    if (!(c->flags & F_PAUSED))
-        start_reading(c);
+    update_reading(c);
 }
 
 void *
@@ -235,6 +359,32 @@ reserve(struct sl_conn *c, size_t n)
     return sl_buf_reserve(&c->out, n);
 }
 
+/*
+ * Over the output cap: stop reading, so that the output the peer's input drives stops
+ * growing with it. Input already read is the handler's to hold (sl_conn_congested()).
+ */
+static void
+check_cap(struct sl_conn *c)
+{
+    size_t max = c->pool->limits.max_queued;
+    if (max == 0 || (c->flags & F_CONGESTED) || sl_conn_queued(c) <= max)
+        return;
+    c->flags |= F_CONGESTED;
+    c->pool->read_pauses++;
+    update_reading(c);
+}
+
+/* Under half the cap again: read again. */
+static void
+relieve(struct sl_conn *c)
+{
+    if (!(c->flags & F_CONGESTED) || sl_conn_queued(c) > c->pool->limits.max_queued / 2)
+        return;
+    c->flags &= ~F_CONGESTED;
+    if (!(c->flags & (F_CLOSING | F_CLOSED)))
+        update_reading(c);
+}
+
 void
 sl_conn_write(struct sl_conn *c, const void *p, size_t n)
 {
@@ -243,6 +393,7 @@ sl_conn_write(struct sl_conn *c, const void *p, size_t n)
     memcpy(reserve(c, n), p, n);
     sl_buf_commit(&c->out, n);
     mark_pending(c);
+    check_cap(c);
 }
 
 char *
@@ -258,12 +409,20 @@ sl_conn_commit(struct sl_conn *c, size_t n)
         return;
     sl_buf_commit(&c->out, n);
     mark_pending(c);
+    check_cap(c);
 }
 
 size_t
 sl_conn_queued(const struct sl_conn *c)
 {
+    /* The write in flight counts whole until its completion: 0 means drained, on_drain due. */
     return sl_buf_len(&c->out) + c->inflight;
+}
+
+bool
+sl_conn_congested(const struct sl_conn *c)
+{
+    return (c->flags & F_CONGESTED) != 0;
 }
 
 bool
@@ -293,6 +452,7 @@ close_now(struct sl_conn *c, bool reset)
         return;
     c->flags |= F_CLOSED;
     sl_timeq_disarm(&c->tnode);
+    sl_timeq_disarm(&c->wnode);
     sl_list_unlink(&c->pending_link);
     sl_list_unlink(&c->all_link);
     c->pool->count--;
@@ -335,9 +495,12 @@ start_shutdown(struct sl_conn *c)
         return;
     }
     /* Keep reading so that the peer's FIN (EOF) ends the linger early. */
-    c->flags &= ~F_PAUSED;
-    start_reading(c);
-    sl_loop_arm(c->pool->loop, &c->pool->linger, &c->tnode);
+    c->flags &= ~(F_PAUSED | F_CONGESTED);
+    update_reading(c);
+    /* The linger, unless the close deadline comes first. */
+    uint64_t now = sl_loop_now(c->pool->loop);
+    if (!sl_timeq_armed(&c->wnode) || c->wnode.at > now + LINGER_MS)
+        sl_loop_arm(c->pool->loop, &c->pool->linger, &c->wnode);
 }
 
 void
@@ -347,6 +510,8 @@ sl_conn_close(struct sl_conn *c)
         return;
     c->flags |= F_CLOSING;
     sl_timeq_disarm(&c->tnode);
+    /* From here the close deadline replaces the send timeout: it bounds the whole close. */
+    sl_loop_arm(c->pool->loop, &c->pool->closing, &c->wnode);
     if (c->flags & F_WRITING)
         return; /* on_write continues */
     c->flags &= ~F_PENDING;
@@ -370,6 +535,10 @@ on_write(uv_write_t *req, int status)
         sl_conn_abort(c);
         return;
     }
+    /* Progress: the send timeout starts again with the next write (or not at all). */
+    if (!(c->flags & F_CLOSING))
+        sl_timeq_disarm(&c->wnode);
+    relieve(c);
     flush(c);
 }
 
@@ -377,6 +546,7 @@ on_write(uv_write_t *req, int status)
 static void
 drained(struct sl_conn *c)
 {
+    relieve(c);
     if (c->flags & F_CLOSING) {
         if (!(c->flags & F_SHUTDOWN))
             start_shutdown(c);
@@ -424,6 +594,10 @@ write_out(struct sl_conn *c)
     }
     c->flags |= F_WRITING;
     c->inflight = n;
+    if (c->pool->limits.send_timeout_ms > 0 && !(c->flags & F_CLOSING)) {
+        c->stall_mark = unacked(c);
+        sl_loop_arm(c->pool->loop, &c->pool->stall, &c->wnode);
+    }
     return false;
 }
 
@@ -473,18 +647,14 @@ void
 sl_conn_pause_reading(struct sl_conn *c)
 {
     c->flags |= F_PAUSED;
-    if (c->flags & F_READING) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->flags &= ~F_READING;
-    }
+    update_reading(c);
 }
 
 void
 sl_conn_resume_reading(struct sl_conn *c)
 {
     c->flags &= ~F_PAUSED;
-    if (c->h != NULL)
-        start_reading(c);
+    update_reading(c);
 }
 
 void
@@ -506,12 +676,6 @@ sl_conn_peer(const struct sl_conn *c, char *out, size_t outlen)
         }
     }
     snprintf(out, outlen, "%s:%d", host, port);
-}
-
-void
-sl_conn_set_tag(struct sl_conn *c, void *tag)
-{
-    c->tag = tag;
 }
 
 struct sl_timeq_node *

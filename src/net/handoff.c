@@ -181,10 +181,10 @@ receive(void *arg)
     struct sl_handoff *h = mv->to;
     struct sl_conn *c = NULL;
     if (!h->stopping && (h->ops->admit == NULL || h->ops->admit(h->ud)))
-        c = sl_conn_adopt(h->pool, mv->fd);
-    if (c == NULL) {
+        c = sl_conn_adopt(h->pool, mv->fd); /* closes the socket if it fails */
+    else
         close(mv->fd);
-    } else {
+    if (c != NULL) {
         h->received++;
         h->ops->serve(h->ud, c);
         if (sl_buf_len(&mv->bytes) > 0 && !sl_conn_closing(c))

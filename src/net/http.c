@@ -1,6 +1,5 @@
 #include "net/http.h"
 
-#include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,26 +12,23 @@
 #include "net/loop.h"
 #include "obs/log.h"
 
-enum pstate { S_IDLE, S_URL, S_FIELD, S_VALUE, S_BODY };
-
-struct hdr_off {
-    uint32_t name_off, name_len, value_off, value_len;
-};
+/* Which of this layer's timeouts runs on the connection's node. */
+enum timer { T_NONE, T_HEADER, T_BODY, T_KEEPALIVE };
 
 struct http_conn {
-    http_parser parser;
+    struct sl_http_parser p;
     struct sl_http_server *srv;
     struct sl_conn *conn;
-    struct sl_buf raw; /* URL and header bytes of the request being parsed */
-    struct sl_buf body;
-    uint32_t url_len;
-    struct hdr_off hdr[SL_HTTP_MAX_HEADERS];
-    size_t nhdr;
-    enum pstate st;
-    int error_status; /* a limit hit inside a parser callback */
-    bool complete;
+    /*
+     * Input not parsed yet: bytes that arrived behind a held response, or that were left
+     * while the connection's output was over its cap. Parsed, in order, once the response is
+     * over or the output drained.
+     */
+    struct sl_buf kept;
+    uint8_t timer;
     bool close_after;          /* the response asked for Connection: close */
-    bool read_paused;          /* reading paused: too much input behind a held response */
+    bool read_paused;          /* reading paused: too much input kept */
+    bool over_capacity;        /* accepted past the connection limit: one answer, then close */
     struct sl_http_resp *resp; /* the held response, NULL if none */
 };
 
@@ -41,7 +37,6 @@ struct sl_http_resp {
     struct http_conn *h;
     const struct sl_http_resp_handler *handler;
     void *ud;
-    struct sl_buf in;  /* input that arrived behind the response, not parsed yet */
     int64_t remaining; /* body bytes still due under a Content-Length; -1: no length */
     bool keep_alive;   /* the request allows another one on this connection */
     bool is_head;
@@ -90,199 +85,56 @@ sl_http_status_text(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     case 529: return "Site Overloaded";
     default: return "Unknown";
     }
     /* clang-format on */
 }
 
-/* --- parser callbacks --------------------------------------------------- */
+/* --- timeouts ---------------------------------------------------------------------------- */
 
-static int
-limit(struct http_conn *h, int status)
+/* Runs one of this layer's timeouts on the connection's node (T_NONE: none). */
+static void
+set_timer(struct http_conn *h, enum timer t)
 {
-    h->error_status = status;
-    return 1;
-}
-
-static bool
-headers_too_big(struct http_conn *h)
-{
-    /* Count the raw bytes plus the ": " and CRLF of each line, roughly what was sent. */
-    return sl_buf_len(&h->raw) + 4 * h->nhdr > h->srv->limits.max_header_bytes;
-}
-
-static int
-on_message_begin(http_parser *p)
-{
-    struct http_conn *h = p->data;
-    sl_buf_clear(&h->raw);
-    sl_buf_clear(&h->body);
-    h->url_len = 0;
-    h->nhdr = 0;
-    h->st = S_URL;
-    h->complete = false;
-    /* From the first byte of a request, the header timeout runs (slowloris). */
-    sl_loop_arm(h->srv->loop, &h->srv->header_tq, sl_conn_timer(h->conn));
-    return 0;
-}
-
-static int
-on_url(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *h = p->data;
-    sl_buf_append(&h->raw, at, len);
-    h->url_len += (uint32_t)len;
-    uint64_t max = h->srv->limits.max_url_bytes;
-    if (max == 0 || max > h->srv->limits.max_header_bytes)
-        max = h->srv->limits.max_header_bytes;
-    if (h->url_len > max)
-        return limit(h, 414);
-    return 0;
-}
-
-static int
-on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *h = p->data;
-    if (h->st != S_FIELD) {
-        if (h->nhdr == SL_HTTP_MAX_HEADERS)
-            return limit(h, 431);
-        struct hdr_off *o = &h->hdr[h->nhdr++];
-        o->name_off = (uint32_t)sl_buf_len(&h->raw);
-        o->name_len = o->value_len = 0;
-        o->value_off = o->name_off;
-        h->st = S_FIELD;
+    struct sl_timeq_node *n = sl_conn_timer(h->conn);
+    struct sl_http_server *s = h->srv;
+    h->timer = (uint8_t)t;
+    if (t == T_NONE || sl_conn_closing(h->conn)) {
+        sl_timeq_disarm(n);
+        return;
     }
-    sl_buf_append(&h->raw, at, len);
-    h->hdr[h->nhdr - 1].name_len += (uint32_t)len;
-    return headers_too_big(h) ? limit(h, 431) : 0;
-}
-
-static int
-on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *h = p->data;
-    struct hdr_off *o = &h->hdr[h->nhdr - 1];
-    if (h->st != S_VALUE) {
-        o->value_off = (uint32_t)sl_buf_len(&h->raw);
-        h->st = S_VALUE;
-    }
-    sl_buf_append(&h->raw, at, len);
-    o->value_len += (uint32_t)len;
-    return headers_too_big(h) ? limit(h, 431) : 0;
+    sl_loop_arm(s->loop,
+                t == T_HEADER ? &s->header_tq
+                : t == T_BODY ? &s->body_tq
+                              : &s->keepalive_tq,
+                n);
 }
 
 /*
- * Whether the client waits for "100 Continue" before sending the body it announced (curl
- * does for large bodies, for up to a second).
+ * After bytes were parsed without completing a request: from the first byte of a request its
+ * head must arrive within the header timeout (slowloris), then its body within the body
+ * timeout. Each starts when its phase does, not again with every byte.
  */
-static bool
-expects_continue(struct http_conn *h, const http_parser *p)
+static void
+follow_phase(struct http_conn *h)
 {
-    if (p->http_major != 1 || p->http_minor < 1)
-        return false;
-    if (!(p->flags & F_CHUNKED) && !((p->flags & F_CONTENTLENGTH) && p->content_length > 0))
-        return false;
-    const char *raw = sl_buf_ptr(&h->raw);
-    for (size_t i = 0; i < h->nhdr; i++) {
-        const struct hdr_off *o = &h->hdr[i];
-        if (o->name_len == 6 && strncasecmp(raw + o->name_off, "Expect", 6) == 0 &&
-            o->value_len >= 12 && strncasecmp(raw + o->value_off, "100-continue", 12) == 0)
-            return true;
+    switch (sl_http_parser_phase(&h->p)) {
+    case SL_HTTP_HEAD:
+        if (h->timer != T_HEADER)
+            set_timer(h, T_HEADER);
+        break;
+    case SL_HTTP_BODY:
+        if (h->timer != T_BODY)
+            set_timer(h, T_BODY);
+        break;
+    case SL_HTTP_IDLE:
+        break;
     }
-    return false;
 }
-
-static int
-on_headers_complete(http_parser *p)
-{
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    struct http_conn *h = p->data;
-    h->st = S_BODY;
-    sl_timeq_disarm(sl_conn_timer(h->conn));
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > h->srv->limits.max_body_bytes)
-        return limit(h, 413);
-    if (expects_continue(h, p))
-        sl_conn_write(h->conn, cont, sizeof(cont) - 1);
-    return 0;
-}
-
-static int
-on_body(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *h = p->data;
-    if (sl_buf_len(&h->body) + len > h->srv->limits.max_body_bytes)
-        return limit(h, 413);
-    sl_buf_append(&h->body, at, len);
-    return 0;
-}
-
-static int
-on_message_complete(http_parser *p)
-{
-    struct http_conn *h = p->data;
-    h->complete = true;
-    /* Stop here so that the request is handled before the next pipelined one is read. */
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* --- requests and responses ------------------------------------------------ */
-
-static void
-reset_request(struct http_conn *h)
-{
-    sl_buf_free(&h->raw);
-    sl_buf_free(&h->body);
-    h->nhdr = 0;
-    h->url_len = 0;
-    h->st = S_IDLE;
-    h->complete = false;
-}
-
-static void
-build_request(struct http_conn *h, struct sl_http_req *req)
-{
-    const char *raw = sl_buf_ptr(&h->raw);
-    memset(req, 0, sizeof(*req));
-    req->method = http_method_str(h->parser.method);
-    req->is_get = h->parser.method == HTTP_GET;
-    req->is_head = h->parser.method == HTTP_HEAD;
-    req->target = sl_slice_make(raw, h->url_len);
-    const char *q = memchr(raw, '?', h->url_len);
-    if (q) {
-        req->path = sl_slice_make(raw, (size_t)(q - raw));
-        req->query = sl_slice_make(q + 1, h->url_len - (size_t)(q - raw) - 1);
-    } else {
-        req->path = req->target;
-        req->query = sl_slice_make(raw + h->url_len, 0);
-    }
-    for (size_t i = 0; i < h->nhdr; i++) {
-        req->headers[i].name = sl_slice_make(raw + h->hdr[i].name_off, h->hdr[i].name_len);
-        req->headers[i].value = sl_slice_make(raw + h->hdr[i].value_off, h->hdr[i].value_len);
-        /* Optional whitespace after the value is not part of it (RFC 9110 5.5). */
-        while (req->headers[i].value.len > 0 &&
-               (req->headers[i].value.ptr[req->headers[i].value.len - 1] == ' ' ||
-                req->headers[i].value.ptr[req->headers[i].value.len - 1] == '\t'))
-            req->headers[i].value.len--;
-    }
-    req->nheaders = h->nhdr;
-    req->body = sl_slice_make(sl_buf_ptr(&h->body), sl_buf_len(&h->body));
-    req->keep_alive = http_should_keep_alive(&h->parser) != 0;
-    req->upgrade = h->parser.upgrade != 0;
-    req->http_minor = h->parser.http_minor;
-}
 
 /* framing for write_head(): a length >= 0, or one of these. */
 enum { BODY_CHUNKED = -1, BODY_TO_CLOSE = -2 };
@@ -312,7 +164,7 @@ sl_http_respond(struct sl_conn *c, const struct sl_http_req *req, int status,
 {
     struct http_conn *h = http_of(c);
     sl_assert(h->resp == NULL);
-    bool close = !req->keep_alive || req->upgrade ||
+    bool close = !req->keep_alive || req->upgrade || h->over_capacity ||
                  (status >= 400 && status != 404 && status != 405 && status != 401 &&
                   status != 403 && status != 503 && status != 429);
     if (close)
@@ -335,9 +187,9 @@ sl_http_respond_error(struct sl_conn *c, const struct sl_http_req *req, int stat
     sl_buf_free(&b);
 }
 
-/* A response for a request that could not be parsed at all; always closes. */
+/* A response for a request that was refused before it was complete; always closes. */
 static void
-respond_raw_error(struct http_conn *h, int status, const char *message)
+respond_raw_error(struct http_conn *h, int status, const char *message, const char *headers)
 {
     /* The routes log every request they see; this one never reached them. */
     struct sl_logrec r;
@@ -354,30 +206,17 @@ respond_raw_error(struct http_conn *h, int status, const char *message)
     sl_buf_printf(&b, "{\"error\":{\"status\":%d,\"message\":", status);
     sl_jsonw_cstr(&b, message);
     SL_JSONW_LIT(&b, "}}");
-    write_head(h->conn, status, "application/json", NULL, (int64_t)sl_buf_len(&b), true);
+    write_head(h->conn, status, "application/json", headers, (int64_t)sl_buf_len(&b), true);
     sl_conn_write(h->conn, sl_buf_ptr(&b), sl_buf_len(&b));
     sl_buf_free(&b);
     sl_conn_close(h->conn);
 }
 
-static const char *
-limit_message(int status)
-{
-    /* clang-format off */
-    switch (status) {
-    case 413: return "request body too large";
-    case 414: return "request line too long";
-    case 431: return "request headers too large";
-    default: return "malformed request";
-    }
-    /* clang-format on */
-}
-
 static void
 free_http(struct http_conn *h)
 {
-    sl_buf_free(&h->raw);
-    sl_buf_free(&h->body);
+    sl_http_parser_cleanup(&h->p);
+    sl_buf_free(&h->kept);
     free(h);
 }
 
@@ -385,22 +224,22 @@ static void
 dispatch(struct http_conn *h)
 {
     struct sl_http_req req;
-    build_request(h, &req);
+    sl_http_parser_request(&h->p, &req);
+    req.over_capacity = h->over_capacity;
     h->close_after = false;
     h->srv->on_request(h->srv->ud, h->conn, &req);
 }
 
 /*
- * Keeps input that arrived behind a held response, to be parsed once it is over. Past the
- * cap, reading pauses: the kernel then holds the rest, and a client that goes away is only
- * noticed when the response is over.
+ * Keeps input that cannot be parsed yet (behind a held response, or while the output is
+ * over its cap), to be parsed once it can. Past SL_HTTP_HELD_INPUT_MAX, reading pauses: the
+ * kernel then holds the rest, and a client that goes away is only noticed later.
  */
 static void
 keep_input(struct http_conn *h, const char *data, size_t len)
 {
-    struct sl_buf *in = &h->resp->in;
-    sl_buf_append(in, data, len);
-    if (sl_buf_len(in) >= SL_HTTP_HELD_INPUT_MAX && !h->read_paused) {
+    sl_buf_append(&h->kept, data, len);
+    if (sl_buf_len(&h->kept) >= SL_HTTP_HELD_INPUT_MAX && !h->read_paused) {
         h->read_paused = true;
         sl_conn_pause_reading(h->conn);
     }
@@ -408,8 +247,10 @@ keep_input(struct http_conn *h, const char *data, size_t len)
 
 /*
  * Parses and dispatches the requests in data, in order, until the bytes are used up, the
- * connection closes, or a request is held (the rest is then kept behind the response).
- * Returns false if the connection was taken over by another protocol, which freed h.
+ * connection closes, or parsing must wait: a request is held, or the connection's output
+ * went over its cap (each answer adds to it, and a client that pipelines without reading
+ * would otherwise have every answer queued). What is left waits in h->kept. Returns false if
+ * the connection was taken over by another protocol, which freed h.
  */
 static bool
 parse(struct http_conn *h, const char *data, size_t len)
@@ -418,56 +259,71 @@ parse(struct http_conn *h, const char *data, size_t len)
     size_t off = 0;
 
     while (off < len && !sl_conn_closing(c)) {
-        size_t n = http_parser_execute(&h->parser, &settings, data + off, len - off);
-        off += n;
-        if (h->error_status) {
-            respond_raw_error(h, h->error_status, limit_message(h->error_status));
+        if (h->resp != NULL || sl_conn_congested(c)) {
+            keep_input(h, data + off, len - off);
             return true;
         }
-        enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
-        if (h->complete) {
-            if (err == HPE_PAUSED)
-                http_parser_pause(&h->parser, 0);
-            bool upgrade = h->parser.upgrade != 0;
-            dispatch(h);
-            if (sl_conn_state(c) != h) {
-                /* Taken over (WebSocket): what follows the request is the new protocol's. */
-                sl_assert(h->resp == NULL);
-                free_http(h);
-                if (off < len && !sl_conn_closing(c))
-                    sl_conn_feed(c, data + off, len - off);
-                return false;
-            }
-            if (h->resp != NULL) {
-                /* Held, maybe for long: drop the request's buffers now. */
-                reset_request(h);
-                if (off < len)
-                    keep_input(h, data + off, len - off);
-                return true;
-            }
-            if (h->close_after || upgrade) {
-                sl_conn_close(c);
-                return true;
-            }
-            reset_request(h);
-            sl_loop_arm(h->srv->loop, &h->srv->keepalive_tq, sl_conn_timer(c));
-            continue;
+        size_t used;
+        int rc = sl_http_parser_feed(&h->p, data + off, len - off, &used);
+        off += used;
+        if (sl_http_parser_take_continue(&h->p)) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            sl_conn_write(c, cont, sizeof(cont) - 1);
         }
-        if (err != HPE_OK) {
-            respond_raw_error(h, 400, http_errno_description(err));
+        if (rc == SL_HTTP_ERROR) {
+            const char *message, *headers;
+            int status = sl_http_parser_error(&h->p, &message, &headers);
+            respond_raw_error(h, status, message, headers);
             return true;
         }
-        if (n == 0)
+        if (rc == SL_HTTP_NEED_MORE) {
+            follow_phase(h);
             break;
+        }
+        set_timer(h, T_NONE);
+        bool upgrade = h->p.hp.upgrade != 0;
+        dispatch(h);
+        if (sl_conn_state(c) != h) {
+            /* Taken over (WebSocket): what follows the request is the new protocol's. */
+            sl_assert(h->resp == NULL);
+            free_http(h);
+            if (off < len && !sl_conn_closing(c))
+                sl_conn_feed(c, data + off, len - off);
+            return false;
+        }
+        /* The request's buffers go now: a held response may last long. */
+        sl_http_parser_next(&h->p);
+        if (h->resp != NULL)
+            continue;
+        if (h->close_after || upgrade || h->over_capacity) {
+            sl_conn_close(c);
+            return true;
+        }
+        set_timer(h, T_KEEPALIVE);
     }
     return true;
+}
+
+/* Parses what was kept, as if it had just arrived. */
+static void
+parse_kept(struct http_conn *h)
+{
+    struct sl_buf in = h->kept;
+    h->kept = (struct sl_buf)SL_BUF_INIT;
+    if (h->read_paused) {
+        h->read_paused = false;
+        sl_conn_resume_reading(h->conn);
+    }
+    parse(h, sl_buf_ptr(&in), sl_buf_len(&in));
+    sl_buf_free(&in);
 }
 
 static void
 on_read(struct sl_conn *c, const char *data, size_t len)
 {
     struct http_conn *h = http_of(c);
-    if (h->resp != NULL) {
+    /* Behind input already waiting: keep the order. */
+    if (sl_buf_len(&h->kept) > 0) {
         keep_input(h, data, len);
         return;
     }
@@ -481,34 +337,25 @@ release_resp(struct http_conn *h, bool aborted)
     struct sl_http_resp *r = h->resp;
     h->resp = NULL;
     r->handler->on_close(r->ud, r, aborted);
-    sl_buf_free(&r->in);
     free(r);
 }
 
 /*
  * The held response is ended and entirely handed to the kernel: report it, then close, or
- * go on with the input that waited behind it as if it had just arrived.
+ * go on with the input that waited behind it.
  */
 static void
 complete(struct http_conn *h)
 {
     struct sl_conn *c = h->conn;
-    struct sl_buf in = h->resp->in;
     bool close = h->resp->close_after;
-    h->resp->in = (struct sl_buf)SL_BUF_INIT;
     release_resp(h, false);
     if (close || sl_conn_closing(c)) {
-        sl_buf_free(&in);
         sl_conn_close(c);
         return;
     }
-    if (h->read_paused) {
-        h->read_paused = false;
-        sl_conn_resume_reading(c);
-    }
-    sl_loop_arm(h->srv->loop, &h->srv->keepalive_tq, sl_conn_timer(c));
-    parse(h, sl_buf_ptr(&in), sl_buf_len(&in));
-    sl_buf_free(&in);
+    set_timer(h, T_KEEPALIVE);
+    parse_kept(h);
 }
 
 static void
@@ -516,8 +363,12 @@ on_drain(struct sl_conn *c)
 {
     struct http_conn *h = http_of(c);
     struct sl_http_resp *r = h->resp;
-    if (r == NULL)
+    if (r == NULL) {
+        /* The output drained: requests that waited for it may go on. */
+        if (sl_buf_len(&h->kept) > 0)
+            parse_kept(h);
         return;
+    }
     if (r->ended)
         complete(h);
     else if (r->handler->on_drain)
@@ -562,16 +413,27 @@ static void
 on_header_timeout(struct sl_timeq_node *n, uint64_t now)
 {
     (void)now;
-    struct sl_conn *c = sl_conn_from_timer(n);
-    struct http_conn *h = http_of(c);
-    respond_raw_error(h, 408, "request headers not received in time");
+    struct http_conn *h = http_of(sl_conn_from_timer(n));
+    h->timer = T_NONE;
+    respond_raw_error(h, 408, "request headers not received in time", NULL);
+}
+
+static void
+on_body_timeout(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)now;
+    struct http_conn *h = http_of(sl_conn_from_timer(n));
+    h->timer = T_NONE;
+    respond_raw_error(h, 408, "request body not received in time", NULL);
 }
 
 static void
 on_keepalive_timeout(struct sl_timeq_node *n, uint64_t now)
 {
     (void)now;
-    sl_conn_close(sl_conn_from_timer(n));
+    struct http_conn *h = http_of(sl_conn_from_timer(n));
+    h->timer = T_NONE;
+    sl_conn_close(h->conn);
 }
 
 void
@@ -581,92 +443,47 @@ sl_http_server_init(struct sl_http_server *s, struct sl_loop *loop,
     memset(s, 0, sizeof(*s));
     s->loop = loop;
     s->limits = *limits;
+    if (s->limits.body_timeout_ms == 0)
+        s->limits.body_timeout_ms = s->limits.header_timeout_ms;
     s->on_request = cb;
     s->ud = ud;
-    sl_timeq_init(&s->header_tq, limits->header_timeout_ms, on_header_timeout);
-    sl_timeq_init(&s->keepalive_tq, limits->keepalive_timeout_ms, on_keepalive_timeout);
+    sl_timeq_init(&s->header_tq, s->limits.header_timeout_ms, on_header_timeout);
+    sl_timeq_init(&s->body_tq, s->limits.body_timeout_ms, on_body_timeout);
+    sl_timeq_init(&s->keepalive_tq, s->limits.keepalive_timeout_ms, on_keepalive_timeout);
     sl_loop_add_timeq(loop, &s->header_tq);
+    sl_loop_add_timeq(loop, &s->body_tq);
     sl_loop_add_timeq(loop, &s->keepalive_tq);
+}
+
+void
+sl_http_server_on_head(struct sl_http_server *s, sl_http_head_cb cb)
+{
+    s->on_head = cb;
+}
+
+static void
+serve(struct sl_http_server *s, struct sl_conn *c, bool over_capacity)
+{
+    struct http_conn *h = sl_calloc(1, sizeof(*h));
+    sl_http_parser_init(&h->p, &s->limits, s->on_head, s->ud);
+    h->srv = s;
+    h->conn = c;
+    h->over_capacity = over_capacity;
+    sl_conn_set_handler(c, &http_handler, h);
+    /* The first request's head is due from the connection's start. */
+    set_timer(h, T_HEADER);
 }
 
 void
 sl_http_serve(struct sl_http_server *s, struct sl_conn *c)
 {
-    struct http_conn *h = sl_calloc(1, sizeof(*h));
-    http_parser_init(&h->parser, HTTP_REQUEST);
-    h->parser.data = h;
-    h->srv = s;
-    h->conn = c;
-    sl_loop_arm(s->loop, &s->header_tq, sl_conn_timer(c));
-    sl_conn_set_handler(c, &http_handler, h);
+    serve(s, c, false);
 }
 
-struct sl_slice
-sl_http_get_header(const struct sl_http_req *req, const char *name)
+void
+sl_http_serve_over_capacity(struct sl_http_server *s, struct sl_conn *c)
 {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const struct sl_slice *k = &req->headers[i].name;
-        if (k->len == n && strncasecmp(k->ptr, name, n) == 0)
-            return req->headers[i].value;
-    }
-    return sl_slice_make(NULL, 0);
-}
-
-long
-sl_http_decode(struct sl_slice src, char *out, size_t outlen, bool plus_space)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < src.len; i++) {
-        char ch = src.ptr[i];
-        if (ch == '%') {
-            if (i + 2 >= src.len)
-                return -1;
-            int hi = sl_hex_digit(src.ptr[i + 1]), lo = sl_hex_digit(src.ptr[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            ch = (char)(hi << 4 | lo);
-            if (ch == '\0')
-                return -1;
-            i += 2;
-        } else if (ch == '+' && plus_space) {
-            ch = ' ';
-        }
-        if (o + 1 >= outlen)
-            return -1;
-        out[o++] = ch;
-    }
-    if (outlen == 0)
-        return -1;
-    out[o] = '\0';
-    return (long)o;
-}
-
-long
-sl_http_query_get(struct sl_slice query, const char *name, char *out, size_t outlen)
-{
-    size_t nlen = strlen(name);
-    const char *p = query.ptr, *end = query.ptr + query.len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ke = eq ? eq : pe;
-        if ((size_t)(ke - p) == nlen && memcmp(p, name, nlen) == 0) {
-            struct sl_slice v =
-                eq ? sl_slice_make(eq + 1, (size_t)(pe - eq - 1)) : sl_slice_make(pe, 0);
-            long n = sl_http_decode(v, out, outlen, true);
-            return n < 0 ? -2 : n;
-        }
-        p = pe + 1;
-    }
-    return -1;
-}
-
-long
-sl_http_query_param(const struct sl_http_req *req, const char *name, char *out, size_t outlen)
-{
-    return sl_http_query_get(req->query, name, out, outlen);
+    serve(s, c, true);
 }
 
 /* --- held responses ------------------------------------------------------------------------ */
@@ -677,16 +494,16 @@ sl_http_hold(struct sl_conn *c, const struct sl_http_req *req,
 {
     struct http_conn *h = http_of(c);
     /* Only from inside the request callback, once. */
-    sl_assert(h->complete && h->resp == NULL && handler->on_close != NULL);
+    sl_assert(h->p.complete && h->resp == NULL && handler->on_close != NULL);
     struct sl_http_resp *r = sl_calloc(1, sizeof(*r));
     r->h = h;
     r->handler = handler;
     r->ud = ud;
     r->remaining = -1;
     /* After an upgrade request the bytes that follow are not HTTP: close after the answer. */
-    r->keep_alive = req->keep_alive && !req->upgrade;
+    r->keep_alive = req->keep_alive && !req->upgrade && !h->over_capacity;
     r->is_head = req->is_head;
-    r->http11 = h->parser.http_major == 1 && h->parser.http_minor >= 1;
+    r->http11 = req->http_minor >= 1;
     h->resp = r;
     h->srv->requests++;
     return r;

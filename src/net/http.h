@@ -2,18 +2,24 @@
  * HTTP/1.1 server side on a connection (http-parser), with the limits a public
  * endpoint needs.
  *
- * A connection starts here. Requests are parsed incrementally, checked against the
- * limits (request line 414, headers 431, body 413, malformed 400, slow headers 408)
- * and handed complete to the application's request callback, which does one of:
+ * A connection starts here. Requests are parsed incrementally (net/httpparse.h, the
+ * I/O-free part), checked against the limits (request line 414, headers 431, body 413,
+ * version 505, malformed 400, slow headers or body 408) and handed complete to the
+ * application's request callback. Before a request's body is read, the application's head
+ * callback (optional) says whether that request may carry one and how large: a route that
+ * takes no body refuses one at once instead of buffering it. The request callback does
+ * one of:
  *   - answers at once with sl_http_respond() (a complete response);
  *   - takes the connection over (WebSocket upgrade) by installing its own handler with
  *     sl_conn_set_handler(); bytes that followed the request are then fed to it;
  *   - holds the request with sl_http_hold() and answers later, possibly in pieces: a head
  *     with a Content-Length or a chunked body, body pieces, an end (below).
  * Keep-alive and pipelining work: requests are answered in order, and the next pipelined
- * request is not parsed while a held response is open. `Expect: 100-continue` is answered
- * as soon as the request head has passed the limits. While idle between requests a
- * connection holds no parser buffers.
+ * request is not parsed while a held response is open, nor while the connection's output
+ * is over its cap (net/conn.h): a client that pipelines and never reads gets no more
+ * answers queued than the cap, and is reset once its output makes no progress.
+ * `Expect: 100-continue` is answered as soon as the request head has passed the limits.
+ * While idle between requests a connection holds no parser buffers.
  */
 #ifndef SL_NET_HTTP_H
 #define SL_NET_HTTP_H
@@ -24,39 +30,10 @@
 
 #include "base/timeq.h"
 #include "base/util.h"
+#include "net/httpparse.h"
 
 struct sl_conn;
 struct sl_loop;
-
-#define SL_HTTP_MAX_HEADERS 64
-
-struct sl_http_header {
-    struct sl_slice name;
-    struct sl_slice value;
-};
-
-/* A parsed request; every slice is valid until the request callback returns. */
-struct sl_http_req {
-    const char *method; /* "GET", "POST", ... */
-    bool is_get, is_head;
-    struct sl_slice target; /* as sent: path?query */
-    struct sl_slice path;   /* before '?', still percent-encoded */
-    struct sl_slice query;  /* after '?', without it */
-    struct sl_http_header headers[SL_HTTP_MAX_HEADERS];
-    size_t nheaders;
-    struct sl_slice body;
-    bool keep_alive;
-    bool upgrade;
-    unsigned short http_minor;
-};
-
-struct sl_http_limits {
-    uint64_t max_header_bytes; /* request line + headers */
-    uint64_t max_url_bytes;    /* the request target alone (414); 0: max_header_bytes */
-    uint64_t max_body_bytes;
-    uint64_t header_timeout_ms;
-    uint64_t keepalive_timeout_ms;
-};
 
 typedef void (*sl_http_request_cb)(void *ud, struct sl_conn *c, struct sl_http_req *req);
 
@@ -65,37 +42,35 @@ struct sl_http_server {
     struct sl_loop *loop;
     struct sl_http_limits limits;
     struct sl_timeq header_tq;
+    struct sl_timeq body_tq;
     struct sl_timeq keepalive_tq;
     sl_http_request_cb on_request;
+    sl_http_head_cb on_head; /* optional; gets the same ud */
     void *ud;
     uint64_t requests; /* served, for metrics */
 };
 
+/* limits->body_timeout_ms 0 means the header timeout. */
 void sl_http_server_init(struct sl_http_server *s, struct sl_loop *loop,
                          const struct sl_http_limits *limits, sl_http_request_cb cb, void *ud);
+
+/*
+ * Installs the head callback (httpparse.h), called with the server's ud for every request
+ * once its head is in, before its body: it decides how large a body the request may carry,
+ * or refuses it. Before the first connection.
+ */
+void sl_http_server_on_head(struct sl_http_server *s, sl_http_head_cb cb);
 
 /* Starts serving HTTP on a freshly accepted connection. */
 void sl_http_serve(struct sl_http_server *s, struct sl_conn *c);
 
-/* Header value by name (case-insensitive); {NULL, 0} if absent. The first one wins. */
-struct sl_slice sl_http_get_header(const struct sl_http_req *req, const char *name);
-
 /*
- * Looks up parameter `name` (exact, case-sensitive) in a query string (the part after '?')
- * and percent-decodes its value ('+' is a space) into out (NUL-terminated). A parameter
- * without '=' has the empty value. Returns the value's length, -1 if absent, -2 if present
- * but malformed (bad escape, encoded NUL) or longer than outlen - 1.
+ * The same for a connection accepted past the server's connection limit: its requests are
+ * marked (req->over_capacity) so that the application answers only what must work at
+ * capacity (health probes) and refuses the rest, and the connection closes after its first
+ * answer.
  */
-long sl_http_query_get(struct sl_slice query, const char *name, char *out, size_t outlen);
-
-/* sl_http_query_get() on the request's query. */
-long sl_http_query_param(const struct sl_http_req *req, const char *name, char *out, size_t outlen);
-
-/*
- * Percent-decodes src into out (NUL-terminated). Returns the length, or -1 on a bad
- * escape, an encoded NUL, or overflow. '+' is kept as is (paths) unless plus_space.
- */
-long sl_http_decode(struct sl_slice src, char *out, size_t outlen, bool plus_space);
+void sl_http_serve_over_capacity(struct sl_http_server *s, struct sl_conn *c);
 
 /*
  * Writes a complete response, from inside the request callback only. headers: extra header

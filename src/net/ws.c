@@ -1,6 +1,5 @@
 #include "net/ws.h"
 
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wslay/wslay.h>
@@ -13,8 +12,6 @@
 #include "net/conn.h"
 #include "net/http.h"
 #include "net/wsscan.h"
-
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 enum { WS_OPEN, WS_CLOSING };
 
@@ -337,58 +334,12 @@ static const struct sl_conn_handler ws_conn_handler = {
 
 /* --- handshake ---------------------------------------------------------------------- */
 
-int
-sl_ws_check_handshake(const struct sl_http_req *req, const char **why)
-{
-    if (!req->is_get) {
-        *why = "WebSocket handshake must use GET";
-        return 400;
-    }
-    struct sl_slice upgrade = sl_http_get_header(req, "Upgrade");
-    struct sl_slice connection = sl_http_get_header(req, "Connection");
-    if (!upgrade.ptr || !sl_header_has_token(upgrade, "websocket") || !connection.ptr ||
-        !sl_header_has_token(connection, "upgrade")) {
-        *why = "this endpoint speaks WebSocket only (Upgrade: websocket)";
-        return 426;
-    }
-    struct sl_slice version = sl_http_get_header(req, "Sec-WebSocket-Version");
-    if (!sl_slice_eq(version, "13")) {
-        *why = "unsupported WebSocket version; use 13";
-        return 426;
-    }
-    struct sl_slice key = sl_http_get_header(req, "Sec-WebSocket-Key");
-    /* 16 random bytes in base64: 22 characters and "==". */
-    if (key.len != 24 || key.ptr[22] != '=' || key.ptr[23] != '=') {
-        *why = "missing or malformed Sec-WebSocket-Key";
-        return 400;
-    }
-    for (size_t i = 0; i < 22; i++) {
-        char ch = key.ptr[i];
-        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-              ch == '+' || ch == '/')) {
-            *why = "missing or malformed Sec-WebSocket-Key";
-            return 400;
-        }
-    }
-    if (req->http_minor < 1) {
-        *why = "WebSocket needs HTTP/1.1";
-        return 400;
-    }
-    return 0;
-}
-
 struct sl_ws *
 sl_ws_accept(struct sl_conn *c, const struct sl_http_req *req, const struct sl_ws_options *opt,
              const struct sl_ws_handler *h, void *ud)
 {
-    struct sl_slice key = sl_http_get_header(req, "Sec-WebSocket-Key");
-    char concat[24 + sizeof(WS_GUID)];
-    memcpy(concat, key.ptr, 24);
-    memcpy(concat + 24, WS_GUID, sizeof(WS_GUID) - 1);
-    uint8_t digest[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)concat, 24 + sizeof(WS_GUID) - 1, digest);
-    char accept[32];
-    sl_base64_encode(accept, digest, sizeof(digest));
+    char accept[SL_WS_ACCEPT_LEN + 1];
+    sl_ws_accept_key(sl_http_get_header(req, "Sec-WebSocket-Key"), accept);
 
     struct sl_buf b = SL_BUF_INIT;
     sl_buf_printf(&b,

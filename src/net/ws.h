@@ -1,8 +1,8 @@
 /*
  * WebSocket (RFC 6455, version 13) on a connection, server side.
  *
- * The handshake is checked and answered here; then client bytes pass the validating
- * scanner (wsscan.h) and go to a wslay event context, which reassembles messages,
+ * The handshake is answered here (its checks: net/wshandshake.h); then client bytes pass the
+ * validating scanner (wsscan.h) and go to a wslay event context, which reassembles messages,
  * answers pings and runs the close handshake. The wslay context (over 4 KiB) exists
  * only while needed: it is created when bytes arrive or a close starts, and given
  * back once the connection sits between messages with nothing queued, so an idle
@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "net/wshandshake.h" /* sl_ws_check_handshake() */
 
 struct sl_conn;
 struct sl_http_req;
@@ -55,16 +57,9 @@ struct sl_ws_options {
 };
 
 /*
- * Checks that req is a valid WebSocket opening handshake. Returns 0, or the HTTP status
- * to answer (400 malformed, 426 wrong version: send Sec-WebSocket-Version: 13) with
- * *why set to a static explanation.
- */
-int sl_ws_check_handshake(const struct sl_http_req *req, const char **why);
-
-/*
  * Answers the handshake (101) and turns the connection into a WebSocket endpoint; the
  * HTTP layer feeds it any bytes that followed the request. The handshake must have
- * passed sl_ws_check_handshake().
+ * passed sl_ws_check_handshake() (net/wshandshake.h).
  */
 struct sl_ws *sl_ws_accept(struct sl_conn *c, const struct sl_http_req *req,
                            const struct sl_ws_options *opt, const struct sl_ws_handler *h,

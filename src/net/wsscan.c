@@ -76,6 +76,8 @@ header_done(struct sl_wsscan *s, struct sl_wsscan_error *err)
         if (s->opcode == OP_CONT) {
             if (s->msg_opcode == 0)
                 return fail(err, SL_CLOSE_PROTOCOL_ERROR, "continuation frame without a message");
+            if (++s->msg_frames > SL_WSSCAN_MAX_FRAGMENTS)
+                return fail(err, SL_CLOSE_POLICY, "message split into too many frames (over 1024)");
         } else {
             if (s->msg_opcode != 0)
                 return fail(err, SL_CLOSE_PROTOCOL_ERROR,
@@ -84,6 +86,7 @@ header_done(struct sl_wsscan *s, struct sl_wsscan_error *err)
                 return fail(err, SL_CLOSE_UNSUPPORTED,
                             "binary messages are not supported; send JSON text");
             s->msg_opcode = s->opcode;
+            s->msg_frames = 1;
             s->msg_len = 0;
             s->utf8 = 0;
         }

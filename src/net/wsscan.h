@@ -9,8 +9,10 @@
  * this scanner first; only what it accepts is handed to wslay.
  *
  * The scanner checks: reserved bits and opcodes, masking, control frame rules,
- * fragmentation order, the message size limit, binary refusal, UTF-8 of text
- * messages (across frames and reads), and close frame payloads. It never allocates.
+ * fragmentation order, the message size limit, the number of frames a message is split
+ * into (zero-length fragments cost nothing to send and would keep a message, and the
+ * connection, open forever), binary refusal, UTF-8 of text messages (across frames and
+ * reads), and close frame payloads. It never allocates.
  */
 #ifndef SL_NET_WSSCAN_H
 #define SL_NET_WSSCAN_H
@@ -18,6 +20,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The most frames one message may be split into (1008 past it). */
+#define SL_WSSCAN_MAX_FRAGMENTS 1024
 
 struct sl_wsscan {
     uint64_t max_message; /* bytes; a message larger than this is refused with 1009 */
@@ -36,6 +41,7 @@ struct sl_wsscan {
 
     /* current message (data frames) */
     uint8_t msg_opcode; /* 0 none, 1 text, 2 binary */
+    uint32_t msg_frames;
     uint64_t msg_len;
     uint32_t utf8;
 

@@ -10,9 +10,9 @@ import { Client, SECRET, SLUICE_BIN, startSluice } from './lib/harness.mjs';
 
 const run = promisify(execFile);
 
-async function sluice(args, env = {}) {
+async function sluice(args, env = {}, opts = {}) {
   try {
-    const r = await run(SLUICE_BIN(), args, { env: { ...process.env, ...env } });
+    const r = await run(SLUICE_BIN(), args, { env: { ...process.env, ...env }, ...opts });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
@@ -67,6 +67,26 @@ describe('cli', () => {
       c.close();
     } finally {
       await s.stop();
+    }
+  });
+
+  test('a second process on the same address is refused unless a handover is asked for', async () => {
+    const first = await startSluice();
+    try {
+      const p = writeConfig(`listen: 127.0.0.1:${first.port}\nworkers: 1\n`);
+      // SO_REUSEPORT would let it start and take half the connections without a word.
+      const r = await sluice(['-c', p], {}, { timeout: 10000 });
+      assert.equal(r.code, 1, `exit ${r.code}: ${r.stderr}`);
+      assert.match(r.stderr, /address in use by another process/);
+      assert.match(r.stderr, /--reuse-port/);
+      // Told that it is a handover, it starts alongside.
+      const second = await startSluice({ config: { listen: `127.0.0.1:${first.port}` }, args: ['--reuse-port'] });
+      assert.equal(second.port, first.port);
+      await second.stop();
+      const third = await startSluice({ config: { listen: `127.0.0.1:${first.port}`, listen_reuse: true } });
+      await third.stop();
+    } finally {
+      await first.stop();
     }
   });
 

@@ -67,9 +67,32 @@ describe('http', () => {
     assert.match((await rawExchange(s.port, [many])).toString(), /^HTTP\/1\.1 431/);
   });
 
-  test('a body over the limit is 413', async () => {
-    const req = `POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n${'z'.repeat(5000)}`;
-    assert.match((await rawExchange(s.port, [req])).toString(), /^HTTP\/1\.1 413/);
+  test('a body on a route that takes none is refused at once, without waiting for it', async () => {
+    // Only the head is sent: the answer may not wait for the megabyte it announces.
+    const head = 'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n';
+    const t0 = Date.now();
+    const got = (await rawExchange(s.port, [head])).toString();
+    assert.match(got, /^HTTP\/1\.1 413/);
+    assert.match(got, /takes no request body/);
+    assert.match(got, /Connection: close/i);
+    assert.ok(Date.now() - t0 < 2000);
+    // A method the route does not serve says so, body or not.
+    const post = 'POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n';
+    const p = (await rawExchange(s.port, [post])).toString();
+    assert.match(p, /^HTTP\/1\.1 405/);
+    assert.match(p, /Allow: GET, HEAD/i);
+    // Chunked too.
+    const chunked = 'GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n';
+    assert.match((await rawExchange(s.port, [chunked])).toString(), /^HTTP\/1\.1 413/);
+  });
+
+  test('HTTP versions other than 1.0 and 1.1 get 505', async () => {
+    for (const v of ['9.9', '2.0', '1.2']) {
+      const got = (await rawExchange(s.port, [`GET /healthz HTTP/${v}\r\nHost: x\r\n\r\n`])).toString();
+      assert.match(got, /^HTTP\/1\.1 505 HTTP Version Not Supported/, v);
+    }
+    const old = (await rawExchange(s.port, ['GET /healthz HTTP/1.0\r\n\r\n'])).toString();
+    assert.match(old, /^HTTP\/1\.1 200/);
   });
 
   test('garbage is 400 and closes', async () => {
@@ -99,7 +122,7 @@ describe('http', () => {
 });
 
 describe('connection cap', () => {
-  test('past max_connections new connections get 503', async () => {
+  test('past max_connections only health probes are answered; the rest get 503', async () => {
     const s = await startSluice({ config: { limits: { max_connections: 2 } } });
     try {
       const net = await import('node:net');
@@ -109,10 +132,19 @@ describe('connection cap', () => {
         await new Promise((r) => sock.once('connect', r));
         held.push(sock);
       }
-      // The third gets an immediate 503 whatever it sends.
-      const got = (await rawExchange(s.port, ['GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'])).toString();
-      assert.match(got, /^HTTP\/1\.1 503/);
-      assert.match(got, /Retry-After/i);
+      // Liveness and readiness must not fail for being busy...
+      for (const p of ['/healthz', '/readyz']) {
+        const got = (await rawExchange(s.port, [`GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`])).toString();
+        assert.match(got, /^HTTP\/1\.1 200/, p);
+        assert.match(got, /Connection: close/i, p);
+      }
+      // ... everything else is refused, with a hint to come back.
+      for (const p of ['/', '/metrics', '/ws']) {
+        const got = (await rawExchange(s.port, [`GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`])).toString();
+        assert.match(got, /^HTTP\/1\.1 503/, p);
+        assert.match(got, /Retry-After/i, p);
+        assert.match(got, /too many connections/, p);
+      }
       for (const h of held) h.destroy();
     } finally {
       await s.stop();

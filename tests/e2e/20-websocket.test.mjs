@@ -171,6 +171,18 @@ describe('websocket', () => {
     w.sock.destroy();
   });
 
+  test('a message in more than 1024 fragments closes with 1008', async () => {
+    // Zero-length continuations: six bytes each, and without a cap the message (and the
+    // connection) would stay open for as long as the client keeps sending them.
+    const w = await rawWs(s.port, '/ws');
+    const empty = frame(0, '', { fin: false });
+    w.sock.write(Buffer.concat([frame(1, '{', { fin: false }), ...Array(2000).fill(empty)]));
+    const { code, reason } = await w.closeFrame();
+    assert.equal(code, 1008);
+    assert.match(reason, /too many frames/);
+    w.sock.destroy();
+  });
+
   test('a message over the limit gets TOO_LARGE and close 1009', async () => {
     const [c] = await session(s);
     c.send(JSON.stringify({ type: 'chat', message: 'x'.repeat(5000) }));

@@ -102,6 +102,26 @@ describe('auth', () => {
     assert.equal((await c.waitClose()).code, 4001);
   });
 
+  test('a token over 8 KiB in the query or a header is refused as too long, not ignored', async () => {
+    const long = 'a'.repeat(9000);
+    for (const open of [
+      () => Client.open(`${s.wsUrl}/ws?token=${long}`),
+      () => Client.open(`${s.wsUrl}/ws`, { headers: { Authorization: `Bearer ${long}` } }),
+    ]) {
+      const c = await open();
+      const err = await c.next('error');
+      assert.equal(err.code, 'AUTH_FAILED');
+      assert.match(err.message, /token too long/);
+      const { code, reason } = await c.waitClose();
+      assert.equal(code, 4001);
+      assert.match(reason, /token too long/);
+    }
+  });
+
+  test('a token with a broken escape in the query is 400 at the handshake', async () => {
+    await assert.rejects(Client.open(`${s.wsUrl}/ws?token=abc%zz`), (e) => e.status === 400 && /malformed token/.test(e.body));
+  });
+
   test('no authentication within auth_timeout closes with 4003', async () => {
     const c = await Client.open(`${s.wsUrl}/ws`);
     const { code, reason } = await c.waitClose(5000);

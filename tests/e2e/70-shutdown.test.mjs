@@ -90,6 +90,45 @@ describe('shutdown', () => {
     await s.stop({ signal: null });
   });
 
+  test('clients that never read do not hold the process past drain_timeout plus the close deadline', async () => {
+    const s = await startSluice({
+      config: {
+        providers: { demo: { kind: 'demo', tokens_per_second: 1000000 } },
+        shutdown: { drain_timeout: '1s' },
+      },
+    });
+    // One pipelines requests for a 17 KB file, one floods pings, one runs fast streams; none
+    // reads a byte, so the server's writes to them are stuck when it shuts down.
+    const stuck = [];
+    const http = net.connect(s.port, '127.0.0.1');
+    await new Promise((r) => http.once('connect', r));
+    http.pause();
+    http.on('error', () => {});
+    http.write('GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(20000));
+    stuck.push(http);
+    const [c] = await session(s);
+    for (let i = 0; i < 8; i++) c.send({ type: 'chat', id: `f${i}`, message: 'fast', max_tokens: 100000 });
+    await c.next('delta');
+    c.ws._socket.pause();
+    const mark = s.mark();
+    const t0 = Date.now();
+    s.proc.kill('SIGTERM');
+    let timer;
+    const r = await Promise.race([
+      s.exited,
+      new Promise((resolve) => { timer = setTimeout(() => resolve({ code: 'still running after 20 s' }), 20000); }),
+    ]);
+    clearTimeout(timer);
+    const took = Date.now() - t0;
+    assert.equal(r.code, 0);
+    // drain_timeout (1 s) + the close deadline (5 s) + margin for the sanitizer build
+    assert.ok(took < 9000, `exited after ${took} ms`);
+    assert.match(s.stderr().slice(mark), /event=conn\.close_timeout/);
+    for (const x of stuck) x.destroy();
+    c.ws.terminate();
+    await s.stop({ signal: null });
+  });
+
   test('a second signal exits at once', async () => {
     const s = await startSluice({
       config: {

@@ -54,7 +54,8 @@ scan(const uint8_t *p, size_t n, size_t cut, uint64_t max, bool binary)
     if (v.rc != 0) {
         v.code = err.code;
         CHECK(err.reason != NULL && err.reason[0] != '\0');
-        CHECK(v.code == 1002 || v.code == 1003 || v.code == 1007 || v.code == 1009);
+        CHECK(v.code == 1002 || v.code == 1003 || v.code == 1007 || v.code == 1008 ||
+              v.code == 1009);
     } else {
         v.idle = sl_wsscan_idle(&s);
     }

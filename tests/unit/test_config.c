@@ -153,6 +153,10 @@ Test(config, defaults_without_a_file)
     cr_expect_eq(cfg->limits.max_body_bytes, 1048576);
     cr_expect_eq(cfg->limits.header_timeout_ms, 10000);
     cr_expect_eq(cfg->limits.keepalive_timeout_ms, 30000);
+    cr_expect_eq(cfg->limits.body_timeout_ms, 10000);
+    cr_expect_eq(cfg->limits.send_timeout_ms, 30000);
+    cr_expect_eq(cfg->limits.max_queued_bytes, 0, "0: twice send_high_water");
+    cr_expect_not(cfg->listen_reuse);
     cr_expect_eq(cfg->heartbeat.interval_ms, 25000);
     cr_expect_eq(cfg->heartbeat.timeout_ms, 60000);
     cr_expect_eq(cfg->resume.window_ms, 60000);

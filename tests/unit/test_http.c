@@ -4,12 +4,18 @@
  * kernel. Synchronous responses, held responses with a Content-Length and chunked bodies,
  * pipelining behind a held response (and the input cap), a client that goes away
  * mid-response (reported once), HTTP/1.0, HEAD, 100-continue, backpressure and the drain
- * notification, explicit flushes, resets, and the limits (414, 431, 413, 400, 408).
+ * notification, explicit flushes, resets, and the limits (414, 431, 413, 400, 408, 505).
+ * The head callback's decisions on bodies (none, a route's own limit, a refusal of its own),
+ * the body timeout, a connection accepted over capacity (one answer), and a client that
+ * pipelines without reading: answers wait while the output is over its cap, come in order
+ * once it reads, and one that never reads (on a thread, 4 KiB receive window) is reset after
+ * the send timeout while another client is served.
  *
- * The test includes http.c to look at a held response's kept input and paused reading.
+ * The test includes http.c to look at the kept input and paused reading.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -62,6 +68,12 @@ struct ctx {
     struct sl_conn *last_conn;
     bool in_http_call; /* set around calls into the layer: on_close must not come inside */
     bool close_inside; /* on_close came from inside a call */
+    int heads;         /* head callbacks */
+    int over_capacity_seen;
+    size_t max_queued;          /* the most queued on a connection right after a /big answer */
+    size_t check_cap;           /* if set, fail at once when a /big answer leaves more queued */
+    struct sl_conn *flood_conn; /* the connection asking for /big */
+    bool accept_over_capacity;  /* serve new connections as past the connection limit */
 };
 
 static struct ctx T;
@@ -103,6 +115,26 @@ static const struct sl_http_resp_handler resp_handler = {
     .on_close = on_resp_close,
 };
 
+/* The routes' say on bodies: /nobody takes none, /small at most 16 bytes, /refuse is
+ * refused at its head with 405; the others take up to the server's limit. */
+static void
+on_head(void *ud, const struct sl_http_req *head, struct sl_http_head_verdict *v)
+{
+    struct ctx *t = ud;
+    t->heads++;
+    if (sl_slice_eq(head->path, "/nobody"))
+        v->max_body = 0;
+    else if (sl_slice_eq(head->path, "/small"))
+        v->max_body = 16;
+    else if (sl_slice_eq(head->path, "/refuse")) {
+        v->status = 405;
+        v->message = "method not allowed";
+        v->headers = "Allow: GET\r\n";
+    }
+}
+
+#define BIG_BODY (16 * 1024)
+
 static void
 on_request(void *ud, struct sl_conn *c, struct sl_http_req *req)
 {
@@ -117,6 +149,20 @@ on_request(void *ud, struct sl_conn *c, struct sl_http_req *req)
         cr_assert_lt(t->nheld, 4);
         struct held *hd = &t->held[t->nheld++];
         hd->r = sl_http_hold(c, req, &resp_handler, hd);
+        return;
+    }
+    t->over_capacity_seen += req->over_capacity;
+    /* /big...: the path padded to 16 KiB, so that a flood of them amplifies. */
+    if (req->path.len >= 4 && memcmp(req->path.ptr, "/big", 4) == 0) {
+        static char body[BIG_BODY];
+        memset(body, '.', sizeof(body));
+        memcpy(body, req->path.ptr, req->path.len < 64 ? req->path.len : 64);
+        sl_http_respond(c, req, 200, "text/plain", NULL, body, sizeof(body));
+        t->flood_conn = c;
+        if (sl_conn_queued(c) > t->max_queued)
+            t->max_queued = sl_conn_queued(c);
+        if (t->check_cap)
+            cr_assert_leq(sl_conn_queued(c), t->check_cap, "%zu bytes queued", sl_conn_queued(c));
         return;
     }
     /* Answer with the path, so that the order of pipelined answers shows. */
@@ -250,24 +296,34 @@ on_accept(uv_stream_t *server, int status)
     cr_assert_eq(status, 0);
     struct sl_conn *c = sl_conn_accept(&T.pool, server);
     cr_assert_not_null(c);
-    sl_http_serve(&T.http, c);
+    if (T.accept_over_capacity)
+        sl_http_serve_over_capacity(&T.http, c);
+    else
+        sl_http_serve(&T.http, c);
 }
 
 static void
-setup_with(uint64_t header_timeout_ms)
+setup_full(uint64_t header_timeout_ms, uint64_t body_timeout_ms,
+           const struct sl_conn_limits *conn_limits)
 {
+    bool over = T.accept_over_capacity;
     memset(&T, 0, sizeof(T));
+    T.accept_over_capacity = over;
     T.loop = sl_loop_new();
     T.uv = sl_loop_uv(T.loop);
     sl_conn_pool_init(&T.pool, T.loop);
+    if (conn_limits)
+        sl_conn_pool_set_limits(&T.pool, conn_limits);
     struct sl_http_limits lim = {
         .max_header_bytes = 2048,
         .max_url_bytes = 512,
         .max_body_bytes = 1024,
         .header_timeout_ms = header_timeout_ms,
+        .body_timeout_ms = body_timeout_ms,
         .keepalive_timeout_ms = 60000,
     };
     sl_http_server_init(&T.http, T.loop, &lim, on_request, &T);
+    sl_http_server_on_head(&T.http, on_head);
 
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", 0, &addr);
@@ -289,6 +345,12 @@ setup_with(uint64_t header_timeout_ms)
     uv_tcp_connect(&T.cl.creq, &T.cl.tcp, (const struct sockaddr *)&addr, on_connected);
     RUN_UNTIL(T.cl.connected && T.pool.count == 1);
     cl_start_reading(&T.cl);
+}
+
+static void
+setup_with(uint64_t header_timeout_ms)
+{
+    setup_full(header_timeout_ms, 0, NULL);
 }
 
 static void
@@ -540,7 +602,7 @@ Test(http, pipelined_requests_wait_behind_a_held_response, .init = setup, .fini 
     RUN_UNTIL(T.nheld == 1);
     struct held *hd = &T.held[0];
     struct http_conn *h = server_http();
-    RUN_UNTIL(sl_buf_len(&h->resp->in) == strlen(rest));
+    RUN_UNTIL(sl_buf_len(&h->kept) == strlen(rest));
     RUN_UNTIL(strstr(got(), "\r\n\r\n/s1") != NULL);
     cr_assert_eq(T.requests, 2, "the requests behind the held one are not parsed yet");
     cr_assert_eq(count(got(), "HTTP/1.1"), 1);
@@ -567,7 +629,7 @@ Test(http, held_behind_held, .init = setup, .fini = teardown)
     cr_assert_eq(T.held[0].closes, 1);
     cr_assert_eq(T.requests, 2);
     struct http_conn *h = server_http();
-    cr_assert_eq(sl_buf_len(&h->resp->in), strlen(GET("/s3")));
+    cr_assert_eq(sl_buf_len(&h->kept), strlen(GET("/s3")));
     CALL(sl_http_head(T.held[1].r, 204, NULL, NULL, 0));
     CALL(sl_http_end(T.held[1].r, false));
     RUN_UNTIL(strstr(got(), "\r\n\r\n/s3") != NULL);
@@ -590,8 +652,8 @@ Test(http, input_behind_a_held_response_is_capped, .init = setup, .fini = teardo
     sl_buf_free(&b);
     cr_assert_gt(len, SL_HTTP_HELD_INPUT_MAX + SL_LOOP_RBUF_SIZE);
     RUN_UNTIL(h->read_paused);
-    cr_assert_geq(sl_buf_len(&h->resp->in), SL_HTTP_HELD_INPUT_MAX);
-    cr_assert_lt(sl_buf_len(&h->resp->in), SL_HTTP_HELD_INPUT_MAX + SL_LOOP_RBUF_SIZE);
+    cr_assert_geq(sl_buf_len(&h->kept), SL_HTTP_HELD_INPUT_MAX);
+    cr_assert_lt(sl_buf_len(&h->kept), SL_HTTP_HELD_INPUT_MAX + SL_LOOP_RBUF_SIZE);
     cr_assert_eq(T.requests, 1);
 
     CALL(sl_http_head(T.held[0].r, 200, "text/plain", NULL, 0));
@@ -814,7 +876,7 @@ Test(http, malformed_behind_a_held_response_400_after_it, .init = setup, .fini =
     cl_send(&T.cl, GET("/h") "GARBAGE\r\n\r\n");
     RUN_UNTIL(T.nheld == 1);
     struct http_conn *h = server_http();
-    RUN_UNTIL(sl_buf_len(&h->resp->in) > 0);
+    RUN_UNTIL(sl_buf_len(&h->kept) > 0);
     CALL(sl_http_head(T.held[0].r, 200, "text/plain", NULL, 1));
     CALL(sl_http_body(T.held[0].r, "k", 1));
     CALL(sl_http_end(T.held[0].r, false));
@@ -924,4 +986,251 @@ Test(http, a_writer_that_never_stops_does_not_hold_the_loop, .init = setup, .fin
     RUN_UNTIL(atomic_load(&rd.done) && T.pool.count == 1);
     pthread_join(th, NULL);
     cr_assert_gt(rd.got, (size_t)50 * 64);
+}
+
+/* --- request bodies: the head's decision and the body timeout -------------------------------- */
+
+Test(http, a_body_on_a_route_that_takes_none_is_refused_at_its_head, .init = setup,
+     .fini = teardown)
+{
+    /* The head alone: the refusal does not wait for the 1000 bytes announced. */
+    cl_send(&T.cl, "POST /nobody HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
+    expect_refusal("HTTP/1.1 413 Content Too Large\r\n");
+    cr_assert(strstr(got(), "takes no request body") != NULL, "got %s", got());
+    cr_assert_eq(T.heads, 1);
+}
+
+Test(http, a_chunked_body_on_a_route_that_takes_none_is_refused_at_its_head, .init = setup,
+     .fini = teardown)
+{
+    cl_send(&T.cl, "POST /nobody HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    expect_refusal("HTTP/1.1 413 Content Too Large\r\n");
+}
+
+Test(http, a_route_without_a_body_still_serves_requests_without_one, .init = setup,
+     .fini = teardown)
+{
+    cl_send(&T.cl, GET("/nobody") "POST /nobody HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    RUN_UNTIL(count(got(), "\r\n\r\n/nobody") == 2);
+    cr_assert_eq(T.requests, 2);
+    cr_assert_not(T.cl.eof);
+}
+
+Test(http, a_route_sets_its_own_body_limit, .init = setup, .fini = teardown)
+{
+    cl_send(&T.cl, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n0123456789abcdef");
+    RUN_UNTIL(strstr(got(), "\r\n\r\n/small") != NULL);
+    cl_send(&T.cl, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n");
+    RUN_UNTIL(T.cl.eof);
+    cr_assert(strstr(got(), "HTTP/1.1 413 Content Too Large\r\n") != NULL, "got %s", got());
+    cr_assert_eq(T.requests, 1);
+}
+
+Test(http, a_chunked_body_over_the_routes_limit_413, .init = setup, .fini = teardown)
+{
+    cl_send(&T.cl, "POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "11\r\n0123456789abcdefg\r\n0\r\n\r\n");
+    expect_refusal("HTTP/1.1 413 Content Too Large\r\n");
+}
+
+Test(http, the_head_callback_refuses_with_its_own_status, .init = setup, .fini = teardown)
+{
+    cl_send(&T.cl, "PUT /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+    expect_refusal("HTTP/1.1 405 Method Not Allowed\r\n");
+    cr_assert(strstr(got(), "Allow: GET\r\n") != NULL, "got %s", got());
+}
+
+static void
+setup_short_body_timeout(void)
+{
+    setup_full(10000, 50, NULL);
+}
+
+Test(http, a_body_that_never_comes_408, .init = setup_short_body_timeout, .fini = teardown)
+{
+    cl_send(&T.cl, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    expect_refusal("HTTP/1.1 408 Request Timeout\r\n");
+    cr_assert(strstr(got(), "request body not received in time") != NULL, "got %s", got());
+}
+
+static void
+set_flag(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static void
+handle_closed(uv_handle_t *h)
+{
+    *(bool *)h->data = true;
+}
+
+Test(http, the_body_timeout_does_not_cut_a_request_without_a_body, .init = setup_short_body_timeout,
+     .fini = teardown)
+{
+    cl_send(&T.cl, GET("/a"));
+    RUN_UNTIL(strstr(got(), "\r\n\r\n/a") != NULL);
+    /* Idle keep-alive: the keep-alive timeout (60 s) runs, not the body's. */
+    uv_timer_t wait;
+    bool waited = false;
+    uv_timer_init(T.uv, &wait);
+    wait.data = &waited;
+    uv_timer_start(&wait, set_flag, 200, 0);
+    RUN_UNTIL(waited);
+    waited = false;
+    uv_close((uv_handle_t *)&wait, handle_closed);
+    RUN_UNTIL(waited); /* the handle lives on this stack */
+    cr_assert_not(T.cl.eof);
+}
+
+/* --- versions ------------------------------------------------------------------------------ */
+
+Test(http, http_9_9_gets_505, .init = setup, .fini = teardown)
+{
+    cl_send(&T.cl, "GET / HTTP/9.9\r\nHost: x\r\n\r\n");
+    expect_refusal("HTTP/1.1 505 HTTP Version Not Supported\r\n");
+}
+
+Test(http, http_1_2_gets_505, .init = setup, .fini = teardown)
+{
+    cl_send(&T.cl, "GET / HTTP/1.2\r\nHost: x\r\n\r\n");
+    expect_refusal("HTTP/1.1 505 HTTP Version Not Supported\r\n");
+}
+
+/* --- past the connection limit -------------------------------------------------------------- */
+
+static void
+setup_over_capacity(void)
+{
+    T.accept_over_capacity = true;
+    setup();
+}
+
+Test(http, a_connection_over_capacity_gets_one_answer_then_closes, .init = setup_over_capacity,
+     .fini = teardown)
+{
+    cl_send(&T.cl, GET("/a") GET("/b"));
+    RUN_UNTIL(T.cl.eof);
+    cr_assert_eq(T.requests, 1);
+    cr_assert_eq(T.over_capacity_seen, 1, "the request says so");
+    cr_assert_str_eq(got(),
+                     HEAD_OK("text/plain") "Content-Length: 2\r\nConnection: close\r\n\r\n/a");
+}
+
+/* --- a client that pipelines and does not read --------------------------------------------- */
+
+#define FLOOD_CAP (64 * 1024)
+/* What one /big answer adds: its head and body. */
+#define BIG_HEAD HEAD_OK("text/plain") "Content-Length: 16384\r\n\r\n"
+#define BIG_ANSWER (sizeof(BIG_HEAD) - 1 + BIG_BODY)
+
+static void
+setup_flood(void)
+{
+    struct sl_conn_limits cl = {
+        .send_timeout_ms = 0, .close_timeout_ms = 5000, .max_queued = FLOOD_CAP};
+    setup_full(10000, 0, &cl);
+}
+
+Test(http, pipelined_answers_wait_while_the_output_is_over_its_cap, .init = setup_flood,
+     .fini = teardown)
+{
+    /* 500 requests for 16 KiB answers, and the client reads nothing: 8 MB of answers. */
+    uv_read_stop((uv_stream_t *)&T.cl.tcp);
+    T.cl.reading = false;
+    enum { N = 500 };
+    struct sl_buf b = SL_BUF_INIT;
+    for (int i = 0; i < N; i++)
+        sl_buf_printf(&b, "GET /big/%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    cl_send_n(&T.cl, sl_buf_ptr(&b), sl_buf_len(&b));
+    sl_buf_free(&b);
+    RUN_UNTIL(T.flood_conn != NULL && sl_conn_congested(T.flood_conn));
+    for (int i = 0; i < 20; i++)
+        uv_run(T.uv, UV_RUN_NOWAIT);
+    cr_assert_lt(T.requests, N, "requests parsed while the answers could not leave");
+    cr_assert_leq(T.max_queued, FLOOD_CAP + BIG_ANSWER, "%zu bytes queued", T.max_queued);
+
+    /* The client reads again: every answer arrives, in order. */
+    cl_start_reading(&T.cl);
+    RUN_UNTIL(sl_buf_len(&T.cl.got) >= N * BIG_ANSWER);
+    cr_assert_eq(sl_buf_len(&T.cl.got), N * BIG_ANSWER);
+    cr_assert_eq(T.requests, N);
+    const char *all = got();
+    for (int i = 0; i < N; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "/big/%d.", i);
+        cr_assert_eq(strncmp(all + i * BIG_ANSWER + sizeof(BIG_HEAD) - 1, want, strlen(want)), 0,
+                     "answer %d out of order", i);
+    }
+    cr_assert_leq(T.max_queued, FLOOD_CAP + BIG_ANSWER, "%zu bytes queued", T.max_queued);
+    cr_assert_not(T.cl.eof);
+}
+
+/* A client on its own thread with a tiny receive window that pipelines without reading. */
+struct flooder {
+    int port;
+    size_t sent, total;
+    int err;
+};
+
+static void *
+flooder_main(void *arg)
+{
+    struct flooder *fl = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fl->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        fl->err = errno;
+        close(fd);
+        return NULL;
+    }
+    static const char req[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+    char chunk[64 * 1024];
+    size_t n = 0;
+    while (n + sizeof(req) - 1 <= sizeof(chunk)) {
+        memcpy(chunk + n, req, sizeof(req) - 1);
+        n += sizeof(req) - 1;
+    }
+    while (fl->sent < fl->total) {
+        ssize_t w = send(fd, chunk, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            fl->err = errno;
+            break;
+        }
+        fl->sent += (size_t)w;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void
+setup_flood_reset(void)
+{
+    struct sl_conn_limits cl = {
+        .send_timeout_ms = 300, .close_timeout_ms = 5000, .max_queued = FLOOD_CAP};
+    setup_full(10000, 0, &cl);
+}
+
+Test(http, a_client_that_pipelines_and_never_reads_is_capped_then_reset, .init = setup_flood_reset,
+     .fini = teardown, .timeout = 30)
+{
+    T.check_cap = FLOOD_CAP + BIG_ANSWER;
+    /* 32 MB of requests: half a gigabyte of answers, if they were all queued. */
+    struct flooder fl = {.port = T.port, .total = 32u << 20};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, flooder_main, &fl), 0);
+    RUN_UNTIL(T.flood_conn != NULL && sl_conn_congested(T.flood_conn));
+    /* Another client is served meanwhile. */
+    cl_send(&T.cl, GET("/a"));
+    RUN_UNTIL(strstr(got(), "\r\n\r\n/a") != NULL);
+    /* The flooder's answers make no progress: it is reset, and its writes fail. */
+    RUN_UNTIL(T.pool.send_timeouts == 1);
+    pthread_join(th, NULL);
+    cr_assert(fl.err == ECONNRESET || fl.err == EPIPE, "flooder: %s", strerror(fl.err));
+    cr_assert_lt(fl.sent, fl.total);
+    cr_assert_eq(T.pool.count, 1, "only the other client is left");
+    cr_assert_not(T.cl.eof);
 }

@@ -185,6 +185,41 @@ Test(wsscan, message_size_counts_all_fragments)
     cr_assert_eq(err.code, 1009);
 }
 
+/* A text message of `frames` frames: "a", then empty continuations, the last one final. */
+static size_t
+fragmented(uint8_t *buf, int frames)
+{
+    size_t n = frame(buf, 0x01, "a", 1, true);
+    for (int i = 1; i < frames; i++)
+        n += frame(buf + n, i == frames - 1 ? 0x80 : 0x00, "", 0, true);
+    return n;
+}
+
+Test(wsscan, a_message_in_too_many_fragments_is_refused)
+{
+    /* Zero-length continuations cost the client 6 bytes each: without a cap a client keeps
+     * one message, and the connection, open forever for nothing. */
+    static uint8_t buf[2 * (SL_WSSCAN_MAX_FRAGMENTS + 1) * 8];
+    struct sl_wsscan s;
+    struct sl_wsscan_error err;
+    size_t ok;
+
+    /* At the cap, twice in a row: the count starts again with each message. */
+    size_t n = fragmented(buf, SL_WSSCAN_MAX_FRAGMENTS);
+    n += fragmented(buf + n, SL_WSSCAN_MAX_FRAGMENTS);
+    sl_wsscan_init(&s, 1 << 20, false);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), 0);
+    cr_assert(sl_wsscan_idle(&s));
+
+    /* One more: 1008 with a reason, at the offending frame's header. */
+    n = fragmented(buf, SL_WSSCAN_MAX_FRAGMENTS + 1);
+    sl_wsscan_init(&s, 1 << 20, false);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), -1);
+    cr_assert_eq(err.code, 1008);
+    cr_assert(strstr(err.reason, "too many frames") != NULL, "%s", err.reason);
+    cr_assert_eq(ok, n - 6, "the frames before the offending one are whole");
+}
+
 Test(wsscan, invalid_utf8_fails_fast_and_at_message_end)
 {
     uint8_t buf[64];

@@ -55,8 +55,9 @@ function tmpdir() {
 }
 
 // Starts sluice with a configuration object (written as JSON, which is valid YAML).
-// Returns { url, wsUrl, port, proc, stderr(), stop() }.
-export async function startSluice({ config = {}, env = {}, args = [] } = {}) {
+// wrap: a command that runs sluice (e.g. ['prlimit', '--nofile=128:128']); it must exec it,
+// so that proc.pid is sluice's. Returns { url, wsUrl, port, proc, stderr(), stop() }.
+export async function startSluice({ config = {}, env = {}, args = [], wrap = [] } = {}) {
   const dir = tmpdir();
   const cfg = {
     listen: '127.0.0.1:0',
@@ -66,7 +67,8 @@ export async function startSluice({ config = {}, env = {}, args = [] } = {}) {
   };
   const cfgPath = path.join(dir, 'sluice.yaml');
   fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
-  const proc = spawn(SLUICE_BIN(), ['-c', cfgPath, ...args], {
+  const argv = [SLUICE_BIN(), '-c', cfgPath, ...args];
+  const proc = spawn(wrap.length ? wrap[0] : argv[0], [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -296,6 +298,18 @@ export async function session(server, { sub = 'tester', query = '' } = {}) {
 // Concatenated text of a stream's deltas.
 export function textOf(events) {
   return events.filter((e) => e.type === 'delta' && e.text !== undefined).map((e) => e.text).join('');
+}
+
+// Resident memory of a process in bytes (VmRSS), from /proc.
+export function rssOf(pid) {
+  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+  return Number(m[1]) * 1024;
+}
+
+// CPU time a process used so far, in seconds (user + system), from /proc.
+export function cpuOf(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 // A raw TCP exchange: sends bytes, resolves with everything received until the peer closes.

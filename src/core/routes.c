@@ -200,9 +200,14 @@ void
 sl_routes_head(void *ud, const struct sl_http_req *head, struct sl_http_head_verdict *v)
 {
     struct sl_worker *w = ud;
-    /* Engine.IO's long-polling POSTs carry packets (socketio.max_payload). */
+    /*
+     * Engine.IO's long-polling POSTs carry packets: the Engine.IO layer enforces
+     * socketio.max_payload itself (a 413 that also ends the session, as the spec says), so
+     * the HTTP layer lets a body a little over it through.
+     */
     if (sl_sio_worker_owns(w->sio, head->path)) {
-        v->max_body = w->cfg->socketio.max_payload;
+        uint64_t cap = w->cfg->socketio.max_payload + 1;
+        v->max_body = cap > w->cfg->limits.max_body_bytes ? cap : w->cfg->limits.max_body_bytes;
         return;
     }
     const struct route *r = find_route(ud, head->path);

@@ -74,6 +74,8 @@ sl_config_new_defaults(void)
     sl_config_namespace_add(cfg, "/", main_nsp, 2);
     sl_config_namespace_add(cfg, "/stream", stream_nsp, 1);
     sl_config_namespace_add(cfg, "/ai", ai_nsp, 1);
+    static const char *const native_nsp[] = {"native"};
+    sl_config_namespace_add(cfg, "/sluice", native_nsp, 1);
 
     /* The demo provider exists in every configuration unless a file redefines it. */
     cfg->providers = sl_calloc(1, sizeof(*cfg->providers));

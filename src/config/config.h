@@ -54,6 +54,7 @@ struct sl_config_provider {
     char *name;                       /* key under providers: */
     enum sl_provider_kind kind;       /* kind: demo | openai | anthropic | gemini | ollama */
     char *base_url;                   /* default per kind; NULL for demo */
+    char *default_model;              /* for requests naming only the provider; may be NULL */
     char *api_key_env;                /* name of the environment variable holding the key */
     char *api_key;                    /* resolved from api_key_env or api_key; never logged */
     char *api_version;                /* anthropic-version header (anthropic only) */

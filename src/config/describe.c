@@ -425,7 +425,8 @@ sl_config_print_keys(FILE *out)
     fputs("\n### `agents.<name>`\n\n", out);
     print_table(out, "", sl_config_agent_keys, sl_config_nagent_keys, NULL);
     fputs("\n### `socketio.namespaces.<name>`\n\nThe name starts with `/`. Defaults: `/` "
-          "(chat, llm), `/stream` (stream), `/ai` (ai), each with `auth: required`.\n\n",
+          "(chat, llm), `/stream` (stream), `/ai` (ai), `/sluice` (native), each with "
+          "`auth: required`.\n\n",
           out);
     print_table(out, "", sl_config_namespace_keys, sl_config_nnamespace_keys, NULL);
 

@@ -87,6 +87,7 @@ sl_config_provider_cleanup(struct sl_config_provider *p)
 {
     free(p->name);
     free(p->base_url);
+    free(p->default_model);
     free(p->api_key_env);
     free(p->api_key);
     free(p->api_version);

@@ -394,7 +394,7 @@ const struct sl_config_key sl_config_top_keys[] = {
     {.path = "socketio.namespaces",
      .type = SL_KEY_NAMESPACES,
      .flags = SL_KEY_NOENV,
-     .def = "`/`, `/stream`, `/ai`",
+     .def = "`/`, `/stream`, `/ai`, `/sluice`",
      .doc = "Namespaces served (see `socketio.namespaces.<name>`); a file's list replaces the "
             "default one."},
 
@@ -423,6 +423,13 @@ const struct sl_config_key sl_config_provider_keys[] = {
      .names = sl_config_kind_names,
      .def = "the provider's name",
      .doc = "Protocol spoken; required unless the name is itself a kind."},
+    {.path = "default_model",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = PRV(default_model),
+     .def = "none",
+     .doc = "The model a request that names only this provider runs on (seed 004's `provider`); "
+            "must name a model."},
     {.path = "base_url",
      .type = SL_KEY_STR,
      .off = PRV(base_url),

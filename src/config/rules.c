@@ -216,6 +216,15 @@ check_models(struct sl_config_ctx *c)
             goto out;
         }
     }
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        const struct sl_config_provider *p = &cfg->providers[i];
+        if (p->default_model && sl_config_model_index(cfg, p->default_model) < 0) {
+            sl_config_fail(c, sl_config_entry_origin(c, "providers", p->name, "default_model"),
+                           "providers.%s.default_model: no model named \"%s\"", p->name,
+                           p->default_model);
+            goto out;
+        }
+    }
     if (sl_config_model_index(cfg, cfg->default_model) < 0) {
         sl_config_fail(c, sl_config_top_origin(c, "default_model"),
                        "default_model: no model named \"%s\"", cfg->default_model);

@@ -61,6 +61,7 @@ sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size
     srv->shards = sl_calloc(n, sizeof(*srv->shards));
     srv->relays = sl_calloc(n, sizeof(*srv->relays));
     srv->directory = sl_directory_new();
+    srv->session_directory = sl_directory_new();
 
     uint16_t port = cfg->listen_port;
     if (!cfg->listen_reuse && sl_listener_probe(cfg->listen_host, port, &port, err, errlen) != 0)
@@ -149,6 +150,7 @@ sl_server_free(struct sl_server *srv)
     free(srv->shards);
     free(srv->relays);
     sl_directory_free(srv->directory);
+    sl_directory_free(srv->session_directory);
     if (srv->limits != NULL) {
         char err[512];
         if (sl_limits_flush(srv->limits, err, sizeof(err)) != 0)

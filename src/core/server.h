@@ -36,6 +36,7 @@ struct sl_server {
     struct sl_metrics **shards;     /* each worker's metrics, for scrapes */
     struct sl_relay **relays;       /* each worker's relay, for cross-worker resume */
     struct sl_directory *directory; /* which worker owns which stream */
+    struct sl_directory *session_directory; /* which worker holds which session (recovery) */
     uint16_t port;                  /* the bound port */
     atomic_uint connections;        /* open TCP connections, all workers */
     atomic_bool draining;

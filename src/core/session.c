@@ -25,8 +25,13 @@
 /* Text kept per stream for renderers that show the whole answer (SL_PROTO_FULL_TEXT). */
 #define TEXT_MAX (1u << 20)
 
+/* Socket.IO's recovery offset (the client sends it back in its CONNECT payload). */
+#define OFFSET_MAX 64
+
 /* How long before a token's `exp` the client is told to send a fresh one. */
 #define EXPIRY_NOTICE_MS 60000
+
+enum { TAKEOVER_NONE, TAKEOVER_RECONNECT, TAKEOVER_RECOVERY };
 
 enum state {
     S_AUTH_WAIT, /* transport attached, not authenticated */
@@ -51,6 +56,7 @@ struct source_ops {
     void (*cancel)(void *src);
     void (*set_live)(void *src, bool live);
     void (*release)(void *src);
+    void (*info)(const void *src, struct sl_stream_info *out);
 };
 
 /* A session's reading of one stream. */
@@ -58,24 +64,43 @@ struct sub {
     struct sl_list link; /* in session->subs */
     struct sl_session *session;
     const struct source_ops *ops;
-    void *src;    /* struct sl_stream or struct sl_rstream */
-    bool pending; /* a remote resume not yet answered */
+    void *src;                    /* struct sl_stream or struct sl_rstream */
+    bool pending;                 /* a remote resume not yet answered */
+    const struct sl_proto *proto; /* the dialect that renders this stream */
+    unsigned idx;                 /* number within the session (Socket.IO recovery offsets) */
+    uint32_t rendered;            /* the last seq rendered to the client */
     struct sl_jcursor cur;
     struct sl_buf text; /* the answer so far, for SL_PROTO_FULL_TEXT renderers */
 };
 
+/* At most this many dialects share a transport (a Socket.IO namespace serves a set). */
+#define MAX_DIALECTS 4
+
 struct sl_session {
     struct sl_sessions *ss;
-    const struct sl_proto *proto;
-    void *t; /* the transport; NULL when detached */
+    const struct sl_proto *proto; /* the dialect of the message being answered */
+    const struct sl_proto *protos[MAX_DIALECTS];
+    uint8_t nprotos;
+    bool offsets;   /* every message carries the recovery offset (Socket.IO recovery) */
+    bool anonymous; /* the identity is anon:<address> (a namespace without auth) */
+    void *t;        /* the transport; NULL when detached */
     const struct sl_transport_ops *tops;
     struct sl_timeq_node tnode; /* auth timeout, heartbeat or resume window */
     struct sl_list link;        /* in ss->all */
     struct sl_list subs;        /* struct sub */
     char *user;
-    char *tier;                       /* the identity's limits tier ("" if none) */
+    char *tier;                                    /* the identity's limits tier ("" if none) */
+    char *claims_sub, *claims_email, *claims_name; /* for dialects that show them */
     struct sl_limits_hold *conn_hold; /* one of the identity's connections (limits.h) */
-    char sid[17];
+    char sid[SL_SESSION_ID_LEN + 1];  /* first character: the worker (see sl_session_id) */
+    char rid[SL_SESSION_ID_LEN + 1];  /* recovery id: how a later connection names this one */
+    bool registered;                  /* rid is in the sessions' directory */
+    unsigned next_idx;
+    uint8_t takeover;        /* what a take-over under way answers: TAKEOVER_* */
+    uint64_t list_token;     /* a take-over's list request to another worker, or 0 */
+    unsigned takeover_owner; /* the worker of the session taken over */
+    char *takeover_offset;   /* the recovery offset it applies, or NULL */
+    char previous[SL_SESSION_ID_LEN + 1];
     uint8_t state;
     uint8_t kind;
     bool expiry_noticed;
@@ -90,6 +115,8 @@ struct sl_session {
 
 static const struct sl_stream_reader reader;
 static const struct sl_rstream_cb rstream_cb;
+static int list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry *out,
+                        unsigned max);
 static void end_session(struct sl_session *s, uint16_t code, const char *reason);
 static void free_session(struct sl_session *s);
 
@@ -140,6 +167,11 @@ l_release(void *src)
 {
     sl_stream_release(src);
 }
+static void
+l_info(const void *src, struct sl_stream_info *out)
+{
+    sl_stream_info(src, out);
+}
 
 static const struct source_ops local_ops = {
     .id = l_id,
@@ -151,6 +183,7 @@ static const struct source_ops local_ops = {
     .cancel = l_cancel,
     .set_live = l_set_live,
     .release = l_release,
+    .info = l_info,
 };
 
 static const char *
@@ -198,6 +231,11 @@ r_release(void *src)
 {
     sl_rstream_release(src);
 }
+static void
+r_info(const void *src, struct sl_stream_info *out)
+{
+    sl_rstream_info(src, out);
+}
 
 static const struct source_ops remote_ops = {
     .id = r_id,
@@ -209,6 +247,7 @@ static const struct source_ops remote_ops = {
     .cancel = r_cancel,
     .set_live = r_set_live,
     .release = r_release,
+    .info = r_info,
 };
 
 /* The connection carrying the session now (or last), for logs. */
@@ -243,12 +282,37 @@ queued(const struct sl_session *s)
 
 /* --- output ------------------------------------------------------------------------- */
 
+/*
+ * The recovery offset of Socket.IO (connection state recovery): where each of the
+ * session's streams stood when this message was sent, "<idx>.<seq>" pairs joined by '_'.
+ * Messages reach the client in order, so the last offset a client received says how far
+ * it got in every stream; a recovery replays each from there.
+ */
+static const char *
+offset_of(struct sl_session *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {
+        struct sub *b = SL_CONTAINER_OF(l, struct sub, link);
+        if (b->rendered == 0)
+            continue;
+        int k = snprintf(buf + n, cap - n, "%s%u.%u", n ? "_" : "", b->idx, b->rendered);
+        if (k < 0 || (size_t)k >= cap - n)
+            break; /* more streams than an offset holds: those replay from their start */
+        n += (size_t)k;
+    }
+    return n ? buf : "0";
+}
+
 static void
 sink_send(struct sl_proto_sink *sink)
 {
     struct sl_session *s = sink->ud;
+    char off[OFFSET_MAX];
     if (attached(s))
-        s->tops->send(s->t, sink->event, sl_buf_ptr(sink->buf), sl_buf_len(sink->buf));
+        s->tops->send(s->t, sink->event, sl_buf_ptr(sink->buf), sl_buf_len(sink->buf),
+                      s->offsets ? offset_of(s, off, sizeof(off)) : NULL);
     sl_buf_clear(sink->buf);
     sink->event = NULL;
 }
@@ -328,6 +392,8 @@ sub_new(struct sl_session *s, const struct source_ops *ops, void *src)
     b->session = s;
     b->ops = ops;
     b->src = src;
+    b->proto = s->proto;
+    b->idx = ++s->next_idx;
     sl_list_push_back(&s->subs, &b->link);
     return b;
 }
@@ -350,7 +416,19 @@ render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t 
         .tokens = tokens,
     };
     v.id_len = strlen(v.id);
-    if (s->proto->flags & SL_PROTO_FULL_TEXT) {
+    b->rendered = ev->seq;
+    if (b->proto->flags & SL_PROTO_VIEW_INFO) {
+        struct sl_stream_info info;
+        b->ops->info(b->src, &info);
+        v.agent = info.agent;
+        v.input_tokens = info.input_tokens;
+        v.cost_usd = ((double)info.input_tokens * info.price_in_per_1m +
+                      (double)tokens * info.price_out_per_1m) /
+                     1e6;
+        v.started_ms = info.started_ms;
+        v.now_ms = sl_wall_ms();
+    }
+    if (b->proto->flags & SL_PROTO_FULL_TEXT) {
         if (ev->type == SL_EV_DELTA && !ev->u.delta.tool &&
             sl_buf_len(&b->text) + ev->u.delta.len <= TEXT_MAX)
             sl_buf_append(&b->text, ev->u.delta.text, ev->u.delta.len);
@@ -358,7 +436,7 @@ render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t 
         v.text_len = sl_buf_len(&b->text);
     }
     struct sl_proto_sink sink = sink_of(s);
-    s->proto->event(&sink, &v, ev);
+    b->proto->event(&sink, &v, ev);
 }
 
 /*
@@ -488,10 +566,29 @@ static const struct sl_stream_reader reader = {
 
 /* --- commands ------------------------------------------------------------------------ */
 
+/*
+ * A request naming a provider (seed 004's `provider`) runs on that provider's
+ * default_model unless it names a model itself. Returns false (req untouched) if there is
+ * no such provider or it has no default model.
+ */
+static bool
+model_of_provider(const struct sl_config *cfg, struct sl_chat_req *req, const char *provider)
+{
+    if (provider == NULL || req->model != NULL)
+        return true;
+    const struct sl_config_provider *p = sl_config_find_provider(cfg, provider);
+    if (p == NULL || p->default_model == NULL)
+        return false;
+    req->model = sl_strdup(p->default_model);
+    return true;
+}
+
 static void
-start_chat(struct sl_session *s, struct sl_chat_req *req)
+start_chat(struct sl_session *s, struct sl_command *cmd)
 {
     const struct sl_config *cfg = s->ss->cfg;
+    struct sl_chat_req *req = cmd->chat;
+    cmd->chat = NULL;
     char id[160]; /* a copy: req (and req->id) goes to the stream, or is freed */
 
     if (req->id != NULL) {
@@ -505,6 +602,14 @@ start_chat(struct sl_session *s, struct sl_chat_req *req)
     struct sub *old = find_sub(s, id);
     if (old != NULL && !old->ops->ended(old->src)) {
         send_error(s, id, SL_ERR_DUPLICATE_ID, "a stream with this id is already running", -1);
+        sl_chat_req_free(req);
+        return;
+    }
+    if (!model_of_provider(cfg, req, cmd->provider)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "unknown provider \"%.120s\" (or it has no default_model)",
+                 cmd->provider);
+        send_error(s, id, SL_ERR_UNKNOWN_MODEL, msg, -1);
         sl_chat_req_free(req);
         return;
     }
@@ -533,6 +638,13 @@ start_chat(struct sl_session *s, struct sl_chat_req *req)
     }
     struct sub *b = sub_new(s, &local_ops, st);
     sl_stream_attach(st, &reader, b, true);
+    if (s->proto->accepted) {
+        struct sl_stream_view v = {.id = id, .id_len = strlen(id), .now_ms = sl_wall_ms()};
+        v.model = sl_stream_model(st);
+        v.provider = sl_stream_provider(st);
+        struct sl_proto_sink sink = sink_of(s);
+        s->proto->accepted(&sink, &v);
+    }
     sl_stream_start(st); /* may finish it (and free b) at once */
 }
 
@@ -540,11 +652,15 @@ static void
 cancel_stream(struct sl_session *s, const char *id)
 {
     struct sub *b = find_sub(s, id);
-    if (b == NULL || b->ops->ended(b->src)) {
+    bool found = b != NULL && !b->ops->ended(b->src);
+    if (s->proto->cancel_reply) {
+        struct sl_proto_sink sink = sink_of(s);
+        s->proto->cancel_reply(&sink, id, found);
+    } else if (!found) {
         send_error(s, id, SL_ERR_NOT_FOUND, "no running stream with this id", -1);
-        return;
     }
-    b->ops->cancel(b->src);
+    if (found)
+        b->ops->cancel(b->src);
 }
 
 /*
@@ -603,11 +719,8 @@ resume_stream(struct sl_session *s, const char *id, uint64_t after, const char *
             return;
         }
         drop_other_run(s, id, NULL);
-        struct sub *b = sl_calloc(1, sizeof(*b));
-        b->session = s;
-        b->ops = &remote_ops;
+        struct sub *b = sub_new(s, &remote_ops, NULL);
         b->pending = true;
-        sl_list_push_back(&s->subs, &b->link);
         b->src = sl_relay_resume(s->ss->relay, (unsigned)owner, s->user, id, epoch, (uint32_t)after,
                                  true, &rstream_cb, b);
         /* The mirror starts after `after`: that is where the cursor stands. */
@@ -686,6 +799,26 @@ static const struct sl_rstream_cb rstream_cb = {
     .on_finished = rs_gone,
 };
 
+/* --- the sessions' directory: finding a session from a later connection ---------------------- */
+
+static void
+register_rid(struct sl_session *s)
+{
+    if (s->ss->sdir && s->user && !s->registered) {
+        sl_directory_add(s->ss->sdir, s->user, s->rid, s->sid, s->ss->worker);
+        s->registered = true;
+    }
+}
+
+static void
+unregister_rid(struct sl_session *s)
+{
+    if (s->registered) {
+        sl_directory_remove(s->ss->sdir, s->user, s->rid, s->sid);
+        s->registered = false;
+    }
+}
+
 /* --- authentication and heartbeat ------------------------------------------------------- */
 
 /* The identity's message rate, as its tier has it. */
@@ -720,19 +853,32 @@ admit_identity(struct sl_session *s, const struct sl_identity *id)
     return false;
 }
 
-static void
-become_ready(struct sl_session *s, const struct sl_identity *id)
+/* The session becomes the identity's: limits, timers, the directory. false: refused. */
+static bool
+identify(struct sl_session *s, const struct sl_identity *id)
 {
     const struct sl_config *cfg = s->ss->cfg;
     if (!admit_identity(s, id))
-        return;
+        return false;
     s->tier = sl_strdup(id->tier);
     s->user = sl_strdup(id->user);
+    s->claims_sub = id->sub[0] ? sl_strdup(id->sub) : NULL;
+    s->claims_email = id->email[0] ? sl_strdup(id->email) : NULL;
+    s->claims_name = id->name[0] ? sl_strdup(id->name) : NULL;
+    register_rid(s);
     s->expires_ms = id->exp_ms;
     s->state = S_READY;
     if (s->tops->set_max_message)
         s->tops->set_max_message(s->t, cfg->limits.max_message_bytes);
     sl_loop_arm(s->ss->loop, &s->ss->hb_idle_tq, &s->tnode);
+    return true;
+}
+
+/* The dialect's welcome (native `ready`, ws-chat `auth_success`, ai:connected). */
+static void
+greet(struct sl_session *s)
+{
+    const struct sl_config *cfg = s->ss->cfg;
 
     struct sl_ready_model *models = sl_calloc(cfg->nmodels, sizeof(*models));
     for (size_t i = 0; i < cfg->nmodels; i++) {
@@ -745,8 +891,11 @@ become_ready(struct sl_session *s, const struct sl_identity *id)
         agents[i].model = cfg->agents[i].model;
     }
     struct sl_ready_info info = {
-        .session = s->sid,
+        .session = s->rid,
         .user = s->user,
+        .sub = s->claims_sub,
+        .email = s->claims_email,
+        .name = s->claims_name,
         .heartbeat_ms = cfg->heartbeat.interval_ms,
         .max_streams = cfg->limits.max_streams_per_connection,
         .max_message_bytes = cfg->limits.max_message_bytes,
@@ -758,8 +907,10 @@ become_ready(struct sl_session *s, const struct sl_identity *id)
         .agents = agents,
         .nagents = cfg->nagents,
     };
-    struct sl_proto_sink sink = sink_of(s);
-    s->proto->ready(&sink, &info);
+    if (s->proto->ready) {
+        struct sl_proto_sink sink = sink_of(s);
+        s->proto->ready(&sink, &info);
+    }
     free(models);
     free(agents);
 
@@ -770,6 +921,13 @@ become_ready(struct sl_session *s, const struct sl_identity *id)
         sl_log_str(&r, "protocol", s->proto->name);
         sl_log_end(&r);
     }
+}
+
+static void
+become_ready(struct sl_session *s, const struct sl_identity *id)
+{
+    if (identify(s, id))
+        greet(s);
 }
 
 static void
@@ -964,7 +1122,11 @@ sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
     ss->adm = env->adm;
     ss->dir = env->dir;
     ss->relay = env->relay;
+    ss->sdir = env->sdir;
     ss->worker = env->worker;
+    ss->nworkers = env->nworkers ? env->nworkers : 1;
+    if (ss->relay)
+        sl_relay_set_lister(ss->relay, list_session, ss);
     sl_list_init(&ss->all);
     uint64_t wait = cfg->heartbeat.timeout_ms > cfg->heartbeat.interval_ms
                         ? cfg->heartbeat.timeout_ms - cfg->heartbeat.interval_ms
@@ -1023,26 +1185,34 @@ sl_sessions_shutdown(struct sl_sessions *ss)
 /* --- the public face ------------------------------------------------------------------- */
 
 struct sl_session *
-sl_session_new(struct sl_sessions *ss, const struct sl_proto *proto, enum sl_proto_kind kind,
-               void *transport, const struct sl_transport_ops *ops)
+sl_session_new(struct sl_sessions *ss, const struct sl_proto *const *protos, unsigned nprotos,
+               enum sl_proto_kind kind, void *transport, const struct sl_transport_ops *ops)
 {
     struct sl_session *s = sl_calloc(1, sizeof(*s));
     s->ss = ss;
-    s->proto = proto;
+    sl_assert(nprotos >= 1 && nprotos <= MAX_DIALECTS);
+    for (unsigned i = 0; i < nprotos; i++)
+        s->protos[i] = protos[i];
+    s->nprotos = (uint8_t)nprotos;
+    s->proto = protos[0];
     s->kind = (uint8_t)kind;
     s->t = transport;
     s->tops = ops;
     s->state = S_AUTH_WAIT;
     sl_timeq_node_init(&s->tnode);
     sl_list_init(&s->subs);
-    sl_random_id(s->sid, 16);
+    /* The first character names the worker: a recovery on another worker finds it. */
+    sl_random_id(s->sid, SL_SESSION_ID_LEN);
+    s->sid[0] = "0123456789abcdefghijklmnopqrstuvwxyz"[ss->worker % 36];
+    memcpy(s->rid, s->sid, sizeof(s->rid));
     s->bucket = ss->cfg->limits.messages_per_minute;
     s->bucket_ms = sl_loop_now(ss->loop);
     s->t_start = s->bucket_ms;
     s->conn = ops->conn_id ? ops->conn_id(transport) : 0;
     sl_list_push_back(&ss->all, &s->link);
     ss->count++;
-    sl_counter_add(&ss->metrics->conn_opened[kind], 1);
+    if (kind < SL_PK__COUNT) /* Socket.IO counts its connections itself */
+        sl_counter_add(&ss->metrics->conn_opened[kind], 1);
     if (ops->set_max_message)
         ops->set_max_message(transport, PREAUTH_MAX_MESSAGE);
     return s;
@@ -1060,6 +1230,212 @@ sl_session_begin(struct sl_session *s, const char *token)
         return;
     }
     sl_loop_arm(s->ss->loop, &s->ss->auth_tq, &s->tnode);
+}
+
+bool
+sl_session_identify(struct sl_session *s, const struct sl_identity *id, bool anonymous)
+{
+    if (s->ss->adm->draining) {
+        close_going_away(s);
+        return false;
+    }
+    s->anonymous = anonymous;
+    return identify(s, id);
+}
+
+void
+sl_session_greet(struct sl_session *s)
+{
+    greet(s);
+}
+
+bool
+sl_session_can_take_over(const struct sl_session *s, const char *previous)
+{
+    return s->user && previous && s->ss->sdir &&
+           sl_directory_find(s->ss->sdir, s->user, previous, NULL) >= 0;
+}
+
+void
+sl_session_enable_offsets(struct sl_session *s)
+{
+    s->offsets = true;
+}
+
+const char *
+sl_session_id(const struct sl_session *s)
+{
+    return s->sid;
+}
+
+const char *
+sl_session_user(const struct sl_session *s)
+{
+    return s->user;
+}
+
+const char *
+sl_session_rid(const struct sl_session *s)
+{
+    return s->rid;
+}
+
+/* The position of stream idx in a recovery offset ("<idx>.<seq>_..."): 0 if absent. */
+static uint32_t
+offset_seq(const char *offset, unsigned idx)
+{
+    const char *p = offset;
+    while (p && *p) {
+        char *end;
+        unsigned long i = strtoul(p, &end, 10);
+        if (*end != '.')
+            return 0;
+        unsigned long seq = strtoul(end + 1, &end, 10);
+        if (i == idx)
+            return seq > UINT32_MAX ? 0 : (uint32_t)seq;
+        p = *end == '_' ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* The end of a take-over: the dialect's answer for a reconnect. */
+static void
+took_over(struct sl_session *s, bool ok)
+{
+    uint8_t kind = s->takeover;
+    s->takeover = TAKEOVER_NONE;
+    if (ok && kind == TAKEOVER_RECOVERY) {
+        /* The client keeps its recovery id: this session answers to it from now on. */
+        unregister_rid(s);
+        memcpy(s->rid, s->previous, sizeof(s->rid));
+        register_rid(s);
+    }
+    free(s->takeover_offset);
+    s->takeover_offset = NULL;
+    if (kind == TAKEOVER_RECONNECT && attached(s)) {
+        struct sl_proto_sink sink = sink_of(s);
+        if (ok && s->proto->reconnected)
+            s->proto->reconnected(&sink, s->previous, s->rid);
+        else if (!ok)
+            send_error(s, NULL, SL_ERR_NOT_FOUND,
+                       "nothing to reconnect to: no such client, another user's, or its streams "
+                       "are gone",
+                       -1);
+    }
+    struct sl_logrec r;
+    if (kind != TAKEOVER_NONE && sl_log_begin(&r, SL_LOG_INFO, "session.took_over")) {
+        log_ids(s, &r);
+        sl_log_str(&r, "previous", s->previous);
+        sl_log_bool(&r, "ok", ok);
+        sl_log_end(&r);
+    }
+    pump(s);
+}
+
+static struct sl_session *
+find_session(struct sl_sessions *ss, const char *sid)
+{
+    for (struct sl_list *l = ss->all.next; l != &ss->all; l = l->next) {
+        struct sl_session *p = SL_CONTAINER_OF(l, struct sl_session, link);
+        if (strcmp(p->rid, sid) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Moves every stream of p (same worker) to s, from the offset's positions. */
+static bool
+take_local(struct sl_session *s, struct sl_session *p, const char *offset)
+{
+    bool any = false;
+    while (!sl_list_empty(&p->subs)) {
+        struct sub *b = sub_of(p->subs.next);
+        uint32_t after = offset ? offset_seq(offset, b->idx) : b->rendered;
+        sl_list_unlink(&b->link);
+        b->session = s;
+        b->idx = ++s->next_idx;
+        sl_list_push_back(&s->subs, &b->link);
+        if (b->ops == &local_ops) {
+            struct sl_jcursor cur;
+            if (sl_journal_seek(sl_stream_journal(b->src), after, &cur)) {
+                b->cur = cur;
+                b->rendered = after;
+            }
+        }
+        b->ops->set_live(b->src, true);
+        any = true;
+    }
+    if (p->state == S_DETACHED)
+        free_session(p);
+    return any;
+}
+
+static void
+on_listed(void *ud, const struct sl_relay_entry *e, int n)
+{
+    struct sl_session *s = ud;
+    s->list_token = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t after = s->takeover_offset ? offset_seq(s->takeover_offset, e[i].idx) : e[i].after;
+        drop_other_run(s, e[i].id, NULL);
+        struct sub *b = sub_new(s, &remote_ops, NULL);
+        b->pending = true;
+        b->src = sl_relay_resume(s->ss->relay, s->takeover_owner, s->user, e[i].id, e[i].epoch,
+                                 after, true, &rstream_cb, b);
+        sl_journal_seek(sl_rstream_journal(b->src), after, &b->cur);
+    }
+    took_over(s, n >= 0);
+}
+
+int
+sl_session_take_over(struct sl_session *s, const char *previous, const char *offset)
+{
+    if (s->user == NULL || previous == NULL || strlen(previous) > SL_SESSION_ID_LEN ||
+        strcmp(previous, s->rid) == 0 || s->takeover != TAKEOVER_NONE)
+        return -1;
+    int owner = s->ss->sdir ? sl_directory_find(s->ss->sdir, s->user, previous, NULL) : -1;
+    if (owner < 0)
+        return -1;
+    snprintf(s->previous, sizeof(s->previous), "%s", previous);
+    s->takeover = offset ? TAKEOVER_RECOVERY : TAKEOVER_RECONNECT;
+    s->takeover_offset = offset ? sl_strdup(offset) : NULL;
+    if ((unsigned)owner == s->ss->worker) {
+        struct sl_session *p = find_session(s->ss, previous);
+        if (p == NULL || p->user == NULL || strcmp(p->user, s->user) != 0) {
+            s->takeover = TAKEOVER_NONE;
+            free(s->takeover_offset);
+            s->takeover_offset = NULL;
+            return -1;
+        }
+        take_local(s, p, offset);
+        took_over(s, true);
+        return 0;
+    }
+    s->takeover_owner = (unsigned)owner;
+    s->list_token = sl_relay_list(s->ss->relay, (unsigned)owner, s->user, previous, on_listed, s);
+    return 0;
+}
+
+/* The relay's question on this worker: the streams of session sid, for a take-over. */
+static int
+list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry *out, unsigned max)
+{
+    struct sl_session *p = find_session(ud, sid);
+    if (p == NULL || p->user == NULL || strcmp(p->user, user) != 0)
+        return -1;
+    unsigned n = 0;
+    for (struct sl_list *l = p->subs.next; l != &p->subs && n < max; l = l->next) {
+        struct sub *b = sub_of(l);
+        if (b->ops != &local_ops)
+            continue;
+        memset(&out[n], 0, sizeof(out[n]));
+        snprintf(out[n].id, sizeof(out[n].id), "%s", sl_stream_id(b->src));
+        snprintf(out[n].epoch, sizeof(out[n].epoch), "%s", sl_stream_epoch(b->src));
+        out[n].after = b->rendered;
+        out[n].idx = b->idx;
+        n++;
+    }
+    return (int)n;
 }
 
 void
@@ -1090,7 +1466,7 @@ sl_session_on_drain(struct sl_session *s)
 }
 
 void
-sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
+sl_session_on_message(struct sl_session *s, const char *event, const char *msg, size_t len)
 {
     struct sl_command cmd = {0};
     struct sl_proto_error err = {0};
@@ -1099,7 +1475,19 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
 
     if (!attached(s))
         return;
-    int rc = s->proto->parse(&lim, NULL, msg, len, &cmd, &err);
+    /* The first dialect that knows the event parses it, and answers it. */
+    int rc = SL_PROTO_NOT_MINE;
+    for (unsigned i = 0; i < s->nprotos && rc == SL_PROTO_NOT_MINE; i++) {
+        s->proto = s->protos[i];
+        rc = s->proto->parse(&lim, event, msg, len, &cmd, &err);
+    }
+    if (rc == SL_PROTO_NOT_MINE) {
+        s->proto = s->protos[0];
+        sl_proto_error_clear(&err);
+        snprintf(err.message, sizeof(err.message), "unknown event \"%.60s\"", event ? event : "");
+        err.code = SL_ERR_BAD_REQUEST;
+        rc = -1;
+    }
 
     if (s->state == S_AUTH_WAIT) {
         int64_t wait;
@@ -1147,8 +1535,7 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
         authenticate(s, cmd.token, strlen(cmd.token));
         break;
     case SL_CMD_CHAT:
-        start_chat(s, cmd.chat);
-        cmd.chat = NULL;
+        start_chat(s, &cmd);
         break;
     case SL_CMD_CANCEL:
         cancel_stream(s, cmd.id);
@@ -1159,7 +1546,11 @@ sl_session_on_message(struct sl_session *s, const char *msg, size_t len)
     case SL_CMD_PING:
         break;
     case SL_CMD_RECONNECT:
-        send_error(s, NULL, SL_ERR_NOT_FOUND, "nothing to reconnect to", -1);
+        if (sl_session_take_over(s, cmd.previous, NULL) != 0)
+            send_error(s, NULL, SL_ERR_NOT_FOUND,
+                       "nothing to reconnect to: no such client, another user's, or its "
+                       "streams are gone",
+                       -1);
         break;
     }
 out:
@@ -1198,10 +1589,17 @@ free_session(struct sl_session *s)
     }
     if (s->state == S_DETACHED)
         ss->detached--;
+    if (s->list_token)
+        sl_relay_cancel_list(ss->relay, s->list_token);
+    unregister_rid(s);
+    free(s->takeover_offset);
     sl_list_unlink(&s->link);
     ss->count--;
     free(s->user);
     free(s->tier);
+    free(s->claims_sub);
+    free(s->claims_email);
+    free(s->claims_name);
     free(s);
 }
 
@@ -1214,7 +1612,8 @@ sl_session_transport_closed(struct sl_session *s, uint16_t code)
     sl_timeq_disarm(&s->tnode);
     sl_limits_conn_end(s->conn_hold); /* a detached session is no connection */
     s->conn_hold = NULL;
-    sl_counter_add(&ss->metrics->conn_closed[s->kind], 1);
+    if (s->kind < SL_PK__COUNT)
+        sl_counter_add(&ss->metrics->conn_closed[s->kind], 1);
     bool keep = s->user != NULL && !sl_list_empty(&s->subs) && ss->cfg->resume.window_ms > 0 &&
                 !ss->stopping;
     if (!keep) {

@@ -34,6 +34,8 @@
 #include "obs/metrics.h"
 #include "proto/proto.h"
 
+struct sl_identity;
+
 struct sl_admission;
 struct sl_auth;
 struct sl_directory;
@@ -45,9 +47,10 @@ struct sl_session;
 struct sl_transport_ops {
     /*
      * One protocol message to the client: over Socket.IO the event `event` with the
-     * arguments msg; over a WebSocket (event NULL) the text message msg.
+     * arguments msg (and, with recovery, the offset as its last argument); over a
+     * WebSocket (event NULL) the text message msg.
      */
-    void (*send)(void *t, const char *event, const char *msg, size_t len);
+    void (*send)(void *t, const char *event, const char *msg, size_t len, const char *offset);
     /* Ends the transport with a close code and reason; it reports back when closed. */
     void (*close)(void *t, uint16_t code, const char *reason);
     /* Bytes waiting to be written. */
@@ -67,9 +70,11 @@ struct sl_sessions {
     struct sl_metrics *metrics;
     const struct sl_auth *auth;
     struct sl_admission *adm;
-    struct sl_directory *dir; /* which worker owns a stream, for a resume */
-    struct sl_relay *relay;   /* reading streams of other workers */
+    struct sl_directory *dir;  /* which worker owns a stream, for a resume */
+    struct sl_relay *relay;    /* reading streams of other workers */
+    struct sl_directory *sdir; /* process-wide: which worker holds which session (recovery) */
     unsigned worker;
+    unsigned nworkers;
     struct sl_timeq auth_tq;    /* not authenticated in time: 4003 */
     struct sl_timeq hb_idle_tq; /* silent for heartbeat.interval: ping */
     struct sl_timeq hb_wait_tq; /* still silent at heartbeat.timeout: 4008 */
@@ -91,7 +96,9 @@ struct sl_sessions_env {
     struct sl_admission *adm;
     struct sl_directory *dir;
     struct sl_relay *relay;
+    struct sl_directory *sdir;
     unsigned worker;
+    unsigned nworkers;
 };
 
 void sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env);
@@ -105,8 +112,16 @@ void sl_sessions_drain(struct sl_sessions *ss);
 /* Stopping: every session ends with 1001 now, detached ones are freed. */
 void sl_sessions_shutdown(struct sl_sessions *ss);
 
-struct sl_session *sl_session_new(struct sl_sessions *ss, const struct sl_proto *proto,
-                                  enum sl_proto_kind kind, void *transport,
+/* Session ids: 20 characters of [a-z0-9] (Socket.IO's pid format), the first the worker's. */
+#define SL_SESSION_ID_LEN 20
+
+/*
+ * A session over a new transport. protos: the dialects the transport serves (1 to 4; a
+ * Socket.IO namespace may serve several, each client event goes to the first that knows
+ * it), borrowed for the session's life.
+ */
+struct sl_session *sl_session_new(struct sl_sessions *ss, const struct sl_proto *const *protos,
+                                  unsigned nprotos, enum sl_proto_kind kind, void *transport,
                                   const struct sl_transport_ops *ops);
 
 /*
@@ -115,8 +130,44 @@ struct sl_session *sl_session_new(struct sl_sessions *ss, const struct sl_proto 
  */
 void sl_session_begin(struct sl_session *s, const char *token);
 
-/* A complete client message. */
-void sl_session_on_message(struct sl_session *s, const char *msg, size_t len);
+/*
+ * Begins a session whose identity the transport established itself (Socket.IO's CONNECT;
+ * anonymous: a namespace without auth, the user is anon:<address>): the identity's limits
+ * and timers, but no welcome yet. Returns false if refused (the transport was asked to
+ * close). Then sl_session_greet() sends the dialect's welcome.
+ */
+bool sl_session_identify(struct sl_session *s, const struct sl_identity *id, bool anonymous);
+void sl_session_greet(struct sl_session *s);
+
+/* Whether `previous` names a session of this session's user anywhere (a take-over may work). */
+bool sl_session_can_take_over(const struct sl_session *s, const char *previous);
+
+/* Every message carries Socket.IO's recovery offset from now on. */
+void sl_session_enable_offsets(struct sl_session *s);
+
+/*
+ * Takes over every stream of the earlier session `previous` of the same user, on this or
+ * another worker (Socket.IO connection state recovery, seed 003's ai:reconnect): from the
+ * positions of a recovery offset, or without one from what that session had rendered.
+ * Returns -1 if that is known at once to be impossible; else 0, and the streams arrive
+ * (on a later turn when they live on another worker).
+ */
+int sl_session_take_over(struct sl_session *s, const char *previous, const char *offset);
+
+const char *sl_session_id(const struct sl_session *s);
+const char *sl_session_user(const struct sl_session *s);
+
+/*
+ * The session's recovery id: what a later connection names it by (Socket.IO's pid, seed
+ * 003's clientId). Its own id at first; after a recovery, the id it recovered.
+ */
+const char *sl_session_rid(const struct sl_session *s);
+
+/*
+ * A complete client message: over Socket.IO the event's name and its arguments, over a
+ * WebSocket (event NULL) the text message.
+ */
+void sl_session_on_message(struct sl_session *s, const char *event, const char *msg, size_t len);
 
 /* Any bytes from the client (resets the heartbeat). */
 void sl_session_on_activity(struct sl_session *s);

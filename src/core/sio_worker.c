@@ -8,12 +8,14 @@
 #include "base/alloc.h"
 #include "config/config.h"
 #include "core/server.h"
+#include "core/sio_session.h"
 #include "core/worker.h"
 #include "net/engineio.h"
 #include "net/handoff.h"
 #include "net/http.h"
 #include "net/loop.h"
 #include "net/socketio.h"
+#include "obs/log.h"
 #include "obs/metrics.h"
 
 #define ECHO_EIO_PATH "/engine.io/"
@@ -25,6 +27,8 @@ struct sl_sio_worker {
     struct sl_sio_server *sio;      /* socketio.path */
     struct sl_sio_server *echo_sio; /* /echo.io/ (debug.echo) */
     struct sl_handoff *handoff;
+    struct sl_sio_nsp_sessions **nsps; /* the configured namespaces' sessions */
+    size_t nnsps;
 };
 
 /* --- metrics: one Engine.IO session is one connection of its protocol ---------------------- */
@@ -46,17 +50,16 @@ static void *
 sio_open(void *ud, struct sl_sio_conn *conn, const struct sl_http_req *req, struct sl_conn *c)
 {
     (void)conn;
-    (void)req;
-    (void)c;
-    return count_open(ud, SL_PK_SOCKETIO);
+    count_open(ud, SL_PK_SOCKETIO);
+    return sl_sio_sessions_conn_new(req, c);
 }
 
 static void
 sio_close(void *ud, void *conn_ud, const char *reason)
 {
-    (void)conn_ud;
     (void)reason;
     count_close(ud, SL_PK_SOCKETIO);
+    sl_sio_sessions_conn_free(conn_ud);
 }
 
 static const struct sl_sio_conn_handler sio_conns = {.on_open = sio_open, .on_close = sio_close};
@@ -293,9 +296,20 @@ sl_sio_worker_new(struct sl_worker *w)
         .max_binary = cfg->socketio.max_payload,
     };
     sw->sio = sl_sio_server_new(sw->eio, w->loop, cfg->socketio.path, &so, &sio_conns, sw);
+    sw->nsps = sl_calloc(cfg->socketio.nnamespaces + 1, sizeof(*sw->nsps));
     for (size_t i = 0; i < cfg->socketio.nnamespaces; i++) {
         const struct sl_config_namespace *ns = &cfg->socketio.namespaces[i];
-        sl_sio_server_add_nsp(sw->sio, ns->name, nsp_handler(ns), sw);
+        const char *why = NULL;
+        struct sl_sio_nsp_sessions *n = sl_sio_sessions_new(w, ns, &why);
+        if (n == NULL) {
+            /* A dialect this build does not serve: its CONNECTs are refused, said once. */
+            sl_log_msg(SL_LOG_WARN, "socketio.namespace", "%s: dialect \"%s\" is not available",
+                       ns->name, why);
+            sl_sio_server_add_nsp(sw->sio, ns->name, nsp_handler(ns), sw);
+            continue;
+        }
+        sw->nsps[sw->nnsps++] = n;
+        sl_sio_server_add_nsp(sw->sio, ns->name, &sl_sio_sessions_handler, n);
     }
     if (cfg->debug.echo) {
         sl_eio_server_add(sw->eio, ECHO_EIO_PATH, &eecho, sw);
@@ -325,7 +339,8 @@ sl_sio_worker_owns(const struct sl_sio_worker *sw, struct sl_slice path)
 {
     const struct sl_config *cfg = sw->w->cfg;
     return has_prefix(path, cfg->socketio.path) ||
-           (cfg->debug.echo && (has_prefix(path, ECHO_EIO_PATH) || has_prefix(path, ECHO_SIO_PATH)));
+           (cfg->debug.echo &&
+            (has_prefix(path, ECHO_EIO_PATH) || has_prefix(path, ECHO_SIO_PATH)));
 }
 
 struct sl_sio_server *
@@ -355,6 +370,9 @@ sl_sio_worker_free(struct sl_sio_worker *sw)
         return;
     sl_sio_server_free(sw->sio);
     sl_sio_server_free(sw->echo_sio);
+    for (size_t i = 0; i < sw->nnsps; i++)
+        sl_sio_sessions_free(sw->nsps[i]);
+    free(sw->nsps);
     sl_eio_server_free(sw->eio);
     sl_handoff_free(sw->handoff);
     free(sw);

@@ -169,7 +169,9 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
                                    .adm = &w->admission,
                                    .dir = srv->directory,
                                    .relay = w->relay,
-                                   .worker = id};
+                                   .sdir = srv->session_directory,
+                                   .worker = id,
+                                   .nworkers = sl_server_workers(cfg)};
     w->admission.limits = srv->limits;
     sl_sessions_init(&w->sessions, &senv);
     w->sio = sl_sio_worker_new(w);

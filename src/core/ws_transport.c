@@ -15,7 +15,7 @@
 static void
 on_text(void *ud, const char *msg, size_t len)
 {
-    sl_session_on_message(ud, msg, len);
+    sl_session_on_message(ud, NULL, msg, len);
 }
 
 static void
@@ -51,9 +51,10 @@ static const struct sl_ws_handler handler = {
 };
 
 static void
-t_send(void *t, const char *event, const char *msg, size_t len)
+t_send(void *t, const char *event, const char *msg, size_t len, const char *offset)
 {
     (void)event;
+    (void)offset;
     sl_ws_send_text(t, msg, len);
 }
 
@@ -104,7 +105,7 @@ sl_ws_transport_accept(struct sl_worker *w, struct sl_conn *c, const struct sl_h
     /* The session needs the sl_ws and the sl_ws its session: create with a NULL user data
      * first, then wire both before any byte can arrive (reads start on the next turn). */
     struct sl_ws *ws = sl_ws_accept(c, req, &opt, &handler, NULL);
-    struct sl_session *s = sl_session_new(&w->sessions, proto, kind, ws, &ops);
+    struct sl_session *s = sl_session_new(&w->sessions, &proto, 1, kind, ws, &ops);
     sl_ws_set_user_data(ws, s);
     sl_session_begin(s, token);
 }

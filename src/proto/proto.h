@@ -126,6 +126,7 @@ struct sl_pong_info {
 
 enum {
     SL_PROTO_FULL_TEXT = 1 << 0, /* renderers need sl_stream_view.text */
+    SL_PROTO_VIEW_INFO = 1 << 1, /* renderers need the view's agent, input, cost and times */
 };
 
 /* parse()'s answer for an event that belongs to another dialect of the namespace. */

@@ -19,8 +19,10 @@ enum frame {
     M_CANCEL,
     M_LIVE, /* u8 live */
     M_RELEASE,
+    M_LIST, /* str user, str sid */
     /* owner -> resuming side */
-    M_READY,   /* str epoch, str model, str provider */
+    M_READY,   /* str epoch, str model, str provider, str agent, u64 input, f64 x2, u64 started */
+    M_LISTED,  /* i32 n, n x struct sl_relay_entry */
     M_FAIL,    /* str why */
     M_RECORDS, /* journal records */
     M_TAKEN,
@@ -58,9 +60,19 @@ struct sl_rstream {
     void *ud;
     struct sl_journal mirror;
     char *id;
-    char *model, *provider;
+    char *model, *provider, *agent;
+    struct sl_stream_info info;
     bool ready, ended;
 };
+
+/* A LIST request waiting for its answer. */
+struct lister {
+    struct tnode node;
+    sl_relay_listed_cb cb;
+    void *ud;
+};
+
+#define MAX_LISTED 64
 
 struct sl_relay {
     unsigned worker;
@@ -69,8 +81,10 @@ struct sl_relay {
     struct sl_relay **peers;
     unsigned npeers;
     struct sl_buf *out; /* frames per peer, sent at the end of the turn */
-    struct ttable readers, rstreams;
+    struct ttable readers, rstreams, lists;
     struct sl_list dirty;
+    sl_relay_lister lister;
+    void *lister_ud;
     uint64_t next_token;
     bool stopping;
 };
@@ -322,14 +336,37 @@ on_resume(struct sl_relay *rl, unsigned peer, uint64_t token, struct rd *r)
     tt_put(&rl->readers, &rr->node);
 
     struct sl_buf tmp = SL_BUF_INIT;
+    struct sl_stream_info info;
+    sl_stream_info(s, &info);
     put_str(&tmp, sl_stream_epoch(s));
     put_str(&tmp, sl_stream_model(s));
     put_str(&tmp, sl_stream_provider(s));
+    put_str(&tmp, info.agent);
+    sl_buf_append(&tmp, &info.input_tokens, 8);
+    sl_buf_append(&tmp, &info.price_in_per_1m, 8);
+    sl_buf_append(&tmp, &info.price_out_per_1m, 8);
+    sl_buf_append(&tmp, &info.started_ms, 8);
     send_simple(rl, peer, M_READY, token, sl_buf_ptr(&tmp), sl_buf_len(&tmp));
     sl_buf_free(&tmp);
     /* The previous reader (a session here, or another relay) is told it lost the stream. */
     sl_stream_attach(s, &relay_reader, rr, live != 0);
     mark_dirty(rr);
+}
+
+static void
+on_list(struct sl_relay *rl, unsigned peer, uint64_t token, struct rd *r)
+{
+    char user[256], sid[64];
+    if (!get_str(r, user, sizeof(user)) || !get_str(r, sid, sizeof(sid)))
+        return;
+    struct sl_relay_entry e[MAX_LISTED];
+    int32_t n = rl->lister ? (int32_t)rl->lister(rl->lister_ud, user, sid, e, MAX_LISTED) : -1;
+    size_t k = n > 0 ? (size_t)n : 0;
+    if (rl->stopping)
+        return;
+    frame_begin(rl, peer, M_LISTED, token, 4 + k * sizeof(e[0]));
+    sl_buf_append(&rl->out[peer], &n, 4);
+    sl_buf_append(&rl->out[peer], e, k * sizeof(e[0]));
 }
 
 static void
@@ -354,6 +391,10 @@ owner_frame(struct sl_relay *rl, unsigned peer, enum frame type, uint64_t token,
 {
     if (type == M_RESUME) {
         on_resume(rl, peer, token, r);
+        return;
+    }
+    if (type == M_LIST) {
+        on_list(rl, peer, token, r);
         return;
     }
     struct rreader *rr = (struct rreader *)(void *)tt_get(&rl->readers, token);
@@ -393,6 +434,7 @@ rstream_free(struct sl_rstream *x)
     free(x->id);
     free(x->model);
     free(x->provider);
+    free(x->agent);
     free(x);
 }
 
@@ -404,19 +446,42 @@ is_terminal(const void *rec)
 }
 
 static void
+on_listed(struct sl_relay *rl, uint64_t token, struct rd *r)
+{
+    struct lister *l = (struct lister *)(void *)tt_get(&rl->lists, token);
+    int32_t n;
+    if (l == NULL || !get(r, &n, 4))
+        return;
+    struct sl_relay_entry e[MAX_LISTED];
+    if (n < 0 || n > MAX_LISTED || !get(r, e, (size_t)n * sizeof(e[0])))
+        n = n < 0 ? -1 : 0;
+    tt_del(&rl->lists, &l->node);
+    l->cb(l->ud, e, n);
+    free(l);
+}
+
+static void
 resumer_frame(struct sl_relay *rl, enum frame type, uint64_t token, struct rd *r)
 {
+    if (type == M_LISTED) {
+        on_listed(rl, token, r);
+        return;
+    }
     struct sl_rstream *x = (struct sl_rstream *)(void *)tt_get(&rl->rstreams, token);
     if (x == NULL)
         return;
     switch (type) {
     case M_READY: {
-        char epoch[32], model[256], provider[256];
+        char epoch[32], model[256], provider[256], agent[256];
         if (!get_str(r, epoch, sizeof(epoch)) || !get_str(r, model, sizeof(model)) ||
-            !get_str(r, provider, sizeof(provider)))
+            !get_str(r, provider, sizeof(provider)) || !get_str(r, agent, sizeof(agent)) ||
+            !get(r, &x->info.input_tokens, 8) || !get(r, &x->info.price_in_per_1m, 8) ||
+            !get(r, &x->info.price_out_per_1m, 8) || !get(r, &x->info.started_ms, 8))
             return;
         x->model = sl_strdup(model);
         x->provider = sl_strdup(provider);
+        x->agent = agent[0] ? sl_strdup(agent) : NULL;
+        x->info.agent = x->agent;
         x->ready = true;
         x->cb->on_ready(x->ud, x);
         break;
@@ -483,6 +548,46 @@ const char *
 sl_rstream_id(const struct sl_rstream *r)
 {
     return r->id;
+}
+
+void
+sl_rstream_info(const struct sl_rstream *r, struct sl_stream_info *out)
+{
+    *out = r->info;
+}
+
+uint64_t
+sl_relay_list(struct sl_relay *rl, unsigned owner, const char *user, const char *sid,
+              sl_relay_listed_cb cb, void *ud)
+{
+    struct lister *l = sl_calloc(1, sizeof(*l));
+    l->node.token = ((uint64_t)rl->worker << 48) | ++rl->next_token;
+    l->cb = cb;
+    l->ud = ud;
+    tt_put(&rl->lists, &l->node);
+    struct sl_buf tmp = SL_BUF_INIT;
+    put_str(&tmp, user);
+    put_str(&tmp, sid);
+    send_simple(rl, owner, M_LIST, l->node.token, sl_buf_ptr(&tmp), sl_buf_len(&tmp));
+    sl_buf_free(&tmp);
+    return l->node.token;
+}
+
+void
+sl_relay_cancel_list(struct sl_relay *rl, uint64_t token)
+{
+    struct lister *l = (struct lister *)(void *)tt_get(&rl->lists, token);
+    if (l) {
+        tt_del(&rl->lists, &l->node);
+        free(l);
+    }
+}
+
+void
+sl_relay_set_lister(struct sl_relay *rl, sl_relay_lister fn, void *ud)
+{
+    rl->lister = fn;
+    rl->lister_ud = ud;
 }
 
 const char *
@@ -556,6 +661,7 @@ sl_relay_new(unsigned worker, struct sl_loop *loop, struct sl_streams *streams)
     rl->streams = streams;
     tt_init(&rl->readers);
     tt_init(&rl->rstreams);
+    tt_init(&rl->lists);
     sl_list_init(&rl->dirty);
     return rl;
 }
@@ -584,7 +690,7 @@ on_batch(void *arg)
                 break;
             struct rd body = {.p = r.p, .end = r.p + len};
             r.p += len;
-            if (type <= M_RELEASE)
+            if (type <= M_LIST)
                 owner_frame(rl, bt->from, (enum frame)type, token, &body);
             else
                 resumer_frame(rl, (enum frame)type, token, &body);
@@ -644,6 +750,14 @@ sl_relay_free(struct sl_relay *rl)
         while (rl->rstreams.b[i])
             rstream_free((struct sl_rstream *)(void *)rl->rstreams.b[i]);
     }
+    for (size_t i = 0; i < rl->lists.n; i++) {
+        while (rl->lists.b[i]) {
+            struct lister *l = (struct lister *)(void *)rl->lists.b[i];
+            tt_del(&rl->lists, &l->node);
+            free(l);
+        }
+    }
+    free(rl->lists.b);
     for (unsigned i = 0; rl->out && i < rl->npeers; i++)
         sl_buf_free(&rl->out[i]);
     free(rl->out);

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "stream/journal.h"
+#include "stream/stream.h"
 
 struct sl_loop;
 struct sl_streams;
@@ -50,6 +51,34 @@ void sl_relay_shutdown(struct sl_relay *r);
 
 /* After the loop ended and its mailbox was drained. */
 void sl_relay_free(struct sl_relay *r);
+
+/* --- the streams of a session of another worker (recovery, seed 003's reconnect) ----------- */
+
+/* One stream a session reads: what a resume of it needs. */
+struct sl_relay_entry {
+    char id[160];
+    char epoch[32];
+    uint32_t after; /* the last seq the session rendered to its client */
+    uint32_t idx;   /* its number within the session */
+};
+
+/*
+ * On the owner: lists the streams of session `sid` of `user` into out (at most max);
+ * returns how many, or -1 if there is no such session. Set by the session module.
+ */
+typedef int (*sl_relay_lister)(void *ud, const char *user, const char *sid,
+                               struct sl_relay_entry *out, unsigned max);
+void sl_relay_set_lister(struct sl_relay *r, sl_relay_lister fn, void *ud);
+
+/*
+ * Asks worker `owner` for the streams of its session `sid` (same user); cb runs on a later
+ * loop turn with them (n >= 0) or n = -1 if there is no such session. The request can be
+ * forgotten with sl_relay_cancel_list (then cb never runs).
+ */
+typedef void (*sl_relay_listed_cb)(void *ud, const struct sl_relay_entry *e, int n);
+uint64_t sl_relay_list(struct sl_relay *r, unsigned owner, const char *user, const char *sid,
+                       sl_relay_listed_cb cb, void *ud);
+void sl_relay_cancel_list(struct sl_relay *r, uint64_t token);
 
 /* --- reading a stream of another worker (the resuming side) ------------------------------ */
 
@@ -78,6 +107,9 @@ const char *sl_rstream_id(const struct sl_rstream *r);
 /* Known once ready; NULL before. Configuration strings. */
 const char *sl_rstream_model(const struct sl_rstream *r);
 const char *sl_rstream_provider(const struct sl_rstream *r);
+/* The stream's agent, input tokens, prices and start, as its owner said when ready. */
+void sl_rstream_info(const struct sl_rstream *r, struct sl_stream_info *out);
+
 /* The terminal record has arrived (the stream is over on its owner). */
 bool sl_rstream_ended(const struct sl_rstream *r);
 struct sl_journal *sl_rstream_journal(struct sl_rstream *r);

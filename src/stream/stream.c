@@ -66,6 +66,7 @@ struct sl_stream {
     uint64_t input_est;              /* input tokens as estimated at admission */
     uint64_t ndeltas;
     uint64_t t_created, t_first, t_last, t_call; /* ns */
+    uint64_t wall_created;                       /* ms since the epoch */
     uint64_t overhead_ns;
 };
 
@@ -536,6 +537,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     s->route = route;
     s->primary = route.model->name;
     s->t_created = sl_clock_ns();
+    s->wall_created = sl_wall_ms();
     struct sl_streams *t = env->table;
     sl_journal_init(&s->journal, &t->pool, t->journal_max_events, t->journal_max_bytes, t->retain);
 
@@ -708,6 +710,17 @@ struct sl_journal *
 sl_stream_journal(struct sl_stream *s)
 {
     return &s->journal;
+}
+
+void
+sl_stream_info(const struct sl_stream *s, struct sl_stream_info *out)
+{
+    out->agent = s->agent ? s->agent->name : NULL;
+    out->input_tokens =
+        s->have_usage && s->usage.input_tokens ? s->usage.input_tokens : final_usage(s).input_tokens;
+    out->price_in_per_1m = s->route.model ? s->route.model->price_input_per_1m : 0;
+    out->price_out_per_1m = s->route.model ? s->route.model->price_output_per_1m : 0;
+    out->started_ms = s->wall_created;
 }
 
 const char *

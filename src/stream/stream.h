@@ -145,6 +145,16 @@ bool sl_stream_generating(const struct sl_stream *s);
 bool sl_stream_paused(const struct sl_stream *s);
 struct sl_journal *sl_stream_journal(struct sl_stream *s);
 
+/* What renderers show of a stream besides its events (see sl_stream_view). */
+struct sl_stream_info {
+    const char *agent;     /* the agent preset, or NULL (configuration string) */
+    uint64_t input_tokens; /* reported by the provider, else estimated */
+    double price_in_per_1m, price_out_per_1m;
+    uint64_t started_ms; /* wall clock, ms since the epoch */
+};
+
+void sl_stream_info(const struct sl_stream *s, struct sl_stream_info *out);
+
 /* The model and provider in use (configuration strings: valid for the process). */
 const char *sl_stream_model(const struct sl_stream *s);
 const char *sl_stream_provider(const struct sl_stream *s);

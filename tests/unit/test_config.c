@@ -1228,7 +1228,9 @@ Test(config, socketio_keys)
     cr_expect_eq(cfg->socketio.max_payload, 1000000);
     cr_expect_eq(cfg->socketio.connect_timeout_ms, 45000);
     cr_expect(cfg->socketio.recovery);
-    cr_assert_eq(cfg->socketio.nnamespaces, 3);
+    cr_assert_eq(cfg->socketio.nnamespaces, 4);
+    cr_expect_str_eq(cfg->socketio.namespaces[3].name, "/sluice");
+    cr_expect_str_eq(cfg->socketio.namespaces[3].dialects[0], "native");
     cr_expect_str_eq(cfg->socketio.namespaces[0].name, "/");
     cr_assert_eq(cfg->socketio.namespaces[0].ndialects, 2);
     cr_expect_str_eq(cfg->socketio.namespaces[0].dialects[1], "llm");

@@ -44,9 +44,10 @@ struct transport {
 };
 
 static void
-t_send(void *t, const char *event, const char *msg, size_t len)
+t_send(void *t, const char *event, const char *msg, size_t len, const char *offset)
 {
     (void)event;
+    (void)offset;
     struct transport *tr = t;
     json_error_t e;
     json_t *m = json_loadb(msg, len, 0, &e);
@@ -130,7 +131,8 @@ connect_as(const char *user)
 {
     struct transport *tr = sl_calloc(1, sizeof(*tr));
     tr->msgs = json_array();
-    tr->s = sl_session_new(&ss, &sl_proto_native, SL_PK_NATIVE, tr, &tops);
+    static const struct sl_proto *const protos[] = {&sl_proto_native};
+    tr->s = sl_session_new(&ss, protos, 1, SL_PK_NATIVE, tr, &tops);
     char *tok = sl_auth_mint(auth, user, 600000);
     sl_session_begin(tr->s, tok);
     free(tok);
@@ -156,7 +158,7 @@ say(struct transport *tr, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    sl_session_on_message(tr->s, buf, strlen(buf));
+    sl_session_on_message(tr->s, NULL, buf, strlen(buf));
 }
 
 static const char *

@@ -116,7 +116,7 @@ ai_event(struct sl_proto_sink *sink, const struct sl_stream_view *st, const stru
         if (u->estimated)
             SL_DK_LIT(b, "estimated", "true");
         sl_buf_append_byte(b, '}');
-        SL_DK_DOUBLE(b, "cost_usd", ev->u.done.cost_usd);
+        SL_DK_USD(b, "cost_usd", ev->u.done.cost_usd);
         SL_DK_CSTR(b, "model", ev->u.done.model ? ev->u.done.model : st->model);
         tail(sink, now, "ai:done");
         break;

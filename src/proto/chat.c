@@ -90,7 +90,7 @@ chat_event(struct sl_proto_sink *sink, const struct sl_stream_view *st, const st
         sl_dk_emit(sink, "chat:chunk");
         head(b, st);
         usage(b, &ev->u.done.usage);
-        SL_DK_DOUBLE(b, "cost_usd", ev->u.done.cost_usd);
+        SL_DK_USD(b, "cost_usd", ev->u.done.cost_usd);
         SL_DK_CSTR(b, "finishReason", sl_finish_name(ev->u.done.finish));
         SL_DK_UINT(b, "latencyMs", ev->u.done.latency_ms);
         SL_DK_CSTR(b, "model", ev->u.done.model ? ev->u.done.model : st->model);

@@ -243,6 +243,28 @@ sl_dk_cstr_or_null(struct sl_buf *b, const char *s)
         sl_jsonw_cstr(b, s);
 }
 
+void
+sl_dk_usd(struct sl_buf *b, double usd)
+{
+    if (!(usd >= 0 && usd < 1e9)) {
+        sl_jsonw_double(b, usd);
+        return;
+    }
+    uint64_t nano = (uint64_t)(usd * 1e9 + 0.5);
+    sl_jsonw_uint(b, nano / 1000000000u);
+    uint64_t frac = nano % 1000000000u;
+    if (frac == 0)
+        return;
+    char d[10];
+    int n = 9;
+    for (int i = 8; i >= 0; i--, frac /= 10)
+        d[i] = (char)('0' + frac % 10);
+    while (d[n - 1] == '0')
+        n--;
+    sl_buf_append_byte(b, '.');
+    sl_buf_append(b, d, (size_t)n);
+}
+
 /* 9999-12-31T23:59:59.999Z: the last instant with a four-digit year. */
 #define ISO_MAX_MS UINT64_C(253402300799999)
 

@@ -112,12 +112,22 @@ sl_dk_comma(struct sl_buf *b)
 #define SL_DK_INT(b, key, v) (SL_DK_KEY(b, key), sl_jsonw_int((b), (v)))
 #define SL_DK_DOUBLE(b, key, v) (SL_DK_KEY(b, key), sl_jsonw_double((b), (v)))
 #define SL_DK_BOOL(b, key, v) (SL_DK_KEY(b, key), sl_dk_bool((b), (v)))
+/* A cost in USD (sl_dk_usd). */
+#define SL_DK_USD(b, key, v) (SL_DK_KEY(b, key), sl_dk_usd((b), (v)))
 /* A JSON literal: `null`, `[]`, `"accepted"` (with its quotes), ... */
 #define SL_DK_LIT(b, key, lit) (SL_DK_KEY(b, key), SL_JSONW_LIT((b), lit))
 /* An ISO 8601 UTC timestamp with milliseconds from ms since the epoch. */
 #define SL_DK_TIME(b, key, ms) (SL_DK_KEY(b, key), sl_dk_time((b), (ms)))
 /* Opens a nested object; close it with sl_buf_append_byte(b, '}'). */
 #define SL_DK_OBJ(b, key) (SL_DK_KEY(b, key), sl_buf_append_byte((b), '{'))
+
+/*
+ * A cost in USD, rounded to a billionth of a dollar and written in plain decimals (0.00042,
+ * 12.5, 0): a running cost goes out with every token (seed 001), and the shortest exact form
+ * of a double (sl_jsonw_double) can take a dozen snprintf/strtod rounds where this takes none.
+ * Outside 0..1e9 (never a real cost) it falls back to sl_jsonw_double.
+ */
+void sl_dk_usd(struct sl_buf *b, double usd);
 
 /* A string, or null for NULL. */
 void sl_dk_cstr_or_null(struct sl_buf *b, const char *s);

@@ -89,7 +89,7 @@ llm_event(struct sl_proto_sink *sink, const struct sl_stream_view *st, const str
         if (u->estimated)
             SL_DK_LIT(b, "estimated", "true");
         sl_buf_append_byte(b, '}');
-        SL_DK_DOUBLE(b, "cost_usd", ev->u.done.cost_usd);
+        SL_DK_USD(b, "cost_usd", ev->u.done.cost_usd);
         SL_DK_UINT(b, "latencyMs", ev->u.done.latency_ms);
         tail(sink, now, "llm:stream:done");
         break;

@@ -73,7 +73,7 @@ stream_event(struct sl_proto_sink *sink, const struct sl_stream_view *st, const 
         }
         SL_DK_CSTR(b, "model", st->model);
         SL_DK_UINT(b, "tokensUsed", st->input_tokens + st->tokens);
-        SL_DK_DOUBLE(b, "estimatedCost", st->cost_usd);
+        SL_DK_USD(b, "estimatedCost", st->cost_usd);
         tail(sink, st, "stream_chunk");
         break;
     case SL_EV_DONE: {
@@ -81,7 +81,7 @@ stream_event(struct sl_proto_sink *sink, const struct sl_stream_view *st, const 
         head(b, st);
         SL_DK_STR(b, "fullText", st->text ? st->text : "", st->text_len);
         SL_DK_UINT(b, "totalTokens", u->input_tokens + u->output_tokens);
-        SL_DK_DOUBLE(b, "totalCost", ev->u.done.cost_usd);
+        SL_DK_USD(b, "totalCost", ev->u.done.cost_usd);
         SL_DK_UINT(b, "latencyMs", ev->u.done.latency_ms);
         SL_DK_CSTR(b, "model", ev->u.done.model ? ev->u.done.model : st->model);
         SL_DK_CSTR(b, "finishReason", sl_finish_name(ev->u.done.finish));

@@ -177,7 +177,7 @@ ws_chat_event(struct sl_proto_sink *sink, const struct sl_stream_view *st,
         SL_DK_UINT(b, "input_tokens", ev->u.done.usage.input_tokens);
         SL_DK_UINT(b, "output_tokens", ev->u.done.usage.output_tokens);
         sl_buf_append_byte(b, '}');
-        SL_DK_DOUBLE(b, "cost_usd", ev->u.done.cost_usd);
+        SL_DK_USD(b, "cost_usd", ev->u.done.cost_usd);
         SL_DK_UINT(b, "latency_ms", ev->u.done.latency_ms);
         sl_buf_append_byte(b, '}');
         SL_DK_STR(b, "stream_id", st->id, st->id_len);

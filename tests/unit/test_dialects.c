@@ -344,6 +344,33 @@ Test(dialects, comma_rules)
     sl_buf_free(&b);
 }
 
+static const char *
+usd(double v)
+{
+    static struct sl_buf b;
+    sl_buf_clear(&b);
+    sl_dk_usd(&b, v);
+    return sl_buf_cstr(&b);
+}
+
+Test(dialects, usd_amounts)
+{
+    cr_assert_str_eq(usd(0), "0");
+    cr_assert_str_eq(usd(0.00042), "0.00042");
+    cr_assert_str_eq(usd(1.5), "1.5");
+    cr_assert_str_eq(usd(12.000000001), "12.000000001");
+    /* A computed cost whose shortest exact form is long reads as its decimals. */
+    cr_assert_str_eq(usd(12 * 2.5 / 1e6 + 3 * 10 / 1e6), "0.00006");
+    cr_assert_str_eq(usd(0.1 + 0.2), "0.3");
+    cr_assert_str_eq(usd(4e-10), "0");
+    cr_assert_str_eq(usd(6e-10), "0.000000001");
+    cr_assert_str_eq(usd(999999999.5), "999999999.5");
+    /* Never a real cost: written as a double, still JSON. */
+    cr_assert_str_eq(usd(-1), "-1");
+    cr_assert_str_eq(usd(1e12), "1e+12");
+    cr_assert_str_eq(usd(0.0 / 0.0), "null");
+}
+
 Test(dialects, by_dialect)
 {
     cr_assert_eq(sl_proto_by_dialect("chat"), &sl_proto_chat);

@@ -22,8 +22,11 @@
  *   - sl_proto_sink.now_ms for replies without a view (0: the adapter reads the clock).
  *   - error(): id is the stream the refused message named (err->id of a failed parse, the
  *     chat's id for a refused chat, the CANCEL's id for NOT_FOUND), NULL when none.
- *   - event() may send nothing (progress, in every dialect but ws-chat), or two messages
- *     (done in chat and ai). Render them back to back: nothing of the same stream between.
+ *   - event() may send nothing (progress, in every dialect but ws-chat; a tool-call fragment
+ *     in ws-chat, whose requests carry no tools), or two messages (done in chat and ai),
+ *     back to back.
+ *   - ready(), pong() and the other hooks are optional: chat, stream and llm have no ready();
+ *     check for NULL before calling any of them.
  *
  * chat (seed 000)
  *   commands: CHAT (`chat`: requestId -> chat->id, else the session assigns one; the native

@@ -103,6 +103,8 @@ sl_err_layer(int code)
         return "upstream";
     if (code <= -1300 && code > -1400)
         return "core";
+    if (code <= -1400 && code > -1500)
+        return "memory";
     return "none";
 }
 

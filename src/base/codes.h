@@ -100,6 +100,7 @@ const char *sl_finish_name(enum sl_finish f);
  *   -1200 .. -1299  upstream  sl_sse_error, sl_ndjson_error, sl_fp_error, sl_router_error,
  *                             sl_wire_error_code (sl_upstream_strerror in upstream.h)
  *   -1300 .. -1399  proto, stream, core: reserved
+ *   -1400 .. -1499  memory    sl_memory_error (memory/memory.h; sl_memory_strerror)
  *
  * Two exceptions, by contract with a library: callbacks handed to libcurl, libuv or wslay
  * return what those want, and the module-internal helpers of a layer may return -1 to their
@@ -112,6 +113,7 @@ enum sl_err_range {
     SL_ERANGE_AUTH = -1100,
     SL_ERANGE_UPSTREAM = -1200,
     SL_ERANGE_CORE = -1300,
+    SL_ERANGE_MEMORY = -1400,
 };
 
 /* The base layer's own codes. */
@@ -119,7 +121,10 @@ enum sl_base_error {
     SL_BASE_EINVAL = -101, /* "malformed value": sl_parse_* of util.h */
 };
 
-/* "base", "config", "net", "auth", "upstream", "core", or "none" for 0 and unknown ranges. */
+/*
+ * "base", "config", "net", "auth", "upstream", "core", "memory", or "none" for 0 and unknown
+ * ranges.
+ */
 const char *sl_err_layer(int code);
 
 /* The text of a base code ("unknown error" for anything else). */

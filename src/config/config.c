@@ -46,6 +46,7 @@ sl_config_new_defaults(void)
     cfg->limits.max_body_bytes = 1048576;
     cfg->limits.header_timeout_ms = 10000;
     cfg->limits.keepalive_timeout_ms = 30000;
+    cfg->limits.stream_timeout_ms = 600000;
     cfg->limits.max_streams_per_user = 64;
     cfg->limits.max_connections_per_user = 256;
     cfg->limits.max_identities = 100000;
@@ -69,6 +70,11 @@ sl_config_new_defaults(void)
     cfg->socketio.max_payload = 1000000;
     cfg->socketio.connect_timeout_ms = 45000;
     cfg->socketio.recovery = true;
+    cfg->ws_chat.path = sl_strdup("/ws/chat");
+    cfg->ws_chat.memory.max_turns = 50;
+    cfg->ws_chat.memory.max_bytes = 65536;
+    cfg->ws_chat.memory.idle_ttl_ms = 30 * 60000;
+    cfg->ws_chat.memory.max_conversations = 10000;
     static const char *const main_nsp[] = {"chat", "llm"}, *const stream_nsp[] = {"stream"},
                              *const ai_nsp[] = {"ai"};
     sl_config_namespace_add(cfg, "/", main_nsp, 2);
@@ -180,6 +186,7 @@ sl_config_free(struct sl_config *cfg)
         sl_config_agent_cleanup(&cfg->agents[i]);
     free(cfg->agents);
     free(cfg->socketio.path);
+    free(cfg->ws_chat.path);
     sl_config_namespaces_clear(cfg);
     free(cfg);
 }

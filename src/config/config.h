@@ -26,6 +26,8 @@
  * - socketio.path starts and ends with '/'; every namespace name starts with '/' and every
  *   dialect is one of native, chat, llm, stream, ai.
  * - Every API key's tier names a tier of limits.tiers.
+ * - A provider's default_model, when not NULL, names a model of that provider.
+ * - ws_chat.path starts with '/' and is none of sluice's own paths.
  */
 #ifndef SL_CONFIG_CONFIG_H
 #define SL_CONFIG_CONFIG_H
@@ -54,7 +56,6 @@ struct sl_config_provider {
     char *name;                       /* key under providers: */
     enum sl_provider_kind kind;       /* kind: demo | openai | anthropic | gemini | ollama */
     char *base_url;                   /* default per kind; NULL for demo */
-    char *default_model;              /* for requests naming only the provider; may be NULL */
     char *api_key_env;                /* name of the environment variable holding the key */
     char *api_key;                    /* resolved from api_key_env or api_key; never logged */
     char *api_version;                /* anthropic-version header (anthropic only) */
@@ -69,6 +70,11 @@ struct sl_config_provider {
     bool tls_verify;                /* default true */
     char *ca_file;                  /* optional CA bundle */
     double demo_tokens_per_second;  /* demo only, default 30 */
+    /*
+     * The model of a request that names this provider only (the llm dialect's `provider`):
+     * a model whose provider is this one; default the first such model, NULL if none.
+     */
+    char *default_model;
 };
 
 struct sl_config_model {
@@ -160,6 +166,7 @@ struct sl_config {
         uint64_t max_body_bytes;             /* HTTP request bodies, default 1 MiB */
         uint64_t header_timeout_ms;          /* slowloris guard, default 10s */
         uint64_t keepalive_timeout_ms;       /* idle keep-alive HTTP, default 30s */
+        uint64_t stream_timeout_ms;          /* a stream's total time, default 10m; 0: none */
         /* Per identity (user, or anon:<IP>), across connections and workers; 0: no limit. */
         unsigned max_streams_per_user;     /* default 64 */
         unsigned max_connections_per_user; /* default 256 */
@@ -218,6 +225,16 @@ struct sl_config {
         struct sl_config_namespace *namespaces; /* default /, /stream, /ai (DESIGN.md) */
         size_t nnamespaces;
     } socketio;
+
+    struct {
+        char *path; /* default /ws/chat: the ws-chat dialect's WebSocket (seed 002) */
+        struct {
+            unsigned max_turns;         /* messages kept per conversation, default 50 */
+            uint64_t max_bytes;         /* text kept per conversation, default 64 KiB */
+            uint64_t idle_ttl_ms;       /* forgotten after this long unused, default 30m */
+            unsigned max_conversations; /* in the process, default 10000 (idle-longest goes) */
+        } memory;
+    } ws_chat;
 
     struct sl_config_provider *providers;
     size_t nproviders;

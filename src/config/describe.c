@@ -59,6 +59,8 @@ describe_providers(const struct sl_config *cfg, FILE *out)
             fputs("key: MISSING (no api_key or api_key_env)", out);
         if (p->kind == SL_PROVIDER_DEMO)
             fprintf(out, ", %g tokens/s", p->demo_tokens_per_second);
+        if (p->default_model != NULL)
+            fprintf(out, ", default model %s", p->default_model);
         fputc('\n', out);
     }
 }
@@ -210,11 +212,12 @@ sl_config_describe(const struct sl_config *cfg, FILE *out)
 
     sl_config_fmt_size(a, sizeof(a), cfg->limits.max_message_bytes);
     sl_config_fmt_duration(b, sizeof(b), cfg->limits.auth_timeout_ms);
+    sl_config_fmt_duration(d, sizeof(d), cfg->limits.stream_timeout_ms);
     fprintf(out,
             "limits:    %u connections, %u streams/connection, %u messages/minute, messages up "
-            "to %s, auth within %s\n",
+            "to %s, auth within %s, streams end after %s (0s: never)\n",
             cfg->limits.max_connections, cfg->limits.max_streams_per_connection,
-            cfg->limits.messages_per_minute, a, b);
+            cfg->limits.messages_per_minute, a, b, d);
     fprintf(out,
             "per user:  %u streams, %u connections, %u tokens/minute; %u connections per "
             "address (0: no limit); %zu tier%s\n",
@@ -241,6 +244,13 @@ sl_config_describe(const struct sl_config *cfg, FILE *out)
         fprintf(out, "%s)", ns->auth == SL_NSP_AUTH_NONE ? "; auth none" : "");
     }
     fputs(cfg->socketio.nnamespaces ? "\n" : " none\n", out);
+    sl_config_fmt_size(a, sizeof(a), cfg->ws_chat.memory.max_bytes);
+    sl_config_fmt_duration(b, sizeof(b), cfg->ws_chat.memory.idle_ttl_ms);
+    fprintf(out,
+            "ws_chat:   %s, memory %u messages and %s per conversation, forgotten after %s, %u "
+            "conversations\n",
+            cfg->ws_chat.path, cfg->ws_chat.memory.max_turns, a, b,
+            cfg->ws_chat.memory.max_conversations);
     fputs("redis:     ", out);
     if (cfg->redis.url != NULL)
         print_redis_url(out, cfg->redis.url);

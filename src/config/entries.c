@@ -87,11 +87,11 @@ sl_config_provider_cleanup(struct sl_config_provider *p)
 {
     free(p->name);
     free(p->base_url);
-    free(p->default_model);
     free(p->api_key_env);
     free(p->api_key);
     free(p->api_version);
     free(p->ca_file);
+    free(p->default_model);
     for (size_t j = 0; j < p->nheaders; j++) {
         free(p->headers[j].name);
         free(p->headers[j].value);
@@ -395,13 +395,12 @@ load_namespaces(struct sl_config_ctx *c, const char *path, const yaml_node_t *n)
         if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
             return -1;
         if (name[0] != '/')
-            return sl_config_fail(c, sl_config_at(kn), "%s.%s: a namespace starts with '/'",
-                                  path, name);
+            return sl_config_fail(c, sl_config_at(kn), "%s.%s: a namespace starts with '/'", path,
+                                  name);
         sl_config_namespace_add(cfg, name, NULL, 0);
         if (sl_config_walk_map(c, vn, prefix, "", sl_config_namespace_keys,
                                sl_config_nnamespace_keys,
-                               &cfg->socketio.namespaces[cfg->socketio.nnamespaces - 1],
-                               NULL) != 0)
+                               &cfg->socketio.namespaces[cfg->socketio.nnamespaces - 1], NULL) != 0)
             return -1;
     }
     return 0;
@@ -423,8 +422,8 @@ load_tiers(struct sl_config_ctx *c, const char *path, const yaml_node_t *n)
         if (entry_at(c, n, i, path, prefix, sizeof(prefix), &name, &kn, &vn) != 0)
             return -1;
         if (strlen(name) > SL_CONFIG_TIER_NAME_MAX)
-            return sl_config_fail(c, sl_config_at(kn), "%s: a tier name has at most %d characters", path,
-                        SL_CONFIG_TIER_NAME_MAX);
+            return sl_config_fail(c, sl_config_at(kn), "%s: a tier name has at most %d characters",
+                                  path, SL_CONFIG_TIER_NAME_MAX);
         cfg->limits.tiers =
             sl_realloc(cfg->limits.tiers, (cfg->limits.ntiers + 1) * sizeof(*cfg->limits.tiers));
         struct sl_config_tier *t = &cfg->limits.tiers[cfg->limits.ntiers++];

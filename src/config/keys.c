@@ -46,6 +46,7 @@ static int check_url(const char *s, char *why, size_t whylen);
 static int check_redis_url(const char *s, char *why, size_t whylen);
 static int check_sio_path(const char *s, char *why, size_t whylen);
 static int check_dialect(const char *s, char *why, size_t whylen);
+static int check_ws_path(const char *s, char *why, size_t whylen);
 
 static const struct sl_config_enum nsp_auth_names[] = {
     {"required", SL_NSP_AUTH_REQUIRED},
@@ -230,6 +231,12 @@ const struct sl_config_key sl_config_top_keys[] = {
      .def = "0 (2 × `send_high_water`)",
      .doc = "Queued outbound bytes per connection above which sluice stops reading from it (no "
             "request parsed, ping answered or message read) until half has drained."},
+    {.path = "limits.stream_timeout",
+     .type = SL_KEY_DURATION,
+     .off = CFG(limits.stream_timeout_ms),
+     .max = DAY_MS,
+     .doc = "Longest time a stream may run from its request to its end, retries and "
+            "fallbacks included (then `UPSTREAM_TIMEOUT`); 0: no limit."},
 
     {.path = "limits.max_streams_per_user",
      .type = SL_KEY_UINT,
@@ -398,6 +405,38 @@ const struct sl_config_key sl_config_top_keys[] = {
      .doc = "Namespaces served (see `socketio.namespaces.<name>`); a file's list replaces the "
             "default one."},
 
+    {.path = "ws_chat.path",
+     .type = SL_KEY_STR,
+     .off = CFG(ws_chat.path),
+     .check = check_ws_path,
+     .doc = "WebSocket path of the `ws-chat` dialect (seed 002)."},
+    {.path = "ws_chat.memory.max_turns",
+     .type = SL_KEY_UINT,
+     .off = CFG(ws_chat.memory.max_turns),
+     .min = 2,
+     .max = 10000,
+     .doc = "Messages (the user's and the answers) kept per `ws-chat` conversation; the oldest "
+            "go first."},
+    {.path = "ws_chat.memory.max_bytes",
+     .type = SL_KEY_SIZE,
+     .off = CFG(ws_chat.memory.max_bytes),
+     .min = 1024,
+     .max = 64 * MIB,
+     .doc = "Text kept per `ws-chat` conversation; the oldest messages go first."},
+    {.path = "ws_chat.memory.idle_ttl",
+     .type = SL_KEY_DURATION,
+     .off = CFG(ws_chat.memory.idle_ttl_ms),
+     .min = 1000,
+     .max = 30 * DAY_MS,
+     .doc = "A `ws-chat` conversation unused this long is forgotten."},
+    {.path = "ws_chat.memory.max_conversations",
+     .type = SL_KEY_UINT,
+     .off = CFG(ws_chat.memory.max_conversations),
+     .min = 16,
+     .max = 100000000,
+     .doc = "`ws-chat` conversations kept in the process; past it the idle-longest is "
+            "forgotten. Memory is at most about this times `max_bytes`."},
+
     {.path = "providers",
      .type = SL_KEY_PROVIDERS,
      .flags = SL_KEY_NOENV,
@@ -423,13 +462,6 @@ const struct sl_config_key sl_config_provider_keys[] = {
      .names = sl_config_kind_names,
      .def = "the provider's name",
      .doc = "Protocol spoken; required unless the name is itself a kind."},
-    {.path = "default_model",
-     .type = SL_KEY_STR,
-     .flags = SL_KEY_NULLABLE,
-     .off = PRV(default_model),
-     .def = "none",
-     .doc = "The model a request that names only this provider runs on (seed 004's `provider`); "
-            "must name a model."},
     {.path = "base_url",
      .type = SL_KEY_STR,
      .off = PRV(base_url),
@@ -520,6 +552,13 @@ const struct sl_config_key sl_config_provider_keys[] = {
      .max = 1e6,
      .def = "`30`",
      .doc = "Demo kind only: generation speed."},
+    {.path = "default_model",
+     .type = SL_KEY_STR,
+     .flags = SL_KEY_NULLABLE,
+     .off = PRV(default_model),
+     .def = "its first model",
+     .doc = "Model of a request that names only this provider (the `llm` dialect's "
+            "`provider`); a model of this provider."},
 };
 
 #define MDL(f) offsetof(struct sl_config_model, f)
@@ -677,7 +716,6 @@ const struct sl_config_key sl_config_tier_keys[] = {
      .def = "`budgets.usd_per_month`",
      .doc = "Spend per identity per UTC month; 0: no budget."},
 };
-
 
 const struct sl_config_kind sl_config_kinds[] = {
     {SL_PROVIDER_DEMO, NULL, NULL, NULL, NULL},
@@ -925,6 +963,31 @@ check_sio_path(const char *s, char *why, size_t whylen)
     if (!ok)
         snprintf(why, whylen, "expected a path starting and ending with '/', such as /socket.io/");
     return ok ? 0 : -1;
+}
+
+/* sluice's own paths, which ws_chat.path must leave alone. */
+static int
+check_ws_path(const char *s, char *why, size_t whylen)
+{
+    static const char *const taken[] = {"/ws",      "/ws/echo",          "/ws/test",
+                                        "/healthz", "/readyz",           "/metrics",
+                                        "/health",  "/websocket/health", "/"};
+    size_t n = strlen(s);
+    bool ok = n >= 2 && s[0] == '/';
+    for (size_t i = 0; ok && i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == '?' || s[i] == '#' || s[i] == '%')
+            ok = false;
+    if (!ok) {
+        snprintf(why, whylen, "expected a path starting with '/', such as /ws/chat");
+        return -1;
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(taken); i++) {
+        if (strcmp(s, taken[i]) == 0) {
+            snprintf(why, whylen, "%s is one of sluice's own paths", taken[i]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int

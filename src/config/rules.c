@@ -216,15 +216,6 @@ check_models(struct sl_config_ctx *c)
             goto out;
         }
     }
-    for (size_t i = 0; i < cfg->nproviders; i++) {
-        const struct sl_config_provider *p = &cfg->providers[i];
-        if (p->default_model && sl_config_model_index(cfg, p->default_model) < 0) {
-            sl_config_fail(c, sl_config_entry_origin(c, "providers", p->name, "default_model"),
-                           "providers.%s.default_model: no model named \"%s\"", p->name,
-                           p->default_model);
-            goto out;
-        }
-    }
     if (sl_config_model_index(cfg, cfg->default_model) < 0) {
         sl_config_fail(c, sl_config_top_origin(c, "default_model"),
                        "default_model: no model named \"%s\"", cfg->default_model);
@@ -240,6 +231,52 @@ out:
     free(state);
     free(stack);
     return rc;
+}
+
+/*
+ * A provider's default_model is one of its own models (a request naming the provider must
+ * run there); without one, its first model in file order.
+ */
+static int
+check_provider_models(struct sl_config_ctx *c)
+{
+    struct sl_config *cfg = c->cfg;
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        struct sl_config_provider *p = &cfg->providers[i];
+        if (p->default_model == NULL) {
+            for (size_t m = 0; m < cfg->nmodels && p->default_model == NULL; m++)
+                if (strcmp(cfg->models[m].provider, p->name) == 0)
+                    p->default_model = sl_strdup(cfg->models[m].name);
+            continue;
+        }
+        const struct sl_config_model *m = sl_config_find_model(cfg, p->default_model);
+        struct sl_config_origin o =
+            sl_config_entry_origin(c, "providers", p->name, "default_model");
+        if (m == NULL)
+            return sl_config_fail(c, o, "providers.%s.default_model: no model named \"%s\"",
+                                  p->name, p->default_model);
+        if (strcmp(m->provider, p->name) != 0)
+            return sl_config_fail(c, o,
+                                  "providers.%s.default_model: model \"%s\" belongs to provider "
+                                  "\"%s\", not \"%s\"",
+                                  p->name, m->name, m->provider, p->name);
+    }
+    return 0;
+}
+
+/* The ws-chat path must not fall under the Socket.IO path, which takes every path below it. */
+static int
+check_paths(struct sl_config_ctx *c)
+{
+    const struct sl_config *cfg = c->cfg;
+    const char *sio = cfg->socketio.path;
+    size_t n = strlen(sio);
+    if (strncmp(cfg->ws_chat.path, sio, n) == 0 ||
+        (strncmp(cfg->ws_chat.path, sio, n - 1) == 0 && cfg->ws_chat.path[n - 1] == '\0'))
+        return sl_config_fail(c, sl_config_top_origin(c, "ws_chat.path"),
+                              "ws_chat.path: %s is under socketio.path (%s)", cfg->ws_chat.path,
+                              sio);
+    return 0;
 }
 
 static int
@@ -287,7 +324,8 @@ check_tiers(struct sl_config_ctx *c)
             if (v != NULL)
                 o.node = v;
         }
-        return sl_config_fail(c, o, "auth.api_keys[%zu].tier: no tier named \"%s\" under limits.tiers", i, t);
+        return sl_config_fail(
+            c, o, "auth.api_keys[%zu].tier: no tier named \"%s\" under limits.tiers", i, t);
     }
     return 0;
 }
@@ -317,8 +355,8 @@ sl_config_rules_apply(struct sl_config_ctx *c)
         detect_providers(c->cfg);
     if (!sl_config_top_given(c, "models"))
         add_default_models(c->cfg);
-    if (finish_providers(c) != 0 || check_models(c) != 0 || check_heartbeat(c) != 0 ||
-        check_auth(c) != 0 || check_tiers(c) != 0)
+    if (finish_providers(c) != 0 || check_models(c) != 0 || check_provider_models(c) != 0 ||
+        check_paths(c) != 0 || check_heartbeat(c) != 0 || check_auth(c) != 0 || check_tiers(c) != 0)
         return -1;
     return 0;
 }

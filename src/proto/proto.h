@@ -103,6 +103,11 @@ struct sl_ready_info {
     size_t nmodels;
     const struct sl_ready_agent *agents;
     size_t nagents;
+    /*
+     * limits.send_high_water: bytes queued for the client above which its streams wait (and
+     * then pause their providers); the `ai` dialect announces it as backpressureThreshold.
+     */
+    uint64_t backpressure_bytes;
 };
 
 /*
@@ -116,6 +121,12 @@ struct sl_proto_sink {
     const char *event;
     void (*send)(struct sl_proto_sink *sink);
     void *ud;
+    /*
+     * Wall clock (ms since the epoch) for the timestamps of messages that have no stream view
+     * (error, pong, cancel_reply, backpressure, reconnected): the seeds' dialects stamp every
+     * message. 0: the adapter reads the clock itself (tests set it to get fixed output).
+     */
+    uint64_t now_ms;
 };
 
 /* What a heartbeat answer may report. */
@@ -127,6 +138,12 @@ struct sl_pong_info {
 enum {
     SL_PROTO_FULL_TEXT = 1 << 0, /* renderers need sl_stream_view.text */
     SL_PROTO_VIEW_INFO = 1 << 1, /* renderers need the view's agent, input, cost and times */
+    /*
+     * One CHAT streams at a time per connection: a CHAT that arrives while one of the
+     * connection's streams runs waits (in order, within the connection's limits) until that
+     * stream ends (ws-chat: its client sends one message and reads until `complete`).
+     */
+    SL_PROTO_ONE_AT_A_TIME = 1 << 2,
 };
 
 /* parse()'s answer for an event that belongs to another dialect of the namespace. */
@@ -145,6 +162,10 @@ struct sl_proto {
                  struct sl_command *cmd, struct sl_proto_error *err);
     /* After authentication (optional). */
     void (*ready)(struct sl_proto_sink *sink, const struct sl_ready_info *info);
+    /*
+     * A stream event, as zero, one or several messages: a dialect without a progress event
+     * sends nothing for `progress`; some end a stream with two (see proto/dialects.h).
+     */
     void (*event)(struct sl_proto_sink *sink, const struct sl_stream_view *st,
                   const struct sl_event *ev);
     /* An error not tied to a started stream; id may be NULL. */

@@ -55,6 +55,19 @@ describe('cli', () => {
     assert.doesNotMatch(r.stdout, /0123456789abcdef0123456789abcdef/);
   });
 
+  test('--check-config accepts the seed frontends\' example without any API key', async () => {
+    const p = path.resolve(import.meta.dirname, '../../examples/seeds.yaml');
+    const env = { OPENAI_API_KEY: '', ANTHROPIC_API_KEY: '', GEMINI_API_KEY: '', DEEPSEEK_API_KEY: '', XAI_API_KEY: '' };
+    const r = await sluice(['--check-config', '-c', p], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /configuration OK/);
+    assert.match(r.stdout, /\/stream \(stream; auth none\)/);
+    assert.match(r.stdout, /\/ai \(ai; auth none\)/);
+    assert.match(r.stdout, /deepseek +openai +https:\/\/api\.deepseek\.com\/v1 .*default model deepseek-chat/);
+    for (const role of ['analyst', 'relational', 'ethics', 'synthesiser', 'verification'])
+      assert.match(r.stdout, new RegExp(`^  ${role} +->`, 'm'));
+  });
+
   test('token mints a JWT the server accepts', async () => {
     const r = await sluice(['token', '--sub', 'alice', '--ttl', '10m'], { SLUICE_JWT_SECRET: SECRET });
     assert.equal(r.code, 0, r.stderr);

@@ -1279,3 +1279,124 @@ Test(config, socketio_keys)
                      "sluice.yaml:3: socketio.namespaces./x.auth: expected one of required, none, "
                      "got \"maybe\"");
 }
+
+Test(config, ws_chat_and_stream_timeout_keys)
+{
+    struct sl_config *cfg = load_ok(NULL);
+    cr_expect_str_eq(cfg->ws_chat.path, "/ws/chat");
+    cr_expect_eq(cfg->ws_chat.memory.max_turns, 50);
+    cr_expect_eq(cfg->ws_chat.memory.max_bytes, 65536);
+    cr_expect_eq(cfg->ws_chat.memory.idle_ttl_ms, 30 * 60000);
+    cr_expect_eq(cfg->ws_chat.memory.max_conversations, 10000);
+    cr_expect_eq(cfg->limits.stream_timeout_ms, 600000);
+    sl_config_free(cfg);
+
+    setenv("SLUICE_WS_CHAT_MEMORY_IDLE_TTL", "5m", 1);
+    cfg = load_ok("ws_chat:\n"
+                  "  path: /chat/ws\n"
+                  "  memory: { max_turns: 4, max_bytes: 2KiB, max_conversations: 64 }\n"
+                  "limits: { stream_timeout: 0 }\n");
+    unsetenv("SLUICE_WS_CHAT_MEMORY_IDLE_TTL");
+    cr_expect_str_eq(cfg->ws_chat.path, "/chat/ws");
+    cr_expect_eq(cfg->ws_chat.memory.max_turns, 4);
+    cr_expect_eq(cfg->ws_chat.memory.max_bytes, 2048);
+    cr_expect_eq(cfg->ws_chat.memory.idle_ttl_ms, 300000);
+    cr_expect_eq(cfg->ws_chat.memory.max_conversations, 64);
+    cr_expect_eq(cfg->limits.stream_timeout_ms, 0);
+    sl_config_free(cfg);
+
+    cr_expect_str_eq(load_err("ws_chat: { path: /ws }\n"),
+                     "sluice.yaml:1: ws_chat.path: /ws is one of sluice's own paths");
+    cr_expect_str_eq(load_err("ws_chat: { path: chat }\n"),
+                     "sluice.yaml:1: ws_chat.path: expected a path starting with '/', such as "
+                     "/ws/chat");
+    cr_expect_str_eq(load_err("ws_chat: { path: /socket.io/chat }\n"),
+                     "sluice.yaml:1: ws_chat.path: /socket.io/chat is under socketio.path "
+                     "(/socket.io/)");
+    cr_expect_str_eq(load_err("ws_chat: { path: /socket.io }\n"),
+                     "sluice.yaml:1: ws_chat.path: /socket.io is under socketio.path "
+                     "(/socket.io/)");
+    cr_expect_str_eq(load_err("ws_chat:\n  memory: { max_turns: 1 }\n"),
+                     "sluice.yaml:2: ws_chat.memory.max_turns: expected an integer from 2 to "
+                     "10000, got \"1\"");
+    cr_expect_str_eq(load_err("limits: { stream_timeout: 2d }\n"),
+                     "sluice.yaml:1: limits.stream_timeout: expected a duration from 0s to 1d, "
+                     "got \"2d\"");
+}
+
+Test(config, provider_default_model)
+{
+    struct sl_config *cfg = load_ok("providers:\n"
+                                    "  a: { kind: openai, base_url: https://a.example }\n"
+                                    "  b: { kind: openai, base_url: https://b.example, "
+                                    "default_model: b2 }\n"
+                                    "  c: { kind: openai, base_url: https://c.example }\n"
+                                    "models:\n"
+                                    "  a1: { provider: a }\n"
+                                    "  b1: { provider: b }\n"
+                                    "  a2: { provider: a }\n"
+                                    "  b2: { provider: b }\n");
+    /* Without one: the provider's first model in file order; none: NULL. */
+    cr_expect_str_eq(sl_config_find_provider(cfg, "a")->default_model, "a1");
+    cr_expect_str_eq(sl_config_find_provider(cfg, "b")->default_model, "b2");
+    cr_expect_null(sl_config_find_provider(cfg, "c")->default_model);
+    cr_expect_str_eq(sl_config_find_provider(cfg, "demo")->default_model, "demo");
+    sl_config_free(cfg);
+
+    cr_expect_str_eq(load_err("providers:\n"
+                              "  a:\n"
+                              "    kind: openai\n"
+                              "    default_model: zz\n"),
+                     "sluice.yaml:4: providers.a.default_model: no model named \"zz\"");
+    cr_expect_str_eq(load_err("providers:\n"
+                              "  a: { kind: openai, default_model: demo }\n"),
+                     "sluice.yaml:2: providers.a.default_model: model \"demo\" belongs to "
+                     "provider \"demo\", not \"a\"");
+}
+
+/* The seed frontends' example (examples/seeds.yaml) loads, keyless, with what they need. */
+Test(config_docs, seeds_example_loads)
+{
+    char err[512];
+    struct sl_config *cfg = NULL;
+    int rc = sl_config_load("examples/seeds.yaml", &cfg, err, sizeof(err));
+    cr_assert_eq(rc, 0, "examples/seeds.yaml: %s", err);
+    static const char *const roles[] = {"analyst", "relational", "ethics", "synthesiser",
+                                        "verification"};
+    for (size_t i = 0; i < 5; i++) {
+        const struct sl_config_agent *a = sl_config_find_agent(cfg, roles[i]);
+        cr_assert_not_null(a, "agent %s", roles[i]);
+        cr_expect(a->system != NULL && strlen(a->system) > 40, "agent %s: system prompt", roles[i]);
+    }
+    static const struct {
+        const char *name;
+        enum sl_provider_kind kind;
+    } providers[] = {{"openai", SL_PROVIDER_OPENAI},
+                     {"claude", SL_PROVIDER_ANTHROPIC},
+                     {"gemini", SL_PROVIDER_GEMINI},
+                     {"deepseek", SL_PROVIDER_OPENAI}};
+    for (size_t i = 0; i < 4; i++) {
+        const struct sl_config_provider *p = sl_config_find_provider(cfg, providers[i].name);
+        cr_assert_not_null(p, "provider %s", providers[i].name);
+        cr_expect_eq(p->kind, providers[i].kind, "provider %s", providers[i].name);
+        cr_assert_not_null(p->default_model, "provider %s", providers[i].name);
+        /* Keyless, every default model falls back to the demo model. */
+        const struct sl_config_model *m = sl_config_find_model(cfg, p->default_model);
+        cr_assert_not_null(m);
+        cr_expect(m->nfallback > 0 && strcmp(m->fallback[m->nfallback - 1], "demo") == 0,
+                  "model %s has no demo fallback", m->name);
+    }
+    cr_expect_str_eq(sl_config_find_provider(cfg, "deepseek")->base_url,
+                     "https://api.deepseek.com/v1");
+    /* Seeds 001 and 003 send no token. */
+    for (size_t i = 0; i < cfg->socketio.nnamespaces; i++) {
+        const struct sl_config_namespace *ns = &cfg->socketio.namespaces[i];
+        bool open = strcmp(ns->name, "/stream") == 0 || strcmp(ns->name, "/ai") == 0;
+        cr_expect_eq(ns->auth, open ? SL_NSP_AUTH_NONE : SL_NSP_AUTH_REQUIRED, "%s", ns->name);
+    }
+    cr_expect_str_eq(cfg->ws_chat.path, "/ws/chat");
+    cr_expect_eq(cfg->limits.stream_timeout_ms, 300000);
+    cr_expect(sl_config_find_model(cfg, "claude-3") != NULL);  /* seed 000's model */
+    cr_expect(sl_config_find_model(cfg, "codellama") != NULL); /* seed 003's */
+    sl_config_free(cfg);
+}

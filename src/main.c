@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "core/server.h"
 #include "limits/limits.h"
+#include "memory/memory.h"
 #include "obs/log.h"
 
 #define DEV_TOKEN_TTL_MS (24ull * 3600 * 1000)
@@ -141,6 +142,7 @@ on_limits_tick(uv_timer_t *t)
 {
     struct app *app = t->data;
     sl_limits_tick(app->srv->limits);
+    sl_memory_sweep(app->srv->memory, sl_clock_ms()); /* ws-chat conversations idle too long */
 }
 
 static void

@@ -19,6 +19,7 @@
 #include "net/ws.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "proto/dialects.h"
 #include "proto/native.h"
 
 /* --- the echo endpoint (Autobahn) ----------------------------------------------------- */
@@ -139,7 +140,18 @@ ws_admit(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req)
 
 /* --- HTTP routes -------------------------------------------------------------------------- */
 
-enum route_kind { R_WS, R_WS_ECHO, R_HEALTHZ, R_READYZ, R_METRICS, R_TEST_PAGE, R_FILES };
+enum route_kind {
+    R_WS,
+    R_WS_ECHO,
+    R_WS_CHAT,
+    R_HEALTHZ,
+    R_READYZ,
+    R_HEALTH,    /* seed 002's /health */
+    R_WS_HEALTH, /* seed 004's /websocket/health */
+    R_METRICS,
+    R_TEST_PAGE,
+    R_FILES
+};
 
 enum { M_GET = 1, M_HEAD = 2, M_POST = 4 };
 
@@ -165,15 +177,22 @@ static const struct route routes[] = {
     {"/ws", R_WS, M_GET, ALLOW_GET, 0, false},
     {"/ws/echo", R_WS_ECHO, M_GET, ALLOW_GET, 0, false},
     {"/healthz", R_HEALTHZ, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, true},
+    {"/health", R_HEALTH, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, true},
+    {"/websocket/health", R_WS_HEALTH, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, false},
     {"/readyz", R_READYZ, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, true},
     {"/metrics", R_METRICS, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, false},
     {"/ws/test", R_TEST_PAGE, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, false},
     {NULL, R_FILES, M_GET | M_HEAD, ALLOW_GET_HEAD, 0, false},
 };
 
+/* ws_chat.path (seed 002's WebSocket), configurable. */
+static const struct route ws_chat_route = {NULL, R_WS_CHAT, M_GET, ALLOW_GET, 0, false};
+
 static const struct route *
 find_route(const struct sl_worker *w, struct sl_slice path)
 {
+    if (sl_slice_eq(path, w->cfg->ws_chat.path))
+        return &ws_chat_route;
     for (size_t i = 0; i < SL_ARRAY_LEN(routes); i++) {
         const struct route *r = &routes[i];
         if (r->path == NULL)
@@ -218,6 +237,54 @@ sl_routes_head(void *ud, const struct sl_http_req *head, struct sl_http_head_ver
         v->message = "method not allowed";
         v->headers = r->allow;
     }
+}
+
+/* The open client connections and active streams of every worker (from the metrics shards). */
+static void
+totals(struct sl_worker *w, uint64_t *clients, uint64_t *streams)
+{
+    struct sl_server *srv = w->server;
+    *clients = *streams = 0;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct sl_metrics *m = srv->shards[i];
+        for (int p = 0; p < SL_PK__COUNT; p++) {
+            uint64_t o = sl_counter_get(&m->conn_opened[p]),
+                     cl = sl_counter_get(&m->conn_closed[p]);
+            *clients += o > cl ? o - cl : 0;
+        }
+        uint64_t st = sl_counter_get(&m->streams_started), en = sl_counter_get(&m->streams_ended);
+        *streams += st > en ? st - en : 0;
+    }
+}
+
+/* Seed 002's GET /health: JSON, alive (as /healthz) with the counts it shows. */
+static void
+health(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req)
+{
+    uint64_t clients, streams;
+    totals(w, &clients, &streams);
+    char body[200];
+    int n = snprintf(body, sizeof(body),
+                     "{\"status\":\"healthy\",\"service\":\"sluice\",\"version\":\"" SL_VERSION
+                     "\",\"connections\":%llu,\"active_streams\":%llu,\"draining\":%s}\n",
+                     (unsigned long long)clients, (unsigned long long)streams,
+                     atomic_load(&w->server->draining) ? "true" : "false");
+    sl_http_respond(c, req, 200, "application/json", NULL, body, (size_t)n);
+}
+
+/* Seed 004's GET /websocket/health: {connectedClients, totalSubscriptions, activeLLMStreams}. */
+static void
+websocket_health(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req)
+{
+    uint64_t clients, streams;
+    totals(w, &clients, &streams);
+    char body[200];
+    int n = snprintf(body, sizeof(body),
+                     "{\"connectedClients\":%llu,\"totalSubscriptions\":%llu,"
+                     "\"activeLLMStreams\":%llu}\n",
+                     (unsigned long long)clients, (unsigned long long)clients,
+                     (unsigned long long)streams);
+    sl_http_respond(c, req, 200, "application/json", NULL, body, (size_t)n);
 }
 
 static void
@@ -275,8 +342,10 @@ upgrade(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req, e
         return status;
     }
     /* Logged before the session starts, so that its lines follow the upgrade's. */
-    log_access(w, c, req, 101, "native");
-    sl_ws_transport_accept(w, c, req, &sl_proto_native, SL_PK_NATIVE, token);
+    bool chat = kind == R_WS_CHAT;
+    log_access(w, c, req, 101, chat ? "ws-chat" : "native");
+    sl_ws_transport_accept(w, c, req, chat ? &sl_proto_ws_chat : &sl_proto_native,
+                           chat ? SL_PK_SEED : SL_PK_NATIVE, token);
     free(token);
     return 101;
 }
@@ -306,6 +375,7 @@ sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
     switch (r->kind) {
     case R_WS:
     case R_WS_ECHO:
+    case R_WS_CHAT:
         /* The handshake check names a wrong method itself. */
         status = upgrade(w, c, req, r->kind);
         if (status == 101)
@@ -331,6 +401,12 @@ sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
         } else {
             sl_http_respond(c, req, 200, "application/json", NULL, "{\"status\":\"ready\"}\n", 19);
         }
+        break;
+    case R_HEALTH:
+        health(w, c, req);
+        break;
+    case R_WS_HEALTH:
+        websocket_health(w, c, req);
         break;
     case R_METRICS:
         metrics(w, c, req);

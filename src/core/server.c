@@ -10,10 +10,11 @@
 #include "core/worker.h"
 #include "limits/limits.h"
 #include "limits/statefile.h"
+#include "memory/memory.h"
 #include "net/listener.h"
+#include "obs/log.h"
 #include "stream/directory.h"
 #include "stream/relay.h"
-#include "obs/log.h"
 
 unsigned
 sl_server_workers(const struct sl_config *cfg)
@@ -62,6 +63,13 @@ sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size
     srv->relays = sl_calloc(n, sizeof(*srv->relays));
     srv->directory = sl_directory_new();
     srv->session_directory = sl_directory_new();
+    struct sl_memory_limits ml = {
+        .max_turns = cfg->ws_chat.memory.max_turns,
+        .max_bytes = cfg->ws_chat.memory.max_bytes,
+        .idle_ttl_ms = cfg->ws_chat.memory.idle_ttl_ms,
+        .max_conversations = cfg->ws_chat.memory.max_conversations,
+    };
+    srv->memory = sl_memory_new(&ml);
 
     uint16_t port = cfg->listen_port;
     if (!cfg->listen_reuse && sl_listener_probe(cfg->listen_host, port, &port, err, errlen) != 0)
@@ -151,6 +159,7 @@ sl_server_free(struct sl_server *srv)
     free(srv->relays);
     sl_directory_free(srv->directory);
     sl_directory_free(srv->session_directory);
+    sl_memory_free(srv->memory);
     if (srv->limits != NULL) {
         char err[512];
         if (sl_limits_flush(srv->limits, err, sizeof(err)) != 0)

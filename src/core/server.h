@@ -25,6 +25,7 @@ struct sl_worker;
 struct sl_metrics;
 struct sl_directory;
 struct sl_relay;
+struct sl_memory;
 
 struct sl_server {
     const struct sl_config *cfg;
@@ -33,12 +34,13 @@ struct sl_server {
     char *web_root;           /* resolved directory of the test page */
     unsigned nworkers;
     struct sl_worker **workers;
-    struct sl_metrics **shards;     /* each worker's metrics, for scrapes */
-    struct sl_relay **relays;       /* each worker's relay, for cross-worker resume */
-    struct sl_directory *directory; /* which worker owns which stream */
+    struct sl_metrics **shards;             /* each worker's metrics, for scrapes */
+    struct sl_relay **relays;               /* each worker's relay, for cross-worker resume */
+    struct sl_directory *directory;         /* which worker owns which stream */
     struct sl_directory *session_directory; /* which worker holds which session (recovery) */
-    uint16_t port;                  /* the bound port */
-    atomic_uint connections;        /* open TCP connections, all workers */
+    struct sl_memory *memory;               /* ws-chat conversations */
+    uint16_t port;                          /* the bound port */
+    atomic_uint connections;                /* open TCP connections, all workers */
     atomic_bool draining;
     bool stopping; /* main thread only */
 };

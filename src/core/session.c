@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "core/admission.h"
 #include "limits/limits.h"
+#include "memory/memory.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "stream/directory.h"
@@ -69,6 +70,9 @@ struct sub {
     const struct sl_proto *proto; /* the dialect that renders this stream */
     unsigned idx;                 /* number within the session (Socket.IO recovery offsets) */
     uint32_t rendered;            /* the last seq rendered to the client */
+    bool skip_deltas;             /* cancelled: what the journal still holds of it is dropped */
+    char *conversation;           /* ws-chat: the conversation the stream answers in */
+    char *question;               /* ws-chat: the user's message, remembered at done */
     struct sl_jcursor cur;
     struct sl_buf text; /* the answer so far, for SL_PROTO_FULL_TEXT renderers */
 };
@@ -81,7 +85,10 @@ struct sl_session {
     const struct sl_proto *proto; /* the dialect of the message being answered */
     const struct sl_proto *protos[MAX_DIALECTS];
     uint8_t nprotos;
-    bool offsets;   /* every message carries the recovery offset (Socket.IO recovery) */
+    bool offsets; /* every message carries the recovery offset (Socket.IO recovery) */
+    bool behind;  /* the client fell behind and was told (the dialect's backpressure event) */
+    struct sl_list waiting; /* chats waiting their turn (SL_PROTO_ONE_AT_A_TIME) */
+    unsigned nwaiting;
     bool anonymous; /* the identity is anon:<address> (a namespace without auth) */
     void *t;        /* the transport; NULL when detached */
     const struct sl_transport_ops *tops;
@@ -119,6 +126,7 @@ static int list_session(void *ud, const char *user, const char *sid, struct sl_r
                         unsigned max);
 static void end_session(struct sl_session *s, uint16_t code, const char *reason);
 static void free_session(struct sl_session *s);
+static void next_waiting(struct sl_session *s);
 
 /* --- sources: a local stream, or a remote one through the relay ------------------------------ */
 
@@ -403,6 +411,8 @@ sub_free(struct sub *b)
 {
     sl_list_unlink(&b->link);
     sl_buf_free(&b->text);
+    free(b->conversation);
+    free(b->question);
     free(b);
 }
 
@@ -434,6 +444,15 @@ render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t 
             sl_buf_append(&b->text, ev->u.delta.text, ev->u.delta.len);
         v.text = sl_buf_ptr(&b->text);
         v.text_len = sl_buf_len(&b->text);
+    }
+    v.conversation = b->conversation;
+    if (ev->type == SL_EV_DONE && b->conversation && s->ss->memory) {
+        /* Both turns only once the answer is whole: a failed exchange is not remembered. */
+        uint64_t now = sl_clock_ms();
+        sl_memory_append_user(s->ss->memory, s->user, b->conversation, b->question,
+                              b->question ? strlen(b->question) : 0, now);
+        sl_memory_append_answer(s->ss->memory, s->user, b->conversation, sl_buf_ptr(&b->text),
+                                sl_buf_len(&b->text), now);
     }
     struct sl_proto_sink sink = sink_of(s);
     b->proto->event(&sink, &v, ev);
@@ -470,6 +489,8 @@ render_backlog(struct sl_session *s, struct sub *b)
         if (!more)
             break;
         b->cur = peek;
+        if (b->skip_deltas && rec.ev.type == SL_EV_DELTA)
+            continue;
         if (text) {
             if (!have_merged) {
                 merged = rec.ev;
@@ -502,6 +523,8 @@ static void
 pump(struct sl_session *s)
 {
     size_t hw = s->ss->cfg->limits.send_high_water;
+    if (attached(s) && queued(s) == 0)
+        s->behind = false;
     bool progress = true;
     while (progress && attached(s) && queued(s) < hw) {
         progress = false;
@@ -520,16 +543,31 @@ pump(struct sl_session *s)
     }
 }
 
+/* The client reads slower than its streams produce: its dialect says so, once per episode. */
+static void
+fell_behind(struct sl_session *s)
+{
+    if (s->behind || s->proto->backpressure == NULL)
+        return;
+    s->behind = true;
+    struct sl_proto_sink sink = sink_of(s);
+    s->proto->backpressure(&sink, queued(s), true);
+}
+
 static void
 on_stream_event(void *rd, struct sl_stream *st, const struct sl_event *ev, uint32_t tokens)
 {
     struct sub *b = rd;
     struct sl_session *s = b->session;
-    if (!attached(s) || b->cur.seq + 1 != ev->seq ||
-        queued(s) >= s->ss->cfg->limits.send_high_water)
+    if (!attached(s) || b->cur.seq + 1 != ev->seq)
         return; /* read later from the journal: on drain, or on resume */
-    render(s, b, ev, tokens);
+    if (queued(s) >= s->ss->cfg->limits.send_high_water) {
+        fell_behind(s);
+        return;
+    }
     struct sl_journal *j = sl_stream_journal(st);
+    if (!(b->skip_deltas && ev->type == SL_EV_DELTA))
+        render(s, b, ev, tokens);
     sl_journal_end(j, &b->cur);
     sl_journal_ack(j, &b->cur);
 }
@@ -556,6 +594,8 @@ on_stream_finished(void *rd, struct sl_stream *st)
         free_session(s);
     else if (s->ss->adm->draining && attached(s) && running(s) == 0)
         close_going_away(s);
+    else
+        next_waiting(s);
 }
 
 static const struct sl_stream_reader reader = {
@@ -583,10 +623,94 @@ model_of_provider(const struct sl_config *cfg, struct sl_chat_req *req, const ch
     return true;
 }
 
+/* A chat waiting for the connection's running one to end (SL_PROTO_ONE_AT_A_TIME). */
+struct waiting {
+    struct sl_list link;
+    const struct sl_proto *proto;
+    struct sl_command cmd;
+};
+
+/* At most this many chats wait their turn on a connection; beyond, TOO_MANY_STREAMS. */
+#define MAX_WAITING 16
+
+static void start_chat(struct sl_session *s, struct sl_command *cmd);
+
+/* The next waiting chat, once nothing of the connection runs. */
+static void
+next_waiting(struct sl_session *s)
+{
+    while (!sl_list_empty(&s->waiting) && attached(s) && running(s) == 0) {
+        struct waiting *wt = SL_CONTAINER_OF(s->waiting.next, struct waiting, link);
+        sl_list_unlink(&wt->link);
+        s->nwaiting--;
+        const struct sl_proto *saved = s->proto;
+        s->proto = wt->proto;
+        start_chat(s, &wt->cmd);
+        s->proto = saved;
+        sl_command_clear(&wt->cmd);
+        free(wt);
+    }
+}
+
+static void
+drop_waiting(struct sl_session *s)
+{
+    while (!sl_list_empty(&s->waiting)) {
+        struct waiting *wt = SL_CONTAINER_OF(s->waiting.next, struct waiting, link);
+        sl_list_unlink(&wt->link);
+        sl_command_clear(&wt->cmd);
+        free(wt);
+    }
+    s->nwaiting = 0;
+}
+
+/*
+ * ws-chat's conversation: the history goes before the new message, and the stream keeps the
+ * conversation id (made up when the client sent null) and the question, for the memory at
+ * done. Returns the conversation id (owned by the caller) or NULL.
+ */
+static char *
+with_history(struct sl_session *s, struct sl_command *cmd, struct sl_chat_req *req)
+{
+    if (!cmd->conversation && !cmd->conversation_null)
+        return NULL;
+    char made[SL_MEMORY_ID_LEN + 1];
+    const char *conv = cmd->conversation;
+    if (conv == NULL) {
+        sl_memory_new_id(made);
+        conv = made;
+    }
+    if (s->ss->memory) {
+        json_t *h = sl_memory_history(s->ss->memory, s->user, conv, sl_clock_ms());
+        if (json_array_size(h) > 0 && json_is_array(req->messages)) {
+            json_array_extend(h, req->messages);
+            json_decref(req->messages);
+            req->messages = h;
+        } else {
+            json_decref(h);
+        }
+    }
+    return sl_strdup(conv);
+}
+
 static void
 start_chat(struct sl_session *s, struct sl_command *cmd)
 {
     const struct sl_config *cfg = s->ss->cfg;
+    if ((s->proto->flags & SL_PROTO_ONE_AT_A_TIME) && running(s) > 0) {
+        if (s->nwaiting >= MAX_WAITING) {
+            send_error(s, cmd->chat->id, SL_ERR_TOO_MANY_STREAMS,
+                       "too many messages waiting for the running answer", -1);
+            return;
+        }
+        struct waiting *wt = sl_calloc(1, sizeof(*wt));
+        wt->proto = s->proto;
+        wt->cmd = *cmd;
+        memset(cmd, 0, sizeof(*cmd));
+        sl_list_push_back(&s->waiting, &wt->link);
+        s->nwaiting++;
+        return;
+    }
     struct sl_chat_req *req = cmd->chat;
     cmd->chat = NULL;
     char id[160]; /* a copy: req (and req->id) goes to the stream, or is freed */
@@ -621,12 +745,18 @@ start_chat(struct sl_session *s, struct sl_command *cmd)
         sl_chat_req_free(req);
         return;
     }
+    size_t qlen = 0;
+    const char *q = sl_chat_req_last_user_text(req, &qlen);
+    char *question = q ? sl_strndup(q, qlen) : NULL;
+    char *conversation = with_history(s, cmd, req);
     struct sl_stream_owner owner = {
         .user = s->user, .session = s->sid, .conn = conn_of(s), .tier = s->tier};
     struct sl_refusal why;
     struct sl_stream *st = sl_admission_chat(s->ss->adm, &owner, req, id, &why);
     if (st == NULL) {
         send_error(s, id, why.code, why.message, why.retry_after_ms);
+        free(question);
+        free(conversation);
         return;
     }
     if (old != NULL) {
@@ -637,6 +767,8 @@ start_chat(struct sl_session *s, struct sl_command *cmd)
         ops->release(prev);
     }
     struct sub *b = sub_new(s, &local_ops, st);
+    b->conversation = conversation;
+    b->question = question;
     sl_stream_attach(st, &reader, b, true);
     if (s->proto->accepted) {
         struct sl_stream_view v = {.id = id, .id_len = strlen(id), .now_ms = sl_wall_ms()};
@@ -659,8 +791,11 @@ cancel_stream(struct sl_session *s, const char *id)
     } else if (!found) {
         send_error(s, id, SL_ERR_NOT_FOUND, "no running stream with this id", -1);
     }
-    if (found)
+    if (found) {
+        /* Nothing of it after the answer to the cancel: what waits in the journal is dropped. */
+        b->skip_deltas = true;
         b->ops->cancel(b->src);
+    }
 }
 
 /*
@@ -789,6 +924,8 @@ rs_gone(void *ud, struct sl_rstream *r)
         free_session(s);
     else if (s->ss->adm->draining && attached(s) && running(s) == 0)
         close_going_away(s);
+    else
+        next_waiting(s);
 }
 
 static const struct sl_rstream_cb rstream_cb = {
@@ -901,6 +1038,7 @@ greet(struct sl_session *s)
         .max_message_bytes = cfg->limits.max_message_bytes,
         .messages_per_minute = messages_per_minute(s),
         .resume_window_ms = cfg->resume.window_ms,
+        .backpressure_bytes = cfg->limits.send_high_water,
         .default_model = cfg->default_model,
         .models = models,
         .nmodels = cfg->nmodels,
@@ -977,6 +1115,8 @@ authenticate(struct sl_session *s, const char *token, size_t len)
             log_ids(s, &r);
             sl_log_end(&r);
         }
+        if (s->proto->flags & SL_PROTO_GREET_ON_AUTH)
+            greet(s);
         return;
     }
     if (!ok) {
@@ -1123,6 +1263,7 @@ sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
     ss->dir = env->dir;
     ss->relay = env->relay;
     ss->sdir = env->sdir;
+    ss->memory = env->memory;
     ss->worker = env->worker;
     ss->nworkers = env->nworkers ? env->nworkers : 1;
     if (ss->relay)
@@ -1201,6 +1342,7 @@ sl_session_new(struct sl_sessions *ss, const struct sl_proto *const *protos, uns
     s->state = S_AUTH_WAIT;
     sl_timeq_node_init(&s->tnode);
     sl_list_init(&s->subs);
+    sl_list_init(&s->waiting);
     /* The first character names the worker: a recovery on another worker finds it. */
     sl_random_id(s->sid, SL_SESSION_ID_LEN);
     s->sid[0] = "0123456789abcdefghijklmnopqrstuvwxyz"[ss->worker % 36];
@@ -1307,6 +1449,7 @@ took_over(struct sl_session *s, bool ok)
     if (ok && kind == TAKEOVER_RECOVERY) {
         /* The client keeps its recovery id: this session answers to it from now on. */
         unregister_rid(s);
+        drop_waiting(s);
         memcpy(s->rid, s->previous, sizeof(s->rid));
         register_rid(s);
     }

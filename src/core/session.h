@@ -40,6 +40,7 @@ struct sl_admission;
 struct sl_auth;
 struct sl_directory;
 struct sl_relay;
+struct sl_memory;
 struct sl_config;
 struct sl_loop;
 struct sl_session;
@@ -73,6 +74,7 @@ struct sl_sessions {
     struct sl_directory *dir;  /* which worker owns a stream, for a resume */
     struct sl_relay *relay;    /* reading streams of other workers */
     struct sl_directory *sdir; /* process-wide: which worker holds which session (recovery) */
+    struct sl_memory *memory;  /* process-wide: ws-chat conversations */
     unsigned worker;
     unsigned nworkers;
     struct sl_timeq auth_tq;    /* not authenticated in time: 4003 */
@@ -97,6 +99,7 @@ struct sl_sessions_env {
     struct sl_directory *dir;
     struct sl_relay *relay;
     struct sl_directory *sdir;
+    struct sl_memory *memory;
     unsigned worker;
     unsigned nworkers;
 };

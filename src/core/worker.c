@@ -153,7 +153,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     sl_http_server_init(&w->http, w->loop, &lim, sl_routes_handle, w);
     sl_http_server_on_head(&w->http, sl_routes_head);
     w->up = sl_upstream_new(w->loop, cfg);
-    sl_streams_init(&w->streams, cfg);
+    sl_streams_init(&w->streams, cfg, w->loop);
     w->relay = sl_relay_new(id, w->loop, &w->streams);
     struct sl_stream_env env = {.cfg = cfg,
                                 .up = w->up,
@@ -170,6 +170,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
                                    .dir = srv->directory,
                                    .relay = w->relay,
                                    .sdir = srv->session_directory,
+                                   .memory = srv->memory,
                                    .worker = id,
                                    .nworkers = sl_server_workers(cfg)};
     w->admission.limits = srv->limits;

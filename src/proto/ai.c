@@ -207,7 +207,7 @@ ai_reconnected(struct sl_proto_sink *sink, const char *previous, const char *cur
 
 const struct sl_proto sl_proto_ai = {
     .name = "ai",
-    .flags = 0,
+    .flags = SL_PROTO_VIEW_INFO,
     .parse = ai_parse,
     .ready = ai_ready,
     .event = ai_event,

@@ -139,7 +139,7 @@ chat_error(struct sl_proto_sink *sink, const char *id, enum sl_errcode code, con
 
 const struct sl_proto sl_proto_chat = {
     .name = "chat",
-    .flags = 0,
+    .flags = SL_PROTO_VIEW_INFO,
     .parse = chat_parse,
     .event = chat_event,
     .error = chat_error,

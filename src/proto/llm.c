@@ -147,7 +147,7 @@ llm_cancel_reply(struct sl_proto_sink *sink, const char *id, bool found)
 
 const struct sl_proto sl_proto_llm = {
     .name = "llm",
-    .flags = SL_PROTO_FULL_TEXT,
+    .flags = SL_PROTO_FULL_TEXT | SL_PROTO_VIEW_INFO,
     .parse = llm_parse,
     .event = llm_event,
     .error = llm_error,

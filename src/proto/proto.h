@@ -144,6 +144,8 @@ enum {
      * stream ends (ws-chat: its client sends one message and reads until `complete`).
      */
     SL_PROTO_ONE_AT_A_TIME = 1 << 2,
+    /* ready() is sent again after every successful AUTH, a renewal too (ws-chat). */
+    SL_PROTO_GREET_ON_AUTH = 1 << 3,
 };
 
 /* parse()'s answer for an event that belongs to another dialect of the namespace. */

@@ -127,7 +127,7 @@ stream_error(struct sl_proto_sink *sink, const char *id, enum sl_errcode code, c
 
 const struct sl_proto sl_proto_stream = {
     .name = "stream",
-    .flags = SL_PROTO_FULL_TEXT,
+    .flags = SL_PROTO_FULL_TEXT | SL_PROTO_VIEW_INFO,
     .parse = stream_parse,
     .event = stream_event,
     .error = stream_error,

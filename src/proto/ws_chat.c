@@ -243,7 +243,7 @@ ws_chat_pong(struct sl_proto_sink *sink, const struct sl_pong_info *info)
 
 const struct sl_proto sl_proto_ws_chat = {
     .name = "ws-chat",
-    .flags = SL_PROTO_FULL_TEXT | SL_PROTO_ONE_AT_A_TIME,
+    .flags = SL_PROTO_FULL_TEXT | SL_PROTO_ONE_AT_A_TIME | SL_PROTO_VIEW_INFO | SL_PROTO_GREET_ON_AUTH,
     .parse = ws_chat_parse,
     .ready = ws_chat_ready,
     .event = ws_chat_event,

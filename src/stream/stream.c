@@ -43,8 +43,9 @@ struct sl_stream {
     uint8_t in_emit; /* reader callbacks running (they nest): freeing waits */
     bool finished;   /* ended and fully consumed, or released: free when in_emit clears */
     uint32_t hash;
-    struct sl_stream *hnext; /* in the table's bucket */
-    struct sl_list link;     /* in the table's list */
+    struct sl_stream *hnext;       /* in the table's bucket */
+    struct sl_list link;           /* in the table's list */
+    struct sl_timeq_node deadline; /* limits.stream_timeout */
     struct sl_journal journal;
 
     const struct sl_config_agent *agent;
@@ -195,6 +196,7 @@ static void
 end(struct sl_stream *s, enum sl_outcome outcome, const char *what)
 {
     s->state = ST_ENDED;
+    sl_timeq_disarm(&s->deadline);
     struct sl_usage u = final_usage(s);
     struct sl_metrics *m = s->env.metrics;
     if (s->route.model) {
@@ -239,6 +241,7 @@ settle(struct sl_stream *s)
 static void
 destroy(struct sl_stream *s)
 {
+    sl_timeq_disarm(&s->deadline);
     table_remove(s->env.table, s);
     if (s->env.dir)
         sl_directory_remove(s->env.dir, s->user, s->id, s->epoch);
@@ -461,6 +464,22 @@ static const struct sl_upstream_sink sink = {
     .on_error = on_error,
 };
 
+/* limits.stream_timeout: the whole stream, retries and fallbacks included, took too long. */
+static void
+on_stream_timeout(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)now;
+    struct sl_stream *s = SL_CONTAINER_OF(n, struct sl_stream, deadline);
+    if (s->state == ST_ENDED)
+        return;
+    stop_upstream(s);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "the stream ran longer than limits.stream_timeout (%llu ms)",
+             (unsigned long long)s->env.table->stream_timeout.duration_ms);
+    fail(s, SL_ERR_UPSTREAM_TIMEOUT, msg, true, -1);
+    settle(s);
+}
+
 /* --- lifecycle ------------------------------------------------------------------------ */
 
 static void
@@ -540,6 +559,9 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     s->wall_created = sl_wall_ms();
     struct sl_streams *t = env->table;
     sl_journal_init(&s->journal, &t->pool, t->journal_max_events, t->journal_max_bytes, t->retain);
+    sl_timeq_node_init(&s->deadline);
+    if (t->loop && t->stream_timeout.duration_ms > 0)
+        sl_loop_arm(t->loop, &t->stream_timeout, &s->deadline);
 
     if (agent && agent->system && req->system) {
         size_t a = strlen(agent->system), b = strlen(req->system);
@@ -716,8 +738,8 @@ void
 sl_stream_info(const struct sl_stream *s, struct sl_stream_info *out)
 {
     out->agent = s->agent ? s->agent->name : NULL;
-    out->input_tokens =
-        s->have_usage && s->usage.input_tokens ? s->usage.input_tokens : final_usage(s).input_tokens;
+    out->input_tokens = s->have_usage && s->usage.input_tokens ? s->usage.input_tokens
+                                                               : final_usage(s).input_tokens;
     out->price_in_per_1m = s->route.model ? s->route.model->price_input_per_1m : 0;
     out->price_out_per_1m = s->route.model ? s->route.model->price_output_per_1m : 0;
     out->started_ms = s->wall_created;
@@ -741,9 +763,13 @@ sl_stream_provider(const struct sl_stream *s)
 #define POOL_MAX_FREE 4096
 
 void
-sl_streams_init(struct sl_streams *t, const struct sl_config *cfg)
+sl_streams_init(struct sl_streams *t, const struct sl_config *cfg, struct sl_loop *loop)
 {
     memset(t, 0, sizeof(*t));
+    t->loop = loop;
+    sl_timeq_init(&t->stream_timeout, cfg->limits.stream_timeout_ms, on_stream_timeout);
+    if (loop && cfg->limits.stream_timeout_ms > 0)
+        sl_loop_add_timeq(loop, &t->stream_timeout);
     t->nbuckets = 64;
     t->buckets = sl_calloc(t->nbuckets, sizeof(*t->buckets));
     sl_list_init(&t->all);

@@ -36,6 +36,7 @@
 
 #include "base/codes.h"
 #include "base/list.h"
+#include "base/timeq.h"
 #include "canon/event.h"
 #include "canon/request.h"
 #include "stream/journal.h"
@@ -47,6 +48,7 @@ struct sl_metrics;
 struct sl_stream;
 struct sl_streams;
 struct sl_directory;
+struct sl_loop;
 
 /* What a stream needs from its worker. Borrowed; outlives every stream. */
 struct sl_stream_env {
@@ -175,9 +177,12 @@ struct sl_streams {
     bool retain;         /* resume.window > 0 */
     uint64_t high_water; /* limits.send_high_water */
     struct sl_list all;  /* every stream, oldest first (for shutdown) */
+    struct sl_loop *loop;
+    struct sl_timeq stream_timeout; /* limits.stream_timeout */
 };
 
-void sl_streams_init(struct sl_streams *t, const struct sl_config *cfg);
+/* loop: for limits.stream_timeout (NULL: no time cap, as in unit tests). */
+void sl_streams_init(struct sl_streams *t, const struct sl_config *cfg, struct sl_loop *loop);
 
 /* Every stream must have been freed. */
 void sl_streams_cleanup(struct sl_streams *t);

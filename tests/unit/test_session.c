@@ -84,7 +84,7 @@ setup(void)
     up = sl_upstream_new(loop, cfg);
     up->ops_override = &fake_ops;
     sl_metrics_init(&metrics, cfg);
-    sl_streams_init(&table, cfg);
+    sl_streams_init(&table, cfg, NULL);
     dir = sl_directory_new();
     relay = sl_relay_new(0, loop, &table);
     sl_relay_set_peers(relay, &relay, 1);

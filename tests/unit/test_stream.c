@@ -35,7 +35,7 @@ setup(void)
     up = sl_upstream_new(loop, cfg);
     up->ops_override = &fake_ops;
     sl_metrics_init(&metrics, cfg);
-    sl_streams_init(&table, cfg);
+    sl_streams_init(&table, cfg, NULL);
     dir = sl_directory_new();
     env = (struct sl_stream_env){
         .cfg = cfg, .up = up, .metrics = &metrics, .table = &table, .dir = dir, .worker = 0};

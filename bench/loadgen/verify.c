@@ -115,12 +115,13 @@ lg_verify_exact(const struct lg_verify *v)
 const char *
 lg_verify_error(const struct lg_verify *v)
 {
+    /* Garbage first: then the text is no synthetic text at all, and its "losses" mean little. */
+    if (v->garbled > 0 || v->plen > 0 || v->part_overflow)
+        return "TEXT_GARBLED";
     if (v->lost > 0)
         return "TEXT_LOST";
     if (v->dup > 0)
         return "TEXT_DUPLICATED";
-    if (v->garbled > 0 || v->plen > 0 || v->part_overflow)
-        return "TEXT_GARBLED";
     if (v->extra > 0)
         return "TEXT_EXTRA";
     return NULL;

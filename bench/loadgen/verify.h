@@ -54,7 +54,7 @@ bool lg_verify_exact(const struct lg_verify *v);
 
 /*
  * The error code of a stream whose text is not exact, for counting streams by what went
- * wrong: "TEXT_LOST", "TEXT_DUPLICATED", "TEXT_GARBLED", "TEXT_EXTRA" (the first that
+ * wrong: "TEXT_GARBLED", "TEXT_LOST", "TEXT_DUPLICATED", "TEXT_EXTRA" (the first that
  * applies, in that order), or NULL when it is exact.
  */
 const char *lg_verify_error(const struct lg_verify *v);

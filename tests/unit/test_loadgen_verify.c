@@ -97,6 +97,25 @@ Test(loadgen_verify, a_replay_of_delivered_tokens_is_duplicated)
     cr_assert_str_eq(lg_verify_error(&v), "TEXT_DUPLICATED");
 }
 
+Test(loadgen_verify, garbage_is_named_before_what_it_causes)
+{
+    /* Stamps without numbers (ts=1): nothing is a token, so everything is also "lost". */
+    struct lg_verify v;
+    lg_verify_init(&v);
+    cr_assert_eq(lg_verify_feed(&v, S("@1 @2 @3 ")), 0);
+    lg_verify_end(&v, 3);
+    cr_assert_eq(v.garbled, 3);
+    cr_assert_eq(v.lost, 3);
+    cr_assert_str_eq(lg_verify_error(&v), "TEXT_GARBLED");
+    /* A loss and a replay in one stream: the loss is named. */
+    lg_verify_init(&v);
+    lg_verify_feed(&v, S("tok1 tok3 tok2 tok4 "));
+    lg_verify_end(&v, 4);
+    cr_assert_eq(v.lost, 1);
+    cr_assert_eq(v.dup, 1);
+    cr_assert_str_eq(lg_verify_error(&v), "TEXT_LOST");
+}
+
 Test(loadgen_verify, a_missing_tail_is_lost_and_a_long_stream_extra)
 {
     struct lg_verify v;

@@ -23,6 +23,8 @@
 #
 # Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
 # of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c,e runs a subset;
+# BENCH_SLUICE=path/to/sluice measures another build (say, of an older commit, for a
+# before/after comparison; the load generator and the mock stay this tree's);
 # BENCH_SWEEP="500 1000 2000" also runs (b) at each of these connection counts and prints
 # where sluice's added latency stays small (capacity planning); BENCH_PERF=1 records each run through sluice with `perf record -g` into
 # $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`); BENCH_PORTKEY=0 skips
@@ -38,7 +40,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SLUICE=$ROOT/build/sluice
+SLUICE=${BENCH_SLUICE:-$ROOT/build/sluice}
 MOCK=$ROOT/build/sluice-mock
 LOADGEN=$ROOT/build/sluice-loadgen
 OUT=${BENCH_OUT:-$ROOT/build/bench}

@@ -721,8 +721,12 @@ sample_metrics(struct app *a, uint64_t now, bool at_cut, struct lg_srvm_sample *
             pk->v[i] = m.v[i];
     }
     pk->ok = true;
+    /* Per active stream only while at least half the run's streams are active: as streams
+     * end, "active" drops at once while their journals go when the reader has consumed the
+     * end (a relay round trip later), and the ratio of a few stragglers means nothing. */
     double active = m.v[LG_SRVM_STREAMS_ACTIVE], jb = m.v[LG_SRVM_JOURNAL_BYTES];
-    if (active > 0 && jb >= 0 && jb / active > a->rep.srvm_peak_per_stream)
+    double running = (double)a->cfg.connections * a->cfg.concurrency;
+    if (active > 0 && active * 2 >= running && jb >= 0 && jb / active > a->rep.srvm_peak_per_stream)
         a->rep.srvm_peak_per_stream = jb / active;
 }
 

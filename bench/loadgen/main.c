@@ -747,12 +747,18 @@ stream_tick(struct app *a, const struct totals *t, uint64_t now)
             /* The server's state at the moment of the cut, just before it. */
             if (a->have_srvm)
                 sample_metrics(a, now, true, NULL);
+            lg_procstat_sample(a->opt.server_pid, &a->rep.srv_cut);
             a->cut_pending = false;
             a->t_cut = lg_now_us();
             a->rep.cut_at_s = (double)(a->t_cut - a->t_stream) / 1e6;
             command_all(a, LG_CMD_CUT);
             return;
         }
+    }
+    if (a->t_cut > 0 && a->rep.resumed_wall_s < 0 && t->cut_streams > 0 &&
+        t->resumes_answered >= t->cut_streams) {
+        lg_procstat_sample(a->opt.server_pid, &a->rep.srv_resumed);
+        a->rep.resumed_wall_s = (double)(now - a->t_cut) / 1e6;
     }
     if (!a->have_srvm)
         return;
@@ -958,6 +964,7 @@ setup(struct app *a)
         .cut = cut,
         .cut_trigger = a->trigger,
         .cut_at_s = -1,
+        .resumed_wall_s = -1,
         .srvm = a->have_srvm,
         .srvm_peak_per_stream = -1,
     };

@@ -93,6 +93,7 @@ lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
     dst->reconnect_failed += src->reconnect_failed;
     dst->resumes_sent += src->resumes_sent;
     dst->resumes_answered += src->resumes_answered;
+    dst->resumes_refused += src->resumes_refused;
     lg_hist_merge(&dst->reconnect, &src->reconnect);
     lg_hist_merge(&dst->reconnect_hs, &src->reconnect_hs);
     lg_hist_merge(&dst->resume, &src->resume);
@@ -256,6 +257,17 @@ cut_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stats *s, 
     kv_uint(b, "reconnect_failed", s->reconnect_failed, &f);
     kv_uint(b, "resumes_sent", s->resumes_sent, &f);
     kv_uint(b, "resumes_answered", s->resumes_answered, &f);
+    kv_uint(b, "resumes_refused", s->resumes_refused, &f);
+    key(b, "resumed_wall_s", &f);
+    if (r->resumed_wall_s >= 0)
+        sl_jsonw_double(b, round3(r->resumed_wall_s));
+    else
+        SL_JSONW_LIT(b, "null");
+    key(b, "server_cpu_s", &f);
+    if (r->srv_cut.ok && r->srv_resumed.ok && r->resumed_wall_s >= 0)
+        sl_jsonw_double(b, round3(r->srv_resumed.cpu_s - r->srv_cut.cpu_s));
+    else
+        SL_JSONW_LIT(b, "null");
     kv_hist(b, "reconnect_ms", &s->reconnect, &f);
     kv_hist(b, "reconnect_handshake_ms", &s->reconnect_hs, &f);
     kv_hist(b, "resume_ms", &s->resume, &f);
@@ -542,6 +554,11 @@ lg_report_table(FILE *f, const struct lg_report *r, const struct lg_stats *s)
                     (unsigned long long)s->cut_streams, (unsigned long long)s->reconnected,
                     (unsigned long long)s->reconnect_failed, (unsigned long long)s->resumes_sent,
                     (unsigned long long)s->resumes_answered);
+        if (r->resumed_wall_s >= 0 && r->srv_cut.ok && r->srv_resumed.ok)
+            fprintf(f,
+                    "              every resume answered %.3f s after the cut; server cpu "
+                    "meanwhile %.3f s\n",
+                    r->resumed_wall_s, r->srv_resumed.cpu_s - r->srv_cut.cpu_s);
         else
             fprintf(f, "  cut         never (%s): the streams ended first\n", r->cut_trigger);
     }

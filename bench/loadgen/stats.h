@@ -51,6 +51,7 @@ struct lg_stats {
     uint64_t cut_conns, cut_streams; /* connections reset, their streams still running */
     uint64_t reconnected, reconnect_failed;
     uint64_t resumes_sent, resumes_answered; /* answered: any event of the stream came */
+    uint64_t resumes_refused;                /* an error came instead (NOT_FOUND) */
     struct lg_hist reconnect;    /* µs, per cut connection: the reset to `ready` again */
     struct lg_hist reconnect_hs; /* µs, the same from connect() (without the ramp's queue) */
     struct lg_hist resume;       /* µs, per resumed stream: `resume` sent to its first event */
@@ -96,6 +97,10 @@ struct lg_report {
     bool cut;
     const char *cut_trigger; /* "tokens N" or "time" */
     double cut_at_s;
+    /* The server from just before the cut to the last resume answered: its CPU over that
+     * window (the reconnections and resumes, plus whatever streaming went on meanwhile). */
+    struct lg_proc_sample srv_cut, srv_resumed;
+    double resumed_wall_s; /* < 0: not every resume was answered during the stream phase */
     bool cut_missed;
     /* The server's /metrics (--metrics): just before the cut, the largest value of each
      * over the stream phase, and at its end; the largest journal bytes per active stream. */

@@ -49,7 +49,8 @@ publish(struct lg_worker *w)
     atomic_store_explicit(&p->errors, s->errors.total, memory_order_relaxed);
     atomic_store_explicit(&p->last_end_us, w->last_end_us, memory_order_relaxed);
     atomic_store_explicit(&p->cut_streams, s->cut_streams, memory_order_relaxed);
-    atomic_store_explicit(&p->resumes_answered, s->resumes_answered, memory_order_relaxed);
+    atomic_store_explicit(&p->resumes_answered, s->resumes_answered + s->resumes_refused,
+                          memory_order_relaxed);
     if (w->ivl_max_us > 0) {
         /* The main thread takes this with an exchange: raise, never lower, what it left. */
         uint64_t cur = atomic_load_explicit(&p->lat_max_us, memory_order_relaxed);

@@ -85,7 +85,7 @@ struct lg_progress {
     _Atomic uint64_t streams_ok, streams_failed, tokens, errors;
     _Atomic uint64_t last_end_us; /* when the last stream ended */
     _Atomic uint64_t lat_max_us;  /* largest token latency since the main thread last took it */
-    _Atomic uint64_t cut_streams, resumes_answered; /* streams cut, and resumed since */
+    _Atomic uint64_t cut_streams, resumes_answered; /* streams cut; resumes answered or refused */
     _Atomic bool exited;                            /* the loop has ended */
 };
 

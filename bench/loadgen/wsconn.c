@@ -150,8 +150,11 @@ on_other(struct lg_conn *c, const char *msg, size_t len)
     struct lg_slot *es = json_is_string(jid) ? slot_of(c, id) : NULL;
     if (es != NULL && strcmp(type, "delta") != 0) {
         json_t *jseq = json_object_get(root, "seq");
-        if (strcmp(type, "error") == 0)
-            es->resume_wait = false; /* a refused resume (NOT_FOUND) is counted as an error */
+        if (strcmp(type, "error") == 0 && es->resume_wait) {
+            /* A refused resume (NOT_FOUND) is counted as an error, not timed. */
+            es->resume_wait = false;
+            c->w->stats.resumes_refused++;
+        }
         lg_slot_event(c, es, json_is_integer(jseq) ? (uint64_t)json_integer_value(jseq) : 0);
         if (strcmp(type, "start") == 0)
             keep_epoch(es, root);

@@ -269,6 +269,8 @@ describe('benchmark smoke: cut and resume (bench (e))', () => {
     assert.equal(r.cut.resumes_answered, 20);
     assert.equal(r.cut.resume_ms.count, 20);
     assert.equal(r.cut.reconnect_ms.count, 20);
+    assert.equal(r.cut.resumes_refused, 0);
+    assert.equal(typeof r.cut.resumed_wall_s, 'number');
     assert.ok(r.cut.at_s > 0);
     // Token by token: nothing lost, nothing twice, seq only grew.
     assert.deepEqual(r.verify, { streams: 20, exact: 20, tokens_lost: 0, tokens_duplicated: 0,
@@ -303,6 +305,8 @@ describe('benchmark smoke: cut and resume (bench (e))', () => {
     assert.equal(r.ok, false);
     assert.equal(r.cut.streams, 20);
     assert.equal(r.cut.resumes_sent, 20);
+    assert.equal(r.cut.resumes_refused, 20);
+    assert.equal(r.cut.resume_ms.count, 0);
     assert.deepEqual(r.errors.by_code, { NOT_FOUND: 20 });
     assert.equal(r.streams.failed, 20);
     assert.equal(r.verify.exact, 0);

@@ -169,6 +169,9 @@ Test(loadgen_stats, json_report_of_a_cut)
         .srvm_cut = {true, {40960, 10, 0, 0}},
         .srvm_peak = {true, {81920, 10, 10, 9}},
         .srvm_peak_per_stream = 8192,
+        .srv_cut = {true, 1.0, 0},
+        .srv_resumed = {true, 1.25, 0},
+        .resumed_wall_s = 0.5,
     };
     struct sl_buf out = SL_BUF_INIT;
     lg_report_json(&out, &r, &a);
@@ -179,6 +182,8 @@ Test(loadgen_stats, json_report_of_a_cut)
     cr_assert_float_eq(json_number_value(json_object_get(cut, "at_s")), 1.25, 1e-9);
     cr_assert_eq(json_integer_value(json_object_get(cut, "streams")), 10);
     cr_assert_eq(json_integer_value(json_object_get(cut, "resumes_answered")), 9);
+    cr_assert_float_eq(json_number_value(json_object_get(cut, "resumed_wall_s")), 0.5, 1e-9);
+    cr_assert_float_eq(json_number_value(json_object_get(cut, "server_cpu_s")), 0.25, 1e-9);
     json_t *res = json_object_get(cut, "resume_ms");
     cr_assert_eq(json_integer_value(json_object_get(res, "count")), 9);
     cr_assert_float_eq(json_number_value(json_object_get(res, "max")), 9.0, 1e-9);
@@ -204,6 +209,7 @@ Test(loadgen_stats, json_report_of_a_cut)
     lg_stats_init(&a);
     r.cut_missed = true;
     r.cut_at_s = -1;
+    r.resumed_wall_s = -1;
     cr_assert_eq(lg_report_errors(&r, &a), 1);
     lg_report_json(&out, &r, &a);
     j = json_loadb(sl_buf_ptr(&out), sl_buf_len(&out), 0, NULL);

@@ -625,7 +625,7 @@ raise_nofile(uint64_t need)
 struct totals {
     uint64_t resolved, ready, failed, finished, streams_ok, streams_failed, tokens, errors;
     uint64_t cut_streams, resumes_answered;
-    uint64_t last_end_us;
+    uint64_t last_end_us, last_resume_us;
     unsigned exited;
 };
 
@@ -661,6 +661,9 @@ sum_progress(struct app *a, struct totals *t)
         uint64_t le = atomic_load_explicit(&p->last_end_us, memory_order_relaxed);
         if (le > t->last_end_us)
             t->last_end_us = le;
+        uint64_t lr = atomic_load_explicit(&p->last_resume_us, memory_order_relaxed);
+        if (lr > t->last_resume_us)
+            t->last_resume_us = lr;
         if (atomic_load(&p->exited))
             t->exited++;
     }
@@ -730,6 +733,20 @@ sample_metrics(struct app *a, uint64_t now, bool at_cut, struct lg_srvm_sample *
         a->rep.srvm_peak_per_stream = jb / active;
 }
 
+/* Once every resume is answered: how long that took (the workers stamp the last answer,
+ * so a main thread held up by a slow /metrics does not stretch it) and the server's CPU
+ * (sampled when noticed: a little late then). */
+static void
+resumed_check(struct app *a, const struct totals *t)
+{
+    if (a->t_cut == 0 || a->rep.resumed_wall_s >= 0 || t->cut_streams == 0 ||
+        t->resumes_answered < t->cut_streams)
+        return;
+    lg_procstat_sample(a->opt.server_pid, &a->rep.srv_resumed);
+    a->rep.resumed_wall_s =
+        t->last_resume_us > a->t_cut ? (double)(t->last_resume_us - a->t_cut) / 1e6 : 0;
+}
+
 /* During the stream phase: the cut when its moment comes, and the /metrics samples. */
 static void
 stream_tick(struct app *a, const struct totals *t, uint64_t now)
@@ -755,11 +772,7 @@ stream_tick(struct app *a, const struct totals *t, uint64_t now)
             return;
         }
     }
-    if (a->t_cut > 0 && a->rep.resumed_wall_s < 0 && t->cut_streams > 0 &&
-        t->resumes_answered >= t->cut_streams) {
-        lg_procstat_sample(a->opt.server_pid, &a->rep.srv_resumed);
-        a->rep.resumed_wall_s = (double)(now - a->t_cut) / 1e6;
-    }
+    resumed_check(a, t);
     if (!a->have_srvm)
         return;
     /* Detached sessions only last until their resume: look often while resumes are due. */
@@ -830,6 +843,7 @@ on_tick(uv_timer_t *h)
             stream_tick(a, &t, now);
             return;
         }
+        resumed_check(a, &t);
         lg_procstat_sample(a->opt.server_pid, &a->rep.srv_end);
         if (a->have_srvm)
             sample_metrics(a, now, false, &a->rep.srvm_end);

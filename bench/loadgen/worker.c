@@ -51,6 +51,7 @@ publish(struct lg_worker *w)
     atomic_store_explicit(&p->cut_streams, s->cut_streams, memory_order_relaxed);
     atomic_store_explicit(&p->resumes_answered, s->resumes_answered + s->resumes_refused,
                           memory_order_relaxed);
+    atomic_store_explicit(&p->last_resume_us, w->last_resume_us, memory_order_relaxed);
     if (w->ivl_max_us > 0) {
         /* The main thread takes this with an exchange: raise, never lower, what it left. */
         uint64_t cur = atomic_load_explicit(&p->lat_max_us, memory_order_relaxed);
@@ -454,6 +455,7 @@ lg_slot_event(struct lg_conn *c, struct lg_slot *s, uint64_t seq)
     }
     if (s->resume_wait) {
         s->resume_wait = false;
+        w->last_resume_us = w->now_us;
         w->stats.resumes_answered++;
         lg_hist_record(&w->stats.resume, w->now_us - s->t_resume_us);
     }

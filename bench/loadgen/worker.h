@@ -86,6 +86,7 @@ struct lg_progress {
     _Atomic uint64_t last_end_us; /* when the last stream ended */
     _Atomic uint64_t lat_max_us;  /* largest token latency since the main thread last took it */
     _Atomic uint64_t cut_streams, resumes_answered; /* streams cut; resumes answered or refused */
+    _Atomic uint64_t last_resume_us;                /* when the last of them was answered */
     _Atomic bool exited;                            /* the loop has ended */
 };
 
@@ -203,6 +204,7 @@ struct lg_worker {
     uint64_t stream_t0_us;
     uint64_t last_end_us;
     uint64_t ivl_max_us; /* largest token latency since the last publish */
+    uint64_t last_resume_us;
     uint64_t finished;
     uint64_t resolved;
     uint64_t prng;

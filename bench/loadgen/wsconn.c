@@ -153,6 +153,7 @@ on_other(struct lg_conn *c, const char *msg, size_t len)
         if (strcmp(type, "error") == 0 && es->resume_wait) {
             /* A refused resume (NOT_FOUND) is counted as an error, not timed. */
             es->resume_wait = false;
+            c->w->last_resume_us = c->w->now_us;
             c->w->stats.resumes_refused++;
         }
         lg_slot_event(c, es, json_is_integer(jseq) ? (uint64_t)json_integer_value(jseq) : 0);

@@ -14,9 +14,20 @@
 #   (b) B_CONNS connections x 1 stream x B_TOKENS tokens at B_RATE tokens/s
 #   (c) C_CONNS idle authenticated connections: sluice's RSS per connection
 #   (d) sluice CPU-seconds per million tokens (= CPU-µs per token) of (a) and (b)
+#   (e) E_CONNS connections x 1 stream x E_TOKENS tokens at E_RATE tokens/s, every
+#       connection reset at one moment once the streams have E_CUT tokens on average, then
+#       reconnected and resumed (each connection its own JWT user); with 1 and 2 sluice
+#       workers (with 2, about half the resumes land on the other worker: the relay).
+#       Every stream's text is checked token by token; resume latency, journal memory per
+#       active stream (sluice's /metrics at the cut and its peak), detached sessions.
+#       E_RATE is 20 tokens/s by default (20,000 tokens/s in all, which this 2-vCPU machine
+#       carries with sub-millisecond added latency, see (b)'s sweep): at 100 tokens/s the
+#       token path alone saturates it as (b) does, and the resume figures measure that.
 #
 # Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
-# of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c runs a subset;
+# of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c,e runs a subset;
+# BENCH_SLUICE=path/to/sluice measures another build (say, of an older commit, for a
+# before/after comparison; the load generator and the mock stay this tree's);
 # BENCH_SWEEP="500 1000 2000" also runs (b) at each of these connection counts and prints
 # where sluice's added latency stays small (capacity planning); BENCH_PERF=1 records each run through sluice with `perf record -g` into
 # $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`); BENCH_PORTKEY=0 skips
@@ -32,7 +43,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SLUICE=$ROOT/build/sluice
+SLUICE=${BENCH_SLUICE:-$ROOT/build/sluice}
 MOCK=$ROOT/build/sluice-mock
 LOADGEN=$ROOT/build/sluice-loadgen
 OUT=${BENCH_OUT:-$ROOT/build/bench}
@@ -45,7 +56,11 @@ B_RATE=${B_RATE:-20}
 B_SPREAD=${B_SPREAD:-2s}
 C_CONNS=${C_CONNS:-15000}
 C_HOLD=${C_HOLD:-3s}
-ONLY=${BENCH_ONLY:-a,b,c}
+E_CONNS=${E_CONNS:-1000}
+E_TOKENS=${E_TOKENS:-500}
+E_RATE=${E_RATE:-20}
+E_CUT=${E_CUT:-200}
+ONLY=${BENCH_ONLY:-a,b,c,e}
 SWEEP=${BENCH_SWEEP:-}
 PERF=${BENCH_PERF:-0}
 PORTKEY=${BENCH_PORTKEY:-1}
@@ -93,20 +108,24 @@ MOCK_URL="http://$MOCK_ADDR/v1"
 
 SCEN_A="synth:tokens=$A_TOKENS,ts=1"
 SCEN_B="synth:tokens=$B_TOKENS,rate=$B_RATE,ts=1"
+# ts=2: "tok<i>@<µs> ", text the load generator can check token by token, and time.
+SCEN_E="synth:tokens=$E_TOKENS,rate=$E_RATE,ts=2"
 KEY="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
 
 # --- sluice ------------------------------------------------------------------------------------
 SLUICE_PID=
 SLUICE_URL=
 SLUICE_HTTP=
-start_sluice() { # workers name
+SLUICE_METRICS=
+start_sluice() { # workers name [log level]
     local cfg="$OUT/sluice-$2.yaml"
     cat >"$cfg" <<EOF
 listen: 127.0.0.1:0
 workers: $1
 auth:
-  jwt: { secret: "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" }
+  jwt: { secret: "$JWT_SECRET" }
   api_keys: [ { name: bench, sha256: "$KEY_SHA" } ]
 limits:
   max_connections: 1000000
@@ -117,7 +136,7 @@ limits:
   auth_timeout: 60s
 heartbeat: { interval: 1h, timeout: 2h }
 shutdown: { drain_timeout: 1s }
-log: { level: warn }
+log: { level: ${3:-warn} }
 providers:
   mock:
     kind: openai
@@ -130,6 +149,8 @@ providers:
 models:
   bench-a: { provider: mock, upstream_model: "$SCEN_A" }
   bench-b: { provider: mock, upstream_model: "$SCEN_B" }
+  bench-e: { provider: mock, upstream_model: "$SCEN_E" }
+  bench-warm: { provider: mock, upstream_model: "synth:tokens=1" }
 EOF
     "$SLUICE" -c "$cfg" >"$OUT/sluice-$2.out" 2>"$OUT/sluice-$2.err" &
     SLUICE_PID=$!
@@ -138,6 +159,7 @@ EOF
     addr=$(wait_line "$OUT/sluice-$2.out" 'listening on http://[^ ]+' "$SLUICE_PID") || return 1
     SLUICE_URL="ws://${addr#listening on http://}/ws"
     SLUICE_HTTP="http://${addr#listening on http://}/v1"
+    SLUICE_METRICS="http://${addr#listening on http://}/metrics"
 }
 
 # Whether this sluice serves OpenAI-style SSE at /v1/chat/completions (a one-stream probe).
@@ -315,12 +337,31 @@ for n in $SWEEP; do
         --spread "$B_SPREAD" --server-pid "$MOCK_PID" "$MOCK_URL"
 done
 
+if want e; then
+    for w in 1 2; do
+        # Log level info: the log says which resumes were served by the other worker.
+        start_sluice "$w" "e$w" info || exit 1
+        # The upstream pool warm, as in (a): the cut, not 1,000 connects to the mock, is measured.
+        "$LOADGEN" -c "$E_CONNS" -s 1 -m bench-warm --jwt-secret "$JWT_SECRET" --no-progress \
+            "$SLUICE_URL" >"$OUT/e-warmup-w$w.txt" 2>&1
+        run "e-sluice-w$w" -c "$E_CONNS" -s 1 -m bench-e --expect-tokens "$E_TOKENS" --verify-text \
+            --cut-at "$E_CUT" --jwt-secret "$JWT_SECRET" --metrics "$SLUICE_METRICS" \
+            --server-pid "$SLUICE_PID" "$SLUICE_URL"
+        stop_sluice
+        # Resumes served through the relay (stream owned by the other worker): "owner=" in the log.
+        jq --argjson n "$(grep -c 'event=stream.resumed.*owner=' "$OUT/sluice-e$w.err")" \
+            '.relayed_resumes = $n' "$OUT/e-sluice-w$w.json" >"$OUT/e-sluice-w$w.tmp" &&
+            mv "$OUT/e-sluice-w$w.tmp" "$OUT/e-sluice-w$w.json"
+    done
+fi
+
 # --- the table ---------------------------------------------------------------------------------
-jq -s '.' "$OUT"/[abc]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
+jq -s '.' "$OUT"/[abce]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
 
 jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
       --arg B "$B_CONNS conn x $B_TOKENS tok @ $B_RATE/s" \
-      --arg C "$C_CONNS idle auth. conns" '
+      --arg C "$C_CONNS idle auth. conns" \
+      --arg E "$E_CONNS conn x $E_TOKENS tok @ $E_RATE/s, cut" '
   def f(x; d): if x == null then "-" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
   def k(x): if x == null then "-" elif x >= 10000 then ((x / 1000 | round | tostring) + "k") else (x | round | tostring) end;
   def errs(r): if r.errors == null then "no run"
@@ -350,12 +391,14 @@ jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
     ( if $r["b-direct"] then row(""; "direct"; $r["b-direct"]) else empty end ),
     ( if $r["b-portkey"] then row(""; "portkey"; $r["b-portkey"]) else empty end ),
     ( if $r["c-sluice"] then row("(c) " + $C; "sluice 2w"; $r["c-sluice"]) else empty end ),
-    ( if $r["c-direct"] then row(""; "direct"; $r["c-direct"]) else empty end )
+    ( if $r["c-direct"] then row(""; "direct"; $r["c-direct"]) else empty end ),
+    ( if $r["e-sluice-w1"] then row("(e) " + $E; "sluice 1w"; $r["e-sluice-w1"]) else empty end ),
+    ( if $r["e-sluice-w2"] then row(""; "sluice 2w"; $r["e-sluice-w2"]) else empty end )
   | @tsv' "$OUT/results.json" >"$OUT/table.tsv"
 
-echo
 # Columns: the first two left-aligned, the figures right-aligned.
-awk -F'\t' '
+align() {
+    awk -F'\t' '
   { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; l = length($i); if (l > w[i]) w[i] = l } n = NR; nf = NF }
   END {
     for (r = 1; r <= n; r++) {
@@ -367,7 +410,49 @@ awk -F'\t' '
       sub(/ +$/, "", line)
       print line
     }
-  }' "$OUT/table.tsv"
+  }' "$1"
+}
+echo
+align "$OUT/table.tsv"
+
+# (e) in detail: the cut, the text check, the resumes and the server's journals.
+jq -r '
+  def f(x; d): if x == null then "-" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+  def hv(h; p; d): if (h.count // 0) == 0 then "-" else f(h[p]; d) end;
+  def kib(x): if x == null then "-" else ((x / 1024 * 100 | round / 100 | tostring) + " KiB") end;
+  def errs(r): if r.errors == null then "no run"
+               elif r.errors.total == 0 then "0"
+               else (r.errors.by_code | to_entries | map("\(.key)=\(.value)") | join(",")) end;
+  def erow(path; r):
+    [path, f(r.cut.at_s // null; 2), "\(r.cut.streams // 0)/\(r.connections)",
+     "\(r.verify.exact // 0)/\(r.connections)", "\(r.verify.tokens_lost // "-")",
+     "\(r.verify.tokens_duplicated // "-")",
+     hv(r.cut.reconnect_ms; "p50"; 1), hv(r.cut.reconnect_ms; "p99"; 1),
+     "\(r.cut.replay_ms.count // 0)/\(r.cut.streams // 0)",
+     hv(r.cut.replay_ms; "p50"; 2), hv(r.cut.replay_ms; "p99"; 2), hv(r.cut.replay_ms; "max"; 2),
+     hv(r.cut.live_lag_ms; "p99"; 2),
+     (if r.relayed_resumes == null then "-" else "\(r.relayed_resumes)/\(r.cut.resumes_sent // 0)" end),
+     kib(r.server_metrics.journal_bytes_per_stream_at_cut // null),
+     kib(r.server_metrics.journal_bytes_per_stream_peak // null),
+     kib(r.server_metrics.peak.sluice_journal_bytes // null),
+     f(r.server_metrics.peak.sluice_sessions_detached // null; 0),
+     f(r.server.cpu_us_per_token // null; 2), errs(r)];
+  (map({key: .label, value: .}) | from_entries) as $r
+  | if ($r["e-sluice-w1"] // $r["e-sluice-w2"]) == null then empty else
+    ( ["path", "cut at", "streams cut", "exact text", "lost", "dup", "reconnect p50", "p99",
+       "replayed", "resume p50", "p99", "max", "live lag p99", "relayed", "journal/stream",
+       "peak/stream", "journals peak", "detached peak", "CPU µs/tok", "errors"] ),
+    ( ["", "s", "", "", "tokens", "tokens", "ms", "ms", "streams", "ms", "ms", "ms", "ms",
+       "resumes", "at the cut", "", "", "sessions", "server", ""] ),
+    ( if $r["e-sluice-w1"] then erow("sluice 1w"; $r["e-sluice-w1"]) else empty end ),
+    ( if $r["e-sluice-w2"] then erow("sluice 2w"; $r["e-sluice-w2"]) else empty end )
+    | @tsv end' "$OUT/results.json" >"$OUT/table-e.tsv"
+if [ -s "$OUT/table-e.tsv" ]; then
+    echo
+    echo "(e) $E_CONNS streams x $E_TOKENS tokens at $E_RATE tokens/s; every connection reset (TCP RST) at $E_CUT tokens per stream, reconnected and resumed"
+    echo "    resume: \`resume\` sent to the first replayed token (stamped before it), over the streams that had one (replayed)"
+    align "$OUT/table-e.tsv"
+fi
 
 echo
 jq -r '
@@ -389,11 +474,23 @@ jq -r '
   | ($asse // $a2) as $acmp | ($bsse // $b2) as $bcmp
   | (if $asse == null then "WebSocket" else "SSE" end) as $apath
   | ([.[] | select(.label | test("sluice")) | .errors.total // 1] | add // 0) as $errs
+  | [$r["e-sluice-w1"], $r["e-sluice-w2"]] as $e
+  | def ev(k): [$e[] | select(. != null) | k] ;
+    def pair(k; d): ($e | map(if . == null then "n/a" else v(k; d) end) | "\(.[0]) (1 worker), \(.[1]) (2 workers)");
+    (ev(.verify.exact // 0) | add) as $e_exact
+  | (ev(.connections) | add) as $e_streams
+  | (ev((.verify.tokens_lost // 1) + (.verify.tokens_duplicated // 1)) | add) as $e_bad
+  | (ev(.cut.replay_ms.p99 // null) | max) as $e_p99
   | "(d) sluice CPU-seconds per million tokens delivered: \(v($a1; 2)) with 1 worker, \(v($a2; 2)) with 2 workers in (a); \(v($b2; 2)) in (b)",
     "targets (2-core machine):",
     "  (a) <= 2 CPU-µs per token delivered:       \(v($a1; 2)) (1 worker), \(v($a2; 2)) (2 workers)  \(verdict(if $a1 == null then null else ([$a1, $a2 // $a1] | min) <= 2 end))",
     "  (b) added delivery latency p99 <= 1 ms:     \(v($added; 3)) ms (\(v($r["b-sluice"].latency_ms.p99 // null; 3)) through sluice - \(v($r["b-direct"].latency_ms.p99 // null; 3)) direct)  \(verdict(if $added == null then null else $added <= 1 end))",
     "  (c) <= 4 KiB RSS per idle authenticated connection: \(if $rss == null then "n/a" else v($rss / 1024; 2) + " KiB" end)  \(verdict(if $rss == null then null else $rss <= 4096 end))",
+    (if $e_streams == null then empty else
+    "  (e) every stream complete with its full text: \($e_exact)/\($e_streams)  \(verdict($e_exact == $e_streams))",
+    "  (e) zero lost or duplicated tokens:          \($e_bad)  \(verdict($e_bad == 0))",
+    "  (e) resume p99 < 50 ms (resume sent to the first replayed token): \(pair(.cut.replay_ms.p99 // null; 2)) ms  \(verdict(if $e_p99 == null then null else $e_p99 < 50 end))",
+    "  (e) journal memory per active stream at the cut: \(pair(.server_metrics.journal_bytes_per_stream_at_cut // null; 0)) bytes; peak \(pair(.server_metrics.journal_bytes_per_stream_peak // null; 0)); detached sessions peak \(pair(.server_metrics.peak.sluice_sessions_detached // null; 0))" end),
     "  no errors in any scenario:                 \($errs) errors through sluice  \(verdict($errs == 0))",
     "portkey (one Node process, the same mock; CPU-µs per token): \(v($apk; 2)) in (a), \(v($bpk; 2)) in (b)",
     "  sluice (\($apath) path) <= 1/10 of portkey: (a) \(v($acmp; 2)) vs \(v($apk; 2)) = \(if $acmp == null or $apk == null or $apk == 0 then "n/a" else "1/" + v($apk / $acmp; 1) end), (b) \(v($bcmp; 2)) vs \(v($bpk; 2)) = \(if $bcmp == null or $bpk == null or $bpk == 0 then "n/a" else "1/" + v($bpk / $bcmp; 1) end)  \(verdict(if $acmp == null or $apk == null then null else ($acmp * 10 <= $apk) and ($bcmp == null or $bpk == null or $bcmp * 10 <= $bpk) end))",

@@ -12,8 +12,11 @@
  * optionally holds them idle, then runs S streams per connection, K at once, and reports
  * tokens/s, per-token delivery latency (from the `@<µs>` stamps of the mock upstream's
  * ts=1 scenarios), TTFT, connect and auth times, and errors by code; with --server-pid, the
- * server's CPU time per token and memory per connection from /proc. docs/performance.md
- * describes the options and the report; usage() lists them.
+ * server's CPU time per token and memory per connection from /proc. With --cut-at or
+ * --cut-after it cuts every connection at one moment mid-stream, reconnects and resumes
+ * the streams, and times that; --verify-text checks every stream's text token by token;
+ * --metrics samples the server's /metrics. docs/performance.md describes the options and
+ * the report; usage() lists them.
  *
  * Threads: the main thread only sequences the phases and prints progress; the connections
  * live on --threads worker loops (worker.c).
@@ -33,11 +36,14 @@
 #include "base/jsonw.h"
 #include "base/util.h"
 #include "procstat.h"
+#include "srvmetrics.h"
 #include "worker.h"
 
 #define TICK_MS 10
 #define PROGRESS_MS 500
 #define MAX_HEADERS 16
+#define METRICS_TIMEOUT_MS 2000
+#define METRICS_FAST_S 5 /* after a cut, /metrics every tick while resumes are pending */
 
 struct options {
     const char *url;
@@ -55,6 +61,12 @@ struct options {
     int progress;                     /* -1 auto (tty), 0, 1 */
     const char *headers[MAX_HEADERS]; /* -H: extra request header lines, "Name: value" */
     unsigned nheaders;
+    uint64_t cut_at;       /* tokens per running stream, on average, at the cut; 0 = none */
+    uint64_t cut_after_ms; /* after the streams started; 0 = none */
+    bool verify;
+    const char *jwt_secret, *jwt_sub;
+    const char *metrics_url;
+    uint64_t metrics_ivl_ms;
 };
 
 enum phase { PH_CONNECT, PH_HOLD, PH_STREAM, PH_CLOSING };
@@ -75,6 +87,11 @@ struct app {
     bool progress_shown;
     bool tty;
     bool interrupted;
+    bool cut_pending; /* a cut was asked for and has not happened */
+    uint64_t t_cut, t_last_metrics;
+    bool have_srvm;
+    struct lg_srvm_target srvm;
+    char trigger[64];
 };
 
 static void
@@ -100,8 +117,19 @@ usage(FILE *f)
         "                         (then the streams; with -s 0: connect, hold, close)\n"
         "      --spread DURATION  start the connections' first streams evenly over DURATION\n"
         "      --expect-tokens N  a stream that delivers another number of tokens is an error\n"
+        "      --verify-text      check that each stream's text is the mock's synthetic text\n"
+        "                         tok1 tok2 ... tokN (synth ts=0 or ts=2; N: --expect-tokens);\n"
+        "                         lost, duplicated or garbled tokens are errors\n"
+        "cut and resume (ws:// only):\n"
+        "      --cut-at N         once the streams have received N tokens each on average,\n"
+        "                         reset every connection at once (TCP RST), reconnect, and\n"
+        "                         resume each running stream from the last seq it saw\n"
+        "      --cut-after DURATION  the same, this long after the streams started\n"
         "auth:\n"
         "      --token T          JWT or API key (http: always Authorization: Bearer)\n"
+        "      --jwt-secret S     instead: each connection signs its own HS256 JWT with S, sub\n"
+        "                         PREFIX<connection number> (one user per connection)\n"
+        "      --jwt-sub PREFIX   (default \"lg-\")\n"
         "      --auth MODE        query (?token=, default), header (Authorization: Bearer),\n"
         "                         message (a first {\"type\":\"auth\"} message), none\n"
         "client:\n"
@@ -116,6 +144,11 @@ usage(FILE *f)
         "                         (default 30s)\n"
         "report:\n"
         "      --server-pid PID   sample that process's CPU and RSS (/proc) at each phase\n"
+        "      --metrics URL      sample the server's Prometheus /metrics (journal bytes,\n"
+        "                         active streams, detached sessions, resumes): at the cut,\n"
+        "                         peaks, end\n"
+        "      --metrics-interval DURATION  between samples (default 100ms; every 10 ms\n"
+        "                         while resumes are pending)\n"
         "      --json             JSON report on stdout instead of the table\n"
         "      --label TEXT       name of the run in the report\n"
         "      --progress / --no-progress   a progress line on stderr (default: if a tty)\n"
@@ -176,6 +209,13 @@ parse_options(int argc, char **argv, struct options *o)
         O_LABEL,
         O_PROGRESS,
         O_NO_PROGRESS,
+        O_CUT_AT,
+        O_CUT_AFTER,
+        O_VERIFY,
+        O_JWT_SECRET,
+        O_JWT_SUB,
+        O_METRICS,
+        O_METRICS_IVL,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -201,6 +241,13 @@ parse_options(int argc, char **argv, struct options *o)
         {"progress", no_argument, NULL, O_PROGRESS},
         {"no-progress", no_argument, NULL, O_NO_PROGRESS},
         {"header", required_argument, NULL, 'H'},
+        {"cut-at", required_argument, NULL, O_CUT_AT},
+        {"cut-after", required_argument, NULL, O_CUT_AFTER},
+        {"verify-text", no_argument, NULL, O_VERIFY},
+        {"jwt-secret", required_argument, NULL, O_JWT_SECRET},
+        {"jwt-sub", required_argument, NULL, O_JWT_SUB},
+        {"metrics", required_argument, NULL, O_METRICS},
+        {"metrics-interval", required_argument, NULL, O_METRICS_IVL},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -216,6 +263,8 @@ parse_options(int argc, char **argv, struct options *o)
         .threads = 1,
         .source_addrs = -1,
         .progress = -1,
+        .jwt_sub = "lg-",
+        .metrics_ivl_ms = 100,
     };
     int ch;
     uint32_t u;
@@ -324,6 +373,35 @@ parse_options(int argc, char **argv, struct options *o)
         case O_NO_PROGRESS:
             o->progress = 0;
             break;
+        case O_CUT_AT:
+            if (sl_parse_int(a, &ll) != 0 || ll < 1)
+                goto bad;
+            o->cut_at = (uint64_t)ll;
+            break;
+        case O_CUT_AFTER:
+            if (sl_parse_duration_ms(a, &o->cut_after_ms) != 0 || o->cut_after_ms == 0)
+                goto bad;
+            break;
+        case O_VERIFY:
+            o->verify = true;
+            break;
+        case O_JWT_SECRET:
+            if (*a == '\0')
+                goto bad;
+            o->jwt_secret = a;
+            break;
+        case O_JWT_SUB:
+            if (strlen(a) > 100)
+                goto bad;
+            o->jwt_sub = a;
+            break;
+        case O_METRICS:
+            o->metrics_url = a;
+            break;
+        case O_METRICS_IVL:
+            if (sl_parse_duration_ms(a, &o->metrics_ivl_ms) != 0 || o->metrics_ivl_ms == 0)
+                goto bad;
+            break;
         case 'h':
         case O_HELP:
             usage(stdout);
@@ -422,40 +500,20 @@ resolve_addr(const struct url *u, struct sockaddr_storage *out)
     return 0;
 }
 
-/* Percent-encodes everything but RFC 3986 unreserved characters. */
-static void
-append_urlenc(struct sl_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-            sl_buf_append_byte(b, (char)ch);
-        } else {
-            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-            sl_buf_append(b, e, 3);
-        }
-    }
-}
-
+/* The upgrade request's fixed parts: wsconn.c puts each connection's token between them. */
 static void
 build_native(struct lg_config *cfg, const struct options *o, const struct url *u)
 {
-    struct sl_buf *h = &cfg->handshake;
+    struct sl_buf *h = &cfg->hs_path;
     sl_buf_append_str(h, "GET ");
     sl_buf_append_str(h, u->path);
-    if (o->token && cfg->auth == LG_AUTH_QUERY) {
+    if (cfg->auth == LG_AUTH_QUERY)
         sl_buf_append_str(h, strchr(u->path, '?') ? "&token=" : "?token=");
-        append_urlenc(h, o->token);
-    }
-    sl_buf_printf(h,
+    sl_buf_printf(&cfg->hs_rest,
                   " HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   "Sec-WebSocket-Version: 13\r\nUser-Agent: sluice-loadgen\r\n",
                   u->hostport);
-    if (o->token && cfg->auth == LG_AUTH_HEADER)
-        sl_buf_printf(h, "Authorization: Bearer %s\r\n", o->token);
-    append_headers(h, o);
+    append_headers(&cfg->hs_rest, o);
 
     SL_JSONW_LIT(&cfg->chat_head, "{\"type\":\"chat\",\"id\":\"");
     struct sl_buf *t = &cfg->chat_tail;
@@ -471,12 +529,6 @@ build_native(struct lg_config *cfg, const struct options *o, const struct url *u
         sl_jsonw_int(t, o->max_tokens);
     }
     sl_buf_append_byte(t, '}');
-
-    if (o->token && cfg->auth == LG_AUTH_MESSAGE) {
-        SL_JSONW_LIT(&cfg->auth_msg, "{\"type\":\"auth\",\"token\":");
-        sl_jsonw_cstr(&cfg->auth_msg, o->token);
-        sl_buf_append_byte(&cfg->auth_msg, '}');
-    }
 }
 
 /*
@@ -572,7 +624,8 @@ raise_nofile(uint64_t need)
 
 struct totals {
     uint64_t resolved, ready, failed, finished, streams_ok, streams_failed, tokens, errors;
-    uint64_t last_end_us;
+    uint64_t cut_streams, resumes_answered;
+    uint64_t last_end_us, last_resume_us;
     unsigned exited;
 };
 
@@ -603,9 +656,14 @@ sum_progress(struct app *a, struct totals *t)
         t->streams_failed += atomic_load_explicit(&p->streams_failed, memory_order_relaxed);
         t->tokens += atomic_load_explicit(&p->tokens, memory_order_relaxed);
         t->errors += atomic_load_explicit(&p->errors, memory_order_relaxed);
+        t->cut_streams += atomic_load_explicit(&p->cut_streams, memory_order_relaxed);
+        t->resumes_answered += atomic_load_explicit(&p->resumes_answered, memory_order_relaxed);
         uint64_t le = atomic_load_explicit(&p->last_end_us, memory_order_relaxed);
         if (le > t->last_end_us)
             t->last_end_us = le;
+        uint64_t lr = atomic_load_explicit(&p->last_resume_us, memory_order_relaxed);
+        if (lr > t->last_resume_us)
+            t->last_resume_us = lr;
         if (atomic_load(&p->exited))
             t->exited++;
     }
@@ -642,6 +700,86 @@ show_progress(struct app *a, const struct totals *t, uint64_t now, bool final)
             final ? 0.0 : rate, (double)lat_max / 1000.0, (unsigned long long)t->errors,
             a->tty ? "\033[K" : "\n");
     a->progress_shown = true;
+}
+
+/* One /metrics sample: kept as the cut's when `at_cut`, and folded into the peaks. */
+static void
+sample_metrics(struct app *a, uint64_t now, bool at_cut, struct lg_srvm_sample *out)
+{
+    struct lg_srvm_sample m;
+    a->t_last_metrics = now;
+    lg_srvm_fetch(&a->srvm, METRICS_TIMEOUT_MS, &m);
+    if (!m.ok) {
+        a->rep.srvm_failed++;
+        return;
+    }
+    a->rep.srvm_samples++;
+    if (at_cut)
+        a->rep.srvm_cut = m;
+    if (out)
+        *out = m;
+    struct lg_srvm_sample *pk = &a->rep.srvm_peak;
+    for (int i = 0; i < LG_SRVM__COUNT; i++) {
+        if (!pk->ok || m.v[i] > pk->v[i])
+            pk->v[i] = m.v[i];
+    }
+    pk->ok = true;
+    /* Per active stream only while at least half the run's streams are active: as streams
+     * end, "active" drops at once while their journals go when the reader has consumed the
+     * end (a relay round trip later), and the ratio of a few stragglers means nothing. */
+    double active = m.v[LG_SRVM_STREAMS_ACTIVE], jb = m.v[LG_SRVM_JOURNAL_BYTES];
+    double running = (double)a->cfg.connections * a->cfg.concurrency;
+    if (active > 0 && active * 2 >= running && jb >= 0 && jb / active > a->rep.srvm_peak_per_stream)
+        a->rep.srvm_peak_per_stream = jb / active;
+}
+
+/* Once every resume is answered: how long that took (the workers stamp the last answer,
+ * so a main thread held up by a slow /metrics does not stretch it) and the server's CPU
+ * (sampled when noticed: a little late then). */
+static void
+resumed_check(struct app *a, const struct totals *t)
+{
+    if (a->t_cut == 0 || a->rep.resumed_wall_s >= 0 || t->cut_streams == 0 ||
+        t->resumes_answered < t->cut_streams)
+        return;
+    lg_procstat_sample(a->opt.server_pid, &a->rep.srv_resumed);
+    a->rep.resumed_wall_s =
+        t->last_resume_us > a->t_cut ? (double)(t->last_resume_us - a->t_cut) / 1e6 : 0;
+}
+
+/* During the stream phase: the cut when its moment comes, and the /metrics samples. */
+static void
+stream_tick(struct app *a, const struct totals *t, uint64_t now)
+{
+    if (a->cut_pending) {
+        bool due;
+        if (a->opt.cut_after_ms > 0) {
+            due = now - a->t_stream >= a->opt.cut_after_ms * 1000u;
+        } else {
+            /* The streams running at once: K per connection. */
+            uint64_t running = (uint64_t)a->cfg.connections * a->cfg.concurrency;
+            due = t->tokens >= a->opt.cut_at * running;
+        }
+        if (due) {
+            /* The server's state at the moment of the cut, just before it. */
+            if (a->have_srvm)
+                sample_metrics(a, now, true, NULL);
+            lg_procstat_sample(a->opt.server_pid, &a->rep.srv_cut);
+            a->cut_pending = false;
+            a->t_cut = lg_now_us();
+            a->rep.cut_at_s = (double)(a->t_cut - a->t_stream) / 1e6;
+            command_all(a, LG_CMD_CUT);
+            return;
+        }
+    }
+    resumed_check(a, t);
+    if (!a->have_srvm)
+        return;
+    /* Detached sessions only last until their resume: look often while resumes are due. */
+    bool fast = a->t_cut > 0 && now - a->t_cut < METRICS_FAST_S * 1000000u &&
+                (t->cut_streams == 0 || t->resumes_answered < t->cut_streams);
+    if (fast || now - a->t_last_metrics >= a->opt.metrics_ivl_ms * 1000u)
+        sample_metrics(a, now, false, NULL);
 }
 
 static void
@@ -701,9 +839,14 @@ on_tick(uv_timer_t *h)
             begin_streams(a, now);
         return;
     case PH_STREAM:
-        if (t.finished < a->cfg.connections)
+        if (t.finished < a->cfg.connections) {
+            stream_tick(a, &t, now);
             return;
+        }
+        resumed_check(a, &t);
         lg_procstat_sample(a->opt.server_pid, &a->rep.srv_end);
+        if (a->have_srvm)
+            sample_metrics(a, now, false, &a->rep.srvm_end);
         a->rep.stream_wall_s =
             t.last_end_us > a->t_stream ? (double)(t.last_end_us - a->t_stream) / 1e6 : 0;
         a->phase = PH_CLOSING;
@@ -750,7 +893,40 @@ setup(struct app *a)
     if (resolve_addr(&u, &cfg->addr) != 0)
         return -1;
     cfg->mode = u.ws ? LG_MODE_NATIVE : LG_MODE_SSE;
-    cfg->auth = o->token ? o->auth : LG_AUTH_NONE;
+    if (o->token && o->jwt_secret) {
+        fprintf(stderr, "sluice-loadgen: --token and --jwt-secret exclude each other\n");
+        return -1;
+    }
+    if (o->cut_at > 0 && o->cut_after_ms > 0) {
+        fprintf(stderr, "sluice-loadgen: --cut-at and --cut-after exclude each other\n");
+        return -1;
+    }
+    bool cut = o->cut_at > 0 || o->cut_after_ms > 0;
+    if (cut && (cfg->mode != LG_MODE_NATIVE || o->streams == 0)) {
+        fprintf(stderr, "sluice-loadgen: a cut needs a ws:// URL and streams to resume\n");
+        return -1;
+    }
+    if (o->verify && o->expect_tokens == 0) {
+        fprintf(stderr, "sluice-loadgen: --verify-text needs --expect-tokens\n");
+        return -1;
+    }
+    if (o->jwt_secret && cfg->mode != LG_MODE_NATIVE) {
+        fprintf(stderr, "sluice-loadgen: --jwt-secret is for ws:// URLs\n");
+        return -1;
+    }
+    if (o->metrics_url) {
+        char err[256];
+        if (lg_srvm_target(o->metrics_url, &a->srvm, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sluice-loadgen: --metrics: %s\n", err);
+            return -1;
+        }
+        a->have_srvm = true;
+    }
+    cfg->token = o->token;
+    cfg->jwt_secret = o->jwt_secret;
+    cfg->jwt_sub = o->jwt_sub;
+    cfg->verify = o->verify;
+    cfg->auth = o->token || o->jwt_secret ? o->auth : LG_AUTH_NONE;
     cfg->streams = o->streams;
     cfg->concurrency = o->concurrency;
     cfg->connections = o->connections;
@@ -798,7 +974,21 @@ setup(struct app *a)
         .spread_s = (double)o->spread_ms / 1000.0,
         .server_pid = o->server_pid,
         .expect_tokens = o->expect_tokens,
+        .verify = o->verify,
+        .cut = cut,
+        .cut_trigger = a->trigger,
+        .cut_at_s = -1,
+        .resumed_wall_s = -1,
+        .srvm = a->have_srvm,
+        .srvm_peak_per_stream = -1,
     };
+    a->cut_pending = cut;
+    if (o->cut_at > 0)
+        snprintf(a->trigger, sizeof(a->trigger), "%llu tokens per stream",
+                 (unsigned long long)o->cut_at);
+    else if (cut)
+        snprintf(a->trigger, sizeof(a->trigger), "after %llu ms",
+                 (unsigned long long)o->cut_after_ms);
     return 0;
 }
 
@@ -848,6 +1038,8 @@ main(int argc, char **argv)
         lg_stats_merge(&total, &a.workers[i]->stats);
     }
     a.rep.loadgen_cpu_s = lg_procstat_self_cpu() - cpu0;
+    /* A cut that never came, or found no stream running, tested nothing. */
+    a.rep.cut_missed = a.rep.cut && !a.rep.timed_out && total.cut_streams == 0;
 
     if (a.opt.json) {
         struct sl_buf out = SL_BUF_INIT;
@@ -859,7 +1051,7 @@ main(int argc, char **argv)
         lg_report_table(stdout, &a.rep, &total);
     }
     fflush(stdout);
-    int status = total.errors.total == 0 && !a.rep.timed_out ? 0 : 1;
+    int status = lg_report_errors(&a.rep, &total) == 0 ? 0 : 1;
 
     for (unsigned i = 0; i < a.nworkers; i++) {
         lg_worker_cleanup(a.workers[i]);
@@ -867,10 +1059,10 @@ main(int argc, char **argv)
     }
     free(a.workers);
     uv_loop_close(a.loop);
-    sl_buf_free(&a.cfg.handshake);
+    sl_buf_free(&a.cfg.hs_path);
+    sl_buf_free(&a.cfg.hs_rest);
     sl_buf_free(&a.cfg.chat_head);
     sl_buf_free(&a.cfg.chat_tail);
-    sl_buf_free(&a.cfg.auth_msg);
     sl_buf_free(&a.cfg.request);
     return status;
 }

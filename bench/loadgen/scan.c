@@ -82,10 +82,18 @@ lg_scan_native_delta(const char *msg, size_t len, struct lg_delta *d)
         return 0;
     p += 7;
     n -= 7;
+    uint64_t seq = 0;
+    size_t digits = 0;
     while (n > 0 && *p >= '0' && *p <= '9') {
+        if (++digits > 19)
+            return 0;
+        seq = seq * 10 + (uint64_t)(*p - '0');
         p++;
         n--;
     }
+    if (digits == 0)
+        return 0;
+    d->seq = seq;
     if (STARTS(p, n, ",\"text\":\"")) {
         p += 9;
         n -= 9;

@@ -45,7 +45,8 @@ size_t lg_scan_string_end(const char *s, size_t n);
 struct lg_delta {
     struct sl_slice id;   /* the stream id, unescaped only if it needed no escape */
     struct sl_slice text; /* the text's JSON string body (escapes untouched) */
-    bool tool;            /* a tool-call fragment rather than text */
+    uint64_t seq;
+    bool tool; /* a tool-call fragment rather than text */
 };
 
 /*

@@ -47,7 +47,10 @@ on_sse_event(void *ud, struct sl_slice event, struct sl_slice data, struct sl_sl
     if (s == NULL)
         return 0;
     size_t stamps = lg_scan_stamps(text.ptr, text.len, lg_conn_stamp, c);
-    lg_slot_tokens(c, s, stamps);
+    uint64_t tokens = stamps ? stamps : 1;
+    if (c->w->cfg->verify)
+        tokens = lg_verify_feed(&s->verify, text.ptr, text.len);
+    lg_slot_tokens(c, s, tokens, stamps);
     return 0;
 }
 

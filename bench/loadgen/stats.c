@@ -63,6 +63,12 @@ lg_stats_init(struct lg_stats *s)
     lg_hist_init(&s->ttft);
     lg_hist_init(&s->connect);
     lg_hist_init(&s->auth);
+    lg_hist_init(&s->reconnect);
+    lg_hist_init(&s->reconnect_hs);
+    lg_hist_init(&s->resume);
+    lg_hist_init(&s->replay);
+    lg_hist_init(&s->live);
+    lg_hist_init(&s->live_lag);
 }
 
 void
@@ -81,6 +87,32 @@ lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
     dst->messages += src->messages;
     dst->bytes += src->bytes;
     errors_merge(&dst->errors, &src->errors);
+    dst->cut_conns += src->cut_conns;
+    dst->cut_streams += src->cut_streams;
+    dst->reconnected += src->reconnected;
+    dst->reconnect_failed += src->reconnect_failed;
+    dst->resumes_sent += src->resumes_sent;
+    dst->resumes_answered += src->resumes_answered;
+    dst->resumes_refused += src->resumes_refused;
+    lg_hist_merge(&dst->reconnect, &src->reconnect);
+    lg_hist_merge(&dst->reconnect_hs, &src->reconnect_hs);
+    lg_hist_merge(&dst->resume, &src->resume);
+    lg_hist_merge(&dst->replay, &src->replay);
+    lg_hist_merge(&dst->live, &src->live);
+    lg_hist_merge(&dst->live_lag, &src->live_lag);
+    dst->verified += src->verified;
+    dst->exact += src->exact;
+    dst->tokens_lost += src->tokens_lost;
+    dst->tokens_dup += src->tokens_dup;
+    dst->garbled += src->garbled;
+    dst->extra += src->extra;
+    dst->seq_regressed += src->seq_regressed;
+}
+
+uint64_t
+lg_report_errors(const struct lg_report *r, const struct lg_stats *s)
+{
+    return s->errors.total + (r->timed_out ? 1 : 0) + (r->cut_missed ? 1 : 0);
 }
 
 /* --- derived figures ------------------------------------------------------------------- */
@@ -196,6 +228,134 @@ sample_json(struct sl_buf *b, const char *k, const struct lg_proc_sample *p, boo
     sl_buf_append_byte(b, '}');
 }
 
+static void
+kv_hist(struct sl_buf *b, const char *k, const struct lg_hist *h, bool *first)
+{
+    key(b, k, first);
+    hist_json(b, h);
+}
+
+static void
+cut_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stats *s, bool *first)
+{
+    key(b, "cut", first);
+    if (!r->cut) {
+        SL_JSONW_LIT(b, "null");
+        return;
+    }
+    bool f = true;
+    sl_buf_append_byte(b, '{');
+    kv_str(b, "trigger", r->cut_trigger, &f);
+    key(b, "at_s", &f);
+    if (r->cut_at_s >= 0)
+        sl_jsonw_double(b, round3(r->cut_at_s));
+    else
+        SL_JSONW_LIT(b, "null");
+    kv_uint(b, "connections", s->cut_conns, &f);
+    kv_uint(b, "streams", s->cut_streams, &f);
+    kv_uint(b, "reconnected", s->reconnected, &f);
+    kv_uint(b, "reconnect_failed", s->reconnect_failed, &f);
+    kv_uint(b, "resumes_sent", s->resumes_sent, &f);
+    kv_uint(b, "resumes_answered", s->resumes_answered, &f);
+    kv_uint(b, "resumes_refused", s->resumes_refused, &f);
+    key(b, "resumed_wall_s", &f);
+    if (r->resumed_wall_s >= 0)
+        sl_jsonw_double(b, round3(r->resumed_wall_s));
+    else
+        SL_JSONW_LIT(b, "null");
+    key(b, "server_cpu_s", &f);
+    if (r->srv_cut.ok && r->srv_resumed.ok && r->resumed_wall_s >= 0)
+        sl_jsonw_double(b, round3(r->srv_resumed.cpu_s - r->srv_cut.cpu_s));
+    else
+        SL_JSONW_LIT(b, "null");
+    kv_hist(b, "reconnect_ms", &s->reconnect, &f);
+    kv_hist(b, "reconnect_handshake_ms", &s->reconnect_hs, &f);
+    kv_hist(b, "resume_ms", &s->resume, &f);
+    kv_hist(b, "replay_ms", &s->replay, &f);
+    kv_hist(b, "live_ms", &s->live, &f);
+    kv_hist(b, "live_lag_ms", &s->live_lag, &f);
+    sl_buf_append_byte(b, '}');
+}
+
+static void
+verify_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stats *s, bool *first)
+{
+    key(b, "verify", first);
+    if (!r->verify) {
+        SL_JSONW_LIT(b, "null");
+        return;
+    }
+    bool f = true;
+    sl_buf_append_byte(b, '{');
+    kv_uint(b, "streams", s->verified, &f);
+    kv_uint(b, "exact", s->exact, &f);
+    kv_uint(b, "tokens_lost", s->tokens_lost, &f);
+    kv_uint(b, "tokens_duplicated", s->tokens_dup, &f);
+    kv_uint(b, "garbled", s->garbled, &f);
+    kv_uint(b, "extra", s->extra, &f);
+    kv_uint(b, "seq_regressed", s->seq_regressed, &f);
+    sl_buf_append_byte(b, '}');
+}
+
+static void
+srvm_sample_json(struct sl_buf *b, const char *k, const struct lg_srvm_sample *m, bool *first)
+{
+    key(b, k, first);
+    if (!m->ok) {
+        SL_JSONW_LIT(b, "null");
+        return;
+    }
+    bool f = true;
+    sl_buf_append_byte(b, '{');
+    for (int i = 0; i < LG_SRVM__COUNT; i++) {
+        key(b, lg_srvm_names[i], &f);
+        if (m->v[i] >= 0)
+            sl_jsonw_double(b, m->v[i]);
+        else
+            SL_JSONW_LIT(b, "null");
+    }
+    sl_buf_append_byte(b, '}');
+}
+
+/* Journal bytes per active stream of a sample; < 0 if unknown. */
+static double
+per_stream(const struct lg_srvm_sample *m)
+{
+    if (!m->ok || m->v[LG_SRVM_JOURNAL_BYTES] < 0 || m->v[LG_SRVM_STREAMS_ACTIVE] <= 0)
+        return -1;
+    return m->v[LG_SRVM_JOURNAL_BYTES] / m->v[LG_SRVM_STREAMS_ACTIVE];
+}
+
+static void
+kv_opt(struct sl_buf *b, const char *k, double v, bool *first)
+{
+    key(b, k, first);
+    if (v >= 0)
+        sl_jsonw_double(b, round(v));
+    else
+        SL_JSONW_LIT(b, "null");
+}
+
+static void
+srvm_json(struct sl_buf *b, const struct lg_report *r, bool *first)
+{
+    key(b, "server_metrics", first);
+    if (!r->srvm) {
+        SL_JSONW_LIT(b, "null");
+        return;
+    }
+    bool f = true;
+    sl_buf_append_byte(b, '{');
+    kv_uint(b, "samples", r->srvm_samples, &f);
+    kv_uint(b, "failed", r->srvm_failed, &f);
+    srvm_sample_json(b, "at_cut", &r->srvm_cut, &f);
+    srvm_sample_json(b, "peak", &r->srvm_peak, &f);
+    srvm_sample_json(b, "end", &r->srvm_end, &f);
+    kv_opt(b, "journal_bytes_per_stream_at_cut", per_stream(&r->srvm_cut), &f);
+    kv_opt(b, "journal_bytes_per_stream_peak", r->srvm_peak_per_stream, &f);
+    sl_buf_append_byte(b, '}');
+}
+
 void
 lg_report_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stats *s)
 {
@@ -212,7 +372,7 @@ lg_report_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stat
     kv_num(b, "idle_s", r->idle_s, &first);
     kv_num(b, "spread_s", r->spread_s, &first);
     key(b, "ok", &first);
-    if (s->errors.total == 0 && !r->timed_out)
+    if (lg_report_errors(r, s) == 0)
         SL_JSONW_LIT(b, "true");
     else
         SL_JSONW_LIT(b, "false");
@@ -259,7 +419,7 @@ lg_report_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stat
     {
         bool f = true;
         sl_buf_append_byte(b, '{');
-        kv_uint(b, "total", s->errors.total + (r->timed_out ? 1 : 0), &f);
+        kv_uint(b, "total", lg_report_errors(r, s), &f);
         key(b, "by_code", &f);
         bool g = true;
         sl_buf_append_byte(b, '{');
@@ -267,9 +427,14 @@ lg_report_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stat
             kv_uint(b, s->errors.e[i].name, s->errors.e[i].count, &g);
         if (r->timed_out)
             kv_uint(b, r->interrupted ? "INTERRUPTED" : "RUN_TIMEOUT", 1, &g);
+        if (r->cut_missed)
+            kv_uint(b, "CUT_MISSED", 1, &g);
         sl_buf_append_byte(b, '}');
         sl_buf_append_byte(b, '}');
     }
+    cut_json(b, r, s, &first);
+    verify_json(b, r, s, &first);
+    srvm_json(b, r, &first);
 
     key(b, "server", &first);
     if (r->server_pid <= 0) {
@@ -371,14 +536,62 @@ lg_report_table(FILE *f, const struct lg_report *r, const struct lg_stats *s)
     hist_row(f, "connect", &s->connect);
     if (s->auth.count)
         hist_row(f, "auth", &s->auth);
-    if (s->errors.total == 0 && !r->timed_out) {
+    if (r->cut) {
+        hist_row(f, "reconnect", &s->reconnect);
+        hist_row(f, "resume", &s->resume);
+        if (s->replay.count || s->live.count) {
+            hist_row(f, "replay", &s->replay);
+            hist_row(f, "live", &s->live);
+            hist_row(f, "live lag", &s->live_lag);
+        }
+    }
+    if (r->cut) {
+        if (r->cut_at_s >= 0)
+            fprintf(f,
+                    "  cut         at %.2f s (%s): %llu connections reset with %llu streams "
+                    "running; %llu reconnected, %llu failed; %llu resumes sent, %llu answered\n",
+                    r->cut_at_s, r->cut_trigger, (unsigned long long)s->cut_conns,
+                    (unsigned long long)s->cut_streams, (unsigned long long)s->reconnected,
+                    (unsigned long long)s->reconnect_failed, (unsigned long long)s->resumes_sent,
+                    (unsigned long long)s->resumes_answered);
+        if (r->resumed_wall_s >= 0 && r->srv_cut.ok && r->srv_resumed.ok)
+            fprintf(f,
+                    "              every resume answered %.3f s after the cut; server cpu "
+                    "meanwhile %.3f s\n",
+                    r->resumed_wall_s, r->srv_resumed.cpu_s - r->srv_cut.cpu_s);
+        else
+            fprintf(f, "  cut         never (%s): the streams ended first\n", r->cut_trigger);
+    }
+    if (r->verify)
+        fprintf(f,
+                "  text        %llu of %llu streams exact; %llu tokens lost, %llu duplicated, "
+                "%llu garbled, %llu extra; %llu seq regressions\n",
+                (unsigned long long)s->exact, (unsigned long long)s->verified,
+                (unsigned long long)s->tokens_lost, (unsigned long long)s->tokens_dup,
+                (unsigned long long)s->garbled, (unsigned long long)s->extra,
+                (unsigned long long)s->seq_regressed);
+    if (r->srvm) {
+        const struct lg_srvm_sample *c = &r->srvm_cut, *p = &r->srvm_peak;
+        fprintf(f, "  /metrics    %llu samples (%llu failed)", (unsigned long long)r->srvm_samples,
+                (unsigned long long)r->srvm_failed);
+        if (c->ok)
+            fprintf(f, "; at the cut: journals %.0f B for %.0f streams = %.0f B/stream",
+                    c->v[LG_SRVM_JOURNAL_BYTES], c->v[LG_SRVM_STREAMS_ACTIVE], per_stream(c));
+        if (p->ok)
+            fprintf(f, "; peaks: journals %.0f B, %.0f B/stream, %.0f sessions detached",
+                    p->v[LG_SRVM_JOURNAL_BYTES], r->srvm_peak_per_stream, p->v[LG_SRVM_DETACHED]);
+        fputc('\n', f);
+    }
+    if (lg_report_errors(r, s) == 0) {
         fputs("  errors      none\n", f);
     } else {
-        fprintf(f, "  errors      %llu:", (unsigned long long)s->errors.total);
+        fprintf(f, "  errors      %llu:", (unsigned long long)lg_report_errors(r, s));
         for (unsigned i = 0; i < s->errors.n; i++)
             fprintf(f, " %s=%llu", s->errors.e[i].name, (unsigned long long)s->errors.e[i].count);
         if (r->timed_out)
             fputs(r->interrupted ? " INTERRUPTED" : " RUN_TIMEOUT", f);
+        if (r->cut_missed)
+            fputs(" CUT_MISSED", f);
         fputc('\n', f);
     }
     if (r->server_pid > 0) {

@@ -16,6 +16,7 @@
 
 #include "base/buf.h"
 #include "hist.h"
+#include "srvmetrics.h"
 
 #define LG_ERR_NAMES 32 /* distinct codes kept; further ones are counted as "OTHER" */
 #define LG_ERR_NAME_MAX 40
@@ -46,6 +47,21 @@ struct lg_stats {
     uint64_t messages; /* WebSocket messages or SSE events received */
     uint64_t bytes;    /* payload bytes received */
     struct lg_errors errors;
+    /* Cut and resume (--cut-at, --cut-after). */
+    uint64_t cut_conns, cut_streams; /* connections reset, their streams still running */
+    uint64_t reconnected, reconnect_failed;
+    uint64_t resumes_sent, resumes_answered; /* answered: any event of the stream came */
+    uint64_t resumes_refused;                /* an error came instead (NOT_FOUND) */
+    struct lg_hist reconnect;    /* µs, per cut connection: the reset to `ready` again */
+    struct lg_hist reconnect_hs; /* µs, the same from connect() (without the ramp's queue) */
+    struct lg_hist resume;       /* µs, per resumed stream: `resume` sent to its first event */
+    struct lg_hist replay;       /* µs, `resume` sent to the first token stamped before it */
+    struct lg_hist live;         /* µs, `resume` sent to the first token stamped after it */
+    struct lg_hist live_lag;     /* µs, that first live token's delivery latency */
+    /* Text check (--verify-text), over the streams that ended with `done`. */
+    uint64_t verified, exact;
+    uint64_t tokens_lost, tokens_dup, garbled, extra;
+    uint64_t seq_regressed; /* events whose seq was not above the last one seen */
 };
 
 void lg_stats_init(struct lg_stats *s);
@@ -75,7 +91,27 @@ struct lg_report {
     int server_pid; /* 0: not sampled */
     struct lg_proc_sample srv_start, srv_connected, srv_end;
     uint64_t expect_tokens;
+    bool verify;
+    /* The cut: asked for, when (after the streams started), and whether it happened
+     * while streams were running (else the run did not test what it was asked to). */
+    bool cut;
+    const char *cut_trigger; /* "tokens N" or "time" */
+    double cut_at_s;
+    /* The server from just before the cut to the last resume answered: its CPU over that
+     * window (the reconnections and resumes, plus whatever streaming went on meanwhile). */
+    struct lg_proc_sample srv_cut, srv_resumed;
+    double resumed_wall_s; /* < 0: not every resume was answered during the stream phase */
+    bool cut_missed;
+    /* The server's /metrics (--metrics): just before the cut, the largest value of each
+     * over the stream phase, and at its end; the largest journal bytes per active stream. */
+    bool srvm;
+    uint64_t srvm_samples, srvm_failed;
+    struct lg_srvm_sample srvm_cut, srvm_peak, srvm_end;
+    double srvm_peak_per_stream; /* < 0: none */
 };
+
+/* Errors of the run: those counted by code, plus a timeout and a cut that never happened. */
+uint64_t lg_report_errors(const struct lg_report *r, const struct lg_stats *s);
 
 /* Appends the JSON report (one object, no trailing newline) to out. */
 void lg_report_json(struct sl_buf *out, const struct lg_report *r, const struct lg_stats *s);

@@ -48,6 +48,10 @@ publish(struct lg_worker *w)
     atomic_store_explicit(&p->tokens, s->tokens, memory_order_relaxed);
     atomic_store_explicit(&p->errors, s->errors.total, memory_order_relaxed);
     atomic_store_explicit(&p->last_end_us, w->last_end_us, memory_order_relaxed);
+    atomic_store_explicit(&p->cut_streams, s->cut_streams, memory_order_relaxed);
+    atomic_store_explicit(&p->resumes_answered, s->resumes_answered + s->resumes_refused,
+                          memory_order_relaxed);
+    atomic_store_explicit(&p->last_resume_us, w->last_resume_us, memory_order_relaxed);
     if (w->ivl_max_us > 0) {
         /* The main thread takes this with an exchange: raise, never lower, what it left. */
         uint64_t cur = atomic_load_explicit(&p->lat_max_us, memory_order_relaxed);
@@ -71,6 +75,14 @@ on_check(uv_check_t *h)
 
 static void ramp(struct lg_worker *w);
 static void maybe_exit(struct lg_worker *w);
+static void start_streams(struct lg_conn *c);
+
+/* Streams may start (and the next one after one ends). */
+static bool
+streaming(const struct lg_worker *w)
+{
+    return w->phase == LG_CMD_STREAM || w->phase == LG_CMD_CUT;
+}
 
 /* The connection has nothing more to do in the stream phase. */
 static void
@@ -92,11 +104,44 @@ resolve(struct lg_conn *c)
     ramp(w);
 }
 
+/* A cut connection is back: every stream it was running is resumed where it stopped. */
+static void
+reconnected(struct lg_conn *c, uint64_t now)
+{
+    struct lg_worker *w = c->w;
+    c->reconnecting = false;
+    c->state = LG_CONN_READY;
+    w->stats.reconnected++;
+    lg_hist_record(&w->stats.reconnect, now - c->t_cut_us);
+    lg_hist_record(&w->stats.reconnect_hs, now - c->t0_us);
+    resolve(c);
+    for (uint32_t i = 0; c->slots != NULL && i < w->cfg->concurrency; i++) {
+        struct lg_slot *s = &c->slots[i];
+        if (!s->active)
+            continue;
+        s->t_resume_us = lg_now_us();
+        s->resume_wait = true;
+        s->classify = true;
+        s->replay_seen = false;
+        w->stats.resumes_sent++;
+        w->ops->resume_stream(c, s);
+        if (c->state != LG_CONN_READY)
+            return;
+    }
+    /* Streams whose turn came while it was away. */
+    if (c->due)
+        start_streams(c);
+}
+
 void
 lg_conn_ready(struct lg_conn *c)
 {
     struct lg_worker *w = c->w;
     uint64_t now = lg_now_us();
+    if (c->reconnecting) {
+        reconnected(c, now);
+        return;
+    }
     c->state = LG_CONN_READY;
     w->stats.conns_ok++;
     if (w->cfg->mode == LG_MODE_NATIVE)
@@ -131,6 +176,20 @@ lg_conn_close(struct lg_conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+/* Every stream of the connection that has not ended fails with it. */
+static void
+fail_streams(struct lg_conn *c)
+{
+    struct lg_worker *w = c->w;
+    uint32_t unended = w->cfg->streams - c->ended;
+    w->stats.streams_failed += unended;
+    c->ended = w->cfg->streams;
+    c->active = 0;
+    if (unended > 0)
+        w->last_end_us = lg_now_us();
+    set_finished(c);
+}
+
 void
 lg_conn_fail(struct lg_conn *c, const char *code)
 {
@@ -140,17 +199,14 @@ lg_conn_fail(struct lg_conn *c, const char *code)
     c->failed = true;
     lg_errors_add_str(&w->stats.errors, code);
     if (c->state == LG_CONN_CONNECTING || c->state == LG_CONN_HANDSHAKE) {
-        w->stats.conns_failed++;
+        if (c->reconnecting)
+            w->stats.reconnect_failed++;
+        else
+            w->stats.conns_failed++;
         resolve(c);
     }
-    /* Every stream of the connection that has not ended fails with it. */
-    uint32_t unended = w->cfg->streams - c->ended;
-    w->stats.streams_failed += unended;
-    c->ended = w->cfg->streams;
-    c->active = 0;
-    if (unended > 0)
-        w->last_end_us = lg_now_us();
-    set_finished(c);
+    c->reconnecting = false;
+    fail_streams(c);
     lg_conn_close(c);
 }
 
@@ -272,7 +328,8 @@ on_connect(uv_connect_t *req, int status)
         return;
     }
     c->t_tcp_us = lg_now_us();
-    lg_hist_record(&c->w->stats.connect, c->t_tcp_us - c->t0_us);
+    if (!c->reconnecting) /* reconnections have their own figures */
+        lg_hist_record(&c->w->stats.connect, c->t_tcp_us - c->t0_us);
     c->state = LG_CONN_HANDSHAKE;
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc != 0) {
@@ -316,11 +373,14 @@ connect_one(struct lg_worker *w, struct lg_conn *c)
         char code[48];
         snprintf(code, sizeof(code), "SOCKET_%s", uv_err_name(rc));
         lg_errors_add_str(&w->stats.errors, code);
-        w->stats.conns_failed++;
-        w->stats.streams_failed += cfg->streams;
+        if (c->reconnecting)
+            w->stats.reconnect_failed++;
+        else
+            w->stats.conns_failed++;
+        c->reconnecting = false;
+        fail_streams(c);
         c->failed = true;
         c->state = LG_CONN_INIT;
-        set_finished(c);
         resolve(c);
         return;
     }
@@ -351,6 +411,8 @@ ramp(struct lg_worker *w)
     w->in_ramp = true;
     while (w->ramp_next < w->nconns && w->ramp_pending < w->ramp_max && w->phase < LG_CMD_CLOSE)
         connect_one(w, &w->conns[w->ramp_next++]);
+    while (w->recon_next < w->nrecon && w->ramp_pending < w->ramp_max && w->phase < LG_CMD_CLOSE)
+        connect_one(w, w->recon[w->recon_next++]);
     w->in_ramp = false;
 }
 
@@ -380,11 +442,47 @@ lg_conn_stamp(void *conn, uint64_t stamp_us)
 }
 
 void
-lg_slot_tokens(struct lg_conn *c, struct lg_slot *s, uint64_t stamps)
+lg_slot_event(struct lg_conn *c, struct lg_slot *s, uint64_t seq)
 {
     struct lg_worker *w = c->w;
-    uint64_t n = stamps ? stamps : 1;
-    if (!s->first) {
+    if (seq > 0) {
+        if (seq <= s->last_seq) {
+            w->stats.seq_regressed++;
+            lg_errors_add_str(&w->stats.errors, "SEQ_REGRESSED");
+        } else {
+            s->last_seq = seq;
+        }
+    }
+    if (s->resume_wait) {
+        s->resume_wait = false;
+        w->last_resume_us = w->now_us;
+        w->stats.resumes_answered++;
+        lg_hist_record(&w->stats.resume, w->now_us - s->t_resume_us);
+    }
+}
+
+void
+lg_slot_resume_stamp(struct lg_conn *c, struct lg_slot *s, uint64_t stamp_us)
+{
+    struct lg_worker *w = c->w;
+    uint64_t since = w->now_us - s->t_resume_us;
+    if (stamp_us < s->t_resume_us) {
+        if (!s->replay_seen) {
+            s->replay_seen = true;
+            lg_hist_record(&w->stats.replay, since);
+        }
+        return;
+    }
+    s->classify = false;
+    lg_hist_record(&w->stats.live, since);
+    lg_hist_record(&w->stats.live_lag, w->now_us > stamp_us ? w->now_us - stamp_us : 0);
+}
+
+void
+lg_slot_tokens(struct lg_conn *c, struct lg_slot *s, uint64_t n, uint64_t stamps)
+{
+    struct lg_worker *w = c->w;
+    if (!s->first && n > 0) {
         s->first = true;
         lg_hist_record(&w->stats.ttft, w->now_us > s->t_sent_us ? w->now_us - s->t_sent_us : 0);
     }
@@ -400,6 +498,11 @@ start_slot(struct lg_conn *c, struct lg_slot *s)
     s->active = true;
     s->first = false;
     s->tokens = 0;
+    s->last_seq = 0;
+    s->resume_wait = s->classify = s->replay_seen = false;
+    s->epoch_len = 0;
+    if (c->w->cfg->verify)
+        lg_verify_init(&s->verify);
     s->t_sent_us = lg_now_us();
     c->active++;
     c->w->ops->start_stream(c, s);
@@ -412,8 +515,20 @@ lg_slot_end(struct lg_conn *c, struct lg_slot *s, const char *code)
     const struct lg_config *cfg = w->cfg;
     if (!s->active)
         return;
-    if (code == NULL && cfg->expect_tokens > 0 && s->tokens != cfg->expect_tokens)
+    if (code == NULL && cfg->verify) {
+        /* The text check counts a short or long stream by what went wrong. */
+        struct lg_verify *v = &s->verify;
+        lg_verify_end(v, cfg->expect_tokens);
+        w->stats.verified++;
+        w->stats.exact += lg_verify_exact(v);
+        w->stats.tokens_lost += v->lost;
+        w->stats.tokens_dup += v->dup;
+        w->stats.garbled += v->garbled;
+        w->stats.extra += v->extra;
+        code = lg_verify_error(v);
+    } else if (code == NULL && cfg->expect_tokens > 0 && s->tokens != cfg->expect_tokens) {
         code = s->tokens < cfg->expect_tokens ? "SHORT_STREAM" : "LONG_STREAM";
+    }
     s->active = false;
     c->active--;
     c->ended++;
@@ -428,7 +543,7 @@ lg_slot_end(struct lg_conn *c, struct lg_slot *s, const char *code)
         set_finished(c);
         return;
     }
-    if (c->started < cfg->streams && w->phase == LG_CMD_STREAM && c->state == LG_CONN_READY)
+    if (c->started < cfg->streams && streaming(w) && c->state == LG_CONN_READY)
         start_slot(c, s);
 }
 
@@ -453,7 +568,7 @@ on_spread_timer(uv_timer_t *t)
     struct lg_worker *w = t->data;
     const struct lg_config *cfg = w->cfg;
     uint64_t elapsed_ms = (lg_now_us() - w->stream_t0_us) / 1000u;
-    while (w->spread_next < w->nconns && w->phase == LG_CMD_STREAM) {
+    while (w->spread_next < w->nconns && streaming(w)) {
         struct lg_conn *c = &w->conns[w->spread_next];
         uint64_t at = cfg->spread_ms * c->index / cfg->connections;
         if (at > elapsed_ms) {
@@ -461,6 +576,7 @@ on_spread_timer(uv_timer_t *t)
             return;
         }
         w->spread_next++;
+        c->due = true;
         start_streams(c);
     }
 }
@@ -486,7 +602,8 @@ on_sweep(uv_timer_t *t)
     }
     /* Connections before the first one still pending need no more looks. */
     while (w->sweep_from < w->ramp_next && w->conns[w->sweep_from].state != LG_CONN_CONNECTING &&
-           w->conns[w->sweep_from].state != LG_CONN_HANDSHAKE)
+           w->conns[w->sweep_from].state != LG_CONN_HANDSHAKE &&
+           !w->conns[w->sweep_from].reconnecting)
         w->sweep_from++;
     if (w->sweep_from == w->nconns)
         uv_timer_stop(t);
@@ -539,6 +656,15 @@ begin_close(struct lg_worker *w, bool abort)
     }
     for (uint32_t i = 0; i < w->nconns; i++) {
         struct lg_conn *c = &w->conns[i];
+        if (c->reconnecting && (c->state == LG_CONN_CLOSED || c->state == LG_CONN_INIT)) {
+            /* Cut and not connected again: its streams end here. */
+            c->reconnecting = false;
+            if (!c->finished) {
+                lg_errors_add_str(&w->stats.errors, abort ? "TIMEOUT" : "NOT_RECONNECTED");
+                fail_streams(c);
+            }
+            continue;
+        }
         if (c->state == LG_CONN_CLOSED || c->state == LG_CONN_INIT)
             continue;
         if (abort && !c->finished) {
@@ -558,6 +684,65 @@ begin_close(struct lg_worker *w, bool abort)
     maybe_exit(w);
 }
 
+/* The reset of a cut connection is complete: the handle may be opened again. */
+static void
+on_cut_closed(uv_handle_t *h)
+{
+    struct lg_conn *c = h->data;
+    struct lg_worker *w = c->w;
+    if (w->ops->cleanup)
+        w->ops->cleanup(c);
+    memset(&c->u, 0, sizeof(c->u));
+    sl_buf_clear(&c->out);
+    sl_buf_clear(&c->inflight);
+    c->writing = false;
+    sl_assert(w->open > 0);
+    w->open--;
+    if (!c->reconnecting) {
+        /* The run was closed or aborted meanwhile (begin_close failed its streams). */
+        free(c->slots);
+        c->slots = NULL;
+        sl_buf_free(&c->out);
+        sl_buf_free(&c->inflight);
+        maybe_exit(w);
+        return;
+    }
+    w->recon[w->nrecon++] = c;
+    ramp(w);
+}
+
+/*
+ * Resets every connection that still has streams to run, all in this one callback: a TCP
+ * RST (SO_LINGER 0), no close frame. A reset, rather than a FIN, because it is what a dead
+ * client, a NAT or a mobile network dropping state looks like to the server, and because
+ * whatever was in flight either way is lost at once: bytes the client had not read yet
+ * (a close() with unread data resets anyway), and frames the server is still writing.
+ * The client resumes from the last seq it processed, not from what the server sent.
+ */
+static void
+cut_all(struct lg_worker *w)
+{
+    uint64_t now = lg_now_us();
+    if (w->recon == NULL)
+        w->recon = sl_calloc(w->nconns ? w->nconns : 1, sizeof(*w->recon));
+    for (uint32_t i = 0; i < w->nconns; i++) {
+        struct lg_conn *c = &w->conns[i];
+        if (c->state != LG_CONN_READY || c->finished)
+            continue;
+        c->t_cut_us = now;
+        c->reconnecting = true;
+        c->state = LG_CONN_CLOSED; /* nothing more is read or written on this socket */
+        w->stats.cut_conns++;
+        w->stats.cut_streams += c->active;
+        if (uv_tcp_close_reset(&c->tcp, on_cut_closed) != 0)
+            uv_close((uv_handle_t *)&c->tcp, on_cut_closed);
+    }
+    /* Reconnections time out like first connections. */
+    w->sweep_from = 0;
+    if (!uv_is_active((uv_handle_t *)&w->sweep))
+        uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+}
+
 static void
 on_async(uv_async_t *h)
 {
@@ -565,6 +750,13 @@ on_async(uv_async_t *h)
     int cmd = atomic_exchange(&w->cmd, LG_CMD_NONE);
     if (cmd == LG_CMD_NONE || cmd <= w->phase)
         return;
+    if (cmd == LG_CMD_CUT) {
+        if (w->phase != LG_CMD_STREAM)
+            return;
+        w->phase = LG_CMD_CUT;
+        cut_all(w);
+        return;
+    }
     if (cmd == LG_CMD_STREAM) {
         w->phase = LG_CMD_STREAM;
         w->stream_t0_us = lg_now_us();
@@ -647,6 +839,10 @@ void
 lg_worker_cleanup(struct lg_worker *w)
 {
     uv_loop_close(&w->loop);
+    for (uint32_t i = 0; i < w->nconns; i++)
+        free(w->conns[i].token);
+    free(w->recon);
+    w->recon = NULL;
     free(w->conns);
     w->conns = NULL;
 }

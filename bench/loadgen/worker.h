@@ -10,6 +10,11 @@
  *             over http://) or has failed;
  *   stream    LG_CMD_STREAM: starts the streams (each connection's first one at its offset
  *             within --spread), K at once per connection, the next as soon as one ends;
+ *   cut       LG_CMD_CUT (--cut-at / --cut-after): resets every connection that still has
+ *             streams to run (a TCP RST, no close frame), reconnects each (the same token,
+ *             the same source address, within --ramp) and sends `resume` for each of its
+ *             running streams with the last seq it saw and the stream's epoch; streams go
+ *             on as before;
  *   close     LG_CMD_CLOSE: closes every connection politely (WebSocket close 1000),
  *             forcing those still open after a grace period; the loop then ends.
  *   abort     LG_CMD_ABORT (run timeout, SIGINT): what has not finished counts as a
@@ -37,6 +42,7 @@
 #include "base/buf.h"
 #include "stats.h"
 #include "upstream/sse.h"
+#include "verify.h"
 
 enum lg_mode { LG_MODE_NATIVE, LG_MODE_SSE };
 enum lg_auth { LG_AUTH_QUERY, LG_AUTH_HEADER, LG_AUTH_MESSAGE, LG_AUTH_NONE };
@@ -54,15 +60,21 @@ struct lg_config {
     unsigned threads;
     uint64_t handshake_timeout_ms; /* connect + upgrade + ready, per connection */
     uint64_t expect_tokens;        /* > 0: a stream delivering another count is an error */
+    bool verify;                   /* check each stream's text (lg_verify) */
     enum lg_auth auth;
-    /* Prebuilt bytes. Native: `handshake` is the upgrade request up to and without the
-     * Sec-WebSocket-Key header line; `chat_head` + id + `chat_tail` is a chat message;
-     * `auth_msg` the auth message (auth=message). SSE: `request` is one whole HTTP
-     * request, sent as is for every stream. */
-    struct sl_buf handshake, chat_head, chat_tail, auth_msg, request;
+    const char *token;      /* the run's token (JWT or API key), NULL for none */
+    const char *jwt_secret; /* non-NULL: each connection mints its own HS256 JWT, sub
+                               jwt_sub + its index, and keeps it across a reconnect */
+    const char *jwt_sub;
+    /* Prebuilt bytes. Native: the upgrade request is `hs_path`, the token percent-encoded
+     * (auth=query: `hs_path` ends with "?token=" or "&token="), then `hs_rest` (the request
+     * line's end and the fixed headers); `chat_head` + id + `chat_tail` is a chat message.
+     * SSE: `request` is one whole HTTP request, sent as is for every stream. */
+    struct sl_buf hs_path, hs_rest, chat_head, chat_tail, request;
 };
 
-enum lg_cmd { LG_CMD_NONE, LG_CMD_STREAM, LG_CMD_CLOSE, LG_CMD_ABORT };
+/* In the order the phases come: a worker ignores a command for a phase it has passed. */
+enum lg_cmd { LG_CMD_NONE, LG_CMD_STREAM, LG_CMD_CUT, LG_CMD_CLOSE, LG_CMD_ABORT };
 
 /* Published by a worker once per loop turn, read by the main thread. */
 struct lg_progress {
@@ -73,7 +85,9 @@ struct lg_progress {
     _Atomic uint64_t streams_ok, streams_failed, tokens, errors;
     _Atomic uint64_t last_end_us; /* when the last stream ended */
     _Atomic uint64_t lat_max_us;  /* largest token latency since the main thread last took it */
-    _Atomic bool exited;          /* the loop has ended */
+    _Atomic uint64_t cut_streams, resumes_answered; /* streams cut; resumes answered or refused */
+    _Atomic uint64_t last_resume_us;                /* when the last of them was answered */
+    _Atomic bool exited;                            /* the loop has ended */
 };
 
 enum lg_conn_state {
@@ -85,12 +99,22 @@ enum lg_conn_state {
     LG_CONN_CLOSED,  /* uv_close called */
 };
 
+#define LG_EPOCH_MAX 64
+
 struct lg_slot {
     uint32_t n; /* the stream's number on its connection (its id) */
     bool active;
     bool first;         /* first token seen */
     uint64_t tokens;    /* received */
     uint64_t t_sent_us; /* request written */
+    uint64_t last_seq;  /* the highest seq seen: what a resume sends as `after` */
+    /* Resume: `resume_wait` until the stream's first event after the resume was sent,
+     * `classify` until its first live token (stamped after the resume was sent). */
+    bool resume_wait, classify, replay_seen;
+    uint8_t epoch_len; /* 0: no `start` seen */
+    uint64_t t_resume_us;
+    char epoch[LG_EPOCH_MAX];
+    struct lg_verify verify;
 };
 
 struct lg_worker;
@@ -102,12 +126,16 @@ struct lg_conn {
     uint8_t state;
     bool writing;
     bool failed;
-    bool finished;    /* counted in progress.finished */
-    uint32_t started; /* streams started */
-    uint32_t ended;   /* streams ended, ok or not */
+    bool finished;     /* counted in progress.finished */
+    bool due;          /* its streams' start offset has come */
+    bool reconnecting; /* cut: from the reset until the new connection is ready or failed */
+    uint32_t started;  /* streams started */
+    uint32_t ended;    /* streams ended, ok or not */
     uint32_t active;
     uint64_t t0_us;         /* connect() called */
     uint64_t t_tcp_us;      /* established */
+    uint64_t t_cut_us;      /* reset by the cut */
+    char *token;            /* its own JWT (cfg->jwt_secret), minted on first connect */
     struct sl_buf out;      /* bytes to write */
     struct sl_buf inflight; /* bytes of the write in flight */
     uv_write_t wreq;
@@ -140,6 +168,8 @@ struct lg_proto_ops {
     void (*read)(struct lg_conn *c, const char *p, size_t n);
     /* Send the request of the stream in slot s (s->n is its number). */
     void (*start_stream)(struct lg_conn *c, struct lg_slot *s);
+    /* Send a resume of the stream in slot s (after a cut; native only). */
+    void (*resume_stream)(struct lg_conn *c, struct lg_slot *s);
     /* Begin a polite close of a ready connection (the worker forces it later). */
     void (*close)(struct lg_conn *c);
     /* Release what the protocol holds (called once, from the close callback). */
@@ -163,15 +193,18 @@ struct lg_worker {
     uint32_t nconns;
     uint32_t ramp_next, ramp_pending, ramp_max;
     bool in_ramp;
-    uint32_t sweep_from;  /* connections before it are past their handshake */
-    uint32_t open;        /* connections whose handle is not closed yet */
-    uint32_t spread_next; /* next connection to start in the stream phase */
-    int phase;            /* the last command applied */
-    _Atomic int cmd;      /* set by the main thread before uv_async_send */
-    uint64_t now_us;      /* arrival time of the read being processed */
+    uint32_t sweep_from;    /* connections before it are past their handshake */
+    uint32_t open;          /* connections whose handle is not closed yet */
+    uint32_t spread_next;   /* next connection to start in the stream phase */
+    struct lg_conn **recon; /* cut connections waiting for their reconnect (ramped) */
+    uint32_t nrecon, recon_next;
+    int phase;       /* the last command applied */
+    _Atomic int cmd; /* set by the main thread before uv_async_send */
+    uint64_t now_us; /* arrival time of the read being processed */
     uint64_t stream_t0_us;
     uint64_t last_end_us;
     uint64_t ivl_max_us; /* largest token latency since the last publish */
+    uint64_t last_resume_us;
     uint64_t finished;
     uint64_t resolved;
     uint64_t prng;
@@ -214,12 +247,23 @@ void lg_conn_close(struct lg_conn *c);
 /* The slot of stream number n, or NULL. */
 struct lg_slot *lg_conn_slot(struct lg_conn *c, uint32_t n);
 
-/* Records a token arrival on slot s: `stamps` stamps were found (latency already recorded
- * by the caller through lg_conn_stamp), or none (count = 1 token without latency). */
-void lg_slot_tokens(struct lg_conn *c, struct lg_slot *s, uint64_t stamps);
+/* Records `tokens` new tokens on slot s, `stamps` of them with a stamp (latency already
+ * recorded by the caller through lg_conn_stamp). */
+void lg_slot_tokens(struct lg_conn *c, struct lg_slot *s, uint64_t tokens, uint64_t stamps);
 
 /* Latency of one stamped token: now_us - stamp. */
 void lg_conn_stamp(void *conn, uint64_t stamp_us);
+
+/*
+ * The stream in slot s delivered an event with sequence number seq (0: none, e.g. an
+ * error about the message): checks that seqs only grow, and after a resume times the
+ * stream's first event.
+ */
+void lg_slot_event(struct lg_conn *c, struct lg_slot *s, uint64_t seq);
+
+/* A token stamped stamp_us arrived on slot s after a resume: times the first replayed and
+ * the first live one (the caller stops calling once s->classify is false). */
+void lg_slot_resume_stamp(struct lg_conn *c, struct lg_slot *s, uint64_t stamp_us);
 
 /* The stream in slot s ended: ok, or failed with error code `code` (counted). Starts the
  * connection's next stream, if any. */

@@ -5,15 +5,20 @@
  * Sec-WebSocket-Accept of our key); frames go through wslay's event API in client mode,
  * which masks what we send (genmask from the worker's PRNG) and answers pings by itself.
  * Delta frames, the bulk of the traffic, are recognised by scan.c without a JSON parse;
- * the few other messages of a stream are parsed with jansson.
+ * the few other messages of a stream are parsed with jansson. After a cut (worker.c) the
+ * new connection sends a `resume` per running stream with the last seq it saw and the
+ * epoch of the stream's `start` event.
  */
 #include <jansson.h>
+#include <jwt.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "base/alloc.h"
+#include "base/jsonw.h"
 #include "base/util.h"
 #include "scan.h"
 #include "worker.h"
@@ -73,16 +78,57 @@ slot_of(struct lg_conn *c, struct sl_slice id)
     return lg_conn_slot(c, n);
 }
 
+struct stamp_ctx {
+    struct lg_conn *c;
+    struct lg_slot *s;
+};
+
+/* A stamp after a resume: its latency, and whether it was replayed or is live. */
 static void
-on_delta(struct lg_conn *c, struct sl_slice id, struct sl_slice text, bool tool)
+on_resumed_stamp(void *ud, uint64_t stamp_us)
+{
+    struct stamp_ctx *x = ud;
+    lg_conn_stamp(x->c, stamp_us);
+    if (x->s->classify)
+        lg_slot_resume_stamp(x->c, x->s, stamp_us);
+}
+
+static void
+on_delta(struct lg_conn *c, struct sl_slice id, uint64_t seq, struct sl_slice text, bool tool)
 {
     struct lg_slot *s = slot_of(c, id);
     if (s == NULL) {
         lg_errors_add_str(&c->w->stats.errors, "UNEXPECTED_ID");
         return;
     }
-    size_t stamps = tool ? 0 : lg_scan_stamps(text.ptr, text.len, lg_conn_stamp, c);
-    lg_slot_tokens(c, s, stamps);
+    lg_slot_event(c, s, seq);
+    if (tool) {
+        lg_slot_tokens(c, s, 1, 0);
+        return;
+    }
+    size_t stamps;
+    if (s->classify) {
+        struct stamp_ctx x = {c, s};
+        stamps = lg_scan_stamps(text.ptr, text.len, on_resumed_stamp, &x);
+    } else {
+        stamps = lg_scan_stamps(text.ptr, text.len, lg_conn_stamp, c);
+    }
+    uint64_t tokens = stamps ? stamps : 1;
+    if (c->w->cfg->verify)
+        tokens = lg_verify_feed(&s->verify, text.ptr, text.len);
+    lg_slot_tokens(c, s, tokens, stamps);
+}
+
+/* The stream's epoch, from its `start` event, for a later resume. */
+static void
+keep_epoch(struct lg_slot *s, json_t *root)
+{
+    json_t *e = json_object_get(root, "epoch");
+    size_t n = json_string_length(e);
+    if (!json_is_string(e) || n == 0 || n >= sizeof(s->epoch))
+        return;
+    memcpy(s->epoch, json_string_value(e), n);
+    s->epoch_len = (uint8_t)n;
 }
 
 /* Everything but the common delta layout: a few messages per stream. */
@@ -100,6 +146,20 @@ on_other(struct lg_conn *c, const char *msg, size_t len)
     struct sl_slice id = sl_slice_make("", 0);
     if (json_is_string(jid))
         id = sl_slice_make(json_string_value(jid), json_string_length(jid));
+    /* Every event of a running stream: its seq, and the answer to a resume. */
+    struct lg_slot *es = json_is_string(jid) ? slot_of(c, id) : NULL;
+    if (es != NULL && strcmp(type, "delta") != 0) {
+        json_t *jseq = json_object_get(root, "seq");
+        if (strcmp(type, "error") == 0 && es->resume_wait) {
+            /* A refused resume (NOT_FOUND) is counted as an error, not timed. */
+            es->resume_wait = false;
+            c->w->last_resume_us = c->w->now_us;
+            c->w->stats.resumes_refused++;
+        }
+        lg_slot_event(c, es, json_is_integer(jseq) ? (uint64_t)json_integer_value(jseq) : 0);
+        if (strcmp(type, "start") == 0)
+            keep_epoch(es, root);
+    }
 
     if (strcmp(type, "ready") == 0) {
         if (c->state == LG_CONN_HANDSHAKE)
@@ -125,8 +185,9 @@ on_other(struct lg_conn *c, const char *msg, size_t len)
     } else if (strcmp(type, "delta") == 0) {
         /* A delta laid out otherwise than sluice renders it today. */
         json_t *text = json_object_get(root, "text");
+        json_t *jseq = json_object_get(root, "seq");
         bool tool = !json_is_string(text);
-        on_delta(c, id,
+        on_delta(c, id, json_is_integer(jseq) ? (uint64_t)json_integer_value(jseq) : 0,
                  tool ? sl_slice_make("", 0)
                       : sl_slice_make(json_string_value(text), json_string_length(text)),
                  tool);
@@ -148,7 +209,7 @@ on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg 
         const char *msg = (const char *)arg->msg;
         struct lg_delta d;
         if (lg_scan_native_delta(msg, arg->msg_length, &d))
-            on_delta(c, d.id, d.text, d.tool);
+            on_delta(c, d.id, d.seq, d.text, d.tool);
         else
             on_other(c, msg, arg->msg_length);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
@@ -199,16 +260,74 @@ queue_text(struct lg_conn *c, const char *p, size_t n)
 
 /* --- handshake ---------------------------------------------------------------------------- */
 
+/* Percent-encodes everything but RFC 3986 unreserved characters. */
+static void
+append_urlenc(struct sl_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            sl_buf_append_byte(b, (char)ch);
+        } else {
+            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            sl_buf_append(b, e, 3);
+        }
+    }
+}
+
+/* An HS256 JWT for user <prefix><index>, valid for a day. NULL if libjwt refuses. */
+static char *
+mint_jwt(const char *secret, const char *prefix, uint32_t index)
+{
+    char sub[160];
+    snprintf(sub, sizeof(sub), "%s%u", prefix, index);
+    jwt_t *jwt = NULL;
+    char *tok = NULL;
+    if (jwt_new(&jwt) != 0)
+        sl_panic("out of memory in jwt_new");
+    long now = (long)time(NULL);
+    if (jwt_add_grant(jwt, "sub", sub) == 0 && jwt_add_grant_int(jwt, "iat", now) == 0 &&
+        jwt_add_grant_int(jwt, "exp", now + 86400) == 0 &&
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0)
+        tok = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    return tok;
+}
+
+/* The connection's token: the run's, or its own JWT, minted once so that a reconnect
+ * after a cut authenticates as the same user with the same token. */
+static const char *
+conn_token(struct lg_conn *c)
+{
+    const struct lg_config *cfg = c->w->cfg;
+    if (cfg->jwt_secret == NULL)
+        return cfg->token;
+    if (c->token == NULL) {
+        c->token = mint_jwt(cfg->jwt_secret, cfg->jwt_sub, c->index);
+        if (c->token == NULL)
+            sl_panic("cannot mint a JWT");
+    }
+    return c->token;
+}
+
 static void
 ws_connected(struct lg_conn *c)
 {
     const struct lg_config *cfg = c->w->cfg;
+    const char *token = conn_token(c);
     uint8_t raw[16];
     uint64_t r1 = lg_worker_rand(c->w), r2 = lg_worker_rand(c->w);
     memcpy(raw, &r1, 8);
     memcpy(raw + 8, &r2, 8);
     sl_base64_encode(c->u.ws.key, raw, sizeof(raw));
-    sl_buf_append(&c->out, sl_buf_ptr(&cfg->handshake), sl_buf_len(&cfg->handshake));
+    sl_buf_append(&c->out, sl_buf_ptr(&cfg->hs_path), sl_buf_len(&cfg->hs_path));
+    if (token && cfg->auth == LG_AUTH_QUERY)
+        append_urlenc(&c->out, token);
+    sl_buf_append(&c->out, sl_buf_ptr(&cfg->hs_rest), sl_buf_len(&cfg->hs_rest));
+    if (token && cfg->auth == LG_AUTH_HEADER)
+        sl_buf_printf(&c->out, "Authorization: Bearer %s\r\n", token);
     sl_buf_append_str(&c->out, "Sec-WebSocket-Key: ");
     sl_buf_append_str(&c->out, c->u.ws.key);
     sl_buf_append_str(&c->out, "\r\n\r\n");
@@ -316,9 +435,14 @@ ws_read(struct lg_conn *c, const char *p, size_t n)
      * The bytes of p past the head are those of hs past it. */
     size_t rest = sl_buf_len(hs) - head_len;
     const char *tail = p + (n - rest);
-    if (c->w->cfg->auth == LG_AUTH_MESSAGE) {
-        const struct sl_buf *am = &c->w->cfg->auth_msg;
-        queue_text(c, sl_buf_ptr(am), sl_buf_len(am));
+    const char *token = conn_token(c);
+    if (token && c->w->cfg->auth == LG_AUTH_MESSAGE) {
+        struct sl_buf am = SL_BUF_INIT;
+        SL_JSONW_LIT(&am, "{\"type\":\"auth\",\"token\":");
+        sl_jsonw_cstr(&am, token);
+        sl_buf_append_byte(&am, '}');
+        queue_text(c, sl_buf_ptr(&am), sl_buf_len(&am));
+        sl_buf_free(&am);
         if (c->state == LG_CONN_CLOSED)
             return;
     }
@@ -355,6 +479,22 @@ ws_start_stream(struct lg_conn *c, struct lg_slot *s)
 }
 
 static void
+ws_resume_stream(struct lg_conn *c, struct lg_slot *s)
+{
+    struct sl_buf b = SL_BUF_INIT;
+    sl_buf_printf(&b, "{\"type\":\"resume\",\"id\":\"%u\",\"after\":%llu", s->n,
+                  (unsigned long long)s->last_seq);
+    if (s->epoch_len > 0) {
+        /* Without it (no `start` seen yet) the server takes the newest run of the id. */
+        SL_JSONW_LIT(&b, ",\"epoch\":");
+        sl_jsonw_str(&b, s->epoch, s->epoch_len);
+    }
+    sl_buf_append_byte(&b, '}');
+    queue_text(c, sl_buf_ptr(&b), sl_buf_len(&b));
+    sl_buf_free(&b);
+}
+
+static void
 ws_close(struct lg_conn *c)
 {
     if (c->u.ws.ctx == NULL) {
@@ -378,6 +518,7 @@ const struct lg_proto_ops lg_wsconn_ops = {
     .connected = ws_connected,
     .read = ws_read,
     .start_stream = ws_start_stream,
+    .resume_stream = ws_resume_stream,
     .close = ws_close,
     .cleanup = ws_cleanup,
 };

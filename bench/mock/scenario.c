@@ -15,7 +15,7 @@ mock_synth_defaults(struct mock_synth *s)
         .format = MOCK_PROV_NONE,
         .tokens = 20,
         .rate = 0,
-        .ts = false,
+        .ts = 0,
         .usage = true,
         .first_byte_ms = 0,
         .status = 200,
@@ -169,7 +169,8 @@ parse_synth_pair(struct mock_synth *s, struct sl_slice k, struct sl_slice v, uin
         ok = parse_rate(v, &s->rate);
         break;
     case K_TS:
-        ok = parse_bool(v, &s->ts);
+        ok = parse_u32(v, 2, &u);
+        s->ts = (uint8_t)u;
         break;
     case K_USAGE:
         ok = parse_bool(v, &s->usage);

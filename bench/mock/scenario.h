@@ -46,7 +46,8 @@ struct mock_synth {
     enum mock_provider format; /* MOCK_PROV_NONE: the route's */
     uint32_t tokens;           /* content tokens, default 20 */
     double rate;               /* tokens per second; 0 = as fast as possible */
-    bool ts;                   /* token text "@<CLOCK_MONOTONIC us> " instead of "tok<i> " */
+    uint8_t ts;                /* token text: 0 "tok<i> ", 1 "@<CLOCK_MONOTONIC us> ",
+                                  2 "tok<i>@<CLOCK_MONOTONIC us> " (checkable and stamped) */
     bool usage;                /* emit usage as the provider does (default true) */
     uint32_t first_byte_ms;    /* delay before the response head */
     int status;                /* 200, or an HTTP error status 400..599 (no stream) */

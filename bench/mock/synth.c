@@ -14,12 +14,13 @@
 static void
 put_text(const struct mock_gen *g, struct sl_buf *out, uint32_t i, uint64_t now_us)
 {
-    if (g->cfg.ts) {
-        sl_buf_append_byte(out, '@');
-        sl_jsonw_uint(out, now_us);
-    } else {
+    if (g->cfg.ts != 1) {
         LIT(out, "tok");
         sl_jsonw_uint(out, i);
+    }
+    if (g->cfg.ts != 0) {
+        sl_buf_append_byte(out, '@');
+        sl_jsonw_uint(out, now_us);
     }
     sl_buf_append_byte(out, ' ');
 }

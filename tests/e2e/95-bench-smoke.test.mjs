@@ -1,15 +1,16 @@
 // Smoke test of the benchmark's load generator (build/sluice-loadgen, docs/performance.md):
 // tiny runs through sluice (demo model, and the mock upstream when the openai provider is
 // there) and straight to the mock, checking only that they complete without errors and
-// report valid JSON with the expected keys and counts. No timing assertions: the figures
-// themselves belong to `make bench`.
+// report valid JSON with the expected keys and counts; and bench (e)'s mode, every
+// connection cut at once mid-stream and resumed, with each stream's text checked token by
+// token. No timing assertions: the figures themselves belong to `make bench`.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ROOT, jwt, startMock, startSluice } from './lib/harness.mjs';
+import { ROOT, SECRET, jwt, startMock, startSluice } from './lib/harness.mjs';
 
 function loadgenBin() {
   if (process.env.SLUICE_LOADGEN) return process.env.SLUICE_LOADGEN;
@@ -218,5 +219,120 @@ describe('benchmark smoke', () => {
     assert.equal(bad.code, 1);
     assert.equal(bad.report.connect.failed, 2);
     assert.equal(bad.report.errors.total, 2);
+  });
+});
+
+describe('benchmark smoke: cut and resume (bench (e))', () => {
+  let mock;
+  let s;
+  let noResume;
+  // 200 tokens at 200/s: a second per stream, the cut at 40 tokens lands mid-stream.
+  const SCEN = 'synth:tokens=200,rate=200,ts=2';
+  const config = (resume) => ({
+    workers: 2,
+    providers: { mock: { kind: 'openai', base_url: `${mock.url}/v1`, api_key: 'x' } },
+    models: { resumable: { provider: 'mock', upstream_model: SCEN } },
+    limits: { messages_per_minute: 100000 },
+    log: { level: 'info' },
+    resume,
+  });
+  before(async () => {
+    mock = await startMock();
+    s = await startSluice({ config: config({ window: '30s' }) });
+    noResume = await startSluice({ config: config({ window: '0s' }) });
+  });
+  after(async () => {
+    await s?.stop();
+    await noResume?.stop();
+    await mock?.stop();
+  });
+
+  const cutArgs = (srv) => ['-c', '20', '-s', '1', '-m', 'resumable', '--expect-tokens', '200',
+    '--verify-text', '--cut-at', '40', '--jwt-secret', SECRET, '--jwt-sub', 'cutter-',
+    '--metrics', `${srv.url}/metrics`, `${srv.wsUrl}/ws`];
+
+  test('20 streams cut at once mid-stream, resumed on new connections: every text exact', async () => {
+    const since = (await mock.log()).reduce((m, r) => Math.max(m, r.id), 0);
+    const mark = s.mark();
+    const res = await loadgen(cutArgs(s));
+    assertClean(res);
+    const r = res.report;
+    assertShape(r);
+    assert.equal(r.streams.ok, 20);
+    assert.equal(r.tokens.total, 4000);
+    // The cut found all 20 streams running (the cut at 40 tokens of 200), and every one
+    // was resumed and answered.
+    assert.equal(r.cut.connections, 20);
+    assert.equal(r.cut.streams, 20);
+    assert.equal(r.cut.reconnected, 20);
+    assert.equal(r.cut.resumes_sent, 20);
+    assert.equal(r.cut.resumes_answered, 20);
+    assert.equal(r.cut.resume_ms.count, 20);
+    assert.equal(r.cut.reconnect_ms.count, 20);
+    assert.equal(r.cut.resumes_refused, 0);
+    assert.equal(typeof r.cut.resumed_wall_s, 'number');
+    assert.ok(r.cut.at_s > 0);
+    // Token by token: nothing lost, nothing twice, seq only grew.
+    assert.deepEqual(r.verify, { streams: 20, exact: 20, tokens_lost: 0, tokens_duplicated: 0,
+      garbled: 0, extra: 0, seq_regressed: 0 });
+    // Each stream's text came from one upstream request: a resume is not a new request.
+    const mine = (await mock.log()).filter((e) => e.id > since && e.scenario === SCEN);
+    assert.equal(mine.length, 20);
+    assert.ok(mine.every((e) => e.end === 'done' && e.tokens_sent === 200));
+    // sluice's /metrics at the moment of the cut: 20 streams with their journals.
+    const m = r.server_metrics;
+    assert.ok(m.samples >= 2);
+    assert.equal(m.at_cut.sluice_streams_active, 20);
+    assert.ok(m.at_cut.sluice_journal_bytes > 0);
+    assert.ok(m.journal_bytes_per_stream_at_cut > 0);
+    assert.ok(m.end.sluice_resumes_total >= 20);
+    // One user per connection (--jwt-secret), the same one again after the cut; the
+    // resumes named the seq each client had seen.
+    const log = s.stderr().slice(mark);
+    const users = [...log.matchAll(/event=session\.ready .*user=(cutter-\d+)/g)].map((x) => x[1]);
+    assert.equal(users.length, 40);
+    for (let i = 0; i < 20; i++) assert.equal(users.filter((u) => u === `cutter-${i}`).length, 2);
+    const resumed = [...log.matchAll(/event=stream\.resumed .*after=(\d+)/g)];
+    assert.equal(resumed.length, 20);
+    // Mid-stream: past `start` and the progress events, before the end.
+    assert.ok(resumed.every((x) => Number(x[1]) > 3 && Number(x[1]) < 200), 'resumed mid-stream');
+  });
+
+  test('the same run against a sluice that keeps nothing (resume.window 0) fails: NOT_FOUND', async () => {
+    // What the smoke test above would report if resume were broken.
+    const res = await loadgen(cutArgs(noResume));
+    assert.equal(res.code, 1);
+    const r = res.report;
+    assert.equal(r.ok, false);
+    assert.equal(r.cut.streams, 20);
+    assert.equal(r.cut.resumes_sent, 20);
+    assert.equal(r.cut.resumes_refused, 20);
+    assert.equal(r.cut.resume_ms.count, 0);
+    assert.deepEqual(r.errors.by_code, { NOT_FOUND: 20 });
+    assert.equal(r.streams.failed, 20);
+    assert.equal(r.verify.exact, 0);
+  });
+
+  test('the text check counts what is wrong by kind', async () => {
+    // 200 tokens delivered where 205 are expected: the tail is lost.
+    const lost = await loadgen(['-c', '2', '-s', '1', '-m', 'resumable', '--expect-tokens', '205',
+      '--verify-text', '--jwt-secret', SECRET, `${s.wsUrl}/ws`]);
+    assert.equal(lost.code, 1);
+    assert.deepEqual(lost.report.errors.by_code, { TEXT_LOST: 2 });
+    assert.equal(lost.report.verify.tokens_lost, 10);
+    // Stamps alone (ts=1) are no synthetic text.
+    const garbled = await loadgen(['-c', '1', '-s', '1', '-m', 'synth:tokens=5,ts=1',
+      '--expect-tokens', '5', '--verify-text', `${mock.url}/v1`]);
+    assert.deepEqual(garbled.report.errors.by_code, { TEXT_GARBLED: 1 });
+    assert.equal(garbled.report.verify.garbled, 5);
+  });
+
+  test('a cut that never comes (the streams end first) is an error, not a pass', async () => {
+    const res = await loadgen(['-c', '2', '-s', '1', '-m', 'resumable', '--expect-tokens', '200',
+      '--verify-text', '--cut-at', '1000', '--jwt-secret', SECRET, `${s.wsUrl}/ws`]);
+    assert.equal(res.code, 1);
+    assert.deepEqual(res.report.errors.by_code, { CUT_MISSED: 1 });
+    assert.equal(res.report.cut.at_s, null);
+    assert.equal(res.report.verify.exact, 2);
   });
 });

@@ -65,9 +65,29 @@ Test(loadgen_scan, native_delta_text)
     cr_assert_eq(d.text.len, 9);
     cr_assert_eq(memcmp(d.text.ptr, "@99 @100 ", 9), 0);
     cr_assert_not(d.tool);
+    cr_assert_eq(d.seq, 4);
     uint32_t n;
     cr_assert_eq(lg_scan_u32(d.id, &n), 0);
     cr_assert_eq(n, 17);
+}
+
+Test(loadgen_scan, native_delta_seq)
+{
+    /* The resume benchmark sends the last seq seen as `after`: it must be read exactly. */
+    struct lg_delta d;
+    cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1\",\"seq\":4294967301,"
+                                        "\"text\":\"tok1 \"}"),
+                                      &d),
+                 1);
+    cr_assert_eq(d.seq, 4294967301ull);
+    /* No number, or one too long for 64 bits: not the layout we know. */
+    cr_assert_eq(
+        lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1\",\"seq\":,\"text\":\"a\"}"), &d),
+        0);
+    cr_assert_eq(lg_scan_native_delta(S("{\"type\":\"delta\",\"id\":\"1\",\"seq\":"
+                                        "12345678901234567890,\"text\":\"a\"}"),
+                                      &d),
+                 0);
 }
 
 Test(loadgen_scan, native_delta_with_escapes_and_tool)

@@ -68,7 +68,7 @@ Test(mock_scenario, synth_defaults)
     cr_assert_eq(sc.synth.rate, 0);
     cr_assert_eq(sc.synth.format, MOCK_PROV_NONE);
     cr_assert(sc.synth.usage);
-    cr_assert_not(sc.synth.ts);
+    cr_assert_eq(sc.synth.ts, 0);
     cr_assert_eq(sc.synth.status, 200);
     cr_assert_eq(sc.synth.retry_after, -1);
     cr_assert_eq(sc.synth.fault, MOCK_FAULT_NONE);
@@ -89,7 +89,7 @@ Test(mock_scenario, synth_all_keys)
     cr_assert_eq(sc.synth.format, MOCK_PROV_ANTHROPIC);
     cr_assert_eq(sc.synth.tokens, 500);
     cr_assert_float_eq(sc.synth.rate, 12.5, 1e-9);
-    cr_assert(sc.synth.ts);
+    cr_assert_eq(sc.synth.ts, 1);
     cr_assert_not(sc.synth.usage);
     cr_assert_eq(sc.synth.first_byte_ms, 250);
     cr_assert_eq(sc.synth.chunk, 3);
@@ -138,7 +138,8 @@ Test(mock_scenario, synth_errors)
         {"synth:tokens=10000001", "for 'tokens'"},
         {"synth:rate=fast", "for 'rate'"},
         {"synth:rate=1e3", "for 'rate'"},
-        {"synth:ts=2", "for 'ts'"},
+        {"synth:ts=3", "for 'ts'"},
+        {"synth:ts=true", "for 'ts'"},
         {"synth:format=cohere", "for 'format'"},
         {"synth:status=302", "for 'status'"},
         {"synth:status=600", "for 'status'"},

@@ -236,6 +236,26 @@ Test(mock_synth, ollama_lines_end_with_done)
     sl_buf_free(&b);
 }
 
+Test(mock_synth, ts2_tokens_are_numbered_and_stamped)
+{
+    /* ts=2: the text can be checked token by token (tok<i>) and each token's delivery
+     * latency measured (@<us>); the load generator's resume benchmark needs both. */
+    struct sl_buf b = SL_BUF_INIT;
+    render("synth:tokens=3,ts=2", MOCK_PROV_OPENAI, false, &b);
+    char *ev[16];
+    size_t n = split((char *)sl_buf_cstr(&b), "\n\n", ev, 16);
+    cr_assert_eq(n, 6, "role, 3 tokens, finish, [DONE]");
+    for (size_t i = 1; i <= 3; i++) {
+        json_t *j = parse_json(ev[i] + 6);
+        json_t *delta = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta");
+        char want[32];
+        snprintf(want, sizeof(want), "tok%zu@%zu ", i, 1000000 + i);
+        cr_assert_str_eq(json_string_value(json_object_get(delta, "content")), want);
+        json_decref(j);
+    }
+    sl_buf_free(&b);
+}
+
 Test(mock_synth, faults_drop_the_terminator)
 {
     struct sl_buf b = SL_BUF_INIT;

@@ -71,8 +71,11 @@ struct sub {
     unsigned idx;                 /* number within the session (Socket.IO recovery offsets) */
     uint32_t rendered;            /* the last seq rendered to the client */
     bool skip_deltas;             /* cancelled: what the journal still holds of it is dropped */
-    char *conversation;           /* ws-chat: the conversation the stream answers in */
-    char *question;               /* ws-chat: the user's message, remembered at done */
+    bool holding;      /* its terminal event is rendered but not yet acknowledged as delivered */
+    uint64_t end_mark; /* the transport's position right after that terminal event */
+    struct sl_list held_link; /* in ss->held while the session can check delivery */
+    char *conversation;       /* ws-chat: the conversation the stream answers in */
+    char *question;           /* ws-chat: the user's message, remembered at done */
     struct sl_jcursor cur;
     struct sl_buf text; /* the answer so far, for SL_PROTO_FULL_TEXT renderers */
 };
@@ -127,6 +130,7 @@ static int list_session(void *ud, const char *user, const char *sid, struct sl_r
 static void end_session(struct sl_session *s, uint16_t code, const char *reason);
 static void free_session(struct sl_session *s);
 static void next_waiting(struct sl_session *s);
+static bool consume(struct sub *b, struct sl_jcursor *before_end);
 
 /* --- sources: a local stream, or a remote one through the relay ------------------------------ */
 
@@ -402,6 +406,7 @@ sub_new(struct sl_session *s, const struct source_ops *ops, void *src)
     b->src = src;
     b->proto = s->proto;
     b->idx = ++s->next_idx;
+    sl_list_init(&b->held_link);
     sl_list_push_back(&s->subs, &b->link);
     return b;
 }
@@ -410,6 +415,7 @@ static void
 sub_free(struct sub *b)
 {
     sl_list_unlink(&b->link);
+    sl_list_unlink(&b->held_link);
     sl_buf_free(&b->text);
     free(b->conversation);
     free(b->question);
@@ -456,6 +462,16 @@ render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t 
     }
     struct sl_proto_sink sink = sink_of(s);
     b->proto->event(&sink, &v, ev);
+    bool terminal =
+        ev->type == SL_EV_DONE || ev->type == SL_EV_ERROR || ev->type == SL_EV_CANCELLED;
+    if (terminal && s->tops->written && s->ss->cfg->resume.window_ms > 0) {
+        /* Kept until the client has it: see release_delivered(). */
+        b->holding = true;
+        b->end_mark = s->tops->written(s->t);
+        sl_list_move_back(&s->ss->held, &b->held_link);
+        if (!sl_timeq_armed(&s->ss->held_node))
+            sl_loop_arm(s->ss->loop, &s->ss->held_tq, &s->ss->held_node);
+    }
 }
 
 /*
@@ -473,6 +489,7 @@ render_backlog(struct sl_session *s, struct sub *b)
     struct sl_event merged;
     uint32_t merged_tokens = 0;
     bool have_merged = false;
+    struct sl_jcursor before_end = b->cur; /* where the cursor was before a terminal record */
 
     while (attached(s) && queued(s) < hw) {
         struct sl_jcursor peek = b->cur;
@@ -488,6 +505,9 @@ render_backlog(struct sl_session *s, struct sub *b)
         }
         if (!more)
             break;
+        if (rec.ev.type == SL_EV_DONE || rec.ev.type == SL_EV_ERROR ||
+            rec.ev.type == SL_EV_CANCELLED)
+            before_end = b->cur;
         b->cur = peek;
         if (b->skip_deltas && rec.ev.type == SL_EV_DELTA)
             continue;
@@ -509,7 +529,23 @@ render_backlog(struct sl_session *s, struct sub *b)
         render(s, b, &merged, merged_tokens);
         sl_buf_clear(merge);
     }
-    return b->ops->consumed(b->src, &b->cur);
+    return consume(b, &before_end);
+}
+
+/*
+ * Acknowledges what the cursor has passed, except a terminal event the session holds until
+ * it is delivered (before_end: the cursor just before it). Returns false if the sub is gone.
+ */
+static bool
+consume(struct sub *b, struct sl_jcursor *before_end)
+{
+    if (!b->holding)
+        return b->ops->consumed(b->src, &b->cur);
+    uint64_t tail = b->cur.unacked - before_end->unacked;
+    if (!b->ops->consumed(b->src, before_end))
+        return false;
+    b->cur.unacked = tail;
+    return true;
 }
 
 static bool
@@ -569,6 +605,8 @@ on_stream_event(void *rd, struct sl_stream *st, const struct sl_event *ev, uint3
     if (!(b->skip_deltas && ev->type == SL_EV_DELTA))
         render(s, b, ev, tokens);
     sl_journal_end(j, &b->cur);
+    if (b->holding)
+        return; /* the terminal event: acknowledged once delivered */
     sl_journal_ack(j, &b->cur);
 }
 
@@ -603,6 +641,41 @@ static const struct sl_stream_reader reader = {
     .on_taken = on_stream_taken,
     .on_finished = on_stream_finished,
 };
+
+/*
+ * Streams whose end was rendered are let go once the client's TCP has acknowledged it: a
+ * connection lost with the tail in flight (a slow link, a reset) leaves the stream to a
+ * resume instead of losing the tail. Checked on every drain and every 100 ms while any
+ * waits; a detached session's held streams wait for a resume or the window's end.
+ */
+static void
+release_delivered(struct sl_sessions *ss)
+{
+    struct sl_list *l, *next;
+    for (l = ss->held.next; l != &ss->held; l = next) {
+        next = l->next;
+        struct sub *b = SL_CONTAINER_OF(l, struct sub, held_link);
+        struct sl_session *s = b->session;
+        if (!attached(s)) {
+            sl_list_unlink(&b->held_link); /* held for a resume now */
+            continue;
+        }
+        if (s->tops->acked(s->t) < b->end_mark)
+            continue;
+        sl_list_unlink(&b->held_link);
+        b->holding = false;
+        b->ops->consumed(b->src, &b->cur); /* may free b (on_finished) */
+    }
+    if (!sl_list_empty(&ss->held))
+        sl_loop_arm(ss->loop, &ss->held_tq, &ss->held_node);
+}
+
+static void
+on_held_tick(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)now;
+    release_delivered(SL_CONTAINER_OF(n, struct sl_sessions, held_node));
+}
 
 /* --- commands ------------------------------------------------------------------------ */
 
@@ -1280,6 +1353,10 @@ sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
     sl_loop_add_timeq(loop, &ss->hb_idle_tq);
     sl_loop_add_timeq(loop, &ss->hb_wait_tq);
     sl_loop_add_timeq(loop, &ss->window_tq);
+    sl_list_init(&ss->held);
+    sl_timeq_node_init(&ss->held_node);
+    sl_timeq_init(&ss->held_tq, 100, on_held_tick);
+    sl_loop_add_timeq(loop, &ss->held_tq);
 }
 
 void
@@ -1292,6 +1369,7 @@ sl_sessions_cleanup(struct sl_sessions *ss)
         sl_assert(s->t == NULL);
         free_session(s);
     }
+    sl_timeq_disarm(&ss->held_node);
     sl_buf_free(&ss->scratch);
     sl_buf_free(&ss->merge);
 }
@@ -1605,6 +1683,8 @@ sl_session_on_violation(struct sl_session *s, uint16_t code, const char *reason)
 void
 sl_session_on_drain(struct sl_session *s)
 {
+    if (!sl_list_empty(&s->ss->held))
+        release_delivered(s->ss);
     pump(s);
 }
 

@@ -62,6 +62,13 @@ struct sl_transport_ops {
     void (*set_max_message)(void *t, uint64_t max);
     /* The id of the TCP connection carrying the transport now, for logs (optional). */
     uint64_t (*conn_id)(void *t);
+    /*
+     * Delivery (optional, both or neither): a position in the bytes sent so far, and how
+     * far the client has acknowledged. With them a finished stream is kept until its end
+     * has reached the client, so that a connection lost with the tail in flight can resume.
+     */
+    uint64_t (*written)(void *t);
+    uint64_t (*acked)(void *t);
 };
 
 /* The session module's state on one worker. */
@@ -81,6 +88,9 @@ struct sl_sessions {
     struct sl_timeq hb_idle_tq; /* silent for heartbeat.interval: ping */
     struct sl_timeq hb_wait_tq; /* still silent at heartbeat.timeout: 4008 */
     struct sl_timeq window_tq;  /* detached for resume.window: freed */
+    struct sl_timeq held_tq;    /* checks whether held stream ends have been delivered */
+    struct sl_timeq_node held_node;
+    struct sl_list held;        /* subs whose terminal event is not yet delivered */
     struct sl_list all;         /* every session */
     size_t count;               /* sessions, attached or not */
     size_t detached;            /* sessions waiting for a resume */

@@ -88,7 +88,21 @@ t_conn_id(void *t)
     return sl_conn_id(sl_ws_conn(t));
 }
 
+static uint64_t
+t_written(void *t)
+{
+    return sl_conn_written(sl_ws_conn(t));
+}
+
+static uint64_t
+t_acked(void *t)
+{
+    return sl_conn_acked(sl_ws_conn(t));
+}
+
 static const struct sl_transport_ops ops = {
+    .written = t_written,
+    .acked = t_acked,
     .send = t_send,
     .close = t_close,
     .queued = t_queued,

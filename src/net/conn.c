@@ -45,7 +45,9 @@ struct sl_conn {
     size_t stall_mark; /* bytes not acknowledged by the peer at the last check (unacked()) */
     uint64_t id;
 
-    void *tag; /* the owner's (sl_conn_set_tag) */    unsigned flags;
+    uint64_t written; /* bytes queued over the connection's life (sl_conn_written) */
+    void *tag;        /* the owner's (sl_conn_set_tag) */
+    unsigned flags;
 };
 
 struct write_req {
@@ -392,6 +394,7 @@ sl_conn_write(struct sl_conn *c, const void *p, size_t n)
         return;
     memcpy(reserve(c, n), p, n);
     sl_buf_commit(&c->out, n);
+    c->written += n;
     mark_pending(c);
     check_cap(c);
 }
@@ -408,8 +411,24 @@ sl_conn_commit(struct sl_conn *c, size_t n)
     if (c->flags & (F_CLOSING | F_CLOSED))
         return;
     sl_buf_commit(&c->out, n);
+    c->written += n;
     mark_pending(c);
     check_cap(c);
+}
+
+uint64_t
+sl_conn_written(const struct sl_conn *c)
+{
+    return c->written;
+}
+
+uint64_t
+sl_conn_acked(struct sl_conn *c)
+{
+    if (c->flags & F_CLOSED)
+        return 0;
+    size_t pending = sl_buf_len(&c->out) + unacked(c);
+    return c->written > pending ? c->written - pending : 0;
 }
 
 size_t

@@ -120,6 +120,14 @@ void sl_conn_write(struct sl_conn *c, const void *p, size_t n);
 char *sl_conn_reserve(struct sl_conn *c, size_t n);
 void sl_conn_commit(struct sl_conn *c, size_t n);
 
+/*
+ * Bytes queued over the connection's life, and of those the ones the peer's TCP has
+ * acknowledged (the kernel's unacknowledged send queue read with SIOCOUTQ): a position
+ * written at some moment has reached the peer once acked passes it.
+ */
+uint64_t sl_conn_written(const struct sl_conn *c);
+uint64_t sl_conn_acked(struct sl_conn *c);
+
 /* Bytes queued and not yet taken by the kernel. */
 size_t sl_conn_queued(const struct sl_conn *c);
 

@@ -1,11 +1,9 @@
-// Found by bench (e) (docs/performance.md): a stream is freed as soon as its terminal event
-// is *queued* for the client, not when the client has it. A client whose connection drops
-// while the end of its answer is still in sluice's send queue or the socket buffers (a slow
-// link, a phone going into a tunnel) cannot resume it: NOT_FOUND, and the tail is lost,
-// although protocol.md promises that a client that cannot keep up loses nothing.
-//
-// Marked `todo` until the lead decides the fix (docs/internals/lifetimes.md, "after the
-// terminal event was consumed"): it runs and reports, without failing `make test`.
+// Found by bench (e) (docs/performance.md): a stream used to be freed as soon as its terminal
+// event was *queued* for the client, not when the client had it. A client whose connection
+// drops while the end of its answer is still in sluice's send queue or the socket buffers (a
+// slow link, a phone going into a tunnel) could not resume it. Now a finished stream is kept
+// until the client's TCP has acknowledged its end (docs/internals/lifetimes.md); once it
+// has, the journal is freed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { session, startMock, startSluice } from './lib/harness.mjs';
@@ -35,28 +33,37 @@ describe('resume of an answer whose end was queued but not delivered', () => {
     await mock?.stop();
   });
 
-  test('a reset while the tail is queued, then resume: every token', {
-    todo: 'sluice frees a finished stream once its end is queued (lifetimes.md decision)',
-  }, async () => {
+  test('a reset while the tail is queued, then resume: every token', async () => {
     const [a] = await session(s, { sub: 'slowlink' });
     a.send({ type: 'chat', id: 't1', model: 'whole', message: 'tail-lost' });
     const start = await a.next((m) => m.id === 't1' && m.type === 'start');
     // The client stops reading (the link stalls) right after `start`.
     a.ws._socket.pause();
     await mock.wait('tail-lost', 'complete');
-    // sluice has read the whole answer and queued it, `done` included: the stream is gone
-    // from the table (its journal freed) while the client has seen seq 1 only.
+    // sluice has read the whole answer and queued it, `done` included: the stream has ended
+    // upstream, while the client has seen seq 1 only. Its journal must still be there.
     const deadline = Date.now() + 8000;
-    while ((await metric(s, 'sluice_streams_active')) !== 0 || (await metric(s, 'sluice_journal_bytes')) !== 0) {
+    while ((await metric(s, 'sluice_streams_active')) !== 0) {
       assert.ok(Date.now() < deadline, 'the stream never ended in sluice');
       await new Promise((r) => setImmediate(r));
     }
+    assert.ok((await metric(s, 'sluice_journal_bytes')) > 0, 'the undelivered stream was freed');
     a.ws._socket.resetAndDestroy();
 
     const [b] = await session(s, { sub: 'slowlink' });
     b.send({ type: 'resume', id: 't1', after: start.seq, epoch: start.epoch });
     const first = await b.next((m) => m.id === 't1');
     assert.notEqual(first.code, 'NOT_FOUND', 'the queued tail was lost');
+    const rest = await b.collect('t1');
+    assert.equal([first, ...rest].at(-1).type, 'done');
+    const text = [first, ...rest].filter((m) => m.type === 'delta').map((m) => m.text).join('');
+    assert.equal(text, Array.from({ length: 3000 }, (_, i) => `tok${i + 1} `).join(''));
+    // Delivered this time: the journal goes.
+    const gone = Date.now() + 8000;
+    while ((await metric(s, 'sluice_journal_bytes')) !== 0) {
+      assert.ok(Date.now() < gone, 'a delivered stream was kept');
+      await new Promise((r) => setImmediate(r));
+    }
     b.close();
   });
 });

@@ -8,6 +8,7 @@
 #include "auth/origin.h"
 #include "base/alloc.h"
 #include "config/config.h"
+#include "core/http_api.h"
 #include "core/server.h"
 #include "core/sio_worker.h"
 #include "core/worker.h"
@@ -229,6 +230,8 @@ sl_routes_head(void *ud, const struct sl_http_req *head, struct sl_http_head_ver
         v->max_body = cap > w->cfg->limits.max_body_bytes ? cap : w->cfg->limits.max_body_bytes;
         return;
     }
+    if (sl_http_api_owns(head->path))
+        return; /* POST /v1/chat/completions: up to limits.max_body_bytes */
     const struct route *r = find_route(ud, head->path);
     v->max_body = r->max_body;
     /* A body on a route that takes none: a wrong method says more than "no body". */
@@ -367,6 +370,12 @@ sl_routes_handle(void *ud, struct sl_conn *c, struct sl_http_req *req)
         return;
     }
     status = 200;
+    if (sl_http_api_owns(req->path) && !req->over_capacity) {
+        status = sl_http_api_handle(w->http_api, c, req);
+        if (status == 0)
+            return; /* handed to the worker of its stream */
+        goto out;
+    }
     if (req->over_capacity && !r->at_capacity) {
         status = 503;
         sl_http_respond_error(c, req, 503, "too many connections", "Retry-After: 1\r\n");

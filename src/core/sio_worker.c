@@ -239,6 +239,17 @@ origin_allowed(void *ud, struct sl_slice origin, struct sl_slice host)
     return sl_origin_allowed(sw->w->cfg, origin, host, false);
 }
 
+bool
+sl_sio_worker_hand_to(struct sl_sio_worker *sw, unsigned owner, struct sl_conn *c,
+                      const struct sl_http_req *req)
+{
+    struct sl_server *srv = sw->w->server;
+    if (owner >= srv->nworkers || srv->workers[owner] == NULL || owner == sw->w->id)
+        return false;
+    sl_handoff_request(sw->handoff, c, req, srv->workers[owner]->sio->handoff);
+    return true;
+}
+
 static bool
 handoff(void *ud, unsigned owner, struct sl_conn *c, const struct sl_http_req *req)
 {

@@ -39,6 +39,14 @@ struct sl_sio_worker *sl_sio_worker_new(struct sl_worker *w);
  */
 int sl_sio_worker_handle(struct sl_sio_worker *sw, struct sl_conn *c, struct sl_http_req *req);
 
+/*
+ * Moves connection c, with the request req being handled, to worker `owner` (a request for
+ * a stream that lives there); from inside the request callback. false if there is no such
+ * worker (then answer it here).
+ */
+bool sl_sio_worker_hand_to(struct sl_sio_worker *sw, unsigned owner, struct sl_conn *c,
+                           const struct sl_http_req *req);
+
 /* Whether path is one of the Engine.IO endpoints (socketio.path, the echo servers). */
 bool sl_sio_worker_owns(const struct sl_sio_worker *sw, struct sl_slice path);
 

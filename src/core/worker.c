@@ -5,6 +5,7 @@
 
 #include "base/alloc.h"
 #include "config/config.h"
+#include "core/http_api.h"
 #include "core/routes.h"
 #include "core/server.h"
 #include "core/session.h"
@@ -176,6 +177,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     w->admission.limits = srv->limits;
     sl_sessions_init(&w->sessions, &senv);
     w->sio = sl_sio_worker_new(w);
+    w->http_api = sl_http_api_new(w);
     sl_loop_add_turn_hook(w->loop, on_turn, w);
 
     w->listener = sl_listener_start(w->loop, listen_fd, on_accept, w, id);
@@ -239,6 +241,7 @@ do_stop(void *arg)
     sl_streams_foreach(&w->streams, shutdown_stream, w);
     sl_sessions_shutdown(&w->sessions);
     sl_sio_worker_stop(w->sio);
+    sl_http_api_shutdown(w->http_api);
     sl_relay_flush(w->relay); /* the terminal events of streams read on other workers */
     sl_relay_shutdown(w->relay);
     /* What is left speaks plain HTTP (or was already closing). */
@@ -277,6 +280,7 @@ sl_worker_free(struct sl_worker *w)
         return;
     sl_worker_join(w);
     sl_sio_worker_free(w->sio);
+    sl_http_api_free(w->http_api);
     sl_sessions_cleanup(&w->sessions);
     sl_upstream_free(w->up);
     sl_metrics_cleanup(&w->metrics);

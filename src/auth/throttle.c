@@ -320,3 +320,24 @@ sl_throttle_size(struct sl_throttle *t)
     pthread_mutex_unlock(&t->lock);
     return n;
 }
+
+int
+sl_auth_verify_throttled(const struct sl_auth *a, struct sl_throttle *t,
+                         const struct sockaddr *peer, const char *token, size_t len,
+                         struct sl_identity *id, const char **reason, uint64_t *retry_after_ms)
+{
+    *retry_after_ms = 0;
+    uint64_t now = sl_clock_ms();
+    if (t && peer && sl_throttle_check(t, peer, now, retry_after_ms) != 0) {
+        *reason = sl_auth_strerror(SL_AUTH_ETHROTTLED);
+        return SL_AUTH_ETHROTTLED;
+    }
+    int rc = sl_auth_verify(a, token, len, id, reason);
+    if (t && peer) {
+        if (rc == 0)
+            sl_throttle_success(t, peer, now);
+        else
+            sl_throttle_failure(t, peer, now);
+    }
+    return rc;
+}

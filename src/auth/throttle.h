@@ -76,6 +76,17 @@ void sl_throttle_failure(struct sl_throttle *t, const struct sockaddr *peer, uin
 /* The token from peer was accepted: the escalation ends (see above). Thread-safe. */
 void sl_throttle_success(struct sl_throttle *t, const struct sockaddr *peer, uint64_t now_ms);
 
+/*
+ * sl_auth_verify() behind the throttle: a peer that failed too often is refused without
+ * verifying (SL_AUTH_ETHROTTLED, *retry_after_ms set); otherwise the verdict is recorded.
+ * t or peer NULL: no throttling. Returns what sl_auth_verify returns, with *reason set.
+ */
+struct sl_auth;
+struct sl_identity;
+int sl_auth_verify_throttled(const struct sl_auth *a, struct sl_throttle *t,
+                             const struct sockaddr *peer, const char *token, size_t len,
+                             struct sl_identity *id, const char **reason, uint64_t *retry_after_ms);
+
 /* Addresses remembered now (at most capacity): for tests and metrics. */
 size_t sl_throttle_size(struct sl_throttle *t);
 

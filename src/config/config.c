@@ -47,6 +47,9 @@ sl_config_new_defaults(void)
     cfg->limits.header_timeout_ms = 10000;
     cfg->limits.keepalive_timeout_ms = 30000;
     cfg->limits.stream_timeout_ms = 600000;
+    cfg->auth_throttle.burst = 10;
+    cfg->auth_throttle.refill_ms = 6000;
+    cfg->auth_throttle.max_block_ms = 15 * 60 * 1000;
     cfg->limits.max_streams_per_user = 64;
     cfg->limits.max_connections_per_user = 256;
     cfg->limits.max_identities = 100000;

@@ -154,6 +154,11 @@ struct sl_config {
     size_t napi_keys;
     char **allowed_origins;
     size_t nallowed_origins;
+    struct {
+        unsigned burst;        /* default 10; 0: off */
+        uint64_t refill_ms;    /* default 6s */
+        uint64_t max_block_ms; /* default 15m */
+    } auth_throttle;
 
     struct {
         unsigned max_connections;            /* default 100000 */

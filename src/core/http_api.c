@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "auth/auth.h"
+#include "auth/throttle.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/util.h"
@@ -106,17 +108,25 @@ resp_error(struct oai *o, const struct sl_oai_error *e)
 
 /* Authorization: Bearer <JWT or API key>. */
 static int
-authenticate(struct sl_http_api *a, const struct sl_http_req *req, struct sl_identity *id,
-             struct sl_oai_error *e)
+authenticate(struct sl_http_api *a, struct sl_conn *c, const struct sl_http_req *req,
+             struct sl_identity *id, struct sl_oai_error *e)
 {
     struct sl_slice h = sl_http_get_header(req, "Authorization");
     if (h.ptr == NULL || h.len <= 7 || strncasecmp(h.ptr, "Bearer ", 7) != 0)
         return sl_oai_error_set(e, SL_ERR_AUTH_REQUIRED, "", -1,
                                 "missing Authorization: Bearer <token or API key>");
     const char *reason = "invalid token";
-    if (sl_auth_verify(a->w->server->auth, h.ptr + 7, h.len - 7, id, &reason) != 0) {
+    struct sockaddr_storage peer;
+    bool have = sl_conn_peer_addr(c, &peer) == 0;
+    uint64_t wait = 0;
+    int rc = sl_auth_verify_throttled(a->w->server->auth, a->w->server->throttle,
+                                      have ? (struct sockaddr *)&peer : NULL, h.ptr + 7, h.len - 7,
+                                      id, &reason, &wait);
+    if (rc != 0) {
         sl_counter_add(&a->w->metrics.auth_failures_total, 1);
-        return sl_oai_error_set(e, SL_ERR_AUTH_FAILED, "", -1, "authentication failed: %s", reason);
+        return sl_oai_error_set(e, SL_ERR_AUTH_FAILED, "",
+                                rc == SL_AUTH_ETHROTTLED ? (int64_t)wait : -1,
+                                "authentication failed: %s", reason);
     }
     return 0;
 }
@@ -347,7 +357,7 @@ completions(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req)
     const struct sl_config *cfg = w->cfg;
     struct sl_oai_error e;
     struct sl_identity id;
-    if (authenticate(a, req, &id, &e) != 0)
+    if (authenticate(a, c, req, &id, &e) != 0)
         return respond_error(c, req, &e);
     struct sl_oai_chat chat;
     const struct sl_proto_limits lim = {
@@ -405,7 +415,7 @@ resume(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req, struct
 {
     struct sl_oai_error e;
     struct sl_identity id;
-    if (authenticate(a, req, &id, &e) != 0)
+    if (authenticate(a, c, req, &id, &e) != 0)
         return respond_error(c, req, &e);
     uint64_t after = 0;
     struct sl_slice last = sl_http_get_header(req, "Last-Event-ID");
@@ -475,7 +485,7 @@ models(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req)
 {
     struct sl_oai_error e;
     struct sl_identity id;
-    if (authenticate(a, req, &id, &e) != 0)
+    if (authenticate(a, c, req, &id, &e) != 0)
         return respond_error(c, req, &e);
     const struct sl_config *cfg = a->w->cfg;
     struct sl_ready_model *ms = sl_calloc(cfg->nmodels + 1, sizeof(*ms));

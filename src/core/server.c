@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/throttle.h"
 #include "base/alloc.h"
 #include "config/config.h"
 #include "core/worker.h"
@@ -49,6 +50,15 @@ sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size
     srv->cfg = cfg;
     srv->web_root = sl_strdup(web_root);
     srv->auth = sl_auth_new(cfg, err, errlen);
+    if (cfg->auth_throttle.burst > 0) {
+        struct sl_throttle_limits tl = SL_THROTTLE_DEFAULTS;
+        tl.burst = cfg->auth_throttle.burst;
+        tl.refill_ms = cfg->auth_throttle.refill_ms;
+        tl.max_block_ms = cfg->auth_throttle.max_block_ms > cfg->auth_throttle.refill_ms
+                              ? cfg->auth_throttle.max_block_ms
+                              : cfg->auth_throttle.refill_ms;
+        srv->throttle = sl_throttle_new(&tl);
+    }
     if (srv->auth == NULL)
         goto fail;
     srv->limits = sl_limits_new(
@@ -167,6 +177,7 @@ sl_server_free(struct sl_server *srv)
         sl_limits_free(srv->limits);
     }
     sl_auth_free(srv->auth);
+    sl_throttle_free(srv->throttle);
     free(srv->web_root);
     free(srv);
 }

@@ -13,6 +13,7 @@
 
 struct sl_config;
 struct sl_auth;
+struct sl_throttle;
 struct sl_limits;
 
 /*
@@ -30,8 +31,9 @@ struct sl_memory;
 struct sl_server {
     const struct sl_config *cfg;
     struct sl_auth *auth;
-    struct sl_limits *limits; /* per-identity limits and budgets, shared by the workers */
-    char *web_root;           /* resolved directory of the test page */
+    struct sl_throttle *throttle; /* authentication failures per client address */
+    struct sl_limits *limits;     /* per-identity limits and budgets, shared by the workers */
+    char *web_root;               /* resolved directory of the test page */
     unsigned nworkers;
     struct sl_worker **workers;
     struct sl_metrics **shards;             /* each worker's metrics, for scrapes */

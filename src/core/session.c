@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/throttle.h"
 #include "base/alloc.h"
 #include "base/util.h"
 #include "config/config.h"
@@ -1142,7 +1143,7 @@ become_ready(struct sl_session *s, const struct sl_identity *id)
 }
 
 static void
-auth_failed(struct sl_session *s, const char *reason)
+auth_failed(struct sl_session *s, const char *reason, int64_t retry_after_ms)
 {
     sl_counter_add(&s->ss->metrics->auth_failures_total, 1);
     struct sl_logrec r;
@@ -1153,7 +1154,7 @@ auth_failed(struct sl_session *s, const char *reason)
     }
     char msg[160];
     snprintf(msg, sizeof(msg), "authentication failed: %s", reason);
-    send_error(s, NULL, SL_ERR_AUTH_FAILED, msg, -1);
+    send_error(s, NULL, SL_ERR_AUTH_FAILED, msg, retry_after_ms);
     end_session(s, SL_CLOSE_AUTH_FAILED, msg);
 }
 
@@ -1162,7 +1163,14 @@ authenticate(struct sl_session *s, const char *token, size_t len)
 {
     struct sl_identity id;
     const char *reason = "invalid token";
-    bool ok = sl_auth_verify(s->ss->auth, token, len, &id, &reason) == 0;
+    struct sockaddr_storage peer;
+    bool have_peer = s->tops->peer && s->tops->peer(s->t, &peer) == 0;
+    uint64_t wait = 0;
+    int rc = sl_auth_verify_throttled(s->ss->auth, s->ss->throttle,
+                                      have_peer ? (struct sockaddr *)&peer : NULL, token, len, &id,
+                                      &reason, &wait);
+    bool ok = rc == 0;
+    int64_t retry_after = rc == SL_AUTH_ETHROTTLED ? (int64_t)wait : -1;
     if (s->state == S_READY) {
         /*
          * A fresh token for a session that has one: same user, later expiry. A bad one is
@@ -1176,7 +1184,7 @@ authenticate(struct sl_session *s, const char *token, size_t len)
             sl_counter_add(&s->ss->metrics->auth_failures_total, 1);
             char msg[160];
             snprintf(msg, sizeof(msg), "authentication failed: %s (the session goes on)", reason);
-            send_error(s, NULL, SL_ERR_AUTH_FAILED, msg, -1);
+            send_error(s, NULL, SL_ERR_AUTH_FAILED, msg, retry_after);
             return;
         }
         s->expires_ms = id.exp_ms;
@@ -1193,7 +1201,7 @@ authenticate(struct sl_session *s, const char *token, size_t len)
         return;
     }
     if (!ok) {
-        auth_failed(s, reason);
+        auth_failed(s, reason, retry_after);
         return;
     }
     become_ready(s, &id);
@@ -1337,6 +1345,7 @@ sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
     ss->relay = env->relay;
     ss->sdir = env->sdir;
     ss->memory = env->memory;
+    ss->throttle = env->throttle;
     ss->worker = env->worker;
     ss->nworkers = env->nworkers ? env->nworkers : 1;
     if (ss->relay)

@@ -41,6 +41,8 @@ struct sl_auth;
 struct sl_directory;
 struct sl_relay;
 struct sl_memory;
+struct sl_throttle;
+struct sockaddr_storage;
 struct sl_config;
 struct sl_loop;
 struct sl_session;
@@ -69,6 +71,8 @@ struct sl_transport_ops {
      */
     uint64_t (*written)(void *t);
     uint64_t (*acked)(void *t);
+    /* The client's address, for throttling authentication failures (optional). */
+    int (*peer)(void *t, struct sockaddr_storage *out);
 };
 
 /* The session module's state on one worker. */
@@ -78,10 +82,11 @@ struct sl_sessions {
     struct sl_metrics *metrics;
     const struct sl_auth *auth;
     struct sl_admission *adm;
-    struct sl_directory *dir;  /* which worker owns a stream, for a resume */
-    struct sl_relay *relay;    /* reading streams of other workers */
-    struct sl_directory *sdir; /* process-wide: which worker holds which session (recovery) */
-    struct sl_memory *memory;  /* process-wide: ws-chat conversations */
+    struct sl_directory *dir;     /* which worker owns a stream, for a resume */
+    struct sl_relay *relay;       /* reading streams of other workers */
+    struct sl_directory *sdir;    /* process-wide: which worker holds which session (recovery) */
+    struct sl_memory *memory;     /* process-wide: ws-chat conversations */
+    struct sl_throttle *throttle; /* process-wide: authentication failures per address */
     unsigned worker;
     unsigned nworkers;
     struct sl_timeq auth_tq;    /* not authenticated in time: 4003 */
@@ -90,13 +95,13 @@ struct sl_sessions {
     struct sl_timeq window_tq;  /* detached for resume.window: freed */
     struct sl_timeq held_tq;    /* checks whether held stream ends have been delivered */
     struct sl_timeq_node held_node;
-    struct sl_list held;        /* subs whose terminal event is not yet delivered */
-    struct sl_list all;         /* every session */
-    size_t count;               /* sessions, attached or not */
-    size_t detached;            /* sessions waiting for a resume */
-    struct sl_buf scratch;      /* rendering, reused for every message */
-    struct sl_buf merge;        /* merged delta text */
-    bool stopping;              /* shutdown: no more detaching */
+    struct sl_list held;   /* subs whose terminal event is not yet delivered */
+    struct sl_list all;    /* every session */
+    size_t count;          /* sessions, attached or not */
+    size_t detached;       /* sessions waiting for a resume */
+    struct sl_buf scratch; /* rendering, reused for every message */
+    struct sl_buf merge;   /* merged delta text */
+    bool stopping;         /* shutdown: no more detaching */
 };
 
 /* What the session module works with; all borrowed, outliving every session. */
@@ -110,6 +115,7 @@ struct sl_sessions_env {
     struct sl_relay *relay;
     struct sl_directory *sdir;
     struct sl_memory *memory;
+    struct sl_throttle *throttle;
     unsigned worker;
     unsigned nworkers;
 };

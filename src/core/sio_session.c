@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "auth/auth.h"
+#include "auth/throttle.h"
 #include "base/alloc.h"
 #include "base/jsonw.h"
 #include "config/config.h"
@@ -32,6 +34,8 @@ struct sl_sio_nsp_sessions {
 struct conn_info {
     char *token; /* ?token= or Bearer, or NULL */
     char ip[80];
+    struct sockaddr_storage peer;
+    bool have_peer;
 };
 
 /* One joined namespace: the session's transport. */
@@ -128,7 +132,12 @@ on_connect(void *ud, struct sl_sio_socket *s, const struct sl_sio_connect_info *
     } else {
         char *tok = token_of(ci, cc);
         const char *reason = "no token";
-        int rc = tok ? sl_auth_verify(w->server->auth, tok, strlen(tok), &id, &reason) : -1;
+        uint64_t wait = 0;
+        int rc = tok ? sl_auth_verify_throttled(w->server->auth, w->server->throttle,
+                                                cc && cc->have_peer ? (struct sockaddr *)&cc->peer
+                                                                    : NULL,
+                                                tok, strlen(tok), &id, &reason, &wait)
+                     : -1;
         free(tok);
         if (rc != 0) {
             sl_counter_add(&w->metrics.auth_failures_total, 1);
@@ -232,6 +241,7 @@ void *
 sl_sio_sessions_conn_new(const struct sl_http_req *req, struct sl_conn *c)
 {
     struct conn_info *cc = sl_calloc(1, sizeof(*cc));
+    cc->have_peer = sl_conn_peer_addr(c, &cc->peer) == 0;
     char peer[80];
     sl_conn_peer(c, peer, sizeof(peer));
     /* The address without its port: anon:<address> identities are per address. */

@@ -172,6 +172,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
                                    .relay = w->relay,
                                    .sdir = srv->session_directory,
                                    .memory = srv->memory,
+                                   .throttle = srv->throttle,
                                    .worker = id,
                                    .nworkers = sl_server_workers(cfg)};
     w->admission.limits = srv->limits;

@@ -100,7 +100,14 @@ t_acked(void *t)
     return sl_conn_acked(sl_ws_conn(t));
 }
 
+static int
+t_peer(void *t, struct sockaddr_storage *out)
+{
+    return sl_conn_peer_addr(sl_ws_conn(t), out);
+}
+
 static const struct sl_transport_ops ops = {
+    .peer = t_peer,
     .written = t_written,
     .acked = t_acked,
     .send = t_send,

@@ -676,6 +676,13 @@ sl_conn_resume_reading(struct sl_conn *c)
     update_reading(c);
 }
 
+int
+sl_conn_peer_addr(const struct sl_conn *c, struct sockaddr_storage *out)
+{
+    int len = sizeof(*out);
+    return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)out, &len) == 0 ? 0 : -1;
+}
+
 void
 sl_conn_peer(const struct sl_conn *c, char *out, size_t outlen)
 {

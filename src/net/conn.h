@@ -176,6 +176,10 @@ void sl_conn_set_tag(struct sl_conn *c, void *tag);
 void sl_conn_pause_reading(struct sl_conn *c);
 void sl_conn_resume_reading(struct sl_conn *c);
 
+/* The peer's address; -1 if unknown. */
+struct sockaddr_storage;
+int sl_conn_peer_addr(const struct sl_conn *c, struct sockaddr_storage *out);
+
 /* Peer address as text ("127.0.0.1:5000"), for logs. */
 void sl_conn_peer(const struct sl_conn *c, char *out, size_t outlen);
 

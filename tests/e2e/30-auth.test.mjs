@@ -15,6 +15,8 @@ describe('auth', () => {
         auth: {
           jwt: { secret: SECRET, issuer: 'sluice-tests' },
           api_keys: [{ name: 'ci-bot', sha256: sha256(API_KEY) }],
+          // These tests refuse many tokens from one address on purpose.
+          throttle: { burst: 0 },
         },
         limits: { auth_timeout: '400ms' },
       },
@@ -137,5 +139,39 @@ describe('auth', () => {
     await c.waitClose();
     assert.ok(!s.stderr().includes(tok.split('.')[2]));
     assert.ok(!s.stderr().includes(API_KEY));
+  });
+});
+
+describe('auth failures are throttled per address', () => {
+  let s;
+  before(async () => {
+    s = await startSluice({
+      config: { auth: { jwt: { secret: SECRET }, throttle: { burst: 3, refill: '30s' } } },
+    });
+  });
+  after(async () => { await s.stop(); });
+
+  async function attempt(token) {
+    const c = await Client.open(`${s.wsUrl}/ws?token=${encodeURIComponent(token)}`);
+    const m = await c.next((x) => x.type === 'error' || x.type === 'ready');
+    c.close();
+    return m;
+  }
+
+  test('past the burst, even a good token is refused without being checked, with a retry hint', async () => {
+    for (let i = 0; i < 3; i++) {
+      const m = await attempt(`guess-${i}`);
+      assert.equal(m.code, 'AUTH_FAILED');
+      assert.doesNotMatch(m.message, /too many/);
+    }
+    const blocked = await attempt(jwt({ sub: 'legit' }));
+    assert.equal(blocked.code, 'AUTH_FAILED');
+    assert.match(blocked.message, /too many failed attempts/);
+    assert.ok(blocked.retry_after_ms > 0);
+    // The HTTP API and Socket.IO share the same throttle.
+    const r = await fetch(`${s.url}/v1/models`, { headers: { Authorization: `Bearer ${jwt({ sub: 'legit' })}` } });
+    assert.equal(r.status, 401);
+    assert.match((await r.json()).error.message, /too many failed attempts/);
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
   });
 });

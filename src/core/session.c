@@ -69,9 +69,11 @@ struct sub {
     void *src;                    /* struct sl_stream or struct sl_rstream */
     bool pending;                 /* a remote resume not yet answered */
     const struct sl_proto *proto; /* the dialect that renders this stream */
-    unsigned idx;                 /* number within the session (Socket.IO recovery offsets) */
-    uint32_t rendered;            /* the last seq rendered to the client */
-    bool skip_deltas;             /* cancelled: what the journal still holds of it is dropped */
+    const char *id;               /* its id (borrowed from the source), once rendered */
+    size_t id_len;
+    unsigned idx;      /* number within the session (Socket.IO recovery offsets) */
+    uint32_t rendered; /* the last seq rendered to the client */
+    bool skip_deltas;  /* cancelled: what the journal still holds of it is dropped */
     bool holding;      /* its terminal event is rendered but not yet acknowledged as delivered */
     uint64_t end_mark; /* the transport's position right after that terminal event */
     struct sl_list held_link; /* in ss->held while the session can check delivery */
@@ -426,13 +428,17 @@ sub_free(struct sub *b)
 static void
 render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t tokens)
 {
+    if (b->id == NULL) { /* the id never changes: looked up once */
+        b->id = b->ops->id(b->src);
+        b->id_len = strlen(b->id);
+    }
     struct sl_stream_view v = {
-        .id = b->ops->id(b->src),
+        .id = b->id,
+        .id_len = b->id_len,
         .model = b->ops->model(b->src),
         .provider = b->ops->provider(b->src),
         .tokens = tokens,
     };
-    v.id_len = strlen(v.id);
     b->rendered = ev->seq;
     if (b->proto->flags & SL_PROTO_VIEW_INFO) {
         struct sl_stream_info info;
@@ -605,10 +611,11 @@ on_stream_event(void *rd, struct sl_stream *st, const struct sl_event *ev, uint3
     struct sl_journal *j = sl_stream_journal(st);
     if (!(b->skip_deltas && ev->type == SL_EV_DELTA))
         render(s, b, ev, tokens);
-    sl_journal_end(j, &b->cur);
-    if (b->holding)
-        return; /* the terminal event: acknowledged once delivered */
-    sl_journal_ack(j, &b->cur);
+    if (b->holding) {
+        sl_journal_end(j, &b->cur); /* the terminal event: acknowledged once delivered */
+        return;
+    }
+    sl_journal_take_all(j, &b->cur);
 }
 
 static void

@@ -415,6 +415,24 @@ committed(struct sl_journal *j, size_t size, uint32_t seq)
 void
 sl_journal_append(struct sl_journal *j, const struct sl_event *ev, uint32_t tokens)
 {
+    if (ev->type == SL_EV_DELTA && ev->u.delta.tool == NULL) {
+        /* The per-token case, written at once: the payload is the text itself. */
+        size_t len = ev->u.delta.len;
+        size_t size = (sizeof(struct rec) + len + 7) & ~(size_t)7;
+        char *dst = room(j, size, ev->seq);
+        struct rec h = {.size = (uint32_t)size,
+                        .seq = ev->seq,
+                        .type = SL_EV_DELTA,
+                        .reserved = (uint16_t)(size - sizeof(h) - len),
+                        .tokens = tokens};
+        /* The padding (under 8 bytes) is zeroed by clearing the last word before the copies. */
+        uint64_t zero = 0;
+        memcpy(dst + size - 8, &zero, 8);
+        memcpy(dst, &h, sizeof(h));
+        memcpy(dst + sizeof(h), ev->u.delta.text, len);
+        committed(j, size, ev->seq);
+        return;
+    }
     struct w m = {0};
     uint8_t flags = encode(&m, ev);
     size_t payload = m.n;
@@ -580,6 +598,19 @@ trim(struct sl_journal *j)
         j->first = j->head->first;
         block_put(j->pool, b);
     }
+}
+
+void
+sl_journal_take_all(struct sl_journal *j, struct sl_jcursor *cur)
+{
+    cur->seq = j->last;
+    cur->b = j->tail;
+    cur->off = j->tail ? j->tail->used : 0;
+    cur->unacked = 0;
+    j->acked = j->last;
+    j->backlog = 0;
+    if (j->head != j->tail)
+        trim(j);
 }
 
 void

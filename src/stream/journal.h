@@ -109,6 +109,13 @@ bool sl_journal_seek(struct sl_journal *j, uint32_t after, struct sl_jcursor *cu
  */
 void sl_journal_end(struct sl_journal *j, struct sl_jcursor *cur);
 
+/*
+ * The reader rendered the newest record itself with nothing unread before it: the cursor
+ * goes after it and everything is acknowledged (sl_journal_end + sl_journal_ack in one step,
+ * the per-token path).
+ */
+void sl_journal_take_all(struct sl_journal *j, struct sl_jcursor *cur);
+
 /* Decodes the record after the cursor and advances. Returns false at the end. */
 bool sl_journal_next(struct sl_journal *j, struct sl_jcursor *cur, struct sl_jrecord *rec);
 

@@ -310,3 +310,29 @@ Test(journal, freed_blocks_are_reused)
     sl_journal_cleanup(&j);
     sl_jpool_cleanup(&pool);
 }
+
+Test(journal, take_all_acknowledges_the_newest_record_at_once)
+{
+    struct sl_jpool pool;
+    sl_jpool_init(&pool, 4);
+    struct sl_journal j;
+    sl_journal_init(&j, &pool, 1000, 1 << 20, true);
+    struct sl_jcursor cur;
+    sl_journal_seek(&j, 0, &cur);
+    for (uint32_t s = 1; s <= 250; s++) {
+        append_deltas(&j, s, s);
+        sl_journal_take_all(&j, &cur); /* the reader rendered it straight from the event */
+        cr_assert_eq(j.backlog, 0);
+        cr_assert_eq(j.acked, s);
+    }
+    /* Kept for a resume, and a record appended after take_all is read from the cursor. */
+    struct sl_jcursor again;
+    cr_assert(sl_journal_seek(&j, 100, &again));
+    cr_assert_eq(read_deltas(&j, &again), 150);
+    append_deltas(&j, 251, 251);
+    struct sl_jrecord r;
+    cr_assert(sl_journal_next(&j, &cur, &r));
+    cr_assert_eq(r.ev.seq, 251);
+    sl_journal_cleanup(&j);
+    sl_jpool_cleanup(&pool);
+}

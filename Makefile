@@ -99,7 +99,7 @@ unit: $(UNIT_BINS)
 
 e2e: asan node_modules/.package-lock.json
 	SLUICE_BIN=$(CURDIR)/build/asan/sluice SLUICE_MOCK=$(CURDIR)/build/asan/sluice-mock \
-	  node --test --test-concurrency=2 tests/e2e/
+	  node --test --test-concurrency=2 --test-timeout=120000 tests/e2e/
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -105,6 +105,8 @@ struct sl_config_namespace {
     char **dialects; /* client dialects served there (DIALECTS.md) */
     size_t ndialects;
     int auth; /* enum sl_nsp_auth, default required */
+    char **models; /* allowed models or agents; none: any */
+    size_t nmodels;
 };
 
 struct sl_config_apikey {

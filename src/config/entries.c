@@ -350,6 +350,7 @@ namespace_cleanup(struct sl_config_namespace *ns)
 {
     free(ns->name);
     sl_config_strv_clear(&ns->dialects, &ns->ndialects);
+    sl_config_strv_clear(&ns->models, &ns->nmodels);
 }
 
 void

@@ -666,6 +666,14 @@ const struct sl_config_key sl_config_namespace_keys[] = {
      .def = "`required`",
      .doc = "`required`: a token (CONNECT payload `{token}`, `?token=`, or Bearer); `none`: the "
             "user is `anon:<client IP>`."},
+    {.path = "models",
+     .type = SL_KEY_STRLIST,
+     .flags = SL_KEY_NULLABLE,
+     .off = NSP(models),
+     .off2 = NSP(nmodels),
+     .def = "any",
+     .doc = "Models (or agents) a request there may use; others are `UNKNOWN_MODEL`. Meant for "
+            "`auth: none` namespaces."},
 };
 
 #define KEY(f) offsetof(struct sl_config_apikey, f)

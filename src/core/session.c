@@ -96,6 +96,8 @@ struct sl_session {
     struct sl_list waiting; /* chats waiting their turn (SL_PROTO_ONE_AT_A_TIME) */
     unsigned nwaiting;
     bool anonymous; /* the identity is anon:<address> (a namespace without auth) */
+    char *const *allowed; /* models (or agents) a request may use; NULL: any */
+    size_t nallowed;
     void *t;        /* the transport; NULL when detached */
     const struct sl_transport_ops *tops;
     struct sl_timeq_node tnode; /* auth timeout, heartbeat or resume window */
@@ -111,7 +113,6 @@ struct sl_session {
     unsigned next_idx;
     uint8_t takeover;        /* what a take-over under way answers: TAKEOVER_* */
     uint64_t list_token;     /* a take-over's list request to another worker, or 0 */
-    unsigned takeover_owner; /* the worker of the session taken over */
     char *takeover_offset;   /* the recovery offset it applies, or NULL */
     char previous[SL_SESSION_ID_LEN + 1];
     uint8_t state;
@@ -774,6 +775,19 @@ with_history(struct sl_session *s, struct sl_command *cmd, struct sl_chat_req *r
     return sl_strdup(conv);
 }
 
+/* The namespace's allow-list (socketio.namespaces.<name>.models), for what req asks. */
+static bool
+model_allowed(const struct sl_session *s, const struct sl_chat_req *req)
+{
+    if (s->allowed == NULL || s->nallowed == 0)
+        return true;
+    const char *want = req->model ? req->model : req->agent ? req->agent : s->ss->cfg->default_model;
+    for (size_t i = 0; i < s->nallowed; i++)
+        if (strcmp(s->allowed[i], want) == 0)
+            return true;
+    return false;
+}
+
 static void
 start_chat(struct sl_session *s, struct sl_command *cmd)
 {
@@ -814,6 +828,14 @@ start_chat(struct sl_session *s, struct sl_command *cmd)
         char msg[200];
         snprintf(msg, sizeof(msg), "unknown provider \"%.120s\" (or it has no default_model)",
                  cmd->provider);
+        send_error(s, id, SL_ERR_UNKNOWN_MODEL, msg, -1);
+        sl_chat_req_free(req);
+        return;
+    }
+    if (!model_allowed(s, req)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "model \"%.120s\" is not available here",
+                 req->model ? req->model : req->agent ? req->agent : cfg->default_model);
         send_error(s, id, SL_ERR_UNKNOWN_MODEL, msg, -1);
         sl_chat_req_free(req);
         return;
@@ -1493,6 +1515,13 @@ sl_session_can_take_over(const struct sl_session *s, const char *previous)
 }
 
 void
+sl_session_allow_models(struct sl_session *s, char *const *models, size_t n)
+{
+    s->allowed = models;
+    s->nallowed = n;
+}
+
+void
 sl_session_enable_offsets(struct sl_session *s)
 {
     s->offsets = true;
@@ -1612,14 +1641,14 @@ on_listed(void *ud, const struct sl_relay_entry *e, int n)
 {
     struct sl_session *s = ud;
     s->list_token = 0;
+    /*
+     * Each stream is resumed from its owner, which need not be the listing worker (a
+     * session that was itself recovered there reads its streams through the relay) nor
+     * another worker than this one.
+     */
     for (int i = 0; i < n; i++) {
         uint32_t after = s->takeover_offset ? offset_seq(s->takeover_offset, e[i].idx) : e[i].after;
-        drop_other_run(s, e[i].id, NULL);
-        struct sub *b = sub_new(s, &remote_ops, NULL);
-        b->pending = true;
-        b->src = sl_relay_resume(s->ss->relay, s->takeover_owner, s->user, e[i].id, e[i].epoch,
-                                 after, true, &rstream_cb, b);
-        sl_journal_seek(sl_rstream_journal(b->src), after, &b->cur);
+        resume_stream(s, e[i].id, after, e[i].epoch[0] ? e[i].epoch : NULL);
     }
     took_over(s, n >= 0);
 }
@@ -1648,7 +1677,6 @@ sl_session_take_over(struct sl_session *s, const char *previous, const char *off
         took_over(s, true);
         return 0;
     }
-    s->takeover_owner = (unsigned)owner;
     s->list_token = sl_relay_list(s->ss->relay, (unsigned)owner, s->user, previous, on_listed, s);
     return 0;
 }
@@ -1663,11 +1691,10 @@ list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry 
     unsigned n = 0;
     for (struct sl_list *l = p->subs.next; l != &p->subs && n < max; l = l->next) {
         struct sub *b = sub_of(l);
-        if (b->ops != &local_ops)
-            continue;
+        const char *epoch = b->ops == &local_ops ? sl_stream_epoch(b->src) : sl_rstream_epoch(b->src);
         memset(&out[n], 0, sizeof(out[n]));
-        snprintf(out[n].id, sizeof(out[n].id), "%s", sl_stream_id(b->src));
-        snprintf(out[n].epoch, sizeof(out[n].epoch), "%s", sl_stream_epoch(b->src));
+        snprintf(out[n].id, sizeof(out[n].id), "%s", b->ops->id(b->src));
+        snprintf(out[n].epoch, sizeof(out[n].epoch), "%s", epoch ? epoch : "");
         out[n].after = b->rendered;
         out[n].idx = b->idx;
         n++;

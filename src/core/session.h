@@ -161,6 +161,9 @@ void sl_session_greet(struct sl_session *s);
 /* Whether `previous` names a session of this session's user anywhere (a take-over may work). */
 bool sl_session_can_take_over(const struct sl_session *s, const char *previous);
 
+/* Only these models (or agents) may be asked for (borrowed: configuration strings). */
+void sl_session_allow_models(struct sl_session *s, char *const *models, size_t n);
+
 /* Every message carries Socket.IO's recovery offset from now on. */
 void sl_session_enable_offsets(struct sl_session *s);
 

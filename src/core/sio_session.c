@@ -157,6 +157,7 @@ on_connect(void *ud, struct sl_sio_socket *s, const struct sl_sio_connect_info *
     t->n = n;
     sl_sio_set_user_data(s, t);
     t->session = sl_session_new(&w->sessions, n->protos, n->nprotos, SL_PK__COUNT, t, &ops);
+    sl_session_allow_models(t->session, n->ns->models, n->ns->nmodels);
     if (!sl_session_identify(t->session, &id, anonymous)) {
         refuse(s, t->refused ? t->why : "refused");
         sl_session_transport_closed(t->session, 4001);

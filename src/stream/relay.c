@@ -60,6 +60,7 @@ struct sl_rstream {
     void *ud;
     struct sl_journal mirror;
     char *id;
+    char epoch[32]; /* the run, once ready ("" before) */
     char *model, *provider, *agent;
     struct sl_stream_info info;
     bool ready, ended;
@@ -478,6 +479,7 @@ resumer_frame(struct sl_relay *rl, enum frame type, uint64_t token, struct rd *r
             !get(r, &x->info.input_tokens, 8) || !get(r, &x->info.price_in_per_1m, 8) ||
             !get(r, &x->info.price_out_per_1m, 8) || !get(r, &x->info.started_ms, 8))
             return;
+        memcpy(x->epoch, epoch, sizeof(x->epoch));
         x->model = sl_strdup(model);
         x->provider = sl_strdup(provider);
         x->agent = agent[0] ? sl_strdup(agent) : NULL;
@@ -548,6 +550,12 @@ const char *
 sl_rstream_id(const struct sl_rstream *r)
 {
     return r->id;
+}
+
+const char *
+sl_rstream_epoch(const struct sl_rstream *r)
+{
+    return r->epoch[0] ? r->epoch : NULL;
 }
 
 void

@@ -104,6 +104,8 @@ struct sl_rstream *sl_relay_resume(struct sl_relay *rl, unsigned owner, const ch
                                    const struct sl_rstream_cb *cb, void *ud);
 
 const char *sl_rstream_id(const struct sl_rstream *r);
+/* The run read, once ready; NULL before. */
+const char *sl_rstream_epoch(const struct sl_rstream *r);
 /* Known once ready; NULL before. Configuration strings. */
 const char *sl_rstream_model(const struct sl_rstream *r);
 const char *sl_rstream_provider(const struct sl_rstream *r);

@@ -239,22 +239,22 @@ describe('the main path and bad input', () => {
   before(async () => { server = await startSluice({ config: { ...ECHO, socketio: { ...ECHO.socketio, max_payload: 10000 } } }); });
   after(async () => { await server.stop(); });
 
-  test('/socket.io/ knows its configured namespaces (not served yet: connect_error)', async () => {
+  test('/socket.io/ knows its configured namespaces: a CONNECT without a token is refused, an unknown one is invalid', async () => {
     const root = io(server.url, { forceNew: true, reconnection: false, transports: ['websocket'] });
     const [err] = await once(root, 'connect_error');
-    assert.equal(err.message, 'Namespace not served yet');
+    assert.equal(err.message, 'Authentication failed');
     const other = io(`${server.url}/nope`, { forceNew: true, reconnection: false, transports: ['websocket'] });
     const [err2] = await once(other, 'connect_error');
     assert.equal(err2.message, 'Invalid namespace');
     root.close();
     other.close();
     // An Engine.IO connection at /socket.io/ counts as protocol="socketio" while it is open;
-    // a refused CONNECT leaves it open.
+    // a refused CONNECT leaves it open (Socket.IO's rule: the client may try another token).
     const ws = new WebSocket(`${server.wsUrl}/socket.io/?EIO=4&transport=websocket`);
     await once(ws, 'message');
     const reply = once(ws, 'message');
     ws.send('40');
-    assert.equal(String((await reply)[0]), '44{"message":"Namespace not served yet"}');
+    assert.equal(String((await reply)[0]), '44{"message":"Authentication failed"}');
     const m = await request(server, 'GET', '/metrics');
     assert.match(m.body, /sluice_connections\{protocol="socketio"\} 1\n/);
     const closed = wsClosed(ws);

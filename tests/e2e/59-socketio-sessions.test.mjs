@@ -229,9 +229,16 @@ describe('Socket.IO recovery across workers', () => {
     socket.emit('chat', { id: 'x1', model: 'slow', message: uniq('xrecover') });
     const mark = s.mark();
     for (let cut = 1; cut <= 4; cut++) {
-      await new Promise((resolve) => {
+      await new Promise((resolve, reject) => {
         const need = cut * 20;
-        const h = () => { if (events.filter((e) => e.type === 'delta').length >= need) { socket.off('delta', h); resolve(); } };
+        const t = setTimeout(() => reject(new Error(`cut ${cut}: ${events.length} events, not ${need} deltas, within 10 s\n${s.stderr().slice(mark)}`)), 10000);
+        const h = () => {
+          if (events.filter((e) => e.type === 'delta').length >= need) {
+            clearTimeout(t);
+            socket.off('delta', h);
+            resolve();
+          }
+        };
         socket.on('delta', h);
         h();
       });
@@ -239,7 +246,7 @@ describe('Socket.IO recovery across workers', () => {
       await once(socket, 'connect');
       assert.equal(socket.recovered, true);
     }
-    await ended;
+    await Promise.race([ended, new Promise((resolve, reject) => setTimeout(() => reject(new Error(`no end: ${events.length} events\n${s.stderr().slice(mark)}`)), 10000).unref())]);
     assert.equal(events.at(-1).type, 'done');
     assert.equal(text(events), synthText(120));
     // At least one recovery crossed workers (the relay lists the session and resumes).

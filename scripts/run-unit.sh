@@ -4,6 +4,8 @@
 # undefined behaviour at exit, so the output is also searched for sanitizer reports.
 set -u
 status=0
+LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")/.." && pwd)/tests/unit/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for t in "$@"; do

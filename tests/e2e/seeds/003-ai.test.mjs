@@ -191,6 +191,8 @@ describe('seed 003: the ai dialect', () => {
           'gemini-mock': { provider: 'mockgemini', upstream_model: 'synth:tokens=6' },
           slow: { provider: 'mockollama', upstream_model: 'synth:tokens=1000,rate=20' },
           paced: { provider: 'mockopenai', upstream_model: 'synth:tokens=80,rate=40' },
+          // 250 ms between tokens: a connection dropped right after one has none in flight.
+          gappy: { provider: 'mockopenai', upstream_model: 'synth:tokens=12,rate=4' },
           flood: { provider: 'mockopenai', upstream_model: 'synth:tokens=20000,rate=0' },
           'breaks-midway': { provider: 'mockgemini', upstream_model: 'synth:tokens=10,error_after=2' },
         },
@@ -474,8 +476,8 @@ describe('seed 003: the ai dialect', () => {
     const first = all[0];
     const ready = await first.until((r) => r.event === 'ai:connected');
     const marker = uniq('reconnect');
-    const streamId = client.streamAI(marker, { model: 'paced' });
-    await first.until((r) => r.event === 'ai:token' && r.data.tokenCount >= 5);
+    const streamId = client.streamAI(marker, { model: 'gappy' });
+    await first.until((r) => r.event === 'ai:token' && r.data.tokenCount >= 3);
     client.socket.io.engine.close(); // the network goes; the class reconnects after 1 s
     const ok = await c.waitFor(/^Reconnection successful$/, 10000);
     assert.ok(ok);
@@ -487,17 +489,43 @@ describe('seed 003: the ai dialect', () => {
     assert.equal(success.data.newClientId, ready2.data.clientId);
     assert.notEqual(ready2.data.clientId, ready.data.clientId);
     const done = await second.until((r) => r.event === 'ai:done' && r.data.streamId === streamId, 15000);
-    assert.equal(done.data.totalTokens, 80);
+    assert.equal(done.data.totalTokens, 12);
+    assert.ok(second.of('streamId', streamId, 'ai:token').length > 0, 'the rest came on the new connection');
     // Every token exactly once across the two connections, in order.
     const tokens = [...first.of('streamId', streamId, 'ai:token'), ...second.of('streamId', streamId, 'ai:token')];
-    assert.equal(tokens.map((r) => r.data.data).join(''), synthText(80));
-    assert.equal(c.text().filter((l) => l.startsWith('Token: ')).map((l) => l.slice(7)).join(''), synthText(80));
+    assert.equal(tokens.map((r) => r.data.data).join(''), synthText(12));
+    assert.equal(c.text().filter((l) => l.startsWith('Token: ')).map((l) => l.slice(7)).join(''), synthText(12));
     assert.deepEqual(c.text().filter((l) => l.startsWith('Previous client: ') || l.startsWith('New client: ')), [
       `Previous client: ${ready.data.clientId}`,
       `New client: ${ready2.data.clientId}`,
     ]);
     assert.equal((await mock.wait(marker, 'ended')).end, 'done', 'the provider was never interrupted');
     client.maxReconnectAttempts = 0;
+    client.socket.disconnect();
+  });
+
+  test('the class exactly as printed (socket.io-client reconnecting too): every token once', async () => {
+    const c = recordingConsole();
+    const AIStreamingClient = AIStreamingClientOf(c);
+    const client = new AIStreamingClient(url);
+    client.connect();
+    const first = client.socket;
+    track(first);
+    const ev = recordEvents(first);
+    await ev.until((r) => r.event === 'ai:connected');
+    const marker = uniq('verbatim');
+    client.streamAI(marker, { model: 'paced' });
+    await ev.until((r) => r.event === 'ai:token' && r.data.tokenCount >= 5);
+    first.io.engine.close(); // the network goes
+    // socket.io-client reconnects with connection state recovery; the class adds sockets of
+    // its own (no previous clientId: they only say ai:connected).
+    await c.waitFor(/^Stream completed: 80 tokens$/, 15000);
+    assert.equal(first.recovered, true);
+    assert.equal(c.text().filter((l) => l.startsWith('Token: ')).map((l) => l.slice(7)).join(''), synthText(80));
+    assert.equal(c.text().filter((l) => l.startsWith('Stream completed')).length, 1);
+    client.maxReconnectAttempts = 0;
+    for (const so of sockets) so.io.reconnection(false);
+    first.disconnect();
     client.socket.disconnect();
   });
 });
@@ -537,5 +565,59 @@ describe('seed 003: the stream time cap (limits.stream_timeout)', () => {
     assert.ok(ev.of('streamId', 'long', 'ai:token').length > 5);
     assert.equal((await mock.wait(marker, 'aborted', 3000)).end, 'client_closed');
     socket.disconnect();
+  });
+});
+
+describe('seed 003: ai:reconnect onto another worker', () => {
+  let mock;
+  let s;
+  before(async () => {
+    mock = await startMock();
+    s = await startSluice({
+      config: {
+        workers: 2,
+        log: { level: 'info' },
+        providers: mockProviders(mock.url),
+        models: { gappy: { provider: 'mockopenai', upstream_model: 'synth:tokens=12,rate=8' } },
+        socketio: { namespaces: { '/ai': { dialects: ['ai'], auth: 'none' } } },
+        resume: { window: '30s' },
+        limits: { messages_per_minute: 100000 },
+      },
+    });
+  });
+  after(async () => {
+    await s?.stop();
+    await mock?.stop();
+  });
+
+  // The worker a connection landed on, from its session.ready log line.
+  const workerOf = async (clientId) =>
+    Number((await s.waitLog(new RegExp(`session\\.ready worker=(\\d+) [^\\n]*session=${clientId}`)))[1]);
+
+  test('the stream moves across workers and goes on, every token once', async () => {
+    const url = `${s.wsUrl}/ai`;
+    let crossed = 0;
+    // Connections spread over the workers (SO_REUSEPORT): try until one reconnect crosses.
+    for (let attempt = 0; attempt < 12 && crossed === 0; attempt++) {
+      const a = io(url, { forceNew: true, reconnection: false, transports: ['websocket'] });
+      const ea = recordEvents(a);
+      const ra = await ea.until((r) => r.event === 'ai:connected');
+      a.emit('ai:stream', { prompt: uniq('cross'), model: 'gappy', streamId: 'x1' });
+      await ea.until((r) => r.event === 'ai:token' && r.data.tokenCount >= 3);
+      a.io.engine.close();
+      const b = io(url, { forceNew: true, reconnection: false, transports: ['websocket'] });
+      const eb = recordEvents(b);
+      const rb = await eb.until((r) => r.event === 'ai:connected');
+      b.emit('ai:reconnect', { previousClientId: ra.data.clientId });
+      const ok = await eb.until((r) => r.event === 'ai:reconnect:success' || r.event === 'ai:error');
+      assert.equal(ok.event, 'ai:reconnect:success', JSON.stringify(ok.data));
+      const done = await eb.until((r) => r.event === 'ai:done' || r.event === 'ai:stream:error', 10000);
+      assert.equal(done.event, 'ai:done');
+      const text = [...ea.of('streamId', 'x1', 'ai:token'), ...eb.of('streamId', 'x1', 'ai:token')].map((r) => r.data.data).join('');
+      assert.equal(text, synthText(12));
+      if ((await workerOf(ra.data.clientId)) !== (await workerOf(rb.data.clientId))) crossed++;
+      b.disconnect();
+    }
+    assert.equal(crossed, 1, 'a reconnect landed on the other worker');
   });
 });

@@ -294,6 +294,7 @@ describe('seed 002: the ws-chat dialect', () => {
   let s; // default model on the mock's OpenAI
   let demo; // default model: demo
   let broken; // default model fails mid-answer
+  let recorded; // default model: Anthropic's recorded bytes (UTF-8 text), a byte per write
   const claims = { sub: 'seed002', email: 'driver@example.com', name: 'Ada Driver' };
   const token = jwt(claims);
 
@@ -304,18 +305,20 @@ describe('seed 002: the ws-chat dialect', () => {
       models: {
         'gpt-mock': { provider: 'mockopenai', upstream_model: 'synth:tokens=6,rate=60' },
         breaks: { provider: 'mockollama', upstream_model: 'synth:tokens=10,error_after=3' },
+        recorded: { provider: 'mockanthropic', upstream_model: 'fixture:anthropic/messages_stream_basic@bytes' },
       },
       limits: { messages_per_minute: 100000 },
       resume: { window: 0 },
     };
-    [s, demo, broken] = await Promise.all([
+    [s, demo, broken, recorded] = await Promise.all([
       startSluice({ config: { ...base, default_model: 'gpt-mock' } }),
       startSluice({ config: { ...base, default_model: 'demo' } }),
       startSluice({ config: { ...base, default_model: 'breaks' } }),
+      startSluice({ config: { ...base, default_model: 'recorded' } }),
     ]);
   });
   after(async () => {
-    await Promise.all([s?.stop(), demo?.stop(), broken?.stop()]);
+    await Promise.all([s?.stop(), demo?.stop(), broken?.stop(), recorded?.stop()]);
     await mock?.stop();
   });
 
@@ -371,6 +374,15 @@ describe('seed 002: the ws-chat dialect', () => {
     assert.equal(done.metadata.agent, 'demo');
     assert.equal(lines.at(-2), `Response: ${done.response}`);
     assert.equal(lines.at(-1), 'Agent: demo');
+  });
+
+  test('the Python client with Anthropic\'s recorded stream: UTF-8 intact token by token', async () => {
+    const { lines, received } = await python(`${recorded.wsUrl}/ws/chat`, token);
+    const text = 'Hello! Here is a short answer in two sentences. Streaming also carries UTF-8: café ☕.';
+    const done = checkAnswer(received.slice(1), { text });
+    assert.equal(done.metadata.agent, 'recorded');
+    assert.ok(received.filter((m) => m.type === 'token').length >= 5);
+    assert.equal(lines.at(-2), `Response: ${text}`);
   });
 
   test('the Python client with a bad token: "Authentication failed", closed with 4001', async () => {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { io } from 'socket.io-client';
 import { jwt, startMock, startSluice } from '../lib/harness.mjs';
-import { KEY } from '../lib/providers.mjs';
+import { KEY, canonicalFinish, expectedErrors, loadFixtures } from '../lib/providers.mjs';
 import { assertFields, assertIso, get, once, recordEvents, recordingConsole, synthText, uniq } from '../lib/seeds.mjs';
 
 // Steps 2-5 of the seed's manual test [004 L173-235], for one stream. `process` is the
@@ -463,6 +463,74 @@ describe('seed 004: 60 messages a minute per client', () => {
     const acks = ev.seen.filter((r) => r.event === 'llm:stream:cancel:acknowledged');
     assert.equal(acks.length, 60);
     assert.equal(limited.data.sessionId, 'm61');
+    socket.disconnect();
+  });
+});
+
+describe('seed 004: each provider\'s recorded bytes (the shared fixtures) through the llm dialect', () => {
+  let mock;
+  let s;
+  // The fixture directories, by the seed's provider names (deepseek is OpenAI-compatible).
+  const llmProvider = { openai: 'openai', openai_compat: 'deepseek', anthropic: 'claude', gemini: 'gemini', ollama: 'ollama' };
+  // Text streams and failures; tool calls are not shown by the seed's client.
+  const fixtures = loadFixtures().filter((f) => !f.meta.expected.tool_calls);
+  const modelOf = (f) => `fx-${f.id.replace(/\//g, '-')}`;
+
+  before(async () => {
+    mock = await startMock();
+    const common = { api_key: KEY, max_retries: 0 };
+    const models = {};
+    // Streams arrive a byte per write: every token boundary (and UTF-8 split) is exercised.
+    for (const f of fixtures)
+      models[modelOf(f)] = { provider: llmProvider[f.provider], upstream_model: `fixture:${f.id}${f.kind === 'http_error' ? '' : '@bytes'}` };
+    s = await startSluice({
+      config: {
+        providers: {
+          openai: { kind: 'openai', base_url: `${mock.url}/v1`, ...common },
+          deepseek: { kind: 'openai', base_url: `${mock.url}/v1`, ...common },
+          claude: { kind: 'anthropic', base_url: mock.url, ...common },
+          gemini: { kind: 'gemini', base_url: mock.url, ...common },
+          ollama: { kind: 'ollama', base_url: mock.url, max_retries: 0 },
+        },
+        models,
+        limits: { messages_per_minute: 100000, max_streams_per_connection: 64 },
+      },
+    });
+  });
+  after(async () => {
+    await s?.stop();
+    const log = await mock.log();
+    await mock?.stop();
+    assert.deepEqual(log.filter((r) => r.error).map((r) => `${r.scenario}: ${r.error}`), [], 'every request matched its fixture');
+  });
+
+  test('every text stream and every failure, at once on one connection', async () => {
+    const socket = io(s.url, { auth: { token: jwt({ sub: 'fixtures' }) }, reconnection: false });
+    const ev = recordEvents(socket);
+    for (const f of fixtures)
+      socket.emit('llm:chat:stream', { sessionId: f.id, provider: llmProvider[f.provider], model: modelOf(f), messages: [{ role: 'user', content: f.id }] });
+    await Promise.all(fixtures.map((f) => ev.until((r) => r.data?.sessionId === f.id && ['llm:stream:done', 'llm:stream:error'].includes(r.event), 30000)));
+    for (const f of fixtures) {
+      const ex = f.meta.expected;
+      const want = expectedErrors[f.id];
+      const mine = ev.seen.filter((r) => r.data?.sessionId === f.id);
+      mine.forEach(checkShape);
+      const text = mine.filter((r) => r.event === 'llm:stream:token').map((r) => r.data.token).join('');
+      const end = mine.at(-1);
+      if (want) {
+        assert.equal(end.event, 'llm:stream:error', f.id);
+        assert.equal(end.data.code, want.code, f.id);
+        assert.equal(end.data.retryable, want.retryable, f.id);
+        if (want.retry_after_ms !== undefined) assert.equal(end.data.retry_after_ms, want.retry_after_ms, f.id);
+        assert.equal(text, ex.text_before_error ?? ex.text ?? '', f.id);
+        continue;
+      }
+      const { text: shown, done } = checkStream(ev.seen, f.id, llmProvider[f.provider]);
+      assert.equal(shown, ex.text, f.id);
+      assert.equal(done.fullResponse, ex.text, f.id);
+      assert.equal(done.finishReason, canonicalFinish[ex.finish_reason], f.id);
+      if (ex.output_tokens !== undefined) assert.equal(done.tokenCount, ex.output_tokens, f.id);
+    }
     socket.disconnect();
   });
 });

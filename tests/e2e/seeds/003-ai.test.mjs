@@ -13,9 +13,14 @@ import { startMock, startSluice } from '../lib/harness.mjs';
 import { mockProviders } from '../lib/providers.mjs';
 import { assertFields, assertIso, recordEvents, recordingConsole, synthText, uniq } from '../lib/seeds.mjs';
 
+// Every instance of the seed's class and every socket it made, so that a failed test cannot
+// leave one reconnecting.
+const instances = new Set();
+const classSockets = new Set();
+
 // The seed's client class [003 L178-247], given a console to log to.
 function AIStreamingClientOf(console) {
-  return class AIStreamingClient {
+  const Seed = class AIStreamingClient {
     constructor(url = 'ws://localhost:3000/ai') {
       this.url = url;
       this.socket = null;
@@ -82,6 +87,18 @@ function AIStreamingClientOf(console) {
           this.connect();
         }, delay);
       }
+    }
+  };
+  // (test) instances are tracked; the class itself is the seed's.
+  return class extends Seed {
+    constructor(...args) {
+      super(...args);
+      instances.add(this);
+    }
+
+    connect() {
+      super.connect();
+      classSockets.add(this.socket);
     }
   };
 }
@@ -186,9 +203,10 @@ describe('seed 003: the ai dialect', () => {
         default_model: 'demo',
         models: {
           codellama: { provider: 'mockollama', upstream_model: 'synth:tokens=9' },
-          'gpt-mock': { provider: 'mockopenai', upstream_model: 'synth:tokens=7' },
-          'claude-mock': { provider: 'mockanthropic', upstream_model: 'synth:tokens=5' },
-          'gemini-mock': { provider: 'mockgemini', upstream_model: 'synth:tokens=6' },
+          // Paced (50 ms a token): still running when a fourth stream is asked for.
+          'gpt-mock': { provider: 'mockopenai', upstream_model: 'synth:tokens=7,rate=20' },
+          'claude-mock': { provider: 'mockanthropic', upstream_model: 'synth:tokens=5,rate=20' },
+          'gemini-mock': { provider: 'mockgemini', upstream_model: 'synth:tokens=6,rate=20' },
           slow: { provider: 'mockollama', upstream_model: 'synth:tokens=1000,rate=20' },
           paced: { provider: 'mockopenai', upstream_model: 'synth:tokens=80,rate=40' },
           // 250 ms between tokens: a connection dropped right after one has none in flight.
@@ -204,7 +222,8 @@ describe('seed 003: the ai dialect', () => {
     url = `${s.wsUrl}/ai`;
   });
   after(async () => {
-    for (const so of sockets) { so.io.reconnection(false); so.disconnect(); }
+    for (const client of instances) client.maxReconnectAttempts = 0;
+    for (const so of [...sockets, ...classSockets]) { so.io.reconnection(false); so.disconnect(); }
     await s?.stop();
     await mock?.stop();
   });
@@ -358,6 +377,7 @@ describe('seed 003: the ai dialect', () => {
       client.streamAI(`hi ${model}`, { model, streamId: `client_${model}` });
       return `client_${model}`;
     });
+    await Promise.all(ids.map((id) => ev.until((r) => r.event === 'ai:token' && r.data.streamId === id)));
     client.streamAI('one too many', { model: 'codellama', streamId: 'client_fourth' });
     const over = await ev.until((r) => r.event === 'ai:stream:error' && r.data.streamId === 'client_fourth');
     checkShape(over);
@@ -368,8 +388,9 @@ describe('seed 003: the ai dialect', () => {
       assert.equal(text, synthText(n), model);
       assert.equal(done.totalTokens, n);
     }
+    // Paced side by side: more switches between streams than one after another would make.
     const order = ev.seen.filter((r) => r.event === 'ai:token').map((r) => r.data.streamId);
-    assert.ok(order.some((id, i) => i > 0 && id !== order[i - 1]));
+    assert.ok(order.filter((id, i) => i > 0 && id !== order[i - 1]).length > 2);
     // The class's handlers logged every stream's tokens and each completion.
     assert.equal(c.text().filter((l) => l.startsWith('Token: ')).length, 18);
     assert.deepEqual(c.text().filter((l) => l.startsWith('Stream completed')).sort(), ['Stream completed: 5 tokens', 'Stream completed: 6 tokens', 'Stream completed: 7 tokens']);

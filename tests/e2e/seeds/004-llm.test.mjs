@@ -217,10 +217,11 @@ describe('seed 004: the llm dialect', () => {
           demo: { kind: 'demo', tokens_per_second: 400, default_model: 'demo' },
         },
         models: {
-          'gpt-4o': { provider: 'openai', upstream_model: 'synth:tokens=8' },
-          'claude-sonnet': { provider: 'claude', upstream_model: 'synth:tokens=6' },
-          'gemini-flash': { provider: 'gemini', upstream_model: 'synth:tokens=5' },
-          'deepseek-chat': { provider: 'deepseek', upstream_model: 'synth:tokens=7' },
+          // Paced, 10 ms a token: streams started together overlap.
+          'gpt-4o': { provider: 'openai', upstream_model: 'synth:tokens=8,rate=100' },
+          'claude-sonnet': { provider: 'claude', upstream_model: 'synth:tokens=6,rate=100' },
+          'gemini-flash': { provider: 'gemini', upstream_model: 'synth:tokens=5,rate=100' },
+          'deepseek-chat': { provider: 'deepseek', upstream_model: 'synth:tokens=7,rate=100' },
           slow: { provider: 'openai', upstream_model: 'synth:tokens=1000,rate=20' },
           breaks: { provider: 'deepseek', upstream_model: 'synth:tokens=10,error_after=3' },
         },
@@ -251,7 +252,7 @@ describe('seed 004: the llm dialect', () => {
     assert.equal(done.data.model, 'gpt-4o', 'the provider\'s default_model');
     assert.equal(t.out, synthText(8), 'the terminal shows every token in order');
     assert.deepEqual(c.text().map((l) => l.split(' ').slice(0, 2).join(' ')), ['Connected: ' + socket.id, 'Stream started:', '\nStream complete:'].map((l) => l.split(' ').slice(0, 2).join(' ')));
-    const req = (await mock.log()).filter((r) => r.scenario === 'synth:tokens=8').at(-1);
+    const req = (await mock.log()).filter((r) => r.scenario === 'synth:tokens=8,rate=100').at(-1);
     assert.deepEqual(req.body.messages, [{ role: 'user', content: 'Explain blockchain in 50 words' }]);
     socket.disconnect();
   });
@@ -276,8 +277,10 @@ describe('seed 004: the llm dialect', () => {
         assert.equal(done.tokenCount, tokens);
       }
     }
-    const order = ev.seen.filter((r) => r.event === 'llm:stream:token').map((r) => r.data.sessionId);
-    assert.ok(order.some((id, i) => i > 0 && id !== order[i - 1]), 'the streams interleaved');
+    // Side by side (the mock's streams are paced): every stream had begun before any ended.
+    const firsts = Object.values(ids).map((id) => ev.seen.findIndex((r) => r.event === 'llm:stream:token' && r.data.sessionId === id));
+    const dones = Object.values(ids).map((id) => ev.seen.findIndex((r) => r.event === 'llm:stream:done' && r.data.sessionId === id));
+    assert.ok(Math.max(...firsts) < Math.min(...dones), 'the five streams overlapped');
     socket.disconnect();
   });
 

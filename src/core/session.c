@@ -1862,6 +1862,7 @@ free_session(struct sl_session *s)
         ss->detached--;
     if (s->list_token)
         sl_relay_cancel_list(ss->relay, s->list_token);
+    drop_waiting(s); /* messages of a client that left while they waited their turn */
     unregister_rid(s);
     free(s->takeover_offset);
     sl_list_unlink(&s->link);

@@ -466,6 +466,36 @@ describe('seed 002: the ws-chat dialect', () => {
     p.chat.disconnect();
   });
 
+  test('a client that leaves while messages wait their turn: they go with it (sluice exits clean)', async () => {
+    // A server of its own: stopping it is the check (exit 0, no LeakSanitizer report).
+    const own = await startSluice({
+      config: {
+        providers: mockProviders(mock.url),
+        models: { slow: { provider: 'mockopenai', upstream_model: 'synth:tokens=1000,rate=20' } },
+        default_model: 'slow',
+        resume: { window: '300ms' },
+        limits: { messages_per_minute: 100000 },
+      },
+    });
+    try {
+      const p = seedPage(`${own.wsUrl}/ws/chat`, token);
+      await p.console.waitFor(/^Authenticated:/);
+      const marker = uniq('leaving');
+      p.chat.sendMessage(marker);
+      for (let i = 0; i < 4; i++) p.chat.sendMessage(`waiting ${i}`);
+      await p.nth('message');
+      p.chat.disconnect();
+      await p.closed;
+      // The window ends: the running answer is stopped upstream, the session freed.
+      assert.equal((await mock.wait(marker, 'aborted', 5000)).end, 'client_closed');
+      assert.equal(p.calls.filter((c) => c.on === 'complete').length, 0);
+    } finally {
+      await own.stop();
+    }
+    assert.equal(own.stderr().match(/ERROR: LeakSanitizer/), null);
+    assert.ok(!(await mock.log()).some((r) => JSON.stringify(r.body).includes('waiting 0')), 'a waiting message never ran');
+  });
+
   test('several connections at once, each with its own answer', async () => {
     const pages = [0, 1, 2, 3].map((i) => seedPage(`${s.wsUrl}/ws/chat`, jwt({ sub: `driver-${i}` })));
     await Promise.all(pages.map((p) => p.console.waitFor(/^Authenticated:/)));

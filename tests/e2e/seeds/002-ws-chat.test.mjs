@@ -551,6 +551,10 @@ describe('seed 002: the ws-chat dialect', () => {
     assert.deepEqual(bad.calls[0], { on: 'error', error: 'Invalid token', code: undefined });
     assertFields(bad.raw[0], SHAPES.auth_error, 'auth_error');
     assert.equal(bad.raw[0].message, 'Invalid token');
+
+    const badQuery = seedPage(`${s.wsUrl}/ws/chat?token=not-a-jwt`, null);
+    assert.equal(await badQuery.closed, 4001);
+    assert.deepEqual(badQuery.calls, [{ on: 'error', error: 'Invalid token', code: undefined }]);
   });
 
   test('a provider failing mid-answer: PROCESSING_ERROR with sluice\'s code in detail; not remembered', async () => {

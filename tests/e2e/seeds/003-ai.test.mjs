@@ -512,6 +512,7 @@ describe('seed 003: the ai dialect', () => {
     const done = await second.until((r) => r.event === 'ai:done' && r.data.streamId === streamId, 15000);
     assert.equal(done.data.totalTokens, 12);
     assert.ok(second.of('streamId', streamId, 'ai:token').length > 0, 'the rest came on the new connection');
+    assert.ok(second.seen.indexOf(success) < second.seen.indexOf(second.of('streamId', streamId, 'ai:token')[0]), 'ai:reconnect:success comes before the replay');
     // Every token exactly once across the two connections, in order.
     const tokens = [...first.of('streamId', streamId, 'ai:token'), ...second.of('streamId', streamId, 'ai:token')];
     assert.equal(tokens.map((r) => r.data.data).join(''), synthText(12));

@@ -1583,6 +1583,8 @@ took_over(struct sl_session *s, bool ok)
     }
     free(s->takeover_offset);
     s->takeover_offset = NULL;
+    if (kind == TAKEOVER_RECOVERY && attached(s))
+        greet(s); /* now that it answers to the id the client keeps (sio_session.c) */
     if (kind == TAKEOVER_RECONNECT && attached(s)) {
         struct sl_proto_sink sink = sink_of(s);
         if (ok && s->proto->reconnected)

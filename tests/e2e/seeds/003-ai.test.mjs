@@ -526,6 +526,34 @@ describe('seed 003: the ai dialect', () => {
     client.socket.disconnect();
   });
 
+  test('the clientId of ai:connected after a recovered reconnect is the one ai:reconnect takes', async () => {
+    // A page that keeps the latest clientId, as the seed's snippet needs for ai:reconnect.
+    let clientId = null;
+    const a = track(io(url, { transports: ['websocket'], reconnectionDelay: 100, reconnectionDelayMax: 200 }));
+    a.on('ai:connected', (data) => { clientId = data.clientId; });
+    const ea = recordEvents(a);
+    const first = await ea.until((r) => r.event === 'ai:connected');
+    a.emit('ai:stream', { prompt: uniq('kept'), model: 'gappy', streamId: 'kept' });
+    await ea.until((r) => r.event === 'ai:token' && r.data.tokenCount >= 2);
+    a.io.engine.close(); // socket.io-client reconnects and recovers
+    const again = await ea.until((r) => r.event === 'ai:connected' && r !== first, 5000);
+    assert.equal(a.recovered, true);
+    assert.equal(again.data.clientId, first.data.clientId, 'the recovered connection is the same client');
+    await ea.until((r) => r.event === 'ai:token' && r.data.tokenCount >= 4);
+    a.io.reconnection(false);
+    a.io.engine.close(); // lost for good: the page makes a new socket
+    const b = track(io(url, { transports: ['websocket'], reconnection: false }));
+    const eb = recordEvents(b);
+    await eb.until((r) => r.event === 'ai:connected');
+    b.emit('ai:reconnect', { previousClientId: clientId });
+    const ok = await eb.until((r) => r.event === 'ai:reconnect:success' || r.event === 'ai:error');
+    assert.equal(ok.event, 'ai:reconnect:success', JSON.stringify(ok.data));
+    await eb.until((r) => r.event === 'ai:done' && r.data.streamId === 'kept', 10000);
+    const text = [...ea.of('streamId', 'kept', 'ai:token'), ...eb.of('streamId', 'kept', 'ai:token')].map((r) => r.data.data).join('');
+    assert.equal(text, synthText(12));
+    b.disconnect();
+  });
+
   test('the class exactly as printed (socket.io-client reconnecting too): every token once', async () => {
     const c = recordingConsole();
     const AIStreamingClient = AIStreamingClientOf(c);

@@ -223,11 +223,12 @@ describe('seed 004: the llm dialect', () => {
           'gemini-flash': { provider: 'gemini', upstream_model: 'synth:tokens=5,rate=100' },
           'deepseek-chat': { provider: 'deepseek', upstream_model: 'synth:tokens=7,rate=100' },
           slow: { provider: 'openai', upstream_model: 'synth:tokens=1000,rate=20' },
+          paced: { provider: 'openai', upstream_model: 'synth:tokens=40,rate=40' },
           breaks: { provider: 'deepseek', upstream_model: 'synth:tokens=10,error_after=3' },
         },
         socketio: { namespaces: { '/': { dialects: ['chat', 'llm'], auth: 'required' } } },
         limits: { messages_per_minute: 100000 },
-        resume: { window: 0 },
+        resume: { window: '10s' },
       },
     });
   });
@@ -323,6 +324,24 @@ describe('seed 004: the llm dialect', () => {
     const bad = await ev.until((x) => x.event === 'llm:stream:error' && x.data.sessionId === null);
     assert.equal(bad.data.code, 'BAD_REQUEST');
     assert.equal(ev.seen.filter((x) => x.event === 'llm:stream:cancelled').length, 1);
+    socket.disconnect();
+  });
+
+  test('socket.io-client\'s own reconnection (the seed\'s io() leaves it on) recovers a running stream', async () => {
+    const c = recordingConsole();
+    const t = terminal();
+    const { socket, sessionId } = manualTest(s.url, token, { console: c, process: t, model: 'paced', content: uniq('recover') });
+    track(socket);
+    const ev = recordEvents(socket);
+    await ev.until((r) => r.event === 'llm:stream:token' && r.data.token === 'tok5 ');
+    socket.io.engine.close(); // the network goes
+    const done = await ev.until((r) => r.event === 'llm:stream:done' || r.event === 'llm:stream:error', 20000);
+    assert.equal(done.event, 'llm:stream:done');
+    assert.equal(socket.recovered, true);
+    const { text } = checkStream(ev.seen, sessionId, 'openai');
+    assert.equal(text, synthText(40), 'every token once, in order, across the reconnect');
+    assert.equal(t.out, synthText(40));
+    assert.equal(c.text().filter((l) => l.startsWith('Connected: ')).length, 2);
     socket.disconnect();
   });
 

@@ -317,6 +317,27 @@ describe('seed 000: the chat dialect', () => {
     for (const { socket } of clients) socket.disconnect();
   });
 
+  // Known gap (reported): over Socket.IO a stream whose end was written to a connection that
+  // then broke is let go at once (the Socket.IO transport has no delivery positions, unlike
+  // the native WebSocket's), so a recovery has nothing to replay and the end never arrives.
+  test('the client\'s own reconnection after the stream ended with its tail in flight', { todo: 'Socket.IO holds no finished stream for recovery' }, async () => {
+    const socket = track(io(s.url, { auth: { token }, transports: ['websocket'], reconnectionDelay: 100, reconnectionDelayMax: 200 }));
+    const ev = recordEvents(socket);
+    const marker = uniq('tail');
+    socket.emit('chat', { requestId: 'tail', model: 'paced', messages: [{ role: 'user', content: marker }] });
+    await ev.until((r) => r.event === 'chat:chunk' && r.data.content === 'tok3 ');
+    const tcp = socket.io.engine.transport.ws._socket;
+    tcp.pause(); // the link stalls: the tail waits in buffers
+    await mock.wait(marker, 'complete', 10000); // the stream ends meanwhile
+    socket.io.engine.close(); // and the link breaks; socket.io-client recovers
+    tcp.destroy();
+    const done = await ev.until((r) => r.event === 'chat:complete' && r.data.requestId === 'tail', 3000);
+    assert.ok(done);
+    assert.equal(socket.recovered, true);
+    assert.equal(checkStream(ev.seen, 'tail').text, synthText(60));
+    socket.disconnect();
+  });
+
   test('the client\'s own reconnection: a dropped connection resumes the stream where it was', async () => {
     const p = page();
     const socket = track(seedClient(s.url, token, {

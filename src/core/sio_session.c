@@ -82,10 +82,27 @@ t_queued(void *tp)
     return sl_sio_queued(t->s);
 }
 
+/* Delivery: a finished stream is kept until its end has reached the client (recovery). */
+static uint64_t
+t_written(void *tp)
+{
+    struct sio_t *t = tp;
+    return sl_sio_sent(t->s);
+}
+
+static uint64_t
+t_acked(void *tp)
+{
+    struct sio_t *t = tp;
+    return sl_sio_delivered(t->s);
+}
+
 static const struct sl_transport_ops ops = {
     .send = t_send,
     .close = t_close,
     .queued = t_queued,
+    .written = t_written,
+    .acked = t_acked,
 };
 
 /* --- connecting ------------------------------------------------------------------------------ */

@@ -317,10 +317,9 @@ describe('seed 000: the chat dialect', () => {
     for (const { socket } of clients) socket.disconnect();
   });
 
-  // Known gap (reported): over Socket.IO a stream whose end was written to a connection that
-  // then broke is let go at once (the Socket.IO transport has no delivery positions, unlike
-  // the native WebSocket's), so a recovery has nothing to replay and the end never arrives.
-  test('the client\'s own reconnection after the stream ended with its tail in flight', { todo: 'Socket.IO holds no finished stream for recovery' }, async () => {
+  // A stream whose end was written to a connection that then broke is kept until its end is
+  // delivered (Engine.IO's delivery positions), so the recovery replays the tail.
+  test('the client\'s own reconnection after the stream ended with its tail in flight', async () => {
     const socket = track(io(s.url, { auth: { token }, transports: ['websocket'], reconnectionDelay: 100, reconnectionDelayMax: 200 }));
     const ev = recordEvents(socket);
     const marker = uniq('tail');

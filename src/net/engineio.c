@@ -446,6 +446,14 @@ set_away(struct sl_eio *s, uint64_t away)
         s->lag = (uint32_t)away;
 }
 
+/* Counts an entry of the long-polling queue as send_packet() counted it (type and data). */
+static void
+count_entry(void *arg, char kind, const char *p, size_t n)
+{
+    (void)p;
+    *(uint64_t *)arg += n + (kind == 'b');
+}
+
 /*
  * What is still on its way is at most what the queues hold plus what the WebSocket's TCP has
  * not had acknowledged (framing included, so the estimate errs low); over long-polling, what
@@ -968,7 +976,9 @@ poll(struct sl_eio *s, struct sl_conn *c, const struct sl_http_req *req)
     struct sl_eio_server *srv = srv_of(s);
     const char *cors = sl_buf_len(&srv->cors) ? sl_buf_cstr(&srv->cors) : NULL;
     /* A client polls again only once it has read the last answer: all sent before is in. */
-    set_away(s, sl_buf_len(&s->out));
+    uint64_t waiting = 0;
+    each_entry(&s->out, count_entry, &waiting);
+    set_away(s, waiting);
     if (s->get) {
         /* One pending GET at a time: a second one ends the session (Engine.IO's rule). */
         respond_error(srv, c, req, 400, E_BAD_REQUEST, "Bad request", NULL);

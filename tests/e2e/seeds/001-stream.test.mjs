@@ -223,7 +223,6 @@ describe('seed 001: the stream dialect', () => {
   });
 
   test('several streams at once on one connection, told apart by sessionId', async () => {
-    const c = recordingConsole();
     const socket = io(url, { transports: ['websocket'] });
     const ev = recordEvents(socket);
     await once(socket, 'connect');
@@ -249,7 +248,6 @@ describe('seed 001: the stream dialect', () => {
     assert.equal(byRole.synthesiser, synthText(6));
     assert.equal(byRole.verification, synthText(4));
     assert.ok(byRole.demo.length > 40);
-    assert.deepEqual(c.lines, []);
     socket.disconnect();
   });
 

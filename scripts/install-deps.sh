@@ -4,7 +4,8 @@
 #
 #   scripts/install-deps.sh          build and run the gateway
 #   scripts/install-deps.sh --test   also what the test suite needs (Criterion, Node.js,
-#                                    Chromium for the browser test, Python's Socket.IO client,
+#                                    Chromium for the browser test, Python's Socket.IO and
+#                                    websockets clients (seed 002's Python client),
 #                                    clang for fuzzing, jq)
 #   scripts/install-deps.sh --bench  also what `make bench` needs (jq for the table, Node.js
 #                                    for the Portkey comparison rows)
@@ -13,7 +14,7 @@ set -eu
 BUILD="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libwslay-dev
 libhttp-parser-dev libjansson-dev libjwt-dev libhiredis-dev libyaml-dev libssl-dev
 ca-certificates"
-TEST="libcriterion-dev chromium python3 python3-socketio python3-requests python3-websocket clang libclang-rt-14-dev curl jq"
+TEST="libcriterion-dev chromium python3 python3-socketio python3-requests python3-websocket python3-websockets clang libclang-rt-14-dev curl jq"
 BENCH="jq"
 
 want="$BUILD"

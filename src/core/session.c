@@ -81,6 +81,7 @@ struct sub {
     char *question;           /* ws-chat: the user's message, remembered at done */
     struct sl_jcursor cur;
     struct sl_buf text; /* the answer so far, for SL_PROTO_FULL_TEXT renderers */
+    bool text_cut;      /* a delta did not fit under TEXT_MAX: text holds no more */
 };
 
 /* At most this many dialects share a transport (a Socket.IO namespace serves a set). */
@@ -453,9 +454,13 @@ render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t 
         v.now_ms = sl_wall_ms();
     }
     if (b->proto->flags & SL_PROTO_FULL_TEXT) {
-        if (ev->type == SL_EV_DELTA && !ev->u.delta.tool &&
-            sl_buf_len(&b->text) + ev->u.delta.len <= TEXT_MAX)
-            sl_buf_append(&b->text, ev->u.delta.text, ev->u.delta.len);
+        if (ev->type == SL_EV_DELTA && !ev->u.delta.tool && !b->text_cut) {
+            /* Past the cap the text stops: a prefix of the answer, never one with a hole. */
+            if (sl_buf_len(&b->text) + ev->u.delta.len <= TEXT_MAX)
+                sl_buf_append(&b->text, ev->u.delta.text, ev->u.delta.len);
+            else
+                b->text_cut = true;
+        }
         v.text = sl_buf_ptr(&b->text);
         v.text_len = sl_buf_len(&b->text);
     }
@@ -1578,6 +1583,8 @@ took_over(struct sl_session *s, bool ok)
     }
     free(s->takeover_offset);
     s->takeover_offset = NULL;
+    if (kind == TAKEOVER_RECOVERY && attached(s))
+        greet(s); /* now that it answers to the id the client keeps (sio_session.c) */
     if (kind == TAKEOVER_RECONNECT && attached(s)) {
         struct sl_proto_sink sink = sink_of(s);
         if (ok && s->proto->reconnected)
@@ -1857,6 +1864,7 @@ free_session(struct sl_session *s)
         ss->detached--;
     if (s->list_token)
         sl_relay_cancel_list(ss->relay, s->list_token);
+    drop_waiting(s); /* messages of a client that left while they waited their turn */
     unregister_rid(s);
     free(s->takeover_offset);
     sl_list_unlink(&s->link);

@@ -172,7 +172,9 @@ void sl_session_enable_offsets(struct sl_session *s);
  * another worker (Socket.IO connection state recovery, seed 003's ai:reconnect): from the
  * positions of a recovery offset, or without one from what that session had rendered.
  * Returns -1 if that is known at once to be impossible; else 0, and the streams arrive
- * (on a later turn when they live on another worker).
+ * (on a later turn when they live on another worker). A recovery (an offset) also sends the
+ * dialect's welcome when it ends, naming `previous`, the id the session answers to from then
+ * on: greet a recovering session this way, not with sl_session_greet().
  */
 int sl_session_take_over(struct sl_session *s, const char *previous, const char *offset);
 

@@ -82,10 +82,27 @@ t_queued(void *tp)
     return sl_sio_queued(t->s);
 }
 
+/* Delivery: a finished stream is kept until its end has reached the client (recovery). */
+static uint64_t
+t_written(void *tp)
+{
+    struct sio_t *t = tp;
+    return sl_sio_sent(t->s);
+}
+
+static uint64_t
+t_acked(void *tp)
+{
+    struct sio_t *t = tp;
+    return sl_sio_delivered(t->s);
+}
+
 static const struct sl_transport_ops ops = {
     .send = t_send,
     .close = t_close,
     .queued = t_queued,
+    .written = t_written,
+    .acked = t_acked,
 };
 
 /* --- connecting ------------------------------------------------------------------------------ */
@@ -171,9 +188,13 @@ on_connect(void *ud, struct sl_sio_socket *s, const struct sl_sio_connect_info *
     sl_sio_accept(s, recover ? ci->pid : sl_session_rid(t->session), NULL);
     if (w->cfg->socketio.recovery)
         sl_session_enable_offsets(t->session);
-    sl_session_greet(t->session);
-    if (recover)
-        sl_session_take_over(t->session, ci->pid, ci->offset ? ci->offset : "0");
+    /*
+     * A recovery is welcomed once it has taken the earlier session over (sl_session_take_over
+     * greets then), so that the welcome names the id the client keeps: ai:connected's clientId
+     * must be the one a later ai:reconnect can name.
+     */
+    if (!recover || sl_session_take_over(t->session, ci->pid, ci->offset ? ci->offset : "0") != 0)
+        sl_session_greet(t->session);
 }
 
 static void

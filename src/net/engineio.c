@@ -73,9 +73,11 @@ struct sl_eio {
     char *cors;               /* CORS header lines for the pending GET */
     const char *reason;       /* why it ended (S_CLOSING, S_CLOSED) */
     struct sl_buf out;        /* the long-polling queue */
+    uint64_t sent;            /* bytes of the packets sent so far (type and data) */
     struct sl_timeq_node hb;  /* heartbeat: ping due, or pong (or orderly close) deadline */
     struct sl_list link;      /* on srv->pending */
     uint32_t nresp;           /* held responses whose on_close has not come yet */
+    uint32_t lag; /* sent minus the bytes known to have reached the client (saturated: errs low) */
     uint8_t state;
     uint8_t flags;
     char sid[SL_EIO_SID_LEN + 1];
@@ -403,6 +405,8 @@ answer_get(struct sl_eio *s, bool with_queue, const char *tail)
 static void
 send_packet(struct sl_eio *s, enum sl_eio_type type, const char *data, size_t n, bool binary)
 {
+    s->sent += n + 1;
+    s->lag = n + 1 > UINT32_MAX - s->lag ? UINT32_MAX : s->lag + (uint32_t)(n + 1);
     if (s->flags & EF_WS) {
         if (binary) {
             sl_ws_send_binary(s->ws, data, n);
@@ -426,6 +430,43 @@ sl_eio_queued(const struct sl_eio *s)
     if (s->ws)
         n += sl_ws_queued(s->ws);
     return n;
+}
+
+uint64_t
+sl_eio_sent(const struct sl_eio *s)
+{
+    return s->sent;
+}
+
+/* `away` bytes of what was sent have not surely reached the client (yet). */
+static void
+set_away(struct sl_eio *s, uint64_t away)
+{
+    if (away < s->lag)
+        s->lag = (uint32_t)away;
+}
+
+/* Counts an entry of the long-polling queue as send_packet() counted it (type and data). */
+static void
+count_entry(void *arg, char kind, const char *p, size_t n)
+{
+    (void)p;
+    *(uint64_t *)arg += n + (kind == 'b');
+}
+
+/*
+ * What is still on its way is at most what the queues hold plus what the WebSocket's TCP has
+ * not had acknowledged (framing included, so the estimate errs low); over long-polling, what
+ * the client's latest GET confirmed (see poll()).
+ */
+uint64_t
+sl_eio_delivered(struct sl_eio *s)
+{
+    if ((s->flags & EF_WS) && s->ws) {
+        struct sl_conn *c = sl_ws_conn(s->ws);
+        set_away(s, sl_eio_queued(s) + (sl_conn_written(c) - sl_conn_acked(c)));
+    }
+    return s->sent - s->lag;
 }
 
 void
@@ -934,6 +975,10 @@ poll(struct sl_eio *s, struct sl_conn *c, const struct sl_http_req *req)
 {
     struct sl_eio_server *srv = srv_of(s);
     const char *cors = sl_buf_len(&srv->cors) ? sl_buf_cstr(&srv->cors) : NULL;
+    /* A client polls again only once it has read the last answer: all sent before is in. */
+    uint64_t waiting = 0;
+    each_entry(&s->out, count_entry, &waiting);
+    set_away(s, waiting);
     if (s->get) {
         /* One pending GET at a time: a second one ends the session (Engine.IO's rule). */
         respond_error(srv, c, req, 400, E_BAD_REQUEST, "Bad request", NULL);

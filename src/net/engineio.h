@@ -172,6 +172,15 @@ void sl_eio_fail(struct sl_eio *s);
 /* Bytes queued towards the client and not yet handed to the kernel. */
 size_t sl_eio_queued(const struct sl_eio *s);
 
+/*
+ * Delivery positions: bytes of the packets sent so far, and how many of them have surely
+ * reached the client (its TCP acknowledged them over WebSocket; over long-polling, it asked
+ * for more after reading them). A position taken from sl_eio_sent() has been delivered once
+ * sl_eio_delivered() reaches it.
+ */
+uint64_t sl_eio_sent(const struct sl_eio *s);
+uint64_t sl_eio_delivered(struct sl_eio *s);
+
 void sl_eio_set_user_data(struct sl_eio *s, void *ud);
 const char *sl_eio_sid(const struct sl_eio *s);
 bool sl_eio_websocket(const struct sl_eio *s); /* the transport is (now) a WebSocket */

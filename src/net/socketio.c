@@ -324,6 +324,18 @@ sl_sio_queued(const struct sl_sio_socket *s)
     return s->conn->eio ? sl_eio_queued(s->conn->eio) : 0;
 }
 
+uint64_t
+sl_sio_sent(const struct sl_sio_socket *s)
+{
+    return s->conn->eio ? sl_eio_sent(s->conn->eio) : 0;
+}
+
+uint64_t
+sl_sio_delivered(const struct sl_sio_socket *s)
+{
+    return s->conn->eio ? sl_eio_delivered(s->conn->eio) : 0;
+}
+
 const char *
 sl_sio_conn_eio_sid(const struct sl_sio_conn *conn)
 {

@@ -192,6 +192,8 @@ const char *sl_sio_socket_nsp(const struct sl_sio_socket *s);
 const char *sl_sio_socket_id(const struct sl_sio_socket *s);  /* after accept */
 const char *sl_sio_socket_pid(const struct sl_sio_socket *s); /* after accept, with recovery */
 size_t sl_sio_queued(const struct sl_sio_socket *s);          /* the connection's queue */
+uint64_t sl_sio_sent(const struct sl_sio_socket *s);          /* sl_eio_sent() of its connection */
+uint64_t sl_sio_delivered(const struct sl_sio_socket *s);     /* sl_eio_delivered() likewise */
 const char *sl_sio_conn_eio_sid(const struct sl_sio_conn *conn);
 
 #endif

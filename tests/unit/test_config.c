@@ -1393,6 +1393,15 @@ Test(config_docs, seeds_example_loads)
         const struct sl_config_namespace *ns = &cfg->socketio.namespaces[i];
         bool open = strcmp(ns->name, "/stream") == 0 || strcmp(ns->name, "/ai") == 0;
         cr_expect_eq(ns->auth, open ? SL_NSP_AUTH_NONE : SL_NSP_AUTH_REQUIRED, "%s", ns->name);
+        if (!open)
+            continue;
+        /* Open to anyone, so restricted to a list that lets the seeds' own requests through. */
+        cr_assert_gt(ns->nmodels, 0, "%s has no allow-list", ns->name);
+        bool has_default = false;
+        for (size_t k = 0; k < ns->nmodels; k++)
+            has_default |= strcmp(ns->models[k], cfg->default_model) == 0;
+        cr_expect(has_default, "%s: a request naming no model runs on %s", ns->name,
+                  cfg->default_model);
     }
     cr_expect_str_eq(cfg->ws_chat.path, "/ws/chat");
     cr_expect_eq(cfg->limits.stream_timeout_ms, 300000);

@@ -58,6 +58,12 @@ e_message(void *ud, struct sl_eio *s, const char *data, size_t len, bool binary)
     a->in_call = true;
     if (!binary && len == 5 && memcmp(data, "close", 5) == 0) {
         sl_eio_close(s);
+    } else if (!binary && len == 3 && memcmp(data, "pos", 3) == 0) {
+        /* The delivery positions as they stand: "<sent> <delivered>". */
+        char pos[64];
+        int n = snprintf(pos, sizeof(pos), "%llu %llu", (unsigned long long)sl_eio_sent(s),
+                         (unsigned long long)sl_eio_delivered(s));
+        sl_eio_send(s, pos, (size_t)n, false);
     } else if (!binary && len > 4 && memcmp(data, "big:", 4) == 0) {
         size_t n = (size_t)atol(data + 4);
         char *big = sl_malloc(n);
@@ -353,6 +359,28 @@ Test(engineio, polling_messages_both_ways)
     cr_assert_eq(post_once(sid, many, sizeof(many) - 1, NULL), 200);
     poll_once(sid, &st, &body);
     cr_assert_str_eq(sl_buf_ptr(&body), many);
+    sl_buf_free(&body);
+    finish();
+}
+
+Test(engineio, long_polling_counts_what_the_next_get_confirms_delivered)
+{
+    start();
+    char sid[32];
+    open_polling(sid);
+    struct sl_buf body = SL_BUF_INIT;
+    int st;
+    cr_assert_eq(post_str(sid, "4a"), 200); /* echoed: 2 bytes sent ('4' and "a") */
+    poll_once(sid, &st, &body);
+    cr_assert_str_eq(sl_buf_ptr(&body), "4a");
+    /* Sent, but no GET since: not known to have arrived. */
+    cr_assert_eq(post_str(sid, "4pos"), 200);
+    poll_once(sid, &st, &body);
+    cr_assert_str_eq(sl_buf_ptr(&body), "42 0");
+    /* That GET confirmed "a"; the "2 0" answer (4 bytes) was still waiting then. */
+    cr_assert_eq(post_str(sid, "4pos"), 200);
+    poll_once(sid, &st, &body);
+    cr_assert_str_eq(sl_buf_ptr(&body), "46 2");
     sl_buf_free(&body);
     finish();
 }

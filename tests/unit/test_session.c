@@ -2,7 +2,7 @@
  * Unit tests for src/core/session.c: the middle of the token path with a fake transport
  * (records what is sent, reports a queue size the test sets) and a fake provider
  * (fake_provider.h): rendering, backpressure and merged backlogs, detaching and resume,
- * the resume window, errors of the native protocol.
+ * the resume window, errors of the native protocol, the answer a dialect shows whole (llm).
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -15,6 +15,7 @@
 #include "core/session.h"
 #include "fake_provider.h"
 #include "net/loop.h"
+#include "proto/dialects.h"
 #include "proto/native.h"
 #include "stream/directory.h"
 #include "stream/relay.h"
@@ -368,4 +369,49 @@ Test(session, a_fresh_auth_for_another_user_is_refused_and_the_session_goes_on)
     free(tok);
     cr_assert_eq(json_array_size(a->msgs), n, "a fresh token is taken silently");
     disconnect(a);
+}
+
+/* A ready session of `user` speaking the dialect p, as Socket.IO makes one (identify, greet). */
+static struct transport *
+connect_dialect(const char *user, const struct sl_proto *p)
+{
+    struct transport *tr = sl_calloc(1, sizeof(*tr));
+    tr->msgs = json_array();
+    static const struct sl_proto *protos[1];
+    protos[0] = p;
+    tr->s = sl_session_new(&ss, protos, 1, SL_PK__COUNT, tr, &tops);
+    struct sl_identity id;
+    memset(&id, 0, sizeof(id));
+    snprintf(id.user, sizeof(id.user), "%s", user);
+    snprintf(id.method, sizeof(id.method), "jwt");
+    cr_assert(sl_session_identify(tr->s, &id, false));
+    sl_session_greet(tr->s);
+    return tr;
+}
+
+Test(session, the_full_text_past_its_cap_is_a_prefix_of_the_answer_never_one_with_a_hole)
+{
+    struct transport *tr = connect_dialect("kim", &sl_proto_llm);
+    /* The event's arguments, as Socket.IO hands them over (without the brackets). */
+    const char *req =
+        "{\"sessionId\":\"L1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    sl_session_on_message(tr->s, "llm:chat:stream", req, strlen(req));
+    cr_assert_not_null(fake.last);
+    /* Nearly the whole cap, then a delta that does not fit, then one that would. */
+    size_t big = TEXT_MAX - 10;
+    char *a = sl_malloc(big + 1);
+    memset(a, 'a', big);
+    a[big] = '\0';
+    fake_delta(fake.last, a);
+    fake_delta(fake.last, "bbbbbbbbbbbbbbbbbbbb"); /* 20 bytes: over the cap */
+    fake_delta(fake.last, "ccccc");                /* 5 bytes: would fit after a hole */
+    fake_done(fake.last, 1, 3);
+    json_t *done = json_array_get(tr->msgs, json_array_size(tr->msgs) - 1);
+    cr_assert_str_eq(str(done, "sessionId"), "L1");
+    const char *full = str(done, "fullResponse");
+    cr_assert_not_null(full, "the last message is llm:stream:done");
+    cr_assert_eq(strlen(full), big, "the text stops where the first delta did not fit");
+    cr_assert_eq(memcmp(full, a, big), 0);
+    free(a);
+    disconnect(tr);
 }

@@ -165,6 +165,7 @@ export class SioChannel extends Channel {
     this.auth = auth; // the CONNECT payload, or undefined
     this.watchdog = null;
     this.deadAfterMs = 0;
+    this.joined = false;
   }
 
   receive(text) {
@@ -214,6 +215,7 @@ export class SioChannel extends Channel {
     if (p.nsp !== this.nsp) return; // another namespace's (there is none on this socket)
     switch (p.type) {
       case SIO.CONNECT:
+        this.joined = true;
         this.log('in', 'CONNECT', p.data);
         this.h.onEvent('connect', p.data || {});
         break;
@@ -260,7 +262,7 @@ export class SioChannel extends Channel {
 
   close(code = 1000, reason = 'bye') {
     // A DISCONNECT first, as socket.io-client does: the server learns it was on purpose.
-    if (!this.over && this.ws.readyState === 1) this.packet(SIO.DISCONNECT, undefined, 'DISCONNECT');
+    if (!this.over && this.joined && this.ws.readyState === 1) this.packet(SIO.DISCONNECT, undefined, 'DISCONNECT');
     super.close(code, reason);
   }
 }

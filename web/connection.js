@@ -175,7 +175,7 @@ export class Connection {
       // A refused CONNECT: the namespace is unknown, or the token was refused. The
       // Engine.IO connection stays open; the page has no use for it.
       const message = data && data.message ? String(data.message) : 'refused';
-      this.detach(true);
+      this.detach();
       this.set('failed', { code: null, reason: { reason: message }, newToken: /auth/i.test(message), refused: message });
       return;
     }
@@ -190,7 +190,7 @@ export class Connection {
   // The user ends the connection: no reconnect.
   disconnect() {
     this.stopTimers();
-    this.detach(true);
+    this.detach();
     this.set('idle', { code: 1000, reason: {} });
   }
 
@@ -199,11 +199,11 @@ export class Connection {
     return this.ch.send(name, data);
   }
 
-  detach(close = false) {
+  // Drops the channel (closing it): nothing it says afterwards reaches the page.
+  detach() {
     const ch = this.ch;
     this.ch = null;
-    if (ch && close) ch.close(1000, 'bye');
-    else if (ch) ch.close(1000, 'replaced');
+    if (ch) ch.close(1000, 'bye');
   }
 
   stopTimers() {

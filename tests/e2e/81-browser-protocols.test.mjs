@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { ROOT, jwt, startSluice } from './lib/harness.mjs';
+import { decodeSio, encodeSio } from '../../web/channels.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'tests', 'artifacts');
@@ -276,7 +277,40 @@ describe('the test page speaks every protocol (chromium)', () => {
     }
   });
 
+  test('a Socket.IO protocol reconnects after the server goes away and comes back', async () => {
+    const page = await context.newPage();
+    try {
+      await page.goto(`${s.url}/?protocol=ai&token=${jwt({ sub: 'restart' })}`);
+      await stateIs(page, 'connected');
+      const port = s.port;
+      await s.stop(); // SIGTERM: Engine.IO sessions are closed at the transport, then refused
+      await stateIs(page, 'reconnecting');
+      s = await startSluice({ config: { ...CONFIG, listen: `127.0.0.1:${port}` } });
+      await stateIs(page, 'connected', 40000);
+      await page.getByRole('textbox', { name: 'Message' }).fill('One more, about the sea');
+      await page.keyboard.press('Enter');
+      await lastStatusIs(page, 'done');
+      assert.match((await lastAnswer(page)).text, /sea/);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('no script errors on the pages', () => {
     assert.deepEqual(pageErrors, []);
   });
+});
+
+test('the page\'s Socket.IO packets: encoded and decoded as Socket.IO v5 spells them', () => {
+  assert.equal(encodeSio(0, '/', { token: 't' }), '0{"token":"t"}');
+  assert.equal(encodeSio(0, '/ai', undefined), '0/ai,');
+  assert.equal(encodeSio(2, '/ai', ['ai:stream', { prompt: 'x' }]), '2/ai,["ai:stream",{"prompt":"x"}]');
+  assert.deepEqual(decodeSio('0{"sid":"a"}'), { type: 0, nsp: '/', ack: null, data: { sid: 'a' } });
+  assert.deepEqual(decodeSio('0/ai,{"sid":"a"}'), { type: 0, nsp: '/ai', ack: null, data: { sid: 'a' } });
+  assert.deepEqual(decodeSio('1/ai'), { type: 1, nsp: '/ai', ack: null, data: undefined });
+  assert.deepEqual(decodeSio('2/ai,12["x",1]'), { type: 2, nsp: '/ai', ack: 12, data: ['x', 1] });
+  assert.deepEqual(decodeSio('4{"message":"Authentication failed"}').data, { message: 'Authentication failed' });
+  assert.throws(() => decodeSio('51-["x",{"_placeholder":true,"num":0}]'), /binary/);
+  assert.throws(() => decodeSio('9'), /bad packet type/);
+  assert.throws(() => decodeSio('2["x"'), SyntaxError);
 });

@@ -35,6 +35,7 @@ const ui = {
   empty: $('empty'),
   composer: $('composer'),
   prompt: $('prompt'),
+  promptHelp: $('prompt-help'),
   send: $('send'),
   cancel: $('cancel'),
   clear: $('clear'),
@@ -725,7 +726,9 @@ function useProtocol(id, { reconnect = true } = {}) {
   ui.rawEventField.hidden = p.transport !== 'sio';
   ui.rawEvent.value = p.example.name;
   ui.rawData.value = JSON.stringify(p.example.data);
-  ui.cancel.title = p.cancel ? '' : 'This protocol has no cancel message.';
+  ui.promptHelp.textContent = p.cancel
+    ? 'Enter sends, Shift+Enter starts a new line, Escape cancels the answer.'
+    : 'Enter sends, Shift+Enter starts a new line. This protocol has no cancel: an answer runs to its end.';
   if (was !== 'idle') conn.disconnect();
   newConversation();
   app.ready = null;

@@ -45,6 +45,7 @@ const CASES = [
     events: ['start', 'delta', 'done'],
     target: 'model:demo',
     bad: { data: '{"type":"chat","id":"bad-1","model":"demo"}', alert: /bad request \(BAD_REQUEST\)/ },
+    bad2: { data: 'not json at all', alert: /bad request \(BAD_REQUEST\): .*JSON/ },
   },
   {
     protocol: 'sluice',
@@ -205,6 +206,7 @@ describe('the test page speaks every protocol (chromium)', () => {
         }, null, { timeout: 15000 });
         if (c.noCancel) {
           assert.equal(await page.getByRole('button', { name: 'Cancel' }).isEnabled(), false, 'no cancel in this protocol');
+          assert.match(await page.locator('#prompt-help').innerText(), /no cancel/);
           await lastStatusIs(page, 'done');
         } else {
           assert.equal(await page.getByRole('button', { name: 'Cancel' }).isEnabled(), true);
@@ -234,8 +236,16 @@ describe('the test page speaks every protocol (chromium)', () => {
         assert.match(await page.getByRole('alert').innerText(), c.bad.alert);
         assert.equal(await page.evaluate(() => document.getElementById('conn-state').dataset.state), 'connected',
           'a refused request leaves the connection up');
+        if (c.bad2) {
+          // A plain WebSocket gets the text as it is: the server's verdict on non-JSON shows too.
+          await page.evaluate(() => { document.getElementById('error').hidden = true; });
+          await page.getByRole('textbox', { name: 'Payload' }).fill(c.bad2.data);
+          await page.getByRole('button', { name: 'Send raw' }).click();
+          await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 10000 });
+          assert.match(await page.getByRole('alert').innerText(), c.bad2.alert);
+        }
 
-        const shot = path.join(ARTIFACTS, `browser-${c.protocol}.png`);
+        const shot = path.join(ARTIFACTS, `browser-protocol-${c.protocol}.png`);
         await page.screenshot({ path: shot, fullPage: true });
       } finally {
         await page.close();

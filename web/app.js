@@ -109,7 +109,6 @@ function secondsText(ms) {
   return ms >= 1000 ? `${(ms / 1000).toFixed(ms >= 10000 ? 0 : 1)} s` : `${Math.round(ms)} ms`;
 }
 
-
 // --- the event log ---------------------------------------------------------------------
 
 const LOG_MAX = 1000; // entries kept; the oldest go first

@@ -1,7 +1,10 @@
-// The native-protocol connection of the test page: one WebSocket at a time, the close
-// codes of docs/protocol.md turned into "reconnect", "back off" or "stop", reconnects
-// with exponential backoff and full jitter, and a client-side heartbeat that notices a
-// connection which died without a close frame. No DOM here: app.js renders.
+// The test page's connection, whatever the protocol: one channel at a time (channels.js),
+// the close codes of docs/protocol.md turned into "reconnect", "back off" or "stop",
+// reconnects with exponential backoff and full jitter, and the protocol's heartbeat. No DOM
+// here: app.js renders.
+import { SioChannel, WsJsonChannel, parseReason } from './channels.js';
+
+export { parseReason };
 
 // Close codes in plain words.
 export const CLOSE_TEXT = {
@@ -18,6 +21,7 @@ export const CLOSE_TEXT = {
   1012: 'the server is restarting',
   1013: 'the server is overloaded; try again later',
   1015: 'TLS handshake failed',
+  4000: 'disconnected by the server',
   4001: 'authentication failed',
   4003: 'authentication timed out',
   4008: 'heartbeat timeout',
@@ -38,6 +42,7 @@ export function closePolicy(code, reason = {}) {
     case 1008: // origin or policy: retrying changes nothing
     case 1002:
     case 1003:
+    case 4000: // a Socket.IO DISCONNECT from the server: it meant it (socket.io-client agrees)
       return { retry: false, newToken: false, minDelayMs: 0 };
     case 1013: // overloaded
     case 4029: // rate limited
@@ -55,48 +60,87 @@ export function backoffDelay(n, { baseMs = 500, capMs = 30000, minMs = 0, random
   return Math.round(Math.max(d, minMs));
 }
 
-// A close reason is short JSON ({"reason":...,"retry_after_ms":...}) or plain text.
-export function parseReason(text) {
-  if (!text) return {};
-  try {
-    const o = JSON.parse(text);
-    if (o && typeof o === 'object') return o;
-  } catch {
-    // plain text
-  }
-  return { reason: text };
+function wsBase(loc) {
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}`;
 }
 
-// The WebSocket URL of the native endpoint, from where the page was loaded (works at
-// / and at /ws/test, over http and https).
-export function nativeUrl(loc, token) {
-  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+// The WebSocket URL of a protocol's endpoint, from where the page was loaded (works at /
+// and at /ws/test, over http and https). endpoint: {path, namespace}.
+export function channelUrl(loc, transport, endpoint, token) {
+  let path = endpoint.path || '/';
+  if (!path.startsWith('/')) path = `/${path}`;
+  if (transport === 'sio') {
+    if (!path.endsWith('/')) path += '/';
+    return `${wsBase(loc)}${path}?EIO=4&transport=websocket`;
+  }
   const q = token ? `?token=${encodeURIComponent(token)}` : '';
-  return `${scheme}//${loc.host}/ws${q}`;
+  return `${wsBase(loc)}${path}${q}`;
+}
+
+// The models and agents the server offers, from the `ready` of a short native connection
+// (the dialects have no such message). Resolves with the ready message, or null.
+export function fetchCatalogue(loc, token, timeoutMs = 5000) {
+  return new Promise((resolve) => {
+    if (!token) {
+      resolve(null);
+      return;
+    }
+    let ws;
+    let done = false;
+    const finish = (v) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (ws && ws.readyState <= 1) ws.close(1000, 'bye');
+      resolve(v);
+    };
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    try {
+      ws = new WebSocket(channelUrl(loc, 'ws', { path: '/ws' }, token));
+    } catch {
+      finish(null);
+      return;
+    }
+    ws.onmessage = (ev) => {
+      try {
+        const m = JSON.parse(ev.data);
+        if (m.type === 'ready') finish(m);
+      } catch {
+        // not for us
+      }
+    };
+    ws.onclose = () => finish(null);
+  });
 }
 
 // States: idle (never connected or closed by the user), connecting, ready, waiting (a
 // reconnect is scheduled), failed (no retry: a new token or user action is needed).
 export class Connection {
-  constructor({ url, onState, onMessage, setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (t) => clearTimeout(t) }) {
-    this.url = url; // (token) => string
+  constructor({ loc, onState, onMessage, onLog = () => {}, setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (t) => clearTimeout(t) }) {
+    this.loc = loc;
     this.onState = onState;
     this.onMessage = onMessage;
+    this.onLog = onLog;
     this.setTimer = setTimer; // injectable, for tests of the policy without a browser
     this.clearTimer = clearTimer;
-    this.ws = null;
+    this.protocol = null; // an entry of protocols.js
+    this.endpoint = {};
+    this.ch = null;
     this.token = '';
     this.state = 'idle';
     this.attempt = 0;
     this.retryTimer = null;
-    this.hbTimer = null;
-    this.lastRx = 0;
-    this.heartbeatMs = 0;
   }
 
   set(state, info = {}) {
     this.state = state;
     this.onState(state, info);
+  }
+
+  // The protocol and endpoint of the next connect.
+  use(protocol, endpoint) {
+    this.protocol = protocol;
+    this.endpoint = { ...endpoint };
   }
 
   // Connects now (also: "reconnect now" while waiting), with a new token if given.
@@ -105,84 +149,71 @@ export class Connection {
     this.stopTimers();
     this.detach();
     this.set('connecting', { attempt: this.attempt });
-    let ws;
+    const p = this.protocol;
+    const url = channelUrl(this.loc, p.transport, this.endpoint, token);
+    let ch;
+    const handlers = {
+      onEvent: (name, data) => this.ch === ch && this.event(name, data),
+      onClose: (code, reason) => this.ch === ch && this.closed(code, reason),
+      onLog: (entry) => this.onLog(entry),
+    };
     try {
-      ws = new WebSocket(this.url(token));
+      ch = p.transport === 'sio'
+        ? new SioChannel(url, this.endpoint.namespace || '/', token ? { token } : undefined, handlers)
+        : new WsJsonChannel(url, handlers);
     } catch (e) {
       this.closed(1006, { reason: String(e.message || e) });
       return;
     }
-    this.ws = ws;
-    ws.onmessage = (ev) => {
-      this.lastRx = Date.now();
-      let msg;
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        return; // the server sends JSON only; ignore anything else
-      }
-      if (msg.type === 'ready') {
-        this.attempt = 0;
-        this.startHeartbeat(msg.heartbeat_ms);
-        this.set('ready', { ready: msg });
-      }
-      this.onMessage(msg);
-    };
-    ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.closed(ev.code, parseReason(ev.reason));
-    };
-    ws.onerror = () => {}; // a close event follows with the details there are
+    this.ch = ch;
+    this.onLog({ dir: 'info', name: 'connecting', data: url.replace(/token=[^&]*/, 'token=…') });
+  }
+
+  event(name, data) {
+    const p = this.protocol;
+    if (name === 'connect_error') {
+      // A refused CONNECT: the namespace is unknown, or the token was refused. The
+      // Engine.IO connection stays open; the page has no use for it.
+      const message = data && data.message ? String(data.message) : 'refused';
+      this.detach();
+      this.set('failed', { code: null, reason: { reason: message }, newToken: /auth/i.test(message), refused: message });
+      return;
+    }
+    if (name === p.readyOn && this.state !== 'ready') {
+      this.attempt = 0;
+      if (this.ch && this.ch.startHeartbeat) this.ch.startHeartbeat(data && data.heartbeat_ms);
+      this.set('ready', { name, ready: data || {} });
+    }
+    this.onMessage(name, data);
   }
 
   // The user ends the connection: no reconnect.
   disconnect() {
     this.stopTimers();
-    const ws = this.ws;
     this.detach();
-    if (ws && ws.readyState <= 1) ws.close(1000, 'bye');
     this.set('idle', { code: 1000, reason: {} });
   }
 
-  send(obj) {
-    if (!this.ws || this.ws.readyState !== 1 || this.state !== 'ready') return false;
-    this.ws.send(JSON.stringify(obj));
-    return true;
+  send(name, data) {
+    if (!this.ch || this.state !== 'ready') return false;
+    return this.ch.send(name, data);
   }
 
+  // Drops the channel (closing it): nothing it says afterwards reaches the page.
   detach() {
-    if (!this.ws) return;
-    this.ws.onmessage = this.ws.onclose = this.ws.onerror = null;
-    this.ws = null;
+    const ch = this.ch;
+    this.ch = null;
+    if (ch) ch.close(1000, 'bye');
   }
 
   stopTimers() {
     if (this.retryTimer) this.clearTimer(this.retryTimer);
-    if (this.hbTimer) clearInterval(this.hbTimer);
-    this.retryTimer = this.hbTimer = null;
-  }
-
-  // A ping every heartbeat interval; a connection silent for two intervals is dead even
-  // if the browser has not noticed yet (no FIN arrives from a vanished network).
-  startHeartbeat(ms) {
-    this.heartbeatMs = ms > 0 ? ms : 25000;
-    this.lastRx = Date.now();
-    if (this.hbTimer) clearInterval(this.hbTimer);
-    this.hbTimer = setInterval(() => {
-      if (Date.now() - this.lastRx > 2 * this.heartbeatMs) {
-        const ws = this.ws;
-        this.detach();
-        if (ws) ws.close(4000, 'heartbeat');
-        this.closed(4008, { reason: 'no answer from the server' });
-        return;
-      }
-      this.send({ type: 'ping' });
-    }, this.heartbeatMs);
+    this.retryTimer = null;
   }
 
   closed(code, reason) {
     this.stopTimers();
-    this.detach();
+    this.ch = null;
     const p = closePolicy(code, reason);
     if (!p.retry) {
       this.set('failed', { code, reason, newToken: p.newToken });

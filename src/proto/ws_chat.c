@@ -1,8 +1,9 @@
 /*
  * The `ws-chat` dialect (seed 002): JSON messages typed by "type" on a plain WebSocket
  * (/ws/chat). In: `auth`, `message` (one new user message of a conversation that sluice
- * remembers, src/memory). Out: `auth_success`, `auth_error`, `progress`, `token` (with the
- * text so far), `complete`, `error` with the seed's three codes. The contract is
+ * remembers, src/memory), and sluice's own `cancel` and `ping`. Out: `auth_success`, `auth_error`,
+ * `progress`, `token` (with the text so far), `complete`, `error` with the seed's three codes. The
+ * contract is
  * ../shared/DIALECTS.md; what the session provides, proto/dialects.h.
  */
 #include <string.h>
@@ -23,10 +24,19 @@ static const struct sl_dk_field message_fields[] = {
     {"customer_id", SL_DK_IGNORE, 0, 0}, /* the seed's CRM id: sluice has no use for it */
 };
 
+/*
+ * Not in the seed, which can only stop an answer by disconnecting (and a disconnect is a
+ * pause here: the stream goes on for a resume). The id is the stream_id of its events.
+ */
+static const struct sl_dk_field cancel_fields[] = {
+    {"stream_id", SL_DK_ID, SL_DK_REQUIRED, 0},
+};
+
 static const struct sl_dk_event events[] = {
     {"auth", SL_CMD_AUTH, auth_fields, SL_ARRAY_LEN(auth_fields)},
     {"message", SL_CMD_CHAT, message_fields, SL_ARRAY_LEN(message_fields)},
     {"ping", SL_CMD_PING, NULL, 0}, /* not in the seed: for tools that check liveness */
+    {"cancel", SL_CMD_CANCEL, cancel_fields, SL_ARRAY_LEN(cancel_fields)},
 };
 
 static int
@@ -47,7 +57,7 @@ ws_chat_parse(const struct sl_proto_limits *lim, const char *event, const char *
         sl_proto_fail(err, SL_ERR_BAD_REQUEST, "\"type\" must be a string");
     else if ((ev = sl_dk_find(events, SL_ARRAY_LEN(events), json_string_value(type))) == NULL)
         sl_proto_fail(err, SL_ERR_BAD_REQUEST,
-                      "unknown message type \"%.40s\" (expected auth or message)",
+                      "unknown message type \"%.40s\" (expected auth, message, cancel or ping)",
                       json_string_value(type));
     else
         rc = sl_dk_command(lim, ev, root, cmd, err);
@@ -191,7 +201,7 @@ ws_chat_event(struct sl_proto_sink *sink, const struct sl_stream_view *st,
         close_send(sink);
         break;
     case SL_EV_CANCELLED:
-        /* No cancel in the seed: a stream ends so only at a disconnect or a shutdown. */
+        /* The seed has no cancel: sluice's `cancel` message, or a shutdown. */
         error_body(b, SL_ERR_NONE, SL_DK_CANCELLED, "cancelled", false, -1);
         SL_DK_CSTR(b, "reason", ev->u.cancelled.reason);
         ids(b, st);
@@ -243,7 +253,8 @@ ws_chat_pong(struct sl_proto_sink *sink, const struct sl_pong_info *info)
 
 const struct sl_proto sl_proto_ws_chat = {
     .name = "ws-chat",
-    .flags = SL_PROTO_FULL_TEXT | SL_PROTO_ONE_AT_A_TIME | SL_PROTO_VIEW_INFO | SL_PROTO_GREET_ON_AUTH,
+    .flags =
+        SL_PROTO_FULL_TEXT | SL_PROTO_ONE_AT_A_TIME | SL_PROTO_VIEW_INFO | SL_PROTO_GREET_ON_AUTH,
     .parse = ws_chat_parse,
     .ready = ws_chat_ready,
     .event = ws_chat_event,

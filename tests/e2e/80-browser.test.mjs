@@ -157,7 +157,7 @@ describe('the test page in chromium', () => {
       return all.length === 2 && li.querySelector('.text').textContent.length > 0;
     }, null, { timeout: 15000 });
     assert.equal(await page.getByRole('button', { name: 'Cancel' }).isEnabled(), true);
-    assert.equal(await page.getByRole('button', { name: 'Send' }).isEnabled(), false);
+    assert.equal(await page.getByRole('button', { name: 'Send', exact: true }).isEnabled(), false);
     await page.keyboard.press('Escape');
     await lastStatusIs(page, 'cancelled', 10000);
     const a = await lastAnswer(page);
@@ -172,7 +172,7 @@ describe('the test page in chromium', () => {
     assert.match(chats[1].messages[1].content, /rivers/);
     const cancel = sent.find((m) => m.type === 'cancel');
     assert.equal(cancel.id, a.id);
-    assert.equal(await page.getByRole('button', { name: 'Send' }).isEnabled(), true);
+    assert.equal(await page.getByRole('button', { name: 'Send', exact: true }).isEnabled(), true);
   });
 
   test('reconnects after the server goes away and comes back on the same port', async () => {
@@ -198,7 +198,7 @@ describe('the test page in chromium', () => {
     await page.setViewportSize({ width: 360, height: 740 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(overflow <= 360, `the page is ${overflow} px wide at 360`);
-    const send = await page.getByRole('button', { name: 'Send' }).boundingBox();
+    const send = await page.getByRole('button', { name: 'Send', exact: true }).boundingBox();
     assert.ok(send.x >= 0 && send.x + send.width <= 360);
     const shot = path.join(ARTIFACTS, 'browser-narrow.png');
     await page.screenshot({ path: shot, fullPage: true });
@@ -217,7 +217,7 @@ describe('the test page in chromium', () => {
       const retry = await p.evaluate(() => window.sluicePage.conn.retryTimer);
       assert.equal(retry, null, 'no reconnect is scheduled');
       assert.equal(await p.evaluate(() => document.activeElement.id), 'token', 'focus moves to the token');
-      assert.equal(await p.getByRole('button', { name: 'Send' }).isEnabled(), false);
+      assert.equal(await p.getByRole('button', { name: 'Send', exact: true }).isEnabled(), false);
     } finally {
       await p.close();
     }

@@ -711,6 +711,11 @@ Test(dialects, ws_chat_parse)
     sl_command_clear(&cmd);
     parse_ok(&sl_proto_ws_chat, NULL, "{\"type\":\"ping\"}", &cmd, SL_CMD_PING);
     sl_command_clear(&cmd);
+    /* sluice's cancel (the seed has none) names the stream_id of the events. */
+    parse_ok(&sl_proto_ws_chat, NULL, "{\"type\":\"cancel\",\"stream_id\":\"s7\"}", &cmd,
+             SL_CMD_CANCEL);
+    cr_assert_str_eq(cmd.id, "s7");
+    sl_command_clear(&cmd);
 }
 
 Test(dialects, ws_chat_bad_payloads)
@@ -727,6 +732,8 @@ Test(dialects, ws_chat_bad_payloads)
                      SL_ERR_BAD_REQUEST, "\"session_id\" must be a string"));
     free(parse_fails(&sl_proto_ws_chat, NULL, "{\"type\":\"hello\"}", SL_ERR_BAD_REQUEST,
                      "unknown message type \"hello\""));
+    free(parse_fails(&sl_proto_ws_chat, NULL, "{\"type\":\"cancel\"}", SL_ERR_BAD_REQUEST,
+                     "stream_id"));
     free(parse_fails(&sl_proto_ws_chat, NULL, "{\"message\":\"x\"}", SL_ERR_BAD_REQUEST,
                      "missing \"type\""));
     free(parse_fails(&sl_proto_ws_chat, NULL, "[1]", SL_ERR_BAD_REQUEST, "JSON object"));

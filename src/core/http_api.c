@@ -59,6 +59,7 @@ struct sl_http_api {
     struct sl_list all;
     struct sl_timeq hb_tq, window_tq;
     struct sl_buf out;
+    uint64_t started; /* unix seconds: the models' `created`, the same in every answer */
     bool stopping;
 };
 
@@ -496,7 +497,7 @@ models(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req)
     for (size_t i = 0; i < cfg->nagents; i++)
         as[i] = (struct sl_ready_agent){cfg->agents[i].name, cfg->agents[i].model};
     struct sl_buf b = SL_BUF_INIT;
-    sl_oai_render_models(&b, ms, cfg->nmodels, as, cfg->nagents, sl_wall_ms() / 1000);
+    sl_oai_render_models(&b, ms, cfg->nmodels, as, cfg->nagents, a->started);
     sl_http_respond(c, req, 200, "application/json", NULL, sl_buf_ptr(&b), sl_buf_len(&b));
     sl_buf_free(&b);
     free(ms);
@@ -557,6 +558,7 @@ sl_http_api_new(struct sl_worker *w)
 {
     struct sl_http_api *a = sl_calloc(1, sizeof(*a));
     a->w = w;
+    a->started = sl_wall_ms() / 1000;
     sl_list_init(&a->all);
     sl_timeq_init(&a->hb_tq, HEARTBEAT_MS, on_heartbeat);
     sl_timeq_init(&a->window_tq, w->cfg->resume.window_ms ? w->cfg->resume.window_ms : 1,

@@ -203,6 +203,10 @@ describe('the HTTP API through the openai SDK and curl', () => {
     for (const name of ['analyst', 'boom', 'busy', 'gone', 'midfail', 'paced', 'slow', 'text', 'tools'])
       assert.ok(ids.some((x) => x[0] === name), `${name} in ${JSON.stringify(ids)}`);
     assert.deepEqual(ids.find((x) => x[0] === 'text'), ['text', 'model', 'mockopenai']);
+    // `created` is the server's start, the same in every answer.
+    const again = [];
+    for await (const m of sdk().models.list()) again.push(m.created);
+    assert.ok(again.every((c) => c === again[0] && c <= Date.now() / 1000));
   });
 
   // Each refusal as the SDK raises it; maxRetries 0, so each is one request.
@@ -385,6 +389,37 @@ describe('the HTTP API through the openai SDK and curl', () => {
     assert.equal(splitHead(bad.stdout).status, 400);
   });
 
+  test('a stream that finished while its client was away is still resumed within the window', async () => {
+    const marker = uniq('away');
+    const first = await curl([
+      '-N', '-D', '-', `${s.url}/v1/chat/completions`,
+      '-H', `Authorization: Bearer ${token}`, '-H', 'Content-Type: application/json',
+      '-H', 'x-sluice-resumable: 1',
+      '-d', JSON.stringify({ model: 'paced', stream: true, messages: [{ role: 'user', content: marker }] }),
+    ], { onData: (sofar) => sofar.includes('"content":"tok2 "') });
+    assert.equal(first.signal, 'SIGKILL');
+    const { headers, body } = splitHead(first.stdout);
+    const sid = headers['x-sluice-stream-id'];
+    const before = parseSSE(body.slice(0, body.lastIndexOf('\n\n') + 2));
+    const mark = s.mark();
+    assert.equal((await mock.wait(marker, 'complete', 5000)).end, 'done');
+    await s.waitLog(new RegExp(`event=stream\\.end .*stream=${sid} .*outcome=done`), mark);
+    // The query parameter works as the header does (for clients that cannot set one).
+    const lastId = before.filter((e) => e.id).at(-1).id;
+    const second = await curl(['-N', '-D', '-',
+      `${s.url}/v1/chat/completions/${sid}/events?last_event_id=${encodeURIComponent(lastId)}`,
+      '-H', `Authorization: Bearer ${token}`]);
+    const rest = splitHead(second.stdout);
+    assert.equal(rest.status, 200);
+    const after = parseSSE(rest.body);
+    assert.equal(after.at(-1).data, '[DONE]');
+    assert.equal(textOfSSE(before) + textOfSSE(after), synthText(40));
+    // Read to its end, the stream is gone.
+    const again = await curl(['-D', '-', `${s.url}/v1/chat/completions/${sid}/events`,
+      '-H', `Authorization: Bearer ${token}`, '-H', `Last-Event-ID: ${lastId}`]);
+    assert.equal(splitHead(again.stdout).status, 404);
+  });
+
   test('a stream that did not ask to be resumable is cancelled upstream when curl goes', async () => {
     const marker = uniq('noresume');
     const first = await curl([
@@ -398,6 +433,56 @@ describe('the HTTP API through the openai SDK and curl', () => {
     const again = await curl(['-D', '-', `${s.url}/v1/chat/completions/${sid}/events`,
       '-H', `Authorization: Bearer ${token}`, '-H', `Last-Event-ID: ${sid}:1`]);
     assert.equal(splitHead(again.stdout).status, 404);
+  });
+});
+
+describe('resume on another worker', () => {
+  let mock;
+  let s;
+  before(async () => {
+    mock = await startMock();
+    s = await startSluice({
+      config: {
+        workers: 2,
+        providers: mockProviders(mock.url),
+        models: { paced: { provider: 'mockopenai', upstream_model: 'synth:tokens=40,rate=100' } },
+        limits: { messages_per_minute: 100000 },
+        log: { level: 'debug' },
+      },
+    });
+  });
+  after(async () => {
+    await s?.stop();
+    await mock?.stop();
+  });
+
+  test('a resume that lands on the other worker is handed to the stream\'s and gets exactly the rest', async () => {
+    const token = jwt({ sub: 'roamer' });
+    let handedOff = 0;
+    // SO_REUSEPORT spreads connections over the workers: until one resume crossed over.
+    for (let i = 0; i < 30 && handedOff === 0; i++) {
+      const marker = uniq('roam');
+      const first = await curl([
+        '-N', '-D', '-', `${s.url}/v1/chat/completions`,
+        '-H', `Authorization: Bearer ${token}`, '-H', 'Content-Type: application/json',
+        '-H', 'x-sluice-resumable: true',
+        '-d', JSON.stringify({ model: 'paced', stream: true, messages: [{ role: 'user', content: marker }] }),
+      ], { onData: (sofar) => sofar.includes('"content":"tok3 "') });
+      assert.equal(first.signal, 'SIGKILL');
+      const { headers, body } = splitHead(first.stdout);
+      const before = parseSSE(body.slice(0, body.lastIndexOf('\n\n') + 2));
+      const sid = headers['x-sluice-stream-id'];
+      const mark = s.mark();
+      const second = await curl(['-N', '-D', '-', `${s.url}/v1/chat/completions/${sid}/events`,
+        '-H', `Authorization: Bearer ${token}`, '-H', `Last-Event-ID: ${before.filter((e) => e.id).at(-1).id}`]);
+      const rest = splitHead(second.stdout);
+      assert.equal(rest.status, 200, second.stdout);
+      assert.equal(textOfSSE(before) + textOfSSE(parseSSE(rest.body)), synthText(40));
+      // The access line of the resume comes from the stream's worker, after any hand-off.
+      await s.waitLog(new RegExp(`event=http\\.access .*path=/v1/chat/completions/${sid}/events status=200`), mark);
+      if (/event=handoff /.test(s.stderr().slice(mark))) handedOff++;
+    }
+    assert.equal(handedOff, 1, 'no resume landed on the other worker in 30 tries');
   });
 });
 

@@ -108,6 +108,7 @@ describe('the HTTP API through the openai SDK and curl', () => {
           boom: { provider: 'mockopenai', upstream_model: 'synth:status=500' },
           busy: { provider: 'mockopenai', upstream_model: 'synth:status=429,retry_after=2' },
           gone: { provider: 'mockollama', upstream_model: 'fixture:ollama/chat_error_404' },
+          stall: { provider: 'mockopenai', upstream_model: 'synth:tokens=5,stall_after=1' },
         },
         agents: { analyst: { model: 'text', system: 'Be brief.' } },
         resume: { window: '30s' },
@@ -418,6 +419,22 @@ describe('the HTTP API through the openai SDK and curl', () => {
     const again = await curl(['-D', '-', `${s.url}/v1/chat/completions/${sid}/events`,
       '-H', `Authorization: Bearer ${token}`, '-H', `Last-Event-ID: ${lastId}`]);
     assert.equal(splitHead(again.stdout).status, 404);
+  });
+
+  test('a provider silent for 15 s gets the client an SSE comment heartbeat', async () => {
+    const marker = uniq('heartbeat');
+    const t0 = Date.now();
+    const out = await curl([
+      '-N', `${s.url}/v1/chat/completions`,
+      '-H', `Authorization: Bearer ${token}`, '-H', 'Content-Type: application/json',
+      '-d', JSON.stringify({ model: 'stall', stream: true, messages: [{ role: 'user', content: marker }] }),
+    ], { timeoutMs: 25000, onData: (sofar) => sofar.includes(': keep-alive\n\n') });
+    assert.equal(out.signal, 'SIGKILL', `no heartbeat: ${out.stdout}`);
+    assert.ok(Date.now() - t0 >= 14000, 'not before 15 s of silence');
+    const events = parseSSE(out.stdout);
+    assert.equal(textOfSSE(events), 'tok1 ');
+    // The provider was still holding the request; curl's leaving cancelled it.
+    assert.equal((await mock.wait(marker, 'aborted', 5000)).end, 'client_closed');
   });
 
   test('a stream that did not ask to be resumable is cancelled upstream when curl goes', async () => {

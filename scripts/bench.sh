@@ -500,7 +500,7 @@ jq -r '
     "  (e) journal memory per active stream at the cut: \(pair(.server_metrics.journal_bytes_per_stream_at_cut // null; 0)) bytes; peak \(pair(.server_metrics.journal_bytes_per_stream_peak // null; 0)); detached sessions peak \(pair(.server_metrics.peak.sluice_sessions_detached // null; 0))" end),
     "  no errors in any scenario:                 \($errs) errors through sluice  \(verdict($errs == 0))",
     "portkey (one Node process, the same mock; CPU-µs per token): \(v($apk; 2)) in (a), \(v($bpk; 2)) in (b)",
-    "  sluice <= 1/10 of portkey's CPU per token: (a) \($apath) \(v($acmp; 2)) vs \(v($apk; 2)) = \(ratio($acmp; $apk)), (b) \($bpath) \(v($bcmp; 2)) vs \(v($bpk; 2)) = \(ratio($bcmp; $bpk))  \(verdict(if ($pairs | length) == 0 then null else ($pairs | all(.[0] * 10 <= .[1])) end))",
+    "  sluice CPU per token <= 1/10 of portkey: (a) \($apath) \(v($acmp; 2)) vs \(v($apk; 2)) = \(ratio($acmp; $apk)), (b) \($bpath) \(v($bcmp; 2)) vs \(v($bpk; 2)) = \(ratio($bcmp; $bpk))  \(verdict(if ($pairs | length) == 0 then null else ($pairs | all(.[0] * 10 <= .[1])) end))",
     "  SSE added p99 within 1 ms of the WebSocket path (b): \(if $sse_added == null then "n/a (no sluice sse run)" else v($sse_added; 3) + " ms" end)  \(verdict(if $sse_added == null then null else $sse_added <= 1 end))"
 ' "$OUT/results.json"
 if [ -n "$SWEEP" ]; then

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { Client, jwt, session, startMock, startSluice } from './lib/harness.mjs';
+import { Client, SECRET, jwt, session, startMock, startSluice } from './lib/harness.mjs';
 import { mockProviders } from './lib/providers.mjs';
 
 let seq = 0;
@@ -97,7 +97,7 @@ describe('the HTTP API through the openai SDK and curl', () => {
     mock = await startMock();
     s = await startSluice({
       config: {
-        auth: { jwt: { secret: 'e2e-secret-0123456789abcdef0123456789abcdef' }, api_keys: [{ name: 'e2e-key', sha256: sha256(API_KEY) }] },
+        auth: { jwt: { secret: SECRET }, api_keys: [{ name: 'e2e-key', sha256: sha256(API_KEY) }] },
         providers: mockProviders(mock.url),
         models: {
           text: { provider: 'mockopenai', upstream_model: 'synth:tokens=50,usage=1,prompt_tokens=17' },

@@ -16,6 +16,7 @@
 #include "core/server.h"
 #include "core/sio_worker.h"
 #include "core/worker.h"
+#include "limits/limits.h"
 #include "net/conn.h"
 #include "net/http.h"
 #include "net/loop.h"
@@ -58,6 +59,7 @@ struct sl_http_api {
     struct sl_list all;
     struct sl_timeq hb_tq, window_tq;
     struct sl_buf out;
+    uint64_t started; /* unix seconds: the models' `created`, the same in every answer */
     bool stopping;
 };
 
@@ -71,36 +73,26 @@ static int
 respond_error(struct sl_conn *c, const struct sl_http_req *req, const struct sl_oai_error *e)
 {
     int status = sl_oai_error_status(e->code);
-    char headers[160] = "";
-    size_t n = 0;
-    long long ra = sl_oai_retry_after_s(e);
-    if (ra >= 0)
-        n += (size_t)snprintf(headers + n, sizeof(headers) - n, "Retry-After: %lld\r\n", ra);
-    if (e->retry_after_ms >= 0)
-        n += (size_t)snprintf(headers + n, sizeof(headers) - n, "retry-after-ms: %lld\r\n",
-                              (long long)e->retry_after_ms);
-    if (!sl_errcode_retryable(e->code))
-        snprintf(headers + n, sizeof(headers) - n, "x-should-retry: false\r\n");
+    char headers[SL_OAI_ERROR_HEADERS_MAX];
     struct sl_buf b = SL_BUF_INIT;
     sl_oai_render_error(&b, e);
-    sl_http_respond(c, req, status, "application/json", headers, sl_buf_ptr(&b), sl_buf_len(&b));
+    sl_http_respond(c, req, status, "application/json",
+                    sl_oai_error_headers(e, headers, sizeof(headers)), sl_buf_ptr(&b),
+                    sl_buf_len(&b));
     sl_buf_free(&b);
     return status;
 }
 
-/* The same for a held response whose head has not been sent. */
+/* The same for a held response whose head has not been sent (the provider's refusal). */
 static void
 resp_error(struct oai *o, const struct sl_oai_error *e)
 {
     struct sl_buf *b = &o->api->out;
     sl_buf_clear(b);
     sl_oai_render_error(b, e);
-    char headers[96] = "";
-    long long ra = sl_oai_retry_after_s(e);
-    if (ra >= 0)
-        snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n", ra);
-    sl_http_head(o->r, sl_oai_error_status(e->code), "application/json", headers,
-                 (int64_t)sl_buf_len(b));
+    char headers[SL_OAI_ERROR_HEADERS_MAX];
+    sl_http_head(o->r, sl_oai_error_status(e->code), "application/json",
+                 sl_oai_error_headers(e, headers, sizeof(headers)), (int64_t)sl_buf_len(b));
     sl_http_body(o->r, sl_buf_ptr(b), sl_buf_len(b));
     sl_http_end(o->r, false);
     o->head_sent = o->ended = true;
@@ -359,6 +351,16 @@ completions(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req)
     struct sl_identity id;
     if (authenticate(a, c, req, &id, &e) != 0)
         return respond_error(c, req, &e);
+    /*
+     * A request is a message: it takes a token of the identity's bucket
+     * (limits.messages_per_minute), the one its WebSocket connections draw from, valid or not.
+     */
+    struct sl_limits_refusal lr;
+    if (w->admission.limits && sl_limits_message(w->admission.limits, id.user, id.tier, &lr) != 0) {
+        sl_counter_add(&w->metrics.rate_limited[lr.limit], 1);
+        sl_oai_error_set(&e, lr.code, "", lr.retry_after_ms, "%s", lr.message);
+        return respond_error(c, req, &e);
+    }
     struct sl_oai_chat chat;
     const struct sl_proto_limits lim = {
         .max_id_len = 128, .max_messages = 4096, .max_tokens_cap = 1000000};
@@ -495,7 +497,7 @@ models(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req)
     for (size_t i = 0; i < cfg->nagents; i++)
         as[i] = (struct sl_ready_agent){cfg->agents[i].name, cfg->agents[i].model};
     struct sl_buf b = SL_BUF_INIT;
-    sl_oai_render_models(&b, ms, cfg->nmodels, as, cfg->nagents, sl_wall_ms() / 1000);
+    sl_oai_render_models(&b, ms, cfg->nmodels, as, cfg->nagents, a->started);
     sl_http_respond(c, req, 200, "application/json", NULL, sl_buf_ptr(&b), sl_buf_len(&b));
     sl_buf_free(&b);
     free(ms);
@@ -556,6 +558,7 @@ sl_http_api_new(struct sl_worker *w)
 {
     struct sl_http_api *a = sl_calloc(1, sizeof(*a));
     a->w = w;
+    a->started = sl_wall_ms() / 1000;
     sl_list_init(&a->all);
     sl_timeq_init(&a->hb_tq, HEARTBEAT_MS, on_heartbeat);
     sl_timeq_init(&a->window_tq, w->cfg->resume.window_ms ? w->cfg->resume.window_ms : 1,

@@ -11,9 +11,13 @@
  * The head waits for the provider's first token or error, so that a provider's refusal is
  * an HTTP status with an OpenAI-shaped error. A client that disconnects cancels the
  * provider's request at once, unless the request asked to be resumable (header
- * `x-sluice-resumable: true` or `stream_options.resumable: true`, streaming only): then the
- * stream waits for resume.window, and a GET .../events with Last-Event-ID from the same
+ * `x-sluice-resumable: true` or `1`, streaming only): then the stream waits for
+ * resume.window, and a GET .../events with Last-Event-ID (or ?last_event_id=) from the same
  * user, on any worker, replays the chunks after that id and follows the live tail.
+ *
+ * A chat completion is a message of its identity (limits.messages_per_minute, the bucket
+ * its WebSocket connections share); every error answer carries the retry headers of
+ * sl_oai_error_headers().
  */
 #ifndef SL_CORE_HTTP_API_H
 #define SL_CORE_HTTP_API_H

@@ -79,6 +79,7 @@ sl_oai_error_set(struct sl_oai_error *e, enum sl_errcode code, const char *param
     e->code = code;
     snprintf(e->param, sizeof(e->param), "%s", param ? param : "");
     e->retry_after_ms = retry_after_ms;
+    e->retryable = sl_errcode_retryable(code);
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
     va_end(ap);
@@ -93,6 +94,7 @@ sl_oai_error_from_event(struct sl_oai_error *e, const struct sl_event *ev)
     if (ev->type == SL_EV_ERROR) {
         sl_oai_error_set(e, ev->u.error.code, NULL, ev->u.error.retry_after_ms, "%s",
                          ev->u.error.message ? ev->u.error.message : "");
+        e->retryable = ev->u.error.retryable;
     } else if (ev->type == SL_EV_CANCELLED) {
         const char *why = ev->u.cancelled.reason ? ev->u.cancelled.reason : "cancelled";
         bool shutdown = strcmp(why, "shutdown") == 0;
@@ -107,9 +109,25 @@ long long
 sl_oai_retry_after_s(const struct sl_oai_error *e)
 {
     if (e->retry_after_ms >= 0)
-        return (e->retry_after_ms + 999) / 1000;
+        return e->retry_after_ms / 1000 + (e->retry_after_ms % 1000 != 0); /* up, no overflow */
     int status = sl_oai_error_status(e->code);
     return status == 429 || status == 503 ? 1 : -1;
+}
+
+const char *
+sl_oai_error_headers(const struct sl_oai_error *e, char *out, size_t n)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    long long ra = sl_oai_retry_after_s(e);
+    if (ra >= 0)
+        len += (size_t)snprintf(out + len, n - len, "Retry-After: %lld\r\n", ra);
+    if (e->retry_after_ms >= 0 && len < n)
+        len += (size_t)snprintf(out + len, n - len, "retry-after-ms: %lld\r\n",
+                                (long long)e->retry_after_ms);
+    if (!e->retryable && len < n)
+        snprintf(out + len, n - len, "x-should-retry: false\r\n");
+    return out;
 }
 
 /* {"message":...,"type":...,"param":...,"code":...} */

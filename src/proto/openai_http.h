@@ -50,14 +50,22 @@ struct sl_oai_error {
     char param[64];         /* the request field at fault, "" for none (rendered null) */
     char message[256];      /* never empty once set */
     int64_t retry_after_ms; /* -1: none known */
+    bool retryable;         /* whether a client should try again (x-should-retry) */
 };
 
-/* Sets e (param "" and retry_after_ms -1 unless given) and returns -1. */
+/*
+ * Sets e (param "" and retry_after_ms -1 unless given; retryable as the code is by
+ * sl_errcode_retryable()) and returns -1.
+ */
 int sl_oai_error_set(struct sl_oai_error *e, enum sl_errcode code, const char *param,
                      int64_t retry_after_ms, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-/* The error an SL_EV_ERROR or SL_EV_CANCELLED event stands for (other events: INTERNAL). */
+/*
+ * The error an SL_EV_ERROR or SL_EV_CANCELLED event stands for (other events: INTERNAL).
+ * An error event's own retryable flag wins over its code's: a provider's 404 is an
+ * UPSTREAM_ERROR that retrying will not cure.
+ */
 void sl_oai_error_from_event(struct sl_oai_error *e, const struct sl_event *ev);
 
 /* HTTP status for a code: 400, 401, 404, 409, 429, 500, 502, 503 or 504. */
@@ -72,12 +80,19 @@ const char *sl_oai_error_code(enum sl_errcode code);
 /*
  * The Retry-After header's value in whole seconds (rounded up), or -1 for no header.
  * A 429 or 503 without a known delay says 1, so that clients back off instead of
- * hammering. The caller may also send `retry-after-ms` (the OpenAI SDKs read it first)
- * when e->retry_after_ms >= 0, and `x-should-retry: false` when
- * !sl_errcode_retryable(e->code): the SDKs otherwise retry every 429 and 5xx, a spent
- * budget included.
+ * hammering.
  */
 long long sl_oai_retry_after_s(const struct sl_oai_error *e);
+
+/*
+ * Writes the head lines every error answer carries into out (each ending in "\r\n",
+ * NUL-terminated; n >= SL_OAI_ERROR_HEADERS_MAX always suffices): `Retry-After` (above),
+ * `retry-after-ms` with the exact delay when known (the OpenAI SDKs read it first), and
+ * `x-should-retry: false` when !e->retryable, since the SDKs otherwise retry every 429 and
+ * 5xx, a spent budget or a provider's refusal included. Returns out.
+ */
+#define SL_OAI_ERROR_HEADERS_MAX 96
+const char *sl_oai_error_headers(const struct sl_oai_error *e, char *out, size_t n);
 
 /* Appends the error body `{"error":{...}}` (no newline). */
 void sl_oai_render_error(struct sl_buf *out, const struct sl_oai_error *e);

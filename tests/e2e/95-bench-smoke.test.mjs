@@ -130,6 +130,19 @@ describe('benchmark smoke', () => {
     assert.equal(r.latency_ms.count, 1000);
   });
 
+  test('20 connections x 2 streams through sluice\'s HTTP API (the bench\'s sluice sse rows)', async () => {
+    const res = await loadgen(['-c', '20', '-s', '2', '-m', 'stamped', '--token', token,
+      '--expect-tokens', '25', '--server-pid', String(s.proc.pid), `${s.url}/v1`]);
+    assertClean(res);
+    const r = res.report;
+    assertShape(r);
+    assert.equal(r.mode, 'sse');
+    assert.equal(r.streams.ok, 40);
+    assert.equal(r.tokens.total, 1000);
+    assert.equal(r.latency_ms.count, 1000);
+    assert.equal(r.server.pid, s.proc.pid);
+  });
+
   test('SSE mode: -H headers reach the server (the mock takes its scenario from one)', async () => {
     // Without the header the model is unknown to the mock (404); with it, 5 stamped tokens.
     const res = await loadgen(['-c', '3', '-s', '2', '-m', 'not-a-scenario',

@@ -314,6 +314,41 @@ Test(oai_error, from_events)
     cr_assert_eq(e.code, SL_ERR_INTERNAL);
 }
 
+/* The head lines of an error: the delay in both forms, and the event's own retryable flag. */
+Test(oai_error, headers)
+{
+    struct sl_oai_error e;
+    char h[SL_OAI_ERROR_HEADERS_MAX];
+    sl_oai_error_set(&e, SL_ERR_UPSTREAM_RATE_LIMITED, NULL, 1500, "slow down");
+    cr_assert_str_eq(sl_oai_error_headers(&e, h, sizeof(h)),
+                     "Retry-After: 2\r\nretry-after-ms: 1500\r\n");
+    sl_oai_error_set(&e, SL_ERR_BUDGET_EXCEEDED, NULL, -1, "spent");
+    cr_assert_str_eq(sl_oai_error_headers(&e, h, sizeof(h)),
+                     "Retry-After: 1\r\nx-should-retry: false\r\n");
+    sl_oai_error_set(&e, SL_ERR_BAD_REQUEST, "n", -1, "x");
+    cr_assert_str_eq(sl_oai_error_headers(&e, h, sizeof(h)), "x-should-retry: false\r\n");
+    sl_oai_error_set(&e, SL_ERR_UPSTREAM_ERROR, NULL, -1, "x");
+    cr_assert_str_eq(sl_oai_error_headers(&e, h, sizeof(h)), "");
+
+    /* A provider's 404 is an UPSTREAM_ERROR its event says not to retry. */
+    struct sl_event ev = {.type = SL_EV_ERROR, .seq = 2};
+    ev.u.error.code = SL_ERR_UPSTREAM_ERROR;
+    ev.u.error.message = "ollama: HTTP 404";
+    ev.u.error.retryable = false;
+    ev.u.error.retry_after_ms = -1;
+    sl_oai_error_from_event(&e, &ev);
+    cr_assert_not(e.retryable);
+    cr_assert_str_eq(sl_oai_error_headers(&e, h, sizeof(h)), "x-should-retry: false\r\n");
+    ev.u.error.retryable = true;
+    sl_oai_error_from_event(&e, &ev);
+    cr_assert(e.retryable);
+
+    /* The longest lines fit. */
+    sl_oai_error_set(&e, SL_ERR_BUDGET_EXCEEDED, NULL, INT64_MAX, "x");
+    sl_oai_error_headers(&e, h, sizeof(h));
+    cr_assert(strstr(h, "x-should-retry: false\r\n") != NULL, "%s", h);
+}
+
 /* --- SSE rendering --- */
 
 /* One SSE event as a client's parser sees it. */

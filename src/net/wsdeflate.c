@@ -84,6 +84,12 @@ sl_wsdeflate_memory(const struct sl_wsdeflate *d)
 void
 sl_wsdeflate_compress(struct sl_wsdeflate *d, const void *msg, size_t len, struct sl_buf *out)
 {
+    if (len == 0) {
+        /* An empty stored block (its LEN/NLEN taken off like any tail): zlib would write
+         * nothing, since it refuses a second flush with no input in between. */
+        sl_buf_append_byte(out, 0);
+        return;
+    }
     if (!d->def_live) {
         memset(&d->def, 0, sizeof(d->def));
         d->def.zalloc = zalloc;

@@ -260,3 +260,55 @@ Test(wsscan, close_codes)
     cr_assert_not(sl_ws_close_code_valid(2000));
     cr_assert_not(sl_ws_close_code_valid(5000));
 }
+
+/* One stream scanned whole with permessage-deflate negotiated (RSV1 allowed). */
+static struct result
+scan_rsv1(const uint8_t *buf, size_t n, bool allow_rsv1)
+{
+    struct sl_wsscan s;
+    struct sl_wsscan_error err = {0};
+    size_t ok;
+    sl_wsscan_init(&s, 1 << 20, true);
+    s.allow_rsv1 = allow_rsv1;
+    struct result r = {sl_wsscan_feed(&s, buf, n, &ok, &err), 0, ok};
+    r.code = r.rc ? err.code : 0;
+    return r;
+}
+
+Test(wsscan, rsv1_marks_a_compressed_message_only_when_negotiated)
+{
+    uint8_t buf[128];
+    /* Compressed text is not UTF-8 on the wire: its bytes are checked once decompressed. */
+    const uint8_t deflated[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+    size_t n = frame(buf, 0xC1, deflated, sizeof(deflated), true);
+    cr_assert_eq(scan_rsv1(buf, n, true).rc, 0);
+    struct result r = scan_rsv1(buf, n, false);
+    cr_assert_eq(r.code, 1002, "RSV1 without the extension");
+
+    /* Fragmented: RSV1 on the first frame only; the continuation carries compressed bytes. */
+    n = frame(buf, 0x41, deflated, 3, true);
+    n += frame(buf + n, 0x80, deflated + 3, sizeof(deflated) - 3, true);
+    cr_assert_eq(scan_rsv1(buf, n, true).rc, 0);
+    /* Binary too. */
+    n = frame(buf, 0xC2, deflated, sizeof(deflated), true);
+    cr_assert_eq(scan_rsv1(buf, n, true).rc, 0);
+}
+
+Test(wsscan, rsv1_refused_on_continuation_and_control_frames_and_rsv2_rsv3_always)
+{
+    uint8_t buf[64];
+    size_t n = frame(buf, 0x01, "ab", 2, true);
+    n += frame(buf + n, 0xC0, "cd", 2, true); /* RSV1 on the final continuation */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    n = frame(buf, 0xC9, "", 0, true); /* ping with RSV1 */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    n = frame(buf, 0xC8, "\x03\xe8", 2, true); /* close with RSV1 */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    n = frame(buf, 0xA1, "ab", 2, true); /* RSV2 */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    n = frame(buf, 0x91, "ab", 2, true); /* RSV3 */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    /* An uncompressed message on a compressed connection is still checked for UTF-8. */
+    n = frame(buf, 0x81, "\xff", 1, true);
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1007);
+}

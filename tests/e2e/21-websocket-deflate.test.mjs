@@ -163,6 +163,17 @@ describe('permessage-deflate on', () => {
     await closed(ws2);
   });
 
+  test('a zip bomb on the native protocol: TOO_LARGE, then 1009 with its reason', async () => {
+    const c = await Client.open(`${s.wsUrl}/ws?token=${jwt({ sub: 'deflate-bomb' })}`, { perMessageDeflate: { threshold: 0 } });
+    await c.next('ready');
+    c.send(JSON.stringify({ type: 'chat', id: 'b1', message: ' '.repeat(4 * 1024 * 1024) }));
+    const err = await c.next('error');
+    assert.equal(err.code, 'TOO_LARGE');
+    const closedWith = await c.waitClose();
+    assert.equal(closedWith.code, 1009);
+    assert.equal(closedWith.reason, 'message too big once decompressed');
+  });
+
   test('native protocol: a streamed answer arrives whole, in fewer bytes than uncompressed', async () => {
     const token = jwt({ sub: 'deflate-native' });
     const ask = async (perMessageDeflate) => {

@@ -210,10 +210,12 @@ send_message(struct sl_ws *ws, uint8_t opcode, const char *msg, size_t len)
     }
     if (ws->deflate != NULL && opcode < 8) {
         struct sl_buf z = SL_BUF_INIT;
-        sl_wsdeflate_compress(ws->deflate, msg, len, &z);
-        write_frame(ws, opcode, true, sl_buf_ptr(&z), sl_buf_len(&z));
+        bool packed = sl_wsdeflate_compress(ws->deflate, msg, len, &z);
+        if (packed)
+            write_frame(ws, opcode, true, sl_buf_ptr(&z), sl_buf_len(&z));
         sl_buf_free(&z);
-        return;
+        if (packed)
+            return;
     }
     write_frame(ws, opcode, false, msg, len);
 }

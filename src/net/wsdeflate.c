@@ -81,14 +81,16 @@ sl_wsdeflate_memory(const struct sl_wsdeflate *d)
     return d->mem;
 }
 
-void
+bool
 sl_wsdeflate_compress(struct sl_wsdeflate *d, const void *msg, size_t len, struct sl_buf *out)
 {
+    if (d->no_context_takeover && len < SL_WSDEFLATE_MIN_ALONE)
+        return false;
     if (len == 0) {
         /* An empty stored block (its LEN/NLEN taken off like any tail): zlib would write
          * nothing, since it refuses a second flush with no input in between. */
         sl_buf_append_byte(out, 0);
-        return;
+        return true;
     }
     if (!d->def_live) {
         memset(&d->def, 0, sizeof(d->def));
@@ -124,8 +126,13 @@ sl_wsdeflate_compress(struct sl_wsdeflate *d, const void *msg, size_t len, struc
     const unsigned char *tail = (const unsigned char *)sl_buf_ptr(out) + sl_buf_len(out) - 4;
     sl_assert(n >= 4 && tail[0] == 0 && tail[1] == 0 && tail[2] == 0xff && tail[3] == 0xff);
     out->len -= 4;
-    if (d->no_context_takeover)
-        end_deflate(d);
+    if (!d->no_context_takeover)
+        return true;
+    end_deflate(d);
+    if (n - 4 < len)
+        return true;
+    out->len -= n - 4;
+    return false;
 }
 
 int

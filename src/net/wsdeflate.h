@@ -15,6 +15,7 @@
 #ifndef SL_NET_WSDEFLATE_H
 #define SL_NET_WSDEFLATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +31,15 @@ void sl_wsdeflate_free(struct sl_wsdeflate *d);
 
 /*
  * Appends the compressed payload of one message to out (the stream's sync-flush tail
- * 00 00 ff ff taken off, RFC 7692 7.2.1); the frame carrying it has RSV1 set.
+ * 00 00 ff ff taken off, RFC 7692 7.2.1) and returns true: the frame carrying it has RSV1
+ * set. Returns false, out untouched, when the message is better sent uncompressed (RSV1
+ * clear, which RFC 7692 allows on any message): only without context takeover, where no
+ * history has to stay in step with the client's, for a message under
+ * SL_WSDEFLATE_MIN_ALONE bytes (alone it cannot shrink: 40 bytes of JSON stay 40 and
+ * cost 2 µs) or one that did not shrink.
  */
-void sl_wsdeflate_compress(struct sl_wsdeflate *d, const void *msg, size_t len, struct sl_buf *out);
+#define SL_WSDEFLATE_MIN_ALONE 64
+bool sl_wsdeflate_compress(struct sl_wsdeflate *d, const void *msg, size_t len, struct sl_buf *out);
 
 /*
  * Decompresses one message (the payload of a message whose first frame had RSV1) into

@@ -73,6 +73,10 @@ describe('permessage-deflate on', () => {
       sizes.push(wireIn(a.ws) - before);
     }
     assert.equal(sizes[0], sizes[1], `no history across messages: ${sizes}`);
+    assert.ok(sizes[0] < msg.length, `compressed alone: ${sizes[0]} bytes for ${msg.length}`);
+    // A short message alone cannot shrink: it comes back uncompressed (RSV1 clear), readable.
+    a.ws.send('hi');
+    assert.equal((await nextMessage(a.ws)).data.toString(), 'hi');
     a.ws.close();
     await closed(a.ws);
 

@@ -231,21 +231,41 @@ Test(wsdeflate, messages_round_trip_and_context_takeover_shrinks_repeats)
 Test(wsdeflate, without_context_takeover_each_message_stands_alone_and_nothing_is_kept)
 {
     struct sl_wsdeflate *d = codec(true, 9);
-    const char *token = "{\"type\":\"delta\",\"text\":\"again and again\"}";
+    const char *msg = "{\"type\":\"delta\",\"text\":\"again and again and again and again and "
+                      "again and again\"}";
     for (int i = 0; i < 2; i++) {
         struct sl_buf z = SL_BUF_INIT;
-        sl_wsdeflate_compress(d, token, strlen(token), &z);
+        cr_assert(sl_wsdeflate_compress(d, msg, strlen(msg), &z));
+        cr_assert_lt(sl_buf_len(&z), strlen(msg));
         cr_assert_eq(sl_wsdeflate_memory(d), 0, "the compressor is freed after each message");
         /* A fresh inflater decodes each one: no reference to an earlier message. */
         struct client_inflater c;
         client_init(&c);
         char out[128];
         size_t n = client_inflate(&c, &z, out, sizeof(out));
-        cr_assert_eq(n, strlen(token));
-        cr_assert(memcmp(out, token, n) == 0);
+        cr_assert_eq(n, strlen(msg));
+        cr_assert(memcmp(out, msg, n) == 0);
         inflateEnd(&c.z);
         sl_buf_free(&z);
     }
+    /* Alone, a short message or one that does not shrink goes uncompressed (RSV1 clear). */
+    struct sl_buf z = SL_BUF_INIT;
+    sl_buf_append(&z, "kept", 4);
+    const char *token = "{\"type\":\"delta\",\"text\":\" the\"}";
+    cr_assert_not(sl_wsdeflate_compress(d, token, strlen(token), &z));
+    char rnd[200];
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        rnd[i] = (char)((i * 2654435761u) >> 13);
+    cr_assert_not(sl_wsdeflate_compress(d, rnd, sizeof(rnd), &z));
+    cr_assert_eq(sl_buf_len(&z), 4, "out is left as it was");
+    cr_assert_eq(sl_wsdeflate_memory(d), 0);
+    sl_buf_free(&z);
+    sl_wsdeflate_free(d);
+    /* With context takeover every message is compressed, the shortest too. */
+    d = codec(false, 11);
+    cr_assert(sl_wsdeflate_compress(d, token, strlen(token), &z));
+    cr_assert(sl_wsdeflate_compress(d, rnd, sizeof(rnd), &z));
+    sl_buf_free(&z);
     sl_wsdeflate_free(d);
 }
 

@@ -4,6 +4,7 @@
 // zip bomb refused with 1009.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { Client, jwt, startSluice, textOf } from './lib/harness.mjs';
 
@@ -222,6 +223,28 @@ describe('permessage-deflate on', () => {
     assert.match(connect, /^40\{"sid":/);
     ws.close();
     await closed(ws);
+  });
+  test('socket.io-client (which offers permessage-deflate) round-trips events compressed', async () => {
+    const socket = io(s.url, { path: '/echo.io/', forceNew: true, reconnection: false, transports: ['websocket'], perMessageDeflate: { threshold: 0 } });
+    try {
+      await new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('no connect')), 8000);
+        socket.once('connect', () => { clearTimeout(t); resolve(); });
+      });
+      assert.match(socket.io.engine.transport.ws.extensions, /permessage-deflate/);
+      const big = 'compressible '.repeat(2000);
+      const back = new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('no message-back')), 8000);
+        socket.once('message-back', (...args) => { clearTimeout(t); resolve(args); });
+      });
+      const sock = socket.io.engine.transport.ws._socket;
+      const before = sock.bytesRead;
+      socket.emit('message', big, { n: 1 });
+      assert.deepEqual(await back, [big, { n: 1 }]);
+      assert.ok(sock.bytesRead - before < big.length / 10, `${sock.bytesRead - before} bytes for ${big.length}`);
+    } finally {
+      socket.disconnect();
+    }
   });
 });
 

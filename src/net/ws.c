@@ -305,12 +305,6 @@ sl_ws_has_context(const struct sl_ws *ws)
     return ws->ctx != NULL;
 }
 
-bool
-sl_ws_compressed(const struct sl_ws *ws)
-{
-    return ws->deflate != NULL;
-}
-
 struct sl_conn *
 sl_ws_conn(const struct sl_ws *ws)
 {

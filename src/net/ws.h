@@ -104,9 +104,6 @@ size_t sl_ws_queued(const struct sl_ws *ws);
 /* Whether a wslay context is currently held (for tests of the idle memory promise). */
 bool sl_ws_has_context(const struct sl_ws *ws);
 
-/* Whether permessage-deflate was negotiated. */
-bool sl_ws_compressed(const struct sl_ws *ws);
-
 struct sl_conn *sl_ws_conn(const struct sl_ws *ws);
 
 #endif

@@ -76,8 +76,10 @@ header_done(struct sl_wsscan *s, struct sl_wsscan_error *err)
         if (s->opcode == OP_CONT) {
             if (s->msg_opcode == 0)
                 return fail(err, SL_CLOSE_PROTOCOL_ERROR, "continuation frame without a message");
-            if (++s->msg_frames > SL_WSSCAN_MAX_FRAGMENTS)
-                return fail(err, SL_CLOSE_POLICY, "message split into too many frames (over 1024)");
+            if (++s->msg_frames >
+                SL_WSSCAN_MAX_FRAGMENTS + (s->msg_len + len) / SL_WSSCAN_BYTES_PER_FRAGMENT)
+                return fail(err, SL_CLOSE_POLICY,
+                            "message split into too many frames (over 1024 plus one per 64 bytes)");
         } else {
             if (s->msg_opcode != 0)
                 return fail(err, SL_CLOSE_PROTOCOL_ERROR,

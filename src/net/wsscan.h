@@ -10,11 +10,11 @@
  *
  * The scanner checks: reserved bits (RSV1 only on the first frame of a message, and only
  * when permessage-deflate was negotiated) and opcodes, masking, control frame rules,
- * fragmentation order, the message size limit (of
- * the bytes on the wire: a compressed message is measured again once decompressed), the number of
- * frames a message is split into (zero-length fragments cost nothing to send and would keep a
- * message, and the connection, open forever), binary refusal, UTF-8 of text messages (across frames
- * and reads), and close frame payloads. It never allocates.
+ * fragmentation order, the message size limit (of the bytes on the wire: a compressed
+ * message is measured again once decompressed), the number of frames a message is split
+ * into (zero-length fragments cost nothing to send and would keep a message, and the
+ * connection, open forever), binary refusal, UTF-8 of text messages (across frames and
+ * reads), and close frame payloads. It never allocates.
  */
 #ifndef SL_NET_WSSCAN_H
 #define SL_NET_WSSCAN_H
@@ -23,8 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The most frames one message may be split into (1008 past it). */
+/*
+ * The most frames one message may be split into (1008 past it): 1024, plus one for every
+ * 64 bytes of the message. Tiny frames of a large message are legitimate (Autobahn's 9.3.1
+ * sends 4 MiB in 64-byte frames); what must not pass is frames that carry nothing, which
+ * would keep a message open forever for 6 bytes each.
+ */
 #define SL_WSSCAN_MAX_FRAGMENTS 1024
+#define SL_WSSCAN_BYTES_PER_FRAGMENT 64
 
 struct sl_wsscan {
     uint64_t max_message; /* bytes; a message larger than this is refused with 1009 */

@@ -312,3 +312,38 @@ Test(wsscan, rsv1_refused_on_continuation_and_control_frames_and_rsv2_rsv3_alway
     n = frame(buf, 0x81, "\xff", 1, true);
     cr_assert_eq(scan_rsv1(buf, n, true).code, 1007);
 }
+
+/* A message of n frames of `each` payload bytes (text 'a'), the last one final. */
+static size_t
+fragmented_by(uint8_t *buf, int n, size_t each)
+{
+    static uint8_t payload[256];
+    memset(payload, 'a', sizeof(payload));
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += frame(buf + len, (uint8_t)((i == 0 ? 0x01 : 0x00) | (i == n - 1 ? 0x80 : 0)),
+                     payload, each, true);
+    return len;
+}
+
+Test(wsscan, small_frames_of_a_large_message_pass_the_fragment_cap)
+{
+    /* Autobahn 9.3.1 sends 4 MiB in 64-byte frames: 65,536 of them. Every 64 bytes of the
+     * message earn one more frame beyond the 1024. */
+    static uint8_t buf[4000 * (64 + 6)];
+    struct sl_wsscan s;
+    struct sl_wsscan_error err;
+    size_t ok;
+    size_t n = fragmented_by(buf, 4000, 64);
+    sl_wsscan_init(&s, 1 << 20, false);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), 0, "%s", err.reason);
+    cr_assert(sl_wsscan_idle(&s));
+
+    /* Frames of 32 bytes earn half as many: 4000 is past 1024 + 4000 * 32 / 64. */
+    n = fragmented_by(buf, 4000, 32);
+    sl_wsscan_init(&s, 1 << 20, false);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), -1);
+    cr_assert_eq(err.code, 1008);
+    /* The offending frame: f frames > 1024 + f * 32 / 64 first at f = 2049. */
+    cr_assert_eq(ok, (size_t)2048 * (32 + 6));
+}

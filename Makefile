@@ -14,7 +14,7 @@
 CC      ?= cc
 # V=1 shows every command.
 Q       := $(if $(V),,@)
-PKGS    := libuv libcurl jansson libjwt hiredis yaml-0.1 libssl libcrypto
+PKGS    := libuv libcurl jansson libjwt hiredis yaml-0.1 libssl libcrypto zlib
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -23,6 +23,13 @@
 #       E_RATE is 20 tokens/s by default (20,000 tokens/s in all, which this 2-vCPU machine
 #       carries with sub-millisecond added latency, see (b)'s sweep): at 100 tokens/s the
 #       token path alone saturates it as (b) does, and the resume figures measure that.
+#   (f) permessage-deflate: F_CONNS connections x 1 stream x F_TOKENS tokens as fast as the
+#       upstream sends, 1 worker, the same load with the loadgen offering permessage-deflate
+#       (--deflate) to a sluice without it (plain), with it (websocket.permessage_deflate,
+#       the defaults: context takeover, 2 KiB window, memLevel 4, level 6), and with it
+#       without context takeover; then F_IDLE idle connections per variant (RSS each).
+#       sluice CPU-µs per token and bytes on the wire per token (everything read from the
+#       socket, handshake included, over the tokens delivered).
 #
 # Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
 # of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c,e runs a subset;
@@ -60,7 +67,10 @@ E_CONNS=${E_CONNS:-1000}
 E_TOKENS=${E_TOKENS:-500}
 E_RATE=${E_RATE:-20}
 E_CUT=${E_CUT:-200}
-ONLY=${BENCH_ONLY:-a,b,c,e}
+F_CONNS=${F_CONNS:-500}
+F_TOKENS=${F_TOKENS:-500}
+F_IDLE=${F_IDLE:-5000}
+ONLY=${BENCH_ONLY:-a,b,c,e,f}
 SWEEP=${BENCH_SWEEP:-}
 PERF=${BENCH_PERF:-0}
 PORTKEY=${BENCH_PORTKEY:-1}
@@ -123,9 +133,10 @@ SLUICE_PID=
 SLUICE_URL=
 SLUICE_HTTP=
 SLUICE_METRICS=
-start_sluice() { # workers name [log level]
+start_sluice() { # workers name [log level] [extra YAML line]
     local cfg="$OUT/sluice-$2.yaml"
     cat >"$cfg" <<EOF
+${4:-}
 listen: 127.0.0.1:0
 workers: $1
 auth:
@@ -359,8 +370,29 @@ if want e; then
     done
 fi
 
+if want f; then
+    # plain: the loadgen offers deflate, this sluice does not answer it (so no --deflate).
+    for v in plain deflate nct; do
+        case $v in
+        plain) extra="" lg=() ;;
+        deflate) extra="websocket: { permessage_deflate: true }" lg=(--deflate) ;;
+        nct) extra="websocket: { permessage_deflate: true, deflate_context_takeover: false }" lg=(--deflate) ;;
+        esac
+        start_sluice 1 "f-$v" warn "$extra" || exit 1
+        "$LOADGEN" -c "$F_CONNS" -s 1 -m bench-a --token "$KEY" --no-progress "${lg[@]}" \
+            "$SLUICE_URL" >"$OUT/f-warmup-$v.txt" 2>&1
+        run "f-sluice-$v" -c "$F_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" "${lg[@]}" \
+            --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+        stop_sluice
+        start_sluice 1 "f-idle-$v" warn "$extra" || exit 1
+        run "f-idle-$v" -c "$F_IDLE" -s 0 --idle 3s "${lg[@]}" --token "$KEY" \
+            --server-pid "$SLUICE_PID" "$SLUICE_URL"
+        stop_sluice
+    done
+fi
+
 # --- the table ---------------------------------------------------------------------------------
-jq -s '.' "$OUT"/[abce]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
+jq -s '.' "$OUT"/[abcef]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
 
 jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
       --arg B "$B_CONNS conn x $B_TOKENS tok @ $B_RATE/s" \
@@ -503,6 +535,26 @@ jq -r '
     "  sluice CPU per token <= 1/10 of portkey: (a) \($apath) \(v($acmp; 2)) vs \(v($apk; 2)) = \(ratio($acmp; $apk)), (b) \($bpath) \(v($bcmp; 2)) vs \(v($bpk; 2)) = \(ratio($bcmp; $bpk))  \(verdict(if ($pairs | length) == 0 then null else ($pairs | all(.[0] * 10 <= .[1])) end))",
     "  SSE added p99 within 1 ms of the WebSocket path (b): \(if $sse_added == null then "n/a (no sluice sse run)" else v($sse_added; 3) + " ms" end)  \(verdict(if $sse_added == null then null else $sse_added <= 1 end))"
 ' "$OUT/results.json"
+if [ -f "$OUT/f-sluice-plain.json" ]; then
+    echo
+    echo "(f) permessage-deflate: $F_CONNS conn x $A_TOKENS tok, max rate, 1 worker; idle: $F_IDLE connections"
+    jq -r -s '
+      def f(x; d): if x == null then "-" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+      (map({key: .label, value: .}) | from_entries) as $r
+      | ["variant", "tok/s", "CPU µs/tok", "wire B/tok", "lat p99 ms", "idle RSS/conn", "errors"],
+        ( ["plain", "deflate", "nct"][] as $v
+          | $r["f-sluice-\($v)"] as $s | $r["f-idle-\($v)"] as $i
+          | select($s != null)
+          | [ (if $v == "plain" then "off" elif $v == "deflate" then "on (context takeover)"
+               else "on, server_no_context_takeover" end),
+              f($s.tokens.per_s; 0), f($s.server.cpu_us_per_token; 2),
+              f(if ($s.tokens.total // 0) > 0 then $s.tokens.bytes / $s.tokens.total else null end; 1),
+              f($s.latency_ms.p99; 3),
+              (if $i == null or $i.server.rss_bytes_per_connection == null then "-"
+               else f($i.server.rss_bytes_per_connection / 1024; 2) + " KiB" end),
+              ((($s.errors.total // 1) + ($i.errors.total // 0)) | tostring) ] )
+      | @tsv' "$OUT"/f-*.json | column -t -s $'\t'
+fi
 if [ -n "$SWEEP" ]; then
     echo
     echo "(b) at other sizes: $B_TOKENS tokens per stream at $B_RATE tokens/s, starts spread over $B_SPREAD"

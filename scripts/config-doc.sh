@@ -9,7 +9,7 @@ mkdir -p build/tools
 printf '#include <stdio.h>\n#include "config/config.h"\nint main(void){sl_config_print_keys(stdout);return 0;}\n' >build/tools/print-keys.c
 # shellcheck disable=SC2046
 cc -std=c11 -Isrc -D_GNU_SOURCE build/tools/print-keys.c build/libsluice.a \
-    $(pkg-config --cflags --libs libuv libcurl jansson libjwt hiredis yaml-0.1 libssl libcrypto) \
+    $(pkg-config --cflags --libs libuv libcurl jansson libjwt hiredis yaml-0.1 libssl libcrypto zlib) \
     -lwslay -lhttp_parser -lpthread -lm -o build/tools/print-keys
 build/tools/print-keys >build/tools/keys.md
 python3 - <<'PY'

@@ -12,7 +12,7 @@
 set -eu
 
 BUILD="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libwslay-dev
-libhttp-parser-dev libjansson-dev libjwt-dev libhiredis-dev libyaml-dev libssl-dev
+libhttp-parser-dev libjansson-dev libjwt-dev libhiredis-dev libyaml-dev libssl-dev zlib1g-dev
 ca-certificates"
 TEST="libcriterion-dev chromium python3 python3-socketio python3-requests python3-websocket python3-websockets clang libclang-rt-14-dev curl jq"
 BENCH="jq"

@@ -63,6 +63,7 @@ struct options {
     unsigned nheaders;
     uint64_t cut_at;       /* tokens per running stream, on average, at the cut; 0 = none */
     uint64_t cut_after_ms; /* after the streams started; 0 = none */
+    bool deflate;
     bool verify;
     const char *jwt_secret, *jwt_sub;
     const char *metrics_url;
@@ -117,6 +118,8 @@ usage(FILE *f)
         "                         (then the streams; with -s 0: connect, hold, close)\n"
         "      --spread DURATION  start the connections' first streams evenly over DURATION\n"
         "      --expect-tokens N  a stream that delivers another number of tokens is an error\n"
+        "      --deflate          offer permessage-deflate (ws:// only); a connection that\n"
+        "                         does not get it fails with NO_DEFLATE\n"
         "      --verify-text      check that each stream's text is the mock's synthetic text\n"
         "                         tok1 tok2 ... tokN (synth ts=0 or ts=2; N: --expect-tokens);\n"
         "                         lost, duplicated or garbled tokens are errors\n"
@@ -212,6 +215,7 @@ parse_options(int argc, char **argv, struct options *o)
         O_CUT_AT,
         O_CUT_AFTER,
         O_VERIFY,
+        O_DEFLATE,
         O_JWT_SECRET,
         O_JWT_SUB,
         O_METRICS,
@@ -244,6 +248,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"cut-at", required_argument, NULL, O_CUT_AT},
         {"cut-after", required_argument, NULL, O_CUT_AFTER},
         {"verify-text", no_argument, NULL, O_VERIFY},
+        {"deflate", no_argument, NULL, O_DEFLATE},
         {"jwt-secret", required_argument, NULL, O_JWT_SECRET},
         {"jwt-sub", required_argument, NULL, O_JWT_SUB},
         {"metrics", required_argument, NULL, O_METRICS},
@@ -385,6 +390,9 @@ parse_options(int argc, char **argv, struct options *o)
         case O_VERIFY:
             o->verify = true;
             break;
+        case O_DEFLATE:
+            o->deflate = true;
+            break;
         case O_JWT_SECRET:
             if (*a == '\0')
                 goto bad;
@@ -514,6 +522,10 @@ build_native(struct lg_config *cfg, const struct options *o, const struct url *u
                   "Sec-WebSocket-Version: 13\r\nUser-Agent: sluice-loadgen\r\n",
                   u->hostport);
     append_headers(&cfg->hs_rest, o);
+    if (o->deflate)
+        sl_buf_append_str(
+            &cfg->hs_rest,
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
 
     SL_JSONW_LIT(&cfg->chat_head, "{\"type\":\"chat\",\"id\":\"");
     struct sl_buf *t = &cfg->chat_tail;
@@ -910,6 +922,10 @@ setup(struct app *a)
         fprintf(stderr, "sluice-loadgen: --verify-text needs --expect-tokens\n");
         return -1;
     }
+    if (o->deflate && cfg->mode != LG_MODE_NATIVE) {
+        fprintf(stderr, "sluice-loadgen: --deflate is for ws:// targets\n");
+        return -1;
+    }
     if (o->jwt_secret && cfg->mode != LG_MODE_NATIVE) {
         fprintf(stderr, "sluice-loadgen: --jwt-secret is for ws:// URLs\n");
         return -1;
@@ -926,6 +942,7 @@ setup(struct app *a)
     cfg->jwt_secret = o->jwt_secret;
     cfg->jwt_sub = o->jwt_sub;
     cfg->verify = o->verify;
+    cfg->deflate = o->deflate;
     cfg->auth = o->token || o->jwt_secret ? o->auth : LG_AUTH_NONE;
     cfg->streams = o->streams;
     cfg->concurrency = o->concurrency;

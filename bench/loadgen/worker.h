@@ -61,6 +61,7 @@ struct lg_config {
     uint64_t handshake_timeout_ms; /* connect + upgrade + ready, per connection */
     uint64_t expect_tokens;        /* > 0: a stream delivering another count is an error */
     bool verify;                   /* check each stream's text (lg_verify) */
+    bool deflate;                  /* offer permessage-deflate (native) */
     enum lg_auth auth;
     const char *token;      /* the run's token (JWT or API key), NULL for none */
     const char *jwt_secret; /* non-NULL: each connection mints its own HS256 JWT, sub
@@ -145,8 +146,11 @@ struct lg_conn {
             wslay_event_context_ptr ctx;
             const uint8_t *rp; /* the read being fed to wslay */
             size_t rn;
-            struct sl_buf hs; /* the upgrade response until its blank line */
-            char key[32];     /* Sec-WebSocket-Key sent */
+            struct sl_buf hs;           /* the upgrade response until its blank line */
+            char key[32];               /* Sec-WebSocket-Key sent */
+            struct z_stream_s *inflate; /* permessage-deflate, when the server accepted it */
+            bool inflate_reset;         /* server_no_context_takeover: reset per message */
+            struct sl_buf plain;        /* a decompressed message */
         } ws;
         struct {
             http_parser hp;

@@ -7,15 +7,19 @@
  * Delta frames, the bulk of the traffic, are recognised by scan.c without a JSON parse;
  * the few other messages of a stream are parsed with jansson. After a cut (worker.c) the
  * new connection sends a `resume` per running stream with the last seq it saw and the
- * epoch of the stream's `start` event.
+ * epoch of the stream's `start` event. With --deflate the upgrade offers permessage-deflate
+ * (RFC 7692) and compressed messages are inflated, keeping the server's context unless it
+ * said server_no_context_takeover; what we send stays uncompressed (RFC 7692 allows it).
  */
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "base/alloc.h"
 #include "base/jsonw.h"
@@ -197,6 +201,35 @@ out:
     json_decref(root);
 }
 
+/* Inflates a compressed message into c->u.ws.plain (RFC 7692 7.2.2: the stream's sync-flush
+ * tail put back). Returns 0, or -1 if it is not valid deflate data. */
+static int
+inflate_msg(struct lg_conn *c, const uint8_t *in, size_t len)
+{
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    z_stream *z = c->u.ws.inflate;
+    struct sl_buf *out = &c->u.ws.plain;
+    sl_buf_clear(out);
+    const uint8_t *src[2] = {in, tail};
+    size_t srclen[2] = {len, sizeof(tail)};
+    for (int part = 0; part < 2; part++) {
+        z->next_in = (Bytef *)(uintptr_t)src[part];
+        z->avail_in = (uInt)srclen[part];
+        do {
+            size_t room = 4096 + sl_buf_len(out);
+            z->next_out = (Bytef *)sl_buf_reserve(out, room);
+            z->avail_out = (uInt)room;
+            int r = inflate(z, Z_SYNC_FLUSH);
+            sl_buf_commit(out, room - z->avail_out);
+            if (r != Z_OK && r != Z_BUF_ERROR)
+                return -1;
+        } while (z->avail_in > 0 || z->avail_out == 0);
+    }
+    if (c->u.ws.inflate_reset)
+        inflateReset(z);
+    return 0;
+}
+
 static void
 on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
@@ -207,11 +240,20 @@ on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg 
     c->w->stats.messages++;
     if (arg->opcode == WSLAY_TEXT_FRAME) {
         const char *msg = (const char *)arg->msg;
+        size_t len = arg->msg_length;
+        if ((arg->rsv & WSLAY_RSV1_BIT) && c->u.ws.inflate != NULL) {
+            if (inflate_msg(c, arg->msg, arg->msg_length) != 0) {
+                lg_conn_fail(c, "BAD_DEFLATE");
+                return;
+            }
+            msg = sl_buf_ptr(&c->u.ws.plain);
+            len = sl_buf_len(&c->u.ws.plain);
+        }
         struct lg_delta d;
-        if (lg_scan_native_delta(msg, arg->msg_length, &d))
+        if (lg_scan_native_delta(msg, len, &d))
             on_delta(c, d.id, d.seq, d.text, d.tool);
         else
-            on_other(c, msg, arg->msg_length);
+            on_other(c, msg, len);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         if (c->state != LG_CONN_CLOSING) {
             char code[32];
@@ -385,6 +427,19 @@ check_upgrade(struct lg_conn *c, const char *head, size_t len, char *code, size_
         snprintf(code, n, "BAD_ACCEPT");
         return -1;
     }
+    struct sl_slice ext = header(head, len, "Sec-WebSocket-Extensions");
+    bool deflate = ext.len >= 18 && strncasecmp(ext.ptr, "permessage-deflate", 18) == 0;
+    if (deflate != c->w->cfg->deflate) {
+        snprintf(code, n, deflate ? "UNASKED_EXTENSION" : "NO_DEFLATE");
+        return -1;
+    }
+    if (deflate) {
+        z_stream *z = sl_calloc(1, sizeof(*z));
+        if (inflateInit2(z, -15) != Z_OK)
+            sl_panic("zlib: out of memory");
+        c->u.ws.inflate = z;
+        c->u.ws.inflate_reset = memmem(ext.ptr, ext.len, "server_no_context_takeover", 26) != NULL;
+    }
     return 0;
 }
 
@@ -431,6 +486,8 @@ ws_read(struct lg_conn *c, const char *p, size_t n)
     }
     if (wslay_event_context_client_init(&c->u.ws.ctx, &ws_callbacks, c) != 0)
         sl_panic("wslay: out of memory");
+    if (c->u.ws.inflate != NULL)
+        wslay_event_config_set_allowed_rsv_bits(c->u.ws.ctx, WSLAY_RSV1_BIT);
     /* What came after the head is WebSocket already (the `ready` message, with ?token=).
      * The bytes of p past the head are those of hs past it. */
     size_t rest = sl_buf_len(hs) - head_len;
@@ -512,6 +569,12 @@ ws_cleanup(struct lg_conn *c)
         wslay_event_context_free(c->u.ws.ctx);
     c->u.ws.ctx = NULL;
     sl_buf_free(&c->u.ws.hs);
+    if (c->u.ws.inflate) {
+        inflateEnd(c->u.ws.inflate);
+        free(c->u.ws.inflate);
+        c->u.ws.inflate = NULL;
+    }
+    sl_buf_free(&c->u.ws.plain);
 }
 
 const struct lg_proto_ops lg_wsconn_ops = {

@@ -40,6 +40,10 @@ sl_config_new_defaults(void)
     cfg->limits.max_streams_per_connection = 8;
     cfg->limits.messages_per_minute = 60;
     cfg->limits.max_message_bytes = 1048576;
+    cfg->websocket.deflate_window_bits = 11;
+    cfg->websocket.deflate_mem_level = 4;
+    cfg->websocket.deflate_level = 6;
+    cfg->websocket.deflate_context_takeover = true;
     cfg->limits.send_high_water = 1048576;
     cfg->limits.auth_timeout_ms = 10000;
     cfg->limits.max_header_bytes = 16384;

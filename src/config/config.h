@@ -104,7 +104,7 @@ struct sl_config_namespace {
     char *name;      /* "/", "/stream": the key under socketio.namespaces */
     char **dialects; /* client dialects served there (DIALECTS.md) */
     size_t ndialects;
-    int auth; /* enum sl_nsp_auth, default required */
+    int auth;      /* enum sl_nsp_auth, default required */
     char **models; /* allowed models or agents; none: any */
     size_t nmodels;
 };
@@ -182,9 +182,9 @@ struct sl_config {
         unsigned max_identities;           /* identities tracked at once, default 100000 */
         struct sl_config_tier *tiers;
         size_t ntiers;
-        uint64_t body_timeout_ms;            /* HTTP request body after its head, default 10s */
-        uint64_t send_timeout_ms;            /* queued output without progress: reset, 30s */
-        uint64_t max_queued_bytes;           /* reading stops above; 0: 2 x send_high_water */
+        uint64_t body_timeout_ms;  /* HTTP request body after its head, default 10s */
+        uint64_t send_timeout_ms;  /* queued output without progress: reset, 30s */
+        uint64_t max_queued_bytes; /* reading stops above; 0: 2 x send_high_water */
     } limits;
 
     struct {
@@ -221,6 +221,15 @@ struct sl_config {
     struct {
         bool echo; /* /ws/echo for the Autobahn suite */
     } debug;
+
+    /* permessage-deflate on every WebSocket (native, ws-chat, Socket.IO, /ws/echo). */
+    struct {
+        bool permessage_deflate;       /* default false */
+        unsigned deflate_window_bits;  /* our compressor's window, 9..15, default 11 */
+        unsigned deflate_mem_level;    /* zlib memLevel 1..9, default 4 */
+        unsigned deflate_level;        /* zlib level 1..9, default 6 */
+        bool deflate_context_takeover; /* keep history across messages, default true */
+    } websocket;
 
     struct {
         char *path;                             /* default /socket.io/ */

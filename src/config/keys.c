@@ -191,7 +191,8 @@ const struct sl_config_key sl_config_top_keys[] = {
      .off = CFG(limits.max_message_bytes),
      .min = 1,
      .max = GIB,
-     .doc = "Largest client message (`TOO_LARGE`, close 1009)."},
+     .doc = "Largest client message (`TOO_LARGE`, close 1009); a compressed message "
+            "(permessage-deflate) is measured on the wire and again once decompressed."},
     {.path = "limits.send_high_water",
      .type = SL_KEY_SIZE,
      .off = CFG(limits.send_high_water),
@@ -381,6 +382,39 @@ const struct sl_config_key sl_config_top_keys[] = {
      .doc = "Serve `/ws/echo` (for the Autobahn test suite) and the Engine.IO and Socket.IO echo "
             "servers `/engine.io/` and `/echo.io/` (for their official test suites). Keep off in "
             "production."},
+
+    {.path = "websocket.permessage_deflate",
+     .type = SL_KEY_BOOL,
+     .off = CFG(websocket.permessage_deflate),
+     .doc = "Negotiate permessage-deflate (RFC 7692) with clients that offer it, on every "
+            "WebSocket (native, ws-chat, Socket.IO, `/ws/echo`). Off by default: it costs CPU "
+            "for every token and memory for every connection (docs/performance.md)."},
+    {.path = "websocket.deflate_window_bits",
+     .type = SL_KEY_UINT,
+     .off = CFG(websocket.deflate_window_bits),
+     .min = 9,
+     .max = 15,
+     .doc = "History the compressor keeps, 2^bits bytes (fewer if the client asks with "
+            "`server_max_window_bits`); with `deflate_mem_level` it sets the memory a compressed "
+            "connection holds: 2^(bits+2) + 2^(mem_level+9) bytes plus about 6 KiB."},
+    {.path = "websocket.deflate_mem_level",
+     .type = SL_KEY_UINT,
+     .off = CFG(websocket.deflate_mem_level),
+     .min = 1,
+     .max = 9,
+     .doc = "zlib memLevel of the compressor (its hash table and block buffer)."},
+    {.path = "websocket.deflate_level",
+     .type = SL_KEY_UINT,
+     .off = CFG(websocket.deflate_level),
+     .min = 1,
+     .max = 9,
+     .doc = "zlib compression level: 1 fastest, 9 smallest."},
+    {.path = "websocket.deflate_context_takeover",
+     .type = SL_KEY_BOOL,
+     .off = CFG(websocket.deflate_context_takeover),
+     .doc = "Keep the compressor's history across messages (small token frames compress well "
+            "only with it). false: every answer says `server_no_context_takeover` and the "
+            "compressor is freed after each message, so an idle connection holds none."},
 
     {.path = "socketio.path",
      .type = SL_KEY_STR,

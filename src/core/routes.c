@@ -63,7 +63,8 @@ static void
 accept_echo(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req)
 {
     struct sl_ws_options opt = {.max_message = w->cfg->limits.max_message_bytes,
-                                .allow_binary = true};
+                                .allow_binary = true,
+                                .deflate = &w->ws_deflate};
     struct echo *e = sl_calloc(1, sizeof(*e));
     e->w = w;
     e->ws = sl_ws_accept(c, req, &opt, &echo_handler, e);

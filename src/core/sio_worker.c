@@ -299,6 +299,7 @@ sl_sio_worker_new(struct sl_worker *w)
         .handoff = handoff,
         .ud = sw,
         .retry_after_s = (unsigned)((cfg->shutdown.retry_after_ms + 999) / 1000),
+        .deflate = w->ws_deflate,
     };
     sw->eio = sl_eio_server_new(w->loop, &eo);
     struct sl_sio_options so = {

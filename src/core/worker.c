@@ -131,6 +131,13 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     w->cfg = cfg;
     w->loop = sl_loop_new();
     sl_metrics_init(&w->metrics, cfg);
+    w->ws_deflate = (struct sl_ws_deflate_policy){
+        .enabled = cfg->websocket.permessage_deflate,
+        .window_bits = (uint8_t)cfg->websocket.deflate_window_bits,
+        .context_takeover = cfg->websocket.deflate_context_takeover,
+        .level = (uint8_t)cfg->websocket.deflate_level,
+        .mem_level = (uint8_t)cfg->websocket.deflate_mem_level,
+    };
 
     sl_conn_pool_init(&w->conns, w->loop);
     /* Connection ids unique in the process, for logs: worker 2's are 2000000001, ... */

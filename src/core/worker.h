@@ -18,6 +18,7 @@
 #include "core/session.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/wshandshake.h"
 #include "obs/metrics.h"
 #include "stream/stream.h"
 
@@ -37,6 +38,7 @@ struct sl_worker {
     struct sl_upstream *up;
     struct sl_sio_worker *sio; /* Engine.IO / Socket.IO endpoints, connection hand-off */
     struct sl_metrics metrics;
+    struct sl_ws_deflate_policy ws_deflate; /* websocket.*: every WebSocket accepted here */
 
     struct sl_streams streams;     /* every stream of this worker, by (user, id) */
     struct sl_admission admission; /* new streams: draining, limits, routing */

@@ -122,7 +122,8 @@ void
 sl_ws_transport_accept(struct sl_worker *w, struct sl_conn *c, const struct sl_http_req *req,
                        const struct sl_proto *proto, enum sl_proto_kind kind, const char *token)
 {
-    struct sl_ws_options opt = {.max_message = w->cfg->limits.max_message_bytes};
+    struct sl_ws_options opt = {.max_message = w->cfg->limits.max_message_bytes,
+                                .deflate = &w->ws_deflate};
     /* The session needs the sl_ws and the sl_ws its session: create with a NULL user data
      * first, then wire both before any byte can arrive (reads start on the next turn). */
     struct sl_ws *ws = sl_ws_accept(c, req, &opt, &handler, NULL);

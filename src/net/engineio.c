@@ -921,6 +921,7 @@ accept_ws(struct sl_eio_server *srv, struct sl_conn *c, const struct sl_http_req
     struct sl_ws_options o = {
         .max_message = srv->opt.max_payload,
         .allow_binary = true,
+        .deflate = &srv->opt.deflate,
     };
     *out = sl_ws_accept(c, req, &o, h, ud);
     return 101;

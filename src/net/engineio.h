@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "base/util.h"
+#include "net/wshandshake.h"
 
 struct sl_conn;
 struct sl_http_req;
@@ -99,6 +100,7 @@ struct sl_eio_options {
     void *ud; /* for origin_allowed and handoff */
     /* Seconds suggested in Retry-After when a handshake is refused while draining. */
     unsigned retry_after_s;
+    struct sl_ws_deflate_policy deflate; /* permessage-deflate on the WebSocket transport */
 };
 
 /* Creates the server of a loop; its deadline queues and end-of-turn hook live with the loop. */

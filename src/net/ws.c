@@ -11,13 +11,15 @@
 #include "base/util.h"
 #include "net/conn.h"
 #include "net/http.h"
+#include "net/wsdeflate.h"
 #include "net/wsscan.h"
 
 enum { WS_OPEN, WS_CLOSING };
 
 struct sl_ws {
     struct sl_conn *conn;
-    wslay_event_context_ptr ctx; /* NULL while idle */
+    wslay_event_context_ptr ctx;  /* NULL while idle */
+    struct sl_wsdeflate *deflate; /* permessage-deflate, when negotiated */
     const struct sl_ws_handler *h;
     void *ud;
     struct sl_wsscan scan;
@@ -61,17 +63,52 @@ send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
 }
 
 static void
+violation(struct sl_ws *ws, uint16_t code, const char *reason)
+{
+    if (ws->h->on_violation)
+        ws->h->on_violation(ws->ud, code, reason);
+    sl_ws_close(ws, code, reason);
+}
+
+/* A data message whose first frame had RSV1: decompressed, then checked as the scanner
+ * checks an uncompressed one (the size limit, UTF-8 of text), then handed on. */
+static void
+deliver_compressed(struct sl_ws *ws, uint8_t opcode, const uint8_t *msg, size_t len)
+{
+    struct sl_buf out = SL_BUF_INIT;
+    const char *why = NULL;
+    int code = sl_wsdeflate_decompress(ws->deflate, msg, len, ws->scan.max_message, &out, &why);
+    if (code == 0 && opcode == WSLAY_TEXT_FRAME &&
+        !sl_utf8_valid(sl_buf_ptr(&out), sl_buf_len(&out))) {
+        code = SL_CLOSE_INVALID_DATA;
+        why = "text message is not valid UTF-8";
+    }
+    if (code != 0)
+        violation(ws, (uint16_t)code, why);
+    else if (opcode == WSLAY_TEXT_FRAME)
+        ws->h->on_text(ws->ud, sl_buf_ptr(&out), sl_buf_len(&out));
+    else if (ws->h->on_binary)
+        ws->h->on_binary(ws->ud, sl_buf_ptr(&out), sl_buf_len(&out));
+    sl_buf_free(&out);
+}
+
+static void
 on_msg_recv(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
     (void)ctx;
     struct sl_ws *ws = ud;
+    bool compressed = (arg->rsv & WSLAY_RSV1_BIT) != 0 && ws->deflate != NULL;
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
-        if (ws->state == WS_OPEN)
+        if (ws->state == WS_OPEN && compressed)
+            deliver_compressed(ws, arg->opcode, arg->msg, arg->msg_length);
+        else if (ws->state == WS_OPEN)
             ws->h->on_text(ws->ud, (const char *)arg->msg, arg->msg_length);
         break;
     case WSLAY_BINARY_FRAME:
-        if (ws->state == WS_OPEN && ws->h->on_binary)
+        if (ws->state == WS_OPEN && ws->h->on_binary && compressed)
+            deliver_compressed(ws, arg->opcode, arg->msg, arg->msg_length);
+        else if (ws->state == WS_OPEN && ws->h->on_binary)
             ws->h->on_binary(ws->ud, (const char *)arg->msg, arg->msg_length);
         break;
     case WSLAY_CONNECTION_CLOSE:
@@ -100,6 +137,8 @@ ensure_ctx(struct sl_ws *ws)
         sl_panic("out of memory creating a WebSocket context");
     /* The scanner already enforces the limit with a better close reason. */
     wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->scan.max_message + 1);
+    if (ws->deflate)
+        wslay_event_config_set_allowed_rsv_bits(ws->ctx, WSLAY_RSV1_BIT);
 }
 
 /* Gives the wslay context back when nothing depends on its state. */
@@ -127,12 +166,13 @@ send_wslay(struct sl_ws *ws)
 
 /* --- frames written directly ---------------------------------------------------- */
 
+/* rsv1: the payload is compressed (permessage-deflate). */
 static void
-write_frame(struct sl_ws *ws, uint8_t opcode, const char *payload, size_t len)
+write_frame(struct sl_ws *ws, uint8_t opcode, bool rsv1, const char *payload, size_t len)
 {
     uint8_t hdr[10];
     size_t hl;
-    hdr[0] = (uint8_t)(0x80 | opcode);
+    hdr[0] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | opcode);
     if (len < 126) {
         hdr[1] = (uint8_t)len;
         hl = 2;
@@ -168,7 +208,16 @@ send_message(struct sl_ws *ws, uint8_t opcode, const char *msg, size_t len)
         sl_conn_abort(ws->conn);
         return;
     }
-    write_frame(ws, opcode, msg, len);
+    if (ws->deflate != NULL && opcode < 8) {
+        struct sl_buf z = SL_BUF_INIT;
+        bool packed = sl_wsdeflate_compress(ws->deflate, msg, len, &z);
+        if (packed)
+            write_frame(ws, opcode, true, sl_buf_ptr(&z), sl_buf_len(&z));
+        sl_buf_free(&z);
+        if (packed)
+            return;
+    }
+    write_frame(ws, opcode, false, msg, len);
 }
 
 void
@@ -287,11 +336,8 @@ on_read(struct sl_conn *c, const char *data, size_t len)
             return;
         }
     }
-    if (bad && ws->state == WS_OPEN) {
-        if (ws->h->on_violation)
-            ws->h->on_violation(ws->ud, err.code, err.reason);
-        sl_ws_close(ws, err.code, err.reason);
-    }
+    if (bad && ws->state == WS_OPEN)
+        violation(ws, err.code, err.reason);
     if (ws->close_pending || ws->state == WS_CLOSING) {
         ws->close_pending = false;
         finish_close(ws);
@@ -322,6 +368,7 @@ on_close(struct sl_conn *c)
     if (ws->ctx)
         wslay_event_context_free(ws->ctx);
     ws->h->on_closed(ws->ud, ws->close_code);
+    sl_wsdeflate_free(ws->deflate);
     free(ws);
 }
 
@@ -340,12 +387,17 @@ sl_ws_accept(struct sl_conn *c, const struct sl_http_req *req, const struct sl_w
 {
     char accept[SL_WS_ACCEPT_LEN + 1];
     sl_ws_accept_key(sl_http_get_header(req, "Sec-WebSocket-Key"), accept);
+    struct sl_ws_deflate_params dp;
+    char ext[SL_WS_DEFLATE_RESPONSE_MAX] = "";
+    bool deflate = opt->deflate != NULL && sl_ws_deflate_negotiate_req(req, opt->deflate, &dp);
+    if (deflate)
+        sl_ws_deflate_response(&dp, ext);
 
     struct sl_buf b = SL_BUF_INIT;
     sl_buf_printf(&b,
                   "HTTP/1.1 101 Switching Protocols\r\nServer: sluice\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-                  accept, opt->extra_headers ? opt->extra_headers : "");
+                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s\r\n",
+                  accept, ext, opt->extra_headers ? opt->extra_headers : "");
     sl_conn_write(c, sl_buf_ptr(&b), sl_buf_len(&b));
     sl_buf_free(&b);
 
@@ -356,6 +408,10 @@ sl_ws_accept(struct sl_conn *c, const struct sl_http_req *req, const struct sl_w
     ws->close_code = 1006;
     ws->state = WS_OPEN;
     sl_wsscan_init(&ws->scan, opt->max_message, opt->allow_binary);
+    if (deflate) {
+        ws->deflate = sl_wsdeflate_new(&dp, opt->deflate->level, opt->deflate->mem_level);
+        ws->scan.allow_rsv1 = true;
+    }
     sl_conn_set_handler(c, &ws_conn_handler, ws);
     return ws;
 }

@@ -12,6 +12,11 @@
  * (they are unmasked and need no state); wslay's own output (pongs, close) goes to
  * the same queue, which it always drains completely, so the order is kept.
  *
+ * permessage-deflate (RFC 7692, net/wsdeflate.h) is used when the options allow it and the
+ * client offers it: every data message is then compressed (RSV1), whatever protocol runs
+ * over the WebSocket, and a compressed message from the client is decompressed before the
+ * handler sees it, under the same size limit.
+ *
  * Lifetime: the connection owns the sl_ws. The owner's on_closed runs exactly once,
  * from the connection's close; the sl_ws is freed right after it returns.
  */
@@ -54,6 +59,7 @@ struct sl_ws_options {
     uint64_t max_message; /* bytes */
     bool allow_binary;
     const char *extra_headers; /* added to the 101 response, lines ending in "\r\n" */
+    const struct sl_ws_deflate_policy *deflate; /* NULL or disabled: never negotiated */
 };
 
 /*

@@ -76,8 +76,10 @@ header_done(struct sl_wsscan *s, struct sl_wsscan_error *err)
         if (s->opcode == OP_CONT) {
             if (s->msg_opcode == 0)
                 return fail(err, SL_CLOSE_PROTOCOL_ERROR, "continuation frame without a message");
-            if (++s->msg_frames > SL_WSSCAN_MAX_FRAGMENTS)
-                return fail(err, SL_CLOSE_POLICY, "message split into too many frames (over 1024)");
+            if (++s->msg_frames >
+                SL_WSSCAN_MAX_FRAGMENTS + (s->msg_len + len) / SL_WSSCAN_BYTES_PER_FRAGMENT)
+                return fail(err, SL_CLOSE_POLICY,
+                            "message split into too many frames (over 1024 plus one per 64 bytes)");
         } else {
             if (s->msg_opcode != 0)
                 return fail(err, SL_CLOSE_PROTOCOL_ERROR,
@@ -86,6 +88,7 @@ header_done(struct sl_wsscan *s, struct sl_wsscan_error *err)
                 return fail(err, SL_CLOSE_UNSUPPORTED,
                             "binary messages are not supported; send JSON text");
             s->msg_opcode = s->opcode;
+            s->msg_compressed = (b0 & 0x40) != 0;
             s->msg_frames = 1;
             s->msg_len = 0;
             s->utf8 = 0;
@@ -114,7 +117,7 @@ frame_done(struct sl_wsscan *s, struct sl_wsscan_error *err)
                 return fail(err, SL_CLOSE_INVALID_DATA, "close reason is not valid UTF-8");
         }
     } else if (s->opcode < 8 && s->fin) {
-        if (s->msg_opcode == OP_TEXT && s->utf8 != 0)
+        if (s->msg_opcode == OP_TEXT && !s->msg_compressed && s->utf8 != 0)
             return fail(err, SL_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
         s->msg_opcode = 0;
     }
@@ -160,9 +163,15 @@ sl_wsscan_feed(struct sl_wsscan *s, const uint8_t *p, size_t n, size_t *ok_len,
             s->hdr[s->hlen++] = p[i++];
             if (s->hlen == 1) {
                 uint8_t b0 = s->hdr[0];
-                if (b0 & 0x70)
-                    goto fail_at_frame_rsv;
                 uint8_t op = b0 & 0x0F;
+                if (b0 & 0x30)
+                    goto fail_at_frame_rsv;
+                if (b0 & 0x40) {
+                    if (!s->allow_rsv1)
+                        goto fail_at_frame_rsv;
+                    if (op != OP_TEXT && op != OP_BINARY)
+                        goto fail_at_frame_rsv1;
+                }
                 if (!(op <= 2 || (op >= 8 && op <= 10)))
                     goto fail_at_frame_op;
             } else if (s->hlen == 2) {
@@ -183,7 +192,8 @@ sl_wsscan_feed(struct sl_wsscan *s, const uint8_t *p, size_t n, size_t *ok_len,
 
         size_t avail = n - i;
         size_t take = s->payload_left < avail ? (size_t)s->payload_left : avail;
-        if (s->opcode == OP_TEXT || (s->opcode == OP_CONT && s->msg_opcode == OP_TEXT)) {
+        if ((s->opcode == OP_TEXT || (s->opcode == OP_CONT && s->msg_opcode == OP_TEXT)) &&
+            !s->msg_compressed) {
             if (scan_text(s, p + i, take, &s->utf8, 0) != 0) {
                 fail(err, SL_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
                 goto fail_at_frame;
@@ -205,6 +215,9 @@ sl_wsscan_feed(struct sl_wsscan *s, const uint8_t *p, size_t n, size_t *ok_len,
 
 fail_at_frame_rsv:
     fail(err, SL_CLOSE_PROTOCOL_ERROR, "reserved bits set without an extension");
+    goto fail_at_frame;
+fail_at_frame_rsv1:
+    fail(err, SL_CLOSE_PROTOCOL_ERROR, "RSV1 set on a continuation or control frame");
     goto fail_at_frame;
 fail_at_frame_op:
     fail(err, SL_CLOSE_PROTOCOL_ERROR, "reserved opcode");

@@ -8,8 +8,10 @@
  * give its wslay context (over 4 KiB) back. So every byte read from a client passes
  * this scanner first; only what it accepts is handed to wslay.
  *
- * The scanner checks: reserved bits and opcodes, masking, control frame rules,
- * fragmentation order, the message size limit, the number of frames a message is split
+ * The scanner checks: reserved bits (RSV1 only on the first frame of a message, and only
+ * when permessage-deflate was negotiated) and opcodes, masking, control frame rules,
+ * fragmentation order, the message size limit (of the bytes on the wire: a compressed
+ * message is measured again once decompressed), the number of frames a message is split
  * into (zero-length fragments cost nothing to send and would keep a message, and the
  * connection, open forever), binary refusal, UTF-8 of text messages (across frames and
  * reads), and close frame payloads. It never allocates.
@@ -21,12 +23,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The most frames one message may be split into (1008 past it). */
+/*
+ * The most frames one message may be split into (1008 past it): 1024, plus one for every
+ * 64 bytes of the message. Tiny frames of a large message are legitimate (Autobahn's 9.3.1
+ * sends 4 MiB in 64-byte frames); what must not pass is frames that carry nothing, which
+ * would keep a message open forever for 6 bytes each.
+ */
 #define SL_WSSCAN_MAX_FRAGMENTS 1024
+#define SL_WSSCAN_BYTES_PER_FRAGMENT 64
 
 struct sl_wsscan {
     uint64_t max_message; /* bytes; a message larger than this is refused with 1009 */
     bool allow_binary;    /* else 1003 at the first binary frame */
+    bool allow_rsv1;      /* permessage-deflate: RSV1 marks a compressed message */
 
     /* current frame */
     uint8_t hdr[14];
@@ -40,7 +49,8 @@ struct sl_wsscan {
     uint64_t payload_off; /* for unmasking */
 
     /* current message (data frames) */
-    uint8_t msg_opcode; /* 0 none, 1 text, 2 binary */
+    uint8_t msg_opcode;  /* 0 none, 1 text, 2 binary */
+    bool msg_compressed; /* its first frame had RSV1: UTF-8 is checked once decompressed */
     uint32_t msg_frames;
     uint64_t msg_len;
     uint32_t utf8;

@@ -127,6 +127,18 @@ digest(const struct sl_http_limits *lim, const struct sl_http_req *req, bool con
         CHECK(strlen(accept) == SL_WS_ACCEPT_LEN);
         h = mix(h, accept, SL_WS_ACCEPT_LEN);
     }
+    /* permessage-deflate: whatever the offer, an accepted one is within what RFC 7692 and
+     * the policy allow, and its answer fits. */
+    struct sl_ws_deflate_policy pol = {
+        .enabled = true, .window_bits = 11, .context_takeover = true};
+    struct sl_ws_deflate_params dp;
+    if (sl_ws_deflate_negotiate_req(req, &pol, &dp)) {
+        CHECK(dp.on && dp.server_window_bits >= 9 && dp.server_window_bits <= 11);
+        char ext[SL_WS_DEFLATE_RESPONSE_MAX];
+        size_t n = sl_ws_deflate_response(&dp, ext);
+        CHECK(n == strlen(ext) && n > 2 && ext[n - 2] == '\r' && ext[n - 1] == '\n');
+        h = mix(h, ext, n);
+    }
     static const char *const names[] = {"token", "a", "", "x=y"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char out[64];

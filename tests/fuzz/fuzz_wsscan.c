@@ -31,13 +31,14 @@ struct verdict {
 };
 
 static struct verdict
-scan(const uint8_t *p, size_t n, size_t cut, uint64_t max, bool binary)
+scan(const uint8_t *p, size_t n, size_t cut, uint64_t max, bool binary, bool rsv1)
 {
     struct sl_wsscan s;
     struct sl_wsscan_error err = {0};
     struct verdict v = {0, 0, 0, false};
     size_t ok = 0;
     sl_wsscan_init(&s, max, binary);
+    s.allow_rsv1 = rsv1;
     /* Each piece from its own copy so that nothing may be kept across feeds. */
     uint8_t *a = malloc(cut ? cut : 1);
     memcpy(a, p, cut);
@@ -69,11 +70,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint64_t max = 1 + (data[0] % 64) * 16;
     bool binary = data[1] & 1;
+    bool rsv1 = data[1] & 2; /* permessage-deflate negotiated */
     data += 2;
     size -= 2;
-    struct verdict whole = scan(data, size, size, max, binary);
+    struct verdict whole = scan(data, size, size, max, binary, rsv1);
     size_t cut = size ? (size_t)data[0] % (size + 1) : 0;
-    struct verdict split = scan(data, size, cut, max, binary);
+    struct verdict split = scan(data, size, cut, max, binary, rsv1);
     CHECK(whole.rc == split.rc);
     CHECK(whole.code == split.code);
     CHECK(whole.idle == split.idle);

@@ -260,3 +260,90 @@ Test(wsscan, close_codes)
     cr_assert_not(sl_ws_close_code_valid(2000));
     cr_assert_not(sl_ws_close_code_valid(5000));
 }
+
+/* One stream scanned whole with permessage-deflate negotiated (RSV1 allowed). */
+static struct result
+scan_rsv1(const uint8_t *buf, size_t n, bool allow_rsv1)
+{
+    struct sl_wsscan s;
+    struct sl_wsscan_error err = {0};
+    size_t ok;
+    sl_wsscan_init(&s, 1 << 20, true);
+    s.allow_rsv1 = allow_rsv1;
+    struct result r = {sl_wsscan_feed(&s, buf, n, &ok, &err), 0, ok};
+    r.code = r.rc ? err.code : 0;
+    return r;
+}
+
+Test(wsscan, rsv1_marks_a_compressed_message_only_when_negotiated)
+{
+    uint8_t buf[128];
+    /* Compressed text is not UTF-8 on the wire: its bytes are checked once decompressed. */
+    const uint8_t deflated[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+    size_t n = frame(buf, 0xC1, deflated, sizeof(deflated), true);
+    cr_assert_eq(scan_rsv1(buf, n, true).rc, 0);
+    struct result r = scan_rsv1(buf, n, false);
+    cr_assert_eq(r.code, 1002, "RSV1 without the extension");
+
+    /* Fragmented: RSV1 on the first frame only; the continuation carries compressed bytes. */
+    n = frame(buf, 0x41, deflated, 3, true);
+    n += frame(buf + n, 0x80, deflated + 3, sizeof(deflated) - 3, true);
+    cr_assert_eq(scan_rsv1(buf, n, true).rc, 0);
+    /* Binary too. */
+    n = frame(buf, 0xC2, deflated, sizeof(deflated), true);
+    cr_assert_eq(scan_rsv1(buf, n, true).rc, 0);
+}
+
+Test(wsscan, rsv1_refused_on_continuation_and_control_frames_and_rsv2_rsv3_always)
+{
+    uint8_t buf[64];
+    size_t n = frame(buf, 0x01, "ab", 2, true);
+    n += frame(buf + n, 0xC0, "cd", 2, true); /* RSV1 on the final continuation */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    n = frame(buf, 0xC9, "", 0, true); /* ping with RSV1 */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    n = frame(buf, 0xC8, "\x03\xe8", 2, true); /* close with RSV1 */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    n = frame(buf, 0xA1, "ab", 2, true); /* RSV2 */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    n = frame(buf, 0x91, "ab", 2, true); /* RSV3 */
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1002);
+    /* An uncompressed message on a compressed connection is still checked for UTF-8. */
+    n = frame(buf, 0x81, "\xff", 1, true);
+    cr_assert_eq(scan_rsv1(buf, n, true).code, 1007);
+}
+
+/* A message of n frames of `each` payload bytes (text 'a'), the last one final. */
+static size_t
+fragmented_by(uint8_t *buf, int n, size_t each)
+{
+    static uint8_t payload[256];
+    memset(payload, 'a', sizeof(payload));
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += frame(buf + len, (uint8_t)((i == 0 ? 0x01 : 0x00) | (i == n - 1 ? 0x80 : 0)),
+                     payload, each, true);
+    return len;
+}
+
+Test(wsscan, small_frames_of_a_large_message_pass_the_fragment_cap)
+{
+    /* Autobahn 9.3.1 sends 4 MiB in 64-byte frames: 65,536 of them. Every 64 bytes of the
+     * message earn one more frame beyond the 1024. */
+    static uint8_t buf[4000 * (64 + 6)];
+    struct sl_wsscan s;
+    struct sl_wsscan_error err;
+    size_t ok;
+    size_t n = fragmented_by(buf, 4000, 64);
+    sl_wsscan_init(&s, 1 << 20, false);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), 0, "%s", err.reason);
+    cr_assert(sl_wsscan_idle(&s));
+
+    /* Frames of 32 bytes earn half as many: 4000 is past 1024 + 4000 * 32 / 64. */
+    n = fragmented_by(buf, 4000, 32);
+    sl_wsscan_init(&s, 1 << 20, false);
+    cr_assert_eq(sl_wsscan_feed(&s, buf, n, &ok, &err), -1);
+    cr_assert_eq(err.code, 1008);
+    /* The offending frame: f frames > 1024 + f * 32 / 64 first at f = 2049. */
+    cr_assert_eq(ok, (size_t)2048 * (32 + 6));
+}

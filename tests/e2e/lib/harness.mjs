@@ -193,11 +193,11 @@ export function jwt(claims = {}, { secret = SECRET, header = { alg: 'HS256', typ
 
 // A WebSocket client whose messages can be awaited in order.
 export class Client {
-  constructor(url, { headers = {}, protocols, origin } = {}) {
+  constructor(url, { headers = {}, protocols, origin, perMessageDeflate = false } = {}) {
     this.queue = [];
     this.waiters = [];
     this.all = [];
-    this.ws = new WebSocket(url, protocols, { headers, origin, perMessageDeflate: false });
+    this.ws = new WebSocket(url, protocols, { headers, origin, perMessageDeflate });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', resolve);
       this.ws.once('unexpected-response', (req, res) => {

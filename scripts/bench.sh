@@ -265,7 +265,7 @@ run() { # name, loadgen arguments...
     local name=$1
     shift
     local perf_pid=
-    if [ "$PERF" = 1 ] && [[ $name == *sluice* ]] && [ -n "$SLUICE_PID" ]; then
+    if [ "$PERF" = 1 ] && [[ $name == *sluice* || $name == f-* ]] && [ -n "$SLUICE_PID" ]; then
         perf record -g -F 999 -p "$SLUICE_PID" -o "$OUT/perf-$name.data" \
             >"$OUT/perf-$name.log" 2>&1 &
         perf_pid=$!
@@ -416,8 +416,11 @@ if want f; then
     start_sluice 1 f || exit 1
     "$LOADGEN" -c "$F_CONNS" -s 1 -m bench-f --token "$KEY" --no-progress "$SLUICE_URL" \
         >"$OUT/f-warmup.txt" 2>&1
+    read -r -a FD <<<"$DIALECTS"
     for r in $(seq 1 "$F_ROUNDS"); do
-        for d in $DIALECTS; do
+        # Each round starts one dialect later: none is always the first after the warm-up.
+        for i in $(seq 0 $((${#FD[@]} - 1))); do
+            d=${FD[$(((i + r - 1) % ${#FD[@]}))]}
             model=(-m bench-f)
             [ "$d" = ws-chat ] && model=() # the default model (bench-f)
             # shellcheck disable=SC2046

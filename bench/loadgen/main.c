@@ -1083,6 +1083,17 @@ setup(struct app *a)
     return 0;
 }
 
+static void
+free_config(struct lg_config *cfg)
+{
+    sl_buf_free(&cfg->hs_path);
+    sl_buf_free(&cfg->hs_rest);
+    sl_buf_free(&cfg->chat_head);
+    sl_buf_free(&cfg->chat_tail);
+    sl_buf_free(&cfg->request);
+    sl_buf_free(&cfg->sio_nsp);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1091,8 +1102,10 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (parse_options(argc, argv, &a.opt) != 0)
         return 2;
-    if (setup(&a) != 0)
+    if (setup(&a) != 0) {
+        free_config(&a.cfg);
         return 2;
+    }
     a.tty = isatty(STDERR_FILENO) != 0;
     a.loop = uv_default_loop();
 
@@ -1150,11 +1163,6 @@ main(int argc, char **argv)
     }
     free(a.workers);
     uv_loop_close(a.loop);
-    sl_buf_free(&a.cfg.hs_path);
-    sl_buf_free(&a.cfg.hs_rest);
-    sl_buf_free(&a.cfg.chat_head);
-    sl_buf_free(&a.cfg.chat_tail);
-    sl_buf_free(&a.cfg.request);
-    sl_buf_free(&a.cfg.sio_nsp);
+    free_config(&a.cfg);
     return status;
 }

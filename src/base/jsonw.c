@@ -1,6 +1,7 @@
 #include "base/jsonw.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,21 @@ utf8_char_len(const uint8_t *p, size_t n)
     return len;
 }
 
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Whether any byte of w is one that `special` marks: below 0x20, '"', '\\', DEL or 0x80 and
+ * up. Each test is the classic "has a zero byte" (or "a byte less than") word trick, exact
+ * as a yes/no for the word. */
+static inline bool
+special8(uint64_t w)
+{
+    uint64_t lt20 = (w - ONES * 0x20) & ~w;
+    uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7F);
+    uint64_t eq = ((q - ONES) & ~q) | ((bs - ONES) & ~bs) | ((del - ONES) & ~del);
+    return ((w | lt20 | eq) & HIGHS) != 0;
+}
+
 void
 sl_jsonw_escape(struct sl_buf *b, const char *s, size_t n)
 {
@@ -44,6 +60,17 @@ sl_jsonw_escape(struct sl_buf *b, const char *s, size_t n)
     size_t i = 0, run = 0;
 
     while (i < n) {
+        /* Text is mostly plain: eight bytes at a time until a word holds something to
+         * escape (every token's text goes through here, and ws-chat's whole answer so far
+         * with every token). */
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (!special8(w)) {
+                i += 8;
+                continue;
+            }
+        }
         uint8_t c = p[i];
         if (!special[c]) {
             i++;

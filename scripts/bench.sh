@@ -29,7 +29,9 @@
 #       stream, ai over Socket.IO and ws-chat over WebSocket): sluice's CPU per token under
 #       (a)'s load with 1 worker (F_CONNS x F_TOKENS, all dialects on one sluice, F_ROUNDS
 #       rounds in turn, the median kept), and its RSS per idle connection under (c)'s
-#       (F_IDLE_CONNS, a fresh sluice each); each against native WebSocket's.
+#       (F_IDLE_CONNS, a fresh sluice each); each against native WebSocket's. F_SCENARIO
+#       replaces the mock scenario (default synth:tokens=F_TOKENS,ts=1: every token a
+#       latency stamp of about 18 bytes; synth:tokens=F_TOKENS gives "tok1 tok2 ...").
 #
 # Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
 # of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c,e runs a subset;
@@ -121,7 +123,7 @@ SCEN_A="synth:tokens=$A_TOKENS,ts=1"
 SCEN_B="synth:tokens=$B_TOKENS,rate=$B_RATE,ts=1"
 # ts=2: "tok<i>@<µs> ", text the load generator can check token by token, and time.
 SCEN_E="synth:tokens=$E_TOKENS,rate=$E_RATE,ts=2"
-SCEN_F="synth:tokens=$F_TOKENS,ts=1"
+SCEN_F=${F_SCENARIO:-"synth:tokens=$F_TOKENS,ts=1"}
 KEY="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)

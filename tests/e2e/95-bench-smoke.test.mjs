@@ -356,6 +356,9 @@ describe('benchmark smoke: Socket.IO and the seed dialects', () => {
         },
         default_model: 'stamped', // ws-chat requests name no model
         limits: { max_streams_per_connection: 4, messages_per_minute: 100000 },
+        // Engine.IO pings during every run: a load generator that did not answer them
+        // would see its connections closed (4008) half a second later.
+        socketio: { ping_interval: '250ms', ping_timeout: '500ms' },
       },
     });
   });
@@ -417,8 +420,8 @@ describe('benchmark smoke: Socket.IO and the seed dialects', () => {
     assert.equal((await upstreamSince(since, STAMPED)).length, 2);
   });
 
-  test('idle Socket.IO connections: joined, held, the server sampled', async () => {
-    const res = await loadgen(['-c', '10', '-s', '0', '--idle', '200ms', '--token', token,
+  test('idle Socket.IO connections: joined, held through the server\'s pings, sampled', async () => {
+    const res = await loadgen(['-c', '10', '-s', '0', '--idle', '1500ms', '--token', token,
       '--server-pid', String(s.proc.pid), '--dialect', 'sluice', target('sluice')]);
     assertClean(res);
     assert.equal(res.report.connect.ok, 10);

@@ -130,27 +130,32 @@ KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
 
 # --- sluice ------------------------------------------------------------------------------------
 # Upstream connections per worker: sluice reserves a descriptor for each of them at start
-# (and refuses to start when the file limit cannot hold them), and the idle scenarios need
-# C_CONNS client connections beside them: with a small hard limit (20,000 here) 10,000 per
-# worker would not leave room for either. BENCH_UPSTREAM_CONNS overrides.
+# (and refuses to start when the file limit cannot hold them), beside its clients'. With a
+# small hard limit (20,000 here) 10,000 per worker leave no room, so the streaming scenarios
+# get what the limit holds beside their largest client count, and the idle ones (c), (f),
+# which call no upstream, 100. BENCH_UPSTREAM_CONNS overrides.
 NOFILE_HARD=$(ulimit -Hn)
 if [ -n "${BENCH_UPSTREAM_CONNS:-}" ]; then
     UPSTREAM_CONNS=$BENCH_UPSTREAM_CONNS
 elif [ "$NOFILE_HARD" = unlimited ]; then
     UPSTREAM_CONNS=10000
 else
-    IDLE_MAX=$((C_CONNS > F_IDLE_CONNS ? C_CONNS : F_IDLE_CONNS))
-    UPSTREAM_CONNS=$(((NOFILE_HARD - IDLE_MAX - 1000) / $(nproc)))
+    STREAMS_MAX=$A_CONNS
+    for n in "$B_CONNS" "$E_CONNS" "$F_CONNS" $SWEEP; do
+        [ "$n" -gt "$STREAMS_MAX" ] && STREAMS_MAX=$n
+    done
+    UPSTREAM_CONNS=$(((NOFILE_HARD - STREAMS_MAX - 1000) / $(nproc)))
     [ "$UPSTREAM_CONNS" -gt 10000 ] && UPSTREAM_CONNS=10000
-    [ "$UPSTREAM_CONNS" -lt 1000 ] && UPSTREAM_CONNS=1000
+    [ "$UPSTREAM_CONNS" -lt 100 ] && UPSTREAM_CONNS=100
 fi
+IDLE_UPSTREAM_CONNS=${BENCH_UPSTREAM_CONNS:-100}
 SLUICE_PID=
 SLUICE_URL=
 SLUICE_HTTP=
 SLUICE_METRICS=
 SLUICE_SIO=
 SLUICE_WSCHAT=
-start_sluice() { # workers name [log level]
+start_sluice() { # workers name [log level] [upstream connections per worker]
     local cfg="$OUT/sluice-$2.yaml"
     cat >"$cfg" <<EOF
 listen: 127.0.0.1:0
@@ -177,7 +182,7 @@ providers:
     kind: openai
     base_url: "$MOCK_URL"
     api_key: x
-    max_connections: $UPSTREAM_CONNS
+    max_connections: ${4:-$UPSTREAM_CONNS}
     max_retries: 0
     first_byte_timeout: 60s
     idle_timeout: 60s
@@ -325,12 +330,12 @@ if want c; then
         C_CONNS=$((NOFILE - 200))
         echo "  (c) capped at $C_CONNS connections by the open-file limit $NOFILE" >&2
     fi
-    start_sluice auto c || exit 1
+    start_sluice auto c warn "$IDLE_UPSTREAM_CONNS" || exit 1
     run c-sluice -c "$C_CONNS" -s 0 --idle "$C_HOLD" --token "$KEY" \
         --server-pid "$SLUICE_PID" "$SLUICE_URL"
     stop_sluice
     # A fresh sluice: RSS once grown stays, and would hide the next run's growth.
-    start_sluice auto c-sio || exit 1
+    start_sluice auto c-sio warn "$IDLE_UPSTREAM_CONNS" || exit 1
     run c-sluice-sio -c "$C_CONNS" -s 0 --idle "$C_HOLD" --token "$KEY" \
         --server-pid "$SLUICE_PID" --dialect sluice "$SLUICE_SIO"
     stop_sluice
@@ -433,7 +438,7 @@ if want f; then
     stop_sluice
     # RSS per idle connection: a fresh sluice per dialect.
     for d in $DIALECTS; do
-        start_sluice auto "fi-$d" || exit 1
+        start_sluice auto "fi-$d" warn "$IDLE_UPSTREAM_CONNS" || exit 1
         # shellcheck disable=SC2046
         run "fi-$d" -c "$F_IDLE_CONNS" -s 0 --idle "$C_HOLD" --token "$KEY" \
             --server-pid "$SLUICE_PID" $(dialect_args "$d")

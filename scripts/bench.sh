@@ -10,9 +10,11 @@
 # runs on this host.
 #
 #   (a) A_CONNS connections x 1 stream x A_TOKENS tokens as fast as the upstream sends,
-#       with 1 and with 2 sluice workers
+#       with 1 and with 2 sluice workers; natively over WebSocket, and over Socket.IO
+#       (the native protocol as events in namespace /sluice, websocket transport)
 #   (b) B_CONNS connections x 1 stream x B_TOKENS tokens at B_RATE tokens/s
-#   (c) C_CONNS idle authenticated connections: sluice's RSS per connection
+#   (c) C_CONNS idle authenticated connections: sluice's RSS per connection, native and
+#       Socket.IO (joined to /sluice)
 #   (d) sluice CPU-seconds per million tokens (= CPU-µs per token) of (a) and (b)
 #   (e) E_CONNS connections x 1 stream x E_TOKENS tokens at E_RATE tokens/s, every
 #       connection reset at one moment once the streams have E_CUT tokens on average, then
@@ -23,11 +25,18 @@
 #       E_RATE is 20 tokens/s by default (20,000 tokens/s in all, which this 2-vCPU machine
 #       carries with sub-millisecond added latency, see (b)'s sweep): at 100 tokens/s the
 #       token path alone saturates it as (b) does, and the resume figures measure that.
-#   (f) permessage-deflate: F_CONNS connections x 1 stream x F_TOKENS tokens as fast as the
+#   (f) every client dialect (native, Socket.IO /sluice, and the seed frontends' chat, llm,
+#       stream, ai over Socket.IO and ws-chat over WebSocket): sluice's CPU per token under
+#       (a)'s load with 1 worker (F_CONNS x F_TOKENS, all dialects on one sluice, F_ROUNDS
+#       rounds in turn, the median kept), and its RSS per idle connection under (c)'s
+#       (F_IDLE_CONNS, a fresh sluice each); each against native WebSocket's. F_SCENARIO
+#       replaces the mock scenario (default synth:tokens=F_TOKENS,ts=1: every token a
+#       latency stamp of about 18 bytes; synth:tokens=F_TOKENS gives "tok1 tok2 ...").
+#   (g) permessage-deflate: G_CONNS connections x 1 stream x A_TOKENS tokens as fast as the
 #       upstream sends, 1 worker, the same load with the loadgen offering permessage-deflate
 #       (--deflate) to a sluice without it (plain), with it (websocket.permessage_deflate,
 #       the defaults: context takeover, 2 KiB window, memLevel 4, level 6), and with it
-#       without context takeover; then F_IDLE idle connections per variant (RSS each).
+#       without context takeover; then G_IDLE idle connections per variant (RSS each).
 #       sluice CPU-µs per token and bytes on the wire per token (everything read from the
 #       socket, handshake included, over the tokens delivered).
 #
@@ -67,10 +76,13 @@ E_CONNS=${E_CONNS:-1000}
 E_TOKENS=${E_TOKENS:-500}
 E_RATE=${E_RATE:-20}
 E_CUT=${E_CUT:-200}
-F_CONNS=${F_CONNS:-500}
-F_TOKENS=${F_TOKENS:-500}
-F_IDLE=${F_IDLE:-5000}
-ONLY=${BENCH_ONLY:-a,b,c,e,f}
+F_CONNS=${F_CONNS:-$A_CONNS}
+F_TOKENS=${F_TOKENS:-$A_TOKENS}
+F_ROUNDS=${F_ROUNDS:-1}
+F_IDLE_CONNS=${F_IDLE_CONNS:-$C_CONNS}
+G_CONNS=${G_CONNS:-500}
+G_IDLE=${G_IDLE:-5000}
+ONLY=${BENCH_ONLY:-a,b,c,e,f,g}
 SWEEP=${BENCH_SWEEP:-}
 PERF=${BENCH_PERF:-0}
 PORTKEY=${BENCH_PORTKEY:-1}
@@ -120,23 +132,42 @@ SCEN_A="synth:tokens=$A_TOKENS,ts=1"
 SCEN_B="synth:tokens=$B_TOKENS,rate=$B_RATE,ts=1"
 # ts=2: "tok<i>@<µs> ", text the load generator can check token by token, and time.
 SCEN_E="synth:tokens=$E_TOKENS,rate=$E_RATE,ts=2"
-# Upstream connections per worker: one per stream at once, no more, so that the descriptors
-# sluice reserves for them at start (workers x this) fit a modest file limit.
-UP_CONNS=$A_CONNS
-for n in "$B_CONNS" "$E_CONNS"; do [ "$n" -gt "$UP_CONNS" ] && UP_CONNS=$n; done
+SCEN_F=${F_SCENARIO:-"synth:tokens=$F_TOKENS,ts=1"}
 KEY="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
 
 # --- sluice ------------------------------------------------------------------------------------
+# Upstream connections per worker: sluice reserves a descriptor for each of them at start
+# (and refuses to start when the file limit cannot hold them), beside its clients'. With a
+# small hard limit (20,000 here) 10,000 per worker leave no room, so the streaming scenarios
+# get what the limit holds beside their largest client count, and the idle ones (c), (f),
+# which call no upstream, 100. BENCH_UPSTREAM_CONNS overrides.
+NOFILE_HARD=$(ulimit -Hn)
+if [ -n "${BENCH_UPSTREAM_CONNS:-}" ]; then
+    UPSTREAM_CONNS=$BENCH_UPSTREAM_CONNS
+elif [ "$NOFILE_HARD" = unlimited ]; then
+    UPSTREAM_CONNS=10000
+else
+    STREAMS_MAX=$A_CONNS
+    for n in "$B_CONNS" "$E_CONNS" "$F_CONNS" $SWEEP; do
+        [ "$n" -gt "$STREAMS_MAX" ] && STREAMS_MAX=$n
+    done
+    UPSTREAM_CONNS=$(((NOFILE_HARD - STREAMS_MAX - 1000) / $(nproc)))
+    [ "$UPSTREAM_CONNS" -gt 10000 ] && UPSTREAM_CONNS=10000
+    [ "$UPSTREAM_CONNS" -lt 100 ] && UPSTREAM_CONNS=100
+fi
+IDLE_UPSTREAM_CONNS=${BENCH_UPSTREAM_CONNS:-100}
 SLUICE_PID=
 SLUICE_URL=
 SLUICE_HTTP=
 SLUICE_METRICS=
-start_sluice() { # workers name [log level] [extra YAML line]
+SLUICE_SIO=
+SLUICE_WSCHAT=
+start_sluice() { # workers name [log level] [upstream connections per worker] [extra YAML line]
     local cfg="$OUT/sluice-$2.yaml"
     cat >"$cfg" <<EOF
-${4:-}
+${5:-}
 listen: 127.0.0.1:0
 workers: $1
 auth:
@@ -150,6 +181,10 @@ limits:
   max_connections_per_user: 0
   auth_timeout: 60s
 heartbeat: { interval: 1h, timeout: 2h }
+# Socket.IO's own pings, like the WebSocket heartbeat above, out of the measured runs.
+socketio: { ping_interval: 1h, ping_timeout: 1h }
+# ws-chat requests name no model: theirs is the default.
+default_model: bench-f
 shutdown: { drain_timeout: 1s }
 log: { level: ${3:-warn} }
 providers:
@@ -157,7 +192,7 @@ providers:
     kind: openai
     base_url: "$MOCK_URL"
     api_key: x
-    max_connections: $UP_CONNS
+    max_connections: ${4:-$UPSTREAM_CONNS}
     max_retries: 0
     first_byte_timeout: 60s
     idle_timeout: 60s
@@ -165,6 +200,7 @@ models:
   bench-a: { provider: mock, upstream_model: "$SCEN_A" }
   bench-b: { provider: mock, upstream_model: "$SCEN_B" }
   bench-e: { provider: mock, upstream_model: "$SCEN_E" }
+  bench-f: { provider: mock, upstream_model: "$SCEN_F" }
   bench-warm: { provider: mock, upstream_model: "synth:tokens=1" }
 EOF
     "$SLUICE" -c "$cfg" >"$OUT/sluice-$2.out" 2>"$OUT/sluice-$2.err" &
@@ -175,7 +211,21 @@ EOF
     SLUICE_URL="ws://${addr#listening on http://}/ws"
     SLUICE_HTTP="http://${addr#listening on http://}/v1"
     SLUICE_METRICS="http://${addr#listening on http://}/metrics"
+    SLUICE_SIO="ws://${addr#listening on http://}/socket.io/"
+    SLUICE_WSCHAT="ws://${addr#listening on http://}/ws/chat"
 }
+
+# The load generator's arguments for a dialect: its URL and --dialect. The namespaces are
+# sluice's defaults (/sluice, / for chat and llm, /stream, /ai), each requiring a token,
+# which goes in the Socket.IO CONNECT as the seeds' clients send it.
+dialect_args() { # dialect
+    case $1 in
+    native) echo "$SLUICE_URL" ;;
+    ws-chat) echo "--dialect ws-chat $SLUICE_WSCHAT" ;;
+    *) echo "--dialect $1 $SLUICE_SIO" ;;
+    esac
+}
+DIALECTS="native sluice chat llm stream ai ws-chat"
 
 # Whether this sluice serves OpenAI-style SSE at /v1/chat/completions (a one-stream probe).
 SSE_STATE=unknown
@@ -232,7 +282,7 @@ run() { # name, loadgen arguments...
     local name=$1
     shift
     local perf_pid=
-    if [ "$PERF" = 1 ] && [[ $name == *sluice* ]] && [ -n "$SLUICE_PID" ]; then
+    if [ "$PERF" = 1 ] && [[ $name == *sluice* || $name == f-* || $name == g-* ]] && [ -n "$SLUICE_PID" ]; then
         perf record -g -F 999 -p "$SLUICE_PID" -o "$OUT/perf-$name.data" \
             >"$OUT/perf-$name.log" 2>&1 &
         perf_pid=$!
@@ -290,9 +340,14 @@ if want c; then
         C_CONNS=$((NOFILE - 200))
         echo "  (c) capped at $C_CONNS connections by the open-file limit $NOFILE" >&2
     fi
-    start_sluice auto c || exit 1
+    start_sluice auto c warn "$IDLE_UPSTREAM_CONNS" || exit 1
     run c-sluice -c "$C_CONNS" -s 0 --idle "$C_HOLD" --token "$KEY" \
         --server-pid "$SLUICE_PID" "$SLUICE_URL"
+    stop_sluice
+    # A fresh sluice: RSS once grown stays, and would hide the next run's growth.
+    start_sluice auto c-sio warn "$IDLE_UPSTREAM_CONNS" || exit 1
+    run c-sluice-sio -c "$C_CONNS" -s 0 --idle "$C_HOLD" --token "$KEY" \
+        --server-pid "$SLUICE_PID" --dialect sluice "$SLUICE_SIO"
     stop_sluice
     run c-direct -c "$C_CONNS" -s 0 --idle "$C_HOLD" --server-pid "$MOCK_PID" "$MOCK_URL"
 fi
@@ -310,6 +365,8 @@ if want a; then
             >"$OUT/a-warmup-w$w.txt" 2>&1
         run "a-sluice-w$w" -c "$A_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" \
             --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+        run "a-sluice-sio-w$w" -c "$A_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" \
+            --token "$KEY" --server-pid "$SLUICE_PID" --dialect sluice "$SLUICE_SIO"
         if [ "$w" = 2 ] && sluice_sse bench-a; then
             run a-sluice-sse -c "$A_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" \
                 --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_HTTP"
@@ -371,6 +428,35 @@ if want e; then
 fi
 
 if want f; then
+    # CPU per token: one sluice, every dialect in turn (the same upstream pool, the same
+    # heap), F_ROUNDS times over so that a neighbour's burst does not land on one dialect.
+    start_sluice 1 f || exit 1
+    "$LOADGEN" -c "$F_CONNS" -s 1 -m bench-f --token "$KEY" --no-progress "$SLUICE_URL" \
+        >"$OUT/f-warmup.txt" 2>&1
+    read -r -a FD <<<"$DIALECTS"
+    for r in $(seq 1 "$F_ROUNDS"); do
+        # Each round starts one dialect later: none is always the first after the warm-up.
+        for i in $(seq 0 $((${#FD[@]} - 1))); do
+            d=${FD[$(((i + r - 1) % ${#FD[@]}))]}
+            model=(-m bench-f)
+            [ "$d" = ws-chat ] && model=() # the default model (bench-f)
+            # shellcheck disable=SC2046
+            run "f-$d-r$r" -c "$F_CONNS" -s 1 "${model[@]}" --expect-tokens "$F_TOKENS" \
+                --token "$KEY" --server-pid "$SLUICE_PID" $(dialect_args "$d")
+        done
+    done
+    stop_sluice
+    # RSS per idle connection: a fresh sluice per dialect.
+    for d in $DIALECTS; do
+        start_sluice auto "fi-$d" warn "$IDLE_UPSTREAM_CONNS" || exit 1
+        # shellcheck disable=SC2046
+        run "fi-$d" -c "$F_IDLE_CONNS" -s 0 --idle "$C_HOLD" --token "$KEY" \
+            --server-pid "$SLUICE_PID" $(dialect_args "$d")
+        stop_sluice
+    done
+fi
+
+if want g; then
     # plain: the loadgen offers deflate, this sluice does not answer it (so no --deflate).
     for v in plain deflate nct; do
         case $v in
@@ -378,21 +464,23 @@ if want f; then
         deflate) extra="websocket: { permessage_deflate: true }" lg=(--deflate) ;;
         nct) extra="websocket: { permessage_deflate: true, deflate_context_takeover: false }" lg=(--deflate) ;;
         esac
-        start_sluice 1 "f-$v" warn "$extra" || exit 1
-        "$LOADGEN" -c "$F_CONNS" -s 1 -m bench-a --token "$KEY" --no-progress "${lg[@]}" \
-            "$SLUICE_URL" >"$OUT/f-warmup-$v.txt" 2>&1
-        run "f-sluice-$v" -c "$F_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" "${lg[@]}" \
+        start_sluice 1 "g-$v" warn "" "$extra" || exit 1
+        "$LOADGEN" -c "$G_CONNS" -s 1 -m bench-a --token "$KEY" --no-progress "${lg[@]}" \
+            "$SLUICE_URL" >"$OUT/g-warmup-$v.txt" 2>&1
+        run "g-sluice-$v" -c "$G_CONNS" -s 1 -m bench-a --expect-tokens "$A_TOKENS" "${lg[@]}" \
             --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
         stop_sluice
-        start_sluice 1 "f-idle-$v" warn "$extra" || exit 1
-        run "f-idle-$v" -c "$F_IDLE" -s 0 --idle 3s "${lg[@]}" --token "$KEY" \
+        start_sluice 1 "g-idle-$v" warn "" "$extra" || exit 1
+        run "g-idle-$v" -c "$G_IDLE" -s 0 --idle 3s "${lg[@]}" --token "$KEY" \
             --server-pid "$SLUICE_PID" "$SLUICE_URL"
         stop_sluice
     done
 fi
 
 # --- the table ---------------------------------------------------------------------------------
-jq -s '.' "$OUT"/[abcef]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
+# shellcheck disable=SC2046
+jq -s '.' $(ls "$OUT"/[abcefg]-*.json "$OUT"/fi-*.json 2>/dev/null) >"$OUT/results.json" 2>/dev/null ||
+    echo '[]' >"$OUT/results.json"
 
 jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
       --arg B "$B_CONNS conn x $B_TOKENS tok @ $B_RATE/s" \
@@ -418,7 +506,9 @@ jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
        "conn p99", "auth p99", "CPU µs/tok", "RSS/conn", "errors"] ),
     ( ["", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "server", "server", ""] ),
     ( if $r["a-sluice-w1"] then row("(a) " + $A; "sluice 1w"; $r["a-sluice-w1"]) else empty end ),
+    ( if $r["a-sluice-sio-w1"] then row(""; "sluice sio 1w"; $r["a-sluice-sio-w1"]) else empty end ),
     ( if $r["a-sluice-w2"] then row(""; "sluice 2w"; $r["a-sluice-w2"]) else empty end ),
+    ( if $r["a-sluice-sio-w2"] then row(""; "sluice sio 2w"; $r["a-sluice-sio-w2"]) else empty end ),
     ( if $r["a-sluice-sse"] then row(""; "sluice sse 2w"; $r["a-sluice-sse"]) else empty end ),
     ( if $r["a-direct"] then row(""; "direct"; $r["a-direct"]) else empty end ),
     ( if $r["a-portkey"] then row(""; "portkey"; $r["a-portkey"]) else empty end ),
@@ -427,6 +517,7 @@ jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
     ( if $r["b-direct"] then row(""; "direct"; $r["b-direct"]) else empty end ),
     ( if $r["b-portkey"] then row(""; "portkey"; $r["b-portkey"]) else empty end ),
     ( if $r["c-sluice"] then row("(c) " + $C; "sluice 2w"; $r["c-sluice"]) else empty end ),
+    ( if $r["c-sluice-sio"] then row(""; "sluice sio 2w"; $r["c-sluice-sio"]) else empty end ),
     ( if $r["c-direct"] then row(""; "direct"; $r["c-direct"]) else empty end ),
     ( if $r["e-sluice-w1"] then row("(e) " + $E; "sluice 1w"; $r["e-sluice-w1"]) else empty end ),
     ( if $r["e-sluice-w2"] then row(""; "sluice 2w"; $r["e-sluice-w2"]) else empty end )
@@ -490,6 +581,38 @@ if [ -s "$OUT/table-e.tsv" ]; then
     align "$OUT/table-e.tsv"
 fi
 
+# (f) per dialect: the median CPU per token over the rounds, RSS per idle connection, each
+# against native WebSocket's.
+jq -r --argjson rounds "$F_ROUNDS" --arg dialects "$DIALECTS" '
+  def f(x; d): if x == null then "-" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+  def kib(x): if x == null then "-" else ((x / 1024 * 100 | round / 100 | tostring) + " KiB") end;
+  def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+  def ratio(x; y): if x == null or y == null or y == 0 then "-" else "x" + f(x / y; 2) end;
+  (map({key: .label, value: .}) | from_entries) as $r
+  | ($dialects | split(" ")) as $ds
+  | def runs(d): [range(1; $rounds + 1) | $r["f-\(d)-r\(.)"] | select(. != null)];
+    def cpu(d): [runs(d)[] | .server.cpu_us_per_token // empty] | median;
+    def rate(d): [runs(d)[] | .tokens.per_s // empty] | median;
+    def rss(d): $r["fi-\(d)"].server.rss_bytes_per_connection // null;
+    def errs(d): ([runs(d)[], ($r["fi-\(d)"] // empty)] | map(.errors.total // 1) | add // null);
+    def where(d): {"native": "WebSocket /ws", "sluice": "Socket.IO /sluice", "chat": "Socket.IO /",
+                   "llm": "Socket.IO /", "stream": "Socket.IO /stream", "ai": "Socket.IO /ai",
+                   "ws-chat": "WebSocket /ws/chat"}[d];
+    if ([$ds[] | runs(.)[]] | length) == 0 and ([$ds[] | $r["fi-\(.)"] // empty] | length) == 0
+    then empty else
+    ( ["dialect", "where", "tok/s", "CPU µs/tok", "vs native", "RSS/conn", "vs native", "errors"] ),
+    ( $ds[] as $d
+      | [$d, where($d), (if rate($d) == null then "-" else (rate($d) / 1000 | round | tostring) + "k" end),
+         f(cpu($d); 2), ratio(cpu($d); cpu("native")), kib(rss($d)), ratio(rss($d); rss("native")),
+         (if errs($d) == null then "no run" else (errs($d) | tostring) end)] )
+    | @tsv end' "$OUT/results.json" >"$OUT/table-f.tsv"
+if [ -s "$OUT/table-f.tsv" ]; then
+    echo
+    echo "(f) each client dialect: sluice CPU per token under $F_CONNS conn x $F_TOKENS tok at max rate, 1 worker (median of $F_ROUNDS round(s), dialects in turn on one sluice);"
+    echo "    RSS per idle authenticated connection, $F_IDLE_CONNS connections held $C_HOLD (a fresh sluice each, workers auto)"
+    align "$OUT/table-f.tsv"
+fi
+
 echo
 jq -r '
   (map({key: .label, value: .}) | from_entries) as $r
@@ -535,15 +658,36 @@ jq -r '
     "  sluice CPU per token <= 1/10 of portkey: (a) \($apath) \(v($acmp; 2)) vs \(v($apk; 2)) = \(ratio($acmp; $apk)), (b) \($bpath) \(v($bcmp; 2)) vs \(v($bpk; 2)) = \(ratio($bcmp; $bpk))  \(verdict(if ($pairs | length) == 0 then null else ($pairs | all(.[0] * 10 <= .[1])) end))",
     "  SSE added p99 within 1 ms of the WebSocket path (b): \(if $sse_added == null then "n/a (no sluice sse run)" else v($sse_added; 3) + " ms" end)  \(verdict(if $sse_added == null then null else $sse_added <= 1 end))"
 ' "$OUT/results.json"
-if [ -f "$OUT/f-sluice-plain.json" ]; then
+jq -r --argjson rounds "$F_ROUNDS" --arg dialects "$DIALECTS" '
+  (map({key: .label, value: .}) | from_entries) as $r
+  | def v(x; d): if x == null then "n/a" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+    def verdict(ok): if ok == null then "n/a" elif ok then "met" else "NOT met" end;
+    def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+    def cpu(d): [range(1; $rounds + 1) | $r["f-\(d)-r\(.)"].server.cpu_us_per_token // empty] | median;
+    def x(a; b): if a == null or b == null or b == 0 then null else a / b end;
+    ($dialects | split(" ") | map(select(. != "native"))) as $ds
+  | (x($r["a-sluice-sio-w1"].server.cpu_us_per_token // null; $r["a-sluice-w1"].server.cpu_us_per_token // null)) as $a1
+  | (x($r["a-sluice-sio-w2"].server.cpu_us_per_token // null; $r["a-sluice-w2"].server.cpu_us_per_token // null)) as $a2
+  | ($r["c-sluice-sio"].server.rss_bytes_per_connection // null) as $csio
+  | [$ds[] | {d: ., x: x(cpu(.); cpu("native"))} | select(.x != null)] as $fx
+  | [$ds[] | select(. != "ws-chat") | {d: ., b: ($r["fi-\(.)"].server.rss_bytes_per_connection // null)} | select(.b != null)] as $fr
+  | ([.[] | select(.label | test("^(f|fi)-|-sio")) | .errors.total // 1] | add // 0) as $errs
+  | "Socket.IO and the dialects:",
+    "  (a) Socket.IO (/sluice) CPU per token within 1.3x of native WebSocket: x\(v($a1; 2)) (1 worker), x\(v($a2; 2)) (2 workers)  \(verdict(if $a1 == null then null else ([$a1, $a2 // $a1] | max) <= 1.3 end))",
+    "  (c) <= 2 KiB RSS per idle Socket.IO connection: \(if $csio == null then "n/a" else v($csio / 1024; 2) + " KiB" end) (/sluice)\(if ($fr | length) > 0 then "; (f) " + ($fr | map("\(.d) \(v(.b / 1024; 2))") | join(", ")) + " KiB" else "" end)  \(verdict(if $csio == null and ($fr | length) == 0 then null else ([$csio // 0, ($fr[] | .b)] | max) <= 2048 end))",
+    (if ($fx | length) == 0 then empty else
+    "  (f) each dialect CPU per token within 1.3x of native: " + ($fx | map("\(.d) x\(v(.x; 2))") | join(", ")) + "  " + (($fx | map(select(.x > 1.3) | .d)) as $miss | if ($miss | length) == 0 then "met" else "NOT met (" + ($miss | join(", ")) + ")" end) end),
+    "  no errors in the Socket.IO and dialect runs: \($errs)  \(verdict($errs == 0))"
+' "$OUT/results.json"
+if [ -f "$OUT/g-sluice-plain.json" ]; then
     echo
-    echo "(f) permessage-deflate: $F_CONNS conn x $A_TOKENS tok, max rate, 1 worker; idle: $F_IDLE connections"
+    echo "(g) permessage-deflate: $G_CONNS conn x $A_TOKENS tok, max rate, 1 worker; idle: $G_IDLE connections"
     jq -r -s '
       def f(x; d): if x == null then "-" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
       (map({key: .label, value: .}) | from_entries) as $r
       | ["variant", "tok/s", "CPU µs/tok", "wire B/tok", "lat p99 ms", "idle RSS/conn", "errors"],
         ( ["plain", "deflate", "nct"][] as $v
-          | $r["f-sluice-\($v)"] as $s | $r["f-idle-\($v)"] as $i
+          | $r["g-sluice-\($v)"] as $s | $r["g-idle-\($v)"] as $i
           | select($s != null)
           | [ (if $v == "plain" then "off" elif $v == "deflate" then "on (context takeover)"
                else "on, server_no_context_takeover" end),
@@ -553,7 +697,7 @@ if [ -f "$OUT/f-sluice-plain.json" ]; then
               (if $i == null or $i.server.rss_bytes_per_connection == null then "-"
                else f($i.server.rss_bytes_per_connection / 1024; 2) + " KiB" end),
               ((($s.errors.total // 1) + ($i.errors.total // 0)) | tostring) ] )
-      | @tsv' "$OUT"/f-*.json | column -t -s $'\t'
+      | @tsv' "$OUT"/g-*.json | column -t -s $'\t'
 fi
 if [ -n "$SWEEP" ]; then
     echo

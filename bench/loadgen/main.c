@@ -2,6 +2,10 @@
  * sluice-loadgen: the load generator for sizing a sluice deployment.
  *
  *     sluice-loadgen [options] ws://HOST:PORT/ws        through sluice (native protocol)
+ *     sluice-loadgen --dialect D [options] ws://HOST:PORT/socket.io/   Socket.IO (the native
+ *                                                       protocol in /sluice, or a seed
+ *                                                       frontend's dialect), or ws-chat at
+ *                                                       ws://HOST:PORT/ws/chat
  *     sluice-loadgen [options] http://HOST:PORT/v1      OpenAI chat completions over SSE: straight
  *                                                       to the mock upstream (the no-gateway
  *                                                       baseline), through sluice's HTTP API, or
@@ -35,6 +39,7 @@
 #include "base/alloc.h"
 #include "base/jsonw.h"
 #include "base/util.h"
+#include "dialect.h"
 #include "procstat.h"
 #include "srvmetrics.h"
 #include "worker.h"
@@ -68,6 +73,7 @@ struct options {
     const char *jwt_secret, *jwt_sub;
     const char *metrics_url;
     uint64_t metrics_ivl_ms;
+    const char *dialect, *nsp, *provider;
 };
 
 enum phase { PH_CONNECT, PH_HOLD, PH_STREAM, PH_CLOSING };
@@ -105,6 +111,17 @@ usage(FILE *f)
         "                              SSE (POST .../chat/completions): sluice's HTTP API, the\n"
         "                              mock upstream itself (the no-gateway baseline), or\n"
         "                              another gateway\n"
+        "       ws://HOST:PORT/socket.io/  with --dialect sluice, chat, llm, stream or ai:\n"
+        "                              Socket.IO over WebSocket (Engine.IO v4)\n"
+        "       ws://HOST:PORT/ws/chat with --dialect ws-chat\n"
+        "dialect:\n"
+        "      --dialect NAME     the client protocol over ws://: native (default), sluice\n"
+        "                         (the native protocol as Socket.IO events, namespace\n"
+        "                         /sluice), chat and llm (namespace /), stream (/stream), ai\n"
+        "                         (/ai), ws-chat (a plain WebSocket; the server's\n"
+        "                         default_model answers, so no -m)\n"
+        "      --namespace NSP    the Socket.IO namespace (default: the dialect's)\n"
+        "      --provider NAME    llm: the request's provider\n"
         "load:\n"
         "  -c, --connections N    connections (default 10)\n"
         "  -s, --streams N        streams per connection, in total (default 1; 0 = none)\n"
@@ -134,7 +151,8 @@ usage(FILE *f)
         "                         PREFIX<connection number> (one user per connection)\n"
         "      --jwt-sub PREFIX   (default \"lg-\")\n"
         "      --auth MODE        query (?token=, default), header (Authorization: Bearer),\n"
-        "                         message (a first {\"type\":\"auth\"} message), none\n"
+        "                         message (a first {\"type\":\"auth\"} message; Socket.IO:\n"
+        "                         the CONNECT payload {\"token\"}, its default), none\n"
         "client:\n"
         "  -H, --header 'N: V'    an extra request header (repeatable, at most 16): for a\n"
         "                         gateway's routing headers, e.g. x-portkey-provider\n"
@@ -220,6 +238,9 @@ parse_options(int argc, char **argv, struct options *o)
         O_JWT_SUB,
         O_METRICS,
         O_METRICS_IVL,
+        O_DIALECT,
+        O_NSP,
+        O_PROVIDER,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -253,6 +274,9 @@ parse_options(int argc, char **argv, struct options *o)
         {"jwt-sub", required_argument, NULL, O_JWT_SUB},
         {"metrics", required_argument, NULL, O_METRICS},
         {"metrics-interval", required_argument, NULL, O_METRICS_IVL},
+        {"dialect", required_argument, NULL, O_DIALECT},
+        {"namespace", required_argument, NULL, O_NSP},
+        {"provider", required_argument, NULL, O_PROVIDER},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -410,6 +434,20 @@ parse_options(int argc, char **argv, struct options *o)
             if (sl_parse_duration_ms(a, &o->metrics_ivl_ms) != 0 || o->metrics_ivl_ms == 0)
                 goto bad;
             break;
+        case O_DIALECT:
+            if (strcmp(a, "native") != 0 && lg_dialect_find(a) == NULL) {
+                fprintf(stderr, "sluice-loadgen: unknown dialect %s (native, %s)\n", a,
+                        lg_dialect_names());
+                return -1;
+            }
+            o->dialect = strcmp(a, "native") == 0 ? NULL : a;
+            break;
+        case O_NSP:
+            o->nsp = a;
+            break;
+        case O_PROVIDER:
+            o->provider = a;
+            break;
         case 'h':
         case O_HELP:
             usage(stdout);
@@ -508,15 +546,27 @@ resolve_addr(const struct url *u, struct sockaddr_storage *out)
     return 0;
 }
 
-/* The upgrade request's fixed parts: wsconn.c puts each connection's token between them. */
-static void
+/* The upgrade request's fixed parts: wsconn.c puts each connection's token between them;
+ * and the request of a stream, native or in the dialect's words. */
+static int
 build_native(struct lg_config *cfg, const struct options *o, const struct url *u)
 {
     struct sl_buf *h = &cfg->hs_path;
     sl_buf_append_str(h, "GET ");
-    sl_buf_append_str(h, u->path);
-    if (cfg->auth == LG_AUTH_QUERY)
-        sl_buf_append_str(h, strchr(u->path, '?') ? "&token=" : "?token=");
+    bool sio = cfg->dialect && lg_dialect_sio(cfg->dialect);
+    if (sio) {
+        /* Engine.IO v4 straight on its WebSocket transport, as socket.io-client with
+         * transports: ['websocket']. A bare URL means the default path. */
+        sl_buf_append_str(h, strcmp(u->path, "/") == 0 ? "/socket.io/" : u->path);
+        sl_buf_append_str(h, strchr(u->path, '?') ? "&EIO=4&transport=websocket"
+                                                  : "?EIO=4&transport=websocket");
+        if (cfg->auth == LG_AUTH_QUERY)
+            sl_buf_append_str(h, "&token=");
+    } else {
+        sl_buf_append_str(h, u->path);
+        if (cfg->auth == LG_AUTH_QUERY)
+            sl_buf_append_str(h, strchr(u->path, '?') ? "&token=" : "?token=");
+    }
     sl_buf_printf(&cfg->hs_rest,
                   " HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   "Sec-WebSocket-Version: 13\r\nUser-Agent: sluice-loadgen\r\n",
@@ -527,6 +577,22 @@ build_native(struct lg_config *cfg, const struct options *o, const struct url *u
             &cfg->hs_rest,
             "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
 
+    if (cfg->dialect) {
+        char err[200];
+        struct lg_request_opts ro = {
+            .model = o->model,
+            .message = o->message,
+            .provider = o->provider,
+            .max_tokens = o->max_tokens,
+            .nsp = o->nsp,
+        };
+        if (lg_dialect_build(cfg->dialect, &ro, cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sluice-loadgen: %s\n", err);
+            return -1;
+        }
+        return 0;
+    }
+    cfg->chat_id = true;
     SL_JSONW_LIT(&cfg->chat_head, "{\"type\":\"chat\",\"id\":\"");
     struct sl_buf *t = &cfg->chat_tail;
     sl_buf_append_byte(t, '"');
@@ -541,6 +607,7 @@ build_native(struct lg_config *cfg, const struct options *o, const struct url *u
         sl_jsonw_int(t, o->max_tokens);
     }
     sl_buf_append_byte(t, '}');
+    return 0;
 }
 
 /*
@@ -905,6 +972,16 @@ setup(struct app *a)
     if (resolve_addr(&u, &cfg->addr) != 0)
         return -1;
     cfg->mode = u.ws ? LG_MODE_NATIVE : LG_MODE_SSE;
+    if (o->dialect) {
+        if (cfg->mode != LG_MODE_NATIVE) {
+            fprintf(stderr, "sluice-loadgen: --dialect needs a ws:// URL\n");
+            return -1;
+        }
+        cfg->dialect = lg_dialect_find(o->dialect);
+    } else if (o->nsp || o->provider) {
+        fprintf(stderr, "sluice-loadgen: --namespace and --provider need --dialect\n");
+        return -1;
+    }
     if (o->token && o->jwt_secret) {
         fprintf(stderr, "sluice-loadgen: --token and --jwt-secret exclude each other\n");
         return -1;
@@ -914,8 +991,9 @@ setup(struct app *a)
         return -1;
     }
     bool cut = o->cut_at > 0 || o->cut_after_ms > 0;
-    if (cut && (cfg->mode != LG_MODE_NATIVE || o->streams == 0)) {
-        fprintf(stderr, "sluice-loadgen: a cut needs a ws:// URL and streams to resume\n");
+    if (cut && (cfg->mode != LG_MODE_NATIVE || cfg->dialect || o->streams == 0)) {
+        fprintf(stderr, "sluice-loadgen: a cut needs a ws:// URL with the native protocol and "
+                        "streams to resume\n");
         return -1;
     }
     if (o->verify && o->expect_tokens == 0) {
@@ -944,6 +1022,8 @@ setup(struct app *a)
     cfg->verify = o->verify;
     cfg->deflate = o->deflate;
     cfg->auth = o->token || o->jwt_secret ? o->auth : LG_AUTH_NONE;
+    if (cfg->auth != LG_AUTH_NONE && !o->auth_set && cfg->dialect && lg_dialect_sio(cfg->dialect))
+        cfg->auth = LG_AUTH_MESSAGE; /* the CONNECT payload, as socket.io-client sends it */
     cfg->streams = o->streams;
     cfg->concurrency = o->concurrency;
     cfg->connections = o->connections;
@@ -972,15 +1052,26 @@ setup(struct app *a)
                                      : auto_sources(&cfg->addr, cfg->connections);
     if (raise_nofile((uint64_t)cfg->connections + 16u * cfg->threads + 64) != 0)
         return -1;
-    if (cfg->mode == LG_MODE_NATIVE)
-        build_native(cfg, o, &u);
-    else
+    if (cfg->mode == LG_MODE_NATIVE) {
+        if (build_native(cfg, o, &u) != 0)
+            return -1;
+    } else {
         build_sse(cfg, o, &u);
+    }
 
     snprintf(a->target, sizeof(a->target), "%s", o->url);
     a->rep = (struct lg_report){
         .label = o->label,
-        .mode = cfg->mode == LG_MODE_NATIVE ? "native" : "sse",
+        .mode = cfg->mode == LG_MODE_SSE       ? "sse"
+                : cfg->dialect == NULL         ? "native"
+                : lg_dialect_sio(cfg->dialect) ? "socketio"
+                                               : "ws-chat",
+        .dialect = cfg->dialect               ? lg_dialect_name(cfg->dialect)
+                   : cfg->mode == LG_MODE_SSE ? "openai"
+                                              : "native",
+        .nsp = cfg->dialect && lg_dialect_sio(cfg->dialect)
+                   ? (o->nsp ? o->nsp : lg_dialect_nsp(cfg->dialect))
+                   : NULL,
         .target = a->target,
         .model = o->model,
         .threads = cfg->threads,
@@ -1009,6 +1100,17 @@ setup(struct app *a)
     return 0;
 }
 
+static void
+free_config(struct lg_config *cfg)
+{
+    sl_buf_free(&cfg->hs_path);
+    sl_buf_free(&cfg->hs_rest);
+    sl_buf_free(&cfg->chat_head);
+    sl_buf_free(&cfg->chat_tail);
+    sl_buf_free(&cfg->request);
+    sl_buf_free(&cfg->sio_nsp);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1017,8 +1119,10 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (parse_options(argc, argv, &a.opt) != 0)
         return 2;
-    if (setup(&a) != 0)
+    if (setup(&a) != 0) {
+        free_config(&a.cfg);
         return 2;
+    }
     a.tty = isatty(STDERR_FILENO) != 0;
     a.loop = uv_default_loop();
 
@@ -1076,10 +1180,6 @@ main(int argc, char **argv)
     }
     free(a.workers);
     uv_loop_close(a.loop);
-    sl_buf_free(&a.cfg.hs_path);
-    sl_buf_free(&a.cfg.hs_rest);
-    sl_buf_free(&a.cfg.chat_head);
-    sl_buf_free(&a.cfg.chat_tail);
-    sl_buf_free(&a.cfg.request);
+    free_config(&a.cfg);
     return status;
 }

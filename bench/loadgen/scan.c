@@ -167,3 +167,155 @@ lg_scan_u32(struct sl_slice s, uint32_t *out)
     *out = (uint32_t)v;
     return 0;
 }
+
+/* --- JSON members and Socket.IO packets -------------------------------------------------- */
+
+static size_t
+skip_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* The end (one past) of the JSON value starting at s[i], or 0 if it does not end. Nested
+ * containers are skipped by counting brackets outside strings: enough to step over values
+ * whose content the caller does not look at. */
+static size_t
+skip_value(const char *s, size_t i, size_t n)
+{
+    if (i >= n)
+        return 0;
+    if (s[i] == '"') {
+        size_t e = lg_scan_string_end(s + i + 1, n - i - 1);
+        return i + 1 + e < n ? i + e + 2 : 0;
+    }
+    if (s[i] == '{' || s[i] == '[') {
+        unsigned depth = 0;
+        while (i < n) {
+            char c = s[i];
+            if (c == '"') {
+                size_t e = lg_scan_string_end(s + i + 1, n - i - 1);
+                if (i + 1 + e >= n)
+                    return 0;
+                i += e + 2;
+                continue;
+            }
+            if (c == '{' || c == '[')
+                depth++;
+            else if (c == '}' || c == ']') {
+                if (--depth == 0)
+                    return i + 1;
+            }
+            i++;
+        }
+        return 0;
+    }
+    /* A number or a literal: up to the next delimiter. */
+    size_t start = i;
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
+           s[i] != '\r' && s[i] != '\t')
+        i++;
+    return i > start ? i : 0;
+}
+
+int
+lg_scan_members(const char *obj, size_t len, const char *const *keys, size_t n,
+                struct lg_jval *vals)
+{
+    size_t found = 0;
+    for (size_t k = 0; k < n; k++)
+        vals[k] = (struct lg_jval){LG_J_NONE, {NULL, 0}};
+    size_t i = skip_ws(obj, 0, len);
+    if (i >= len || obj[i] != '{')
+        return -1;
+    i = skip_ws(obj, i + 1, len);
+    if (i < len && obj[i] == '}')
+        return 0;
+    while (found < n) {
+        if (i >= len || obj[i] != '"')
+            return -1;
+        size_t kl = lg_scan_string_end(obj + i + 1, len - i - 1);
+        if (i + 1 + kl >= len)
+            return -1;
+        const char *key = obj + i + 1;
+        i = skip_ws(obj, i + kl + 2, len);
+        if (i >= len || obj[i] != ':')
+            return -1;
+        i = skip_ws(obj, i + 1, len);
+        size_t end = skip_value(obj, i, len);
+        if (end == 0)
+            return -1;
+        for (size_t k = 0; k < n; k++) {
+            if (vals[k].kind != LG_J_NONE || strlen(keys[k]) != kl || memcmp(keys[k], key, kl) != 0)
+                continue;
+            if (obj[i] == '"')
+                vals[k] = (struct lg_jval){LG_J_STRING, sl_slice_make(obj + i + 1, end - i - 2)};
+            else if (end - i == 4 && memcmp(obj + i, "null", 4) == 0)
+                vals[k] = (struct lg_jval){LG_J_NULL, sl_slice_make(obj + i, 4)};
+            else
+                vals[k] = (struct lg_jval){LG_J_OTHER, sl_slice_make(obj + i, end - i)};
+            found++;
+            break;
+        }
+        i = skip_ws(obj, end, len);
+        if (i < len && obj[i] == ',') {
+            i = skip_ws(obj, i + 1, len);
+            continue;
+        }
+        if (i < len && obj[i] == '}')
+            break;
+        return -1;
+    }
+    return (int)found;
+}
+
+int
+lg_scan_sio_packet(const char *msg, size_t len, struct lg_sio_packet *p)
+{
+    memset(p, 0, sizeof(*p));
+    if (len < 2 || msg[0] != '4' || msg[1] < '0' || msg[1] > '6')
+        return -1;
+    p->type = msg[1];
+    size_t i = 2;
+    p->nsp = sl_slice_make("/", 1);
+    if (i < len && msg[i] == '/') {
+        const char *comma = memchr(msg + i, ',', len - i);
+        size_t e = comma ? (size_t)(comma - msg) : len;
+        p->nsp = sl_slice_make(msg + i, e - i);
+        i = comma ? e + 1 : len;
+    }
+    while (i < len && msg[i] >= '0' && msg[i] <= '9') /* an ack id */
+        i++;
+    p->data = sl_slice_make(msg + i, len - i);
+    if (p->type != '2')
+        return 0;
+    /* ["name",{...}] or ["name",{...},"offset"] */
+    if (len - i < 4 || msg[i] != '[' || msg[i + 1] != '"' || msg[len - 1] != ']')
+        return -1;
+    i += 2;
+    size_t ne = lg_scan_string_end(msg + i, len - i);
+    if (i + ne >= len)
+        return -1;
+    p->event = sl_slice_make(msg + i, ne);
+    i += ne + 1;
+    if (msg[i] == ']')
+        return 0; /* no argument */
+    if (msg[i] != ',')
+        return -1;
+    i = skip_ws(msg, i + 1, len);
+    size_t end = len - 1; /* the closing bracket */
+    if (end > i && msg[end - 1] == '"') {
+        /* A last string argument (the offset): its opening quote, then the comma before. */
+        size_t q = end - 1;
+        while (q > i && msg[q - 1] != '"')
+            q--;
+        if (q <= i + 1 || msg[q - 1] != '"' || msg[q - 2] != ',')
+            return -1;
+        end = q - 2;
+    }
+    if (end <= i || msg[i] != '{' || msg[end - 1] != '}')
+        return -1;
+    p->arg = sl_slice_make(msg + i, end - i);
+    return 0;
+}

@@ -73,6 +73,47 @@ int lg_scan_openai_chunk(const char *data, size_t len, struct sl_slice *text, bo
  */
 void lg_scan_error_name(const char *data, size_t len, char *out, size_t cap);
 
+/*
+ * A member value of a JSON object, as a slice of the message: for a string its body (the
+ * bytes between the quotes, escapes untouched), for anything else its raw text.
+ */
+enum lg_jkind { LG_J_NONE, LG_J_STRING, LG_J_NULL, LG_J_OTHER };
+struct lg_jval {
+    enum lg_jkind kind; /* LG_J_NONE: the member is absent */
+    struct sl_slice v;
+};
+
+/*
+ * Looks up the top-level members keys[0..n) of the JSON object obj[0..len) in one pass,
+ * filling vals[i] for each (LG_J_NONE when absent; keys are compared byte for byte, so a
+ * key written with escapes is not found). Stops as soon as all are found, so members after
+ * them are never scanned. Returns how many were found, or -1 if the object is malformed
+ * before then (not an object, unterminated string, bad nesting).
+ */
+int lg_scan_members(const char *obj, size_t len, const char *const *keys, size_t n,
+                    struct lg_jval *vals);
+
+/*
+ * A Socket.IO packet carried in an Engine.IO message (`4` + the Socket.IO packet), as the
+ * server sends them over WebSocket: `4<type>[/nsp,][ackid][data]`.
+ */
+struct lg_sio_packet {
+    char type;             /* '0' CONNECT ... '6' BINARY_ACK */
+    struct sl_slice nsp;   /* "/" when the packet names none */
+    struct sl_slice data;  /* the rest: JSON (CONNECT's object, EVENT's array), may be empty */
+    struct sl_slice event; /* EVENT: the event's name (string body) */
+    struct sl_slice arg;   /* EVENT: the first argument, exactly (an object), or empty */
+};
+
+/*
+ * Takes apart an Engine.IO `4` message holding a Socket.IO packet. For an EVENT also finds
+ * its name and its first argument, which must be an object (sluice's events have one
+ * object, then with connection state recovery the event's offset as a last string
+ * argument); the object's end is found from the message's end, so a long token text is not
+ * scanned twice. Returns 0, or -1 if the packet is not laid out that way.
+ */
+int lg_scan_sio_packet(const char *msg, size_t len, struct lg_sio_packet *p);
+
 /* Parses a decimal stream id (what the load generator sends as "id"): 0 on success. */
 int lg_scan_u32(struct sl_slice s, uint32_t *out);
 

@@ -363,6 +363,8 @@ lg_report_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stat
     sl_buf_append_byte(b, '{');
     kv_str(b, "label", r->label, &first);
     kv_str(b, "mode", r->mode, &first);
+    kv_str(b, "dialect", r->dialect, &first);
+    kv_str(b, "namespace", r->nsp, &first);
     kv_str(b, "target", r->target, &first);
     kv_str(b, "model", r->model, &first);
     kv_uint(b, "threads", r->threads, &first);
@@ -508,6 +510,10 @@ lg_report_table(FILE *f, const struct lg_report *r, const struct lg_stats *s)
     if (r->label)
         fprintf(f, "[%s] ", r->label);
     fprintf(f, "%s %s", r->mode, r->target);
+    if (r->dialect && r->mode && strcmp(r->dialect, r->mode) != 0 && strcmp(r->mode, "sse") != 0)
+        fprintf(f, "  dialect %s", r->dialect);
+    if (r->nsp)
+        fprintf(f, "  namespace %s", r->nsp);
     if (r->model)
         fprintf(f, "  model %s", r->model);
     fputc('\n', f);

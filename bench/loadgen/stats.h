@@ -77,7 +77,9 @@ struct lg_proc_sample {
 /* Everything the report needs besides the stats. */
 struct lg_report {
     const char *label;
-    const char *mode; /* "native" or "sse" */
+    const char *mode;    /* "native", "sse", "socketio" or "ws-chat" */
+    const char *dialect; /* "native", "openai" (sse), or the dialect's name */
+    const char *nsp;     /* Socket.IO: the namespace, else NULL */
     const char *target;
     const char *model;
     unsigned threads;

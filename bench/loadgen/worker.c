@@ -501,6 +501,7 @@ start_slot(struct lg_conn *c, struct lg_slot *s)
     s->last_seq = 0;
     s->resume_wait = s->classify = s->replay_seen = false;
     s->epoch_len = 0;
+    s->sid_len = 0;
     if (c->w->cfg->verify)
         lg_verify_init(&s->verify);
     s->t_sent_us = lg_now_us();

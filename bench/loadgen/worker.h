@@ -23,10 +23,11 @@
  * The worker's progress is published into atomics once per loop turn for the main thread's
  * progress line and phase changes; its detailed stats are read only after the thread ended.
  *
- * The connection protocols (wsconn.c: sluice's native WebSocket protocol; sseconn.c: plain
- * OpenAI chat completions over HTTP/1.1 SSE: to the mock (the no-gateway baseline), to sluice's
- * HTTP API or to another gateway) plug in through
- * struct lg_proto_ops; this file owns sockets, ramp, scheduling and accounting.
+ * The connection protocols (wsconn.c: WebSocket, carrying sluice's native protocol or, through
+ * dialect.c, Socket.IO and the seed frontends' dialects; sseconn.c: plain OpenAI chat
+ * completions over HTTP/1.1 SSE: to the mock (the no-gateway baseline), to sluice's HTTP API
+ * or to another gateway) plug in through struct lg_proto_ops; this file owns sockets, ramp,
+ * scheduling and accounting.
  */
 #ifndef LG_WORKER_H
 #define LG_WORKER_H
@@ -44,7 +45,10 @@
 #include "upstream/sse.h"
 #include "verify.h"
 
+/* LG_MODE_NATIVE: over WebSocket (the native protocol, or cfg->dialect's). */
 enum lg_mode { LG_MODE_NATIVE, LG_MODE_SSE };
+
+struct lg_dialect; /* dialect.h */
 enum lg_auth { LG_AUTH_QUERY, LG_AUTH_HEADER, LG_AUTH_MESSAGE, LG_AUTH_NONE };
 
 /* The run's settings, shared read-only by every worker. */
@@ -67,9 +71,14 @@ struct lg_config {
     const char *jwt_secret; /* non-NULL: each connection mints its own HS256 JWT, sub
                                jwt_sub + its index, and keeps it across a reconnect */
     const char *jwt_sub;
+    const struct lg_dialect *dialect; /* NULL: sluice's native protocol (or SSE) */
+    /* Socket.IO: the namespace as packets name it ("/ai," or "" for "/"). */
+    struct sl_buf sio_nsp;
+    bool chat_id; /* a request carries the stream's number (else the server names streams) */
     /* Prebuilt bytes. Native: the upgrade request is `hs_path`, the token percent-encoded
      * (auth=query: `hs_path` ends with "?token=" or "&token="), then `hs_rest` (the request
      * line's end and the fixed headers); `chat_head` + id + `chat_tail` is a chat message.
+     * Dialects: the same, in the dialect's request (without a number unless chat_id).
      * SSE: `request` is one whole HTTP request, sent as is for every stream. */
     struct sl_buf hs_path, hs_rest, chat_head, chat_tail, request;
 };
@@ -113,8 +122,10 @@ struct lg_slot {
      * `classify` until its first live token (stamped after the resume was sent). */
     bool resume_wait, classify, replay_seen;
     uint8_t epoch_len; /* 0: no `start` seen */
+    uint8_t sid_len;   /* dialects whose server names the streams: 0 until it did */
     uint64_t t_resume_us;
     char epoch[LG_EPOCH_MAX];
+    char sid[LG_EPOCH_MAX]; /* the server's name of the stream (stream, ws-chat dialects) */
     struct lg_verify verify;
 };
 
@@ -181,6 +192,11 @@ struct lg_proto_ops {
 };
 
 extern const struct lg_proto_ops lg_wsconn_ops;
+/* wsconn.c, for dialect.c: queues one text message; handles one native protocol message;
+ * the connection's token (NULL for none). */
+void lg_ws_send_text(struct lg_conn *c, const char *p, size_t n);
+void lg_ws_native_message(struct lg_conn *c, const char *msg, size_t len);
+const char *lg_ws_token(struct lg_conn *c);
 extern const struct lg_proto_ops lg_sseconn_ops;
 
 struct lg_worker {

@@ -1,5 +1,6 @@
 /*
- * sluice's native protocol over WebSocket, client side (lg_wsconn_ops).
+ * WebSocket, client side (lg_wsconn_ops), carrying sluice's native protocol or a dialect's
+ * messages (dialect.c: Socket.IO, ws-chat).
  *
  * The upgrade handshake is written and checked here (status 101 and the
  * Sec-WebSocket-Accept of our key); frames go through wslay's event API in client mode,
@@ -24,6 +25,7 @@
 #include "base/alloc.h"
 #include "base/jsonw.h"
 #include "base/util.h"
+#include "dialect.h"
 #include "scan.h"
 #include "worker.h"
 
@@ -230,6 +232,16 @@ inflate_msg(struct lg_conn *c, const uint8_t *in, size_t len)
     return 0;
 }
 
+void
+lg_ws_native_message(struct lg_conn *c, const char *msg, size_t len)
+{
+    struct lg_delta d;
+    if (lg_scan_native_delta(msg, len, &d))
+        on_delta(c, d.id, d.seq, d.text, d.tool);
+    else
+        on_other(c, msg, len);
+}
+
 static void
 on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
@@ -249,11 +261,10 @@ on_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg 
             msg = sl_buf_ptr(&c->u.ws.plain);
             len = sl_buf_len(&c->u.ws.plain);
         }
-        struct lg_delta d;
-        if (lg_scan_native_delta(msg, len, &d))
-            on_delta(c, d.id, d.seq, d.text, d.tool);
+        if (c->w->cfg->dialect)
+            lg_dialect_text(c, msg, len);
         else
-            on_other(c, msg, len);
+            lg_ws_native_message(c, msg, len);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         if (c->state != LG_CONN_CLOSING) {
             char code[32];
@@ -289,9 +300,11 @@ ws_pump(struct lg_conn *c)
         lg_conn_close(c);
 }
 
-static void
-queue_text(struct lg_conn *c, const char *p, size_t n)
+void
+lg_ws_send_text(struct lg_conn *c, const char *p, size_t n)
 {
+    if (c->state == LG_CONN_CLOSED || c->u.ws.ctx == NULL)
+        return;
     struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)p, n};
     if (wslay_event_queue_msg(c->u.ws.ctx, &m) != 0) {
         lg_conn_fail(c, "WS_QUEUE");
@@ -340,8 +353,8 @@ mint_jwt(const char *secret, const char *prefix, uint32_t index)
 
 /* The connection's token: the run's, or its own JWT, minted once so that a reconnect
  * after a cut authenticates as the same user with the same token. */
-static const char *
-conn_token(struct lg_conn *c)
+const char *
+lg_ws_token(struct lg_conn *c)
 {
     const struct lg_config *cfg = c->w->cfg;
     if (cfg->jwt_secret == NULL)
@@ -358,7 +371,7 @@ static void
 ws_connected(struct lg_conn *c)
 {
     const struct lg_config *cfg = c->w->cfg;
-    const char *token = conn_token(c);
+    const char *token = lg_ws_token(c);
     uint8_t raw[16];
     uint64_t r1 = lg_worker_rand(c->w), r2 = lg_worker_rand(c->w);
     memcpy(raw, &r1, 8);
@@ -492,13 +505,15 @@ ws_read(struct lg_conn *c, const char *p, size_t n)
      * The bytes of p past the head are those of hs past it. */
     size_t rest = sl_buf_len(hs) - head_len;
     const char *tail = p + (n - rest);
-    const char *token = conn_token(c);
-    if (token && c->w->cfg->auth == LG_AUTH_MESSAGE) {
+    const char *token = lg_ws_token(c);
+    const struct lg_dialect *dl = c->w->cfg->dialect;
+    /* Over Socket.IO the token goes in the namespace's CONNECT (dialect.c). */
+    if (token && c->w->cfg->auth == LG_AUTH_MESSAGE && (dl == NULL || !lg_dialect_sio(dl))) {
         struct sl_buf am = SL_BUF_INIT;
         SL_JSONW_LIT(&am, "{\"type\":\"auth\",\"token\":");
         sl_jsonw_cstr(&am, token);
         sl_buf_append_byte(&am, '}');
-        queue_text(c, sl_buf_ptr(&am), sl_buf_len(&am));
+        lg_ws_send_text(c, sl_buf_ptr(&am), sl_buf_len(&am));
         sl_buf_free(&am);
         if (c->state == LG_CONN_CLOSED)
             return;
@@ -518,7 +533,7 @@ ws_start_stream(struct lg_conn *c, struct lg_slot *s)
     struct sl_buf b = SL_BUF_INIT;
     size_t hl = sl_buf_len(&cfg->chat_head), tl = sl_buf_len(&cfg->chat_tail);
     char num[16];
-    int nl = snprintf(num, sizeof(num), "%u", s->n);
+    int nl = cfg->chat_id ? snprintf(num, sizeof(num), "%u", s->n) : 0;
     size_t total = hl + (size_t)nl + tl;
     const char *p = msg;
     if (total <= sizeof(msg)) {
@@ -531,7 +546,7 @@ ws_start_stream(struct lg_conn *c, struct lg_slot *s)
         sl_buf_append(&b, sl_buf_ptr(&cfg->chat_tail), tl);
         p = sl_buf_ptr(&b);
     }
-    queue_text(c, p, total);
+    lg_ws_send_text(c, p, total);
     sl_buf_free(&b);
 }
 
@@ -547,7 +562,7 @@ ws_resume_stream(struct lg_conn *c, struct lg_slot *s)
         sl_jsonw_str(&b, s->epoch, s->epoch_len);
     }
     sl_buf_append_byte(&b, '}');
-    queue_text(c, sl_buf_ptr(&b), sl_buf_len(&b));
+    lg_ws_send_text(c, sl_buf_ptr(&b), sl_buf_len(&b));
     sl_buf_free(&b);
 }
 

@@ -1,6 +1,7 @@
 #include "base/jsonw.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,39 @@ utf8_char_len(const uint8_t *p, size_t n)
     return len;
 }
 
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Whether any byte of w is one that `special` marks: below 0x20, '"', '\\', DEL or 0x80 and
+ * up. Each test is the classic "has a zero byte" (or "a byte less than") word trick, exact
+ * as a yes/no for the word. */
+static inline bool
+special8(uint64_t w)
+{
+    uint64_t lt20 = (w - ONES * 0x20) & ~w;
+    uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\'), del = w ^ (ONES * 0x7F);
+    uint64_t eq = ((q - ONES) & ~q) | ((bs - ONES) & ~bs) | ((del - ONES) & ~del);
+    return ((w | lt20 | eq) & HIGHS) != 0;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* The offset of the first byte of p[0..16) that `special` marks, or 16. A signed compare
+ * below 0x20 catches the controls and every byte from 0x80 (negative as signed) at once. */
+static inline unsigned
+special16(const uint8_t *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))),
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')),
+                     _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F))));
+    unsigned m = (unsigned)_mm_movemask_epi8(hit);
+    return m ? (unsigned)__builtin_ctz(m) : 16;
+}
+#endif
+
 void
 sl_jsonw_escape(struct sl_buf *b, const char *s, size_t n)
 {
@@ -44,6 +78,30 @@ sl_jsonw_escape(struct sl_buf *b, const char *s, size_t n)
     size_t i = 0, run = 0;
 
     while (i < n) {
+        /* Text is mostly plain: sixteen bytes at a time (SSE2), else eight, or a short
+         * tail in one go, until one holds something to escape. Every token's text and
+         * every id and name of every event goes through here, and ws-chat's whole answer
+         * so far with every token. */
+#if defined(__SSE2__)
+        if (n - i >= 16) {
+            unsigned at = special16(p + i);
+            i += at;
+            if (at == 16)
+                continue;
+        } else
+#endif
+        {
+            size_t k = n - i < 8 ? n - i : 8;
+            uint64_t w = ONES * 'a'; /* a short tail, padded with plain bytes */
+            if (k == 8)
+                memcpy(&w, p + i, 8);
+            else
+                memcpy(&w, p + i, k);
+            if (!special8(w)) {
+                i += k;
+                continue;
+            }
+        }
         uint8_t c = p[i];
         if (!special[c]) {
             i++;

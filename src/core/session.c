@@ -96,10 +96,10 @@ struct sl_session {
     bool behind;  /* the client fell behind and was told (the dialect's backpressure event) */
     struct sl_list waiting; /* chats waiting their turn (SL_PROTO_ONE_AT_A_TIME) */
     unsigned nwaiting;
-    bool anonymous; /* the identity is anon:<address> (a namespace without auth) */
+    bool anonymous;       /* the identity is anon:<address> (a namespace without auth) */
     char *const *allowed; /* models (or agents) a request may use; NULL: any */
     size_t nallowed;
-    void *t;        /* the transport; NULL when detached */
+    void *t; /* the transport; NULL when detached */
     const struct sl_transport_ops *tops;
     struct sl_timeq_node tnode; /* auth timeout, heartbeat or resume window */
     struct sl_list link;        /* in ss->all */
@@ -112,9 +112,9 @@ struct sl_session {
     char rid[SL_SESSION_ID_LEN + 1];  /* recovery id: how a later connection names this one */
     bool registered;                  /* rid is in the sessions' directory */
     unsigned next_idx;
-    uint8_t takeover;        /* what a take-over under way answers: TAKEOVER_* */
-    uint64_t list_token;     /* a take-over's list request to another worker, or 0 */
-    char *takeover_offset;   /* the recovery offset it applies, or NULL */
+    uint8_t takeover;      /* what a take-over under way answers: TAKEOVER_* */
+    uint64_t list_token;   /* a take-over's list request to another worker, or 0 */
+    char *takeover_offset; /* the recovery offset it applies, or NULL */
     char previous[SL_SESSION_ID_LEN + 1];
     uint8_t state;
     uint8_t kind;
@@ -305,6 +305,17 @@ queued(const struct sl_session *s)
  * Messages reach the client in order, so the last offset a client received says how far
  * it got in every stream; a recovery replays each from there.
  */
+/* Writes v in decimal backwards, ending just before `end`; returns where it starts. */
+static char *
+udec_back(char *end, unsigned v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
 static const char *
 offset_of(struct sl_session *s, char *buf, size_t cap)
 {
@@ -314,10 +325,19 @@ offset_of(struct sl_session *s, char *buf, size_t cap)
         struct sub *b = SL_CONTAINER_OF(l, struct sub, link);
         if (b->rendered == 0)
             continue;
-        int k = snprintf(buf + n, cap - n, "%s%u.%u", n ? "_" : "", b->idx, b->rendered);
-        if (k < 0 || (size_t)k >= cap - n)
+        /* "[_]<idx>.<rendered>" without snprintf: this runs for every event sent. */
+        char tmp[24], *end = tmp + sizeof(tmp);
+        char *p = udec_back(end, b->rendered);
+        *--p = '.';
+        p = udec_back(p, b->idx);
+        if (n)
+            *--p = '_';
+        size_t k = (size_t)(end - p);
+        if (k >= cap - n)
             break; /* more streams than an offset holds: those replay from their start */
-        n += (size_t)k;
+        memcpy(buf + n, p, k);
+        n += k;
+        buf[n] = '\0';
     }
     return n ? buf : "0";
 }
@@ -786,7 +806,9 @@ model_allowed(const struct sl_session *s, const struct sl_chat_req *req)
 {
     if (s->allowed == NULL || s->nallowed == 0)
         return true;
-    const char *want = req->model ? req->model : req->agent ? req->agent : s->ss->cfg->default_model;
+    const char *want = req->model   ? req->model
+                       : req->agent ? req->agent
+                                    : s->ss->cfg->default_model;
     for (size_t i = 0; i < s->nallowed; i++)
         if (strcmp(s->allowed[i], want) == 0)
             return true;
@@ -840,7 +862,9 @@ start_chat(struct sl_session *s, struct sl_command *cmd)
     if (!model_allowed(s, req)) {
         char msg[200];
         snprintf(msg, sizeof(msg), "model \"%.120s\" is not available here",
-                 req->model ? req->model : req->agent ? req->agent : cfg->default_model);
+                 req->model   ? req->model
+                 : req->agent ? req->agent
+                              : cfg->default_model);
         send_error(s, id, SL_ERR_UNKNOWN_MODEL, msg, -1);
         sl_chat_req_free(req);
         return;
@@ -1698,7 +1722,8 @@ list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry 
     unsigned n = 0;
     for (struct sl_list *l = p->subs.next; l != &p->subs && n < max; l = l->next) {
         struct sub *b = sub_of(l);
-        const char *epoch = b->ops == &local_ops ? sl_stream_epoch(b->src) : sl_rstream_epoch(b->src);
+        const char *epoch =
+            b->ops == &local_ops ? sl_stream_epoch(b->src) : sl_rstream_epoch(b->src);
         memset(&out[n], 0, sizeof(out[n]));
         snprintf(out[n].id, sizeof(out[n].id), "%s", b->ops->id(b->src));
         snprintf(out[n].epoch, sizeof(out[n].epoch), "%s", epoch ? epoch : "");

@@ -1,6 +1,8 @@
 #include "core/sio_session.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +32,16 @@ struct sl_sio_nsp_sessions {
     unsigned nprotos;
 };
 
-/* What a connection's handshake said, for its namespaces. */
+/* What a connection's handshake said, for its namespaces. Kept for the connection's life,
+ * so kept small (every idle Socket.IO client holds one): the address as it came, its text
+ * made only when an `auth: none` namespace names its user after it. */
 struct conn_info {
     char *token; /* ?token= or Bearer, or NULL */
-    char ip[80];
-    struct sockaddr_storage peer;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
     bool have_peer;
 };
 
@@ -45,8 +52,21 @@ struct sio_t {
     struct sl_session *session;
     bool accepted;
     bool refused; /* closed before the CONNECT was answered: refuse it */
-    char why[120];
+    char *why;    /* the reason, when refused (rare: not worth a buffer in every socket) */
 };
+
+/* The client's address without its port ("?" if unknown), as anon:<address> names it. */
+static void
+peer_ip(const struct conn_info *cc, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "?");
+    if (cc == NULL || !cc->have_peer)
+        return;
+    const void *a = cc->peer.sa.sa_family == AF_INET ? (const void *)&cc->peer.in.sin_addr
+                                                     : (const void *)&cc->peer.in6.sin6_addr;
+    if (inet_ntop(cc->peer.sa.sa_family, a, out, (socklen_t)outlen) == NULL)
+        snprintf(out, outlen, "?");
+}
 
 /* --- the transport ------------------------------------------------------------------------- */
 
@@ -68,7 +88,8 @@ t_close(void *tp, uint16_t code, const char *reason)
     if (!t->accepted) {
         /* Answered as a CONNECT_ERROR by whoever is deciding the CONNECT. */
         t->refused = true;
-        snprintf(t->why, sizeof(t->why), "%s", reason ? reason : "refused");
+        free(t->why);
+        t->why = sl_strdup(reason ? reason : "refused");
         return;
     }
     /* The whole Engine.IO connection: the client reconnects by itself (never a DISCONNECT). */
@@ -144,7 +165,9 @@ on_connect(void *ud, struct sl_sio_socket *s, const struct sl_sio_connect_info *
     memset(&id, 0, sizeof(id));
     bool anonymous = n->ns->auth == SL_NSP_AUTH_NONE;
     if (anonymous) {
-        snprintf(id.user, sizeof(id.user), "anon:%s", cc ? cc->ip : "?");
+        char ip[64];
+        peer_ip(cc, ip, sizeof(ip));
+        snprintf(id.user, sizeof(id.user), "anon:%s", ip);
         snprintf(id.method, sizeof(id.method), "none");
     } else {
         char *tok = token_of(ci, cc);
@@ -176,8 +199,9 @@ on_connect(void *ud, struct sl_sio_socket *s, const struct sl_sio_connect_info *
     t->session = sl_session_new(&w->sessions, n->protos, n->nprotos, SL_PK__COUNT, t, &ops);
     sl_session_allow_models(t->session, n->ns->models, n->ns->nmodels);
     if (!sl_session_identify(t->session, &id, anonymous)) {
-        refuse(s, t->refused ? t->why : "refused");
+        refuse(s, t->refused && t->why ? t->why : "refused");
         sl_session_transport_closed(t->session, 4001);
+        free(t->why);
         free(t);
         return;
     }
@@ -221,6 +245,7 @@ on_disconnect(void *ud, struct sl_sio_socket *s, const char *reason)
     (void)reason;
     struct sio_t *t = ud;
     sl_session_transport_closed(t->session, 1006);
+    free(t->why);
     free(t);
 }
 
@@ -263,14 +288,12 @@ void *
 sl_sio_sessions_conn_new(const struct sl_http_req *req, struct sl_conn *c)
 {
     struct conn_info *cc = sl_calloc(1, sizeof(*cc));
-    cc->have_peer = sl_conn_peer_addr(c, &cc->peer) == 0;
-    char peer[80];
-    sl_conn_peer(c, peer, sizeof(peer));
-    /* The address without its port: anon:<address> identities are per address. */
-    char *colon = strrchr(peer, ':');
-    if (colon)
-        *colon = '\0';
-    snprintf(cc->ip, sizeof(cc->ip), "%s", peer);
+    struct sockaddr_storage ss;
+    if (sl_conn_peer_addr(c, &ss) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+        memcpy(&cc->peer, &ss,
+               ss.ss_family == AF_INET ? sizeof(cc->peer.in) : sizeof(cc->peer.in6));
+        cc->have_peer = true;
+    }
     size_t cap = req->query.len + 1;
     char *buf = sl_malloc(cap);
     if (sl_http_query_param(req, "token", buf, cap) > 0) {

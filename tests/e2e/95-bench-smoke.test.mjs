@@ -349,3 +349,143 @@ describe('benchmark smoke: cut and resume (bench (e))', () => {
     assert.equal(res.report.verify.exact, 2);
   });
 });
+
+describe('benchmark smoke: Socket.IO and the seed dialects', () => {
+  let mock;
+  let s;
+  const token = jwt({ sub: 'dialects' });
+  const STAMPED = 'synth:tokens=25,ts=1';
+  const CHECKED = 'synth:tokens=30,ts=2';
+  before(async () => {
+    mock = await startMock();
+    s = await startSluice({
+      config: {
+        providers: {
+          mock: { kind: 'openai', base_url: `${mock.url}/v1`, api_key: 'x', default_model: 'stamped' },
+        },
+        models: {
+          stamped: { provider: 'mock', upstream_model: STAMPED },
+          checked: { provider: 'mock', upstream_model: CHECKED },
+        },
+        default_model: 'stamped', // ws-chat requests name no model
+        limits: { max_streams_per_connection: 4, messages_per_minute: 100000 },
+        // Engine.IO pings during every run: a load generator that did not answer them
+        // would see its connections closed (4008) half a second later.
+        socketio: { ping_interval: '250ms', ping_timeout: '500ms' },
+      },
+    });
+  });
+  after(async () => {
+    await s?.stop();
+    await mock?.stop();
+  });
+
+  const lastId = async () => (await mock.log()).reduce((m, r) => Math.max(m, r.id), 0);
+  const upstreamSince = async (since, scenario) =>
+    (await mock.log()).filter((e) => e.id > since && e.scenario === scenario);
+  const target = (d) => (d === 'ws-chat' ? `${s.wsUrl}/ws/chat` : `${s.wsUrl}/socket.io/`);
+  const NSP = { sluice: '/sluice', chat: '/', llm: '/', stream: '/stream', ai: '/ai' };
+
+  for (const d of ['sluice', 'chat', 'llm', 'stream', 'ai', 'ws-chat']) {
+    test(`--dialect ${d}: 4 connections x 3 streams (2 at once) delivered through sluice`, async () => {
+      const since = await lastId();
+      const model = d === 'ws-chat' ? [] : ['-m', 'stamped'];
+      const res = await loadgen(['-c', '4', '-s', '3', '-k', '2', ...model, '--expect-tokens', '25',
+        '--token', token, '--dialect', d, '--label', `dialect-${d}`, target(d)]);
+      assertClean(res);
+      const r = res.report;
+      assertShape(r);
+      assert.equal(r.mode, d === 'ws-chat' ? 'ws-chat' : 'socketio');
+      assert.equal(r.dialect, d);
+      assert.equal(r.namespace, NSP[d] ?? null);
+      assert.equal(r.connect.ok, 4);
+      assert.equal(r.connect.auth_ms.count, 4);
+      assert.equal(r.streams.ok, 12);
+      assert.equal(r.ttft_ms.count, 12);
+      // Every token counted came from the mock through sluice, stamped there.
+      assert.equal(r.tokens.total, 300);
+      assert.equal(r.tokens.stamped, 300);
+      assert.equal(r.latency_ms.count, 300);
+      const up = await upstreamSince(since, STAMPED);
+      assert.equal(up.length, 12);
+      assert.ok(up.every((e) => e.end === 'done' && e.tokens_sent === 25));
+    });
+  }
+
+  test('Socket.IO dialects: the text checked token by token, streams named by client and server', async () => {
+    // ai names its streams (streamId), stream lets sluice name them (sessionId): both keep
+    // two streams at once on a connection apart.
+    for (const d of ['ai', 'stream']) {
+      const res = await loadgen(['-c', '3', '-s', '2', '-k', '2', '-m', 'checked',
+        '--expect-tokens', '30', '--verify-text', '--token', token, '--dialect', d, target(d)]);
+      assertClean(res);
+      assert.deepEqual(res.report.verify, { streams: 6, exact: 6, tokens_lost: 0,
+        tokens_duplicated: 0, garbled: 0, extra: 0, seq_regressed: 0 }, d);
+    }
+  });
+
+  test('llm: --provider names the provider, whose default model answers', async () => {
+    const since = await lastId();
+    const res = await loadgen(['-c', '2', '-s', '1', '--provider', 'mock', '--expect-tokens', '25',
+      '--token', token, '--dialect', 'llm', target('llm')]);
+    assertClean(res);
+    assert.equal(res.report.tokens.total, 50);
+    assert.equal((await upstreamSince(since, STAMPED)).length, 2);
+  });
+
+  test('idle Socket.IO connections: joined, held through the server\'s pings, sampled', async () => {
+    const res = await loadgen(['-c', '10', '-s', '0', '--idle', '1500ms', '--token', token,
+      '--server-pid', String(s.proc.pid), '--dialect', 'sluice', target('sluice')]);
+    assertClean(res);
+    assert.equal(res.report.connect.ok, 10);
+    assert.equal(typeof res.report.server.rss_bytes_per_connection, 'number');
+  });
+
+  test('a wrong namespace is an error, with exit status 1', async () => {
+    const res = await loadgen(['-c', '3', '-s', '1', '-m', 'stamped', '--token', token,
+      '--dialect', 'chat', '--namespace', '/nope', target('chat')]);
+    assert.equal(res.code, 1);
+    assert.equal(res.report.ok, false);
+    assert.equal(res.report.connect.failed, 3);
+    assert.deepEqual(res.report.errors.by_code, { INVALID_NAMESPACE: 3 });
+  });
+
+  test('a dialect the namespace or path does not speak is an error, with exit status 1', async () => {
+    // Each ends at the first event the dialect cannot account for, not at the run's timeout.
+    const cases = [
+      ['--dialect', 'stream', '--namespace', '/ai', target('stream')], // ai:connected
+      ['--dialect', 'sluice', '--namespace', '/', target('sluice')], // chat:start
+      ['--dialect', 'chat', '--namespace', '/sluice', target('chat')], // ready
+      ['--dialect', 'ws-chat', `${s.wsUrl}/ws`], // the native protocol's ready
+    ];
+    for (const c of cases) {
+      const t0 = Date.now();
+      const res = await loadgen(['-c', '2', '-s', '1', '--token', token, ...c]);
+      assert.equal(res.code, 1, c.join(' '));
+      assert.equal(res.report.ok, false);
+      assert.deepEqual(res.report.errors.by_code, { UNEXPECTED_EVENT: 2 }, c.join(' '));
+      assert.match(res.stderr, /unexpected event/);
+      assert.ok(Date.now() - t0 < 40000, 'ended before the run timeout');
+    }
+  });
+
+  test('a refused token in the CONNECT is an error, with exit status 1', async () => {
+    const res = await loadgen(['-c', '2', '-s', '1', '--token', 'not-a-token', '--dialect', 'ai',
+      target('ai')]);
+    assert.equal(res.code, 1);
+    assert.deepEqual(res.report.errors.by_code, { AUTHENTICATION_FAILED: 2 });
+  });
+
+  test('an unknown dialect name, or an option the dialect cannot carry, is bad usage (status 2)', async () => {
+    for (const args of [['--dialect', 'bogus'], ['--dialect', 'ws-chat', '-m', 'stamped'],
+      ['--dialect', 'stream', '--max-tokens', '5'], ['--provider', 'mock'],
+      ['--dialect', 'chat', '--namespace', 'no-slash']]) {
+      const p = spawn(loadgenBin(), [...args, target('chat')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d) => { err += d; });
+      const code = await new Promise((r) => p.on('exit', r));
+      assert.equal(code, 2, args.join(' '));
+      assert.match(err, /sluice-loadgen: /, args.join(' '));
+    }
+  });
+});

@@ -52,6 +52,57 @@ Test(jsonw, escapes_controls_quotes_and_keeps_utf8)
                      "\"h\xc3\xa9llo \xf0\x9f\x98\x80\"");
 }
 
+/* Byte at a time, as the escape was before it learned to skip plain words. */
+static void
+escape_ref(struct sl_buf *b, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c == '"')
+            sl_buf_append_str(b, "\\\"");
+        else if (c == '\\')
+            sl_buf_append_str(b, "\\\\");
+        else if (c == '\n')
+            sl_buf_append_str(b, "\\n");
+        else if (c < 0x20 || c == 0x7f)
+            sl_buf_printf(b, "\\u%04x", c);
+        else
+            sl_buf_append_byte(b, (char)c);
+    }
+}
+
+Test(jsonw, special_bytes_found_at_every_position_of_a_word)
+{
+    /* One byte to escape (or a UTF-8 character) at each offset of a 40-byte plain text,
+     * across the eight-byte words the escape skips. */
+    const char *const specials[] = {"\"", "\\", "\n", "\x01", "\x1f", "\x7f"};
+    for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+        for (size_t at = 0; at < 40; at++) {
+            uint8_t in[40];
+            memset(in, 'a' + (int)(at % 26), sizeof(in));
+            in[at] = (uint8_t)specials[k][0];
+            for (size_t len = at + 1; len <= sizeof(in); len++) {
+                struct sl_buf got = SL_BUF_INIT, want = SL_BUF_INIT;
+                sl_jsonw_escape(&got, (const char *)in, len);
+                escape_ref(&want, in, len);
+                cr_assert_eq(sl_buf_len(&got), sl_buf_len(&want), "special %zu at %zu", k, at);
+                cr_assert_eq(memcmp(sl_buf_ptr(&got), sl_buf_ptr(&want), sl_buf_len(&got)), 0);
+                sl_buf_free(&got);
+                sl_buf_free(&want);
+            }
+        }
+    }
+    /* Bytes just outside the special ranges stay as they are, 0x20 and 0x7e included. */
+    const char edge[] = " !#[]~ !#[]~ !#[]~";
+    struct sl_buf b = SL_BUF_INIT;
+    sl_jsonw_escape(&b, edge, sizeof(edge) - 1);
+    cr_assert_eq(sl_buf_len(&b), sizeof(edge) - 1);
+    sl_buf_free(&b);
+    /* A UTF-8 character and an invalid byte after plain words. */
+    cr_assert_str_eq(jstr("0123456789abcdef\xc3\xa9\xff", 19),
+                     "\"0123456789abcdef\xc3\xa9\\ufffd\"");
+}
+
 Test(jsonw, replaces_invalid_utf8)
 {
     /* lone continuation, truncated 3-byte sequence, overlong, surrogate */

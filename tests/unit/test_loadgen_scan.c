@@ -1,7 +1,8 @@
 /*
  * Unit tests for the load generator's hot-path scanners (bench/loadgen/scan.c): latency
  * stamps in token text, sluice's native delta frames as src/proto/native.c renders them,
- * and OpenAI chunks as the mock sends them.
+ * OpenAI chunks as the mock sends them, members of the dialects' event objects and Socket.IO
+ * packets as sluice sends them.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -169,4 +170,122 @@ Test(loadgen_scan, error_name)
     char small[5];
     lg_scan_error_name(S(sluice), small, sizeof(small));
     cr_assert_str_eq(small, "UPST");
+}
+
+static bool
+val_is(const struct lg_jval *v, enum lg_jkind kind, const char *text)
+{
+    return v->kind == kind && v->v.len == strlen(text) && memcmp(v->v.ptr, text, v->v.len) == 0;
+}
+
+Test(loadgen_scan, members_found_in_one_pass)
+{
+    /* stream_chunk as the stream dialect renders it: nested and escaped values skipped. */
+    const char obj[] = "{\"sessionId\":\"s1-0ab\",\"meta\":{\"a\":[1,{\"b\":\"}\"}],\"c\":\"x\"},"
+                       "\"chunk\":\"say \\\"hi\\\" @12 \",\"tokensUsed\":7,\"estimatedCost\":0,"
+                       "\"agentRole\":null}";
+    const char *keys[4] = {"chunk", "sessionId", "tokensUsed", "agentRole"};
+    struct lg_jval v[4];
+    cr_assert_eq(lg_scan_members(S(obj), keys, 4, v), 4);
+    cr_assert(val_is(&v[0], LG_J_STRING, "say \\\"hi\\\" @12 "));
+    cr_assert(val_is(&v[1], LG_J_STRING, "s1-0ab"));
+    cr_assert(val_is(&v[2], LG_J_OTHER, "7"));
+    cr_assert(val_is(&v[3], LG_J_NULL, "null"));
+}
+
+Test(loadgen_scan, members_absent_and_nested_keys_ignored)
+{
+    /* A key inside a nested object or a string value is not a member. */
+    const char obj[] =
+        " { \"x\" : { \"content\" : \"no\" } , \"y\" : \"\\\"content\\\":\\\"no\" } ";
+    const char *keys[2] = {"content", "y"};
+    struct lg_jval v[2];
+    cr_assert_eq(lg_scan_members(S(obj), keys, 2, v), 1);
+    cr_assert_eq(v[0].kind, LG_J_NONE);
+    cr_assert_eq(v[1].kind, LG_J_STRING);
+    cr_assert_eq(lg_scan_members(S("{}"), keys, 2, v), 0);
+}
+
+Test(loadgen_scan, members_stop_once_found)
+{
+    /* What follows the last member wanted is not looked at (ws-chat's long texts). */
+    const char obj[] = "{\"type\":\"token\",\"token\":\"a\",\"partial_response\":\"unterminated";
+    const char *keys[1] = {"type"};
+    struct lg_jval v[1];
+    cr_assert_eq(lg_scan_members(S(obj), keys, 1, v), 1);
+    cr_assert(val_is(&v[0], LG_J_STRING, "token"));
+    const char *more[1] = {"stream_id"};
+    cr_assert_eq(lg_scan_members(S(obj), more, 1, v), -1);
+}
+
+Test(loadgen_scan, members_malformed)
+{
+    const char *keys[1] = {"a"};
+    struct lg_jval v[1];
+    cr_assert_eq(lg_scan_members(S("[1]"), keys, 1, v), -1);
+    cr_assert_eq(lg_scan_members(S("{\"b\":}"), keys, 1, v), -1);
+    cr_assert_eq(lg_scan_members(S("{\"b\" 1}"), keys, 1, v), -1);
+    cr_assert_eq(lg_scan_members(S("{\"b\":1 \"a\":2}"), keys, 1, v), -1);
+    cr_assert_eq(lg_scan_members(S("{\"b\":{\"c\":1}"), keys, 1, v), -1);
+    cr_assert_eq(lg_scan_members(S(""), keys, 1, v), -1);
+}
+
+static bool
+slice_is(struct sl_slice s, const char *text)
+{
+    return s.len == strlen(text) && memcmp(s.ptr, text, s.len) == 0;
+}
+
+Test(loadgen_scan, sio_event_with_offset)
+{
+    /* An event of namespace /ai with connection state recovery's offset. */
+    const char msg[] = "42/ai,[\"ai:token\",{\"streamId\":\"3\",\"data\":\"a\\\"]\"},\"1.4_2.9\"]";
+    struct lg_sio_packet p;
+    cr_assert_eq(lg_scan_sio_packet(S(msg), &p), 0);
+    cr_assert_eq(p.type, '2');
+    cr_assert(slice_is(p.nsp, "/ai"));
+    cr_assert(slice_is(p.event, "ai:token"));
+    cr_assert(slice_is(p.arg, "{\"streamId\":\"3\",\"data\":\"a\\\"]\"}"));
+}
+
+Test(loadgen_scan, sio_event_root_namespace_and_ack_id)
+{
+    struct lg_sio_packet p;
+    cr_assert_eq(lg_scan_sio_packet(S("42[\"chat:chunk\",{\"content\":\"x\"}]"), &p), 0);
+    cr_assert(slice_is(p.nsp, "/"));
+    cr_assert(slice_is(p.event, "chat:chunk"));
+    cr_assert(slice_is(p.arg, "{\"content\":\"x\"}"));
+    cr_assert_eq(lg_scan_sio_packet(S("42/x,12[\"e\",{}]"), &p), 0);
+    cr_assert(slice_is(p.nsp, "/x"));
+    cr_assert(slice_is(p.arg, "{}"));
+    /* No argument at all. */
+    cr_assert_eq(lg_scan_sio_packet(S("42[\"e\"]"), &p), 0);
+    cr_assert_eq(p.arg.len, 0);
+}
+
+Test(loadgen_scan, sio_other_packets)
+{
+    struct lg_sio_packet p;
+    cr_assert_eq(lg_scan_sio_packet(S("40/sluice,{\"sid\":\"a\",\"pid\":\"b\"}"), &p), 0);
+    cr_assert_eq(p.type, '0');
+    cr_assert(slice_is(p.nsp, "/sluice"));
+    cr_assert(slice_is(p.data, "{\"sid\":\"a\",\"pid\":\"b\"}"));
+    cr_assert_eq(lg_scan_sio_packet(S("44/nope,{\"message\":\"Invalid namespace\"}"), &p), 0);
+    cr_assert_eq(p.type, '4');
+    cr_assert(slice_is(p.data, "{\"message\":\"Invalid namespace\"}"));
+    cr_assert_eq(lg_scan_sio_packet(S("41"), &p), 0);
+    cr_assert_eq(p.type, '1');
+    cr_assert(slice_is(p.nsp, "/"));
+}
+
+Test(loadgen_scan, sio_malformed)
+{
+    struct lg_sio_packet p;
+    cr_assert_eq(lg_scan_sio_packet(S("2"), &p), -1);  /* an Engine.IO ping, not a message */
+    cr_assert_eq(lg_scan_sio_packet(S("47"), &p), -1); /* no such Socket.IO type */
+    cr_assert_eq(lg_scan_sio_packet(S("42[\"e\",1]"), &p), -1); /* not an object */
+    cr_assert_eq(lg_scan_sio_packet(S("42[\"e\",{}"), &p), -1); /* unterminated */
+    cr_assert_eq(lg_scan_sio_packet(S("42[\"e"), &p), -1);
+    cr_assert_eq(lg_scan_sio_packet(S("42{\"e\":1}"), &p), -1);
+    cr_assert_eq(lg_scan_sio_packet(S("42[\"e\",{},\"1.2]"), &p), -1);
 }

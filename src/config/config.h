@@ -64,7 +64,9 @@ struct sl_config_provider {
     uint64_t connect_timeout_ms;    /* default 10s */
     uint64_t first_byte_timeout_ms; /* default 60s */
     uint64_t idle_timeout_ms;       /* default 60s: max silence between chunks */
-    unsigned max_connections;       /* per host, default 64 */
+    unsigned max_connections;       /* per worker, default 1024 */
+    unsigned max_queued;            /* streams waiting for a connection, per worker, default 1024 */
+    unsigned min_idle;              /* idle connections kept warm per worker, default 0 */
     unsigned max_retries;           /* retries before the first token, default 2 */
     uint64_t retry_base_ms;         /* first backoff, default 250ms, jittered, doubled */
     bool tls_verify;                /* default true */
@@ -104,7 +106,7 @@ struct sl_config_namespace {
     char *name;      /* "/", "/stream": the key under socketio.namespaces */
     char **dialects; /* client dialects served there (DIALECTS.md) */
     size_t ndialects;
-    int auth; /* enum sl_nsp_auth, default required */
+    int auth;      /* enum sl_nsp_auth, default required */
     char **models; /* allowed models or agents; none: any */
     size_t nmodels;
 };
@@ -182,9 +184,9 @@ struct sl_config {
         unsigned max_identities;           /* identities tracked at once, default 100000 */
         struct sl_config_tier *tiers;
         size_t ntiers;
-        uint64_t body_timeout_ms;            /* HTTP request body after its head, default 10s */
-        uint64_t send_timeout_ms;            /* queued output without progress: reset, 30s */
-        uint64_t max_queued_bytes;           /* reading stops above; 0: 2 x send_high_water */
+        uint64_t body_timeout_ms;  /* HTTP request body after its head, default 10s */
+        uint64_t send_timeout_ms;  /* queued output without progress: reset, 30s */
+        uint64_t max_queued_bytes; /* reading stops above; 0: 2 x send_high_water */
     } limits;
 
     struct {

@@ -515,8 +515,13 @@ attempt(struct sl_stream *s)
         s->overhead_ns += s->t_call - s->t_created;
     }
     s->call = s->route.ops->start(s->env.up, &p, &sink, s, &err);
-    if (s->call == NULL)
+    if (s->call == NULL) {
         attempt_failed(s, &err);
+    } else if (s->route.ops->queued && s->route.ops->queued(s->call)) {
+        /* The provider's connections are all busy on this worker: say so, and count it. */
+        sl_counter_add(&s->env.metrics->providers[s->route.provider_index].queued, 1);
+        progress(s, "queued", NULL);
+    }
 }
 
 struct sl_stream *

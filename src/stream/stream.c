@@ -45,6 +45,7 @@ struct sl_stream {
     uint32_t hash;
     struct sl_stream *hnext;       /* in the table's bucket */
     struct sl_list link;           /* in the table's list */
+    struct sl_list slink;          /* in the table's starting queue while it waits there */
     struct sl_timeq_node deadline; /* limits.stream_timeout */
     struct sl_journal journal;
 
@@ -242,6 +243,7 @@ static void
 destroy(struct sl_stream *s)
 {
     sl_timeq_disarm(&s->deadline);
+    sl_list_unlink(&s->slink);
     table_remove(s->env.table, s);
     if (s->env.dir)
         sl_directory_remove(s->env.dir, s->user, s->id, s->epoch);
@@ -258,6 +260,7 @@ destroy(struct sl_stream *s)
 static void
 stop_upstream(struct sl_stream *s)
 {
+    sl_list_unlink(&s->slink); /* not started yet: it never will be */
     if (s->call) {
         s->route.ops->cancel(s->call);
         s->call = NULL;
@@ -565,6 +568,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     struct sl_streams *t = env->table;
     sl_journal_init(&s->journal, &t->pool, t->journal_max_events, t->journal_max_bytes, t->retain);
     sl_timeq_node_init(&s->deadline);
+    sl_list_init(&s->slink);
     if (t->loop && t->stream_timeout.duration_ms > 0)
         sl_loop_arm(t->loop, &t->stream_timeout, &s->deadline);
 
@@ -647,6 +651,61 @@ sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t)
     s->input_est = final_usage(s).input_tokens; /* no usage yet: the estimate */
 }
 
+/*
+ * Fair admission. Starting a stream (building its request, handing it to curl, and curl
+ * opening its connection on the next turn) is the expensive part of a new stream; a burst
+ * of a thousand chats read in one loop turn would start them all in that turn, and the
+ * first stream's token would wait behind the setup of the last. So a worker spends at most
+ * START_BUDGET_NS of each loop turn starting streams (measured, so the number adapts to
+ * what a start costs); the rest wait, in order, in the table's starting queue for the next
+ * turns, while the tokens of the streams already running keep flowing in between.
+ */
+#define START_BUDGET_NS 1000000u
+
+static void run_starts(void *arg);
+
+/* Starts s now, charging its cost to this turn's budget. */
+static void
+start_timed(struct sl_streams *t, struct sl_stream *s)
+{
+    uint64_t t0 = sl_clock_ns();
+    attempt(s);
+    t->turn_spent_ns += sl_clock_ns() - t0;
+}
+
+/* Whether this loop turn has budget left for a start (a new turn gets a fresh one). */
+static bool
+budget_left(struct sl_streams *t)
+{
+    uint64_t turn = sl_loop_turn(t->loop);
+    if (turn != t->turn) {
+        t->turn = turn;
+        t->turn_spent_ns = 0;
+    }
+    return t->turn_spent_ns < START_BUDGET_NS;
+}
+
+static void
+arm_starts(struct sl_streams *t)
+{
+    if (!sl_list_empty(&t->starting))
+        sl_loop_soon(t->loop, run_starts, t);
+}
+
+/* A later iteration (before its I/O): the oldest waiting streams start, in budget. */
+static void
+run_starts(void *arg)
+{
+    struct sl_streams *t = arg;
+    while (!sl_list_empty(&t->starting) && budget_left(t)) {
+        struct sl_stream *s = SL_CONTAINER_OF(t->starting.next, struct sl_stream, slink);
+        sl_list_unlink(&s->slink);
+        start_timed(t, s);
+        settle(s);
+    }
+    arm_starts(t);
+}
+
 bool
 sl_stream_start(struct sl_stream *s)
 {
@@ -655,8 +714,27 @@ sl_stream_start(struct sl_stream *s)
     ev.u.start.model = s->route.model->name;
     ev.u.start.provider = s->route.provider->name;
     emit(s, &ev);
-    attempt(s);
+    if (s->state != ST_NEW)
+        return settle(s); /* the reader cancelled from inside the event */
+    struct sl_streams *t = s->env.table;
+    if (t->loop == NULL) {
+        attempt(s);
+    } else if (sl_list_empty(&t->starting) && budget_left(t)) {
+        start_timed(t, s);
+    } else {
+        sl_list_push_back(&t->starting, &s->slink);
+        arm_starts(t);
+    }
     return settle(s);
+}
+
+unsigned
+sl_streams_starting(const struct sl_streams *t)
+{
+    unsigned n = 0;
+    for (const struct sl_list *l = t->starting.next; l != &t->starting; l = l->next)
+        n++;
+    return n;
 }
 
 bool
@@ -778,6 +856,7 @@ sl_streams_init(struct sl_streams *t, const struct sl_config *cfg, struct sl_loo
     t->nbuckets = 64;
     t->buckets = sl_calloc(t->nbuckets, sizeof(*t->buckets));
     sl_list_init(&t->all);
+    sl_list_init(&t->starting);
     sl_jpool_init(&t->pool, POOL_MAX_FREE);
     t->journal_max_events = cfg->resume.max_events;
     t->journal_max_bytes = cfg->resume.max_bytes;

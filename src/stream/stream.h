@@ -177,12 +177,19 @@ struct sl_streams {
     bool retain;         /* resume.window > 0 */
     uint64_t high_water; /* limits.send_high_water */
     struct sl_list all;  /* every stream, oldest first (for shutdown) */
+    /* Fair admission (stream.c): streams waiting for their turn to start, oldest first. */
+    struct sl_list starting;
+    uint64_t turn;          /* the loop turn turn_spent_ns is for */
+    uint64_t turn_spent_ns; /* spent starting streams in that turn */
     struct sl_loop *loop;
     struct sl_timeq stream_timeout; /* limits.stream_timeout */
 };
 
 /* loop: for limits.stream_timeout (NULL: no time cap, as in unit tests). */
 void sl_streams_init(struct sl_streams *t, const struct sl_config *cfg, struct sl_loop *loop);
+
+/* Streams admitted and waiting for their turn to start (fair admission; for tests). */
+unsigned sl_streams_starting(const struct sl_streams *t);
 
 /* Every stream must have been freed. */
 void sl_streams_cleanup(struct sl_streams *t);

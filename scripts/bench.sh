@@ -23,6 +23,13 @@
 #       E_RATE is 20 tokens/s by default (20,000 tokens/s in all, which this 2-vCPU machine
 #       carries with sub-millisecond added latency, see (b)'s sweep): at 100 tokens/s the
 #       token path alone saturates it as (b) does, and the resume figures measure that.
+#   (f) a burst of new streams with the default provider configuration: F_CONNS
+#       connections, all up and idle first, then one chat each sent at the same moment
+#       (F_TOKENS tokens at F_RATE tokens/s); cold (a fresh sluice: every upstream
+#       connection opened in the burst) and warm (the same burst again: curl's cache has
+#       them), with 1 and 2 workers, beside the same burst straight at the mock. TTFT
+#       p10/p50/p99, token delay p99, failures, and sluice's CPU from the burst to the last
+#       first token per new stream.
 #
 # Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
 # of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c,e runs a subset;
@@ -60,7 +67,11 @@ E_CONNS=${E_CONNS:-1000}
 E_TOKENS=${E_TOKENS:-500}
 E_RATE=${E_RATE:-20}
 E_CUT=${E_CUT:-200}
-ONLY=${BENCH_ONLY:-a,b,c,e}
+F_CONNS=${F_CONNS:-1000}
+F_TOKENS=${F_TOKENS:-60}
+F_RATE=${F_RATE:-20}
+F_IDLE=${F_IDLE:-1s}
+ONLY=${BENCH_ONLY:-a,b,c,e,f}
 SWEEP=${BENCH_SWEEP:-}
 PERF=${BENCH_PERF:-0}
 PORTKEY=${BENCH_PORTKEY:-1}
@@ -110,6 +121,7 @@ SCEN_A="synth:tokens=$A_TOKENS,ts=1"
 SCEN_B="synth:tokens=$B_TOKENS,rate=$B_RATE,ts=1"
 # ts=2: "tok<i>@<µs> ", text the load generator can check token by token, and time.
 SCEN_E="synth:tokens=$E_TOKENS,rate=$E_RATE,ts=2"
+SCEN_F="synth:tokens=$F_TOKENS,rate=$F_RATE,ts=1"
 KEY="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
@@ -119,6 +131,13 @@ SLUICE_PID=
 SLUICE_URL=
 SLUICE_HTTP=
 SLUICE_METRICS=
+# The provider's settings beyond kind, URL and key: the benchmark's own (a wide pool, no
+# retries, long timeouts), or with PROVIDER_DEFAULTS=1 sluice's defaults, as shipped.
+provider_settings() {
+    [ "${PROVIDER_DEFAULTS:-0}" = 1 ] && return
+    printf '    %s\n' "max_connections: 10000" "max_retries: 0" "first_byte_timeout: 60s" \
+        "idle_timeout: 60s"
+}
 start_sluice() { # workers name [log level]
     local cfg="$OUT/sluice-$2.yaml"
     cat >"$cfg" <<EOF
@@ -142,14 +161,12 @@ providers:
     kind: openai
     base_url: "$MOCK_URL"
     api_key: x
-    max_connections: 10000
-    max_retries: 0
-    first_byte_timeout: 60s
-    idle_timeout: 60s
+$(provider_settings)
 models:
   bench-a: { provider: mock, upstream_model: "$SCEN_A" }
   bench-b: { provider: mock, upstream_model: "$SCEN_B" }
   bench-e: { provider: mock, upstream_model: "$SCEN_E" }
+  bench-f: { provider: mock, upstream_model: "$SCEN_F" }
   bench-warm: { provider: mock, upstream_model: "synth:tokens=1" }
 EOF
     "$SLUICE" -c "$cfg" >"$OUT/sluice-$2.out" 2>"$OUT/sluice-$2.err" &
@@ -355,8 +372,21 @@ if want e; then
     done
 fi
 
+if want f; then
+    for w in 1 2; do
+        PROVIDER_DEFAULTS=1 start_sluice "$w" "f$w" || exit 1
+        for phase in cold warm; do
+            run "f-$phase-sluice-w$w" -c "$F_CONNS" -s 1 -m bench-f --expect-tokens "$F_TOKENS" \
+                --idle "$F_IDLE" --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+        done
+        stop_sluice
+    done
+    run f-direct -c "$F_CONNS" -s 1 -m "$SCEN_F" --expect-tokens "$F_TOKENS" --idle "$F_IDLE" \
+        --server-pid "$MOCK_PID" "$MOCK_URL"
+fi
+
 # --- the table ---------------------------------------------------------------------------------
-jq -s '.' "$OUT"/[abce]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
+jq -s '.' "$OUT"/[abcef]-*.json >"$OUT/results.json" 2>/dev/null || echo '[]' >"$OUT/results.json"
 
 jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
       --arg B "$B_CONNS conn x $B_TOKENS tok @ $B_RATE/s" \
@@ -452,6 +482,52 @@ if [ -s "$OUT/table-e.tsv" ]; then
     echo "(e) $E_CONNS streams x $E_TOKENS tokens at $E_RATE tokens/s; every connection reset (TCP RST) at $E_CUT tokens per stream, reconnected and resumed"
     echo "    resume: \`resume\` sent to the first replayed token (stamped before it), over the streams that had one (replayed)"
     align "$OUT/table-e.tsv"
+fi
+
+# (f) in detail: the burst, beside the direct path.
+jq -r '
+  def f(x; d): if x == null then "-" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+  def hv(h; p; d): if (h.count // 0) == 0 then "-" else f(h[p]; d) end;
+  def errs(r): if r.errors == null then "no run"
+               elif r.errors.total == 0 then "0"
+               else (r.errors.by_code | to_entries | map("\(.key)=\(.value)") | join(",")) end;
+  def frow(path; r):
+    [path, "\(r.streams.ok // 0)/\(r.connections)", hv(r.ttft_ms; "p10"; 1), hv(r.ttft_ms; "p50"; 1),
+     hv(r.ttft_ms; "p99"; 1), hv(r.ttft_ms; "max"; 1), hv(r.latency_ms; "p50"; 2),
+     hv(r.latency_ms; "p99"; 2), f(r.server.firsts_wall_s // null; 3),
+     f(r.server.cpu_us_per_new_stream // null; 1), f(r.server.cpu_us_per_token // null; 2), errs(r)];
+  (map({key: .label, value: .}) | from_entries) as $r
+  | if ([$r | keys[] | select(startswith("f-"))] | length) == 0 then empty else
+    ( ["path", "streams ok", "TTFT p10", "p50", "p99", "max", "delay p50", "p99",
+       "all first by", "CPU µs/new", "CPU µs/tok", "errors"] ),
+    ( ["", "", "ms", "ms", "ms", "ms", "ms", "ms", "s", "stream", "server", ""] ),
+    ( $r | to_entries[] | select(.key | startswith("f-")) | frow(.key | ltrimstr("f-"); .value) )
+    | @tsv end' "$OUT/results.json" >"$OUT/table-f.tsv"
+if [ -s "$OUT/table-f.tsv" ]; then
+    echo
+    echo "(f) a burst: $F_CONNS streams x $F_TOKENS tokens at $F_RATE tokens/s, every chat sent at once, the default provider configuration"
+    echo "    CPU µs/new stream: sluice's CPU from the burst until every stream had its first token, per stream"
+    align "$OUT/table-f.tsv"
+    jq -r '
+      (map({key: .label, value: .}) | from_entries) as $r
+      | def v(x; d): if x == null then "n/a" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+        def verdict(ok): if ok == null then "n/a" elif ok then "met" else "NOT met" end;
+        ($r["f-direct"].ttft_ms.p50 // null) as $d50
+      | ($r["f-direct"].latency_ms.p99 // null) as $d99
+      | [$r | to_entries[] | select(.key | test("^f-.*sluice")) | .value] as $s
+      | if ($s | length) == 0 then empty else
+        ([$s[] | .ttft_ms.p50 // 1e9] | max) as $p50
+      | ([$s[] | .ttft_ms.p99 // 1e9] | max) as $p99
+      | ([$s[] | .latency_ms.p99 // 1e9] | max) as $l99
+      | ([$s[] | .server.cpu_us_per_new_stream // 1e9] | max) as $cpu
+      | ([$s[] | .errors.total // 1] | add) as $errs
+      | "targets (f), worst of the sluice runs:",
+        "  zero failures:                         \($errs)  \(verdict($errs == 0))",
+        "  TTFT p50 <= 2x direct:                 \(v($p50; 1)) ms vs \(v($d50; 1)) ms direct  \(verdict(if $d50 == null then null else $p50 <= 2 * $d50 end))",
+        "  TTFT p99 <= 150 ms:                    \(v($p99; 1)) ms  \(verdict($p99 <= 150))",
+        "  added token delay p99 <= 5 ms:         \(if $d99 == null then "n/a" else v($l99 - $d99; 2) end) ms  \(verdict(if $d99 == null then null else $l99 - $d99 <= 5 end))",
+        "  <= 100 CPU-µs per new stream:          \(v($cpu; 1))  \(verdict($cpu <= 100))"
+        end' "$OUT/results.json"
 fi
 
 echo

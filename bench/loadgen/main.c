@@ -623,7 +623,7 @@ raise_nofile(uint64_t need)
 /* --- phases ------------------------------------------------------------------------------ */
 
 struct totals {
-    uint64_t resolved, ready, failed, finished, streams_ok, streams_failed, tokens, errors;
+    uint64_t resolved, ready, failed, finished, streams_ok, streams_failed, tokens, errors, firsts;
     uint64_t cut_streams, resumes_answered;
     uint64_t last_end_us, last_resume_us;
     unsigned exited;
@@ -655,6 +655,7 @@ sum_progress(struct app *a, struct totals *t)
         t->streams_ok += atomic_load_explicit(&p->streams_ok, memory_order_relaxed);
         t->streams_failed += atomic_load_explicit(&p->streams_failed, memory_order_relaxed);
         t->tokens += atomic_load_explicit(&p->tokens, memory_order_relaxed);
+        t->firsts += atomic_load_explicit(&p->firsts, memory_order_relaxed);
         t->errors += atomic_load_explicit(&p->errors, memory_order_relaxed);
         t->cut_streams += atomic_load_explicit(&p->cut_streams, memory_order_relaxed);
         t->resumes_answered += atomic_load_explicit(&p->resumes_answered, memory_order_relaxed);
@@ -751,6 +752,13 @@ resumed_check(struct app *a, const struct totals *t)
 static void
 stream_tick(struct app *a, const struct totals *t, uint64_t now)
 {
+    /* Every stream of the first round has its first token (or failed): a burst's cost. */
+    if (!a->rep.srv_firsts.ok && a->rep.firsts_wall_s < 0 &&
+        t->firsts + t->streams_failed >= (uint64_t)a->cfg.connections * a->cfg.concurrency) {
+        lg_procstat_sample(a->opt.server_pid, &a->rep.srv_firsts);
+        a->rep.firsts = t->firsts;
+        a->rep.firsts_wall_s = (double)(now - a->t_stream) / 1e6;
+    }
     if (a->cut_pending) {
         bool due;
         if (a->opt.cut_after_ms > 0) {
@@ -979,6 +987,7 @@ setup(struct app *a)
         .cut_trigger = a->trigger,
         .cut_at_s = -1,
         .resumed_wall_s = -1,
+        .firsts_wall_s = -1,
         .srvm = a->have_srvm,
         .srvm_peak_per_stream = -1,
     };

@@ -95,10 +95,10 @@ struct sl_session {
     bool behind;  /* the client fell behind and was told (the dialect's backpressure event) */
     struct sl_list waiting; /* chats waiting their turn (SL_PROTO_ONE_AT_A_TIME) */
     unsigned nwaiting;
-    bool anonymous; /* the identity is anon:<address> (a namespace without auth) */
+    bool anonymous;       /* the identity is anon:<address> (a namespace without auth) */
     char *const *allowed; /* models (or agents) a request may use; NULL: any */
     size_t nallowed;
-    void *t;        /* the transport; NULL when detached */
+    void *t; /* the transport; NULL when detached */
     const struct sl_transport_ops *tops;
     struct sl_timeq_node tnode; /* auth timeout, heartbeat or resume window */
     struct sl_list link;        /* in ss->all */
@@ -111,9 +111,9 @@ struct sl_session {
     char rid[SL_SESSION_ID_LEN + 1];  /* recovery id: how a later connection names this one */
     bool registered;                  /* rid is in the sessions' directory */
     unsigned next_idx;
-    uint8_t takeover;        /* what a take-over under way answers: TAKEOVER_* */
-    uint64_t list_token;     /* a take-over's list request to another worker, or 0 */
-    char *takeover_offset;   /* the recovery offset it applies, or NULL */
+    uint8_t takeover;      /* what a take-over under way answers: TAKEOVER_* */
+    uint64_t list_token;   /* a take-over's list request to another worker, or 0 */
+    char *takeover_offset; /* the recovery offset it applies, or NULL */
     char previous[SL_SESSION_ID_LEN + 1];
     uint8_t state;
     uint8_t kind;
@@ -598,6 +598,17 @@ fell_behind(struct sl_session *s)
     s->proto->backpressure(&sink, queued(s), true);
 }
 
+static bool
+lazy_event(const struct sl_event *ev)
+{
+    if (ev->type == SL_EV_START)
+        return true;
+    if (ev->type != SL_EV_PROGRESS || ev->u.progress.step == NULL)
+        return false;
+    return strcmp(ev->u.progress.step, "connecting") == 0 ||
+           strcmp(ev->u.progress.step, "queued") == 0;
+}
+
 static void
 on_stream_event(void *rd, struct sl_stream *st, const struct sl_event *ev, uint32_t tokens)
 {
@@ -610,8 +621,19 @@ on_stream_event(void *rd, struct sl_stream *st, const struct sl_event *ev, uint3
         return;
     }
     struct sl_journal *j = sl_stream_journal(st);
-    if (!(b->skip_deltas && ev->type == SL_EV_DELTA))
+    if (!(b->skip_deltas && ev->type == SL_EV_DELTA)) {
+        /*
+         * A stream's start and its way to the provider are news the first token usually
+         * follows within milliseconds: they wait briefly to leave in the same write.
+         */
+        void *t = s->t;
+        bool lazy = s->tops->lazy != NULL && lazy_event(ev);
+        if (lazy)
+            s->tops->lazy(t, true);
         render(s, b, ev, tokens);
+        if (lazy && s->t == t)
+            s->tops->lazy(t, false);
+    }
     if (b->holding) {
         sl_journal_end(j, &b->cur); /* the terminal event: acknowledged once delivered */
         return;
@@ -781,7 +803,9 @@ model_allowed(const struct sl_session *s, const struct sl_chat_req *req)
 {
     if (s->allowed == NULL || s->nallowed == 0)
         return true;
-    const char *want = req->model ? req->model : req->agent ? req->agent : s->ss->cfg->default_model;
+    const char *want = req->model   ? req->model
+                       : req->agent ? req->agent
+                                    : s->ss->cfg->default_model;
     for (size_t i = 0; i < s->nallowed; i++)
         if (strcmp(s->allowed[i], want) == 0)
             return true;
@@ -835,7 +859,9 @@ start_chat(struct sl_session *s, struct sl_command *cmd)
     if (!model_allowed(s, req)) {
         char msg[200];
         snprintf(msg, sizeof(msg), "model \"%.120s\" is not available here",
-                 req->model ? req->model : req->agent ? req->agent : cfg->default_model);
+                 req->model   ? req->model
+                 : req->agent ? req->agent
+                              : cfg->default_model);
         send_error(s, id, SL_ERR_UNKNOWN_MODEL, msg, -1);
         sl_chat_req_free(req);
         return;
@@ -1691,7 +1717,8 @@ list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry 
     unsigned n = 0;
     for (struct sl_list *l = p->subs.next; l != &p->subs && n < max; l = l->next) {
         struct sub *b = sub_of(l);
-        const char *epoch = b->ops == &local_ops ? sl_stream_epoch(b->src) : sl_rstream_epoch(b->src);
+        const char *epoch =
+            b->ops == &local_ops ? sl_stream_epoch(b->src) : sl_rstream_epoch(b->src);
         memset(&out[n], 0, sizeof(out[n]));
         snprintf(out[n].id, sizeof(out[n].id), "%s", b->ops->id(b->src));
         snprintf(out[n].epoch, sizeof(out[n].epoch), "%s", epoch ? epoch : "");

@@ -664,12 +664,28 @@ sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t)
 
 static void run_starts(void *arg);
 
+/*
+ * The `start` event, then the first attempt. A stream that waited for its turn says
+ * `start` only now, so that the client gets it with `connecting` in one write.
+ */
+static void
+begin(struct sl_stream *s)
+{
+    struct sl_event ev = {.type = SL_EV_START};
+    ev.u.start.epoch = s->epoch;
+    ev.u.start.model = s->route.model->name;
+    ev.u.start.provider = s->route.provider->name;
+    emit(s, &ev);
+    if (s->state == ST_NEW) /* else the reader cancelled from inside the event */
+        attempt(s);
+}
+
 /* Starts s now, charging its cost to this turn's budget. */
 static void
 start_timed(struct sl_streams *t, struct sl_stream *s)
 {
     uint64_t t0 = sl_clock_ns();
-    attempt(s);
+    begin(s);
     t->turn_spent_ns += sl_clock_ns() - t0;
 }
 
@@ -709,16 +725,9 @@ run_starts(void *arg)
 bool
 sl_stream_start(struct sl_stream *s)
 {
-    struct sl_event ev = {.type = SL_EV_START};
-    ev.u.start.epoch = s->epoch;
-    ev.u.start.model = s->route.model->name;
-    ev.u.start.provider = s->route.provider->name;
-    emit(s, &ev);
-    if (s->state != ST_NEW)
-        return settle(s); /* the reader cancelled from inside the event */
     struct sl_streams *t = s->env.table;
     if (t->loop == NULL) {
-        attempt(s);
+        begin(s);
     } else if (sl_list_empty(&t->starting) && budget_left(t)) {
         start_timed(t, s);
     } else {

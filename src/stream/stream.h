@@ -124,7 +124,11 @@ void sl_stream_release(struct sl_stream *s);
  */
 void sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t);
 
-/* Emits start and calls the provider. Returns false if the stream was freed. */
+/*
+ * Emits start and calls the provider, now or, past this loop turn's budget for starting
+ * streams (fair admission, stream.c), on a later iteration in arrival order (then `start`
+ * is emitted then). Returns false if the stream was freed.
+ */
 bool sl_stream_start(struct sl_stream *s);
 
 /*

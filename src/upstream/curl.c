@@ -59,6 +59,7 @@ struct sl_curl_pool {
     struct sl_list link; /* in g->pools */
     struct sl_curl *g;
     unsigned max_connections; /* the configured cap, in connections */
+    unsigned min_idle;        /* as configured (the gate's is 1 over HTTP/2) */
     bool h2_learned;          /* the cap follows what a response told (HTTP/2 or not) */
     char *warm_url;
     long connect_timeout_ms;
@@ -484,8 +485,10 @@ learn_version(struct sl_curl_xfer *x)
     if (curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &v) != CURLE_OK || v == 0)
         return;
     p->h2_learned = true;
-    sl_gate_set_cap(&p->gate, v >= CURL_HTTP_VERSION_2_0 ? p->max_connections * H2_STREAMS_PER_CONN
-                                                         : p->max_connections);
+    bool h2 = v >= CURL_HTTP_VERSION_2_0;
+    sl_gate_set_cap(&p->gate, h2 ? p->max_connections * H2_STREAMS_PER_CONN : p->max_connections);
+    /* One HTTP/2 connection carries every stream: more idle ones would never fill up. */
+    p->gate.min_idle = h2 && p->min_idle > 0 ? 1 : p->min_idle;
     /* A wider cap frees slots for whoever waits (outside curl: on the pending pass). */
 }
 
@@ -756,8 +759,9 @@ sl_curl_pool_new(struct sl_curl *g, const struct sl_curl_pool_cfg *cfg)
     p->max_connections = cfg->max_connections ? cfg->max_connections : 1;
     bool tls = strncmp(cfg->base_url, "https:", 6) == 0;
     /* curl asks for HTTP/2 over TLS only (CURL_HTTP_VERSION_2TLS): http:// is HTTP/1.1. */
+    p->min_idle = cfg->min_idle;
     sl_gate_init(&p->gate, tls ? p->max_connections * H2_STREAMS_PER_CONN : p->max_connections,
-                 cfg->max_queued, cfg->min_idle);
+                 cfg->max_queued, tls && cfg->min_idle > 0 ? 1 : cfg->min_idle);
     p->h2_learned = !tls;
     p->warm_url = sl_strdup(cfg->base_url);
     p->connect_timeout_ms = (long)cfg->connect_timeout_ms;

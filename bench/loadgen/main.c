@@ -749,16 +749,25 @@ resumed_check(struct app *a, const struct totals *t)
 }
 
 /* During the stream phase: the cut when its moment comes, and the /metrics samples. */
+/*
+ * Every stream of the first round has its first token (or failed), or (all) the streams
+ * ended before a tick saw that: the server's CPU since the streams started is a burst's.
+ */
+static void
+sample_firsts(struct app *a, const struct totals *t, uint64_t now, bool all)
+{
+    if (a->rep.firsts_wall_s >= 0 ||
+        (!all && t->firsts + t->streams_failed < (uint64_t)a->cfg.connections * a->cfg.concurrency))
+        return;
+    lg_procstat_sample(a->opt.server_pid, &a->rep.srv_firsts);
+    a->rep.firsts = t->firsts;
+    a->rep.firsts_wall_s = (double)(now - a->t_stream) / 1e6;
+}
+
 static void
 stream_tick(struct app *a, const struct totals *t, uint64_t now)
 {
-    /* Every stream of the first round has its first token (or failed): a burst's cost. */
-    if (!a->rep.srv_firsts.ok && a->rep.firsts_wall_s < 0 &&
-        t->firsts + t->streams_failed >= (uint64_t)a->cfg.connections * a->cfg.concurrency) {
-        lg_procstat_sample(a->opt.server_pid, &a->rep.srv_firsts);
-        a->rep.firsts = t->firsts;
-        a->rep.firsts_wall_s = (double)(now - a->t_stream) / 1e6;
-    }
+    sample_firsts(a, t, now, false);
     if (a->cut_pending) {
         bool due;
         if (a->opt.cut_after_ms > 0) {
@@ -852,6 +861,7 @@ on_tick(uv_timer_t *h)
             return;
         }
         resumed_check(a, &t);
+        sample_firsts(a, &t, now, true);
         lg_procstat_sample(a->opt.server_pid, &a->rep.srv_end);
         if (a->have_srvm)
             sample_metrics(a, now, false, &a->rep.srvm_end);

@@ -132,10 +132,12 @@ SLUICE_URL=
 SLUICE_HTTP=
 SLUICE_METRICS=
 # The provider's settings beyond kind, URL and key: the benchmark's own (a wide pool, no
-# retries, long timeouts), or with PROVIDER_DEFAULTS=1 sluice's defaults, as shipped.
+# retries, long timeouts), or with PROVIDER_DEFAULTS=1 sluice's defaults, as shipped. The
+# pool is 5,000 per worker (every (b) stream on one worker), not more: the descriptors for
+# it are reserved at start, and 10,000 per worker did not fit a 20,000 file limit.
 provider_settings() {
     [ "${PROVIDER_DEFAULTS:-0}" = 1 ] && return
-    printf '    %s\n' "max_connections: 10000" "max_retries: 0" "first_byte_timeout: 60s" \
+    printf '    %s\n' "max_connections: 5000" "max_retries: 0" "first_byte_timeout: 60s" \
         "idle_timeout: 60s"
 }
 start_sluice() { # workers name [log level]

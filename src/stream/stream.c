@@ -44,6 +44,7 @@ struct sl_stream {
     bool finished;   /* ended and fully consumed, or released: free when in_emit clears */
     uint32_t hash;
     struct sl_stream *hnext;       /* in the table's bucket */
+    struct sl_stream **hprev;      /* what points to it there (removal without a walk) */
     struct sl_list link;           /* in the table's list */
     struct sl_list slink;          /* in the table's starting queue while it waits there */
     struct sl_timeq_node deadline; /* limits.stream_timeout */
@@ -89,6 +90,7 @@ static void table_remove(struct sl_streams *t, struct sl_stream *s);
 static void destroy(struct sl_stream *s);
 static uint32_t key_hash(const char *user, const char *id);
 static void grow(struct sl_streams *t);
+static void bucket_push(struct sl_stream **head, struct sl_stream *s);
 
 /* --- helpers ---------------------------------------------------------------------- */
 
@@ -600,8 +602,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     if (t->count + 1 > t->nbuckets)
         grow(t);
     size_t b = s->hash & (t->nbuckets - 1);
-    s->hnext = t->buckets[b];
-    t->buckets[b] = s;
+    bucket_push(&t->buckets[b], s);
     t->count++;
     sl_list_push_back(&t->all, &s->link);
     if (env->dir)
@@ -897,6 +898,16 @@ key_hash(const char *user, const char *id)
 }
 
 static void
+bucket_push(struct sl_stream **head, struct sl_stream *s)
+{
+    s->hnext = *head;
+    if (*head)
+        (*head)->hprev = &s->hnext;
+    *head = s;
+    s->hprev = head;
+}
+
+static void
 grow(struct sl_streams *t)
 {
     size_t n = t->nbuckets * 2;
@@ -905,9 +916,7 @@ grow(struct sl_streams *t)
         struct sl_stream *s = t->buckets[i];
         while (s) {
             struct sl_stream *next = s->hnext;
-            size_t b = s->hash & (n - 1);
-            s->hnext = nb[b];
-            nb[b] = s;
+            bucket_push(&nb[s->hash & (n - 1)], s);
             s = next;
         }
     }
@@ -916,14 +925,17 @@ grow(struct sl_streams *t)
     t->nbuckets = n;
 }
 
+/*
+ * Out of its bucket in O(1): the streams of one API key whose clients all say id "1" share
+ * a bucket, and a burst's ends would each walk it.
+ */
 static void
 table_remove(struct sl_streams *t, struct sl_stream *s)
 {
-    struct sl_stream **pp = &t->buckets[s->hash & (t->nbuckets - 1)];
-    while (*pp && *pp != s)
-        pp = &(*pp)->hnext;
-    sl_assert(*pp == s);
-    *pp = s->hnext;
+    sl_assert(*s->hprev == s);
+    *s->hprev = s->hnext;
+    if (s->hnext)
+        s->hnext->hprev = s->hprev;
     t->count--;
     sl_list_unlink(&s->link);
 }

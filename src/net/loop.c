@@ -25,7 +25,7 @@ struct sl_loop {
     uv_idle_t idle; /* active while sl_loop_soon() work is due */
     uv_async_t async;
     uint64_t timer_at; /* when the timer is due, UINT64_MAX if stopped */
-    uint64_t turn;     /* loop iterations so far (counted before each poll for I/O) */
+    uint64_t turn;     /* loop iterations so far (counted after each poll for I/O) */
 
     struct sl_timeq *timeqs[MAX_TIMEQS];
     size_t ntimeqs;
@@ -97,9 +97,7 @@ sl_loop_flush(struct sl_loop *l)
 static void
 on_prepare(uv_prepare_t *h)
 {
-    struct sl_loop *l = h->data;
-    l->turn++;
-    run_hooks(l);
+    run_hooks(h->data);
 }
 
 static void
@@ -142,7 +140,9 @@ sl_loop_turn(const struct sl_loop *l)
 static void
 on_check(uv_check_t *h)
 {
-    run_hooks(h->data);
+    struct sl_loop *l = h->data;
+    run_hooks(l);
+    l->turn++; /* the iteration's I/O is done: what follows is the next one's */
 }
 
 static void

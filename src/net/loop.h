@@ -48,9 +48,9 @@ void sl_loop_stop(struct sl_loop *l);
 uint64_t sl_loop_now(const struct sl_loop *l);
 
 /*
- * The number of the current loop iteration: it changes once per turn, just before the
- * loop polls for I/O, so what runs between two polls (I/O callbacks, then the next timers)
- * shares one number. For budgets per turn (fair admission, stream.c).
+ * The number of the current loop iteration: it changes once per turn, at its end (after
+ * the I/O callbacks), so the timers, idle work and I/O callbacks of one iteration share one
+ * number. For budgets per turn (fair admission, stream.c).
  */
 uint64_t sl_loop_turn(const struct sl_loop *l);
 

@@ -185,6 +185,8 @@ struct sl_streams {
     struct sl_list starting;
     uint64_t turn;          /* the loop turn turn_spent_ns is for */
     uint64_t turn_spent_ns; /* spent starting streams in that turn */
+    struct sl_upstream *up; /* the streams' (curl's setup time counts too) */
+    uint64_t setup_mark;    /* sl_upstream_setup_ns() when the turn began */
     struct sl_loop *loop;
     struct sl_timeq stream_timeout; /* limits.stream_timeout */
 };

@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/list.h"
+#include "base/util.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "upstream/gate.h"
@@ -49,6 +50,7 @@ struct sl_curl {
     uv_timer_t keepalive; /* runs while some pool keeps idle connections */
     bool closing;         /* sl_curl_free(): no promotion, no warm-up */
     unsigned closed;      /* of timer and keepalive, closed (see free_glue()) */
+    uint64_t timer_ns;    /* spent in curl's timer actions, in all (sl_curl_timer_ns) */
     CURL *spare[SPARE_EASY_MAX];
     unsigned nspare;
 };
@@ -578,10 +580,20 @@ on_poll(uv_poll_t *h, int status, int events)
     sl_loop_flush(g->loop);
 }
 
+/* curl's timer: mostly the setup of transfers added since (resolve, connect, send). */
 static void
 on_curl_timer(uv_timer_t *t)
 {
-    socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
+    struct sl_curl *g = t->data;
+    uint64_t t0 = sl_clock_ns();
+    socket_action(g, CURL_SOCKET_TIMEOUT, 0);
+    g->timer_ns += sl_clock_ns() - t0;
+}
+
+uint64_t
+sl_curl_timer_ns(const struct sl_curl *g)
+{
+    return g ? g->timer_ns : 0;
 }
 
 /* CURLMOPT_TIMERFUNCTION: -1 stops the timer; 0 means "soon", i.e. the next iteration. */

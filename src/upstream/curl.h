@@ -150,6 +150,13 @@ unsigned sl_curl_pool_open(const struct sl_curl_pool *p);
  */
 CURL *sl_curl_easy(struct sl_curl *g);
 
+/*
+ * Time spent in curl's timer actions since the glue was made (ns): where curl sets up the
+ * transfers added since the last one (connects, sends the request). Fair admission counts
+ * it as new-stream work.
+ */
+uint64_t sl_curl_timer_ns(const struct sl_curl *g);
+
 /* Transfers currently added (for tests and metrics). */
 unsigned sl_curl_active(const struct sl_curl *g);
 

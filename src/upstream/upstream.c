@@ -108,6 +108,12 @@ sl_upstream_queued(const struct sl_upstream *up, size_t provider)
     return up->pools ? sl_curl_pool_waiting(up->pools[provider]) : 0;
 }
 
+uint64_t
+sl_upstream_setup_ns(const struct sl_upstream *up)
+{
+    return up ? sl_curl_timer_ns(up->curl) : 0;
+}
+
 unsigned
 sl_upstream_connections(const struct sl_upstream *up, size_t provider)
 {

@@ -64,6 +64,9 @@ void sl_upstream_warm(struct sl_upstream *up);
 /* Streams of provider (its index) waiting for a connection on this worker now. */
 unsigned sl_upstream_queued(const struct sl_upstream *up, size_t provider);
 
+/* Time the worker's curl glue spent setting up transfers so far, ns (sl_curl_timer_ns). */
+uint64_t sl_upstream_setup_ns(const struct sl_upstream *up);
+
 /* Connections open to provider (its index) from this worker now. */
 unsigned sl_upstream_connections(const struct sl_upstream *up, size_t provider);
 

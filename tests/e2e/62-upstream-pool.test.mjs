@@ -105,6 +105,23 @@ describe('upstream connection pool', () => {
     assert.equal(metric(await metrics(s), 'sluice_upstream_queued_total', 'narrow'), 2);
   });
 
+  test('a queued stream cancelled while it waits never reaches the provider', async () => {
+    c.send({ type: 'chat', id: 'q1', model: 'slow', message: 'holds-the-connection' });
+    await c.next((m) => m.id === 'q1' && m.type === 'delta');
+    c.send({ type: 'chat', id: 'q2', model: 'slow', message: 'never-sent-upstream' });
+    await c.next((m) => m.id === 'q2' && m.type === 'progress' && m.step === 'queued');
+    c.send({ type: 'cancel', id: 'q2' });
+    const q2 = await c.collect('q2');
+    assert.equal(q2.at(-1).type, 'cancelled');
+    assert.equal(await until(s, 'sluice_upstream_queued', 'narrow', (v) => v === 0), 0);
+    assert.equal((await c.collect('q1')).at(-1).type, 'done');
+    // q1's end freed the connection: had q2 still waited, it would have been sent now.
+    c.send({ type: 'chat', id: 'q3', model: 'slow', message: 'after-the-cancel' });
+    assert.equal((await c.collect('q3')).at(-1).type, 'done');
+    const log = await mock.log();
+    assert.ok(!JSON.stringify(log).includes('never-sent-upstream'), 'the cancelled stream reached the mock');
+  });
+
   test('min_idle connections are open before any stream, and a stream uses one', async () => {
     // Two warm-up requests (GET of base_url, no credentials) reached the mock.
     const open = await until(s, 'sluice_upstream_connections', 'warm', (v) => v >= 2);

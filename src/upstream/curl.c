@@ -23,7 +23,7 @@
  * default is 118 s). The pool's keep-alive requests reuse idle connections well within it.
  */
 #define CONN_MAX_AGE_S 300L
-/* Between two keep-alive rounds of a pool with min_idle (see keepalive()). */
+/* Between two keep-alive rounds of a pool with min_idle (see on_keepalive()). */
 #define KEEPALIVE_MS 30000
 /* HTTP/2 streams assumed per connection when widening a pool's cap (see learn_version()). */
 #define H2_STREAMS_PER_CONN 100u
@@ -140,19 +140,20 @@ release(struct sl_curl_xfer *x, bool unfinished)
     g->active--;
     uv_timer_stop(&x->timer);
     struct sl_curl_pool *p = x->pool;
+    bool warm = x->warm;
     struct sl_list *next = NULL;
     if (x->waiting)
         sl_gate_forget(&p->gate, &x->qlink);
     else if (x->slot)
         next = sl_gate_leave(&p->gate);
-    if (x->warm)
+    if (warm)
         p->gate.warming--;
-    uv_close((uv_handle_t *)&x->timer, free_xfer);
+    uv_close((uv_handle_t *)&x->timer, free_xfer); /* x is not touched after this */
     if (p == NULL || g->closing)
         return;
     if (next != NULL)
         promote(SL_CONTAINER_OF(next, struct sl_curl_xfer, qlink));
-    else if (!x->warm)
+    else if (!warm)
         topup(p); /* a failed warm-up waits for the next keep-alive round */
 }
 

@@ -503,7 +503,8 @@ jq -r '
     ( ["path", "streams ok", "TTFT p10", "p50", "p99", "max", "delay p50", "p99",
        "all first by", "CPU µs/new", "CPU µs/tok", "errors"] ),
     ( ["", "", "ms", "ms", "ms", "ms", "ms", "ms", "s", "stream", "server", ""] ),
-    ( $r | to_entries[] | select(.key | startswith("f-")) | frow(.key | ltrimstr("f-"); .value) )
+    ( $r | to_entries | map(select(.key | startswith("f-"))) | sort_by(.key == "f-direct", .key)
+      | .[] | frow(.key | ltrimstr("f-"); .value) )
     | @tsv end' "$OUT/results.json" >"$OUT/table-f.tsv"
 if [ -s "$OUT/table-f.tsv" ]; then
     echo

@@ -39,6 +39,13 @@
 #       without context takeover; then G_IDLE idle connections per variant (RSS each).
 #       sluice CPU-µs per token and bytes on the wire per token (everything read from the
 #       socket, handshake included, over the tokens delivered).
+#   (h) a burst of new streams with the default provider configuration: H_CONNS
+#       connections, all up and idle first, then one chat each sent at the same moment
+#       (H_TOKENS tokens at H_RATE tokens/s); cold (a fresh sluice: every upstream
+#       connection opened in the burst) and warm (the same burst again: curl's cache has
+#       them), with 1 and 2 workers, beside the same burst straight at the mock. TTFT
+#       p10/p50/p99, token delay p99, failures, and sluice's CPU from the burst to the last
+#       first token per new stream.
 #
 # Environment: the variables above override the scenario sizes; BENCH_OUT is where the JSON
 # of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c,e runs a subset;
@@ -82,7 +89,11 @@ F_ROUNDS=${F_ROUNDS:-1}
 F_IDLE_CONNS=${F_IDLE_CONNS:-$C_CONNS}
 G_CONNS=${G_CONNS:-500}
 G_IDLE=${G_IDLE:-5000}
-ONLY=${BENCH_ONLY:-a,b,c,e,f,g}
+H_CONNS=${H_CONNS:-1000}
+H_TOKENS=${H_TOKENS:-60}
+H_RATE=${H_RATE:-20}
+H_IDLE=${H_IDLE:-1s}
+ONLY=${BENCH_ONLY:-a,b,c,e,f,g,h}
 SWEEP=${BENCH_SWEEP:-}
 PERF=${BENCH_PERF:-0}
 PORTKEY=${BENCH_PORTKEY:-1}
@@ -133,6 +144,7 @@ SCEN_B="synth:tokens=$B_TOKENS,rate=$B_RATE,ts=1"
 # ts=2: "tok<i>@<µs> ", text the load generator can check token by token, and time.
 SCEN_E="synth:tokens=$E_TOKENS,rate=$E_RATE,ts=2"
 SCEN_F=${F_SCENARIO:-"synth:tokens=$F_TOKENS,ts=1"}
+SCEN_H="synth:tokens=$H_TOKENS,rate=$H_RATE,ts=1"
 KEY="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 JWT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 KEY_SHA=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
@@ -164,6 +176,13 @@ SLUICE_HTTP=
 SLUICE_METRICS=
 SLUICE_SIO=
 SLUICE_WSCHAT=
+# The provider's settings beyond kind, URL and key: the benchmark's own (a wide pool, no
+# retries, long timeouts), or with PROVIDER_DEFAULTS=1 sluice's defaults, as shipped.
+provider_settings() { # [upstream connections per worker]
+    [ "${PROVIDER_DEFAULTS:-0}" = 1 ] && return
+    printf '    %s\n' "max_connections: ${1:-$UPSTREAM_CONNS}" "max_retries: 0" \
+        "first_byte_timeout: 60s" "idle_timeout: 60s"
+}
 start_sluice() { # workers name [log level] [upstream connections per worker] [extra YAML line]
     local cfg="$OUT/sluice-$2.yaml"
     cat >"$cfg" <<EOF
@@ -192,15 +211,13 @@ providers:
     kind: openai
     base_url: "$MOCK_URL"
     api_key: x
-    max_connections: ${4:-$UPSTREAM_CONNS}
-    max_retries: 0
-    first_byte_timeout: 60s
-    idle_timeout: 60s
+$(provider_settings "${4:-}")
 models:
   bench-a: { provider: mock, upstream_model: "$SCEN_A" }
   bench-b: { provider: mock, upstream_model: "$SCEN_B" }
   bench-e: { provider: mock, upstream_model: "$SCEN_E" }
   bench-f: { provider: mock, upstream_model: "$SCEN_F" }
+  bench-h: { provider: mock, upstream_model: "$SCEN_H" }
   bench-warm: { provider: mock, upstream_model: "synth:tokens=1" }
 EOF
     "$SLUICE" -c "$cfg" >"$OUT/sluice-$2.out" 2>"$OUT/sluice-$2.err" &
@@ -477,9 +494,22 @@ if want g; then
     done
 fi
 
+if want h; then
+    for w in 1 2; do
+        PROVIDER_DEFAULTS=1 start_sluice "$w" "h$w" || exit 1
+        for phase in cold warm; do
+            run "h-$phase-sluice-w$w" -c "$H_CONNS" -s 1 -m bench-h --expect-tokens "$H_TOKENS" \
+                --idle "$H_IDLE" --token "$KEY" --server-pid "$SLUICE_PID" "$SLUICE_URL"
+        done
+        stop_sluice
+    done
+    run h-direct -c "$H_CONNS" -s 1 -m "$SCEN_H" --expect-tokens "$H_TOKENS" --idle "$H_IDLE" \
+        --server-pid "$MOCK_PID" "$MOCK_URL"
+fi
+
 # --- the table ---------------------------------------------------------------------------------
 # shellcheck disable=SC2046
-jq -s '.' $(ls "$OUT"/[abcefg]-*.json "$OUT"/fi-*.json 2>/dev/null) >"$OUT/results.json" 2>/dev/null ||
+jq -s '.' $(ls "$OUT"/[abcefgh]-*.json "$OUT"/fi-*.json 2>/dev/null) >"$OUT/results.json" 2>/dev/null ||
     echo '[]' >"$OUT/results.json"
 
 jq -r --arg A "$A_CONNS conn x $A_TOKENS tok, max rate" \
@@ -611,6 +641,53 @@ if [ -s "$OUT/table-f.tsv" ]; then
     echo "(f) each client dialect: sluice CPU per token under $F_CONNS conn x $F_TOKENS tok at max rate, 1 worker (median of $F_ROUNDS round(s), dialects in turn on one sluice);"
     echo "    RSS per idle authenticated connection, $F_IDLE_CONNS connections held $C_HOLD (a fresh sluice each, workers auto)"
     align "$OUT/table-f.tsv"
+fi
+
+# (h) in detail: the burst, beside the direct path.
+jq -r '
+  def f(x; d): if x == null then "-" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+  def hv(h; p; d): if (h.count // 0) == 0 then "-" else f(h[p]; d) end;
+  def errs(r): if r.errors == null then "no run"
+               elif r.errors.total == 0 then "0"
+               else (r.errors.by_code | to_entries | map("\(.key)=\(.value)") | join(",")) end;
+  def frow(path; r):
+    [path, "\(r.streams.ok // 0)/\(r.connections)", hv(r.ttft_ms; "p10"; 1), hv(r.ttft_ms; "p50"; 1),
+     hv(r.ttft_ms; "p99"; 1), hv(r.ttft_ms; "max"; 1), hv(r.latency_ms; "p50"; 2),
+     hv(r.latency_ms; "p99"; 2), f(r.server.firsts_wall_s // null; 3),
+     f(r.server.cpu_us_per_new_stream // null; 1), f(r.server.cpu_us_per_token // null; 2), errs(r)];
+  (map({key: .label, value: .}) | from_entries) as $r
+  | if ([$r | keys[] | select(startswith("h-"))] | length) == 0 then empty else
+    ( ["path", "streams ok", "TTFT p10", "p50", "p99", "max", "delay p50", "p99",
+       "all first by", "CPU µs/new", "CPU µs/tok", "errors"] ),
+    ( ["", "", "ms", "ms", "ms", "ms", "ms", "ms", "s", "stream", "server", ""] ),
+    ( $r | to_entries | map(select(.key | startswith("h-"))) | sort_by(.key == "h-direct", .key)
+      | .[] | frow(.key | ltrimstr("h-"); .value) )
+    | @tsv end' "$OUT/results.json" >"$OUT/table-h.tsv"
+if [ -s "$OUT/table-h.tsv" ]; then
+    echo
+    echo "(h) a burst: $H_CONNS streams x $H_TOKENS tokens at $H_RATE tokens/s, every chat sent at once, the default provider configuration"
+    echo "    CPU µs/new stream: sluice's CPU from the burst until every stream had its first token, per stream"
+    align "$OUT/table-h.tsv"
+    jq -r '
+      (map({key: .label, value: .}) | from_entries) as $r
+      | def v(x; d): if x == null then "n/a" else (x * pow(10; d) | round / pow(10; d) | tostring) end;
+        def verdict(ok): if ok == null then "n/a" elif ok then "met" else "NOT met" end;
+        ($r["h-direct"].ttft_ms.p50 // null) as $d50
+      | ($r["h-direct"].latency_ms.p99 // null) as $d99
+      | [$r | to_entries[] | select(.key | test("^h-.*sluice")) | .value] as $s
+      | if ($s | length) == 0 then empty else
+        ([$s[] | .ttft_ms.p50 // 1e9] | max) as $p50
+      | ([$s[] | .ttft_ms.p99 // 1e9] | max) as $p99
+      | ([$s[] | .latency_ms.p99 // 1e9] | max) as $l99
+      | ([$s[] | .server.cpu_us_per_new_stream // 1e9] | max) as $cpu
+      | ([$s[] | .errors.total // 1] | add) as $errs
+      | "targets (h), worst of the sluice runs:",
+        "  zero failures:                         \($errs)  \(verdict($errs == 0))",
+        "  TTFT p50 <= 2x direct:                 \(v($p50; 1)) ms vs \(v($d50; 1)) ms direct  \(verdict(if $d50 == null then null else $p50 <= 2 * $d50 end))",
+        "  TTFT p99 <= 150 ms:                    \(v($p99; 1)) ms  \(verdict($p99 <= 150))",
+        "  added token delay p99 <= 5 ms:         \(if $d99 == null then "n/a" else v($l99 - $d99; 2) end) ms  \(verdict(if $d99 == null then null else $l99 - $d99 <= 5 end))",
+        "  <= 100 CPU-µs per new stream:          \(v($cpu; 1))  \(verdict($cpu <= 100))"
+        end' "$OUT/results.json"
 fi
 
 echo

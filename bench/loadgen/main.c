@@ -702,7 +702,7 @@ raise_nofile(uint64_t need)
 /* --- phases ------------------------------------------------------------------------------ */
 
 struct totals {
-    uint64_t resolved, ready, failed, finished, streams_ok, streams_failed, tokens, errors;
+    uint64_t resolved, ready, failed, finished, streams_ok, streams_failed, tokens, errors, firsts;
     uint64_t cut_streams, resumes_answered;
     uint64_t last_end_us, last_resume_us;
     unsigned exited;
@@ -734,6 +734,7 @@ sum_progress(struct app *a, struct totals *t)
         t->streams_ok += atomic_load_explicit(&p->streams_ok, memory_order_relaxed);
         t->streams_failed += atomic_load_explicit(&p->streams_failed, memory_order_relaxed);
         t->tokens += atomic_load_explicit(&p->tokens, memory_order_relaxed);
+        t->firsts += atomic_load_explicit(&p->firsts, memory_order_relaxed);
         t->errors += atomic_load_explicit(&p->errors, memory_order_relaxed);
         t->cut_streams += atomic_load_explicit(&p->cut_streams, memory_order_relaxed);
         t->resumes_answered += atomic_load_explicit(&p->resumes_answered, memory_order_relaxed);
@@ -827,9 +828,25 @@ resumed_check(struct app *a, const struct totals *t)
 }
 
 /* During the stream phase: the cut when its moment comes, and the /metrics samples. */
+/*
+ * Every stream of the first round has its first token (or failed), or (all) the streams
+ * ended before a tick saw that: the server's CPU since the streams started is a burst's.
+ */
+static void
+sample_firsts(struct app *a, const struct totals *t, uint64_t now, bool all)
+{
+    if (a->rep.firsts_wall_s >= 0 ||
+        (!all && t->firsts + t->streams_failed < (uint64_t)a->cfg.connections * a->cfg.concurrency))
+        return;
+    lg_procstat_sample(a->opt.server_pid, &a->rep.srv_firsts);
+    a->rep.firsts = t->firsts;
+    a->rep.firsts_wall_s = (double)(now - a->t_stream) / 1e6;
+}
+
 static void
 stream_tick(struct app *a, const struct totals *t, uint64_t now)
 {
+    sample_firsts(a, t, now, false);
     if (a->cut_pending) {
         bool due;
         if (a->opt.cut_after_ms > 0) {
@@ -923,6 +940,7 @@ on_tick(uv_timer_t *h)
             return;
         }
         resumed_check(a, &t);
+        sample_firsts(a, &t, now, true);
         lg_procstat_sample(a->opt.server_pid, &a->rep.srv_end);
         if (a->have_srvm)
             sample_metrics(a, now, false, &a->rep.srvm_end);
@@ -1087,6 +1105,7 @@ setup(struct app *a)
         .cut_trigger = a->trigger,
         .cut_at_s = -1,
         .resumed_wall_s = -1,
+        .firsts_wall_s = -1,
         .srvm = a->have_srvm,
         .srvm_peak_per_stream = -1,
     };

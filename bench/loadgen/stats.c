@@ -207,6 +207,7 @@ hist_json(struct sl_buf *b, const struct lg_hist *h)
     sl_buf_append_byte(b, '{');
     kv_uint(b, "count", h->count, &first);
     kv_num(b, "mean", lg_hist_mean(h) / 1000.0, &first);
+    kv_num(b, "p10", ms(lg_hist_percentile(h, 10)), &first);
     for (size_t i = 0; i < SL_ARRAY_LEN(pcts); i++)
         kv_num(b, pct_names[i], ms(lg_hist_percentile(h, pcts[i])), &first);
     kv_num(b, "max", ms(h->max), &first);
@@ -453,6 +454,13 @@ lg_report_json(struct sl_buf *b, const struct lg_report *r, const struct lg_stat
         if (have_server(r)) {
             kv_num(b, "connect_cpu_s", r->srv_connected.cpu_s - r->srv_start.cpu_s, &f);
             kv_num(b, "stream_cpu_s", r->srv_end.cpu_s - r->srv_connected.cpu_s, &f);
+        }
+        /* A burst: from the streams' start until each had its first token. */
+        if (r->srv_connected.ok && r->srv_firsts.ok && r->firsts > 0) {
+            double cpu = r->srv_firsts.cpu_s - r->srv_connected.cpu_s;
+            kv_num(b, "firsts_cpu_s", round3(cpu), &f);
+            kv_num(b, "firsts_wall_s", round3(r->firsts_wall_s), &f);
+            kv_num(b, "cpu_us_per_new_stream", round3(cpu * 1e6 / (double)r->firsts), &f);
         }
         key(b, "cpu_us_per_token", &f);
         if (cpt >= 0)

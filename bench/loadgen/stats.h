@@ -102,6 +102,11 @@ struct lg_report {
     /* The server from just before the cut to the last resume answered: its CPU over that
      * window (the reconnections and resumes, plus whatever streaming went on meanwhile). */
     struct lg_proc_sample srv_cut, srv_resumed;
+    /* The server once every stream had its first token (or failed): the CPU of a burst of
+     * new streams is the difference from srv_connected, over firsts new streams. */
+    struct lg_proc_sample srv_firsts;
+    uint64_t firsts;
+    double firsts_wall_s;  /* from the streams' start until then; < 0: never */
     double resumed_wall_s; /* < 0: not every resume was answered during the stream phase */
     bool cut_missed;
     /* The server's /metrics (--metrics): just before the cut, the largest value of each

@@ -46,6 +46,7 @@ publish(struct lg_worker *w)
     atomic_store_explicit(&p->streams_ok, s->streams_ok, memory_order_relaxed);
     atomic_store_explicit(&p->streams_failed, s->streams_failed, memory_order_relaxed);
     atomic_store_explicit(&p->tokens, s->tokens, memory_order_relaxed);
+    atomic_store_explicit(&p->firsts, s->ttft.count, memory_order_relaxed);
     atomic_store_explicit(&p->errors, s->errors.total, memory_order_relaxed);
     atomic_store_explicit(&p->last_end_us, w->last_end_us, memory_order_relaxed);
     atomic_store_explicit(&p->cut_streams, s->cut_streams, memory_order_relaxed);

@@ -93,6 +93,7 @@ struct lg_progress {
     _Atomic uint64_t failed;
     _Atomic uint64_t finished; /* connections with nothing more to do in the stream phase */
     _Atomic uint64_t streams_ok, streams_failed, tokens, errors;
+    _Atomic uint64_t firsts;      /* streams that received their first token */
     _Atomic uint64_t last_end_us; /* when the last stream ended */
     _Atomic uint64_t lat_max_us;  /* largest token latency since the main thread last took it */
     _Atomic uint64_t cut_streams, resumes_answered; /* streams cut; resumes answered or refused */

@@ -64,7 +64,9 @@ struct sl_config_provider {
     uint64_t connect_timeout_ms;    /* default 10s */
     uint64_t first_byte_timeout_ms; /* default 60s */
     uint64_t idle_timeout_ms;       /* default 60s: max silence between chunks */
-    unsigned max_connections;       /* per host, default 64 */
+    unsigned max_connections;       /* per worker, default 1024 */
+    unsigned max_queued;            /* streams waiting for a connection, per worker, default 1024 */
+    unsigned min_idle;              /* idle connections kept warm per worker, default 0 */
     unsigned max_retries;           /* retries before the first token, default 2 */
     uint64_t retry_base_ms;         /* first backoff, default 250ms, jittered, doubled */
     bool tls_verify;                /* default true */

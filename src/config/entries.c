@@ -52,7 +52,8 @@ sl_config_provider_init(struct sl_config_provider *p, const char *name, enum sl_
     p->connect_timeout_ms = 10000;
     p->first_byte_timeout_ms = 60000;
     p->idle_timeout_ms = 60000;
-    p->max_connections = 64;
+    p->max_connections = 1024;
+    p->max_queued = 1024;
     p->max_retries = 2;
     p->retry_base_ms = 250;
     p->tls_verify = true;

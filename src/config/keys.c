@@ -571,8 +571,27 @@ const struct sl_config_key sl_config_provider_keys[] = {
      .off = PRV(max_connections),
      .min = 1,
      .max = 10000,
-     .def = "`64`",
-     .doc = "Connections per host per worker."},
+     .def = "`1024`",
+     .doc = "Connections to the provider per worker (HTTP/1.1: one per running stream). A "
+            "stream past it waits for a connection, and its client gets `progress` step "
+            "`queued` (metric `sluice_upstream_queued_total`)."},
+    {.path = "max_queued",
+     .type = SL_KEY_UINT,
+     .off = PRV(max_queued),
+     .max = 100000,
+     .def = "`1024`",
+     .doc = "Streams waiting for a connection per worker at most (each for up to "
+            "`first_byte_timeout`); past it a stream fails at once (`upstream_error`, "
+            "retryable)."},
+    {.path = "min_idle",
+     .type = SL_KEY_UINT,
+     .off = PRV(min_idle),
+     .max = 10000,
+     .def = "`0`",
+     .doc = "Idle connections each worker keeps open to the provider, opened at start and "
+            "topped up (warm-up requests: a GET of `base_url` without credentials, repeated "
+            "every 30 s as keep-alive), so that a burst of new streams finds them ready. At "
+            "most `max_connections`."},
     {.path = "max_retries",
      .type = SL_KEY_UINT,
      .off = PRV(max_retries),

@@ -87,7 +87,7 @@ struct sl_config_default_model {
 };
 
 #define SL_CONFIG_NTOP 72
-#define SL_CONFIG_ENTRY_KEYS_MAX 16
+#define SL_CONFIG_ENTRY_KEYS_MAX 24
 
 extern const struct sl_config_key sl_config_top_keys[]; /* SL_CONFIG_NTOP rows */
 extern const struct sl_config_key sl_config_provider_keys[];

@@ -123,6 +123,11 @@ finish_providers(struct sl_config_ctx *c)
             p->api_key = sl_strdup(getenv(p->api_key_env));
         if (p->ca_file != NULL && check_ca_file(c, p) != 0)
             return -1;
+        if (p->min_idle > p->max_connections)
+            return sl_config_fail(c, sl_config_entry_origin(c, "providers", p->name, "min_idle"),
+                                  "providers.%s.min_idle (%u) is more than its max_connections "
+                                  "(%u)",
+                                  p->name, p->min_idle, p->max_connections);
     }
     return 0;
 }

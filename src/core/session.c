@@ -623,6 +623,17 @@ fell_behind(struct sl_session *s)
     s->proto->backpressure(&sink, queued(s), true);
 }
 
+static bool
+lazy_event(const struct sl_event *ev)
+{
+    if (ev->type == SL_EV_START)
+        return true;
+    if (ev->type != SL_EV_PROGRESS || ev->u.progress.step == NULL)
+        return false;
+    return strcmp(ev->u.progress.step, "connecting") == 0 ||
+           strcmp(ev->u.progress.step, "queued") == 0;
+}
+
 static void
 on_stream_event(void *rd, struct sl_stream *st, const struct sl_event *ev, uint32_t tokens)
 {
@@ -635,8 +646,19 @@ on_stream_event(void *rd, struct sl_stream *st, const struct sl_event *ev, uint3
         return;
     }
     struct sl_journal *j = sl_stream_journal(st);
-    if (!(b->skip_deltas && ev->type == SL_EV_DELTA))
+    if (!(b->skip_deltas && ev->type == SL_EV_DELTA)) {
+        /*
+         * A stream's start and its way to the provider are news the first token usually
+         * follows within milliseconds: they wait briefly to leave in the same write.
+         */
+        void *t = s->t;
+        bool lazy = s->tops->lazy != NULL && lazy_event(ev);
+        if (lazy)
+            s->tops->lazy(t, true);
         render(s, b, ev, tokens);
+        if (lazy && s->t == t)
+            s->tops->lazy(t, false);
+    }
     if (b->holding) {
         sl_journal_end(j, &b->cur); /* the terminal event: acknowledged once delivered */
         return;
@@ -702,6 +724,35 @@ release_delivered(struct sl_sessions *ss)
     }
     if (!sl_list_empty(&ss->held))
         sl_loop_arm(ss->loop, &ss->held_tq, &ss->held_node);
+}
+
+/*
+ * On a drain, only the drained session's held streams can have been delivered by it: one
+ * read of its acknowledged bytes for all of them. (Scanning every session's, each with its
+ * own SIOCOUTQ, on every drain made the end of a burst quadratic: 1,000 streams ending
+ * together cost tens of thousands of ioctl calls.)
+ */
+static void
+release_delivered_of(struct sl_session *s)
+{
+    uint64_t acked = 0;
+    bool have = false;
+    struct sl_list *l, *next;
+    for (l = s->subs.next; l != &s->subs && attached(s); l = next) {
+        next = l->next;
+        struct sub *b = sub_of(l);
+        if (!b->holding || sl_list_empty(&b->held_link))
+            continue;
+        if (!have) {
+            acked = s->tops->acked(s->t);
+            have = true;
+        }
+        if (acked < b->end_mark)
+            continue;
+        sl_list_unlink(&b->held_link);
+        b->holding = false;
+        b->ops->consumed(b->src, &b->cur); /* may free b (on_finished): next was taken */
+    }
 }
 
 static void
@@ -1759,7 +1810,7 @@ void
 sl_session_on_drain(struct sl_session *s)
 {
     if (!sl_list_empty(&s->ss->held))
-        release_delivered(s->ss);
+        release_delivered_of(s);
     pump(s);
 }
 

@@ -71,6 +71,11 @@ struct sl_transport_ops {
      */
     uint64_t (*written)(void *t);
     uint64_t (*acked)(void *t);
+    /*
+     * Optional: between lazy(t, true) and lazy(t, false) what is sent may wait briefly for
+     * the next message and leave in the same write (sl_conn_lazy).
+     */
+    void (*lazy)(void *t, bool on);
     /* The client's address, for throttling authentication failures (optional). */
     int (*peer)(void *t, struct sockaddr_storage *out);
 };

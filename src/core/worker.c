@@ -114,6 +114,16 @@ on_turn(void *arg)
     sl_relay_flush(w->relay);
     sl_gauge_set(&w->metrics.journal_bytes, w->streams.pool.bytes);
     sl_gauge_set(&w->metrics.sessions_detached, w->sessions.detached);
+    if (w->up->pools != NULL) {
+        for (size_t i = 0; i < w->cfg->nproviders; i++) {
+            sl_gauge_set(&w->metrics.providers[i].queued_now, sl_upstream_queued(w->up, i));
+            sl_gauge_set(&w->metrics.providers[i].open, sl_upstream_connections(w->up, i));
+        }
+    }
+    if (!w->warmed && !w->stopping) {
+        w->warmed = true;
+        sl_upstream_warm(w->up); /* on the worker's thread, before its first streams */
+    }
     uint64_t prev = sl_counter_get(&w->metrics.bytes_sent_total);
     if (w->conns.bytes_out != prev)
         sl_counter_add(&w->metrics.bytes_sent_total, w->conns.bytes_out - prev);

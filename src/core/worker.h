@@ -53,6 +53,7 @@ struct sl_worker {
     atomic_bool finished; /* the thread's loop returned */
     bool draining;
     bool stopping;
+    bool warmed; /* the upstream pools with min_idle were opened (first loop turn) */
 };
 
 /* Creates a worker with its loop and listener socket fd (taken over). */

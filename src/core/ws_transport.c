@@ -106,7 +106,14 @@ t_peer(void *t, struct sockaddr_storage *out)
     return sl_conn_peer_addr(sl_ws_conn(t), out);
 }
 
+static void
+t_lazy(void *t, bool on)
+{
+    sl_conn_lazy(sl_ws_conn(t), on);
+}
+
 static const struct sl_transport_ops ops = {
+    .lazy = t_lazy,
     .peer = t_peer,
     .written = t_written,
     .acked = t_acked,

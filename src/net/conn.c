@@ -27,6 +27,8 @@ enum {
     F_CLOSED = 1 << 6,    /* uv_close called */
     F_EOF = 1 << 7,       /* the peer's FIN (or an error) was read */
     F_CONGESTED = 1 << 8, /* reading stopped: the queue went over max_queued */
+    F_LAZY = 1 << 9,      /* writes now may wait for company (sl_conn_lazy) */
+    F_HELD = 1 << 10,     /* lazy bytes queued, not pending: hnode flushes them at the latest */
 };
 
 struct sl_conn {
@@ -42,6 +44,7 @@ struct sl_conn {
     /* The connection's own deadline: the send timeout while a write is in flight, then the
      * close deadline, then the linger after our FIN. */
     struct sl_timeq_node wnode;
+    struct sl_timeq_node hnode; /* lazy bytes held: when they go anyway (pool->hold) */
     size_t stall_mark; /* bytes not acknowledged by the peer at the last check (unacked()) */
     uint64_t id;
 
@@ -56,6 +59,7 @@ struct write_req {
 };
 
 static void flush(struct sl_conn *c);
+static void mark_pending(struct sl_conn *c);
 
 static struct sl_conn *
 from_wnode(struct sl_timeq_node *n)
@@ -143,6 +147,34 @@ on_linger(struct sl_timeq_node *n, uint64_t now)
     sl_conn_abort(from_wnode(n));
 }
 
+/* Lazy bytes waited long enough for company: they go on their own. */
+static void
+on_hold(struct sl_timeq_node *n, uint64_t now)
+{
+    (void)now;
+    struct sl_conn *c = SL_CONTAINER_OF(n, struct sl_conn, hnode);
+    c->flags &= ~F_HELD;
+    mark_pending(c);
+}
+
+void
+sl_conn_lazy(struct sl_conn *c, bool on)
+{
+    if (on) {
+        /* Something urgent is queued already: these bytes go with it, at once. */
+        if (!(c->flags & (F_PENDING | F_WRITING | F_CLOSING | F_CLOSED)))
+            c->flags |= F_LAZY;
+        return;
+    }
+    if (!(c->flags & F_LAZY))
+        return;
+    c->flags &= ~F_LAZY;
+    if (sl_buf_len(&c->out) == 0 || (c->flags & (F_HELD | F_PENDING)))
+        return;
+    c->flags |= F_HELD;
+    sl_loop_arm(c->pool->loop, &c->pool->hold, &c->hnode);
+}
+
 /* Only there to keep the loop from blocking in poll; the turn's hooks do the flushing. */
 static void
 on_soon(struct sl_timeq_node *n, uint64_t now)
@@ -169,6 +201,8 @@ sl_conn_pool_init(struct sl_conn_pool *p, struct sl_loop *loop)
     sl_loop_add_timeq(loop, &p->closing);
     sl_timeq_init(&p->linger, LINGER_MS, on_linger);
     sl_loop_add_timeq(loop, &p->linger);
+    sl_timeq_init(&p->hold, SL_CONN_HOLD_MS, on_hold);
+    sl_loop_add_timeq(loop, &p->hold);
     sl_timeq_init(&p->soon, 0, on_soon);
     sl_timeq_node_init(&p->soon_node);
     sl_loop_add_timeq(loop, &p->soon);
@@ -249,6 +283,7 @@ conn_new(struct sl_conn_pool *p)
     sl_list_init(&c->pending_link);
     sl_timeq_node_init(&c->tnode);
     sl_timeq_node_init(&c->wnode);
+    sl_timeq_node_init(&c->hnode);
     return c;
 }
 
@@ -338,6 +373,12 @@ sl_conn_id(const struct sl_conn *c)
 static void
 mark_pending(struct sl_conn *c)
 {
+    if (c->flags & F_LAZY)
+        return;
+    if (c->flags & F_HELD) {
+        c->flags &= ~F_HELD; /* the held bytes leave with these */
+        sl_timeq_disarm(&c->hnode);
+    }
     if (c->flags & (F_PENDING | F_WRITING | F_CLOSED))
         return;
     c->flags |= F_PENDING;
@@ -472,6 +513,7 @@ close_now(struct sl_conn *c, bool reset)
     c->flags |= F_CLOSED;
     sl_timeq_disarm(&c->tnode);
     sl_timeq_disarm(&c->wnode);
+    sl_timeq_disarm(&c->hnode);
     sl_list_unlink(&c->pending_link);
     sl_list_unlink(&c->all_link);
     c->pool->count--;
@@ -528,6 +570,8 @@ sl_conn_close(struct sl_conn *c)
     if (c->flags & (F_CLOSING | F_CLOSED))
         return;
     c->flags |= F_CLOSING;
+    c->flags &= ~(F_LAZY | F_HELD); /* what is held goes with the close */
+    sl_timeq_disarm(&c->hnode);
     sl_timeq_disarm(&c->tnode);
     /* From here the close deadline replaces the send timeout: it bounds the whole close. */
     sl_loop_arm(c->pool->loop, &c->pool->closing, &c->wnode);

@@ -60,6 +60,8 @@ struct sl_conn_limits {
 #define SL_CONN_SEND_TIMEOUT_MS 30000
 #define SL_CONN_CLOSE_TIMEOUT_MS 5000
 #define SL_CONN_MAX_QUEUED (4u << 20)
+/* The longest lazy bytes wait for company (sl_conn_lazy). */
+#define SL_CONN_HOLD_MS 10
 
 /* Per-loop connection bookkeeping, owned by the worker (one per loop). */
 struct sl_conn_pool {
@@ -70,6 +72,7 @@ struct sl_conn_pool {
     struct sl_timeq stall;   /* a write in flight: no progress for send_timeout resets */
     struct sl_timeq closing; /* a graceful close: its deadline */
     struct sl_timeq linger;  /* our FIN is out: wait briefly for the peer's */
+    struct sl_timeq hold;    /* lazy bytes: how long they wait for company */
     struct sl_timeq soon;    /* duration 0: brings the loop back when flushing was cut short */
     struct sl_timeq_node soon_node;
     size_t count;
@@ -146,6 +149,15 @@ bool sl_conn_congested(const struct sl_conn *c);
  * call: it follows from the end-of-turn flush.
  */
 void sl_conn_flush(struct sl_conn *c);
+
+/*
+ * Between sl_conn_lazy(c, true) and sl_conn_lazy(c, false), what is written may wait up to
+ * SL_CONN_HOLD_MS for company: it leaves with the next ordinary write (one write, one
+ * segment, instead of two) or on its own when that time is up. For news that is not worth
+ * a write of its own (a stream's `start` and `connecting`, which the first token usually
+ * follows within milliseconds). If anything ordinary is queued already, nothing waits.
+ */
+void sl_conn_lazy(struct sl_conn *c, bool on);
 
 /*
  * Graceful close: stop delivering reads, flush what is queued, send FIN, and close

@@ -2,12 +2,14 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "base/alloc.h"
 
 #define MAX_TIMEQS 32
 #define MAX_HOOKS 4
+#define MAX_SOON 8
 
 struct msg {
     struct msg *next;
@@ -20,8 +22,10 @@ struct sl_loop {
     uv_timer_t timer;
     uv_prepare_t prepare;
     uv_check_t check;
+    uv_idle_t idle; /* active while sl_loop_soon() work is due */
     uv_async_t async;
     uint64_t timer_at; /* when the timer is due, UINT64_MAX if stopped */
+    uint64_t turn;     /* loop iterations so far (counted after each poll for I/O) */
 
     struct sl_timeq *timeqs[MAX_TIMEQS];
     size_t ntimeqs;
@@ -31,6 +35,12 @@ struct sl_loop {
         void *arg;
     } hooks[MAX_HOOKS];
     size_t nhooks;
+
+    struct {
+        sl_loop_fn fn;
+        void *arg;
+    } soon[MAX_SOON];
+    size_t nsoon;
 
     pthread_mutex_t mbox_lock;
     struct msg *mbox_head, *mbox_tail;
@@ -91,9 +101,48 @@ on_prepare(uv_prepare_t *h)
 }
 
 static void
+on_idle(uv_idle_t *h)
+{
+    struct sl_loop *l = h->data;
+    size_t n = l->nsoon;
+    struct {
+        sl_loop_fn fn;
+        void *arg;
+    } due[MAX_SOON];
+    memcpy(due, l->soon, n * sizeof(due[0]));
+    l->nsoon = 0;
+    uv_idle_stop(&l->idle);
+    for (size_t i = 0; i < n; i++)
+        due[i].fn(due[i].arg);
+}
+
+void
+sl_loop_soon(struct sl_loop *l, sl_loop_fn fn, void *arg)
+{
+    if (l->stopping)
+        return;
+    for (size_t i = 0; i < l->nsoon; i++)
+        if (l->soon[i].fn == fn && l->soon[i].arg == arg)
+            return;
+    sl_assert(l->nsoon < MAX_SOON);
+    l->soon[l->nsoon].fn = fn;
+    l->soon[l->nsoon].arg = arg;
+    l->nsoon++;
+    uv_idle_start(&l->idle, on_idle);
+}
+
+uint64_t
+sl_loop_turn(const struct sl_loop *l)
+{
+    return l->turn;
+}
+
+static void
 on_check(uv_check_t *h)
 {
-    run_hooks(h->data);
+    struct sl_loop *l = h->data;
+    run_hooks(l);
+    l->turn++; /* the iteration's I/O is done: what follows is the next one's */
 }
 
 static void
@@ -134,6 +183,9 @@ sl_loop_new(void)
     l->prepare.data = l;
     uv_check_init(&l->uv, &l->check);
     l->check.data = l;
+    uv_idle_init(&l->uv, &l->idle);
+    l->idle.data = l;
+    uv_unref((uv_handle_t *)&l->idle);
     uv_async_init(&l->uv, &l->async, on_async);
     l->async.data = l;
     /* The hooks must not keep the loop alive on their own. */
@@ -180,6 +232,7 @@ sl_loop_stop(struct sl_loop *l)
     uv_close((uv_handle_t *)&l->timer, NULL);
     uv_close((uv_handle_t *)&l->prepare, NULL);
     uv_close((uv_handle_t *)&l->check, NULL);
+    uv_close((uv_handle_t *)&l->idle, NULL);
     uv_close((uv_handle_t *)&l->async, NULL);
 }
 

@@ -47,6 +47,22 @@ void sl_loop_stop(struct sl_loop *l);
 /* The loop's cached time in ms (monotonic, updated once per turn). */
 uint64_t sl_loop_now(const struct sl_loop *l);
 
+/*
+ * The number of the current loop iteration: it changes once per turn, at its end (after
+ * the I/O callbacks), so the timers, idle work and I/O callbacks of one iteration share one
+ * number. For budgets per turn (fair admission, stream.c).
+ */
+uint64_t sl_loop_turn(const struct sl_loop *l);
+
+/*
+ * Runs fn(arg) once in the next loop iteration, before the loop polls for I/O (and that
+ * poll does not wait). Registering the same fn and arg again before it ran runs it once.
+ * At most 8 distinct registrations at a time; nothing runs once the loop is stopping. For
+ * work spread over turns (fair admission): unlike a 0 ms timer, whose callback libuv may
+ * run again in the same timers phase, this is always a later iteration.
+ */
+void sl_loop_soon(struct sl_loop *l, sl_loop_fn fn, void *arg);
+
 /* The shared read buffer. */
 char *sl_loop_rbuf(struct sl_loop *l);
 

@@ -122,6 +122,15 @@ sum_provider(struct sl_metrics *const *shards, size_t n, size_t i, int code)
     return t;
 }
 
+static uint64_t
+sum_provider_at(struct sl_metrics *const *shards, size_t n, size_t i, size_t off)
+{
+    uint64_t t = 0;
+    for (size_t k = 0; k < n; k++)
+        t += sl_counter_get((const sl_counter *)((const char *)&shards[k]->providers[i] + off));
+    return t;
+}
+
 #define SUM(field) sum_at(shards, n, offsetof(struct sl_metrics, field))
 
 /*
@@ -153,6 +162,18 @@ label_value(struct sl_buf *b, const char *v)
             continue;
         }
         sl_buf_append_byte(b, *v);
+    }
+}
+
+/* One line per provider of a per-provider counter or gauge. */
+static void
+per_provider(struct sl_buf *b, struct sl_metrics *const *shards, size_t n,
+             const struct sl_config *cfg, const char *name, size_t off)
+{
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        sl_buf_printf(b, "%s{provider=\"", name);
+        label_value(b, cfg->providers[i].name);
+        sl_buf_printf(b, "\"} %llu\n", (unsigned long long)sum_provider_at(shards, n, i, off));
     }
 }
 
@@ -247,6 +268,20 @@ sl_metrics_render(struct sl_buf *b, struct sl_metrics *const *shards, size_t n,
         }
     }
 
+    header(b, "sluice_upstream_queued_total", "counter",
+           "Streams that waited for a connection to their provider (providers.<name>."
+           "max_connections busy on the worker), by provider.");
+    per_provider(b, shards, n, cfg, "sluice_upstream_queued_total",
+                 offsetof(struct sl_provider_metrics, queued));
+    header(b, "sluice_upstream_queued", "gauge",
+           "Streams waiting for a connection to their provider now, by provider.");
+    per_provider(b, shards, n, cfg, "sluice_upstream_queued",
+                 offsetof(struct sl_provider_metrics, queued_now));
+    header(b, "sluice_upstream_connections", "gauge",
+           "Connections open to each provider (running streams' and idle ones), by provider.");
+    per_provider(b, shards, n, cfg, "sluice_upstream_connections",
+                 offsetof(struct sl_provider_metrics, open));
+
     header(b, "sluice_auth_failures_total", "counter", "Failed authentications.");
     sl_buf_printf(b, "sluice_auth_failures_total %llu\n",
                   (unsigned long long)SUM(auth_failures_total));
@@ -266,8 +301,7 @@ sl_metrics_render(struct sl_buf *b, struct sl_metrics *const *shards, size_t n,
     sl_buf_printf(b, "sluice_journal_bytes %llu\n", (unsigned long long)SUM(journal_bytes));
     header(b, "sluice_sessions_detached", "gauge",
            "Sessions whose client is gone, waiting up to resume.window for a resume.");
-    sl_buf_printf(b, "sluice_sessions_detached %llu\n",
-                  (unsigned long long)SUM(sessions_detached));
+    sl_buf_printf(b, "sluice_sessions_detached %llu\n", (unsigned long long)SUM(sessions_detached));
 
     for (int k = 0; k < SL_HIST__COUNT; k++)
         render_hist(b, shards, n, (enum sl_hist_kind)k);

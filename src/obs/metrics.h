@@ -84,6 +84,9 @@ struct sl_model_metrics {
 
 struct sl_provider_metrics {
     sl_counter errors[SL_ERR__COUNT];
+    sl_counter queued;     /* streams that waited for a connection (max_connections) */
+    sl_counter queued_now; /* gauge: streams waiting now */
+    sl_counter open;       /* gauge: connections open to the provider */
 };
 
 struct sl_metrics {

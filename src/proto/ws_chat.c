@@ -111,7 +111,7 @@ progress(struct sl_buf *b, const struct sl_stream_view *st, const char *step, co
         SL_DK_LIT(b, "step", "\"generating\"");
         SL_DK_LIT(b, "message", "\"Generating response\"");
     } else {
-        /* routing, connecting, retrying, fallback: choosing and reaching the model. */
+        /* routing, connecting, queued, retrying, fallback: choosing and reaching the model. */
         SL_DK_LIT(b, "step", "\"agent_routing\"");
         SL_DK_KEY(b, "message");
         sl_buf_append_byte(b, '"');

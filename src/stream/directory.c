@@ -137,7 +137,12 @@ sl_directory_remove(struct sl_directory *d, const char *user, const char *id, co
     struct entry **pp = &s->buckets[(h >> 4) & (s->nbuckets - 1)];
     while (*pp) {
         struct entry *e = *pp;
-        if (matches(e, h, user, id) && strcmp(e->epoch, epoch) == 0) {
+        /*
+         * The epoch first: it is random, so it tells entries apart at its first byte, where
+         * user and id may all be the same (many clients of one API key, each with id "1"
+         * and a bucket chain as long as the streams).
+         */
+        if (e->epoch[0] == epoch[0] && strcmp(e->epoch, epoch) == 0 && matches(e, h, user, id)) {
             *pp = e->next;
             s->count--;
             free(e->user);

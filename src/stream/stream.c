@@ -44,7 +44,9 @@ struct sl_stream {
     bool finished;   /* ended and fully consumed, or released: free when in_emit clears */
     uint32_t hash;
     struct sl_stream *hnext;       /* in the table's bucket */
+    struct sl_stream **hprev;      /* what points to it there (removal without a walk) */
     struct sl_list link;           /* in the table's list */
+    struct sl_list slink;          /* in the table's starting queue while it waits there */
     struct sl_timeq_node deadline; /* limits.stream_timeout */
     struct sl_journal journal;
 
@@ -88,6 +90,7 @@ static void table_remove(struct sl_streams *t, struct sl_stream *s);
 static void destroy(struct sl_stream *s);
 static uint32_t key_hash(const char *user, const char *id);
 static void grow(struct sl_streams *t);
+static void bucket_push(struct sl_stream **head, struct sl_stream *s);
 
 /* --- helpers ---------------------------------------------------------------------- */
 
@@ -242,6 +245,7 @@ static void
 destroy(struct sl_stream *s)
 {
     sl_timeq_disarm(&s->deadline);
+    sl_list_unlink(&s->slink);
     table_remove(s->env.table, s);
     if (s->env.dir)
         sl_directory_remove(s->env.dir, s->user, s->id, s->epoch);
@@ -258,6 +262,7 @@ destroy(struct sl_stream *s)
 static void
 stop_upstream(struct sl_stream *s)
 {
+    sl_list_unlink(&s->slink); /* not started yet: it never will be */
     if (s->call) {
         s->route.ops->cancel(s->call);
         s->call = NULL;
@@ -515,8 +520,13 @@ attempt(struct sl_stream *s)
         s->overhead_ns += s->t_call - s->t_created;
     }
     s->call = s->route.ops->start(s->env.up, &p, &sink, s, &err);
-    if (s->call == NULL)
+    if (s->call == NULL) {
         attempt_failed(s, &err);
+    } else if (s->route.ops->queued && s->route.ops->queued(s->call)) {
+        /* The provider's connections are all busy on this worker: say so, and count it. */
+        sl_counter_add(&s->env.metrics->providers[s->route.provider_index].queued, 1);
+        progress(s, "queued", NULL);
+    }
 }
 
 struct sl_stream *
@@ -560,6 +570,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     struct sl_streams *t = env->table;
     sl_journal_init(&s->journal, &t->pool, t->journal_max_events, t->journal_max_bytes, t->retain);
     sl_timeq_node_init(&s->deadline);
+    sl_list_init(&s->slink);
     if (t->loop && t->stream_timeout.duration_ms > 0)
         sl_loop_arm(t->loop, &t->stream_timeout, &s->deadline);
 
@@ -591,8 +602,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     if (t->count + 1 > t->nbuckets)
         grow(t);
     size_t b = s->hash & (t->nbuckets - 1);
-    s->hnext = t->buckets[b];
-    t->buckets[b] = s;
+    bucket_push(&t->buckets[b], s);
     t->count++;
     sl_list_push_back(&t->all, &s->link);
     if (env->dir)
@@ -642,16 +652,107 @@ sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t)
     s->input_est = final_usage(s).input_tokens; /* no usage yet: the estimate */
 }
 
-bool
-sl_stream_start(struct sl_stream *s)
+/*
+ * Fair admission. Starting a stream (building its request, handing it to curl, and curl
+ * opening its connection on the next turn) is the expensive part of a new stream; a burst
+ * of a thousand chats read in one loop turn would start them all in that turn, and the
+ * first stream's token would wait behind the setup of the last. So a worker spends at most
+ * START_BUDGET_NS of each loop turn starting streams (measured, so the number adapts to
+ * what a start costs); the rest wait, in order, in the table's starting queue for the next
+ * turns, while the tokens of the streams already running keep flowing in between.
+ */
+#define START_BUDGET_NS 1000000u
+
+static void run_starts(void *arg);
+
+/*
+ * The `start` event, then the first attempt. A stream that waited for its turn says
+ * `start` only now, so that the client gets it with `connecting` in one write.
+ */
+static void
+begin(struct sl_stream *s)
 {
     struct sl_event ev = {.type = SL_EV_START};
     ev.u.start.epoch = s->epoch;
     ev.u.start.model = s->route.model->name;
     ev.u.start.provider = s->route.provider->name;
     emit(s, &ev);
-    attempt(s);
+    if (s->state == ST_NEW) /* else the reader cancelled from inside the event */
+        attempt(s);
+}
+
+/* Starts s now, charging its cost to this turn's budget. */
+static void
+start_timed(struct sl_streams *t, struct sl_stream *s)
+{
+    uint64_t t0 = sl_clock_ns();
+    begin(s);
+    t->turn_spent_ns += sl_clock_ns() - t0;
+}
+
+/*
+ * Whether this loop turn has budget left for a start. A new turn starts charged with what
+ * curl spent since the last one setting up the transfers started before (its timer action:
+ * connects, requests sent): that is new-stream work too, and a cold burst's largest part.
+ */
+static bool
+budget_left(struct sl_streams *t)
+{
+    uint64_t turn = sl_loop_turn(t->loop);
+    if (turn != t->turn) {
+        uint64_t setup = sl_upstream_setup_ns(t->up);
+        /* Only a burst's (starts in consecutive turns): an idle worker starts at once. */
+        t->turn_spent_ns = turn == t->turn + 1 ? setup - t->setup_mark : 0;
+        t->turn = turn;
+        t->setup_mark = setup;
+    }
+    return t->turn_spent_ns < START_BUDGET_NS;
+}
+
+static void
+arm_starts(struct sl_streams *t)
+{
+    if (!sl_list_empty(&t->starting))
+        sl_loop_soon(t->loop, run_starts, t);
+}
+
+/* A later iteration (before its I/O): the oldest waiting streams start, in budget. */
+static void
+run_starts(void *arg)
+{
+    struct sl_streams *t = arg;
+    while (!sl_list_empty(&t->starting) && budget_left(t)) {
+        struct sl_stream *s = SL_CONTAINER_OF(t->starting.next, struct sl_stream, slink);
+        sl_list_unlink(&s->slink);
+        start_timed(t, s);
+        settle(s);
+    }
+    arm_starts(t);
+}
+
+bool
+sl_stream_start(struct sl_stream *s)
+{
+    struct sl_streams *t = s->env.table;
+    t->up = s->env.up;
+    if (t->loop == NULL) {
+        begin(s);
+    } else if (sl_list_empty(&t->starting) && budget_left(t)) {
+        start_timed(t, s);
+    } else {
+        sl_list_push_back(&t->starting, &s->slink);
+        arm_starts(t);
+    }
     return settle(s);
+}
+
+unsigned
+sl_streams_starting(const struct sl_streams *t)
+{
+    unsigned n = 0;
+    for (const struct sl_list *l = t->starting.next; l != &t->starting; l = l->next)
+        n++;
+    return n;
 }
 
 bool
@@ -773,6 +874,7 @@ sl_streams_init(struct sl_streams *t, const struct sl_config *cfg, struct sl_loo
     t->nbuckets = 64;
     t->buckets = sl_calloc(t->nbuckets, sizeof(*t->buckets));
     sl_list_init(&t->all);
+    sl_list_init(&t->starting);
     sl_jpool_init(&t->pool, POOL_MAX_FREE);
     t->journal_max_events = cfg->resume.max_events;
     t->journal_max_bytes = cfg->resume.max_bytes;
@@ -804,6 +906,16 @@ key_hash(const char *user, const char *id)
 }
 
 static void
+bucket_push(struct sl_stream **head, struct sl_stream *s)
+{
+    s->hnext = *head;
+    if (*head)
+        (*head)->hprev = &s->hnext;
+    *head = s;
+    s->hprev = head;
+}
+
+static void
 grow(struct sl_streams *t)
 {
     size_t n = t->nbuckets * 2;
@@ -812,9 +924,7 @@ grow(struct sl_streams *t)
         struct sl_stream *s = t->buckets[i];
         while (s) {
             struct sl_stream *next = s->hnext;
-            size_t b = s->hash & (n - 1);
-            s->hnext = nb[b];
-            nb[b] = s;
+            bucket_push(&nb[s->hash & (n - 1)], s);
             s = next;
         }
     }
@@ -823,14 +933,17 @@ grow(struct sl_streams *t)
     t->nbuckets = n;
 }
 
+/*
+ * Out of its bucket in O(1): the streams of one API key whose clients all say id "1" share
+ * a bucket, and a burst's ends would each walk it.
+ */
 static void
 table_remove(struct sl_streams *t, struct sl_stream *s)
 {
-    struct sl_stream **pp = &t->buckets[s->hash & (t->nbuckets - 1)];
-    while (*pp && *pp != s)
-        pp = &(*pp)->hnext;
-    sl_assert(*pp == s);
-    *pp = s->hnext;
+    sl_assert(*s->hprev == s);
+    *s->hprev = s->hnext;
+    if (s->hnext)
+        s->hnext->hprev = s->hprev;
     t->count--;
     sl_list_unlink(&s->link);
 }

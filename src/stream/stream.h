@@ -124,7 +124,11 @@ void sl_stream_release(struct sl_stream *s);
  */
 void sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t);
 
-/* Emits start and calls the provider. Returns false if the stream was freed. */
+/*
+ * Emits start and calls the provider, now or, past this loop turn's budget for starting
+ * streams (fair admission, stream.c), on a later iteration in arrival order (then `start`
+ * is emitted then). Returns false if the stream was freed.
+ */
 bool sl_stream_start(struct sl_stream *s);
 
 /*
@@ -177,12 +181,21 @@ struct sl_streams {
     bool retain;         /* resume.window > 0 */
     uint64_t high_water; /* limits.send_high_water */
     struct sl_list all;  /* every stream, oldest first (for shutdown) */
+    /* Fair admission (stream.c): streams waiting for their turn to start, oldest first. */
+    struct sl_list starting;
+    uint64_t turn;          /* the loop turn turn_spent_ns is for */
+    uint64_t turn_spent_ns; /* spent starting streams in that turn */
+    struct sl_upstream *up; /* the streams' (curl's setup time counts too) */
+    uint64_t setup_mark;    /* sl_upstream_setup_ns() when the turn began */
     struct sl_loop *loop;
     struct sl_timeq stream_timeout; /* limits.stream_timeout */
 };
 
 /* loop: for limits.stream_timeout (NULL: no time cap, as in unit tests). */
 void sl_streams_init(struct sl_streams *t, const struct sl_config *cfg, struct sl_loop *loop);
+
+/* Streams admitted and waiting for their turn to start (fair admission; for tests). */
+unsigned sl_streams_starting(const struct sl_streams *t);
 
 /* Every stream must have been freed. */
 void sl_streams_cleanup(struct sl_streams *t);

@@ -105,6 +105,58 @@ void sl_curl_remove(struct sl_curl_xfer *x);
  */
 void sl_curl_pause(struct sl_curl_xfer *x, bool paused);
 
+/*
+ * One provider's connections on this worker: a gate (gate.h) caps the transfers that run
+ * at once and queues the rest, visibly (sl_curl_queued()); min_idle connections are kept
+ * open and warm (warm-up requests: a GET of base_url without credentials, repeated as
+ * keep-alive every 30 s). Pools live as long as the glue.
+ */
+struct sl_curl_pool;
+
+struct sl_curl_pool_cfg {
+    const char *base_url; /* https:// is assumed HTTP/2 until a response says otherwise */
+    unsigned max_connections;
+    unsigned max_queued; /* transfers waiting for a connection at most; past it, refused */
+    unsigned min_idle;
+    uint64_t connect_timeout_ms;
+    bool tls_verify;
+    const char *ca_file; /* or NULL */
+};
+
+struct sl_curl_pool *sl_curl_pool_new(struct sl_curl *g, const struct sl_curl_pool_cfg *cfg);
+
+/*
+ * sl_curl_add() through a pool's gate: the transfer starts now, or waits in the pool's
+ * queue (sl_curl_queued() says so right after the call) until a transfer of the pool ends.
+ * The wait counts against first_byte_ms. With the queue full, on_end follows on a later
+ * loop iteration with CURLE_COULDNT_CONNECT and a message saying so.
+ */
+struct sl_curl_xfer *sl_curl_add_pooled(struct sl_curl_pool *p, CURL *easy,
+                                        struct curl_slist *headers,
+                                        const struct sl_curl_xfer_cb *cb, void *ud,
+                                        uint64_t first_byte_ms, uint64_t idle_ms);
+
+/* Whether the transfer waits at its pool's gate (not yet given to curl). */
+bool sl_curl_queued(const struct sl_curl_xfer *x);
+
+/* A pool's transfers waiting now, transfers that ever waited, and connections open. */
+unsigned sl_curl_pool_waiting(const struct sl_curl_pool *p);
+uint64_t sl_curl_pool_queued_total(const struct sl_curl_pool *p);
+unsigned sl_curl_pool_open(const struct sl_curl_pool *p);
+
+/*
+ * An easy handle to set up for sl_curl_add(): a finished transfer's, reset
+ * (curl_easy_reset), or a new one. The glue keeps up to 256 finished handles for this.
+ */
+CURL *sl_curl_easy(struct sl_curl *g);
+
+/*
+ * Time spent in curl's timer actions since the glue was made (ns): where curl sets up the
+ * transfers added since the last one (connects, sends the request). Fair admission counts
+ * it as new-stream work.
+ */
+uint64_t sl_curl_timer_ns(const struct sl_curl *g);
+
 /* Transfers currently added (for tests and metrics). */
 unsigned sl_curl_active(const struct sl_curl *g);
 

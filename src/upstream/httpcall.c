@@ -213,9 +213,7 @@ sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct 
     if (sl_wire_build(w, p, &req, err) != 0)
         return NULL;
 
-    CURL *e = curl_easy_init();
-    if (e == NULL)
-        sl_panic("curl_easy_init failed");
+    CURL *e = sl_curl_easy(sl_upstream_curl(up));
     struct curl_slist *headers = NULL;
     for (size_t i = 0; i < req.nheaders; i++) {
         struct curl_slist *n = curl_slist_append(headers, req.headers[i]);
@@ -254,7 +252,12 @@ sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct 
         curl_easy_setopt(e, CURLOPT_CAINFO, pv->ca_file);
     sl_httpreq_cleanup(&req);
 
-    c->x = sl_curl_add(sl_upstream_curl(up), e, headers, &xfer_cb, c, c->first_byte_ms, c->idle_ms);
+    struct sl_curl_pool *pool = sl_upstream_pool(up, pv);
+    if (pool != NULL)
+        c->x = sl_curl_add_pooled(pool, e, headers, &xfer_cb, c, c->first_byte_ms, c->idle_ms);
+    else
+        c->x = sl_curl_add(sl_upstream_curl(up), e, headers, &xfer_cb, c, c->first_byte_ms,
+                           c->idle_ms);
     up->active_calls++;
     c->counted = true;
     return c;
@@ -274,6 +277,13 @@ sl_httpcall_cancel(void *call)
     uncount(c);
     if (!c->busy)
         free_call(c);
+}
+
+bool
+sl_httpcall_queued(void *call)
+{
+    struct call *c = call;
+    return c->x != NULL && sl_curl_queued(c->x);
 }
 
 /* Pause and resume: nothing to do once the transfer is over (the decoder finishes it). */

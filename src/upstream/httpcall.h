@@ -25,6 +25,7 @@ void *sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up,
 void sl_httpcall_cancel(void *call);
 void sl_httpcall_pause(void *call);
 void sl_httpcall_resume(void *call);
+bool sl_httpcall_queued(void *call);
 
 /*
  * Defines `static void *start_<name>(...)` and the `const struct sl_provider_ops` named
@@ -43,6 +44,7 @@ void sl_httpcall_resume(void *call);
         .cancel = sl_httpcall_cancel,                                                              \
         .pause = sl_httpcall_pause,                                                                \
         .resume = sl_httpcall_resume,                                                              \
+        .queued = sl_httpcall_queued,                                                              \
     }
 
 #endif

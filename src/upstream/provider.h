@@ -74,6 +74,11 @@ struct sl_provider_ops {
     void (*cancel)(void *call);
     void (*pause)(void *call);  /* optional */
     void (*resume)(void *call); /* optional */
+    /*
+     * Optional: whether the call, just started, waits for a connection to the provider
+     * (its pool is at max_connections): the stream tells the client (`progress: queued`).
+     */
+    bool (*queued)(void *call);
 };
 
 #endif

@@ -36,7 +36,8 @@ sl_upstream_free(struct sl_upstream *up)
     if (up == NULL)
         return;
     sl_assert(up->active_calls == 0);
-    sl_curl_free(up->curl);
+    sl_curl_free(up->curl); /* frees the pools too */
+    free(up->pools);
     free(up);
 }
 
@@ -65,6 +66,58 @@ sl_upstream_curl(struct sl_upstream *up)
         up->curl = sl_curl_new(up->loop, cap);
     }
     return up->curl;
+}
+
+struct sl_curl_pool *
+sl_upstream_pool(struct sl_upstream *up, const struct sl_config_provider *pv)
+{
+    const struct sl_config *cfg = up->cfg;
+    if (pv < cfg->providers || pv >= cfg->providers + cfg->nproviders || pv->base_url == NULL)
+        return NULL; /* not one of the configuration's (unit tests): ungated */
+    size_t i = (size_t)(pv - cfg->providers);
+    if (up->pools == NULL)
+        up->pools = sl_calloc(cfg->nproviders, sizeof(*up->pools));
+    if (up->pools[i] == NULL) {
+        struct sl_curl_pool_cfg pc = {
+            .base_url = pv->base_url,
+            .max_connections = pv->max_connections,
+            .max_queued = pv->max_queued,
+            .min_idle = pv->min_idle,
+            .connect_timeout_ms = pv->connect_timeout_ms,
+            .tls_verify = pv->tls_verify,
+            .ca_file = pv->ca_file,
+        };
+        up->pools[i] = sl_curl_pool_new(sl_upstream_curl(up), &pc);
+    }
+    return up->pools[i];
+}
+
+void
+sl_upstream_warm(struct sl_upstream *up)
+{
+    for (size_t i = 0; i < up->cfg->nproviders; i++) {
+        const struct sl_config_provider *pv = &up->cfg->providers[i];
+        if (pv->kind != SL_PROVIDER_DEMO && pv->min_idle > 0)
+            sl_upstream_pool(up, pv);
+    }
+}
+
+unsigned
+sl_upstream_queued(const struct sl_upstream *up, size_t provider)
+{
+    return up->pools ? sl_curl_pool_waiting(up->pools[provider]) : 0;
+}
+
+uint64_t
+sl_upstream_setup_ns(const struct sl_upstream *up)
+{
+    return up ? sl_curl_timer_ns(up->curl) : 0;
+}
+
+unsigned
+sl_upstream_connections(const struct sl_upstream *up, size_t provider)
+{
+    return up->pools ? sl_curl_pool_open(up->pools[provider]) : 0;
 }
 
 const char *

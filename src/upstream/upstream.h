@@ -11,12 +11,14 @@
 
 struct sl_loop;
 struct sl_curl;
+struct sl_curl_pool;
 
 struct sl_upstream {
     struct sl_loop *loop;
     const struct sl_config *cfg;
-    unsigned active_calls; /* calls started and not yet finished, all adapters */
-    struct sl_curl *curl;  /* the worker's libcurl multi glue, made on first use */
+    unsigned active_calls;       /* calls started and not yet finished, all adapters */
+    struct sl_curl *curl;        /* the worker's libcurl multi glue, made on first use */
+    struct sl_curl_pool **pools; /* [cfg->nproviders], each made on first use */
     /*
      * Tests only: when set, every call of this context goes to these ops whatever the
      * provider's kind, so that the stream and session can be driven by a fake provider.
@@ -48,5 +50,24 @@ const struct sl_provider_ops *sl_upstream_ops(enum sl_provider_kind kind);
  * are capped at the largest providers.<name>.max_connections of the configuration.
  */
 struct sl_curl *sl_upstream_curl(struct sl_upstream *up);
+
+/*
+ * The provider's connection pool on this worker (curl.h: its gate, queue and idle
+ * connections), made on first use; NULL for a provider that is not the configuration's.
+ */
+struct sl_curl_pool *sl_upstream_pool(struct sl_upstream *up,
+                                      const struct sl_config_provider *provider);
+
+/* Opens the pools of providers with min_idle, so that they warm up before any stream. */
+void sl_upstream_warm(struct sl_upstream *up);
+
+/* Streams of provider (its index) waiting for a connection on this worker now. */
+unsigned sl_upstream_queued(const struct sl_upstream *up, size_t provider);
+
+/* Time the worker's curl glue spent setting up transfers so far, ns (sl_curl_timer_ns). */
+uint64_t sl_upstream_setup_ns(const struct sl_upstream *up);
+
+/* Connections open to provider (its index) from this worker now. */
+unsigned sl_upstream_connections(const struct sl_upstream *up, size_t provider);
 
 #endif

@@ -52,7 +52,7 @@ function loadgen(args, timeoutMs = 60000) {
   });
 }
 
-const HIST_KEYS = ['count', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max'];
+const HIST_KEYS = ['count', 'mean', 'p10', 'p50', 'p90', 'p99', 'p99.9', 'max'];
 
 function assertShape(r) {
   for (const k of ['label', 'mode', 'target', 'connections', 'streams_per_connection', 'concurrency',
@@ -115,6 +115,20 @@ describe('benchmark smoke', () => {
     assert.equal(r.ttft_ms.count, 40);
     assert.ok(r.tokens.total >= 40);
     assert.equal(r.server, null);
+  });
+
+  test('a burst: 20 idle connections start a stream each at once; first tokens and the server CPU per new stream', async () => {
+    const res = await loadgen(['-c', '20', '-s', '1', '--idle', '200ms', '-m', 'fast', '--token', token,
+      '--server-pid', String(s.proc.pid), `${s.wsUrl}/ws`]);
+    assertClean(res);
+    const r = res.report;
+    assertShape(r);
+    assert.equal(r.streams.ok, 20);
+    assert.equal(r.ttft_ms.count, 20);
+    assert.ok(r.ttft_ms.p10 <= r.ttft_ms.p50);
+    assert.equal(typeof r.server.cpu_us_per_new_stream, 'number');
+    assert.equal(typeof r.server.firsts_cpu_s, 'number');
+    assert.ok(r.server.firsts_wall_s >= 0);
   });
 
   test('20 connections x 2 streams straight to the mock (SSE baseline), every token stamped', async () => {

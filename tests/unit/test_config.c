@@ -333,7 +333,9 @@ Test(config, design_example_loads_with_every_value_in_place)
     cr_expect_eq(p->connect_timeout_ms, 10000);
     cr_expect_eq(p->first_byte_timeout_ms, 60000);
     cr_expect_eq(p->idle_timeout_ms, 60000);
-    cr_expect_eq(p->max_connections, 64);
+    cr_expect_eq(p->max_connections, 1024);
+    cr_expect_eq(p->max_queued, 1024);
+    cr_expect_eq(p->min_idle, 0);
     cr_expect_eq(p->max_retries, 2);
     cr_expect_eq(p->retry_base_ms, 250);
     cr_expect(p->tls_verify);

@@ -39,7 +39,9 @@ struct client {
     /* reading */
     bool reading;
     size_t got;
-    int error; /* first errno of a read or write, e.g. ECONNRESET */
+    int error;      /* first errno of a read or write, e.g. ECONNRESET */
+    char head[64];  /* the first bytes read */
+    unsigned reads; /* reads that returned data */
     bool eof;
 };
 
@@ -129,6 +131,9 @@ on_client(uv_poll_t *p, int status, int events)
         char buf[65536];
         ssize_t r = recv(cl->fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (r > 0) {
+            for (ssize_t i = 0; i < r && cl->got + (size_t)i < sizeof(cl->head); i++)
+                cl->head[cl->got + (size_t)i] = buf[i];
+            cl->reads++;
             cl->got += (size_t)r;
         } else if (r == 0) {
             cl->eof = true;
@@ -433,4 +438,68 @@ Test(conn, reading_stops_above_the_output_cap_and_resumes_below_half, .init = se
     cr_assert_leq(T.max_seen_queued, CAP + AMP * SL_LOOP_RBUF_SIZE, "queued %zu",
                   T.max_seen_queued);
     cr_assert_eq(T.cl.error, 0);
+}
+
+/* --- lazy writes ------------------------------------------------------------------------- */
+
+static void
+setup_lazy(void)
+{
+    struct sl_conn_limits lim = {.send_timeout_ms = 0, .close_timeout_ms = 5000, .max_queued = 0};
+    setup_with(&lim);
+}
+
+static void
+write_lazily(const char *s)
+{
+    sl_conn_lazy(T.conn, true);
+    sl_conn_write(T.conn, s, strlen(s));
+    sl_conn_lazy(T.conn, false);
+}
+
+/* The client reads from now on; what arrives is counted by read. */
+static void
+client_reads(void)
+{
+    T.cl.reading = true;
+    client_update(&T.cl);
+}
+
+Test(conn, lazy_bytes_leave_with_the_next_write, .init = setup_lazy, .fini = teardown)
+{
+    client_reads();
+    write_lazily("start;");
+    for (int i = 0; i < 3; i++)
+        uv_run(T.uv, UV_RUN_NOWAIT);
+    cr_assert_eq(T.cl.got, 0, "the lazy bytes went alone");
+    sl_conn_write(T.conn, "token", 5);
+    RUN_UNTIL(T.cl.got >= 11);
+    /* One write: both arrive in the first read. */
+    cr_assert_eq(T.cl.reads, 1);
+    cr_assert_eq(memcmp(T.cl.head, "start;token", 11), 0);
+}
+
+Test(conn, lazy_bytes_alone_leave_after_the_hold, .init = setup_lazy, .fini = teardown)
+{
+    client_reads();
+    uv_update_time(T.uv);
+    uint64_t t0 = uv_now(T.uv);
+    write_lazily("start;");
+    RUN_UNTIL(T.cl.got >= 6);
+    uint64_t took = uv_now(T.uv) - t0;
+    cr_assert_eq(T.cl.got, 6);
+    cr_assert_geq(took, SL_CONN_HOLD_MS - 1, "left after %llu ms", (unsigned long long)took);
+    cr_assert_lt(took, 1000);
+}
+
+Test(conn, nothing_waits_behind_ordinary_output, .init = setup_lazy, .fini = teardown)
+{
+    client_reads();
+    uv_update_time(T.uv);
+    uint64_t t0 = uv_now(T.uv);
+    sl_conn_write(T.conn, "token;", 6);
+    write_lazily("start");
+    RUN_UNTIL(T.cl.got >= 11);
+    cr_assert_lt(uv_now(T.uv) - t0, SL_CONN_HOLD_MS, "the lazy bytes were held");
+    cr_assert_eq(memcmp(T.cl.head, "token;start", 11), 0);
 }

@@ -320,3 +320,30 @@ Test(stream, an_error_after_the_first_token_is_reported_never_retried)
     cr_assert_eq(r.types[r.ntypes - 1], 'E');
     cr_assert_eq(r.finished, 1);
 }
+
+/*
+ * Many streams with one (user, id), as from many clients of one API key that all say "1":
+ * one bucket holds them all; they leave it in any order, across the table's growth.
+ */
+Test(stream, one_key_many_streams_leave_in_any_order)
+{
+    enum { N = 150 };
+    static struct reader r[N];
+    struct sl_stream *s[N];
+    for (int i = 0; i < N; i++) {
+        r[i] = (struct reader){.eager = true};
+        s[i] = started(&r[i], "u", "1");
+    }
+    cr_assert_eq(table.count, N);
+    cr_assert_gt(table.nbuckets, 64, "the table grew");
+    /* Odd ones first, then even ones from the end. */
+    for (int i = 1; i < N; i += 2)
+        sl_stream_cancel(s[i], "client");
+    cr_assert_eq(table.count, N / 2);
+    for (int i = N - 2; i >= 0; i -= 2) {
+        cr_assert_not_null(sl_streams_find(&table, "u", "1", NULL));
+        sl_stream_cancel(s[i], "client");
+    }
+    cr_assert_eq(table.count, 0);
+    cr_assert_null(sl_streams_find(&table, "u", "1", NULL));
+}

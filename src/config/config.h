@@ -104,7 +104,7 @@ struct sl_config_namespace {
     char *name;      /* "/", "/stream": the key under socketio.namespaces */
     char **dialects; /* client dialects served there (DIALECTS.md) */
     size_t ndialects;
-    int auth; /* enum sl_nsp_auth, default required */
+    int auth;      /* enum sl_nsp_auth, default required */
     char **models; /* allowed models or agents; none: any */
     size_t nmodels;
 };
@@ -182,9 +182,9 @@ struct sl_config {
         unsigned max_identities;           /* identities tracked at once, default 100000 */
         struct sl_config_tier *tiers;
         size_t ntiers;
-        uint64_t body_timeout_ms;            /* HTTP request body after its head, default 10s */
-        uint64_t send_timeout_ms;            /* queued output without progress: reset, 30s */
-        uint64_t max_queued_bytes;           /* reading stops above; 0: 2 x send_high_water */
+        uint64_t body_timeout_ms;  /* HTTP request body after its head, default 10s */
+        uint64_t send_timeout_ms;  /* queued output without progress: reset, 30s */
+        uint64_t max_queued_bytes; /* reading stops above; 0: 2 x send_high_water */
     } limits;
 
     struct {
@@ -205,7 +205,10 @@ struct sl_config {
     } resume;
 
     struct {
-        char *url; /* NULL: single node */
+        char *url;                  /* NULL: single node */
+        char *node;                 /* this node's name; NULL: host name and a random suffix */
+        uint64_t flush_interval_ms; /* journal records batched per stream, default 20 ms */
+        uint64_t timeout_ms;        /* connect and handshake deadline, default 2 s */
     } redis;
 
     struct {

@@ -80,5 +80,12 @@ sl_admission_chat(struct sl_admission *a, const struct sl_stream_owner *owner,
         return NULL; /* sl_stream_new freed req */
     }
     sl_stream_set_ticket(st, ticket);
+    if (a->env.cluster != NULL && a->limits != NULL) {
+        /* Cluster mode: the identity's streams are also counted across nodes. */
+        struct sl_limits_tier t;
+        sl_limits_of(a->limits, owner->tier, &t);
+        if (t.max_streams > 0)
+            sl_stream_set_cluster_limit(st, t.max_streams);
+    }
     return st;
 }

@@ -42,6 +42,7 @@ struct sl_server {
     struct sl_directory *session_directory; /* which worker holds which session (recovery) */
     struct sl_memory *memory;               /* ws-chat conversations */
     uint16_t port;                          /* the bound port */
+    char node[80];                          /* this node's name in a cluster (redis.node) */
     atomic_uint connections;                /* open TCP connections, all workers */
     atomic_bool draining;
     bool stopping; /* main thread only */

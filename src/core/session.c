@@ -8,6 +8,7 @@
 #include "auth/throttle.h"
 #include "base/alloc.h"
 #include "base/util.h"
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "core/admission.h"
 #include "limits/limits.h"
@@ -95,10 +96,10 @@ struct sl_session {
     bool behind;  /* the client fell behind and was told (the dialect's backpressure event) */
     struct sl_list waiting; /* chats waiting their turn (SL_PROTO_ONE_AT_A_TIME) */
     unsigned nwaiting;
-    bool anonymous; /* the identity is anon:<address> (a namespace without auth) */
+    bool anonymous;       /* the identity is anon:<address> (a namespace without auth) */
     char *const *allowed; /* models (or agents) a request may use; NULL: any */
     size_t nallowed;
-    void *t;        /* the transport; NULL when detached */
+    void *t; /* the transport; NULL when detached */
     const struct sl_transport_ops *tops;
     struct sl_timeq_node tnode; /* auth timeout, heartbeat or resume window */
     struct sl_list link;        /* in ss->all */
@@ -111,9 +112,9 @@ struct sl_session {
     char rid[SL_SESSION_ID_LEN + 1];  /* recovery id: how a later connection names this one */
     bool registered;                  /* rid is in the sessions' directory */
     unsigned next_idx;
-    uint8_t takeover;        /* what a take-over under way answers: TAKEOVER_* */
-    uint64_t list_token;     /* a take-over's list request to another worker, or 0 */
-    char *takeover_offset;   /* the recovery offset it applies, or NULL */
+    uint8_t takeover;      /* what a take-over under way answers: TAKEOVER_* */
+    uint64_t list_token;   /* a take-over's list request to another worker, or 0 */
+    char *takeover_offset; /* the recovery offset it applies, or NULL */
     char previous[SL_SESSION_ID_LEN + 1];
     uint8_t state;
     uint8_t kind;
@@ -129,6 +130,7 @@ struct sl_session {
 
 static const struct sl_stream_reader reader;
 static const struct sl_rstream_cb rstream_cb;
+static const struct sl_cstream_cb cstream_cb;
 static int list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry *out,
                         unsigned max);
 static void end_session(struct sl_session *s, uint16_t code, const char *reason);
@@ -266,6 +268,71 @@ static const struct source_ops remote_ops = {
     .info = r_info,
 };
 
+static const char *
+c_id(const void *src)
+{
+    return sl_cstream_id(src);
+}
+static bool
+c_ended(const void *src)
+{
+    return sl_cstream_ended(src);
+}
+static struct sl_journal *
+c_journal(void *src)
+{
+    return sl_cstream_journal(src);
+}
+static const char *
+c_model(const void *src)
+{
+    return sl_cstream_model(src);
+}
+static const char *
+c_provider(const void *src)
+{
+    return sl_cstream_provider(src);
+}
+static bool
+c_consumed(void *src, struct sl_jcursor *cur)
+{
+    return sl_cstream_consumed(src, cur);
+}
+static void
+c_cancel(void *src)
+{
+    sl_cstream_cancel(src);
+}
+static void
+c_set_live(void *src, bool live)
+{
+    sl_cstream_set_live(src, live);
+}
+static void
+c_release(void *src)
+{
+    sl_cstream_release(src);
+}
+static void
+c_info(const void *src, struct sl_stream_info *out)
+{
+    sl_cstream_info(src, out);
+}
+
+/* A stream of another node, read from Redis (cluster/cluster.h). */
+static const struct source_ops cluster_ops = {
+    .id = c_id,
+    .ended = c_ended,
+    .journal = c_journal,
+    .model = c_model,
+    .provider = c_provider,
+    .consumed = c_consumed,
+    .cancel = c_cancel,
+    .set_live = c_set_live,
+    .release = c_release,
+    .info = c_info,
+};
+
 /* The connection carrying the session now (or last), for logs. */
 static uint64_t
 conn_of(const struct sl_session *s)
@@ -399,6 +466,18 @@ running(const struct sl_session *s)
         n += !b->ops->ended(b->src);
     }
     return n;
+}
+
+/* Another sub than `not` reading id (a resume replaces it once the new one exists). */
+static struct sub *
+find_sub_other(const struct sl_session *s, const char *id, const struct sub * not )
+{
+    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {
+        struct sub *b = sub_of(l);
+        if (b != not &&b->src != NULL && strcmp(b->ops->id(b->src), id) == 0)
+            return b;
+    }
+    return NULL;
 }
 
 static struct sub *
@@ -781,7 +860,9 @@ model_allowed(const struct sl_session *s, const struct sl_chat_req *req)
 {
     if (s->allowed == NULL || s->nallowed == 0)
         return true;
-    const char *want = req->model ? req->model : req->agent ? req->agent : s->ss->cfg->default_model;
+    const char *want = req->model   ? req->model
+                       : req->agent ? req->agent
+                                    : s->ss->cfg->default_model;
     for (size_t i = 0; i < s->nallowed; i++)
         if (strcmp(s->allowed[i], want) == 0)
             return true;
@@ -835,7 +916,9 @@ start_chat(struct sl_session *s, struct sl_command *cmd)
     if (!model_allowed(s, req)) {
         char msg[200];
         snprintf(msg, sizeof(msg), "model \"%.120s\" is not available here",
-                 req->model ? req->model : req->agent ? req->agent : cfg->default_model);
+                 req->model   ? req->model
+                 : req->agent ? req->agent
+                              : cfg->default_model);
         send_error(s, id, SL_ERR_UNKNOWN_MODEL, msg, -1);
         sl_chat_req_free(req);
         return;
@@ -888,6 +971,16 @@ cancel_stream(struct sl_session *s, const char *id)
 {
     struct sub *b = find_sub(s, id);
     bool found = b != NULL && !b->ops->ended(b->src);
+    if (b == NULL && sl_streams_find(s->ss->adm->env.table, s->user, id, NULL) == NULL &&
+        sl_cluster_cancel(s->ss->cluster, s->user, id)) {
+        /* Another tab's stream on another node: the cancel goes to its owner, whose reader
+         * gets `cancelled`. Whether it was still running is not known here. */
+        if (s->proto->cancel_reply) {
+            struct sl_proto_sink sink = sink_of(s);
+            s->proto->cancel_reply(&sink, id, true);
+        }
+        return;
+    }
     if (s->proto->cancel_reply) {
         struct sl_proto_sink sink = sink_of(s);
         s->proto->cancel_reply(&sink, id, found);
@@ -949,6 +1042,26 @@ resume_stream(struct sl_session *s, const char *id, uint64_t after, const char *
     struct sl_stream *st = sl_streams_find(table, s->user, id, epoch);
     if (st == NULL) {
         int owner = sl_directory_find(s->ss->dir, s->user, id, epoch);
+        if (owner < 0 && s->ss->cluster != NULL) {
+            /* Not on this node: another node's, through Redis. */
+            struct sub *b = sub_new(s, &cluster_ops, NULL);
+            b->pending = true;
+            b->src = sl_cluster_resume(s->ss->cluster, s->user, id, epoch, (uint32_t)after, true,
+                                       &cstream_cb, b);
+            if (b->src != NULL) {
+                struct sub *old = find_sub_other(s, id, b);
+                if (old != NULL) {
+                    const struct source_ops *ops = old->ops;
+                    void *src = old->src;
+                    sub_free(old);
+                    ops->release(src);
+                }
+                sl_journal_seek(sl_cstream_journal(b->src), (uint32_t)after, &b->cur);
+                log_resume(s, id, after, -1);
+                return;
+            }
+            sub_free(b);
+        }
         if (owner < 0 || (unsigned)owner == s->ss->worker) {
             send_error(s, id, SL_ERR_NOT_FOUND,
                        "nothing to resume for this id (unknown, expired or another epoch); "
@@ -1037,6 +1150,53 @@ static const struct sl_rstream_cb rstream_cb = {
     .on_records = rs_records,
     .on_taken = rs_gone,
     .on_finished = rs_gone,
+};
+
+/* --- the cluster's callbacks (a stream of another node) --------------------------------------- */
+
+static void
+cs_ready(void *ud, struct sl_cstream *r)
+{
+    (void)r;
+    struct sub *b = ud;
+    b->pending = false;
+    sl_counter_add(&b->session->ss->metrics->resumes_total, 1);
+}
+
+static void
+cs_failed(void *ud, struct sl_cstream *r, const char *why)
+{
+    struct sub *b = ud;
+    struct sl_session *s = b->session;
+    char msg[240];
+    snprintf(msg, sizeof(msg), "%s; start again", why);
+    send_error(s, sl_cstream_id(r), SL_ERR_NOT_FOUND, msg, -1);
+    sub_free(b);
+    if (s->state == S_DETACHED && sl_list_empty(&s->subs))
+        free_session(s);
+}
+
+static void
+cs_records(void *ud, struct sl_cstream *r)
+{
+    (void)r;
+    struct sub *b = ud;
+    pump(b->session);
+}
+
+static void
+cs_gone(void *ud, struct sl_cstream *r)
+{
+    (void)r;
+    rs_gone(ud, NULL);
+}
+
+static const struct sl_cstream_cb cstream_cb = {
+    .on_ready = cs_ready,
+    .on_failed = cs_failed,
+    .on_records = cs_records,
+    .on_taken = cs_gone,
+    .on_finished = cs_gone,
 };
 
 /* --- the sessions' directory: finding a session from a later connection ---------------------- */
@@ -1372,6 +1532,7 @@ sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
     ss->adm = env->adm;
     ss->dir = env->dir;
     ss->relay = env->relay;
+    ss->cluster = env->cluster;
     ss->sdir = env->sdir;
     ss->memory = env->memory;
     ss->throttle = env->throttle;
@@ -1691,7 +1852,9 @@ list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry 
     unsigned n = 0;
     for (struct sl_list *l = p->subs.next; l != &p->subs && n < max; l = l->next) {
         struct sub *b = sub_of(l);
-        const char *epoch = b->ops == &local_ops ? sl_stream_epoch(b->src) : sl_rstream_epoch(b->src);
+        const char *epoch = b->ops == &local_ops     ? sl_stream_epoch(b->src)
+                            : b->ops == &cluster_ops ? sl_cstream_epoch(b->src)
+                                                     : sl_rstream_epoch(b->src);
         memset(&out[n], 0, sizeof(out[n]));
         snprintf(out[n].id, sizeof(out[n].id), "%s", b->ops->id(b->src));
         snprintf(out[n].epoch, sizeof(out[n].epoch), "%s", epoch ? epoch : "");

@@ -84,6 +84,7 @@ struct sl_sessions {
     struct sl_admission *adm;
     struct sl_directory *dir;     /* which worker owns a stream, for a resume */
     struct sl_relay *relay;       /* reading streams of other workers */
+    struct sl_cluster *cluster;   /* reading streams of other nodes (NULL: single node) */
     struct sl_directory *sdir;    /* process-wide: which worker holds which session (recovery) */
     struct sl_memory *memory;     /* process-wide: ws-chat conversations */
     struct sl_throttle *throttle; /* process-wide: authentication failures per address */
@@ -113,6 +114,7 @@ struct sl_sessions_env {
     struct sl_admission *adm;
     struct sl_directory *dir;
     struct sl_relay *relay;
+    struct sl_cluster *cluster;
     struct sl_directory *sdir;
     struct sl_memory *memory;
     struct sl_throttle *throttle;

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/util.h"
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "limits/limits.h"
 #include "net/loop.h"
@@ -47,6 +48,8 @@ struct sl_stream {
     struct sl_list link;           /* in the table's list */
     struct sl_timeq_node deadline; /* limits.stream_timeout */
     struct sl_journal journal;
+    struct sl_cmirror *mirror; /* the journal's copy in Redis (cluster mode), or NULL */
+    unsigned cluster_max;      /* streams of the user cluster-wide (0: not counted) */
 
     const struct sl_config_agent *agent;
     const char *primary; /* model name the request resolved to */
@@ -125,6 +128,14 @@ emit(struct sl_stream *s, struct sl_event *ev)
 {
     ev->seq = ++s->seq;
     sl_journal_append(&s->journal, ev, (uint32_t)s->ndeltas);
+    if (s->mirror) {
+        const void *rec;
+        size_t size;
+        sl_journal_newest_raw(&s->journal, &rec, &size);
+        sl_cmirror_append(s->mirror, rec, size,
+                          ev->type == SL_EV_DONE || ev->type == SL_EV_ERROR ||
+                              ev->type == SL_EV_CANCELLED);
+    }
     if (s->reader) {
         s->in_emit++;
         s->reader->on_event(s->rd, s, ev, (uint32_t)s->ndeltas);
@@ -245,6 +256,8 @@ destroy(struct sl_stream *s)
     table_remove(s->env.table, s);
     if (s->env.dir)
         sl_directory_remove(s->env.dir, s->user, s->id, s->epoch);
+    if (s->mirror)
+        sl_cmirror_close(s->mirror);
     sl_journal_cleanup(&s->journal);
     sl_chat_req_free(s->req);
     free(s->system);
@@ -597,6 +610,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     sl_list_push_back(&t->all, &s->link);
     if (env->dir)
         sl_directory_add(env->dir, s->user, s->id, s->epoch, env->worker);
+    s->mirror = sl_cluster_mirror(env->cluster, s);
     return s;
 }
 
@@ -642,8 +656,42 @@ sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t)
     s->input_est = final_usage(s).input_tokens; /* no usage yet: the estimate */
 }
 
+void
+sl_stream_set_cluster_limit(struct sl_stream *s, unsigned max)
+{
+    s->cluster_max = max;
+}
+
+static bool start_now(struct sl_stream *s);
+
 bool
 sl_stream_start(struct sl_stream *s)
+{
+    if (s->mirror && s->cluster_max > 0 && sl_cmirror_admit(s->mirror, s->cluster_max))
+        return true; /* on with sl_stream_admitted() */
+    return start_now(s);
+}
+
+void
+sl_stream_admitted(struct sl_stream *s, bool ok)
+{
+    if (s->state != ST_NEW)
+        return; /* cancelled or stopped meanwhile */
+    if (ok) {
+        start_now(s);
+        return;
+    }
+    sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_STREAMS], 1);
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "too many streams: at most %u at once for this user across the cluster",
+             s->cluster_max);
+    fail(s, SL_ERR_RATE_LIMITED, msg, true, SL_LIMITS_HELD_RETRY_MS);
+    settle(s);
+}
+
+static bool
+start_now(struct sl_stream *s)
 {
     struct sl_event ev = {.type = SL_EV_START};
     ev.u.start.epoch = s->epoch;

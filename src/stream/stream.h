@@ -56,8 +56,9 @@ struct sl_stream_env {
     struct sl_upstream *up;
     struct sl_metrics *metrics;
     struct sl_streams *table;
-    struct sl_directory *dir; /* process-wide: where each stream lives (NULL: not recorded) */
-    unsigned worker;          /* worker id */
+    struct sl_directory *dir;   /* process-wide: where each stream lives (NULL: not recorded) */
+    struct sl_cluster *cluster; /* cluster mode: journals mirrored to Redis (NULL: none) */
+    unsigned worker;            /* worker id */
 };
 
 /* Who the stream is for, copied by the stream. */
@@ -123,6 +124,16 @@ void sl_stream_release(struct sl_stream *s);
  * the ticket exactly once, when it ends, with its final usage and cost.
  */
 void sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t);
+
+/*
+ * Cluster mode: the identity may run at most max streams across every node. The start
+ * (sl_stream_start) then waits for Redis's answer (sl_stream_admitted); with Redis
+ * unreachable it goes on at once (the local limit held at admission).
+ */
+void sl_stream_set_cluster_limit(struct sl_stream *s, unsigned max);
+
+/* Redis's answer: ok starts the stream; else it ends with RATE_LIMITED. */
+void sl_stream_admitted(struct sl_stream *s, bool ok);
 
 /* Emits start and calls the provider. Returns false if the stream was freed. */
 bool sl_stream_start(struct sl_stream *s);

@@ -1,0 +1,129 @@
+/*
+ * Cluster mode: several sluice nodes sharing one Redis (redis.url), so that a client may
+ * come back on any node (docs/cluster.md).
+ *
+ * One struct sl_cluster per worker, on the worker's loop, with its own connections: one
+ * for commands (pipelined: everything a loop turn produces leaves in one write), one
+ * subscribed to the worker's channel (messages from other nodes: take, cancel, live,
+ * release), and one for XREAD BLOCK (the live tail of streams owned elsewhere).
+ *
+ * What it does:
+ *   - mirrors: every stream's journal records are appended to a Redis Stream, batched: one
+ *     XADD per stream per redis.flush_interval holding every new record, trimmed to
+ *     resume.max_events entries and expiring resume.window after the last write; a small
+ *     hash names the newest run of (user, id), its owner and its metadata;
+ *   - remote readers (sl_cstream): a resume of a stream this node does not hold replays it
+ *     from Redis, asks its owner to hand the stream over (the owner's session lets go, the
+ *     provider keeps running there) and follows the tail until the terminal record;
+ *   - cancel, live and release travel to the owner over its channel;
+ *   - admission: streams per user counted cluster-wide by a server-side script.
+ *
+ * Redis down: every call here falls back at once (nothing mirrored is lost while records
+ * fit the per-stream cap; they are written when Redis is back; a resume elsewhere is
+ * NOT_FOUND; limits are local only), a gauge and a log line say so, and the connections
+ * come back with backoff.
+ */
+#ifndef SL_CLUSTER_CLUSTER_H
+#define SL_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream/journal.h"
+#include "stream/stream.h"
+
+struct sl_cluster;
+struct sl_cmirror;
+struct sl_cstream;
+struct sl_loop;
+struct sl_metrics;
+struct sl_config;
+
+struct sl_cluster_env {
+    const struct sl_config *cfg;
+    struct sl_loop *loop;
+    struct sl_metrics *metrics;
+    struct sl_streams *streams;
+    const char *node; /* this node's name (copied) */
+    unsigned worker;
+};
+
+/* NULL when cfg has no redis.url. */
+struct sl_cluster *sl_cluster_new(const struct sl_cluster_env *env);
+
+/* End of a loop turn: writes what is due (mirrors, messages). */
+void sl_cluster_flush(struct sl_cluster *cl);
+
+/*
+ * The worker is stopping (its streams already ended): writes what is pending, lets go of
+ * streams read by other nodes, and closes the connections. Nothing is sent afterwards.
+ */
+void sl_cluster_stop(struct sl_cluster *cl);
+
+/* After the loop ended. */
+void sl_cluster_free(struct sl_cluster *cl);
+
+/* --- the owner's side: a stream's journal in Redis ---------------------------------------- */
+
+/* The mirror of a new stream (NULL: no cluster, or resume.window 0). */
+struct sl_cmirror *sl_cluster_mirror(struct sl_cluster *cl, struct sl_stream *s);
+
+/* A record the stream appended (copied); terminal: done, error or cancelled. */
+void sl_cmirror_append(struct sl_cmirror *m, const void *rec, size_t size, bool terminal);
+
+/* The stream is being freed: what is pending is still written, then the mirror goes. */
+void sl_cmirror_close(struct sl_cmirror *m);
+
+/*
+ * Cluster-wide admission (limits.max_streams_per_user across nodes): on a later turn
+ * calls sl_stream_admitted(s, ok, message) unless the stream is closed first. Returns
+ * false when Redis cannot be asked now (the caller goes on: the local limit holds).
+ */
+bool sl_cmirror_admit(struct sl_cmirror *m, unsigned max_streams);
+
+/* --- the resuming side: a stream owned by another node ---------------------------------- */
+
+struct sl_cstream_cb {
+    /* The stream's metadata is known (and its replay begins). */
+    void (*on_ready)(void *ud, struct sl_cstream *r);
+    /* Nothing to resume (unknown, expired, another epoch, a gap, its node gone); r is freed after.
+     */
+    void (*on_failed)(void *ud, struct sl_cstream *r, const char *why);
+    /* Records arrived in the mirror journal. */
+    void (*on_records)(void *ud, struct sl_cstream *r);
+    /* Another reader took the stream over; r is freed after. */
+    void (*on_taken)(void *ud, struct sl_cstream *r);
+    /* The terminal record was consumed; r is freed after. */
+    void (*on_finished)(void *ud, struct sl_cstream *r);
+};
+
+/*
+ * Asks Redis for stream (user, id, epoch or NULL: the newest run) from the event after
+ * `after`. Returns NULL when Redis is not reachable now; else callbacks come on later turns.
+ */
+struct sl_cstream *sl_cluster_resume(struct sl_cluster *cl, const char *user, const char *id,
+                                     const char *epoch, uint32_t after, bool live,
+                                     const struct sl_cstream_cb *cb, void *ud);
+
+const char *sl_cstream_id(const struct sl_cstream *r);
+const char *sl_cstream_epoch(const struct sl_cstream *r);
+const char *sl_cstream_model(const struct sl_cstream *r);
+const char *sl_cstream_provider(const struct sl_cstream *r);
+void sl_cstream_info(const struct sl_cstream *r, struct sl_stream_info *out);
+bool sl_cstream_ended(const struct sl_cstream *r);
+struct sl_journal *sl_cstream_journal(struct sl_cstream *r);
+/* Returns false when that was the terminal record: on_finished ran and r is freed. */
+bool sl_cstream_consumed(struct sl_cstream *r, struct sl_jcursor *cur);
+void sl_cstream_cancel(struct sl_cstream *r);
+void sl_cstream_set_live(struct sl_cstream *r, bool live);
+/* The session lets go: the owner releases the stream (aborting a running call); r is freed. */
+void sl_cstream_release(struct sl_cstream *r);
+
+/*
+ * A cancel for a stream this node neither holds nor reads: sent to whichever node owns
+ * (user, id), if any. Returns false when Redis is not reachable now.
+ */
+bool sl_cluster_cancel(struct sl_cluster *cl, const char *user, const char *id);
+
+#endif

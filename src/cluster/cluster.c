@@ -25,6 +25,9 @@
 /* Heartbeat: every second; a worker unheard of for HEARTBEAT_TTL_MS is gone. */
 #define HEARTBEAT_MS 1000
 #define HEARTBEAT_TTL_MS 5000
+/* Consecutive seconds an owner's heartbeat must be missing before its streams are given up
+ * (a Redis restarted empty has no heartbeat until the owner reconnects). */
+#define OWNER_MISSES 3
 /* A running stream's place among its user's streams, refreshed every 10 s, lapses after 30. */
 #define ADMIT_TTL_MS 30000
 #define ADMIT_REFRESH_MS 10000
@@ -98,6 +101,8 @@ struct sl_cstream {
     unsigned refs;
     bool ready, ended, following, fetching, took, closed, owner_gone, cancel_due, live;
     bool want_fetch; /* fetch at the end of the turn (not inside the session's call) */
+    unsigned misses; /* consecutive heartbeat checks that found its owner missing */
+    bool gone;       /* the owner said it no longer has the stream */
 };
 
 struct sl_cluster {
@@ -124,6 +129,7 @@ struct sl_cluster {
 
 static const struct sl_stream_reader creader_ops;
 static void fetch(struct sl_cstream *r);
+static void give_up(struct sl_cstream *r);
 static void cs_unref(struct sl_cstream *r);
 static void reader_fail(struct sl_cstream *r, const char *why);
 
@@ -588,9 +594,11 @@ on_message(struct sl_cluster *cl, const char *data, size_t len)
                 r->cb->on_taken(r->ud, r);
                 cs_unref(r);
             } else if (!r->ended) {
-                /* Whatever Redis still has is read first; then NOT_FOUND. */
-                r->owner_gone = true;
-                fetch(r);
+                /*
+                 * The owner no longer has it: its last records may still be on their way
+                 * to Redis. The tail is followed a little longer (on_tick), then NOT_FOUND.
+                 */
+                r->gone = true;
             }
             break;
         }
@@ -763,9 +771,12 @@ static void
 on_take_sent_body(struct sl_cstream *r, redisReply *rep)
 {
     if (!r->closed && rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0) {
-        /* Nobody listens on the owner's channel: its node is gone. */
-        r->owner_gone = true;
-        fetch(r);
+        /*
+         * Nobody listens on the owner's channel: its node is gone, or only its subscriber
+         * is reconnecting (Redis restarted). The heartbeat tells (on_tick): meanwhile the
+         * tail is followed and the hand-over asked again every second.
+         */
+        r->took = false;
     }
 }
 
@@ -1166,9 +1177,19 @@ tail_down(void *ud)
 /* --- connections, heartbeat ------------------------------------------------------------------- */
 
 static void
+heartbeat(struct sl_cluster *cl)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", HEARTBEAT_TTL_MS);
+    const char *argv[] = {"SET", cl->alive_key, "1", "PX", ttl};
+    cmd(cl, NULL, NULL, 5, argv, NULL);
+}
+
+static void
 cmd_up(void *ud)
 {
     struct sl_cluster *cl = ud;
+    heartbeat(cl); /* at once: a Redis restarted empty must not make this node look gone */
     for (int i = 0; i < SCRIPT__COUNT; i++) {
         const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
         cmd(cl, NULL, NULL, 3, argv, NULL);
@@ -1201,14 +1222,22 @@ sub_up(void *ud)
     sl_rconn_cmd(cl->sub, on_sub, cl, 2, argv, lens);
 }
 
+/* The owner is gone: what Redis has is read, then NOT_FOUND (on_range). */
+static void
+give_up(struct sl_cstream *r)
+{
+    r->owner_gone = true;
+    r->following = false;
+    fetch(r);
+}
+
 static void
 on_alive_body(struct sl_cstream *r, redisReply *rep)
 {
-    if (!r->closed && rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && !r->ended) {
-        r->owner_gone = true;
-        r->following = false;
-        fetch(r);
-    }
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        r->misses = rep->integer == 0 ? r->misses + 1 : 0;
+    if (!r->closed && r->misses >= OWNER_MISSES && !r->ended)
+        give_up(r);
 }
 
 static void
@@ -1226,10 +1255,7 @@ on_tick(uv_timer_t *t)
     struct sl_cluster *cl = t->data;
     if (!sl_rconn_up(cl->cmd) || cl->stopping)
         return;
-    char ttl[16];
-    snprintf(ttl, sizeof(ttl), "%d", HEARTBEAT_TTL_MS);
-    const char *argv[] = {"SET", cl->alive_key, "1", "PX", ttl};
-    cmd(cl, NULL, NULL, 5, argv, NULL);
+    heartbeat(cl);
     uint64_t now = sl_loop_now(cl->loop);
     char attl[16];
     snprintf(attl, sizeof(attl), "%d", ADMIT_TTL_MS);
@@ -1246,6 +1272,13 @@ on_tick(uv_timer_t *t)
         struct sl_cstream *r = SL_CONTAINER_OF(l, struct sl_cstream, link);
         if (!r->following || r->closed)
             continue;
+        if (r->gone) {
+            if (++r->misses >= 2)
+                give_up(r);
+            continue;
+        }
+        if (!r->took)
+            send_take(r);
         char key[240];
         snprintf(key, sizeof(key), "sluice:alive:%s", r->owner);
         const char *a[] = {"EXISTS", key};

@@ -14,7 +14,7 @@
 #include "obs/log.h"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 2000
 
 enum state { C_DOWN, C_CONNECTING, C_UP };
 
@@ -37,6 +37,74 @@ struct sl_rconn {
 static void finish_close(struct sl_rconn *c);
 
 static void connect_now(struct sl_rconn *c);
+
+/*
+ * The adapter's poll callback ignores an error status, and libuv reports a socket error
+ * (a reset: the server was killed while we were writing) only that way, after stopping
+ * the poll: the connection would never be seen to fail. Each time the adapter (re)starts
+ * the poll, it is restarted here with this callback, which lets hiredis read: the read
+ * fails and hiredis disconnects as for any other loss.
+ */
+static void
+poll_cb(uv_poll_t *h, int status, int events)
+{
+    redisLibuvEvents *p = h->data;
+    if (p->context == NULL)
+        return;
+    if (status != 0) {
+        redisAsyncHandleRead(p->context);
+        return;
+    }
+    if (events & UV_READABLE)
+        redisAsyncHandleRead(p->context);
+    if (p->context != NULL && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(p->context);
+}
+
+static void
+repoll(void *privdata)
+{
+    redisLibuvEvents *p = privdata;
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, poll_cb);
+}
+
+static void
+shim_add_read(void *d)
+{
+    redisLibuvAddRead(d);
+    repoll(d);
+}
+static void
+shim_del_read(void *d)
+{
+    redisLibuvDelRead(d);
+    repoll(d);
+}
+static void
+shim_add_write(void *d)
+{
+    redisLibuvAddWrite(d);
+    repoll(d);
+}
+static void
+shim_del_write(void *d)
+{
+    redisLibuvDelWrite(d);
+    repoll(d);
+}
+
+static int
+attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (redisLibuvAttach(ac, loop) != REDIS_OK)
+        return REDIS_ERR;
+    ac->ev.addRead = shim_add_read;
+    ac->ev.delRead = shim_del_read;
+    ac->ev.addWrite = shim_add_write;
+    ac->ev.delWrite = shim_del_write;
+    return REDIS_OK;
+}
 
 int
 sl_redis_parse_url(const char *url, struct sl_redis_addr *out)
@@ -269,7 +337,7 @@ connect_now(struct sl_rconn *c)
         went_down(c, why);
         return;
     }
-    if (redisLibuvAttach(ac, sl_loop_uv(c->loop)) != REDIS_OK) {
+    if (attach(ac, sl_loop_uv(c->loop)) != REDIS_OK) {
         redisAsyncFree(ac);
         went_down(c, "cannot watch the socket");
         return;

@@ -3,7 +3,7 @@
  *
  * Commands are pipelined: everything sent during a loop turn leaves in one write when the
  * socket is writable, and replies come back in order. A connection that fails (refused,
- * reset, a server restart) is reopened with exponential backoff (100 ms doubling to 5 s);
+ * reset, a server restart) is reopened with exponential backoff (100 ms doubling to 2 s);
  * until it is up again sl_rconn_cmd() refuses at once, so callers fall back to what they do
  * without Redis instead of queueing without bound. A connection counts as up once the
  * server answered the handshake (AUTH and SELECT from the URL, then PING), within

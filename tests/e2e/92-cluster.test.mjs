@@ -99,6 +99,7 @@ function nodeConfig(mock, redisPort, extra = {}) {
     },
     default_model: 'slow',
     resume: { window: '60s' },
+    limits: { max_streams_per_user: 1 },
     redis: { url: `redis://127.0.0.1:${redisPort}`, timeout: '1s' },
     ...extra,
   };
@@ -152,7 +153,6 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     const all = await c1.collect('q1');
     assert.equal(all.at(-1).type, 'done');
     c1.close();
-    console.log(JSON.stringify(all[0]));
     // The journal reaches Redis within redis.flush_interval: wait for it to be there.
     await until('the journal in Redis', async () =>
       (await redisCmd(redis.port, 'EXISTS', `sluice:j:4:late:q1:${all[0].epoch}`)).startsWith(':1'));
@@ -198,10 +198,116 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     await c1.next((m) => m.id === 't1' && m.type === 'delta');
     const [c2] = await session(b, { sub: 'tabs' });
     c2.send({ type: 'cancel', id: 't1' });
-    try { await mock.wait(marker, 'aborted', 5000); } catch (e) { console.log(a.stderr().slice(-3000)); console.log(b.stderr().slice(-3000)); console.log(JSON.stringify(c2.all)); throw e; }
+    await mock.wait(marker, 'aborted', 5000);
     const end = await c1.next((m) => m.id === 't1' && ['cancelled', 'error', 'done'].includes(m.type), 10000);
     assert.equal(end.type, 'cancelled');
     c1.close();
     c2.close();
+  });
+
+  test('limits.max_streams_per_user holds across nodes', async () => {
+    const marker = 'cluster-limit-first';
+    const [c1] = await session(a, { sub: 'limited' });
+    c1.send({ type: 'chat', id: 'l1', model: 'long', message: marker });
+    await c1.next((m) => m.id === 'l1' && m.type === 'delta');
+    const refusedBefore = await metric(b, 'sluice_rate_limited_total\\{limit="streams"\\}');
+    const [c2] = await session(b, { sub: 'limited' });
+    c2.send({ type: 'chat', id: 'l2', model: 'quick', message: 'cluster-limit-second' });
+    const refused = await c2.next((m) => m.id === 'l2' && ['error', 'start', 'done'].includes(m.type), 10000);
+    assert.equal(refused.type, 'error', JSON.stringify(refused));
+    assert.equal(refused.code, 'RATE_LIMITED');
+    assert.match(refused.message, /across the cluster/);
+    assert.equal(await metric(b, 'sluice_rate_limited_total\\{limit="streams"\\}'), refusedBefore + 1);
+    // Once the first stream ends, the user may start one on the other node.
+    c1.send({ type: 'cancel', id: 'l1' });
+    await c1.next((m) => m.id === 'l1' && m.type === 'cancelled');
+    c2.send({ type: 'chat', id: 'l3', model: 'quick', message: 'cluster-limit-third' });
+    const again = await c2.collect('l3');
+    assert.equal(again.at(-1).type, 'done');
+    assert.equal(textOf(again), tokens(30));
+    c1.close();
+    c2.close();
+  });
+
+  test('Redis killed and restarted mid-stream: the owner keeps serving, the cluster comes back', async () => {
+    const [c1] = await session(a, { sub: 'survivor' });
+    c1.send({ type: 'chat', id: 's1', model: 'slow', message: 'cluster-redis-dies' });
+    const first = [await c1.next((m) => m.id === 's1' && m.type === 'start')];
+    first.push(await c1.next((m) => m.id === 's1' && m.type === 'delta'));
+    const markA = a.mark();
+    await redis.stop('SIGKILL');
+    await a.waitLog(/event=redis\.down/, markA);
+    await until('sluice_redis_up 0', async () => (await metric(a, 'sluice_redis_up')) === 0);
+    // The local client is not affected: every token, in order, to the end.
+    const rest = await c1.collect('s1', 20000);
+    assert.equal(rest.at(-1).type, 'done');
+    assert.equal(textOf([...first, ...rest]), tokens(200));
+    // Without Redis a stream of another node cannot be found: NOT_FOUND at once, no hang.
+    const [c2] = await session(b, { sub: 'survivor' });
+    c2.send({ type: 'resume', id: 's1', after: 0 });
+    const nf = await c2.next((m) => m.id === 's1', 5000);
+    assert.equal(nf.code, 'NOT_FOUND');
+    c2.close();
+    // Redis is back (empty): the nodes reconnect by themselves and the cluster works again.
+    redis = await startRedis(redis.port);
+    await a.waitLog(/event=redis\.up/, markA, 15000);
+    await until('both nodes reconnected', async () =>
+      (await metric(a, 'sluice_redis_up')) === 1 && (await metric(b, 'sluice_redis_up')) === 1, 15000);
+    c1.send({ type: 'chat', id: 's2', model: 'quick', message: 'cluster-redis-back' });
+    const s2 = await c1.collect('s2');
+    c1.close();
+    await until('the new journal in Redis', async () =>
+      (await redisCmd(redis.port, 'EXISTS', `sluice:j:8:survivor:s2:${s2[0].epoch}`)).startsWith(':1'));
+    const [c3] = await session(b, { sub: 'survivor' });
+    c3.send({ type: 'resume', id: 's2', after: 0 });
+    const again = await c3.collect('s2');
+    assert.equal(textOf(again), tokens(30));
+    c3.close();
+  });
+
+  test('a node killed with SIGKILL: a reader elsewhere gets the journal, then NOT_FOUND, never a hang', async () => {
+    const c = await startSluice({ config: nodeConfig(mock, redis.port, { redis: { url: `redis://127.0.0.1:${redis.port}`, node: 'node-c', timeout: '1s' } }) });
+    try {
+      await until('node C connected', async () => (await metric(c, 'sluice_redis_up')) === 1);
+      // One stream read on B while C dies (B is following its tail), one resumed after.
+      const [k1] = await session(c, { sub: 'orphan' });
+      const [k2] = await session(c, { sub: 'orphan2' });
+      k1.send({ type: 'chat', id: 'o1', model: 'long', message: 'cluster-kill-following' });
+      k2.send({ type: 'chat', id: 'o2', model: 'long', message: 'cluster-kill-after' });
+      const o1 = await k1.next((m) => m.id === 'o1' && m.type === 'start');
+      await k1.next((m) => m.id === 'o1' && m.type === 'delta');
+      await k2.next((m) => m.id === 'o2' && m.type === 'delta');
+      k1.ws.terminate();
+      k2.ws.terminate();
+      await k1.closed;
+      await k2.closed;
+      const [r1] = await session(b, { sub: 'orphan' });
+      r1.send({ type: 'resume', id: 'o1', after: o1.seq, epoch: o1.epoch });
+      await r1.next((m) => m.id === 'o1' && m.type === 'delta', 10000);
+      await c.stop({ signal: 'SIGKILL', expectCode: null });
+      const seen = [];
+      for (;;) {
+        const m = await r1.next((x) => x.id === 'o1', 15000);
+        seen.push(m);
+        if (['done', 'error', 'cancelled'].includes(m.type)) break;
+      }
+      assert.equal(seen.at(-1).code, 'NOT_FOUND', JSON.stringify(seen.at(-1)));
+      r1.close();
+      // Resumed after the node died: what it wrote, then NOT_FOUND.
+      const [r2] = await session(b, { sub: 'orphan2' });
+      r2.send({ type: 'resume', id: 'o2', after: 0 });
+      const got = [];
+      for (;;) {
+        const m = await r2.next((x) => x.id === 'o2', 15000);
+        got.push(m);
+        if (['done', 'error', 'cancelled'].includes(m.type)) break;
+      }
+      assert.equal(got.at(-1).code, 'NOT_FOUND', JSON.stringify(got.at(-1)));
+      assert.ok(tokens(100000).startsWith(textOf(got)), 'the replay is a prefix of the answer');
+      assert.ok(textOf(got).length > 0, 'what the node wrote before it died is replayed');
+      r2.close();
+    } finally {
+      await c.stop({ signal: 'SIGKILL', expectCode: null });
+    }
   });
 });

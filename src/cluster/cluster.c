@@ -33,16 +33,27 @@
 #define ADMIT_REFRESH_MS 10000
 
 /* Server-side scripts: atomic on Redis, loaded on every (re)connect, called by EVALSHA. */
-enum { SCRIPT_ADMIT, SCRIPT_REFRESH, SCRIPT_CANCEL, SCRIPT__COUNT };
+enum { SCRIPT_ADMIT, SCRIPT_REFRESH, SCRIPT_CANCEL, SCRIPT_TOKENS, SCRIPT__COUNT };
 
 static const char *const scripts[SCRIPT__COUNT] = {
-    /* KEYS[1]: the user's running streams (zset, score: when the place lapses).
-     * ARGV: member, max, ttl_ms. 1: admitted, 0: refused. Redis's clock, not the nodes'. */
+    /*
+     * KEYS[1]: the user's running streams (zset, score: when the place lapses); KEYS[2]: the
+     * user's tokens per second of the last minute (hash). ARGV: member, max streams, ttl_ms,
+     * tokens per minute, input tokens (0: no such limit). 1: admitted, 0: too many streams,
+     * -1: too many tokens. Redis's clock, not the nodes'.
+     */
     "local t=redis.call('TIME') local now=t[1]*1000+math.floor(t[2]/1000) "
-    "redis.call('ZREMRANGEBYSCORE',KEYS[1],'-inf',now) "
-    "if redis.call('ZCARD',KEYS[1])>=tonumber(ARGV[2]) then return 0 end "
-    "redis.call('ZADD',KEYS[1],now+tonumber(ARGV[3]),ARGV[1]) "
-    "redis.call('PEXPIRE',KEYS[1],ARGV[3]) return 1",
+    "local max=tonumber(ARGV[2]) local tpm=tonumber(ARGV[4]) "
+    "if max>0 then redis.call('ZREMRANGEBYSCORE',KEYS[1],'-inf',now) "
+    "if redis.call('ZCARD',KEYS[1])>=max then return 0 end end "
+    "if tpm>0 then local sec=tonumber(t[1]) local sum=0 "
+    "local h=redis.call('HGETALL',KEYS[2]) "
+    "for i=1,#h,2 do if tonumber(h[i])<=sec-60 then redis.call('HDEL',KEYS[2],h[i]) "
+    "else sum=sum+tonumber(h[i+1]) end end "
+    "if sum>0 and sum+tonumber(ARGV[5])>tpm then return -1 end "
+    "redis.call('HINCRBY',KEYS[2],sec,ARGV[5]) redis.call('PEXPIRE',KEYS[2],61000) end "
+    "if max>0 then redis.call('ZADD',KEYS[1],now+tonumber(ARGV[3]),ARGV[1]) "
+    "redis.call('PEXPIRE',KEYS[1],ARGV[3]) end return 1",
     /* KEYS[1], ARGV: member, ttl_ms: keeps a running stream's place. */
     "local t=redis.call('TIME') local now=t[1]*1000+math.floor(t[2]/1000) "
     "redis.call('ZADD',KEYS[1],'XX',now+tonumber(ARGV[2]),ARGV[1]) "
@@ -50,6 +61,9 @@ static const char *const scripts[SCRIPT__COUNT] = {
     /* KEYS[1]: the stream's metadata; ARGV[1]: the message. Sends it to the owner. */
     "local o=redis.call('HGET',KEYS[1],'o') if not o then return -1 end "
     "return redis.call('PUBLISH',o,ARGV[1])",
+    /* KEYS[1]: the user's tokens per second; ARGV[1]: tokens a stream used beyond its input. */
+    "local t=redis.call('TIME') redis.call('HINCRBY',KEYS[1],t[1],ARGV[1]) "
+    "redis.call('PEXPIRE',KEYS[1],61000) return 1",
 };
 
 struct sl_cmirror {
@@ -58,7 +72,7 @@ struct sl_cmirror {
     bool dirty;
     struct sl_cluster *cl;
     struct sl_stream *s; /* NULL once the stream is freed */
-    char *jkey, *mkey, *ukey, *member;
+    char *jkey, *mkey, *ukey, *tkey, *member;
     char epoch[17];
     char *meta[7];         /* model, provider, agent, input tokens, prices, start: as written */
     struct sl_buf pending; /* records not yet sent */
@@ -70,7 +84,8 @@ struct sl_cmirror {
     bool ended;        /* the terminal record was appended */
     bool broken;       /* records were lost (cap): nothing more is written */
     bool admitting;
-    bool placed; /* holds a place among the user's running streams */
+    bool admit_streams; /* the admission counted it among the user's streams */
+    bool placed;        /* holds a place among the user's running streams */
     uint64_t expired_at, placed_at;
 };
 
@@ -255,6 +270,7 @@ mirror_free(struct sl_cmirror *m)
     free(m->jkey);
     free(m->mkey);
     free(m->ukey);
+    free(m->tkey);
     free(m->member);
     for (int i = 0; i < 7; i++)
         free(m->meta[i]);
@@ -379,6 +395,7 @@ sl_cluster_mirror(struct sl_cluster *cl, struct sl_stream *s)
     m->jkey = key_of("j", sl_stream_user(s), sl_stream_id(s), m->epoch);
     m->mkey = key_of("m", sl_stream_user(s), sl_stream_id(s), NULL);
     m->ukey = key_of("u", sl_stream_user(s), NULL, NULL);
+    m->tkey = key_of("t", sl_stream_user(s), NULL, NULL);
     size_t n = strlen(cl->chan) + strlen(m->epoch) + 2;
     m->member = sl_malloc(n);
     snprintf(m->member, n, "%s/%s", cl->chan, m->epoch);
@@ -450,17 +467,17 @@ on_admit(void *ud, redisReply *r)
     struct sl_cmirror *m = ud;
     m->refs--;
     m->admitting = false;
-    bool ok = true;
+    int verdict = 1;
     if (r && r->type == REDIS_REPLY_INTEGER) {
-        ok = r->integer == 1;
-        if (ok) {
+        verdict = (int)r->integer;
+        if (verdict == 1 && m->admit_streams) {
             m->placed = true;
             m->placed_at = sl_loop_now(m->cl->loop);
         }
     }
-    /* Anything else (an error, Redis gone): the local limit alone decides. */
+    /* Anything else (an error, Redis gone): the local limits alone decide. */
     if (m->s && !m->ended) {
-        sl_stream_admitted(m->s, ok);
+        sl_stream_admitted(m->s, verdict);
     } else {
         unplace(m);
     }
@@ -470,18 +487,35 @@ on_admit(void *ud, redisReply *r)
 }
 
 bool
-sl_cmirror_admit(struct sl_cmirror *m, unsigned max_streams)
+sl_cmirror_admit(struct sl_cmirror *m, unsigned max_streams, unsigned tokens_per_minute,
+                 uint64_t input_tokens)
 {
     struct sl_cluster *cl = m->cl;
-    char max[16], ttl[16];
+    char max[16], ttl[16], tpm[16], in[24];
     snprintf(max, sizeof(max), "%u", max_streams);
     snprintf(ttl, sizeof(ttl), "%u", ADMIT_TTL_MS);
-    const char *argv[] = {"EVALSHA", cl->sha[SCRIPT_ADMIT], "1", m->ukey, m->member, max, ttl};
-    if (cmd(cl, on_admit, m, 7, argv, NULL) != 0)
+    snprintf(tpm, sizeof(tpm), "%u", tokens_per_minute);
+    snprintf(in, sizeof(in), "%llu", (unsigned long long)input_tokens);
+    const char *argv[] = {
+        "EVALSHA", cl->sha[SCRIPT_ADMIT], "2", m->ukey, m->tkey, m->member, max, ttl, tpm, in};
+    if (cmd(cl, on_admit, m, 10, argv, NULL) != 0)
         return false;
+    m->admit_streams = max_streams > 0;
     m->refs++;
     m->admitting = true;
     return true;
+}
+
+void
+sl_cmirror_tokens(struct sl_cmirror *m, uint64_t tokens)
+{
+    struct sl_cluster *cl = m->cl;
+    if (tokens == 0)
+        return;
+    char n[24];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)tokens);
+    const char *argv[] = {"EVALSHA", cl->sha[SCRIPT_TOKENS], "1", m->tkey, n};
+    cmd(cl, NULL, NULL, 5, argv, NULL); /* Redis down: these tokens count on this node only */
 }
 
 /* --- the owner's reader for another node ---------------------------------------------------- */

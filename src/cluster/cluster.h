@@ -76,11 +76,17 @@ void sl_cmirror_append(struct sl_cmirror *m, const void *rec, size_t size, bool 
 void sl_cmirror_close(struct sl_cmirror *m);
 
 /*
- * Cluster-wide admission (limits.max_streams_per_user across nodes): on a later turn
- * calls sl_stream_admitted(s, ok, message) unless the stream is closed first. Returns
- * false when Redis cannot be asked now (the caller goes on: the local limit holds).
+ * Cluster-wide admission, one atomic script: the identity's running streams across nodes
+ * (max_streams) and its tokens of the last minute (tokens_per_minute, counting
+ * input_tokens now); 0: no such limit. On a later turn calls sl_stream_admitted() unless
+ * the stream is closed first. Returns false when Redis cannot be asked now (the caller
+ * goes on: the local limits held at admission).
  */
-bool sl_cmirror_admit(struct sl_cmirror *m, unsigned max_streams);
+bool sl_cmirror_admit(struct sl_cmirror *m, unsigned max_streams, unsigned tokens_per_minute,
+                      uint64_t input_tokens);
+
+/* The stream ended having used `tokens` beyond the input counted at admission. */
+void sl_cmirror_tokens(struct sl_cmirror *m, uint64_t tokens);
 
 /* --- the resuming side: a stream owned by another node ---------------------------------- */
 

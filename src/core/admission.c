@@ -84,8 +84,7 @@ sl_admission_chat(struct sl_admission *a, const struct sl_stream_owner *owner,
         /* Cluster mode: the identity's streams are also counted across nodes. */
         struct sl_limits_tier t;
         sl_limits_of(a->limits, owner->tier, &t);
-        if (t.max_streams > 0)
-            sl_stream_set_cluster_limit(st, t.max_streams);
+        sl_stream_set_cluster_limits(st, t.max_streams, t.tokens_per_minute);
     }
     return st;
 }

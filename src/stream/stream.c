@@ -50,6 +50,7 @@ struct sl_stream {
     struct sl_journal journal;
     struct sl_cmirror *mirror; /* the journal's copy in Redis (cluster mode), or NULL */
     unsigned cluster_max;      /* streams of the user cluster-wide (0: not counted) */
+    unsigned cluster_tpm;      /* tokens a minute of the user cluster-wide (0: not counted) */
 
     const struct sl_config_agent *agent;
     const char *primary; /* model name the request resolved to */
@@ -223,6 +224,8 @@ end(struct sl_stream *s, enum sl_outcome outcome, const char *what)
         s->ticket, u.input_tokens + u.output_tokens,
         s->route.model ? sl_router_cost(s->route.model, u.input_tokens, u.output_tokens) : 0);
     s->ticket = NULL;
+    if (s->mirror && s->cluster_tpm > 0 && u.input_tokens + u.output_tokens > s->input_est)
+        sl_cmirror_tokens(s->mirror, u.input_tokens + u.output_tokens - s->input_est);
     log_end(s, outcome, &u, what);
     s->paused = false;
 }
@@ -657,9 +660,10 @@ sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t)
 }
 
 void
-sl_stream_set_cluster_limit(struct sl_stream *s, unsigned max)
+sl_stream_set_cluster_limits(struct sl_stream *s, unsigned max_streams, unsigned tokens_per_minute)
 {
-    s->cluster_max = max;
+    s->cluster_max = max_streams;
+    s->cluster_tpm = tokens_per_minute;
 }
 
 static bool start_now(struct sl_stream *s);
@@ -667,25 +671,35 @@ static bool start_now(struct sl_stream *s);
 bool
 sl_stream_start(struct sl_stream *s)
 {
-    if (s->mirror && s->cluster_max > 0 && sl_cmirror_admit(s->mirror, s->cluster_max))
-        return true; /* on with sl_stream_admitted() */
+    if (s->mirror && (s->cluster_max > 0 || s->cluster_tpm > 0) &&
+        sl_cmirror_admit(s->mirror, s->cluster_max, s->cluster_tpm, s->input_est))
+        return true;    /* on with sl_stream_admitted() */
+    s->cluster_tpm = 0; /* not counted in Redis: nothing to add at the end */
     return start_now(s);
 }
 
 void
-sl_stream_admitted(struct sl_stream *s, bool ok)
+sl_stream_admitted(struct sl_stream *s, int verdict)
 {
     if (s->state != ST_NEW)
         return; /* cancelled or stopped meanwhile */
-    if (ok) {
+    if (verdict == 1) {
         start_now(s);
         return;
     }
-    sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_STREAMS], 1);
     char msg[160];
-    snprintf(msg, sizeof(msg),
-             "too many streams: at most %u at once for this user across the cluster",
-             s->cluster_max);
+    if (verdict == 0) {
+        sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_STREAMS], 1);
+        snprintf(msg, sizeof(msg),
+                 "too many streams: at most %u at once for this user across the cluster",
+                 s->cluster_max);
+    } else {
+        sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_TOKENS], 1);
+        snprintf(msg, sizeof(msg),
+                 "too many tokens: at most %u a minute for this user across the cluster",
+                 s->cluster_tpm);
+    }
+    s->cluster_tpm = 0; /* refused: its input was not counted */
     fail(s, SL_ERR_RATE_LIMITED, msg, true, SL_LIMITS_HELD_RETRY_MS);
     settle(s);
 }

@@ -126,14 +126,16 @@ void sl_stream_release(struct sl_stream *s);
 void sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t);
 
 /*
- * Cluster mode: the identity may run at most max streams across every node. The start
- * (sl_stream_start) then waits for Redis's answer (sl_stream_admitted); with Redis
- * unreachable it goes on at once (the local limit held at admission).
+ * Cluster mode: the identity may run at most max_streams streams and use tokens_per_minute
+ * tokens a minute across every node (0: no such limit). The start (sl_stream_start) then
+ * waits for Redis's answer (sl_stream_admitted); with Redis unreachable it goes on at once
+ * (the local limits held at admission). Call after sl_stream_set_ticket.
  */
-void sl_stream_set_cluster_limit(struct sl_stream *s, unsigned max);
+void sl_stream_set_cluster_limits(struct sl_stream *s, unsigned max_streams,
+                                  unsigned tokens_per_minute);
 
-/* Redis's answer: ok starts the stream; else it ends with RATE_LIMITED. */
-void sl_stream_admitted(struct sl_stream *s, bool ok);
+/* Redis's answer: 1 starts the stream; 0 (streams) or -1 (tokens) ends it with RATE_LIMITED. */
+void sl_stream_admitted(struct sl_stream *s, int verdict);
 
 /* Emits start and calls the provider. Returns false if the stream was freed. */
 bool sl_stream_start(struct sl_stream *s);

@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { session, startMock, startSluice, textOf } from './lib/harness.mjs';
+import { Client, jwt, session, startMock, startSluice, textOf } from './lib/harness.mjs';
 
 const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => fs.existsSync(p))
   ?? (spawnSync('sh', ['-c', 'command -v redis-server']).stdout?.toString().trim() || null);
@@ -99,7 +99,7 @@ function nodeConfig(mock, redisPort, extra = {}) {
     },
     default_model: 'slow',
     resume: { window: '60s' },
-    limits: { max_streams_per_user: 1 },
+    limits: { max_streams_per_user: 1, tiers: { metered: { tokens_per_minute: 100 } } },
     redis: { url: `redis://127.0.0.1:${redisPort}`, timeout: '1s' },
     ...extra,
   };
@@ -227,6 +227,35 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     assert.equal(textOf(again), tokens(30));
     c1.close();
     c2.close();
+  });
+
+  test('limits tokens_per_minute holds across nodes', async () => {
+    // The mock reports 10 input and 30 output tokens a stream: 40 counted per stream.
+    const open = async (s) => {
+      const c = await Client.open(`${s.wsUrl}/ws?token=${jwt({ sub: 'meter', sluice_tier: 'metered' })}`);
+      await c.next('ready');
+      return c;
+    };
+    const counted = async () => {
+      const r = await redisCmd(redis.port, 'HVALS', 'sluice:t:5:meter');
+      return (r.match(/\r\n(\d+)\r\n/g) || []).map((x) => Number(x.trim())).reduce((a, b) => a + b, 0);
+    };
+    const [ca, cb] = [await open(a), await open(b)];
+    let n = 0;
+    for (const c of [ca, cb, ca]) {
+      n++;
+      c.send({ type: 'chat', id: `m${n}`, model: 'quick', message: `cluster-tokens-${n}` });
+      const all = await c.collect(`m${n}`);
+      assert.equal(all.at(-1).type, 'done', JSON.stringify(all.at(-1)));
+      await until(`${40 * n} tokens counted in Redis`, async () => (await counted()) >= 40 * n);
+    }
+    // 120 tokens in the last minute, 40 of them on B: B's own count would let this one pass.
+    cb.send({ type: 'chat', id: 'm4', model: 'quick', message: 'cluster-tokens-4' });
+    const refused = await cb.next((m) => m.id === 'm4' && ['error', 'start'].includes(m.type));
+    assert.equal(refused.code, 'RATE_LIMITED', JSON.stringify(refused));
+    assert.match(refused.message, /tokens.*across the cluster/);
+    ca.close();
+    cb.close();
   });
 
   test('Redis killed and restarted mid-stream: the owner keeps serving, the cluster comes back', async () => {

@@ -1287,7 +1287,12 @@ static void
 on_tick(uv_timer_t *t)
 {
     struct sl_cluster *cl = t->data;
-    if (!sl_rconn_up(cl->cmd) || cl->stopping)
+    if (cl->stopping)
+        return;
+    sl_rconn_check(cl->cmd);
+    sl_rconn_check(cl->sub);
+    sl_rconn_check(cl->tail);
+    if (!sl_rconn_up(cl->cmd))
         return;
     heartbeat(cl);
     uint64_t now = sl_loop_now(cl->loop);

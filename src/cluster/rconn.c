@@ -31,7 +31,9 @@ struct sl_rconn {
     bool was_up;      /* up at least once since the last down line */
     bool down_logged; /* the current outage was logged */
     bool freeing;
-    bool closing; /* sl_rconn_close: waiting for the last replies */
+    bool closing;         /* sl_rconn_close: waiting for the last replies */
+    unsigned outstanding; /* replies awaited (blocking commands and SUBSCRIBE aside) */
+    uint64_t since;       /* loop time of the last reply, or of the first command awaited */
 };
 
 static void finish_close(struct sl_rconn *c);
@@ -221,6 +223,7 @@ static void
 went_down(struct sl_rconn *c, const char *why)
 {
     c->state = C_DOWN;
+    c->outstanding = 0;
     if (!c->down_logged && !c->o.quiet) {
         c->down_logged = true;
         struct sl_logrec r;
@@ -308,13 +311,18 @@ struct pending {
     sl_rconn_reply_fn fn;
     void *ud;
     bool sticky; /* SUBSCRIBE: called for every message, freed at the end */
+    bool blocks; /* XREAD BLOCK: may rightly take long */
 };
 
 static void
 on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
-    (void)ac;
     struct pending *p = priv;
+    struct sl_rconn *c = ac->data; /* NULL once we let go of the context */
+    if (c != NULL && !p->sticky && !p->blocks && c->outstanding > 0) {
+        c->outstanding--;
+        c->since = sl_loop_now(c->loop);
+    }
     if (p->fn)
         p->fn(p->ud, r);
     if (!p->sticky || r == NULL)
@@ -438,12 +446,33 @@ sl_rconn_cmd(struct sl_rconn *c, sl_rconn_reply_fn fn, void *ud, int argc, const
     p->fn = fn;
     p->ud = ud;
     p->sticky = argc > 0 && argvlen[0] == 9 && strncasecmp(argv[0], "SUBSCRIBE", 9) == 0;
+    p->blocks = argc > 0 && argvlen[0] == 5 && strncasecmp(argv[0], "XREAD", 5) == 0;
     if (redisAsyncCommandArgv(c->ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
         free(p);
         return -1;
     }
+    if (!p->sticky && !p->blocks && c->outstanding++ == 0)
+        c->since = sl_loop_now(c->loop);
     c->commands++;
     return 0;
+}
+
+void
+sl_rconn_check(struct sl_rconn *c)
+{
+    if (!sl_rconn_up(c) || c->outstanding == 0)
+        return;
+    uint64_t limit = c->o.timeout_ms ? c->o.timeout_ms : 2000;
+    if (sl_loop_now(c->loop) - c->since < limit)
+        return;
+    /* Replies stopped coming (a server hung, a network cut without a reset): start over. */
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    ac->data = NULL;
+    char why[96];
+    snprintf(why, sizeof(why), "no answer within %llu ms", (unsigned long long)limit);
+    went_down(c, why);
+    redisAsyncFree(ac); /* pending callbacks run now with NULL */
 }
 
 uint64_t

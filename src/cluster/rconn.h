@@ -60,6 +60,12 @@ bool sl_rconn_up(const struct sl_rconn *c);
 int sl_rconn_cmd(struct sl_rconn *c, sl_rconn_reply_fn fn, void *ud, int argc, const char **argv,
                  const size_t *argvlen);
 
+/*
+ * The watchdog (call every second or so): a connection with replies awaited and none
+ * received for opts.timeout_ms is dropped and reconnected, as if it had failed.
+ */
+void sl_rconn_check(struct sl_rconn *c);
+
 /* Commands queued since the start (for the commands metric). */
 uint64_t sl_rconn_commands(const struct sl_rconn *c);
 

@@ -294,6 +294,25 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     c3.close();
   });
 
+  test('Redis hung (SIGSTOP): the nodes notice within redis.timeout, keep serving, and reconnect', async () => {
+    const markA = a.mark();
+    redis.proc.kill('SIGSTOP');
+    try {
+      const [c1] = await session(a, { sub: 'hung' });
+      c1.send({ type: 'chat', id: 'h1', model: 'quick', message: 'cluster-redis-hung' });
+      await a.waitLog(/event=redis\.down[^\n]*no answer within/, markA, 10000);
+      const all = await c1.collect('h1', 15000);
+      assert.equal(all.at(-1).type, 'done');
+      assert.equal(textOf(all), tokens(30));
+      c1.close();
+    } finally {
+      redis.proc.kill('SIGCONT');
+    }
+    await a.waitLog(/event=redis\.up/, markA, 15000);
+    await until('both nodes reconnected', async () =>
+      (await metric(a, 'sluice_redis_up')) === 1 && (await metric(b, 'sluice_redis_up')) === 1, 15000);
+  });
+
   test('a node killed with SIGKILL: a reader elsewhere gets the journal, then NOT_FOUND, never a hang', async () => {
     const c = await startSluice({ config: nodeConfig(mock, redis.port, { redis: { url: `redis://127.0.0.1:${redis.port}`, node: 'node-c', timeout: '1s' } }) });
     try {

@@ -1245,6 +1245,17 @@ cmd_down(void *ud)
 {
     struct sl_cluster *cl = ud;
     sl_gauge_set(&cl->env.metrics->redis_up, 0);
+    /* Streams read from Redis cannot go on (a Redis back empty would leave them waiting). */
+    struct sl_list *l = cl->readers.next;
+    while (l != &cl->readers) {
+        struct sl_cstream *r = SL_CONTAINER_OF(l, struct sl_cstream, link);
+        r->refs++;
+        if (!r->ended) /* else everything is in its mirror already */
+            reader_fail(r, "the cluster's store is unreachable");
+        l = l->next;
+        r->refs--;
+        cs_unref(r);
+    }
 }
 
 static void

@@ -33,7 +33,7 @@
 #define ADMIT_REFRESH_MS 10000
 
 /* Server-side scripts: atomic on Redis, loaded on every (re)connect, called by EVALSHA. */
-enum { SCRIPT_ADMIT, SCRIPT_REFRESH, SCRIPT_CANCEL, SCRIPT_TOKENS, SCRIPT__COUNT };
+enum { SCRIPT_ADMIT, SCRIPT_REFRESH, SCRIPT_CANCEL, SCRIPT_TOKENS, SCRIPT_APPEND, SCRIPT__COUNT };
 
 static const char *const scripts[SCRIPT__COUNT] = {
     /*
@@ -64,6 +64,20 @@ static const char *const scripts[SCRIPT__COUNT] = {
     /* KEYS[1]: the user's tokens per second; ARGV[1]: tokens a stream used beyond its input. */
     "local t=redis.call('TIME') redis.call('HINCRBY',KEYS[1],t[1],ARGV[1]) "
     "redis.call('PEXPIRE',KEYS[1],61000) return 1",
+    /*
+     * The new journal records of many streams in one call (one command per flush, not one
+     * per stream). KEYS: journal and metadata key of each stream; ARGV: maxlen, ttl_ms,
+     * then per stream: entry id, first seq, records, whether to refresh the expiry. Per
+     * stream: 1 written, 0 already there (a resend), -1 refused.
+     */
+    "local out={} for i=1,#KEYS/2 do local a=2+4*(i-1) "
+    "local r=redis.pcall('XADD',KEYS[2*i-1],'MAXLEN','~',ARGV[1],ARGV[a+1],'f',ARGV[a+2],"
+    "'r',ARGV[a+3]) "
+    "if type(r)=='table' and r.err then "
+    "if string.find(r.err,'equal or smaller') then out[i]=0 else out[i]=-1 end "
+    "else out[i]=1 end "
+    "if ARGV[a+4]=='1' then redis.call('PEXPIRE',KEYS[2*i-1],ARGV[2]) "
+    "redis.call('PEXPIRE',KEYS[2*i],ARGV[2]) end end return out",
 };
 
 struct sl_cmirror {
@@ -300,13 +314,13 @@ unplace(struct sl_cmirror *m)
     m->placed = false;
 }
 
+/* The answer for one stream's batch: 1 written, 0 a repeat, -1 refused, -2 not run, -3 lost. */
 static void
-on_xadd(void *ud, redisReply *r)
+xadd_done(struct sl_cmirror *m, int res)
 {
-    struct sl_cmirror *m = ud;
     m->refs--;
-    if (r == NULL) {
-        /* Lost with the connection: written or not, it goes again (a repeat is refused by id). */
+    if (res <= -2) {
+        /* Lost with the connection, or not run: it goes again (a repeat is refused by id). */
         sl_buf_append(&m->inflight, sl_buf_ptr(&m->pending), sl_buf_len(&m->pending));
         if (sl_buf_len(&m->pending) == 0)
             m->pend_last = m->inf_last;
@@ -316,17 +330,98 @@ on_xadd(void *ud, redisReply *r)
         m->inflight = t;
         sl_buf_clear(&m->inflight);
     } else {
-        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "equal or smaller") == NULL &&
-            !m->broken) {
+        if (res == -1 && !m->broken) {
             m->broken = true;
-            sl_log_msg(SL_LOG_WARN, "cluster.mirror_failed", "stream journal %s: %s", m->jkey,
-                       r->str);
+            sl_log_msg(SL_LOG_WARN, "cluster.mirror_failed", "stream journal %s: XADD refused",
+                       m->jkey);
         }
         sl_buf_clear(&m->inflight);
     }
     if (sl_buf_len(&m->pending) > 0 && !m->broken)
         mark_dirty(m);
     mirror_settle(m);
+}
+
+/* One script call appends the new records of up to BATCH_MAX streams. */
+#define BATCH_MAX 128
+
+struct batch {
+    struct sl_cluster *cl;
+    unsigned n;
+    struct sl_cmirror *m[BATCH_MAX];
+};
+
+static void
+on_batch(void *ud, redisReply *r)
+{
+    struct batch *b = ud;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        /* NOSCRIPT (the script cache was flushed): load them again; the batch goes again. */
+        sl_log_msg(SL_LOG_WARN, "cluster.script_failed", "%s", r->str);
+        for (int i = 0; i < SCRIPT__COUNT; i++) {
+            const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
+            cmd(b->cl, NULL, NULL, 3, argv, NULL);
+        }
+    }
+    for (unsigned i = 0; i < b->n; i++) {
+        int res = r == NULL ? -3 : -2;
+        if (r && r->type == REDIS_REPLY_ARRAY && i < r->elements &&
+            r->element[i]->type == REDIS_REPLY_INTEGER)
+            res = (int)r->element[i]->integer;
+        xadd_done(b->m[i], res);
+    }
+    free(b);
+}
+
+static void
+send_batch(struct sl_cluster *cl, struct batch *b, const bool *expire)
+{
+    size_t nk = 2 * (size_t)b->n;
+    size_t argc = 3 + nk + 2 + 4 * (size_t)b->n;
+    const char **argv = sl_malloc(argc * sizeof(*argv));
+    size_t *lens = sl_malloc(argc * sizeof(*lens));
+    char(*num)[24] = sl_malloc(nk * sizeof(*num));
+    char nkeys[16], maxlen[16], ttl[24];
+    snprintf(nkeys, sizeof(nkeys), "%zu", nk);
+    snprintf(maxlen, sizeof(maxlen), "%u", cl->cfg->resume.max_events);
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)cl->ttl_ms);
+    size_t k = 0;
+    argv[k++] = "EVALSHA";
+    argv[k++] = cl->sha[SCRIPT_APPEND];
+    argv[k++] = nkeys;
+    for (unsigned i = 0; i < b->n; i++) {
+        argv[k++] = b->m[i]->jkey;
+        argv[k++] = b->m[i]->mkey;
+    }
+    argv[k++] = maxlen;
+    argv[k++] = ttl;
+    for (size_t i = 0; i < k; i++)
+        lens[i] = strlen(argv[i]);
+    for (unsigned i = 0; i < b->n; i++) {
+        struct sl_cmirror *m = b->m[i];
+        snprintf(num[2 * i], sizeof(num[0]), "%u-0", m->inf_last);
+        snprintf(num[2 * i + 1], sizeof(num[0]), "%u", m->inf_first);
+        argv[k] = num[2 * i];
+        lens[k] = strlen(argv[k]);
+        k++;
+        argv[k] = num[2 * i + 1];
+        lens[k] = strlen(argv[k]);
+        k++;
+        argv[k] = sl_buf_ptr(&m->inflight);
+        lens[k] = sl_buf_len(&m->inflight);
+        k++;
+        argv[k] = expire[i] ? "1" : "0";
+        lens[k] = 1;
+        k++;
+    }
+    if (sl_rconn_cmd(cl->cmd, on_batch, b, (int)argc, argv, lens) != 0) {
+        for (unsigned i = 0; i < b->n; i++)
+            xadd_done(b->m[i], -2);
+        free(b);
+    }
+    free(num);
+    free(lens);
+    free(argv);
 }
 
 static void
@@ -344,29 +439,21 @@ write_meta(struct sl_cmirror *m)
     m->meta_written = true;
 }
 
-static void
-mirror_flush(struct sl_cmirror *m)
+/*
+ * Readies a stream's new records for the batch being built: they move to its in-flight
+ * buffer (one batch at a time per stream; what comes meanwhile waits for the next).
+ * Returns whether it joins the batch; *expire: whether its keys' expiry is refreshed.
+ */
+static bool
+mirror_ready(struct sl_cmirror *m, bool *expire)
 {
     struct sl_cluster *cl = m->cl;
     if (m->broken || !sl_rconn_up(cl->cmd))
-        return;
+        return false;
     if (!m->meta_written)
         write_meta(m);
     if (sl_buf_len(&m->inflight) > 0 || sl_buf_len(&m->pending) == 0)
-        return;
-    char id[24], first[16], maxlen[16], ttl[24];
-    snprintf(id, sizeof(id), "%u-0", m->pend_last);
-    snprintf(first, sizeof(first), "%u", m->pend_first);
-    snprintf(maxlen, sizeof(maxlen), "%u", cl->cfg->resume.max_events);
-    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)cl->ttl_ms);
-    const char *argv[] = {"XADD", m->jkey, "MAXLEN", "~", maxlen,
-                          id,     "f",     first,    "r", sl_buf_ptr(&m->pending)};
-    size_t lens[10];
-    for (int i = 0; i < 9; i++)
-        lens[i] = strlen(argv[i]);
-    lens[9] = sl_buf_len(&m->pending);
-    if (cmd(cl, on_xadd, m, 10, argv, lens) != 0)
-        return;
+        return false;
     m->refs++;
     struct sl_buf t = m->inflight;
     m->inflight = m->pending;
@@ -374,13 +461,10 @@ mirror_flush(struct sl_cmirror *m)
     m->inf_first = m->pend_first;
     m->inf_last = m->pend_last;
     uint64_t now = sl_loop_now(cl->loop);
-    if (m->expired_at == 0 || now - m->expired_at >= cl->ttl_ms / 4 || m->ended) {
+    *expire = m->expired_at == 0 || now - m->expired_at >= cl->ttl_ms / 4 || m->ended;
+    if (*expire)
         m->expired_at = now;
-        const char *ex[] = {"PEXPIRE", m->jkey, ttl};
-        cmd(cl, NULL, NULL, 3, ex, NULL);
-        const char *ex2[] = {"PEXPIRE", m->mkey, ttl};
-        cmd(cl, NULL, NULL, 3, ex2, NULL);
-    }
+    return true;
 }
 
 struct sl_cmirror *
@@ -1426,14 +1510,31 @@ sl_cluster_flush(struct sl_cluster *cl)
                 uv_timer_start(cl->flush, on_flush_timer, cl->flush_ms - (now - cl->last_flush), 0);
         } else {
             cl->last_flush = now;
+            /* Every stream with new records, in script calls of BATCH_MAX streams. */
+            struct batch *b = NULL;
+            bool expire[BATCH_MAX];
             while (!sl_list_empty(&cl->dirty)) {
                 struct sl_cmirror *m =
                     SL_CONTAINER_OF(cl->dirty.next, struct sl_cmirror, dirty_link);
                 sl_list_unlink(&m->dirty_link);
                 m->dirty = false;
-                mirror_flush(m);
-                mirror_settle(m);
+                if (b == NULL) {
+                    b = sl_calloc(1, sizeof(*b));
+                    b->cl = cl;
+                }
+                if (mirror_ready(m, &expire[b->n]))
+                    b->m[b->n++] = m;
+                else
+                    mirror_settle(m);
+                if (b->n == BATCH_MAX) {
+                    send_batch(cl, b, expire);
+                    b = NULL;
+                }
             }
+            if (b && b->n > 0)
+                send_batch(cl, b, expire);
+            else
+                free(b);
         }
     }
     if (cl->tail_stale) {

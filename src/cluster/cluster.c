@@ -549,7 +549,6 @@ static void
 on_admit(void *ud, redisReply *r)
 {
     struct sl_cmirror *m = ud;
-    m->refs--;
     m->admitting = false;
     int verdict = 1;
     if (r && r->type == REDIS_REPLY_INTEGER) {
@@ -559,14 +558,13 @@ on_admit(void *ud, redisReply *r)
             m->placed_at = sl_loop_now(m->cl->loop);
         }
     }
-    /* Anything else (an error, Redis gone): the local limits alone decide. */
-    if (m->s && !m->ended) {
+    /* Anything else (an error, Redis gone): the local limits alone decide. The stream may
+     * end and be freed inside: m stays, held by this reply until the end. */
+    if (m->s && !m->ended)
         sl_stream_admitted(m->s, verdict);
-    } else {
-        unplace(m);
-    }
     if (m->ended || m->s == NULL)
         unplace(m);
+    m->refs--;
     mirror_settle(m);
 }
 

@@ -41,7 +41,8 @@ sl_server_fd_budget(const struct sl_config *cfg)
     for (size_t i = 0; i < cfg->nproviders; i++)
         if (cfg->providers[i].kind != SL_PROVIDER_DEMO)
             upstream += cfg->providers[i].max_connections;
-    return FDS_PROCESS + n * (FDS_PER_WORKER + upstream) + SL_SERVER_OVER_CAPACITY;
+    unsigned long redis = cfg->redis.url ? 3 : 0; /* cluster: commands, subscriber, tail */
+    return FDS_PROCESS + n * (FDS_PER_WORKER + upstream + redis) + SL_SERVER_OVER_CAPACITY;
 }
 
 struct sl_server *

@@ -54,8 +54,8 @@ unsigned sl_server_workers(const struct sl_config *cfg);
 /*
  * File descriptors the process needs besides one per client connection: each worker's
  * listener, loop and reserve, the upstream connections each worker may open (every
- * provider's max_connections), the over-capacity connections, and a margin for logs, files
- * and libraries.
+ * provider's max_connections), its three Redis connections in cluster mode, the
+ * over-capacity connections, and a margin for logs, files and libraries.
  */
 unsigned long sl_server_fd_budget(const struct sl_config *cfg);
 

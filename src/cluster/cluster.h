@@ -8,10 +8,11 @@
  * release), and one for XREAD BLOCK (the live tail of streams owned elsewhere).
  *
  * What it does:
- *   - mirrors: every stream's journal records are appended to a Redis Stream, batched: one
- *     XADD per stream per redis.flush_interval holding every new record, trimmed to
- *     resume.max_events entries and expiring resume.window after the last write; a small
- *     hash names the newest run of (user, id), its owner and its metadata;
+ *   - mirrors: every stream's journal records are appended to a Redis Stream, batched: per
+ *     redis.flush_interval one script call appends, for each stream with something new,
+ *     one entry holding every new record (one XADD inside), trimmed to resume.max_events
+ *     entries and expiring resume.window after the last write; a small hash names the
+ *     newest run of (user, id), its owner and its metadata;
  *   - remote readers (sl_cstream): a resume of a stream this node does not hold replays it
  *     from Redis, asks its owner to hand the stream over (the owner's session lets go, the
  *     provider keeps running there) and follows the tail until the terminal record;

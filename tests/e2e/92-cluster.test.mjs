@@ -113,7 +113,8 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
   before(async () => {
     mock = await startMock();
     redis = await startRedis(await freePort());
-    a = await startSluice({ config: nodeConfig(mock, redis.port, { redis: { url: `redis://127.0.0.1:${redis.port}`, node: 'node-a', timeout: '1s' } }) });
+    // Node A runs two workers: the in-process paths (relay, directory) and the cluster's meet.
+    a = await startSluice({ config: nodeConfig(mock, redis.port, { workers: 2, redis: { url: `redis://127.0.0.1:${redis.port}`, node: 'node-a', timeout: '1s' } }) });
     b = await startSluice({ config: nodeConfig(mock, redis.port, { redis: { url: `redis://127.0.0.1:${redis.port}`, node: 'node-b', timeout: '1s' } }) });
     await until('both nodes connected to Redis', async () =>
       (await metric(a, 'sluice_redis_up')) === 1 && (await metric(b, 'sluice_redis_up')) === 1);
@@ -145,6 +146,30 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     assert.equal(textOf([...seen, ...rest]), tokens(200));
     assert.ok((await metric(a, 'sluice_redis_commands_total')) > 0);
     c2.close();
+  });
+
+  test('a stream read on B is taken back by a resume on its owner A', async () => {
+    const [c1] = await session(a, { sub: 'pingpong' });
+    c1.send({ type: 'chat', id: 'p1', model: 'slow', message: 'cluster-pingpong' });
+    const seen1 = [await c1.next((m) => m.id === 'p1' && m.type === 'start')];
+    for (let i = 0; i < 3; i++) seen1.push(await c1.next((m) => m.id === 'p1' && m.type === 'delta'));
+    c1.ws.terminate();
+    await c1.closed;
+    const [c2] = await session(b, { sub: 'pingpong' });
+    c2.send({ type: 'resume', id: 'p1', after: seen1.at(-1).seq, epoch: seen1[0].epoch });
+    const seen2 = [];
+    for (let i = 0; i < 3; i++) seen2.push(await c2.next((m) => m.id === 'p1' && m.type === 'delta', 10000));
+    const markB = b.mark();
+    const [c3] = await session(a, { sub: 'pingpong' });
+    c3.send({ type: 'resume', id: 'p1', after: seen2.at(-1).seq, epoch: seen1[0].epoch });
+    const rest = await c3.collect('p1', 20000);
+    assert.equal(rest.at(-1).type, 'done');
+    assert.equal(textOf([...seen1, ...seen2, ...rest]), tokens(200));
+    // B let go of it when A took it back: no NOT_FOUND there, and no `done` either.
+    assert.ok(!c2.all.some((m) => m.id === 'p1' && ['done', 'error'].includes(m.type)), JSON.stringify(c2.all.slice(-2)));
+    assert.doesNotMatch(b.stderr().slice(markB), /level=(warn|error)/);
+    c2.close();
+    c3.close();
   });
 
   test('a resume on B of a stream that ended on A replays it from Redis', async () => {

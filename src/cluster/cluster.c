@@ -33,7 +33,15 @@
 #define ADMIT_REFRESH_MS 10000
 
 /* Server-side scripts: atomic on Redis, loaded on every (re)connect, called by EVALSHA. */
-enum { SCRIPT_ADMIT, SCRIPT_REFRESH, SCRIPT_CANCEL, SCRIPT_TOKENS, SCRIPT_APPEND, SCRIPT__COUNT };
+enum {
+    SCRIPT_ADMIT,
+    SCRIPT_REFRESH,
+    SCRIPT_CANCEL,
+    SCRIPT_TOKENS,
+    SCRIPT_APPEND,
+    SCRIPT_DEL_IF,
+    SCRIPT__COUNT
+};
 
 static const char *const scripts[SCRIPT__COUNT] = {
     /*
@@ -78,6 +86,8 @@ static const char *const scripts[SCRIPT__COUNT] = {
     "else out[i]=1 end "
     "if ARGV[a+4]=='1' then redis.call('PEXPIRE',KEYS[2*i-1],ARGV[2]) "
     "redis.call('PEXPIRE',KEYS[2*i],ARGV[2]) end end return out",
+    /* Deletes KEYS[1] if it still holds ARGV[1]. */
+    "if redis.call('GET',KEYS[1])==ARGV[1] then return redis.call('DEL',KEYS[1]) end return 0",
 };
 
 struct sl_cmirror {
@@ -134,6 +144,19 @@ struct sl_cstream {
     bool gone;       /* the owner said it no longer has the stream */
 };
 
+/* A list question waiting for its answer. */
+struct clist {
+    struct sl_list link;
+    struct sl_cluster *cl;
+    uint64_t tok;
+    sl_relay_listed_cb cb;
+    void *ud;
+    uint64_t deadline;
+    char *user, *rid;
+    bool asked;   /* the owner was found and asked */
+    bool getting; /* the GET of the owner is outstanding (it holds l) */
+};
+
 struct sl_cluster {
     struct sl_cluster_env env;
     const struct sl_config *cfg;
@@ -149,7 +172,9 @@ struct sl_cluster {
     uint64_t last_flush;
     uint64_t flush_ms;
     uint64_t ttl_ms;
-    struct sl_list mirrors, dirty, creaders, cdirty, readers;
+    struct sl_list mirrors, dirty, creaders, cdirty, readers, lists;
+    sl_relay_lister lister;
+    void *lister_ud;
     char sha[SCRIPT__COUNT][41];
     uint64_t next_tok;
     uint64_t commands_seen;
@@ -684,6 +709,196 @@ creader_of(struct sl_cluster *cl, struct sl_stream *s)
     return NULL;
 }
 
+/* --- sessions across nodes ------------------------------------------------------------------- */
+
+#define MAX_LISTED 64
+
+static void
+clist_free(struct clist *l)
+{
+    sl_list_unlink(&l->link);
+    free(l->user);
+    free(l->rid);
+    free(l);
+}
+
+/* Ends a list question: cb with the streams (n >= 0) or -1. */
+static void
+clist_done(struct clist *l, const struct sl_relay_entry *e, int n)
+{
+    sl_relay_listed_cb cb = l->cb;
+    void *ud = l->ud;
+    if (l->getting) {
+        l->cb = NULL; /* freed when the GET's reply comes */
+        l->deadline = 0;
+    } else {
+        clist_free(l);
+    }
+    if (cb)
+        cb(ud, e, n);
+}
+
+static struct clist *
+clist_find(struct sl_cluster *cl, uint64_t tok)
+{
+    for (struct sl_list *x = cl->lists.next; x != &cl->lists; x = x->next) {
+        struct clist *l = SL_CONTAINER_OF(x, struct clist, link);
+        if (l->tok == tok)
+            return l;
+    }
+    return NULL;
+}
+
+/* The owner: the streams of its session sid, to the asking worker. */
+static void
+answer_list(struct sl_cluster *cl, const char *user, const char *sid, const char *from,
+            uint64_t tok)
+{
+    struct sl_relay_entry e[MAX_LISTED];
+    int n = cl->lister ? cl->lister(cl->lister_ud, user, sid, e, MAX_LISTED) : -1;
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("[s,s,I,I]", e[i].id, e[i].epoch,
+                                             (json_int_t)e[i].after, (json_int_t)e[i].idx));
+    json_t *msg =
+        json_pack("{s:s,s:I,s:i,s:o}", "op", "listed", "tok", (json_int_t)tok, "n", n, "e", arr);
+    if (msg)
+        publish(cl, from, msg);
+}
+
+static void
+on_listed(struct sl_cluster *cl, uint64_t tok, json_t *root)
+{
+    struct clist *l = clist_find(cl, tok);
+    if (l == NULL)
+        return; /* given up, or its session went */
+    int n = (int)json_integer_value(json_object_get(root, "n"));
+    json_t *arr = json_object_get(root, "e");
+    struct sl_relay_entry e[MAX_LISTED];
+    if (n < 0 || !json_is_array(arr)) {
+        clist_done(l, e, -1);
+        return;
+    }
+    int k = 0;
+    for (size_t i = 0; i < json_array_size(arr) && k < MAX_LISTED; i++) {
+        json_t *x = json_array_get(arr, i);
+        const char *id = json_string_value(json_array_get(x, 0));
+        const char *epoch = json_string_value(json_array_get(x, 1));
+        if (id == NULL || epoch == NULL)
+            continue;
+        memset(&e[k], 0, sizeof(e[k]));
+        snprintf(e[k].id, sizeof(e[k].id), "%s", id);
+        snprintf(e[k].epoch, sizeof(e[k].epoch), "%s", epoch);
+        e[k].after = (uint32_t)json_integer_value(json_array_get(x, 2));
+        e[k].idx = (uint32_t)json_integer_value(json_array_get(x, 3));
+        k++;
+    }
+    clist_done(l, e, k);
+}
+
+static void
+on_owner_of_session(void *ud, redisReply *r)
+{
+    struct clist *l = ud;
+    struct sl_cluster *cl = l->cl;
+    l->getting = false;
+    if (l->cb == NULL) { /* forgotten meanwhile */
+        clist_free(l);
+        return;
+    }
+    if (r == NULL || r->type != REDIS_REPLY_STRING || cl->stopping) {
+        clist_done(l, NULL, -1);
+        return;
+    }
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I}", "op", "list", "user", l->user, "sid", l->rid,
+                            "from", cl->chan, "tok", (json_int_t)l->tok);
+    if (msg)
+        publish(cl, r->str, msg);
+    l->asked = true;
+}
+
+void
+sl_cluster_set_lister(struct sl_cluster *cl, sl_relay_lister fn, void *ud)
+{
+    if (cl == NULL)
+        return;
+    cl->lister = fn;
+    cl->lister_ud = ud;
+}
+
+static char *
+rid_key(const char *user, const char *rid)
+{
+    return key_of("r", user, rid, NULL);
+}
+
+void
+sl_cluster_session_detached(struct sl_cluster *cl, const char *user, const char *rid)
+{
+    if (cl == NULL || cl->stopping || cl->cfg->resume.window_ms == 0)
+        return;
+    char *key = rid_key(user, rid);
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)cl->ttl_ms);
+    const char *argv[] = {"SET", key, cl->chan, "PX", ttl};
+    cmd(cl, NULL, NULL, 5, argv, NULL);
+    free(key);
+}
+
+void
+sl_cluster_session_gone(struct sl_cluster *cl, const char *user, const char *rid)
+{
+    if (cl == NULL || cl->stopping)
+        return;
+    /* Only if it still names this worker: a later detach elsewhere must not be erased. */
+    char *key = rid_key(user, rid);
+    const char *argv[] = {"EVALSHA", cl->sha[SCRIPT_DEL_IF], "1", key, cl->chan};
+    cmd(cl, NULL, NULL, 5, argv, NULL);
+    free(key);
+}
+
+uint64_t
+sl_cluster_list(struct sl_cluster *cl, const char *user, const char *rid, sl_relay_listed_cb cb,
+                void *ud)
+{
+    if (cl == NULL || cl->stopping || !sl_rconn_up(cl->cmd))
+        return 0;
+    struct clist *l = sl_calloc(1, sizeof(*l));
+    l->cl = cl;
+    l->tok = ++cl->next_tok;
+    l->cb = cb;
+    l->ud = ud;
+    l->user = sl_strdup(user);
+    l->rid = sl_strdup(rid);
+    l->deadline =
+        sl_loop_now(cl->loop) + (cl->cfg->redis.timeout_ms ? cl->cfg->redis.timeout_ms : 2000);
+    char *key = rid_key(user, rid);
+    const char *argv[] = {"GET", key};
+    int rc = cmd(cl, on_owner_of_session, l, 2, argv, NULL);
+    free(key);
+    if (rc != 0) {
+        free(l->user);
+        free(l->rid);
+        free(l);
+        return 0;
+    }
+    l->getting = true;
+    sl_list_push_back(&cl->lists, &l->link);
+    return l->tok;
+}
+
+void
+sl_cluster_cancel_list(struct sl_cluster *cl, uint64_t token)
+{
+    struct clist *l = cl ? clist_find(cl, token) : NULL;
+    if (l == NULL)
+        return;
+    l->cb = NULL;
+    l->ud = NULL;
+    if (!l->getting)
+        clist_free(l); /* else when the GET's reply comes */
+}
+
 static void
 on_message(struct sl_cluster *cl, const char *data, size_t len)
 {
@@ -718,6 +933,16 @@ on_message(struct sl_cluster *cl, const char *data, size_t len)
             }
             break;
         }
+        goto out;
+    }
+    if (strcmp(op, "listed") == 0) {
+        on_listed(cl, tok, root);
+        goto out;
+    }
+    if (strcmp(op, "list") == 0) {
+        const char *sid = json_string_value(json_object_get(root, "sid"));
+        if (user && sid && from)
+            answer_list(cl, user, sid, from, tok);
         goto out;
     }
     if (user == NULL || id == NULL)
@@ -1389,6 +1614,13 @@ on_tick(uv_timer_t *t)
         return;
     heartbeat(cl);
     uint64_t now = sl_loop_now(cl->loop);
+    /* List questions unanswered in time (the owner died after its session was found). */
+    for (struct sl_list *x = cl->lists.next, *next; x != &cl->lists; x = next) {
+        next = x->next;
+        struct clist *l = SL_CONTAINER_OF(x, struct clist, link);
+        if (l->cb && l->deadline && now >= l->deadline && !l->getting)
+            clist_done(l, NULL, -1);
+    }
     char attl[16];
     snprintf(attl, sizeof(attl), "%d", ADMIT_TTL_MS);
     for (struct sl_list *l = cl->mirrors.next; l != &cl->mirrors; l = l->next) {
@@ -1452,6 +1684,7 @@ sl_cluster_new(const struct sl_cluster_env *env)
     sl_list_init(&cl->creaders);
     sl_list_init(&cl->cdirty);
     sl_list_init(&cl->readers);
+    sl_list_init(&cl->lists);
     for (int i = 0; i < SCRIPT__COUNT; i++)
         sha1_hex(scripts[i], cl->sha[i]);
     struct sl_rconn_opts o = {.url = cfg->redis.url,
@@ -1595,6 +1828,8 @@ sl_cluster_free(struct sl_cluster *cl)
         cs_free(SL_CONTAINER_OF(cl->readers.next, struct sl_cstream, link));
     while (!sl_list_empty(&cl->mirrors))
         mirror_free(SL_CONTAINER_OF(cl->mirrors.next, struct sl_cmirror, link));
+    while (!sl_list_empty(&cl->lists))
+        clist_free(SL_CONTAINER_OF(cl->lists.next, struct clist, link));
     free(cl->node);
     free(cl);
 }

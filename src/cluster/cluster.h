@@ -4,8 +4,8 @@
  *
  * One struct sl_cluster per worker, on the worker's loop, with its own connections: one
  * for commands (pipelined: everything a loop turn produces leaves in one write), one
- * subscribed to the worker's channel (messages from other nodes: take, cancel, live,
- * release), and one for XREAD BLOCK (the live tail of streams owned elsewhere).
+ * subscribed to the worker's channel (messages from other nodes: take, cancel, release,
+ * list and their answers), and one for XREAD BLOCK (the live tail of streams owned elsewhere).
  *
  * What it does:
  *   - mirrors: every stream's journal records are appended to a Redis Stream, batched: per
@@ -16,7 +16,9 @@
  *   - remote readers (sl_cstream): a resume of a stream this node does not hold replays it
  *     from Redis, asks its owner to hand the stream over (the owner's session lets go, the
  *     provider keeps running there) and follows the tail until the terminal record;
- *   - cancel, live and release travel to the owner over its channel;
+ *   - cancel and release travel to the owner over its channel;
+ *   - sessions: a detached session is findable by its recovery id, and a reconnect on
+ *     another node (ai:reconnect) asks its worker for its streams (list / listed);
  *   - admission: streams per user counted cluster-wide by a server-side script.
  *
  * Redis down: every call here falls back at once (nothing mirrored is lost while records
@@ -32,6 +34,7 @@
 #include <stdint.h>
 
 #include "stream/journal.h"
+#include "stream/relay.h"
 #include "stream/stream.h"
 
 struct sl_cluster;
@@ -132,5 +135,27 @@ void sl_cstream_release(struct sl_cstream *r);
  * (user, id), if any. Returns false when Redis is not reachable now.
  */
 bool sl_cluster_cancel(struct sl_cluster *cl, const char *user, const char *id);
+
+/* --- sessions across nodes (seed 003's ai:reconnect) ------------------------------------------ */
+
+/*
+ * A session whose client left is waiting for a reconnect: its recovery id is findable from
+ * other nodes for resume.window. sl_cluster_session_gone when it is freed.
+ */
+void sl_cluster_session_detached(struct sl_cluster *cl, const char *user, const char *rid);
+void sl_cluster_session_gone(struct sl_cluster *cl, const char *user, const char *rid);
+
+/* On the owner: how a `list` question is answered (the session module's lister). */
+void sl_cluster_set_lister(struct sl_cluster *cl, sl_relay_lister fn, void *ud);
+
+/*
+ * Asks whichever node holds session `rid` of `user` for its streams; cb runs on a later turn
+ * with them (n >= 0), or n = -1 (no such session anywhere, or no answer within
+ * redis.timeout). Returns a token for sl_cluster_cancel_list, or 0 when Redis cannot be
+ * asked now (cb never runs).
+ */
+uint64_t sl_cluster_list(struct sl_cluster *cl, const char *user, const char *rid,
+                         sl_relay_listed_cb cb, void *ud);
+void sl_cluster_cancel_list(struct sl_cluster *cl, uint64_t token);
 
 #endif

@@ -114,6 +114,8 @@ struct sl_session {
     unsigned next_idx;
     uint8_t takeover;      /* what a take-over under way answers: TAKEOVER_* */
     uint64_t list_token;   /* a take-over's list request to another worker, or 0 */
+    bool list_cluster;     /* ... to another node (through the cluster), not the relay */
+    bool in_cluster;       /* its recovery id is findable from other nodes (detached) */
     char *takeover_offset; /* the recovery offset it applies, or NULL */
     char previous[SL_SESSION_ID_LEN + 1];
     uint8_t state;
@@ -1540,6 +1542,7 @@ sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
     ss->nworkers = env->nworkers ? env->nworkers : 1;
     if (ss->relay)
         sl_relay_set_lister(ss->relay, list_session, ss);
+    sl_cluster_set_lister(ss->cluster, list_session, ss);
     sl_list_init(&ss->all);
     uint64_t wait = cfg->heartbeat.timeout_ms > cfg->heartbeat.interval_ms
                         ? cfg->heartbeat.timeout_ms - cfg->heartbeat.interval_ms
@@ -1802,6 +1805,7 @@ on_listed(void *ud, const struct sl_relay_entry *e, int n)
 {
     struct sl_session *s = ud;
     s->list_token = 0;
+    s->list_cluster = false;
     /*
      * Each stream is resumed from its owner, which need not be the listing worker (a
      * session that was itself recovered there reads its streams through the relay) nor
@@ -1821,6 +1825,17 @@ sl_session_take_over(struct sl_session *s, const char *previous, const char *off
         strcmp(previous, s->rid) == 0 || s->takeover != TAKEOVER_NONE)
         return -1;
     int owner = s->ss->sdir ? sl_directory_find(s->ss->sdir, s->user, previous, NULL) : -1;
+    if (owner < 0 && s->ss->cluster != NULL && offset == NULL) {
+        /* Not on this node: perhaps on another (a reconnect; the answer comes later). */
+        s->list_token = sl_cluster_list(s->ss->cluster, s->user, previous, on_listed, s);
+        if (s->list_token == 0)
+            return -1;
+        s->list_cluster = true;
+        snprintf(s->previous, sizeof(s->previous), "%s", previous);
+        s->takeover = TAKEOVER_RECONNECT;
+        s->takeover_offset = NULL;
+        return 0;
+    }
     if (owner < 0)
         return -1;
     snprintf(s->previous, sizeof(s->previous), "%s", previous);
@@ -2018,8 +2033,12 @@ free_session(struct sl_session *s)
     }
     if (s->state == S_DETACHED)
         ss->detached--;
-    if (s->list_token)
+    if (s->list_token && s->list_cluster)
+        sl_cluster_cancel_list(ss->cluster, s->list_token);
+    else if (s->list_token)
         sl_relay_cancel_list(ss->relay, s->list_token);
+    if (s->in_cluster)
+        sl_cluster_session_gone(ss->cluster, s->user, s->rid);
     unregister_rid(s);
     free(s->takeover_offset);
     sl_list_unlink(&s->link);
@@ -2053,6 +2072,11 @@ sl_session_transport_closed(struct sl_session *s, uint16_t code)
     /* Disconnect is a pause: the streams go on into their journals until a resume. */
     log_closed(s, "session.detached", code);
     s->state = S_DETACHED;
+    if (ss->cluster) {
+        /* A reconnect on another node (ai:reconnect) finds it through Redis. */
+        sl_cluster_session_detached(ss->cluster, s->user, s->rid);
+        s->in_cluster = true;
+    }
     ss->detached++;
     sl_loop_arm(ss->loop, &ss->window_tq, &s->tnode);
     for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {

@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { io } from 'socket.io-client';
 import { Client, jwt, session, startMock, startSluice, textOf } from './lib/harness.mjs';
 
 const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => fs.existsSync(p))
@@ -170,6 +171,50 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     assert.doesNotMatch(b.stderr().slice(markB), /level=(warn|error)/);
     c2.close();
     c3.close();
+  });
+
+  test("seed 003's ai:reconnect on node B takes over the streams of a client that left node A", async () => {
+    const connect = (s) => new Promise((resolve, reject) => {
+      const sock = io(`${s.url}/ai`, { auth: { token: jwt({ sub: 'aiuser' }) }, transports: ['websocket'], forceNew: true, reconnection: false });
+      const timer = setTimeout(() => reject(new Error('no ai:connected')), 8000);
+      sock.once('ai:connected', (m) => { clearTimeout(timer); resolve([sock, m]); });
+      sock.once('connect_error', (e) => { clearTimeout(timer); reject(e); });
+    });
+    const until1 = (sock, event, pred = () => true, ms = 15000) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${event}`)), ms);
+      const f = (m) => { if (pred(m)) { clearTimeout(timer); sock.off(event, f); resolve(m); } };
+      sock.on(event, f);
+    });
+    const [s1, hello] = await connect(a);
+    const text1 = [];
+    s1.on('ai:token', (m) => text1.push(m.data));
+    s1.emit('ai:stream', { prompt: 'cluster-ai-reconnect', streamId: 'ai1', model: 'slow' });
+    await until1(s1, 'ai:token', () => text1.length >= 5);
+    s1.disconnect();
+    const [s2] = await connect(b);
+    const text2 = [];
+    s2.on('ai:token', (m) => text2.push(m.data));
+    const done = until1(s2, 'ai:stream:complete', (m) => m.streamId === 'ai1', 20000);
+    s2.emit('ai:reconnect', { previousClientId: hello.clientId });
+    const ok = await until1(s2, 'ai:reconnect:success');
+    assert.equal(ok.previousClientId, hello.clientId);
+    await done;
+    const full = tokens(200);
+    assert.ok(text2.length > 0, 'the rest of the stream came on B');
+    assert.ok(full.startsWith(text1.join('')));
+    assert.ok(full.endsWith(text2.join('')), 'B continues where A left off, never from the start');
+    assert.ok(!text2.join('').startsWith('tok1 '), 'not restarted');
+    s2.disconnect();
+  });
+
+  test('ai:reconnect naming no session anywhere: NOT_FOUND, not a hang', async () => {
+    const sock = io(`${b.url}/ai`, { auth: { token: jwt({ sub: 'aiuser2' }) }, transports: ['websocket'], forceNew: true, reconnection: false });
+    await new Promise((resolve) => sock.once('ai:connected', resolve));
+    const err = new Promise((resolve) => sock.once('ai:error', resolve));
+    sock.emit('ai:reconnect', { previousClientId: '0nosuchsessionxxxxxx' });
+    const e = await err;
+    assert.match(JSON.stringify(e), /NOT_FOUND/);
+    sock.disconnect();
   });
 
   test('a resume on B of a stream that ended on A replays it from Redis', async () => {

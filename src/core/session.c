@@ -973,15 +973,24 @@ cancel_stream(struct sl_session *s, const char *id)
 {
     struct sub *b = find_sub(s, id);
     bool found = b != NULL && !b->ops->ended(b->src);
-    if (b == NULL && sl_streams_find(s->ss->adm->env.table, s->user, id, NULL) == NULL &&
-        sl_cluster_cancel(s->ss->cluster, s->user, id)) {
-        /* Another tab's stream on another node: the cancel goes to its owner, whose reader
-         * gets `cancelled`. Whether it was still running is not known here. */
-        if (s->proto->cancel_reply) {
-            struct sl_proto_sink sink = sink_of(s);
-            s->proto->cancel_reply(&sink, id, true);
+    if (b == NULL && s->ss->cluster != NULL) {
+        /*
+         * Cluster mode: a cancel reaches the user's stream wherever it runs (another tab):
+         * here, or on its owner (another worker or node), whose reader gets `cancelled`.
+         * Whether a remote one was still running is not known here.
+         */
+        struct sl_stream *st = sl_streams_find(s->ss->adm->env.table, s->user, id, NULL);
+        bool sent =
+            st != NULL ? !sl_stream_ended(st) : sl_cluster_cancel(s->ss->cluster, s->user, id);
+        if (sent) {
+            if (s->proto->cancel_reply) {
+                struct sl_proto_sink sink = sink_of(s);
+                s->proto->cancel_reply(&sink, id, true);
+            }
+            if (st != NULL)
+                sl_stream_cancel(st, "client");
+            return;
         }
-        return;
     }
     if (s->proto->cancel_reply) {
         struct sl_proto_sink sink = sink_of(s);

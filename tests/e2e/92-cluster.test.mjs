@@ -275,6 +275,20 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     c2.close();
   });
 
+  test('in cluster mode a cancel from another tab on the same node reaches the stream too', async () => {
+    const marker = 'cluster-cancel-same-node';
+    const [c1] = await session(a, { sub: 'tabs2' });
+    c1.send({ type: 'chat', id: 'u1', model: 'long', message: marker });
+    await c1.next((m) => m.id === 'u1' && m.type === 'delta');
+    const [c2] = await session(a, { sub: 'tabs2' });
+    c2.send({ type: 'cancel', id: 'u1' });
+    await mock.wait(marker, 'aborted', 5000);
+    const end = await c1.next((m) => m.id === 'u1' && ['cancelled', 'error', 'done'].includes(m.type), 10000);
+    assert.equal(end.type, 'cancelled');
+    c1.close();
+    c2.close();
+  });
+
   test('limits.max_streams_per_user holds across nodes', async () => {
     const marker = 'cluster-limit-first';
     const [c1] = await session(a, { sub: 'limited' });

@@ -112,9 +112,11 @@ struct sl_session {
     char rid[SL_SESSION_ID_LEN + 1];  /* recovery id: how a later connection names this one */
     bool registered;                  /* rid is in the sessions' directory */
     unsigned next_idx;
-    uint8_t takeover;      /* what a take-over under way answers: TAKEOVER_* */
-    uint64_t list_token;   /* a take-over's list request to another worker, or 0 */
-    bool list_cluster;     /* ... to another node (through the cluster), not the relay */
+    uint8_t takeover;    /* what a take-over under way answers: TAKEOVER_* */
+    uint64_t list_token; /* a take-over's list request to another worker, or 0 */
+    bool list_cluster;   /* ... to another node (through the cluster), not the relay */
+    void (*recover_done)(void *ud, bool recovered); /* sl_session_recover_remote's answer */
+    void *recover_ud;
     bool in_cluster;       /* its recovery id is findable from other nodes (detached) */
     char *takeover_offset; /* the recovery offset it applies, or NULL */
     char previous[SL_SESSION_ID_LEN + 1];
@@ -1866,6 +1868,50 @@ sl_session_take_over(struct sl_session *s, const char *previous, const char *off
     return 0;
 }
 
+/* The answer of another node for sl_session_recover_remote. */
+static void
+on_recover_listed(void *ud, const struct sl_relay_entry *e, int n)
+{
+    struct sl_session *s = ud;
+    s->list_token = 0;
+    s->list_cluster = false;
+    void (*done)(void *, bool) = s->recover_done;
+    void *dud = s->recover_ud;
+    s->recover_done = NULL;
+    if (done == NULL || s->t == NULL) {
+        /* The client left meanwhile. */
+        s->takeover = TAKEOVER_NONE;
+        free(s->takeover_offset);
+        s->takeover_offset = NULL;
+        return;
+    }
+    done(dud, n >= 0); /* the CONNECT is answered: events may go out from now on */
+    for (int i = 0; i < n; i++)
+        resume_stream(s, e[i].id, offset_seq(s->takeover_offset, e[i].idx),
+                      e[i].epoch[0] ? e[i].epoch : NULL);
+    took_over(s, n >= 0);
+}
+
+int
+sl_session_recover_remote(struct sl_session *s, const char *previous, const char *offset,
+                          void (*done)(void *ud, bool recovered), void *ud)
+{
+    if (s->ss->cluster == NULL || s->user == NULL || previous == NULL ||
+        strlen(previous) > SL_SESSION_ID_LEN || strcmp(previous, s->rid) == 0 ||
+        s->takeover != TAKEOVER_NONE)
+        return -1;
+    s->list_token = sl_cluster_list(s->ss->cluster, s->user, previous, on_recover_listed, s);
+    if (s->list_token == 0)
+        return -1;
+    s->list_cluster = true;
+    s->recover_done = done;
+    s->recover_ud = ud;
+    snprintf(s->previous, sizeof(s->previous), "%s", previous);
+    s->takeover = TAKEOVER_RECOVERY;
+    s->takeover_offset = sl_strdup(offset ? offset : "0");
+    return 0;
+}
+
 /* The relay's question on this worker: the streams of session sid, for a take-over. */
 static int
 list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry *out, unsigned max)
@@ -2066,6 +2112,7 @@ sl_session_transport_closed(struct sl_session *s, uint16_t code)
     struct sl_sessions *ss = s->ss;
     s->conn = conn_of(s);
     s->t = NULL;
+    s->recover_done = NULL; /* the transport that waited for it is gone */
     sl_timeq_disarm(&s->tnode);
     sl_limits_conn_end(s->conn_hold); /* a detached session is no connection */
     s->conn_hold = NULL;

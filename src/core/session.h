@@ -178,6 +178,17 @@ void sl_session_enable_offsets(struct sl_session *s);
  */
 int sl_session_take_over(struct sl_session *s, const char *previous, const char *offset);
 
+/*
+ * Cluster mode: Socket.IO recovery of a session `previous` that is not on this node. Asks
+ * Redis which node holds it and that node for its streams; then calls done(ud, recovered)
+ * on a later turn (the transport answers its CONNECT: with `previous` as its id if
+ * recovered) and, once done returned, takes the streams over from the offset's positions.
+ * Returns -1 (done never runs) when that cannot be asked now. done is forgotten when the
+ * transport closes first.
+ */
+int sl_session_recover_remote(struct sl_session *s, const char *previous, const char *offset,
+                              void (*done)(void *ud, bool recovered), void *ud);
+
 const char *sl_session_id(const struct sl_session *s);
 const char *sl_session_user(const struct sl_session *s);
 

@@ -207,6 +207,56 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     s2.disconnect();
   });
 
+  test('Socket.IO connection state recovery on node B of a session cut on node A', async () => {
+    const token = jwt({ sub: 'siorec' });
+    const s1 = io(`${a.url}/sluice`, { auth: { token }, transports: ['websocket'], forceNew: true, reconnection: false });
+    await new Promise((resolve) => s1.once('ready', resolve));
+    const events = [];
+    const track = (sock) => {
+      for (const name of ['start', 'progress', 'delta', 'done', 'error', 'cancelled'])
+        sock.on(name, (m) => { if (m.id === 'sr1') events.push(m); });
+    };
+    track(s1);
+    s1.emit('chat', { id: 'sr1', model: 'slow', message: 'cluster-sio-recovery' });
+    await until('10 deltas on A', async () => events.filter((e) => e.type === 'delta').length >= 10);
+    const pid = s1._pid;
+    const offset = s1._lastOffset;
+    assert.ok(pid && offset, 'the server offered recovery');
+    s1.io.engine.transport.ws.terminate?.() ?? s1.io.engine.close();
+    await until('A saw the cut', async () => /session\.detached[^\n]*user=siorec/.test(a.stderr()));
+    // The same client state, reconnecting to node B (a load balancer's choice).
+    const s2 = io(`${b.url}/sluice`, { auth: { token }, transports: ['websocket'], forceNew: true, reconnection: false, autoConnect: false });
+    s2._pid = pid;
+    s2._lastOffset = offset;
+    track(s2);
+    const ended = new Promise((resolve) => { for (const n of ['done', 'error', 'cancelled']) s2.on(n, (m) => { if (m.id === 'sr1') resolve(); }); });
+    const connected = new Promise((resolve) => s2.once('connect', resolve));
+    s2.connect();
+    await connected;
+    assert.equal(s2.recovered, true, 'the client reports a recovered session');
+    await ended;
+    let last = 0;
+    for (const e of events) {
+      assert.ok(e.seq > last, `seq ${e.seq} after ${last}`);
+      last = e.seq;
+    }
+    assert.equal(events.at(-1).type, 'done');
+    assert.equal(textOf(events), tokens(200));
+    s1.close();
+    s2.close();
+  });
+
+  test('Socket.IO recovery naming a session no node has: a fresh session, not a hang', async () => {
+    const s2 = io(`${b.url}/sluice`, { auth: { token: jwt({ sub: 'siorec2' }) }, transports: ['websocket'], forceNew: true, reconnection: false, autoConnect: false });
+    s2._pid = '0nosuchsessionxxxxxx';
+    s2._lastOffset = '1.5';
+    const ready = new Promise((resolve) => s2.once('ready', resolve));
+    s2.connect();
+    await ready;
+    assert.equal(s2.recovered, false);
+    s2.close();
+  });
+
   test('ai:reconnect naming no session anywhere: NOT_FOUND, not a hang', async () => {
     const sock = io(`${b.url}/ai`, { auth: { token: jwt({ sub: 'aiuser2' }) }, transports: ['websocket'], forceNew: true, reconnection: false });
     await new Promise((resolve) => sock.once('ai:connected', resolve));

@@ -1,7 +1,9 @@
-// Cluster mode (docs/cluster.md): two sluice nodes sharing a real redis-server, started here
-// on a free port. A client moves between nodes: its stream is resumed from Redis with the
-// same text, a cancel reaches the node that runs the provider, a per-user stream limit holds
-// across nodes, Redis restarting mid-stream costs the owner's client nothing, and a node
+// Cluster mode (docs/cluster.md): two sluice nodes (A with two workers) sharing a real
+// redis-server, started here on a free port. A client moves between nodes: its stream is
+// resumed from Redis with the same text (and taken back by its owner), a cancel reaches the
+// node that runs the provider (from the resuming node or another tab), per-user stream and
+// token limits hold across nodes, Socket.IO recovery and seed 003's ai:reconnect work on the
+// other node, Redis killed, restarted or hung costs the owner's clients nothing, and a node
 // killed outright leaves clients the journal's end or NOT_FOUND, never a hang.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';

@@ -123,9 +123,15 @@ sl_redis_parse_url(const char *url, struct sl_redis_addr *out)
     const char *p = url + 8;
     const char *at = strrchr(p, '@');
     if (at) {
-        /* [user]:password@ : the user part (ACL names) is not used. */
+        /* [user]:password@ (or password@): a user names an ACL user (AUTH user password). */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
+        if (colon && colon > p) {
+            if ((size_t)(colon - p) >= sizeof(out->username))
+                return -1;
+            memcpy(out->username, p, (size_t)(colon - p));
+            out->username[colon - p] = '\0';
+        }
         size_t n = (size_t)(at - pw);
         if (n >= sizeof(out->password))
             return -1;
@@ -356,7 +362,9 @@ connect_now(struct sl_rconn *c)
     c->ac = ac;
     c->state = C_CONNECTING;
     /* Queued now, written once the socket connects: the handshake needs no extra turn. */
-    if (c->addr.password[0])
+    if (c->addr.password[0] && c->addr.username[0])
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", c->addr.username, c->addr.password);
+    else if (c->addr.password[0])
         redisAsyncCommand(ac, NULL, NULL, "AUTH %s", c->addr.password);
     if (c->addr.db)
         redisAsyncCommand(ac, NULL, NULL, "SELECT %d", c->addr.db);

@@ -74,6 +74,7 @@ struct sl_redis_addr {
     char host[256]; /* or the socket's path when unix */
     int port;
     bool unix_socket;
+    char username[128]; /* an ACL user (Redis 6+), or "" */
     char password[256];
     int db;
 };

@@ -25,8 +25,10 @@ Test(cluster, url_forms)
     cr_assert_str_eq(a.host, "cache.local");
     cr_assert_str_eq(a.password, "s3cr@t", "the last @ ends the password");
     cr_assert_eq(a.port, 6379);
+    cr_assert_str_eq(a.username, "");
     cr_assert_eq(sl_redis_parse_url("redis://user:pw@[::1]:7000", &a), 0);
     cr_assert_str_eq(a.host, "::1");
+    cr_assert_str_eq(a.username, "user");
     cr_assert_str_eq(a.password, "pw");
     cr_assert_eq(a.port, 7000);
     cr_assert_eq(sl_redis_parse_url("unix:///run/redis.sock", &a), 0);

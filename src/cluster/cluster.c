@@ -817,6 +817,100 @@ on_owner_of_session(void *ud, redisReply *r)
     l->asked = true;
 }
 
+/* --- conversations -----------------------------------------------------------------------------
+ */
+
+static char *
+json_turn(const char *role, const char *text, size_t len)
+{
+    json_t *o = json_pack("{s:s,s:s%}", "role", role, "content", text ? text : "", text ? len : 0);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+void
+sl_cluster_remember(struct sl_cluster *cl, const char *user, const char *conv, const char *question,
+                    size_t qlen, const char *answer, size_t alen)
+{
+    if (cl == NULL || cl->stopping || !sl_rconn_up(cl->cmd))
+        return;
+    char *q = json_turn("user", question, qlen), *a = json_turn("assistant", answer, alen);
+    char *key = key_of("c", user, conv, NULL);
+    if (q && a) {
+        char keep[16], ttl[24];
+        snprintf(keep, sizeof(keep), "-%u", cl->cfg->ws_chat.memory.max_turns);
+        snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)cl->cfg->ws_chat.memory.idle_ttl_ms);
+        const char *push[] = {"RPUSH", key, q, a};
+        cmd(cl, NULL, NULL, 4, push, NULL);
+        const char *trim[] = {"LTRIM", key, keep, "-1"};
+        cmd(cl, NULL, NULL, 4, trim, NULL);
+        const char *ex[] = {"PEXPIRE", key, ttl};
+        cmd(cl, NULL, NULL, 3, ex, NULL);
+    }
+    free(key);
+    free(q);
+    free(a);
+}
+
+struct chist {
+    sl_cluster_history_cb cb; /* NULL once cancelled */
+    void *ud;
+};
+
+static void
+on_history(void *ud, redisReply *r)
+{
+    struct chist *h = ud;
+    if (h->cb) {
+        json_t *arr = NULL;
+        if (r && r->type == REDIS_REPLY_ARRAY) {
+            arr = json_array();
+            for (size_t i = 0; i < r->elements; i++) {
+                redisReply *e = r->element[i];
+                json_t *m =
+                    e->type == REDIS_REPLY_STRING ? json_loadb(e->str, e->len, 0, NULL) : NULL;
+                if (json_is_string(json_object_get(m, "role")) &&
+                    json_is_string(json_object_get(m, "content")))
+                    json_array_append_new(arr, m);
+                else
+                    json_decref(m);
+            }
+        }
+        h->cb(h->ud, arr);
+        json_decref(arr);
+    }
+    free(h);
+}
+
+void *
+sl_cluster_history(struct sl_cluster *cl, const char *user, const char *conv,
+                   sl_cluster_history_cb cb, void *ud)
+{
+    if (cl == NULL || cl->stopping || !sl_rconn_up(cl->cmd))
+        return NULL;
+    struct chist *h = sl_calloc(1, sizeof(*h));
+    h->cb = cb;
+    h->ud = ud;
+    char *key = key_of("c", user, conv, NULL);
+    const char *argv[] = {"LRANGE", key, "0", "-1"};
+    int rc = cmd(cl, on_history, h, 4, argv, NULL);
+    free(key);
+    if (rc != 0) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void
+sl_cluster_history_cancel(void *handle)
+{
+    struct chist *h = handle;
+    if (h)
+        h->cb = NULL; /* freed when its reply comes (NULL at the latest when Redis goes) */
+}
+
 void
 sl_cluster_set_lister(struct sl_cluster *cl, sl_relay_lister fn, void *ud)
 {

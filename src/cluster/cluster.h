@@ -29,6 +29,7 @@
 #ifndef SL_CLUSTER_CLUSTER_H
 #define SL_CLUSTER_CLUSTER_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -154,6 +155,27 @@ void sl_cluster_set_lister(struct sl_cluster *cl, sl_relay_lister fn, void *ud);
  * redis.timeout). Returns a token for sl_cluster_cancel_list, or 0 when Redis cannot be
  * asked now (cb never runs).
  */
+/* --- ws-chat's conversation memory across nodes ----------------------------------------------- */
+
+/*
+ * An exchange of conversation `conv` ended (its question and whole answer): appended to the
+ * conversation's copy in Redis (a list trimmed to ws_chat.memory.max_turns messages,
+ * forgotten after ws_chat.memory.idle_ttl). Best effort: Redis down, it is not kept there.
+ */
+void sl_cluster_remember(struct sl_cluster *cl, const char *user, const char *conv,
+                         const char *question, size_t qlen, const char *answer, size_t alen);
+
+/*
+ * The conversation's messages in Redis: cb(ud, messages) on a later turn with a JSON array
+ * of {"role", "content"} (empty if none; NULL when Redis could not answer), borrowed for the
+ * call. Returns a handle for sl_cluster_history_cancel (then cb never runs), or NULL when
+ * Redis cannot be asked now (cb never runs).
+ */
+typedef void (*sl_cluster_history_cb)(void *ud, json_t *messages);
+void *sl_cluster_history(struct sl_cluster *cl, const char *user, const char *conv,
+                         sl_cluster_history_cb cb, void *ud);
+void sl_cluster_history_cancel(void *handle);
+
 uint64_t sl_cluster_list(struct sl_cluster *cl, const char *user, const char *rid,
                          sl_relay_listed_cb cb, void *ud);
 void sl_cluster_cancel_list(struct sl_cluster *cl, uint64_t token);

@@ -116,6 +116,8 @@ struct sl_session {
     uint64_t list_token; /* a take-over's list request to another worker, or 0 */
     bool list_cluster;   /* ... to another node (through the cluster), not the relay */
     void (*recover_done)(void *ud, bool recovered); /* sl_session_recover_remote's answer */
+    void *hist_req;  /* ws-chat: a conversation's history asked of Redis (cluster), or NULL */
+    char *hist_conv; /* the conversation last looked up there */
     void *recover_ud;
     bool in_cluster;       /* its recovery id is findable from other nodes (detached) */
     char *takeover_offset; /* the recovery offset it applies, or NULL */
@@ -550,6 +552,10 @@ render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t 
                               b->question ? strlen(b->question) : 0, now);
         sl_memory_append_answer(s->ss->memory, s->user, b->conversation, sl_buf_ptr(&b->text),
                                 sl_buf_len(&b->text), now);
+        /* Cluster mode: the next message of the conversation may land on another node. */
+        sl_cluster_remember(s->ss->cluster, s->user, b->conversation, b->question,
+                            b->question ? strlen(b->question) : 0, sl_buf_ptr(&b->text),
+                            sl_buf_len(&b->text));
     }
     struct sl_proto_sink sink = sink_of(s);
     b->proto->event(&sink, &v, ev);
@@ -804,7 +810,7 @@ static void start_chat(struct sl_session *s, struct sl_command *cmd);
 static void
 next_waiting(struct sl_session *s)
 {
-    while (!sl_list_empty(&s->waiting) && attached(s) && running(s) == 0) {
+    while (!sl_list_empty(&s->waiting) && attached(s) && running(s) == 0 && s->hist_req == NULL) {
         struct waiting *wt = SL_CONTAINER_OF(s->waiting.next, struct waiting, link);
         sl_list_unlink(&wt->link);
         s->nwaiting--;
@@ -873,11 +879,64 @@ model_allowed(const struct sl_session *s, const struct sl_chat_req *req)
     return false;
 }
 
+/*
+ * Cluster mode: a ws-chat conversation this node has no memory of may have begun on another
+ * node. Its history is asked of Redis first, the message waiting meanwhile; returns whether
+ * the message was queued for that.
+ */
+static void on_history(void *ud, json_t *messages);
+
+static bool
+history_elsewhere(struct sl_session *s, struct sl_command *cmd)
+{
+    const char *conv = cmd->conversation;
+    if (conv == NULL || s->ss->cluster == NULL || s->ss->memory == NULL ||
+        (s->hist_conv && strcmp(s->hist_conv, conv) == 0))
+        return false;
+    free(s->hist_conv);
+    s->hist_conv = sl_strdup(conv);
+    json_t *h = sl_memory_history(s->ss->memory, s->user, conv, sl_clock_ms());
+    size_t n = json_array_size(h);
+    json_decref(h);
+    if (n > 0)
+        return false;
+    s->hist_req = sl_cluster_history(s->ss->cluster, s->user, conv, on_history, s);
+    if (s->hist_req == NULL)
+        return false;
+    struct waiting *wt = sl_calloc(1, sizeof(*wt));
+    wt->proto = s->proto;
+    wt->cmd = *cmd;
+    memset(cmd, 0, sizeof(*cmd));
+    sl_list_push_back(s->waiting.next, &wt->link); /* before the others: it came first */
+    s->nwaiting++;
+    return true;
+}
+
+/* Redis's copy of the conversation goes into this node's memory; the message goes on. */
+static void
+on_history(void *ud, json_t *messages)
+{
+    struct sl_session *s = ud;
+    s->hist_req = NULL;
+    uint64_t now = sl_clock_ms();
+    for (size_t i = 0; i < json_array_size(messages); i++) {
+        json_t *m = json_array_get(messages, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        const char *text = json_string_value(json_object_get(m, "content"));
+        size_t len = json_string_length(json_object_get(m, "content"));
+        if (strcmp(role, "user") == 0)
+            sl_memory_append_user(s->ss->memory, s->user, s->hist_conv, text, len, now);
+        else
+            sl_memory_append_answer(s->ss->memory, s->user, s->hist_conv, text, len, now);
+    }
+    next_waiting(s);
+}
+
 static void
 start_chat(struct sl_session *s, struct sl_command *cmd)
 {
     const struct sl_config *cfg = s->ss->cfg;
-    if ((s->proto->flags & SL_PROTO_ONE_AT_A_TIME) && running(s) > 0) {
+    if ((s->proto->flags & SL_PROTO_ONE_AT_A_TIME) && (running(s) > 0 || s->hist_req != NULL)) {
         if (s->nwaiting >= MAX_WAITING) {
             send_error(s, cmd->chat->id, SL_ERR_TOO_MANY_STREAMS,
                        "too many messages waiting for the running answer", -1);
@@ -891,6 +950,8 @@ start_chat(struct sl_session *s, struct sl_command *cmd)
         s->nwaiting++;
         return;
     }
+    if (history_elsewhere(s, cmd))
+        return;
     struct sl_chat_req *req = cmd->chat;
     cmd->chat = NULL;
     char id[160]; /* a copy: req (and req->id) goes to the stream, or is freed */
@@ -2094,6 +2155,8 @@ free_session(struct sl_session *s)
         sl_relay_cancel_list(ss->relay, s->list_token);
     if (s->in_cluster)
         sl_cluster_session_gone(ss->cluster, s->user, s->rid);
+    sl_cluster_history_cancel(s->hist_req);
+    free(s->hist_conv);
     unregister_rid(s);
     free(s->takeover_offset);
     sl_list_unlink(&s->link);

@@ -2,7 +2,7 @@
 // redis-server, started here on a free port. A client moves between nodes: its stream is
 // resumed from Redis with the same text (and taken back by its owner), a cancel reaches the
 // node that runs the provider (from the resuming node or another tab), per-user stream and
-// token limits hold across nodes, Socket.IO recovery and seed 003's ai:reconnect work on the
+// token limits hold across nodes, Socket.IO recovery, seed 003's ai:reconnect and ws-chat memory work on the
 // other node, Redis killed, restarted or hung costs the owner's clients nothing, and a node
 // killed outright leaves clients the journal's end or NOT_FOUND, never a hang.
 import assert from 'node:assert/strict';
@@ -257,6 +257,29 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     await ready;
     assert.equal(s2.recovered, false);
     s2.close();
+  });
+
+  test("ws-chat's conversation memory follows the client to node B", async () => {
+    const chat = async (s) => {
+      const c = await Client.open(`${s.wsUrl}/ws/chat`);
+      c.send({ type: 'auth', token: jwt({ sub: 'memo' }) });
+      await c.next('auth_success');
+      return c;
+    };
+    const c1 = await chat(a);
+    c1.send({ type: 'message', message: 'cluster-memory-first-question', session_id: 'conv-x' });
+    const done1 = await c1.next('complete', 10000);
+    assert.ok(done1);
+    c1.close();
+    const c2 = await chat(b);
+    c2.send({ type: 'message', message: 'cluster-memory-second-question', session_id: 'conv-x' });
+    await c2.next('complete', 10000);
+    c2.close();
+    // The provider call made on B carried the first exchange, question and answer.
+    const r = await mock.wait('cluster-memory-second-question', 'complete', 5000);
+    const body = JSON.stringify(r);
+    assert.match(body, /cluster-memory-first-question/, 'the history came from node A');
+    assert.match(body, /tok1 tok2/, "the first answer is in the history");
   });
 
   test('ai:reconnect naming no session anywhere: NOT_FOUND, not a hang', async () => {

@@ -10,8 +10,10 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/list.h"
+#include "base/util.h"
 #include "cluster/rconn.h"
 #include "config/config.h"
+#include "limits/limits.h"
 #include "net/loop.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -39,6 +41,7 @@ enum {
     SCRIPT_CANCEL,
     SCRIPT_TOKENS,
     SCRIPT_APPEND,
+    SCRIPT_SPEND,
     SCRIPT_DEL_IF,
     SCRIPT__COUNT
 };
@@ -46,12 +49,17 @@ enum {
 static const char *const scripts[SCRIPT__COUNT] = {
     /*
      * KEYS[1]: the user's running streams (zset, score: when the place lapses); KEYS[2]: the
-     * user's tokens per second of the last minute (hash). ARGV: member, max streams, ttl_ms,
-     * tokens per minute, input tokens (0: no such limit). 1: admitted, 0: too many streams,
-     * -1: too many tokens. Redis's clock, not the nodes'.
+     * user's tokens per second of the last minute (hash); KEYS[3], KEYS[4]: what the user
+     * spent today and this month (USD). ARGV: member, max streams, ttl_ms, tokens per
+     * minute, input tokens, USD per day, USD per month (0: no such limit). 1: admitted, 0:
+     * too many streams, -1: too many tokens, -2: the day's budget, -3: the month's. Redis's
+     * clock for the windows, not the nodes'.
      */
     "local t=redis.call('TIME') local now=t[1]*1000+math.floor(t[2]/1000) "
     "local max=tonumber(ARGV[2]) local tpm=tonumber(ARGV[4]) "
+    "local bd=tonumber(ARGV[6]) local bm=tonumber(ARGV[7]) "
+    "if bd>0 and tonumber(redis.call('GET',KEYS[3]) or '0')>=bd then return -2 end "
+    "if bm>0 and tonumber(redis.call('GET',KEYS[4]) or '0')>=bm then return -3 end "
     "if max>0 then redis.call('ZREMRANGEBYSCORE',KEYS[1],'-inf',now) "
     "if redis.call('ZCARD',KEYS[1])>=max then return 0 end end "
     "if tpm>0 then local sec=tonumber(t[1]) local sum=0 "
@@ -86,6 +94,9 @@ static const char *const scripts[SCRIPT__COUNT] = {
     "else out[i]=1 end "
     "if ARGV[a+4]=='1' then redis.call('PEXPIRE',KEYS[2*i-1],ARGV[2]) "
     "redis.call('PEXPIRE',KEYS[2*i],ARGV[2]) end end return out",
+    /* KEYS: the user's spend today and this month; ARGV: USD, their lifetimes in ms. */
+    "redis.call('INCRBYFLOAT',KEYS[1],ARGV[1]) redis.call('PEXPIRE',KEYS[1],ARGV[2]) "
+    "redis.call('INCRBYFLOAT',KEYS[2],ARGV[1]) redis.call('PEXPIRE',KEYS[2],ARGV[3]) return 1",
     /* Deletes KEYS[1] if it still holds ARGV[1]. */
     "if redis.call('GET',KEYS[1])==ARGV[1] then return redis.call('DEL',KEYS[1]) end return 0",
 };
@@ -97,6 +108,7 @@ struct sl_cmirror {
     struct sl_cluster *cl;
     struct sl_stream *s; /* NULL once the stream is freed */
     char *jkey, *mkey, *ukey, *tkey, *member;
+    char *user;
     char epoch[17];
     char *meta[7];         /* model, provider, agent, input tokens, prices, start: as written */
     struct sl_buf pending; /* records not yet sent */
@@ -310,6 +322,7 @@ mirror_free(struct sl_cmirror *m)
     free(m->mkey);
     free(m->ukey);
     free(m->tkey);
+    free(m->user);
     free(m->member);
     for (int i = 0; i < 7; i++)
         free(m->meta[i]);
@@ -505,6 +518,7 @@ sl_cluster_mirror(struct sl_cluster *cl, struct sl_stream *s)
     m->mkey = key_of("m", sl_stream_user(s), sl_stream_id(s), NULL);
     m->ukey = key_of("u", sl_stream_user(s), NULL, NULL);
     m->tkey = key_of("t", sl_stream_user(s), NULL, NULL);
+    m->user = sl_strdup(sl_stream_user(s));
     size_t n = strlen(cl->chan) + strlen(m->epoch) + 2;
     m->member = sl_malloc(n);
     snprintf(m->member, n, "%s/%s", cl->chan, m->epoch);
@@ -593,24 +607,63 @@ on_admit(void *ud, redisReply *r)
     mirror_settle(m);
 }
 
+/* The keys of the identity's spend today and this month (UTC days and months). */
+static void
+spend_keys(const struct sl_cmirror *m, char **day, char **month)
+{
+    int64_t now = (int64_t)sl_wall_ms();
+    char d[32], mo[32];
+    snprintf(d, sizeof(d), "d%lld", (long long)sl_limits_day(now));
+    snprintf(mo, sizeof(mo), "m%lld", (long long)sl_limits_month(now));
+    *day = key_of("b", m->user, d, NULL);
+    *month = key_of("b", m->user, mo, NULL);
+}
+
 bool
-sl_cmirror_admit(struct sl_cmirror *m, unsigned max_streams, unsigned tokens_per_minute,
-                 uint64_t input_tokens)
+sl_cmirror_admit(struct sl_cmirror *m, const struct sl_cluster_limits *l, uint64_t input_tokens)
 {
     struct sl_cluster *cl = m->cl;
-    char max[16], ttl[16], tpm[16], in[24];
-    snprintf(max, sizeof(max), "%u", max_streams);
+    char max[16], ttl[16], tpm[16], in[24], bd[40], bm[40];
+    snprintf(max, sizeof(max), "%u", l->max_streams);
     snprintf(ttl, sizeof(ttl), "%u", ADMIT_TTL_MS);
-    snprintf(tpm, sizeof(tpm), "%u", tokens_per_minute);
+    snprintf(tpm, sizeof(tpm), "%u", l->tokens_per_minute);
     snprintf(in, sizeof(in), "%llu", (unsigned long long)input_tokens);
-    const char *argv[] = {
-        "EVALSHA", cl->sha[SCRIPT_ADMIT], "2", m->ukey, m->tkey, m->member, max, ttl, tpm, in};
-    if (cmd(cl, on_admit, m, 10, argv, NULL) != 0)
+    snprintf(bd, sizeof(bd), "%.17g", l->usd_per_day > 0 ? l->usd_per_day : 0);
+    snprintf(bm, sizeof(bm), "%.17g", l->usd_per_month > 0 ? l->usd_per_month : 0);
+    char *day, *month;
+    spend_keys(m, &day, &month);
+    const char *argv[] = {"EVALSHA", cl->sha[SCRIPT_ADMIT],
+                          "4",       m->ukey,
+                          m->tkey,   day,
+                          month,     m->member,
+                          max,       ttl,
+                          tpm,       in,
+                          bd,        bm};
+    int rc = cmd(cl, on_admit, m, 14, argv, NULL);
+    free(day);
+    free(month);
+    if (rc != 0)
         return false;
-    m->admit_streams = max_streams > 0;
+    m->admit_streams = l->max_streams > 0;
     m->refs++;
     m->admitting = true;
     return true;
+}
+
+void
+sl_cmirror_spend(struct sl_cmirror *m, double usd)
+{
+    if (!(usd > 0) || usd > 1e12) /* NaN, nothing, or absurd */
+        return;
+    char amount[40];
+    snprintf(amount, sizeof(amount), "%.17g", usd);
+    char *day, *month;
+    spend_keys(m, &day, &month);
+    const char *argv[] = {
+        "EVALSHA", m->cl->sha[SCRIPT_SPEND], "2", day, month, amount, "172800000", "2764800000"};
+    cmd(m->cl, NULL, NULL, 8, argv, NULL); /* Redis down: counted on this node only */
+    free(day);
+    free(month);
 }
 
 void

@@ -81,17 +81,20 @@ void sl_cmirror_append(struct sl_cmirror *m, const void *rec, size_t size, bool 
 void sl_cmirror_close(struct sl_cmirror *m);
 
 /*
- * Cluster-wide admission, one atomic script: the identity's running streams across nodes
- * (max_streams) and its tokens of the last minute (tokens_per_minute, counting
- * input_tokens now); 0: no such limit. On a later turn calls sl_stream_admitted() unless
- * the stream is closed first. Returns false when Redis cannot be asked now (the caller
- * goes on: the local limits held at admission).
+ * Cluster-wide admission, one atomic script: the identity's running streams across nodes,
+ * its tokens of the last minute (counting input_tokens now) and what it spent today and
+ * this month (UTC, the nodes' clocks), against l. On a later turn calls
+ * sl_stream_admitted() unless the stream is closed first. Returns false when Redis cannot
+ * be asked now (the caller goes on: the local limits held at admission).
  */
-bool sl_cmirror_admit(struct sl_cmirror *m, unsigned max_streams, unsigned tokens_per_minute,
+bool sl_cmirror_admit(struct sl_cmirror *m, const struct sl_cluster_limits *l,
                       uint64_t input_tokens);
 
 /* The stream ended having used `tokens` beyond the input counted at admission. */
 void sl_cmirror_tokens(struct sl_cmirror *m, uint64_t tokens);
+
+/* The stream ended having cost usd (added to the identity's day and month). */
+void sl_cmirror_spend(struct sl_cmirror *m, double usd);
 
 /* --- the resuming side: a stream owned by another node ---------------------------------- */
 

@@ -84,7 +84,11 @@ sl_admission_chat(struct sl_admission *a, const struct sl_stream_owner *owner,
         /* Cluster mode: the identity's streams are also counted across nodes. */
         struct sl_limits_tier t;
         sl_limits_of(a->limits, owner->tier, &t);
-        sl_stream_set_cluster_limits(st, t.max_streams, t.tokens_per_minute);
+        struct sl_cluster_limits cl = {.max_streams = t.max_streams,
+                                       .tokens_per_minute = t.tokens_per_minute,
+                                       .usd_per_day = t.usd_per_day,
+                                       .usd_per_month = t.usd_per_month};
+        sl_stream_set_cluster_limits(st, &cl);
     }
     return st;
 }

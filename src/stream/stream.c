@@ -48,9 +48,9 @@ struct sl_stream {
     struct sl_list link;           /* in the table's list */
     struct sl_timeq_node deadline; /* limits.stream_timeout */
     struct sl_journal journal;
-    struct sl_cmirror *mirror; /* the journal's copy in Redis (cluster mode), or NULL */
-    unsigned cluster_max;      /* streams of the user cluster-wide (0: not counted) */
-    unsigned cluster_tpm;      /* tokens a minute of the user cluster-wide (0: not counted) */
+    struct sl_cmirror *mirror;        /* the journal's copy in Redis (cluster mode), or NULL */
+    struct sl_cluster_limits cluster; /* the user's limits across nodes (cluster mode) */
+    bool cluster_counted;             /* its tokens and spend are counted in Redis */
 
     const struct sl_config_agent *agent;
     const char *primary; /* model name the request resolved to */
@@ -224,8 +224,13 @@ end(struct sl_stream *s, enum sl_outcome outcome, const char *what)
         s->ticket, u.input_tokens + u.output_tokens,
         s->route.model ? sl_router_cost(s->route.model, u.input_tokens, u.output_tokens) : 0);
     s->ticket = NULL;
-    if (s->mirror && s->cluster_tpm > 0 && u.input_tokens + u.output_tokens > s->input_est)
-        sl_cmirror_tokens(s->mirror, u.input_tokens + u.output_tokens - s->input_est);
+    if (s->mirror && s->cluster_counted) {
+        if (s->cluster.tokens_per_minute && u.input_tokens + u.output_tokens > s->input_est)
+            sl_cmirror_tokens(s->mirror, u.input_tokens + u.output_tokens - s->input_est);
+        if ((s->cluster.usd_per_day > 0 || s->cluster.usd_per_month > 0) && s->route.model)
+            sl_cmirror_spend(s->mirror,
+                             sl_router_cost(s->route.model, u.input_tokens, u.output_tokens));
+    }
     log_end(s, outcome, &u, what);
     s->paused = false;
 }
@@ -660,10 +665,9 @@ sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t)
 }
 
 void
-sl_stream_set_cluster_limits(struct sl_stream *s, unsigned max_streams, unsigned tokens_per_minute)
+sl_stream_set_cluster_limits(struct sl_stream *s, const struct sl_cluster_limits *l)
 {
-    s->cluster_max = max_streams;
-    s->cluster_tpm = tokens_per_minute;
+    s->cluster = *l;
 }
 
 static bool start_now(struct sl_stream *s);
@@ -671,10 +675,12 @@ static bool start_now(struct sl_stream *s);
 bool
 sl_stream_start(struct sl_stream *s)
 {
-    if (s->mirror && (s->cluster_max > 0 || s->cluster_tpm > 0) &&
-        sl_cmirror_admit(s->mirror, s->cluster_max, s->cluster_tpm, s->input_est))
-        return true;    /* on with sl_stream_admitted() */
-    s->cluster_tpm = 0; /* not counted in Redis: nothing to add at the end */
+    const struct sl_cluster_limits *l = &s->cluster;
+    bool any = l->max_streams || l->tokens_per_minute || l->usd_per_day > 0 || l->usd_per_month > 0;
+    if (s->mirror && any && sl_cmirror_admit(s->mirror, l, s->input_est)) {
+        s->cluster_counted = true;
+        return true; /* on with sl_stream_admitted() */
+    }
     return start_now(s);
 }
 
@@ -688,19 +694,30 @@ sl_stream_admitted(struct sl_stream *s, int verdict)
         return;
     }
     char msg[160];
+    enum sl_errcode code = SL_ERR_RATE_LIMITED;
+    int64_t retry = SL_LIMITS_HELD_RETRY_MS;
     if (verdict == 0) {
         sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_STREAMS], 1);
         snprintf(msg, sizeof(msg),
                  "too many streams: at most %u at once for this user across the cluster",
-                 s->cluster_max);
-    } else {
+                 s->cluster.max_streams);
+    } else if (verdict == -1) {
         sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_TOKENS], 1);
         snprintf(msg, sizeof(msg),
                  "too many tokens: at most %u a minute for this user across the cluster",
-                 s->cluster_tpm);
+                 s->cluster.tokens_per_minute);
+    } else {
+        bool day = verdict == -2;
+        int64_t now = (int64_t)sl_wall_ms();
+        sl_counter_add(
+            &s->env.metrics->rate_limited[day ? SL_LIMIT_BUDGET_DAY : SL_LIMIT_BUDGET_MONTH], 1);
+        snprintf(msg, sizeof(msg), "budget exhausted: $%.2f a %s for this user across the cluster",
+                 day ? s->cluster.usd_per_day : s->cluster.usd_per_month, day ? "day" : "month");
+        code = SL_ERR_BUDGET_EXCEEDED;
+        retry = (day ? sl_limits_next_day_ms(now) : sl_limits_next_month_ms(now)) - now;
     }
-    s->cluster_tpm = 0; /* refused: its input was not counted */
-    fail(s, SL_ERR_RATE_LIMITED, msg, true, SL_LIMITS_HELD_RETRY_MS);
+    s->cluster_counted = false; /* refused: nothing of it was counted */
+    fail(s, code, msg, code == SL_ERR_RATE_LIMITED, retry);
     settle(s);
 }
 

@@ -125,16 +125,24 @@ void sl_stream_release(struct sl_stream *s);
  */
 void sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t);
 
+/* The identity's limits that cluster mode keeps across nodes (0: no such limit). */
+struct sl_cluster_limits {
+    unsigned max_streams;
+    unsigned tokens_per_minute;
+    double usd_per_day, usd_per_month;
+};
+
 /*
- * Cluster mode: the identity may run at most max_streams streams and use tokens_per_minute
- * tokens a minute across every node (0: no such limit). The start (sl_stream_start) then
+ * Cluster mode: the identity's limits across every node. The start (sl_stream_start) then
  * waits for Redis's answer (sl_stream_admitted); with Redis unreachable it goes on at once
  * (the local limits held at admission). Call after sl_stream_set_ticket.
  */
-void sl_stream_set_cluster_limits(struct sl_stream *s, unsigned max_streams,
-                                  unsigned tokens_per_minute);
+void sl_stream_set_cluster_limits(struct sl_stream *s, const struct sl_cluster_limits *l);
 
-/* Redis's answer: 1 starts the stream; 0 (streams) or -1 (tokens) ends it with RATE_LIMITED. */
+/*
+ * Redis's answer: 1 starts the stream; 0 (streams) or -1 (tokens) ends it with RATE_LIMITED,
+ * -2 (the day's budget) or -3 (the month's) with BUDGET_EXCEEDED.
+ */
 void sl_stream_admitted(struct sl_stream *s, int verdict);
 
 /* Emits start and calls the provider. Returns false if the stream was freed. */

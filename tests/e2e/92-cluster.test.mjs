@@ -99,10 +99,12 @@ function nodeConfig(mock, redisPort, extra = {}) {
       slow: { provider: 'mock', upstream_model: 'synth:tokens=200,rate=100' },
       long: { provider: 'mock', upstream_model: 'synth:tokens=100000,rate=50' },
       quick: { provider: 'mock', upstream_model: 'synth:tokens=30' },
+      // 30 output tokens at $50 a million: $0.0015 a stream.
+      priced: { provider: 'mock', upstream_model: 'synth:tokens=30', price: { input_per_1m: 0, output_per_1m: 50 } },
     },
     default_model: 'slow',
     resume: { window: '60s' },
-    limits: { max_streams_per_user: 1, tiers: { metered: { tokens_per_minute: 100 } } },
+    limits: { max_streams_per_user: 1, tiers: { metered: { tokens_per_minute: 100 }, spender: { budget_usd_per_day: 0.0025 } } },
     redis: { url: `redis://127.0.0.1:${redisPort}`, timeout: '1s' },
     ...extra,
   };
@@ -413,6 +415,36 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     const refused = await cb.next((m) => m.id === 'm4' && ['error', 'start'].includes(m.type));
     assert.equal(refused.code, 'RATE_LIMITED', JSON.stringify(refused));
     assert.match(refused.message, /tokens.*across the cluster/);
+    ca.close();
+    cb.close();
+  });
+
+  test("a tier's daily budget holds across nodes", async () => {
+    const open = async (s) => {
+      const c = await Client.open(`${s.wsUrl}/ws?token=${jwt({ sub: 'spender', sluice_tier: 'spender' })}`);
+      await c.next('ready');
+      return c;
+    };
+    const spent = async () => {
+      const day = Math.floor(Date.now() / 86400000);
+      const r = await redisCmd(redis.port, 'GET', `sluice:b:7:spender:d${day}`);
+      const m = r.match(/\r\n([0-9.e-]+)\r\n/);
+      return m ? Number(m[1]) : 0;
+    };
+    const [ca, cb] = [await open(a), await open(b)];
+    let n = 0;
+    for (const c of [ca, cb]) {
+      n++;
+      c.send({ type: 'chat', id: `b${n}`, model: 'priced', message: `cluster-budget-${n}` });
+      const all = await c.collect(`b${n}`);
+      assert.equal(all.at(-1).type, 'done', JSON.stringify(all.at(-1)));
+      await until(`$${0.0015 * n} spent in Redis`, async () => (await spent()) >= 0.0015 * n - 1e-9);
+    }
+    // $0.003 spent across the cluster, $0.0015 of it on A: A alone would let this one start.
+    ca.send({ type: 'chat', id: 'b3', model: 'priced', message: 'cluster-budget-3' });
+    const refused = await ca.next((m) => m.id === 'b3' && ['error', 'start'].includes(m.type));
+    assert.equal(refused.code, 'BUDGET_EXCEEDED', JSON.stringify(refused));
+    assert.match(refused.message, /across the cluster/);
     ca.close();
     cb.close();
   });

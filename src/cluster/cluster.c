@@ -119,6 +119,7 @@ struct sl_cmirror {
     bool meta_written; /* since the last connect */
     bool ended;        /* the terminal record was appended */
     bool broken;       /* records were lost (cap): nothing more is written */
+    bool no_journal;   /* resume.window 0: the journal is not written at all */
     bool admitting;
     bool admit_streams; /* the admission counted it among the user's streams */
     bool placed;        /* holds a place among the user's running streams */
@@ -467,7 +468,12 @@ write_meta(struct sl_cmirror *m)
 {
     struct sl_cluster *cl = m->cl;
     char ttl[24];
-    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)cl->ttl_ms);
+    /* Without resume (no journal kept), it only names the owner for a cancel: for as long as
+     * a stream may run. */
+    uint64_t stream_ms =
+        cl->cfg->limits.stream_timeout_ms ? cl->cfg->limits.stream_timeout_ms : 3600000;
+    snprintf(ttl, sizeof(ttl), "%llu",
+             (unsigned long long)(m->no_journal ? stream_ms : cl->ttl_ms));
     const char *argv[] = {"HSET", m->mkey,    "e",  m->epoch,   "o",  cl->chan,   "mo", m->meta[0],
                           "pr",   m->meta[1], "ag", m->meta[2], "in", m->meta[3], "pi", m->meta[4],
                           "po",   m->meta[5], "st", m->meta[6]};
@@ -486,11 +492,11 @@ static bool
 mirror_ready(struct sl_cmirror *m, bool *expire)
 {
     struct sl_cluster *cl = m->cl;
-    if (m->broken || !sl_rconn_up(cl->cmd))
+    if (!sl_rconn_up(cl->cmd))
         return false;
     if (!m->meta_written)
         write_meta(m);
-    if (sl_buf_len(&m->inflight) > 0 || sl_buf_len(&m->pending) == 0)
+    if (m->broken || sl_buf_len(&m->inflight) > 0 || sl_buf_len(&m->pending) == 0)
         return false;
     m->refs++;
     struct sl_buf t = m->inflight;
@@ -508,11 +514,13 @@ mirror_ready(struct sl_cmirror *m, bool *expire)
 struct sl_cmirror *
 sl_cluster_mirror(struct sl_cluster *cl, struct sl_stream *s)
 {
-    if (cl == NULL || cl->cfg->resume.window_ms == 0 || cl->stopping)
+    if (cl == NULL || cl->stopping)
         return NULL;
     struct sl_cmirror *m = sl_calloc(1, sizeof(*m));
     m->cl = cl;
     m->s = s;
+    /* resume.window 0: nothing to resume anywhere; the mirror serves admission and cancel. */
+    m->no_journal = m->broken = cl->cfg->resume.window_ms == 0;
     snprintf(m->epoch, sizeof(m->epoch), "%s", sl_stream_epoch(s));
     m->jkey = key_of("j", sl_stream_user(s), sl_stream_id(s), m->epoch);
     m->mkey = key_of("m", sl_stream_user(s), sl_stream_id(s), NULL);

@@ -104,6 +104,7 @@ function nodeConfig(mock, redisPort, extra = {}) {
     },
     default_model: 'slow',
     resume: { window: '60s' },
+    budgets: { state_file: null }, // spend lives in Redis and in memory: no file in the tree
     limits: { max_streams_per_user: 1, tiers: { metered: { tokens_per_minute: 100 }, spender: { budget_usd_per_day: 0.0025 } } },
     redis: { url: `redis://127.0.0.1:${redisPort}`, timeout: '1s' },
     ...extra,

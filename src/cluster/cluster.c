@@ -50,10 +50,12 @@ static const char *const scripts[SCRIPT__COUNT] = {
     /*
      * KEYS[1]: the user's running streams (zset, score: when the place lapses); KEYS[2]: the
      * user's tokens per second of the last minute (hash); KEYS[3], KEYS[4]: what the user
-     * spent today and this month (USD). ARGV: member, max streams, ttl_ms, tokens per
-     * minute, input tokens, USD per day, USD per month (0: no such limit). 1: admitted, 0:
-     * too many streams, -1: too many tokens, -2: the day's budget, -3: the month's. Redis's
-     * clock for the windows, not the nodes'.
+     * spent today and this month (USD); KEYS[5]: its chats per second of the last minute.
+     * ARGV: member, max streams, ttl_ms, tokens per minute, input tokens, USD per day, USD per
+     * month, chats per minute (0: no such limit). 1: admitted, 0: too many streams, -1: too
+     * many tokens, -2: the day's budget, -3: the month's, -4: too many chats. A chat counted
+     * in the last minute is counted even if a later check refuses it (as a message is).
+     * Redis's clock for the windows, not the nodes'.
      */
     "local t=redis.call('TIME') local now=t[1]*1000+math.floor(t[2]/1000) "
     "local max=tonumber(ARGV[2]) local tpm=tonumber(ARGV[4]) "
@@ -62,6 +64,12 @@ static const char *const scripts[SCRIPT__COUNT] = {
     "if bm>0 and tonumber(redis.call('GET',KEYS[4]) or '0')>=bm then return -3 end "
     "if max>0 then redis.call('ZREMRANGEBYSCORE',KEYS[1],'-inf',now) "
     "if redis.call('ZCARD',KEYS[1])>=max then return 0 end end "
+    "local cpm=tonumber(ARGV[8]) if cpm>0 then local sec=tonumber(t[1]) local sum=0 "
+    "local h=redis.call('HGETALL',KEYS[5]) "
+    "for i=1,#h,2 do if tonumber(h[i])<=sec-60 then redis.call('HDEL',KEYS[5],h[i]) "
+    "else sum=sum+tonumber(h[i+1]) end end "
+    "if sum>=cpm then return -4 end "
+    "redis.call('HINCRBY',KEYS[5],sec,1) redis.call('PEXPIRE',KEYS[5],61000) end "
     "if tpm>0 then local sec=tonumber(t[1]) local sum=0 "
     "local h=redis.call('HGETALL',KEYS[2]) "
     "for i=1,#h,2 do if tonumber(h[i])<=sec-60 then redis.call('HDEL',KEYS[2],h[i]) "
@@ -631,7 +639,8 @@ bool
 sl_cmirror_admit(struct sl_cmirror *m, const struct sl_cluster_limits *l, uint64_t input_tokens)
 {
     struct sl_cluster *cl = m->cl;
-    char max[16], ttl[16], tpm[16], in[24], bd[40], bm[40];
+    char max[16], ttl[16], tpm[16], in[24], bd[40], bm[40], cpm[16];
+    snprintf(cpm, sizeof(cpm), "%u", l->chats_per_minute);
     snprintf(max, sizeof(max), "%u", l->max_streams);
     snprintf(ttl, sizeof(ttl), "%u", ADMIT_TTL_MS);
     snprintf(tpm, sizeof(tpm), "%u", l->tokens_per_minute);
@@ -640,14 +649,17 @@ sl_cmirror_admit(struct sl_cmirror *m, const struct sl_cluster_limits *l, uint64
     snprintf(bm, sizeof(bm), "%.17g", l->usd_per_month > 0 ? l->usd_per_month : 0);
     char *day, *month;
     spend_keys(m, &day, &month);
+    char *qkey = key_of("q", m->user, NULL, NULL);
     const char *argv[] = {"EVALSHA", cl->sha[SCRIPT_ADMIT],
-                          "4",       m->ukey,
+                          "5",       m->ukey,
                           m->tkey,   day,
-                          month,     m->member,
-                          max,       ttl,
-                          tpm,       in,
-                          bd,        bm};
-    int rc = cmd(cl, on_admit, m, 14, argv, NULL);
+                          month,     qkey,
+                          m->member, max,
+                          ttl,       tpm,
+                          in,        bd,
+                          bm,        cpm};
+    int rc = cmd(cl, on_admit, m, 16, argv, NULL);
+    free(qkey);
     free(day);
     free(month);
     if (rc != 0)

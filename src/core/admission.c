@@ -86,6 +86,7 @@ sl_admission_chat(struct sl_admission *a, const struct sl_stream_owner *owner,
         sl_limits_of(a->limits, owner->tier, &t);
         struct sl_cluster_limits cl = {.max_streams = t.max_streams,
                                        .tokens_per_minute = t.tokens_per_minute,
+                                       .chats_per_minute = t.messages_per_minute,
                                        .usd_per_day = t.usd_per_day,
                                        .usd_per_month = t.usd_per_month};
         sl_stream_set_cluster_limits(st, &cl);

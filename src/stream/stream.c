@@ -676,7 +676,8 @@ bool
 sl_stream_start(struct sl_stream *s)
 {
     const struct sl_cluster_limits *l = &s->cluster;
-    bool any = l->max_streams || l->tokens_per_minute || l->usd_per_day > 0 || l->usd_per_month > 0;
+    bool any = l->max_streams || l->tokens_per_minute || l->chats_per_minute ||
+               l->usd_per_day > 0 || l->usd_per_month > 0;
     if (s->mirror && any && sl_cmirror_admit(s->mirror, l, s->input_est)) {
         s->cluster_counted = true;
         return true; /* on with sl_stream_admitted() */
@@ -701,6 +702,12 @@ sl_stream_admitted(struct sl_stream *s, int verdict)
         snprintf(msg, sizeof(msg),
                  "too many streams: at most %u at once for this user across the cluster",
                  s->cluster.max_streams);
+    } else if (verdict == -4) {
+        sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_MESSAGES], 1);
+        snprintf(msg, sizeof(msg),
+                 "too many requests: at most %u a minute for this user across the cluster",
+                 s->cluster.chats_per_minute);
+        retry = 60000 / (s->cluster.chats_per_minute ? s->cluster.chats_per_minute : 1);
     } else if (verdict == -1) {
         sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_TOKENS], 1);
         snprintf(msg, sizeof(msg),

@@ -129,6 +129,7 @@ void sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t);
 struct sl_cluster_limits {
     unsigned max_streams;
     unsigned tokens_per_minute;
+    unsigned chats_per_minute; /* messages_per_minute, counting chats only */
     double usd_per_day, usd_per_month;
 };
 
@@ -140,8 +141,8 @@ struct sl_cluster_limits {
 void sl_stream_set_cluster_limits(struct sl_stream *s, const struct sl_cluster_limits *l);
 
 /*
- * Redis's answer: 1 starts the stream; 0 (streams) or -1 (tokens) ends it with RATE_LIMITED,
- * -2 (the day's budget) or -3 (the month's) with BUDGET_EXCEEDED.
+ * Redis's answer: 1 starts the stream; 0 (streams), -1 (tokens) or -4 (chats a minute) ends
+ * it with RATE_LIMITED, -2 (the day's budget) or -3 (the month's) with BUDGET_EXCEEDED.
  */
 void sl_stream_admitted(struct sl_stream *s, int verdict);
 

@@ -105,7 +105,7 @@ function nodeConfig(mock, redisPort, extra = {}) {
     default_model: 'slow',
     resume: { window: '60s' },
     budgets: { state_file: null }, // spend lives in Redis and in memory: no file in the tree
-    limits: { max_streams_per_user: 1, tiers: { metered: { tokens_per_minute: 100 }, spender: { budget_usd_per_day: 0.0025 } } },
+    limits: { max_streams_per_user: 1, tiers: { metered: { tokens_per_minute: 100 }, spender: { budget_usd_per_day: 0.0025 }, chatty: { messages_per_minute: 3 } } },
     redis: { url: `redis://127.0.0.1:${redisPort}`, timeout: '1s' },
     ...extra,
   };
@@ -416,6 +416,29 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     const refused = await cb.next((m) => m.id === 'm4' && ['error', 'start'].includes(m.type));
     assert.equal(refused.code, 'RATE_LIMITED', JSON.stringify(refused));
     assert.match(refused.message, /tokens.*across the cluster/);
+    ca.close();
+    cb.close();
+  });
+
+  test('messages_per_minute counts chats across nodes', async () => {
+    const open = async (s) => {
+      const c = await Client.open(`${s.wsUrl}/ws?token=${jwt({ sub: 'chatty', sluice_tier: 'chatty' })}`);
+      await c.next('ready');
+      return c;
+    };
+    const [ca, cb] = [await open(a), await open(b)];
+    let n = 0;
+    for (const c of [ca, ca, cb]) {
+      n++;
+      c.send({ type: 'chat', id: `q${n}`, model: 'quick', message: `cluster-chats-${n}` });
+      const all = await c.collect(`q${n}`);
+      assert.equal(all.at(-1).type, 'done', JSON.stringify(all.at(-1)));
+    }
+    // Three chats this minute, one of them on B: B's own bucket (3 a minute) has room.
+    cb.send({ type: 'chat', id: 'q4', model: 'quick', message: 'cluster-chats-4' });
+    const refused = await cb.next((m) => m.id === 'q4' && ['error', 'start'].includes(m.type));
+    assert.equal(refused.code, 'RATE_LIMITED', JSON.stringify(refused));
+    assert.match(refused.message, /requests.*across the cluster/);
     ca.close();
     cb.close();
   });

@@ -51,6 +51,9 @@
 # of every run and the logs go (default build/bench); BENCH_ONLY=a,b,c,e runs a subset;
 # BENCH_SLUICE=path/to/sluice measures another build (say, of an older commit, for a
 # before/after comparison; the load generator and the mock stay this tree's);
+# BENCH_REDIS=1 runs every sluice in cluster mode (docs/cluster.md) against a redis-server
+# started here on a Unix socket (BENCH_REDIS=redis://host:port: that one), and prints each
+# run's Redis commands per token delivered (sluice_redis_commands_total);
 # BENCH_SWEEP="500 1000 2000" also runs (b) at each of these connection counts and prints
 # where sluice's added latency stays small (capacity planning); BENCH_PERF=1 records each run through sluice with `perf record -g` into
 # $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`); BENCH_PORTKEY=0 skips
@@ -98,6 +101,7 @@ SWEEP=${BENCH_SWEEP:-}
 PERF=${BENCH_PERF:-0}
 PORTKEY=${BENCH_PORTKEY:-1}
 PK_DIR=$ROOT/bench/portkey
+REDIS=${BENCH_REDIS:-}
 
 for b in "$SLUICE" "$MOCK" "$LOADGEN"; do
     [ -x "$b" ] || { echo "bench: $b is missing (run make)" >&2; exit 2; }
@@ -138,6 +142,20 @@ MOCK_PID=$!
 PIDS+=("$MOCK_PID")
 MOCK_ADDR=$(wait_line "$OUT/mock.out" '127\.0\.0\.1:[0-9]+' "$MOCK_PID") || exit 1
 MOCK_URL="http://$MOCK_ADDR/v1"
+
+# --- Redis (BENCH_REDIS) ----------------------------------------------------------------------
+REDIS_URL=
+if [ "$REDIS" = 1 ]; then
+    command -v redis-server >/dev/null || { echo "bench: BENCH_REDIS=1 needs redis-server" >&2; exit 2; }
+    redis-server --port 0 --unixsocket "$OUT/redis.sock" --save '' --appendonly no \
+        --dir "$OUT" >"$OUT/redis.log" 2>&1 &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    wait_line "$OUT/redis.log" '[Rr]eady to accept connections' "$REDIS_PID" >/dev/null || exit 1
+    REDIS_URL="unix://$OUT/redis.sock"
+elif [ -n "$REDIS" ]; then
+    REDIS_URL=$REDIS
+fi
 
 SCEN_A="synth:tokens=$A_TOKENS,ts=1"
 SCEN_B="synth:tokens=$B_TOKENS,rate=$B_RATE,ts=1"
@@ -220,6 +238,7 @@ models:
   bench-h: { provider: mock, upstream_model: "$SCEN_H" }
   bench-warm: { provider: mock, upstream_model: "synth:tokens=1" }
 EOF
+    [ -n "$REDIS_URL" ] && printf 'redis: { url: "%s" }\n' "$REDIS_URL" >>"$cfg"
     "$SLUICE" -c "$cfg" >"$OUT/sluice-$2.out" 2>"$OUT/sluice-$2.err" &
     SLUICE_PID=$!
     PIDS+=("$SLUICE_PID")
@@ -294,6 +313,10 @@ stop_sluice() {
     SLUICE_PID=
 }
 
+redis_commands() { # sluice_redis_commands_total of the running sluice
+    curl -s "$SLUICE_METRICS" | awk '/^sluice_redis_commands_total /{print $2}'
+}
+
 STATUS=0
 run() { # name, loadgen arguments...
     local name=$1
@@ -305,7 +328,10 @@ run() { # name, loadgen arguments...
         perf_pid=$!
         sleep 0.5
     fi
-    local rc
+    local rc cmds0=
+    if [ -n "$REDIS_URL" ] && [[ $name == *sluice* ]] && [ -n "$SLUICE_PID" ]; then
+        cmds0=$(redis_commands)
+    fi
     if [ -t 2 ]; then
         # The loadgen's live progress line goes to the terminal.
         "$LOADGEN" --json --label "$name" "$@" >"$OUT/$name.json"
@@ -321,6 +347,12 @@ run() { # name, loadgen arguments...
     if [ $rc -ne 0 ]; then
         STATUS=1
         [ -s "$OUT/$name.json" ] || echo "{\"label\":\"$name\",\"errors\":null}" >"$OUT/$name.json"
+    fi
+    if [ -n "$cmds0" ]; then
+        local cmds1 tokens
+        cmds1=$(redis_commands)
+        tokens=$(jq -r '.tokens.total // 0' "$OUT/$name.json")
+        echo "$((cmds1 - cmds0)) $tokens" >"$OUT/$name.redis"
     fi
     printf '  %-12s ' "$name"
     jq -r 'if .errors == null then "no report (see \(.label).progress)" else
@@ -775,6 +807,16 @@ if [ -f "$OUT/g-sluice-plain.json" ]; then
                else f($i.server.rss_bytes_per_connection / 1024; 2) + " KiB" end),
               ((($s.errors.total // 1) + ($i.errors.total // 0)) | tostring) ] )
       | @tsv' "$OUT"/g-*.json | column -t -s $'\t'
+fi
+if [ -n "$REDIS_URL" ]; then
+    echo
+    echo "cluster mode (redis.url $REDIS_URL): Redis commands per token delivered"
+    for f in "$OUT"/*.redis; do
+        [ -e "$f" ] || continue
+        read -r cmds tokens <"$f"
+        awk -v n="$(basename "$f" .redis)" -v c="$cmds" -v t="$tokens" 'BEGIN {
+            printf "  %-14s %9d commands  %9d tokens  %.4f per token\n", n, c, t, t > 0 ? c / t : 0 }'
+    done
 fi
 if [ -n "$SWEEP" ]; then
     echo

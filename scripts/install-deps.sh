@@ -6,7 +6,7 @@
 #   scripts/install-deps.sh --test   also what the test suite needs (Criterion, Node.js,
 #                                    Chromium for the browser test, Python's Socket.IO and
 #                                    websockets clients (seed 002's Python client),
-#                                    clang for fuzzing, jq)
+#                                    clang for fuzzing, jq, redis-server for the cluster tests)
 #   scripts/install-deps.sh --bench  also what `make bench` needs (jq for the table, Node.js
 #                                    for the Portkey comparison rows)
 set -eu
@@ -14,7 +14,7 @@ set -eu
 BUILD="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libwslay-dev
 libhttp-parser-dev libjansson-dev libjwt-dev libhiredis-dev libyaml-dev libssl-dev zlib1g-dev
 ca-certificates"
-TEST="libcriterion-dev chromium python3 python3-socketio python3-requests python3-websocket python3-websockets clang libclang-rt-14-dev curl jq"
+TEST="libcriterion-dev redis-server chromium python3 python3-socketio python3-requests python3-websocket python3-websockets clang libclang-rt-14-dev curl jq"
 BENCH="jq"
 
 want="$BUILD"

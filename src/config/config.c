@@ -66,6 +66,8 @@ sl_config_new_defaults(void)
     cfg->resume.window_ms = 60000;
     cfg->resume.max_events = 20000;
     cfg->resume.max_bytes = 1048576;
+    cfg->redis.flush_interval_ms = 20;
+    cfg->redis.timeout_ms = 2000;
     cfg->shutdown.drain_timeout_ms = 30000;
     cfg->shutdown.retry_after_ms = 1000;
     cfg->log.level = SL_LOG_INFO;
@@ -183,6 +185,7 @@ sl_config_free(struct sl_config *cfg)
     free(cfg->budgets.state_file);
     sl_config_strv_clear(&cfg->allowed_origins, &cfg->nallowed_origins);
     free(cfg->redis.url);
+    free(cfg->redis.node);
     for (size_t i = 0; i < cfg->nproviders; i++)
         sl_config_provider_cleanup(&cfg->providers[i]);
     free(cfg->providers);

@@ -207,7 +207,10 @@ struct sl_config {
     } resume;
 
     struct {
-        char *url; /* NULL: single node */
+        char *url;                  /* NULL: single node */
+        char *node;                 /* this node's name; NULL: host name and a random suffix */
+        uint64_t flush_interval_ms; /* journal records batched per stream, default 20 ms */
+        uint64_t timeout_ms;        /* connect and handshake deadline, default 2 s */
     } redis;
 
     struct {

@@ -86,7 +86,7 @@ struct sl_config_default_model {
     double input_per_1m, output_per_1m;
 };
 
-#define SL_CONFIG_NTOP 72
+#define SL_CONFIG_NTOP 75
 #define SL_CONFIG_ENTRY_KEYS_MAX 24
 
 extern const struct sl_config_key sl_config_top_keys[]; /* SL_CONFIG_NTOP rows */

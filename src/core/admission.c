@@ -80,5 +80,16 @@ sl_admission_chat(struct sl_admission *a, const struct sl_stream_owner *owner,
         return NULL; /* sl_stream_new freed req */
     }
     sl_stream_set_ticket(st, ticket);
+    if (a->env.cluster != NULL && a->limits != NULL) {
+        /* Cluster mode: the identity's streams are also counted across nodes. */
+        struct sl_limits_tier t;
+        sl_limits_of(a->limits, owner->tier, &t);
+        struct sl_cluster_limits cl = {.max_streams = t.max_streams,
+                                       .tokens_per_minute = t.tokens_per_minute,
+                                       .chats_per_minute = t.messages_per_minute,
+                                       .usd_per_day = t.usd_per_day,
+                                       .usd_per_month = t.usd_per_month};
+        sl_stream_set_cluster_limits(st, &cl);
+    }
     return st;
 }

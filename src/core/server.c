@@ -7,6 +7,7 @@
 #include "auth/auth.h"
 #include "auth/throttle.h"
 #include "base/alloc.h"
+#include "base/util.h"
 #include "config/config.h"
 #include "core/worker.h"
 #include "limits/limits.h"
@@ -40,7 +41,8 @@ sl_server_fd_budget(const struct sl_config *cfg)
     for (size_t i = 0; i < cfg->nproviders; i++)
         if (cfg->providers[i].kind != SL_PROVIDER_DEMO)
             upstream += cfg->providers[i].max_connections;
-    return FDS_PROCESS + n * (FDS_PER_WORKER + upstream) + SL_SERVER_OVER_CAPACITY;
+    unsigned long redis = cfg->redis.url ? 3 : 0; /* cluster: commands, subscriber, tail */
+    return FDS_PROCESS + n * (FDS_PER_WORKER + upstream + redis) + SL_SERVER_OVER_CAPACITY;
 }
 
 struct sl_server *
@@ -72,6 +74,16 @@ sl_server_new(const struct sl_config *cfg, const char *web_root, char *err, size
     srv->shards = sl_calloc(n, sizeof(*srv->shards));
     srv->relays = sl_calloc(n, sizeof(*srv->relays));
     srv->directory = sl_directory_new();
+    if (cfg->redis.node) {
+        snprintf(srv->node, sizeof(srv->node), "%s", cfg->redis.node);
+    } else {
+        /* Unique per run: a restarted node is a new one (its old streams are not its own). */
+        char host[48] = "node", rnd[9];
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        sl_random_id(rnd, 8);
+        snprintf(srv->node, sizeof(srv->node), "%s-%s", host, rnd);
+    }
     srv->session_directory = sl_directory_new();
     struct sl_memory_limits ml = {
         .max_turns = cfg->ws_chat.memory.max_turns,

@@ -42,6 +42,7 @@ struct sl_server {
     struct sl_directory *session_directory; /* which worker holds which session (recovery) */
     struct sl_memory *memory;               /* ws-chat conversations */
     uint16_t port;                          /* the bound port */
+    char node[80];                          /* this node's name in a cluster (redis.node) */
     atomic_uint connections;                /* open TCP connections, all workers */
     atomic_bool draining;
     bool stopping; /* main thread only */
@@ -53,8 +54,8 @@ unsigned sl_server_workers(const struct sl_config *cfg);
 /*
  * File descriptors the process needs besides one per client connection: each worker's
  * listener, loop and reserve, the upstream connections each worker may open (every
- * provider's max_connections), the over-capacity connections, and a margin for logs, files
- * and libraries.
+ * provider's max_connections), its three Redis connections in cluster mode, the
+ * over-capacity connections, and a margin for logs, files and libraries.
  */
 unsigned long sl_server_fd_budget(const struct sl_config *cfg);
 

@@ -8,6 +8,7 @@
 #include "auth/throttle.h"
 #include "base/alloc.h"
 #include "base/util.h"
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "core/admission.h"
 #include "limits/limits.h"
@@ -112,8 +113,14 @@ struct sl_session {
     char rid[SL_SESSION_ID_LEN + 1];  /* recovery id: how a later connection names this one */
     bool registered;                  /* rid is in the sessions' directory */
     unsigned next_idx;
-    uint8_t takeover;      /* what a take-over under way answers: TAKEOVER_* */
-    uint64_t list_token;   /* a take-over's list request to another worker, or 0 */
+    uint8_t takeover;    /* what a take-over under way answers: TAKEOVER_* */
+    uint64_t list_token; /* a take-over's list request to another worker, or 0 */
+    bool list_cluster;   /* ... to another node (through the cluster), not the relay */
+    void (*recover_done)(void *ud, bool recovered); /* sl_session_recover_remote's answer */
+    void *hist_req;  /* ws-chat: a conversation's history asked of Redis (cluster), or NULL */
+    char *hist_conv; /* the conversation last looked up there */
+    void *recover_ud;
+    bool in_cluster;       /* its recovery id is findable from other nodes (detached) */
     char *takeover_offset; /* the recovery offset it applies, or NULL */
     char previous[SL_SESSION_ID_LEN + 1];
     uint8_t state;
@@ -130,6 +137,7 @@ struct sl_session {
 
 static const struct sl_stream_reader reader;
 static const struct sl_rstream_cb rstream_cb;
+static const struct sl_cstream_cb cstream_cb;
 static int list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry *out,
                         unsigned max);
 static void end_session(struct sl_session *s, uint16_t code, const char *reason);
@@ -265,6 +273,71 @@ static const struct source_ops remote_ops = {
     .set_live = r_set_live,
     .release = r_release,
     .info = r_info,
+};
+
+static const char *
+c_id(const void *src)
+{
+    return sl_cstream_id(src);
+}
+static bool
+c_ended(const void *src)
+{
+    return sl_cstream_ended(src);
+}
+static struct sl_journal *
+c_journal(void *src)
+{
+    return sl_cstream_journal(src);
+}
+static const char *
+c_model(const void *src)
+{
+    return sl_cstream_model(src);
+}
+static const char *
+c_provider(const void *src)
+{
+    return sl_cstream_provider(src);
+}
+static bool
+c_consumed(void *src, struct sl_jcursor *cur)
+{
+    return sl_cstream_consumed(src, cur);
+}
+static void
+c_cancel(void *src)
+{
+    sl_cstream_cancel(src);
+}
+static void
+c_set_live(void *src, bool live)
+{
+    sl_cstream_set_live(src, live);
+}
+static void
+c_release(void *src)
+{
+    sl_cstream_release(src);
+}
+static void
+c_info(const void *src, struct sl_stream_info *out)
+{
+    sl_cstream_info(src, out);
+}
+
+/* A stream of another node, read from Redis (cluster/cluster.h). */
+static const struct source_ops cluster_ops = {
+    .id = c_id,
+    .ended = c_ended,
+    .journal = c_journal,
+    .model = c_model,
+    .provider = c_provider,
+    .consumed = c_consumed,
+    .cancel = c_cancel,
+    .set_live = c_set_live,
+    .release = c_release,
+    .info = c_info,
 };
 
 /* The connection carrying the session now (or last), for logs. */
@@ -422,6 +495,18 @@ running(const struct sl_session *s)
     return n;
 }
 
+/* Another sub than `not` reading id (a resume replaces it once the new one exists). */
+static struct sub *
+find_sub_other(const struct sl_session *s, const char *id, const struct sub * not )
+{
+    for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {
+        struct sub *b = sub_of(l);
+        if (b != not &&b->src != NULL && strcmp(b->ops->id(b->src), id) == 0)
+            return b;
+    }
+    return NULL;
+}
+
 static struct sub *
 sub_new(struct sl_session *s, const struct source_ops *ops, void *src)
 {
@@ -492,6 +577,10 @@ render(struct sl_session *s, struct sub *b, const struct sl_event *ev, uint32_t 
                               b->question ? strlen(b->question) : 0, now);
         sl_memory_append_answer(s->ss->memory, s->user, b->conversation, sl_buf_ptr(&b->text),
                                 sl_buf_len(&b->text), now);
+        /* Cluster mode: the next message of the conversation may land on another node. */
+        sl_cluster_remember(s->ss->cluster, s->user, b->conversation, b->question,
+                            b->question ? strlen(b->question) : 0, sl_buf_ptr(&b->text),
+                            sl_buf_len(&b->text));
     }
     struct sl_proto_sink sink = sink_of(s);
     b->proto->event(&sink, &v, ev);
@@ -797,7 +886,7 @@ static void start_chat(struct sl_session *s, struct sl_command *cmd);
 static void
 next_waiting(struct sl_session *s)
 {
-    while (!sl_list_empty(&s->waiting) && attached(s) && running(s) == 0) {
+    while (!sl_list_empty(&s->waiting) && attached(s) && running(s) == 0 && s->hist_req == NULL) {
         struct waiting *wt = SL_CONTAINER_OF(s->waiting.next, struct waiting, link);
         sl_list_unlink(&wt->link);
         s->nwaiting--;
@@ -866,11 +955,64 @@ model_allowed(const struct sl_session *s, const struct sl_chat_req *req)
     return false;
 }
 
+/*
+ * Cluster mode: a ws-chat conversation this node has no memory of may have begun on another
+ * node. Its history is asked of Redis first, the message waiting meanwhile; returns whether
+ * the message was queued for that.
+ */
+static void on_history(void *ud, json_t *messages);
+
+static bool
+history_elsewhere(struct sl_session *s, struct sl_command *cmd)
+{
+    const char *conv = cmd->conversation;
+    if (conv == NULL || s->ss->cluster == NULL || s->ss->memory == NULL ||
+        (s->hist_conv && strcmp(s->hist_conv, conv) == 0))
+        return false;
+    free(s->hist_conv);
+    s->hist_conv = sl_strdup(conv);
+    json_t *h = sl_memory_history(s->ss->memory, s->user, conv, sl_clock_ms());
+    size_t n = json_array_size(h);
+    json_decref(h);
+    if (n > 0)
+        return false;
+    s->hist_req = sl_cluster_history(s->ss->cluster, s->user, conv, on_history, s);
+    if (s->hist_req == NULL)
+        return false;
+    struct waiting *wt = sl_calloc(1, sizeof(*wt));
+    wt->proto = s->proto;
+    wt->cmd = *cmd;
+    memset(cmd, 0, sizeof(*cmd));
+    sl_list_push_back(s->waiting.next, &wt->link); /* before the others: it came first */
+    s->nwaiting++;
+    return true;
+}
+
+/* Redis's copy of the conversation goes into this node's memory; the message goes on. */
+static void
+on_history(void *ud, json_t *messages)
+{
+    struct sl_session *s = ud;
+    s->hist_req = NULL;
+    uint64_t now = sl_clock_ms();
+    for (size_t i = 0; i < json_array_size(messages); i++) {
+        json_t *m = json_array_get(messages, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        const char *text = json_string_value(json_object_get(m, "content"));
+        size_t len = json_string_length(json_object_get(m, "content"));
+        if (strcmp(role, "user") == 0)
+            sl_memory_append_user(s->ss->memory, s->user, s->hist_conv, text, len, now);
+        else
+            sl_memory_append_answer(s->ss->memory, s->user, s->hist_conv, text, len, now);
+    }
+    next_waiting(s);
+}
+
 static void
 start_chat(struct sl_session *s, struct sl_command *cmd)
 {
     const struct sl_config *cfg = s->ss->cfg;
-    if ((s->proto->flags & SL_PROTO_ONE_AT_A_TIME) && running(s) > 0) {
+    if ((s->proto->flags & SL_PROTO_ONE_AT_A_TIME) && (running(s) > 0 || s->hist_req != NULL)) {
         if (s->nwaiting >= MAX_WAITING) {
             send_error(s, cmd->chat->id, SL_ERR_TOO_MANY_STREAMS,
                        "too many messages waiting for the running answer", -1);
@@ -884,6 +1026,8 @@ start_chat(struct sl_session *s, struct sl_command *cmd)
         s->nwaiting++;
         return;
     }
+    if (history_elsewhere(s, cmd))
+        return;
     struct sl_chat_req *req = cmd->chat;
     cmd->chat = NULL;
     char id[160]; /* a copy: req (and req->id) goes to the stream, or is freed */
@@ -968,6 +1112,25 @@ cancel_stream(struct sl_session *s, const char *id)
 {
     struct sub *b = find_sub(s, id);
     bool found = b != NULL && !b->ops->ended(b->src);
+    if (b == NULL && s->ss->cluster != NULL) {
+        /*
+         * Cluster mode: a cancel reaches the user's stream wherever it runs (another tab):
+         * here, or on its owner (another worker or node), whose reader gets `cancelled`.
+         * Whether a remote one was still running is not known here.
+         */
+        struct sl_stream *st = sl_streams_find(s->ss->adm->env.table, s->user, id, NULL);
+        bool sent =
+            st != NULL ? !sl_stream_ended(st) : sl_cluster_cancel(s->ss->cluster, s->user, id);
+        if (sent) {
+            if (s->proto->cancel_reply) {
+                struct sl_proto_sink sink = sink_of(s);
+                s->proto->cancel_reply(&sink, id, true);
+            }
+            if (st != NULL)
+                sl_stream_cancel(st, "client");
+            return;
+        }
+    }
     if (s->proto->cancel_reply) {
         struct sl_proto_sink sink = sink_of(s);
         s->proto->cancel_reply(&sink, id, found);
@@ -1029,6 +1192,26 @@ resume_stream(struct sl_session *s, const char *id, uint64_t after, const char *
     struct sl_stream *st = sl_streams_find(table, s->user, id, epoch);
     if (st == NULL) {
         int owner = sl_directory_find(s->ss->dir, s->user, id, epoch);
+        if (owner < 0 && s->ss->cluster != NULL) {
+            /* Not on this node: another node's, through Redis. */
+            struct sub *b = sub_new(s, &cluster_ops, NULL);
+            b->pending = true;
+            b->src = sl_cluster_resume(s->ss->cluster, s->user, id, epoch, (uint32_t)after, true,
+                                       &cstream_cb, b);
+            if (b->src != NULL) {
+                struct sub *old = find_sub_other(s, id, b);
+                if (old != NULL) {
+                    const struct source_ops *ops = old->ops;
+                    void *src = old->src;
+                    sub_free(old);
+                    ops->release(src);
+                }
+                sl_journal_seek(sl_cstream_journal(b->src), (uint32_t)after, &b->cur);
+                log_resume(s, id, after, -1);
+                return;
+            }
+            sub_free(b);
+        }
         if (owner < 0 || (unsigned)owner == s->ss->worker) {
             send_error(s, id, SL_ERR_NOT_FOUND,
                        "nothing to resume for this id (unknown, expired or another epoch); "
@@ -1117,6 +1300,53 @@ static const struct sl_rstream_cb rstream_cb = {
     .on_records = rs_records,
     .on_taken = rs_gone,
     .on_finished = rs_gone,
+};
+
+/* --- the cluster's callbacks (a stream of another node) --------------------------------------- */
+
+static void
+cs_ready(void *ud, struct sl_cstream *r)
+{
+    (void)r;
+    struct sub *b = ud;
+    b->pending = false;
+    sl_counter_add(&b->session->ss->metrics->resumes_total, 1);
+}
+
+static void
+cs_failed(void *ud, struct sl_cstream *r, const char *why)
+{
+    struct sub *b = ud;
+    struct sl_session *s = b->session;
+    char msg[240];
+    snprintf(msg, sizeof(msg), "%s; start again", why);
+    send_error(s, sl_cstream_id(r), SL_ERR_NOT_FOUND, msg, -1);
+    sub_free(b);
+    if (s->state == S_DETACHED && sl_list_empty(&s->subs))
+        free_session(s);
+}
+
+static void
+cs_records(void *ud, struct sl_cstream *r)
+{
+    (void)r;
+    struct sub *b = ud;
+    pump(b->session);
+}
+
+static void
+cs_gone(void *ud, struct sl_cstream *r)
+{
+    (void)r;
+    rs_gone(ud, NULL);
+}
+
+static const struct sl_cstream_cb cstream_cb = {
+    .on_ready = cs_ready,
+    .on_failed = cs_failed,
+    .on_records = cs_records,
+    .on_taken = cs_gone,
+    .on_finished = cs_gone,
 };
 
 /* --- the sessions' directory: finding a session from a later connection ---------------------- */
@@ -1452,6 +1682,7 @@ sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
     ss->adm = env->adm;
     ss->dir = env->dir;
     ss->relay = env->relay;
+    ss->cluster = env->cluster;
     ss->sdir = env->sdir;
     ss->memory = env->memory;
     ss->throttle = env->throttle;
@@ -1459,6 +1690,7 @@ sl_sessions_init(struct sl_sessions *ss, const struct sl_sessions_env *env)
     ss->nworkers = env->nworkers ? env->nworkers : 1;
     if (ss->relay)
         sl_relay_set_lister(ss->relay, list_session, ss);
+    sl_cluster_set_lister(ss->cluster, list_session, ss);
     sl_list_init(&ss->all);
     uint64_t wait = cfg->heartbeat.timeout_ms > cfg->heartbeat.interval_ms
                         ? cfg->heartbeat.timeout_ms - cfg->heartbeat.interval_ms
@@ -1723,6 +1955,7 @@ on_listed(void *ud, const struct sl_relay_entry *e, int n)
 {
     struct sl_session *s = ud;
     s->list_token = 0;
+    s->list_cluster = false;
     /*
      * Each stream is resumed from its owner, which need not be the listing worker (a
      * session that was itself recovered there reads its streams through the relay) nor
@@ -1742,6 +1975,17 @@ sl_session_take_over(struct sl_session *s, const char *previous, const char *off
         strcmp(previous, s->rid) == 0 || s->takeover != TAKEOVER_NONE)
         return -1;
     int owner = s->ss->sdir ? sl_directory_find(s->ss->sdir, s->user, previous, NULL) : -1;
+    if (owner < 0 && s->ss->cluster != NULL && offset == NULL) {
+        /* Not on this node: perhaps on another (a reconnect; the answer comes later). */
+        s->list_token = sl_cluster_list(s->ss->cluster, s->user, previous, on_listed, s);
+        if (s->list_token == 0)
+            return -1;
+        s->list_cluster = true;
+        snprintf(s->previous, sizeof(s->previous), "%s", previous);
+        s->takeover = TAKEOVER_RECONNECT;
+        s->takeover_offset = NULL;
+        return 0;
+    }
     if (owner < 0)
         return -1;
     snprintf(s->previous, sizeof(s->previous), "%s", previous);
@@ -1763,6 +2007,50 @@ sl_session_take_over(struct sl_session *s, const char *previous, const char *off
     return 0;
 }
 
+/* The answer of another node for sl_session_recover_remote. */
+static void
+on_recover_listed(void *ud, const struct sl_relay_entry *e, int n)
+{
+    struct sl_session *s = ud;
+    s->list_token = 0;
+    s->list_cluster = false;
+    void (*done)(void *, bool) = s->recover_done;
+    void *dud = s->recover_ud;
+    s->recover_done = NULL;
+    if (done == NULL || s->t == NULL) {
+        /* The client left meanwhile. */
+        s->takeover = TAKEOVER_NONE;
+        free(s->takeover_offset);
+        s->takeover_offset = NULL;
+        return;
+    }
+    done(dud, n >= 0); /* the CONNECT is answered: events may go out from now on */
+    for (int i = 0; i < n; i++)
+        resume_stream(s, e[i].id, offset_seq(s->takeover_offset, e[i].idx),
+                      e[i].epoch[0] ? e[i].epoch : NULL);
+    took_over(s, n >= 0);
+}
+
+int
+sl_session_recover_remote(struct sl_session *s, const char *previous, const char *offset,
+                          void (*done)(void *ud, bool recovered), void *ud)
+{
+    if (s->ss->cluster == NULL || s->user == NULL || previous == NULL ||
+        strlen(previous) > SL_SESSION_ID_LEN || strcmp(previous, s->rid) == 0 ||
+        s->takeover != TAKEOVER_NONE)
+        return -1;
+    s->list_token = sl_cluster_list(s->ss->cluster, s->user, previous, on_recover_listed, s);
+    if (s->list_token == 0)
+        return -1;
+    s->list_cluster = true;
+    s->recover_done = done;
+    s->recover_ud = ud;
+    snprintf(s->previous, sizeof(s->previous), "%s", previous);
+    s->takeover = TAKEOVER_RECOVERY;
+    s->takeover_offset = sl_strdup(offset ? offset : "0");
+    return 0;
+}
+
 /* The relay's question on this worker: the streams of session sid, for a take-over. */
 static int
 list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry *out, unsigned max)
@@ -1773,8 +2061,9 @@ list_session(void *ud, const char *user, const char *sid, struct sl_relay_entry 
     unsigned n = 0;
     for (struct sl_list *l = p->subs.next; l != &p->subs && n < max; l = l->next) {
         struct sub *b = sub_of(l);
-        const char *epoch =
-            b->ops == &local_ops ? sl_stream_epoch(b->src) : sl_rstream_epoch(b->src);
+        const char *epoch = b->ops == &local_ops     ? sl_stream_epoch(b->src)
+                            : b->ops == &cluster_ops ? sl_cstream_epoch(b->src)
+                                                     : sl_rstream_epoch(b->src);
         memset(&out[n], 0, sizeof(out[n]));
         snprintf(out[n].id, sizeof(out[n].id), "%s", b->ops->id(b->src));
         snprintf(out[n].epoch, sizeof(out[n].epoch), "%s", epoch ? epoch : "");
@@ -1938,9 +2227,15 @@ free_session(struct sl_session *s)
     }
     if (s->state == S_DETACHED)
         ss->detached--;
-    if (s->list_token)
+    if (s->list_token && s->list_cluster)
+        sl_cluster_cancel_list(ss->cluster, s->list_token);
+    else if (s->list_token)
         sl_relay_cancel_list(ss->relay, s->list_token);
     drop_waiting(s); /* messages of a client that left while they waited their turn */
+    if (s->in_cluster)
+        sl_cluster_session_gone(ss->cluster, s->user, s->rid);
+    sl_cluster_history_cancel(s->hist_req);
+    free(s->hist_conv);
     unregister_rid(s);
     free(s->takeover_offset);
     sl_list_unlink(&s->link);
@@ -1959,6 +2254,7 @@ sl_session_transport_closed(struct sl_session *s, uint16_t code)
     struct sl_sessions *ss = s->ss;
     s->conn = conn_of(s);
     s->t = NULL;
+    s->recover_done = NULL; /* the transport that waited for it is gone */
     sl_timeq_disarm(&s->tnode);
     sl_limits_conn_end(s->conn_hold); /* a detached session is no connection */
     s->conn_hold = NULL;
@@ -1974,6 +2270,11 @@ sl_session_transport_closed(struct sl_session *s, uint16_t code)
     /* Disconnect is a pause: the streams go on into their journals until a resume. */
     log_closed(s, "session.detached", code);
     s->state = S_DETACHED;
+    if (ss->cluster) {
+        /* A reconnect on another node (ai:reconnect) finds it through Redis. */
+        sl_cluster_session_detached(ss->cluster, s->user, s->rid);
+        s->in_cluster = true;
+    }
     ss->detached++;
     sl_loop_arm(ss->loop, &ss->window_tq, &s->tnode);
     for (struct sl_list *l = s->subs.next; l != &s->subs; l = l->next) {

@@ -89,6 +89,7 @@ struct sl_sessions {
     struct sl_admission *adm;
     struct sl_directory *dir;     /* which worker owns a stream, for a resume */
     struct sl_relay *relay;       /* reading streams of other workers */
+    struct sl_cluster *cluster;   /* reading streams of other nodes (NULL: single node) */
     struct sl_directory *sdir;    /* process-wide: which worker holds which session (recovery) */
     struct sl_memory *memory;     /* process-wide: ws-chat conversations */
     struct sl_throttle *throttle; /* process-wide: authentication failures per address */
@@ -118,6 +119,7 @@ struct sl_sessions_env {
     struct sl_admission *adm;
     struct sl_directory *dir;
     struct sl_relay *relay;
+    struct sl_cluster *cluster;
     struct sl_directory *sdir;
     struct sl_memory *memory;
     struct sl_throttle *throttle;
@@ -182,6 +184,17 @@ void sl_session_enable_offsets(struct sl_session *s);
  * on: greet a recovering session this way, not with sl_session_greet().
  */
 int sl_session_take_over(struct sl_session *s, const char *previous, const char *offset);
+
+/*
+ * Cluster mode: Socket.IO recovery of a session `previous` that is not on this node. Asks
+ * Redis which node holds it and that node for its streams; then calls done(ud, recovered)
+ * on a later turn (the transport answers its CONNECT: with `previous` as its id if
+ * recovered) and, once done returned, takes the streams over from the offset's positions.
+ * Returns -1 (done never runs) when that cannot be asked now. done is forgotten when the
+ * transport closes first.
+ */
+int sl_session_recover_remote(struct sl_session *s, const char *previous, const char *offset,
+                              void (*done)(void *ud, bool recovered), void *ud);
 
 const char *sl_session_id(const struct sl_session *s);
 const char *sl_session_user(const struct sl_session *s);

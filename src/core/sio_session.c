@@ -53,7 +53,10 @@ struct sio_t {
     bool accepted;
     bool refused; /* closed before the CONNECT was answered: refuse it */
     char *why;    /* the reason, when refused (rare: not worth a buffer in every socket) */
+    char pid[24]; /* the session recovered from another node (its CONNECT waits) */
 };
+
+static void recovered_remote(void *ud, bool recovered);
 
 /* The client's address without its port ("?" if unknown), as anon:<address> names it. */
 static void
@@ -208,6 +211,12 @@ on_connect(void *ud, struct sl_sio_socket *s, const struct sl_sio_connect_info *
     /* Recovery: the pid is a recovery id of this user's; the session answers to it. */
     bool recover =
         w->cfg->socketio.recovery && ci->pid && sl_session_can_take_over(t->session, ci->pid);
+    /* Not on this node: in cluster mode perhaps on another; the CONNECT waits for the answer. */
+    if (!recover && w->cfg->socketio.recovery && ci->pid && strlen(ci->pid) < sizeof(t->pid) &&
+        sl_session_recover_remote(t->session, ci->pid, ci->offset, recovered_remote, t) == 0) {
+        snprintf(t->pid, sizeof(t->pid), "%s", ci->pid);
+        return;
+    }
     t->accepted = true;
     sl_sio_accept(s, recover ? ci->pid : sl_session_rid(t->session), NULL);
     if (w->cfg->socketio.recovery)
@@ -219,6 +228,17 @@ on_connect(void *ud, struct sl_sio_socket *s, const struct sl_sio_connect_info *
      */
     if (!recover || sl_session_take_over(t->session, ci->pid, ci->offset ? ci->offset : "0") != 0)
         sl_session_greet(t->session);
+}
+
+/* The answer of sl_session_recover_remote: the CONNECT is answered now. */
+static void
+recovered_remote(void *ud, bool recovered)
+{
+    struct sio_t *t = ud;
+    t->accepted = true;
+    sl_sio_accept(t->s, recovered ? t->pid : sl_session_rid(t->session), NULL);
+    sl_session_enable_offsets(t->session);
+    /* Greeted at the end of the take-over, under the id the client keeps (as on_connect's). */
 }
 
 static void

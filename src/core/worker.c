@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "core/http_api.h"
 #include "core/routes.h"
@@ -112,6 +113,7 @@ on_turn(void *arg)
 {
     struct sl_worker *w = arg;
     sl_relay_flush(w->relay);
+    sl_cluster_flush(w->cluster);
     sl_gauge_set(&w->metrics.journal_bytes, w->streams.pool.bytes);
     sl_gauge_set(&w->metrics.sessions_detached, w->sessions.detached);
     if (w->up->pools != NULL) {
@@ -173,7 +175,15 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
     w->up = sl_upstream_new(w->loop, cfg);
     sl_streams_init(&w->streams, cfg, w->loop);
     w->relay = sl_relay_new(id, w->loop, &w->streams);
+    struct sl_cluster_env cenv = {.cfg = cfg,
+                                  .loop = w->loop,
+                                  .metrics = &w->metrics,
+                                  .streams = &w->streams,
+                                  .node = srv->node,
+                                  .worker = id};
+    w->cluster = sl_cluster_new(&cenv);
     struct sl_stream_env env = {.cfg = cfg,
+                                .cluster = w->cluster,
                                 .up = w->up,
                                 .metrics = &w->metrics,
                                 .table = &w->streams,
@@ -187,6 +197,7 @@ sl_worker_new(struct sl_server *srv, unsigned id, int listen_fd)
                                    .adm = &w->admission,
                                    .dir = srv->directory,
                                    .relay = w->relay,
+                                   .cluster = w->cluster,
                                    .sdir = srv->session_directory,
                                    .memory = srv->memory,
                                    .throttle = srv->throttle,
@@ -262,6 +273,7 @@ do_stop(void *arg)
     sl_http_api_shutdown(w->http_api);
     sl_relay_flush(w->relay); /* the terminal events of streams read on other workers */
     sl_relay_shutdown(w->relay);
+    sl_cluster_stop(w->cluster); /* writes the journals' last records, then disconnects */
     /* What is left speaks plain HTTP (or was already closing). */
     sl_conn_pool_foreach(&w->conns, close_conn, NULL);
     on_turn(w);
@@ -305,6 +317,7 @@ sl_worker_free(struct sl_worker *w)
     sl_loop_free(w->loop); /* runs what is left in the mailbox: the relay must exist */
     sl_relay_free(w->relay);
     sl_streams_cleanup(&w->streams);
+    sl_cluster_free(w->cluster);
     free(w);
 }
 

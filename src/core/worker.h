@@ -44,6 +44,7 @@ struct sl_worker {
     struct sl_admission admission; /* new streams: draining, limits, routing */
     struct sl_sessions sessions;   /* client sessions */
     struct sl_relay *relay;        /* streams read across workers */
+    struct sl_cluster *cluster;    /* streams read across nodes (redis.url), or NULL */
     struct sl_http_api *http_api;  /* the OpenAI-compatible HTTP API */
 
     struct sl_listener *listener; /* NULL once stopped */

@@ -23,8 +23,9 @@
  * (calls happen per message, never per token). max_conversations is shared evenly among the
  * stripes, so "idle-longest" is exact within a stripe and approximate across them.
  *
- * Storage sits behind struct sl_memory_store_ops: the in-process store (sl_memory_new) now; a
- * Redis store in cluster mode later, with the same calls.
+ * Storage sits behind struct sl_memory_store_ops: the in-process store (sl_memory_new). In
+ * cluster mode the session also copies each exchange to Redis and fills this memory from
+ * there for a conversation begun on another node (cluster/cluster.h, docs/cluster.md).
  */
 #ifndef SL_MEMORY_MEMORY_H
 #define SL_MEMORY_MEMORY_H

@@ -302,6 +302,14 @@ sl_metrics_render(struct sl_buf *b, struct sl_metrics *const *shards, size_t n,
     header(b, "sluice_sessions_detached", "gauge",
            "Sessions whose client is gone, waiting up to resume.window for a resume.");
     sl_buf_printf(b, "sluice_sessions_detached %llu\n", (unsigned long long)SUM(sessions_detached));
+    header(b, "sluice_redis_up", "gauge",
+           "1 when every worker's connection to Redis (redis.url) is up; 0 when one is down or "
+           "no Redis is configured.");
+    sl_buf_printf(b, "sluice_redis_up %d\n",
+                  cfg->redis.url != NULL && n > 0 && SUM(redis_up) == n ? 1 : 0);
+    header(b, "sluice_redis_commands_total", "counter", "Commands sent to Redis (cluster mode).");
+    sl_buf_printf(b, "sluice_redis_commands_total %llu\n",
+                  (unsigned long long)SUM(redis_commands_total));
 
     for (int k = 0; k < SL_HIST__COUNT; k++)
         render_hist(b, shards, n, (enum sl_hist_kind)k);

@@ -101,8 +101,10 @@ struct sl_metrics {
     sl_counter rate_limited[SL_LIMIT__COUNT]; /* refusals, by the limit that refused */
     sl_counter backpressure_pauses_total;
     sl_counter resumes_total;
-    sl_counter journal_bytes;     /* gauge: bytes held by stream journals */
-    sl_counter sessions_detached; /* gauge: sessions waiting for a resume */
+    sl_counter journal_bytes;        /* gauge: bytes held by stream journals */
+    sl_counter sessions_detached;    /* gauge: sessions waiting for a resume */
+    sl_counter redis_up;             /* gauge: the worker's Redis connection is up (cluster) */
+    sl_counter redis_commands_total; /* commands sent to Redis (cluster) */
     struct sl_hist hist[SL_HIST__COUNT];
     struct sl_model_metrics *models;       /* [cfg->nmodels] */
     struct sl_provider_metrics *providers; /* [cfg->nproviders] */

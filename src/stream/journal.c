@@ -397,6 +397,8 @@ static void
 committed(struct sl_journal *j, size_t size, uint32_t seq)
 {
     struct sl_jblock *t = j->tail;
+    j->newest = t->data + t->used;
+    j->newest_size = size;
     t->used += (uint32_t)size;
     t->nrec++;
     if (j->nrec == 0)
@@ -449,6 +451,13 @@ sl_journal_append(struct sl_journal *j, const struct sl_event *ev, uint32_t toke
     encode(&out, ev);
     memset(dst + sizeof(*h) + payload, 0, h->reserved);
     committed(j, size, ev->seq);
+}
+
+void
+sl_journal_newest_raw(const struct sl_journal *j, const void **rec, size_t *size)
+{
+    *rec = j->newest;
+    *size = j->newest_size;
 }
 
 size_t

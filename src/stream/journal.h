@@ -55,7 +55,9 @@ struct sl_journal {
     uint64_t backlog; /* bytes of the records after acked */
     uint32_t max_events;
     uint64_t max_bytes;
-    bool retain; /* keep acknowledged records (for resume) within the caps */
+    bool retain;        /* keep acknowledged records (for resume) within the caps */
+    const void *newest; /* the record appended last (valid until it is dropped) */
+    size_t newest_size;
 };
 
 /* A reading position: the next record to read is the one after seq. */
@@ -89,6 +91,12 @@ void sl_journal_append(struct sl_journal *j, const struct sl_event *ev, uint32_t
 /* The encoded size and event type of a raw record (from sl_journal_next_raw). */
 size_t sl_journal_record_size(const void *rec);
 enum sl_event_type sl_journal_record_type(const void *rec);
+
+/*
+ * The encoded bytes of the record appended last (for a copy made at once: the cluster's
+ * mirror); only right after an append, before any acknowledgement may drop it.
+ */
+void sl_journal_newest_raw(const struct sl_journal *j, const void **rec, size_t *size);
 
 /* Appends a record already encoded (copied from another journal). */
 void sl_journal_append_raw(struct sl_journal *j, const void *rec, size_t size);

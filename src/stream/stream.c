@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/util.h"
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "limits/limits.h"
 #include "net/loop.h"
@@ -49,6 +50,9 @@ struct sl_stream {
     struct sl_list slink;          /* in the table's starting queue while it waits there */
     struct sl_timeq_node deadline; /* limits.stream_timeout */
     struct sl_journal journal;
+    struct sl_cmirror *mirror;        /* the journal's copy in Redis (cluster mode), or NULL */
+    struct sl_cluster_limits cluster; /* the user's limits across nodes (cluster mode) */
+    bool cluster_counted;             /* its tokens and spend are counted in Redis */
 
     const struct sl_config_agent *agent;
     const char *primary; /* model name the request resolved to */
@@ -128,6 +132,14 @@ emit(struct sl_stream *s, struct sl_event *ev)
 {
     ev->seq = ++s->seq;
     sl_journal_append(&s->journal, ev, (uint32_t)s->ndeltas);
+    if (s->mirror) {
+        const void *rec;
+        size_t size;
+        sl_journal_newest_raw(&s->journal, &rec, &size);
+        sl_cmirror_append(s->mirror, rec, size,
+                          ev->type == SL_EV_DONE || ev->type == SL_EV_ERROR ||
+                              ev->type == SL_EV_CANCELLED);
+    }
     if (s->reader) {
         s->in_emit++;
         s->reader->on_event(s->rd, s, ev, (uint32_t)s->ndeltas);
@@ -215,6 +227,13 @@ end(struct sl_stream *s, enum sl_outcome outcome, const char *what)
         s->ticket, u.input_tokens + u.output_tokens,
         s->route.model ? sl_router_cost(s->route.model, u.input_tokens, u.output_tokens) : 0);
     s->ticket = NULL;
+    if (s->mirror && s->cluster_counted) {
+        if (s->cluster.tokens_per_minute && u.input_tokens + u.output_tokens > s->input_est)
+            sl_cmirror_tokens(s->mirror, u.input_tokens + u.output_tokens - s->input_est);
+        if ((s->cluster.usd_per_day > 0 || s->cluster.usd_per_month > 0) && s->route.model)
+            sl_cmirror_spend(s->mirror,
+                             sl_router_cost(s->route.model, u.input_tokens, u.output_tokens));
+    }
     log_end(s, outcome, &u, what);
     s->paused = false;
 }
@@ -249,6 +268,8 @@ destroy(struct sl_stream *s)
     table_remove(s->env.table, s);
     if (s->env.dir)
         sl_directory_remove(s->env.dir, s->user, s->id, s->epoch);
+    if (s->mirror)
+        sl_cmirror_close(s->mirror);
     sl_journal_cleanup(&s->journal);
     sl_chat_req_free(s->req);
     free(s->system);
@@ -607,6 +628,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     sl_list_push_back(&t->all, &s->link);
     if (env->dir)
         sl_directory_add(env->dir, s->user, s->id, s->epoch, env->worker);
+    s->mirror = sl_cluster_mirror(env->cluster, s);
     return s;
 }
 
@@ -730,8 +752,9 @@ run_starts(void *arg)
     arm_starts(t);
 }
 
-bool
-sl_stream_start(struct sl_stream *s)
+/* Starts s now if this turn's budget allows, else queues it (fair admission). */
+static bool
+fair_start(struct sl_stream *s)
 {
     struct sl_streams *t = s->env.table;
     t->up = s->env.up;
@@ -744,6 +767,68 @@ sl_stream_start(struct sl_stream *s)
         arm_starts(t);
     }
     return settle(s);
+}
+
+void
+sl_stream_set_cluster_limits(struct sl_stream *s, const struct sl_cluster_limits *l)
+{
+    s->cluster = *l;
+}
+
+bool
+sl_stream_start(struct sl_stream *s)
+{
+    const struct sl_cluster_limits *l = &s->cluster;
+    bool any = l->max_streams || l->tokens_per_minute || l->chats_per_minute ||
+               l->usd_per_day > 0 || l->usd_per_month > 0;
+    if (s->mirror && any && sl_cmirror_admit(s->mirror, l, s->input_est)) {
+        s->cluster_counted = true;
+        return true; /* on with sl_stream_admitted() */
+    }
+    return fair_start(s);
+}
+
+void
+sl_stream_admitted(struct sl_stream *s, int verdict)
+{
+    if (s->state != ST_NEW)
+        return; /* cancelled or stopped meanwhile */
+    if (verdict == 1) {
+        fair_start(s);
+        return;
+    }
+    char msg[160];
+    enum sl_errcode code = SL_ERR_RATE_LIMITED;
+    int64_t retry = SL_LIMITS_HELD_RETRY_MS;
+    if (verdict == 0) {
+        sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_STREAMS], 1);
+        snprintf(msg, sizeof(msg),
+                 "too many streams: at most %u at once for this user across the cluster",
+                 s->cluster.max_streams);
+    } else if (verdict == -4) {
+        sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_MESSAGES], 1);
+        snprintf(msg, sizeof(msg),
+                 "too many requests: at most %u a minute for this user across the cluster",
+                 s->cluster.chats_per_minute);
+        retry = 60000 / (s->cluster.chats_per_minute ? s->cluster.chats_per_minute : 1);
+    } else if (verdict == -1) {
+        sl_counter_add(&s->env.metrics->rate_limited[SL_LIMIT_TOKENS], 1);
+        snprintf(msg, sizeof(msg),
+                 "too many tokens: at most %u a minute for this user across the cluster",
+                 s->cluster.tokens_per_minute);
+    } else {
+        bool day = verdict == -2;
+        int64_t now = (int64_t)sl_wall_ms();
+        sl_counter_add(
+            &s->env.metrics->rate_limited[day ? SL_LIMIT_BUDGET_DAY : SL_LIMIT_BUDGET_MONTH], 1);
+        snprintf(msg, sizeof(msg), "budget exhausted: $%.2f a %s for this user across the cluster",
+                 day ? s->cluster.usd_per_day : s->cluster.usd_per_month, day ? "day" : "month");
+        code = SL_ERR_BUDGET_EXCEEDED;
+        retry = (day ? sl_limits_next_day_ms(now) : sl_limits_next_month_ms(now)) - now;
+    }
+    s->cluster_counted = false; /* refused: nothing of it was counted */
+    fail(s, code, msg, code == SL_ERR_RATE_LIMITED, retry);
+    settle(s);
 }
 
 unsigned

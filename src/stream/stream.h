@@ -56,8 +56,9 @@ struct sl_stream_env {
     struct sl_upstream *up;
     struct sl_metrics *metrics;
     struct sl_streams *table;
-    struct sl_directory *dir; /* process-wide: where each stream lives (NULL: not recorded) */
-    unsigned worker;          /* worker id */
+    struct sl_directory *dir;   /* process-wide: where each stream lives (NULL: not recorded) */
+    struct sl_cluster *cluster; /* cluster mode: journals mirrored to Redis (NULL: none) */
+    unsigned worker;            /* worker id */
 };
 
 /* Who the stream is for, copied by the stream. */
@@ -124,8 +125,29 @@ void sl_stream_release(struct sl_stream *s);
  */
 void sl_stream_set_ticket(struct sl_stream *s, struct sl_limits_ticket *t);
 
+/* The identity's limits that cluster mode keeps across nodes (0: no such limit). */
+struct sl_cluster_limits {
+    unsigned max_streams;
+    unsigned tokens_per_minute;
+    unsigned chats_per_minute; /* messages_per_minute, counting chats only */
+    double usd_per_day, usd_per_month;
+};
+
 /*
- * Emits start and calls the provider, now or, past this loop turn's budget for starting
+ * Cluster mode: the identity's limits across every node. The start (sl_stream_start) then
+ * waits for Redis's answer (sl_stream_admitted); with Redis unreachable it goes on at once
+ * (the local limits held at admission). Call after sl_stream_set_ticket.
+ */
+void sl_stream_set_cluster_limits(struct sl_stream *s, const struct sl_cluster_limits *l);
+
+/*
+ * Redis's answer: 1 starts the stream; 0 (streams), -1 (tokens) or -4 (chats a minute) ends
+ * it with RATE_LIMITED, -2 (the day's budget) or -3 (the month's) with BUDGET_EXCEEDED.
+ */
+void sl_stream_admitted(struct sl_stream *s, int verdict);
+
+/*
+ * Emits start and calls the provider (in cluster mode once Redis has admitted it), now or, past this loop turn's budget for starting
  * streams (fair admission, stream.c), on a later iteration in arrival order (then `start`
  * is emitted then). Returns false if the stream was freed.
  */

@@ -83,6 +83,24 @@ respond_error(struct sl_conn *c, const struct sl_http_req *req, const struct sl_
     return status;
 }
 
+/*
+ * 405 with an OpenAI-shaped body (as OpenAI answers a wrong method: invalid_request_error),
+ * so that an SDK reports it like any other error, and the Allow header HTTP asks for.
+ */
+static int
+method_not_allowed(struct sl_conn *c, const struct sl_http_req *req, const char *allow)
+{
+    struct sl_oai_error e;
+    struct sl_slice p = req->path;
+    sl_oai_error_set(&e, SL_ERR_BAD_REQUEST, "", -1, "Invalid method for URL (%s %.*s)",
+                     req->method, (int)(p.len > 100 ? 100 : p.len), p.ptr);
+    struct sl_buf b = SL_BUF_INIT;
+    sl_oai_render_error(&b, &e);
+    sl_http_respond(c, req, 405, "application/json", allow, sl_buf_ptr(&b), sl_buf_len(&b));
+    sl_buf_free(&b);
+    return 405;
+}
+
 /* The same for a held response whose head has not been sent (the provider's refusal). */
 static void
 resp_error(struct oai *o, const struct sl_oai_error *e)
@@ -526,15 +544,13 @@ sl_http_api_handle(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req 
     bool post = strcmp(req->method, "POST") == 0;
     if (sl_slice_eq(p, COMPLETIONS)) {
         if (!post) {
-            sl_http_respond_error(c, req, 405, "method not allowed", "Allow: POST\r\n");
-            return 405;
+            return method_not_allowed(c, req, "Allow: POST\r\n");
         }
         return completions(a, c, req);
     }
     if (sl_slice_eq(p, MODELS)) {
         if (!req->is_get && !req->is_head) {
-            sl_http_respond_error(c, req, 405, "method not allowed", "Allow: GET, HEAD\r\n");
-            return 405;
+            return method_not_allowed(c, req, "Allow: GET, HEAD\r\n");
         }
         return models(a, c, req);
     }
@@ -543,8 +559,7 @@ sl_http_api_handle(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req 
     if (has_prefix(p, COMPLETIONS "/") && p.len > pre + sizeof(events) - 1 &&
         memcmp(p.ptr + p.len - (sizeof(events) - 1), events, sizeof(events) - 1) == 0) {
         if (!req->is_get) {
-            sl_http_respond_error(c, req, 405, "method not allowed", "Allow: GET\r\n");
-            return 405;
+            return method_not_allowed(c, req, "Allow: GET\r\n");
         }
         return resume(a, c, req, sl_slice_make(p.ptr + pre, p.len - pre - (sizeof(events) - 1)));
     }

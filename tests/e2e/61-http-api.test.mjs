@@ -210,6 +210,29 @@ describe('the HTTP API through the openai SDK and curl', () => {
     assert.ok(again.every((c) => c === again[0] && c <= Date.now() / 1000));
   });
 
+  test('a wrong method is a 405 with Allow and an OpenAI-shaped body, an APIError in the SDK', async () => {
+    const cases = [
+      ['GET', '/v1/chat/completions', 'POST'],
+      ['POST', '/v1/models', 'GET, HEAD'],
+      ['DELETE', '/v1/chat/completions/abc/events', 'GET'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const r = await fetch(`${s.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+      assert.equal(r.status, 405, `${method} ${path}`);
+      assert.equal(r.headers.get('allow'), allow);
+      assert.equal(r.headers.get('content-type'), 'application/json');
+      const body = await r.json();
+      assert.equal(body.error.type, 'invalid_request_error');
+      assert.match(body.error.message, new RegExp(`${method} ${path.replace(/\//g, '\\/')}`));
+    }
+    await assert.rejects(sdk().get('/chat/completions'), (err) => {
+      assert.ok(err instanceof OpenAI.APIError, `${err.constructor.name}: ${err.message}`);
+      assert.equal(err.status, 405);
+      assert.equal(err.type, 'invalid_request_error');
+      return true;
+    });
+  });
+
   // Each refusal as the SDK raises it; maxRetries 0, so each is one request.
   const errorCases = [
     ['400: n > 1', {}, { model: 'text', n: 2 }, OpenAI.BadRequestError, 400, 'bad_request', 'n', 'false'],

@@ -164,9 +164,14 @@ sl_http_respond(struct sl_conn *c, const struct sl_http_req *req, int status,
 {
     struct http_conn *h = http_of(c);
     sl_assert(h->resp == NULL);
+    /*
+     * A handler answers a request read whole, so an error of its own leaves the connection's
+     * framing intact (a 400 for a bad JSON body: an SDK's pool keeps the connection). Errors
+     * that may leave bytes unread (408, 413, ...) and failures of the server close it.
+     */
     bool close = !req->keep_alive || req->upgrade || h->over_capacity ||
-                 (status >= 400 && status != 404 && status != 405 && status != 401 &&
-                  status != 403 && status != 503 && status != 429);
+                 (status >= 400 && status != 400 && status != 404 && status != 405 &&
+                  status != 401 && status != 403 && status != 503 && status != 429);
     if (close)
         h->close_after = true;
     write_head(c, status, content_type, headers, (int64_t)len, close);

@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { Client, SECRET, jwt, session, startMock, startSluice } from './lib/harness.mjs';
@@ -231,6 +232,22 @@ describe('the HTTP API through the openai SDK and curl', () => {
       assert.equal(err.type, 'invalid_request_error');
       return true;
     });
+  });
+
+  test('a 400 for a bad body keeps the connection: the next request on it is answered', async () => {
+    const { hostname, port } = new URL(s.url);
+    const sock = net.connect(Number(port), hostname);
+    let got = '';
+    sock.on('data', (d) => { got += d.toString(); });
+    const closed = new Promise((resolve) => sock.on('close', resolve));
+    const bad = JSON.stringify({ model: 'text', n: 2, messages: [{ role: 'user', content: 'hi' }] });
+    sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(bad)}\r\n\r\n${bad}`);
+    sock.write(`GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+    await closed;
+    const heads = got.match(/HTTP\/1\.1 \d{3}/g);
+    assert.deepEqual(heads, ['HTTP/1.1 400', 'HTTP/1.1 200'], got.slice(0, 600));
+    assert.ok(!/^Connection: close/im.test(got.slice(0, got.indexOf('HTTP/1.1 200'))), 'the 400 did not close');
   });
 
   // Each refusal as the SDK raises it; maxRetries 0, so each is one request.

@@ -147,12 +147,28 @@ expired(const struct local *l, const struct conv *c, uint64_t now_ms)
     return now_ms > c->used_ms && now_ms - c->used_ms >= l->lim.idle_ttl_ms;
 }
 
+/*
+ * Puts c (unlinked) in the stripe's list in order of last use, which the sweep relies on (it
+ * stops at the first live one). Usually the back; another thread's clock may be a little
+ * ahead, so c goes after the last one used no later than it.
+ */
+static void
+lru_place(struct stripe *s, struct conv *c)
+{
+    struct sl_list *at = s->lru.prev;
+    while (at != &s->lru && conv_of(at)->used_ms > c->used_ms)
+        at = at->prev;
+    sl_list_push_back(at->next, &c->lru);
+}
+
 static void
 touch(struct stripe *s, struct conv *c, uint64_t now_ms)
 {
-    if (now_ms > c->used_ms)
-        c->used_ms = now_ms;
-    sl_list_move_back(&s->lru, &c->lru);
+    if (now_ms <= c->used_ms)
+        return; /* a clock behind its last use: no later use, its place stays */
+    c->used_ms = now_ms;
+    sl_list_unlink(&c->lru);
+    lru_place(s, c);
 }
 
 /* The live conversation of the key, or NULL (an expired one is forgotten on the way). */
@@ -210,7 +226,7 @@ conv_new(struct local *l, struct stripe *s, uint64_t h, const char *user, const 
     c->hash = h;
     c->used_ms = now_ms;
     sl_list_init(&c->lru);
-    sl_list_push_back(&s->lru, &c->lru);
+    lru_place(s, c);
     size_t b = h & (s->nbuckets - 1);
     c->hnext = s->buckets[b];
     s->buckets[b] = c;

@@ -11,6 +11,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/util.h"
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "core/admission.h"
 #include "core/server.h"
@@ -39,6 +40,7 @@ struct oai {
     struct sl_http_api *api;
     struct sl_http_resp *r; /* NULL while detached (waiting for a resume) */
     struct sl_stream *st;   /* NULL once the stream is gone */
+    struct sl_cstream *cs;  /* or a stream of another node, read from Redis (cluster mode) */
     struct sl_jcursor cur;
     struct sl_oai_stream fmt; /* SSE rendering */
     struct sl_oai_agg *agg;   /* stream: false */
@@ -183,9 +185,11 @@ decisive(enum sl_event_type t)
 static void
 pump(struct oai *o, bool in_event)
 {
-    if (o->r == NULL || o->st == NULL || o->ended)
+    if (o->r == NULL || (o->st == NULL && o->cs == NULL) || o->ended)
         return;
-    struct sl_journal *j = sl_stream_journal(o->st);
+    if (o->cs && !o->stream)
+        return; /* not ready yet: the format waits for the stream's metadata */
+    struct sl_journal *j = o->st ? sl_stream_journal(o->st) : sl_cstream_journal(o->cs);
     const struct sl_config *cfg = o->api->w->cfg;
     struct sl_jrecord rec;
     if (!o->head_sent && o->stream) {
@@ -238,8 +242,10 @@ pump(struct oai *o, bool in_event)
 ack:
     if (in_event)
         sl_journal_ack(j, &o->cur);
-    else
+    else if (o->st)
         sl_stream_consumed(o->st, &o->cur); /* may end the stream: on_finished */
+    else
+        sl_cstream_consumed(o->cs, &o->cur); /* likewise: cs_finished */
 }
 
 /* --- the stream's reader ------------------------------------------------------------------------
@@ -284,6 +290,86 @@ static const struct sl_stream_reader reader = {
     .on_finished = on_stream_finished,
 };
 
+/* --- a stream of another node (cluster mode): its mirror journal, filled from Redis ---------- */
+
+/*
+ * The metadata is known: the chunks name the agent or model the stream ran (the name the
+ * request gave is not kept in Redis; with none it was the default model, the same) and its
+ * start; the usage chunk is always sent (stream_options is not kept either).
+ */
+static void
+cs_ready(void *ud, struct sl_cstream *r)
+{
+    struct oai *o = ud;
+    struct sl_stream_info info;
+    sl_cstream_info(r, &info);
+    free(o->model);
+    o->model = sl_strdup(info.agent ? info.agent : sl_cstream_model(r));
+    o->created = info.started_ms / 1000;
+    sl_oai_stream_init(&o->fmt, o->id, strlen(o->id), o->model, o->created, true);
+    o->stream = true;
+    sl_counter_add(&o->api->w->metrics.resumes_total, 1);
+    pump(o, false);
+}
+
+static void
+cs_failed(void *ud, struct sl_cstream *r, const char *why)
+{
+    (void)r;
+    struct oai *o = ud;
+    o->cs = NULL; /* freed after this */
+    if (o->r == NULL) {
+        oai_free(o);
+        return;
+    }
+    struct sl_oai_error e;
+    sl_oai_error_set(&e, SL_ERR_NOT_FOUND, "", -1, "nothing to resume for this stream: %s", why);
+    resp_error(o, &e);
+}
+
+static void
+cs_records(void *ud, struct sl_cstream *r)
+{
+    (void)r;
+    pump(ud, false);
+}
+
+static void
+cs_gone(void *ud, struct sl_cstream *r)
+{
+    (void)r;
+    struct oai *o = ud;
+    o->cs = NULL; /* freed after this */
+    if (o->r == NULL) {
+        oai_free(o);
+    } else if (!o->ended) {
+        sl_http_end(o->r, true); /* a resume elsewhere took it: this response stops here */
+        o->ended = true;
+    }
+}
+
+static const struct sl_cstream_cb cstream_cb = {
+    .on_ready = cs_ready,
+    .on_failed = cs_failed,
+    .on_records = cs_records,
+    .on_taken = cs_gone,
+    .on_finished = cs_gone,
+};
+
+/* Lets the stream go: the provider stops at once (through its owner for another node's). */
+static void
+release_source(struct oai *o)
+{
+    struct sl_stream *st = o->st;
+    struct sl_cstream *cs = o->cs;
+    o->st = NULL;
+    o->cs = NULL;
+    if (st)
+        sl_stream_release(st);
+    if (cs)
+        sl_cstream_release(cs);
+}
+
 /* --- the HTTP response's callbacks ----------------------------------------------------------- */
 
 static void
@@ -304,20 +390,21 @@ on_close(void *ud, struct sl_http_resp *r, bool aborted)
         return; /* a response a resume took the stream from */
     o->r = NULL;
     sl_timeq_disarm(&o->tnode);
-    if (o->st == NULL) {
+    if (o->st == NULL && o->cs == NULL) {
         oai_free(o);
         return;
     }
-    if (aborted && o->resumable && o->stream && !o->ended && !a->stopping &&
+    if (aborted && o->resumable && (o->stream || o->cs) && !o->ended && !a->stopping &&
         a->w->cfg->resume.window_ms > 0) {
         /* Disconnect is a pause: the stream fills its journal until a resume or the window. */
-        sl_stream_set_live(o->st, false);
+        if (o->st)
+            sl_stream_set_live(o->st, false);
+        else
+            sl_cstream_set_live(o->cs, false);
         sl_loop_arm(a->w->loop, &a->window_tq, &o->tnode);
         return;
     }
-    struct sl_stream *st = o->st;
-    o->st = NULL;
-    sl_stream_release(st); /* the provider stops at once */
+    release_source(o); /* the provider stops at once */
     oai_free(o);
 }
 
@@ -343,10 +430,7 @@ on_window_over(struct sl_timeq_node *n, uint64_t now)
 {
     (void)now;
     struct oai *o = SL_CONTAINER_OF(n, struct oai, tnode);
-    struct sl_stream *st = o->st;
-    o->st = NULL;
-    if (st)
-        sl_stream_release(st);
+    release_source(o);
     oai_free(o);
 }
 
@@ -429,6 +513,35 @@ completions(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req)
     return 200;
 }
 
+/*
+ * A stream no worker of this node holds: in cluster mode perhaps another node's. Its events
+ * come from Redis, then live; the head waits for them (or for NOT_FOUND) like a new request's.
+ */
+static int
+resume_remote(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req,
+              const struct sl_identity *id, const char *sid, uint32_t after)
+{
+    struct oai *o = sl_calloc(1, sizeof(*o));
+    o->api = a;
+    o->user = sl_strdup(id->user);
+    o->id = sl_strdup(sid);
+    o->resumable = true; /* it was resumed: a cut pauses it again for the window */
+    sl_timeq_node_init(&o->tnode);
+    o->cs = sl_cluster_resume(a->w->cluster, id->user, sid, NULL, after, true, &cstream_cb, o);
+    if (o->cs == NULL) {
+        oai_free(o);
+        struct sl_oai_error e;
+        sl_oai_error_set(&e, SL_ERR_NOT_FOUND, "", -1,
+                         "nothing to resume for this stream (the cluster is unreachable now)");
+        return respond_error(c, req, &e);
+    }
+    sl_list_push_back(&a->all, &o->link);
+    sl_journal_seek(sl_cstream_journal(o->cs), after, &o->cur);
+    o->r = sl_http_hold(c, req, &resp_handler, o);
+    sl_counter_add(&a->w->metrics.conn_opened[SL_PK_SSE], 1);
+    return 200;
+}
+
 /* GET /v1/chat/completions/<stream>/events, Last-Event-ID: <stream>:<seq> */
 static int
 resume(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req, struct sl_slice sid)
@@ -462,7 +575,7 @@ resume(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req, struct
     struct oai *o = NULL;
     for (struct sl_list *l = a->all.next; l != &a->all; l = l->next) {
         struct oai *x = SL_CONTAINER_OF(l, struct oai, link);
-        if (x->st && x->stream && x->resumable && strcmp(x->id, idbuf) == 0 &&
+        if ((x->st || x->cs) && x->stream && x->resumable && strcmp(x->id, idbuf) == 0 &&
             strcmp(x->user, id.user) == 0)
             o = x;
     }
@@ -471,13 +584,16 @@ resume(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req, struct
         if (owner >= 0 && (unsigned)owner != a->w->id &&
             sl_sio_worker_hand_to(a->w->sio, (unsigned)owner, c, req))
             return 0; /* answered by the stream's worker */
+        if (owner < 0 && a->w->cluster != NULL && after <= UINT32_MAX)
+            return resume_remote(a, c, req, &id, idbuf, (uint32_t)after);
         sl_oai_error_set(&e, SL_ERR_NOT_FOUND, "", -1,
                          "nothing to resume for this stream (unknown, finished, not resumable, "
                          "or past resume.window)");
         return respond_error(c, req, &e);
     }
     struct sl_jcursor cur;
-    if (after > UINT32_MAX || !sl_journal_seek(sl_stream_journal(o->st), (uint32_t)after, &cur)) {
+    struct sl_journal *j = o->st ? sl_stream_journal(o->st) : sl_cstream_journal(o->cs);
+    if (after > UINT32_MAX || !sl_journal_seek(j, (uint32_t)after, &cur)) {
         sl_oai_error_set(&e, SL_ERR_NOT_FOUND, "", -1,
                          "the events after this id are no longer kept; start again");
         return respond_error(c, req, &e);
@@ -494,8 +610,14 @@ resume(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req, struct
     o->r = sl_http_hold(c, req, &resp_handler, o);
     sl_counter_add(&a->w->metrics.conn_opened[SL_PK_SSE], 1);
     sl_counter_add(&a->w->metrics.resumes_total, 1);
-    send_head(o);
-    sl_stream_set_live(o->st, true);
+    if (o->st) {
+        send_head(o);
+        sl_stream_set_live(o->st, true);
+    } else {
+        if (o->head_sent)
+            send_head(o);
+        sl_cstream_set_live(o->cs, true);
+    }
     pump(o, false);
     return 200;
 }
@@ -603,11 +725,7 @@ sl_http_api_free(struct sl_http_api *a)
         return;
     while (!sl_list_empty(&a->all)) {
         struct oai *o = SL_CONTAINER_OF(a->all.next, struct oai, link);
-        if (o->st) {
-            struct sl_stream *st = o->st;
-            o->st = NULL;
-            sl_stream_release(st);
-        }
+        release_source(o);
         oai_free(o);
     }
     sl_buf_free(&a->out);

@@ -1,10 +1,11 @@
 // Cluster mode (docs/cluster.md): two sluice nodes (A with two workers) sharing a real
 // redis-server, started here on a free port. A client moves between nodes: its stream is
-// resumed from Redis with the same text (and taken back by its owner), a cancel reaches the
-// node that runs the provider (from the resuming node or another tab), per-user stream and
-// token limits hold across nodes, Socket.IO recovery, seed 003's ai:reconnect and ws-chat memory work on the
-// other node, Redis killed, restarted or hung costs the owner's clients nothing, and a node
-// killed outright leaves clients the journal's end or NOT_FOUND, never a hang.
+// resumed from Redis with the same text (and taken back by its owner; over the HTTP API too),
+// a cancel reaches the node that runs the provider (from the resuming node or another tab),
+// per-user stream and token limits hold across nodes, Socket.IO recovery, seed 003's
+// ai:reconnect and ws-chat memory work on the other node, Redis killed, restarted or hung
+// costs the owner's clients nothing, and a node killed outright leaves clients the journal's
+// end or NOT_FOUND, never a hang.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -152,6 +153,64 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     assert.equal(textOf([...seen, ...rest]), tokens(200));
     assert.ok((await metric(a, 'sluice_redis_commands_total')) > 0);
     c2.close();
+  });
+
+  test('an HTTP API stream cut on node A is resumed on node B with Last-Event-ID: exactly the rest', async () => {
+    const auth = { authorization: `Bearer ${jwt({ sub: 'sse-mover' })}` };
+    // The SSE events of a text: [{ id, content, done }] (complete blocks only), and the rest.
+    const events = (text) => {
+      const blocks = text.split('\n\n');
+      const rest = blocks.pop();
+      const out = [];
+      for (const b of blocks) {
+        const id = /^id: (.*)$/m.exec(b)?.[1] ?? null;
+        const data = /^data: (.*)$/m.exec(b)?.[1];
+        if (data === undefined) continue;
+        if (data === '[DONE]') { out.push({ id, done: true }); continue; }
+        out.push({ id, content: JSON.parse(data).choices?.[0]?.delta?.content ?? '' });
+      }
+      return { out, rest };
+    };
+    const ac = new AbortController();
+    const r = await fetch(`${a.url}/v1/chat/completions`, {
+      method: 'POST', signal: ac.signal,
+      headers: { ...auth, 'content-type': 'application/json', 'x-sluice-resumable': 'true' },
+      body: JSON.stringify({ model: 'slow', stream: true, messages: [{ role: 'user', content: 'cluster-sse' }] }),
+    });
+    assert.equal(r.status, 200);
+    const sid = r.headers.get('x-sluice-stream-id');
+    const reader = r.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    const seen = [];
+    while (seen.filter((e) => e.content).length < 5) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, 'the stream went on past five chunks');
+      const got = events(buf + dec.decode(value, { stream: true }));
+      seen.push(...got.out);
+      buf = got.rest;
+    }
+    ac.abort(); // the connection is cut: node A pauses the stream for the window
+    const last = seen.at(-1).id;
+    assert.match(last, new RegExp(`^${sid}:\\d+$`));
+
+    const r2 = await fetch(`${b.url}/v1/chat/completions/${sid}/events`, { headers: { ...auth, 'last-event-id': last } });
+    assert.equal(r2.status, 200, await r2.clone().text());
+    assert.equal(r2.headers.get('x-sluice-stream-id'), sid);
+    const after = events(await r2.text()).out;
+    assert.equal(after.at(-1).done, true, 'ends with [DONE]');
+    const seq = (e) => Number(e.id.split(':')[1]);
+    const ids = after.filter((e) => e.id !== null);
+    assert.ok(ids.length > 0 && seq(ids[0]) > seq(seen.at(-1)), `starts after the last event seen: ${JSON.stringify(after.slice(0, 3))}`);
+    for (let i = 1; i < ids.length; i++) assert.ok(seq(ids[i]) > seq(ids[i - 1]));
+    const text = [...seen, ...after].map((e) => e.content ?? '').join('');
+    assert.equal(text, tokens(200));
+    // Another user cannot read it from B, nor is an unknown stream a hang.
+    const other = await fetch(`${b.url}/v1/chat/completions/${sid}/events`, { headers: { authorization: `Bearer ${jwt({ sub: 'sse-other' })}` } });
+    assert.equal(other.status, 404);
+    const unknown = await fetch(`${b.url}/v1/chat/completions/no-such-stream/events`, { headers: auth });
+    assert.equal(unknown.status, 404);
+    assert.equal((await unknown.json()).error.code, 'not_found');
   });
 
   test('a stream read on B is taken back by a resume on its owner A', async () => {

@@ -57,6 +57,12 @@ sl_httpcall_resume(void *call)
     (void)call;
     abort();
 }
+bool
+sl_httpcall_queued(void *call)
+{
+    (void)call;
+    abort();
+}
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

@@ -322,9 +322,27 @@ cs_failed(void *ud, struct sl_cstream *r, const char *why)
         oai_free(o);
         return;
     }
-    struct sl_oai_error e;
-    sl_oai_error_set(&e, SL_ERR_NOT_FOUND, "", -1, "nothing to resume for this stream: %s", why);
-    resp_error(o, &e);
+    char msg[240];
+    snprintf(msg, sizeof(msg), "nothing to resume for this stream: %s", why);
+    if (o->ended)
+        return;
+    if (!o->head_sent) {
+        struct sl_oai_error e;
+        sl_oai_error_set(&e, SL_ERR_NOT_FOUND, "", -1, "%s", msg);
+        resp_error(o, &e);
+        return;
+    }
+    /* Lost after the head (its node gone mid-stream): the body ends with an error event. */
+    struct sl_event ev = {.type = SL_EV_ERROR, .seq = o->cur.seq}; /* a resume after it: 404 */
+    ev.u.error.code = SL_ERR_NOT_FOUND;
+    ev.u.error.message = msg;
+    ev.u.error.retry_after_ms = -1;
+    struct sl_buf *b = &o->api->out;
+    sl_buf_clear(b);
+    sl_oai_sse_event(&o->fmt, b, &ev);
+    sl_http_body(o->r, sl_buf_ptr(b), sl_buf_len(b));
+    sl_http_end(o->r, false);
+    o->ended = true;
 }
 
 static void

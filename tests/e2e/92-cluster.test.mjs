@@ -606,7 +606,31 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
       const [r1] = await session(b, { sub: 'orphan' });
       r1.send({ type: 'resume', id: 'o1', after: o1.seq, epoch: o1.epoch });
       await r1.next((m) => m.id === 'o1' && m.type === 'delta', 10000);
+      // And one over the HTTP API: started on C, cut, followed on B with Last-Event-ID.
+      const auth = { authorization: `Bearer ${jwt({ sub: 'orphan3' })}` };
+      const ac = new AbortController();
+      const h1 = await fetch(`${c.url}/v1/chat/completions`, {
+        method: 'POST', signal: ac.signal,
+        headers: { ...auth, 'content-type': 'application/json', 'x-sluice-resumable': 'true' },
+        body: JSON.stringify({ model: 'long', stream: true, messages: [{ role: 'user', content: 'cluster-kill-sse' }] }),
+      });
+      const sid = h1.headers.get('x-sluice-stream-id');
+      const first = await h1.body.getReader().read();
+      const lastId = [...new TextDecoder().decode(first.value).matchAll(/^id: (.*)$/gm)].at(-1)[1];
+      ac.abort();
+      const h2 = await fetch(`${b.url}/v1/chat/completions/${sid}/events`, { headers: { ...auth, 'last-event-id': lastId } });
+      assert.equal(h2.status, 200);
+      const h2reader = h2.body.getReader();
+      let h2text = new TextDecoder().decode((await h2reader.read()).value);
       await c.stop({ signal: 'SIGKILL', expectCode: null });
+      for (;;) {
+        const { value, done } = await h2reader.read();
+        if (done) break;
+        h2text += new TextDecoder().decode(value);
+      }
+      // The body ends with an error event naming what happened, never a hang.
+      const lastData = [...h2text.matchAll(/^data: (.*)$/gm)].at(-1)[1];
+      assert.equal(JSON.parse(lastData).error?.code, 'not_found', lastData);
       const seen = [];
       for (;;) {
         const m = await r1.next((x) => x.id === 'o1', 15000);

@@ -9,6 +9,7 @@
 
 struct entry {
     struct entry *next;
+    struct entry **pprev; /* what points to it: removal without a walk */
     uint32_t hash;
     unsigned worker;
     uint64_t order; /* creation order: the newest run of an id wins without an epoch */
@@ -77,6 +78,27 @@ sl_directory_free(struct sl_directory *d)
 }
 
 static void
+push(struct entry **head, struct entry *e)
+{
+    e->next = *head;
+    if (e->next)
+        e->next->pprev = &e->next;
+    e->pprev = head;
+    *head = e;
+}
+
+static void
+unlink_entry(struct shard *s, struct entry *e)
+{
+    *e->pprev = e->next;
+    if (e->next)
+        e->next->pprev = e->pprev;
+    s->count--;
+    free(e->user);
+    free(e);
+}
+
+static void
 grow(struct shard *s)
 {
     size_t n = s->nbuckets * 2;
@@ -85,9 +107,7 @@ grow(struct shard *s)
         struct entry *e = s->buckets[i];
         while (e) {
             struct entry *next = e->next;
-            size_t b = (e->hash >> 4) & (n - 1);
-            e->next = nb[b];
-            nb[b] = e;
+            push(&nb[(e->hash >> 4) & (n - 1)], e);
             e = next;
         }
     }
@@ -96,7 +116,7 @@ grow(struct shard *s)
     s->nbuckets = n;
 }
 
-void
+struct sl_direntry *
 sl_directory_add(struct sl_directory *d, const char *user, const char *id, const char *epoch,
                  unsigned worker)
 {
@@ -115,10 +135,19 @@ sl_directory_add(struct sl_directory *d, const char *user, const char *id, const
     pthread_mutex_lock(&s->lock);
     if (s->count + 1 > s->nbuckets)
         grow(s);
-    size_t b = (h >> 4) & (s->nbuckets - 1);
-    e->next = s->buckets[b];
-    s->buckets[b] = e;
+    push(&s->buckets[(h >> 4) & (s->nbuckets - 1)], e);
     s->count++;
+    pthread_mutex_unlock(&s->lock);
+    return (struct sl_direntry *)e;
+}
+
+void
+sl_directory_remove_entry(struct sl_directory *d, struct sl_direntry *de)
+{
+    struct entry *e = (struct entry *)de;
+    struct shard *s = &d->shards[e->hash % SHARDS];
+    pthread_mutex_lock(&s->lock);
+    unlink_entry(s, e);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -134,22 +163,12 @@ sl_directory_remove(struct sl_directory *d, const char *user, const char *id, co
     uint32_t h = hash_of(user, id);
     struct shard *s = &d->shards[h % SHARDS];
     pthread_mutex_lock(&s->lock);
-    struct entry **pp = &s->buckets[(h >> 4) & (s->nbuckets - 1)];
-    while (*pp) {
-        struct entry *e = *pp;
-        /*
-         * The epoch first: it is random, so it tells entries apart at its first byte, where
-         * user and id may all be the same (many clients of one API key, each with id "1"
-         * and a bucket chain as long as the streams).
-         */
+    for (struct entry *e = s->buckets[(h >> 4) & (s->nbuckets - 1)]; e; e = e->next) {
+        /* The epoch first: random, it tells entries of one (user, id) apart at once. */
         if (e->epoch[0] == epoch[0] && strcmp(e->epoch, epoch) == 0 && matches(e, h, user, id)) {
-            *pp = e->next;
-            s->count--;
-            free(e->user);
-            free(e);
+            unlink_entry(s, e);
             break;
         }
-        pp = &e->next;
     }
     pthread_mutex_unlock(&s->lock);
 }

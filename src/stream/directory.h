@@ -12,16 +12,27 @@
 #include <stdint.h>
 
 struct sl_directory;
+struct sl_direntry;
 
 struct sl_directory *sl_directory_new(void);
 
 /* Every entry must have been removed. */
 void sl_directory_free(struct sl_directory *d);
 
-/* Records that worker owns (user, id, epoch). Strings are copied. */
-void sl_directory_add(struct sl_directory *d, const char *user, const char *id, const char *epoch,
-                      unsigned worker);
+/*
+ * Records that worker owns (user, id, epoch). Strings are copied. Returns the entry, for
+ * sl_directory_remove_entry().
+ */
+struct sl_direntry *sl_directory_add(struct sl_directory *d, const char *user, const char *id,
+                                     const char *epoch, unsigned worker);
 
+/*
+ * Removes an entry in O(1), whatever shares its bucket (one API key's streams all named "1"
+ * share one: removing by key walked a chain as long as the burst).
+ */
+void sl_directory_remove_entry(struct sl_directory *d, struct sl_direntry *e);
+
+/* The same by key (a walk of the key's bucket). */
 void sl_directory_remove(struct sl_directory *d, const char *user, const char *id,
                          const char *epoch);
 

@@ -50,6 +50,7 @@ struct sl_stream {
     struct sl_list slink;          /* in the table's starting queue while it waits there */
     struct sl_timeq_node deadline; /* limits.stream_timeout */
     struct sl_journal journal;
+    struct sl_direntry *dent;         /* its entry in the process's directory, or NULL */
     struct sl_cmirror *mirror;        /* the journal's copy in Redis (cluster mode), or NULL */
     struct sl_cluster_limits cluster; /* the user's limits across nodes (cluster mode) */
     bool cluster_counted;             /* its tokens and spend are counted in Redis */
@@ -266,8 +267,8 @@ destroy(struct sl_stream *s)
     sl_timeq_disarm(&s->deadline);
     sl_list_unlink(&s->slink);
     table_remove(s->env.table, s);
-    if (s->env.dir)
-        sl_directory_remove(s->env.dir, s->user, s->id, s->epoch);
+    if (s->dent)
+        sl_directory_remove_entry(s->env.dir, s->dent);
     if (s->mirror)
         sl_cmirror_close(s->mirror);
     sl_journal_cleanup(&s->journal);
@@ -627,7 +628,7 @@ sl_stream_new(const struct sl_stream_env *env, struct sl_chat_req *req, const ch
     t->count++;
     sl_list_push_back(&t->all, &s->link);
     if (env->dir)
-        sl_directory_add(env->dir, s->user, s->id, s->epoch, env->worker);
+        s->dent = sl_directory_add(env->dir, s->user, s->id, s->epoch, env->worker);
     s->mirror = sl_cluster_mirror(env->cluster, s);
     return s;
 }

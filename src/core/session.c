@@ -111,7 +111,7 @@ struct sl_session {
     struct sl_limits_hold *conn_hold; /* one of the identity's connections (limits.h) */
     char sid[SL_SESSION_ID_LEN + 1];  /* first character: the worker (see sl_session_id) */
     char rid[SL_SESSION_ID_LEN + 1];  /* recovery id: how a later connection names this one */
-    bool registered;                  /* rid is in the sessions' directory */
+    struct sl_direntry *rid_entry;    /* rid's entry in the sessions' directory, or NULL */
     unsigned next_idx;
     uint8_t takeover;    /* what a take-over under way answers: TAKEOVER_* */
     uint64_t list_token; /* a take-over's list request to another worker, or 0 */
@@ -1354,18 +1354,16 @@ static const struct sl_cstream_cb cstream_cb = {
 static void
 register_rid(struct sl_session *s)
 {
-    if (s->ss->sdir && s->user && !s->registered) {
-        sl_directory_add(s->ss->sdir, s->user, s->rid, s->sid, s->ss->worker);
-        s->registered = true;
-    }
+    if (s->ss->sdir && s->user && s->rid_entry == NULL)
+        s->rid_entry = sl_directory_add(s->ss->sdir, s->user, s->rid, s->sid, s->ss->worker);
 }
 
 static void
 unregister_rid(struct sl_session *s)
 {
-    if (s->registered) {
-        sl_directory_remove(s->ss->sdir, s->user, s->rid, s->sid);
-        s->registered = false;
+    if (s->rid_entry) {
+        sl_directory_remove_entry(s->ss->sdir, s->rid_entry);
+        s->rid_entry = NULL;
     }
 }
 

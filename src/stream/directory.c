@@ -157,22 +157,6 @@ matches(const struct entry *e, uint32_t h, const char *user, const char *id)
     return e->hash == h && strcmp(e->user, user) == 0 && strcmp(e->id, id) == 0;
 }
 
-void
-sl_directory_remove(struct sl_directory *d, const char *user, const char *id, const char *epoch)
-{
-    uint32_t h = hash_of(user, id);
-    struct shard *s = &d->shards[h % SHARDS];
-    pthread_mutex_lock(&s->lock);
-    for (struct entry *e = s->buckets[(h >> 4) & (s->nbuckets - 1)]; e; e = e->next) {
-        /* The epoch first: random, it tells entries of one (user, id) apart at once. */
-        if (e->epoch[0] == epoch[0] && strcmp(e->epoch, epoch) == 0 && matches(e, h, user, id)) {
-            unlink_entry(s, e);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-}
-
 int
 sl_directory_find(struct sl_directory *d, const char *user, const char *id, const char *epoch)
 {

@@ -32,10 +32,6 @@ struct sl_direntry *sl_directory_add(struct sl_directory *d, const char *user, c
  */
 void sl_directory_remove_entry(struct sl_directory *d, struct sl_direntry *e);
 
-/* The same by key (a walk of the key's bucket). */
-void sl_directory_remove(struct sl_directory *d, const char *user, const char *id,
-                         const char *epoch);
-
 /*
  * The worker owning (user, id) with that epoch, or with epoch NULL the newest run of the
  * id. Returns -1 if none.

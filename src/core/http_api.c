@@ -72,17 +72,22 @@ static const struct sl_http_resp_handler resp_handler;
 
 /* An OpenAI-shaped error answer, with the retry headers the SDKs read. */
 static int
-respond_error(struct sl_conn *c, const struct sl_http_req *req, const struct sl_oai_error *e)
+respond_with(struct sl_conn *c, const struct sl_http_req *req, int status, const char *headers,
+             const struct sl_oai_error *e)
 {
-    int status = sl_oai_error_status(e->code);
-    char headers[SL_OAI_ERROR_HEADERS_MAX];
     struct sl_buf b = SL_BUF_INIT;
     sl_oai_render_error(&b, e);
-    sl_http_respond(c, req, status, "application/json",
-                    sl_oai_error_headers(e, headers, sizeof(headers)), sl_buf_ptr(&b),
-                    sl_buf_len(&b));
+    sl_http_respond(c, req, status, "application/json", headers, sl_buf_ptr(&b), sl_buf_len(&b));
     sl_buf_free(&b);
     return status;
+}
+
+static int
+respond_error(struct sl_conn *c, const struct sl_http_req *req, const struct sl_oai_error *e)
+{
+    char headers[SL_OAI_ERROR_HEADERS_MAX];
+    return respond_with(c, req, sl_oai_error_status(e->code),
+                        sl_oai_error_headers(e, headers, sizeof(headers)), e);
 }
 
 /*
@@ -96,11 +101,7 @@ method_not_allowed(struct sl_conn *c, const struct sl_http_req *req, const char 
     struct sl_slice p = req->path;
     sl_oai_error_set(&e, SL_ERR_BAD_REQUEST, "", -1, "Invalid method for URL (%s %.*s)",
                      req->method, (int)(p.len > 100 ? 100 : p.len), p.ptr);
-    struct sl_buf b = SL_BUF_INIT;
-    sl_oai_render_error(&b, &e);
-    sl_http_respond(c, req, 405, "application/json", allow, sl_buf_ptr(&b), sl_buf_len(&b));
-    sl_buf_free(&b);
-    return 405;
+    return respond_with(c, req, 405, allow, &e);
 }
 
 /* The same for a held response whose head has not been sent (the provider's refusal). */
@@ -176,6 +177,22 @@ decisive(enum sl_event_type t)
     return t != SL_EV_START && t != SL_EV_PROGRESS;
 }
 
+/* The journal of its stream, local or another node's. */
+static struct sl_journal *
+journal_of(struct oai *o)
+{
+    return o->st ? sl_stream_journal(o->st) : sl_cstream_journal(o->cs);
+}
+
+static void
+set_live(struct oai *o, bool live)
+{
+    if (o->st)
+        sl_stream_set_live(o->st, live);
+    else
+        sl_cstream_set_live(o->cs, live);
+}
+
 /*
  * Renders what the journal holds after the cursor while the connection has room. The head
  * of a streaming response waits for the first token (or the end): a failure before it is an
@@ -189,7 +206,7 @@ pump(struct oai *o, bool in_event)
         return;
     if (o->cs && !o->stream)
         return; /* not ready yet: the format waits for the stream's metadata */
-    struct sl_journal *j = o->st ? sl_stream_journal(o->st) : sl_cstream_journal(o->cs);
+    struct sl_journal *j = journal_of(o);
     const struct sl_config *cfg = o->api->w->cfg;
     struct sl_jrecord rec;
     if (!o->head_sent && o->stream) {
@@ -322,10 +339,10 @@ cs_failed(void *ud, struct sl_cstream *r, const char *why)
         oai_free(o);
         return;
     }
-    char msg[240];
-    snprintf(msg, sizeof(msg), "nothing to resume for this stream: %s", why);
     if (o->ended)
         return;
+    char msg[240];
+    snprintf(msg, sizeof(msg), "nothing to resume for this stream: %s", why);
     if (!o->head_sent) {
         struct sl_oai_error e;
         sl_oai_error_set(&e, SL_ERR_NOT_FOUND, "", -1, "%s", msg);
@@ -415,10 +432,7 @@ on_close(void *ud, struct sl_http_resp *r, bool aborted)
     if (aborted && o->resumable && (o->stream || o->cs) && !o->ended && !a->stopping &&
         a->w->cfg->resume.window_ms > 0) {
         /* Disconnect is a pause: the stream fills its journal until a resume or the window. */
-        if (o->st)
-            sl_stream_set_live(o->st, false);
-        else
-            sl_cstream_set_live(o->cs, false);
+        set_live(o, false);
         sl_loop_arm(a->w->loop, &a->window_tq, &o->tnode);
         return;
     }
@@ -610,8 +624,7 @@ resume(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req, struct
         return respond_error(c, req, &e);
     }
     struct sl_jcursor cur;
-    struct sl_journal *j = o->st ? sl_stream_journal(o->st) : sl_cstream_journal(o->cs);
-    if (after > UINT32_MAX || !sl_journal_seek(j, (uint32_t)after, &cur)) {
+    if (after > UINT32_MAX || !sl_journal_seek(journal_of(o), (uint32_t)after, &cur)) {
         sl_oai_error_set(&e, SL_ERR_NOT_FOUND, "", -1,
                          "the events after this id are no longer kept; start again");
         return respond_error(c, req, &e);
@@ -628,14 +641,9 @@ resume(struct sl_http_api *a, struct sl_conn *c, struct sl_http_req *req, struct
     o->r = sl_http_hold(c, req, &resp_handler, o);
     sl_counter_add(&a->w->metrics.conn_opened[SL_PK_SSE], 1);
     sl_counter_add(&a->w->metrics.resumes_total, 1);
-    if (o->st) {
+    if (o->st || o->head_sent) /* another node's not yet ready: pump sends it */
         send_head(o);
-        sl_stream_set_live(o->st, true);
-    } else {
-        if (o->head_sent)
-            send_head(o);
-        sl_cstream_set_live(o->cs, true);
-    }
+    set_live(o, true);
     pump(o, false);
     return 200;
 }

@@ -52,6 +52,9 @@ struct sl_config_header {
     char *value;
 };
 
+/* Which client serves a provider at an http:// base URL (https:// is always curl's). */
+enum sl_http_client { SL_HTTP_CLIENT_BUILTIN, SL_HTTP_CLIENT_CURL };
+
 struct sl_config_provider {
     char *name;                       /* key under providers: */
     enum sl_provider_kind kind;       /* kind: demo | openai | anthropic | gemini | ollama */
@@ -70,8 +73,9 @@ struct sl_config_provider {
     unsigned max_retries;           /* retries before the first token, default 2 */
     uint64_t retry_base_ms;         /* first backoff, default 250ms, jittered, doubled */
     bool tls_verify;                /* default true */
-    char *ca_file;                  /* optional CA bundle */
-    double demo_tokens_per_second;  /* demo only, default 30 */
+    enum sl_http_client http_client; /* http:// base URLs: builtin (h1.c) or curl */
+    char *ca_file;                   /* optional CA bundle */
+    double demo_tokens_per_second;   /* demo only, default 30 */
     /*
      * The model of a request that names this provider only (the llm dialect's `provider`):
      * a model whose provider is this one; default the first such model, NULL if none.

@@ -31,6 +31,12 @@ const struct sl_config_enum sl_config_log_formats[] = {
     {NULL, 0},
 };
 
+const struct sl_config_enum sl_config_http_clients[] = {
+    {"builtin", SL_HTTP_CLIENT_BUILTIN},
+    {"curl", SL_HTTP_CLIENT_CURL},
+    {NULL, 0},
+};
+
 const struct sl_config_enum sl_config_kind_names[] = {
     {"demo", SL_PROVIDER_DEMO},           {"openai", SL_PROVIDER_OPENAI},
     {"anthropic", SL_PROVIDER_ANTHROPIC}, {"gemini", SL_PROVIDER_GEMINI},
@@ -629,6 +635,15 @@ const struct sl_config_key sl_config_provider_keys[] = {
      .off = PRV(tls_verify),
      .def = "`true`",
      .doc = "Verify the server certificate."},
+    {.path = "http_client",
+     .type = SL_KEY_ENUM,
+     .off = PRV(http_client),
+     .names = sl_config_http_clients,
+     .def = "`builtin`",
+     .doc = "Client of an `http://` base URL: `builtin`, sluice's own HTTP/1.1 client "
+            "(a fraction of curl's CPU per request and per token), or `curl`. "
+            "`https://` is always libcurl's (TLS, HTTP/2); so is `http://` through a proxy "
+            "named by `http_proxy`/`all_proxy`."},
     {.path = "ca_file",
      .type = SL_KEY_STR,
      .flags = SL_KEY_NULLABLE,

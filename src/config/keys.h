@@ -109,6 +109,7 @@ extern const size_t sl_config_ndefault_models;
 extern const struct sl_config_enum sl_config_log_levels[];
 extern const struct sl_config_enum sl_config_log_formats[];
 extern const struct sl_config_enum sl_config_kind_names[];
+extern const struct sl_config_enum sl_config_http_clients[];
 
 /* The defaults of a kind (aborts on a value outside the enum: a programming error). */
 const struct sl_config_kind *sl_config_kind_info(enum sl_provider_kind kind);

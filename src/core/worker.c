@@ -116,7 +116,7 @@ on_turn(void *arg)
     sl_cluster_flush(w->cluster);
     sl_gauge_set(&w->metrics.journal_bytes, w->streams.pool.bytes);
     sl_gauge_set(&w->metrics.sessions_detached, w->sessions.detached);
-    if (w->up->pools != NULL) {
+    if (w->up->pools != NULL || w->up->h1pools != NULL) {
         for (size_t i = 0; i < w->cfg->nproviders; i++) {
             sl_gauge_set(&w->metrics.providers[i].queued_now, sl_upstream_queued(w->up, i));
             sl_gauge_set(&w->metrics.providers[i].open, sl_upstream_connections(w->up, i));

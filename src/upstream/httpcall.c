@@ -8,12 +8,15 @@
 #include "base/alloc.h"
 #include "obs/log.h"
 #include "upstream/curl.h"
+#include "upstream/h1.h"
 #include "upstream/upstream.h"
 
 struct call {
     struct sl_resp resp;
     struct sl_upstream *up;
-    struct sl_curl_xfer *x; /* NULL once curl let go of it (the transfer ended, or a cancel) */
+    /* The transfer, in curl or in the builtin client; NULL once it ended (or a cancel). */
+    struct sl_curl_xfer *x;
+    struct sl_h1_xfer *hx;
     uint64_t first_byte_ms, idle_ms;
     /*
      * Inside the decoder, whose sink callbacks may cancel: in sl_resp_body() (from on_data),
@@ -72,6 +75,7 @@ static void
 finish(struct call *c, const struct sl_upstream_error *transport)
 {
     c->x = NULL;
+    c->hx = NULL;
     c->busy = true;
     sl_resp_end(&c->resp, transport);
     uncount(c);
@@ -213,6 +217,21 @@ sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct 
     if (sl_wire_build(w, p, &req, err) != 0)
         return NULL;
 
+    struct sl_h1_pool *hp = sl_upstream_h1pool(up, pv);
+    if (hp != NULL) {
+        struct call *c = sl_calloc(1, sizeof(*c));
+        c->up = up;
+        c->first_byte_ms = pv->first_byte_timeout_ms;
+        c->idle_ms = pv->idle_timeout_ms;
+        sl_resp_init(&c->resp, w, sink, ud, pv);
+        up->active_calls++;
+        c->counted = true;
+        c->hx = sl_h1_add(hp, req.url, req.headers, req.nheaders, req.body, req.body_len, &xfer_cb,
+                          c, c->first_byte_ms, c->idle_ms);
+        sl_httpreq_cleanup(&req);
+        return c;
+    }
+
     CURL *e = sl_curl_easy(sl_upstream_curl(up));
     struct curl_slist *headers = NULL;
     for (size_t i = 0; i < req.nheaders; i++) {
@@ -274,6 +293,10 @@ sl_httpcall_cancel(void *call)
         sl_curl_remove(c->x);
         c->x = NULL;
     }
+    if (c->hx != NULL) {
+        sl_h1_remove(c->hx);
+        c->hx = NULL;
+    }
     uncount(c);
     if (!c->busy)
         free_call(c);
@@ -283,7 +306,7 @@ bool
 sl_httpcall_queued(void *call)
 {
     struct call *c = call;
-    return c->x != NULL && sl_curl_queued(c->x);
+    return (c->x != NULL && sl_curl_queued(c->x)) || (c->hx != NULL && sl_h1_queued(c->hx));
 }
 
 /* Pause and resume: nothing to do once the transfer is over (the decoder finishes it). */
@@ -293,6 +316,8 @@ sl_httpcall_pause(void *call)
     struct call *c = call;
     if (c->x != NULL)
         sl_curl_pause(c->x, true);
+    else if (c->hx != NULL)
+        sl_h1_pause(c->hx, true);
 }
 
 void
@@ -301,4 +326,6 @@ sl_httpcall_resume(void *call)
     struct call *c = call;
     if (c->x != NULL)
         sl_curl_pause(c->x, false);
+    else if (c->hx != NULL)
+        sl_h1_pause(c->hx, false);
 }

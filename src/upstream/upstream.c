@@ -8,6 +8,7 @@
 #include "upstream/demo.h"
 #include "upstream/fastpath.h"
 #include "upstream/gemini.h"
+#include "upstream/h1.h"
 #include "upstream/ndjson.h"
 #include "upstream/ollama.h"
 #include "upstream/openai.h"
@@ -38,6 +39,8 @@ sl_upstream_free(struct sl_upstream *up)
     sl_assert(up->active_calls == 0);
     sl_curl_free(up->curl); /* frees the pools too */
     free(up->pools);
+    sl_h1_free(up->h1); /* and its pools */
+    free(up->h1pools);
     free(up);
 }
 
@@ -68,13 +71,48 @@ sl_upstream_curl(struct sl_upstream *up)
     return up->curl;
 }
 
+/* The provider's index in the configuration, or -1 (unit tests may use one of their own). */
+static long
+provider_index(const struct sl_upstream *up, const struct sl_config_provider *pv)
+{
+    const struct sl_config *cfg = up->cfg;
+    if (pv < cfg->providers || pv >= cfg->providers + cfg->nproviders || pv->base_url == NULL)
+        return -1;
+    return (long)(pv - cfg->providers);
+}
+
+struct sl_h1_pool *
+sl_upstream_h1pool(struct sl_upstream *up, const struct sl_config_provider *pv)
+{
+    long i = provider_index(up, pv);
+    if (i < 0 || pv->http_client != SL_HTTP_CLIENT_BUILTIN)
+        return NULL;
+    if (up->h1pools == NULL)
+        up->h1pools = sl_calloc(up->cfg->nproviders, sizeof(*up->h1pools));
+    if (up->h1pools[i] == NULL) {
+        if (!sl_h1_eligible(pv->base_url))
+            return NULL; /* asked again each time: cheap, and the environment is fixed */
+        if (up->h1 == NULL)
+            up->h1 = sl_h1_new(up->loop);
+        struct sl_h1_pool_cfg pc = {
+            .base_url = pv->base_url,
+            .max_connections = pv->max_connections,
+            .max_queued = pv->max_queued,
+            .min_idle = pv->min_idle,
+            .connect_timeout_ms = pv->connect_timeout_ms,
+        };
+        up->h1pools[i] = sl_h1_pool_new(up->h1, &pc);
+    }
+    return up->h1pools[i];
+}
+
 struct sl_curl_pool *
 sl_upstream_pool(struct sl_upstream *up, const struct sl_config_provider *pv)
 {
     const struct sl_config *cfg = up->cfg;
-    if (pv < cfg->providers || pv >= cfg->providers + cfg->nproviders || pv->base_url == NULL)
+    long i = provider_index(up, pv);
+    if (i < 0)
         return NULL; /* not one of the configuration's (unit tests): ungated */
-    size_t i = (size_t)(pv - cfg->providers);
     if (up->pools == NULL)
         up->pools = sl_calloc(cfg->nproviders, sizeof(*up->pools));
     if (up->pools[i] == NULL) {
@@ -97,7 +135,7 @@ sl_upstream_warm(struct sl_upstream *up)
 {
     for (size_t i = 0; i < up->cfg->nproviders; i++) {
         const struct sl_config_provider *pv = &up->cfg->providers[i];
-        if (pv->kind != SL_PROVIDER_DEMO && pv->min_idle > 0)
+        if (pv->kind != SL_PROVIDER_DEMO && pv->min_idle > 0 && sl_upstream_h1pool(up, pv) == NULL)
             sl_upstream_pool(up, pv);
     }
 }
@@ -105,19 +143,21 @@ sl_upstream_warm(struct sl_upstream *up)
 unsigned
 sl_upstream_queued(const struct sl_upstream *up, size_t provider)
 {
-    return up->pools ? sl_curl_pool_waiting(up->pools[provider]) : 0;
+    return (up->pools ? sl_curl_pool_waiting(up->pools[provider]) : 0) +
+           (up->h1pools ? sl_h1_pool_waiting(up->h1pools[provider]) : 0);
 }
 
 uint64_t
 sl_upstream_setup_ns(const struct sl_upstream *up)
 {
-    return up ? sl_curl_timer_ns(up->curl) : 0;
+    return up ? sl_curl_timer_ns(up->curl) + sl_h1_setup_ns(up->h1) : 0;
 }
 
 unsigned
 sl_upstream_connections(const struct sl_upstream *up, size_t provider)
 {
-    return up->pools ? sl_curl_pool_open(up->pools[provider]) : 0;
+    return (up->pools ? sl_curl_pool_open(up->pools[provider]) : 0) +
+           (up->h1pools ? sl_h1_pool_open(up->h1pools[provider]) : 0);
 }
 
 const char *

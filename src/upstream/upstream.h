@@ -12,6 +12,8 @@
 struct sl_loop;
 struct sl_curl;
 struct sl_curl_pool;
+struct sl_h1;
+struct sl_h1_pool;
 
 struct sl_upstream {
     struct sl_loop *loop;
@@ -19,6 +21,8 @@ struct sl_upstream {
     unsigned active_calls;       /* calls started and not yet finished, all adapters */
     struct sl_curl *curl;        /* the worker's libcurl multi glue, made on first use */
     struct sl_curl_pool **pools; /* [cfg->nproviders], each made on first use */
+    struct sl_h1 *h1;            /* the worker's HTTP/1.1 client (h1.h), made on first use */
+    struct sl_h1_pool **h1pools; /* [cfg->nproviders]: http:// providers it serves */
     /*
      * Tests only: when set, every call of this context goes to these ops whatever the
      * provider's kind, so that the stream and session can be driven by a fake provider.
@@ -58,13 +62,24 @@ struct sl_curl *sl_upstream_curl(struct sl_upstream *up);
 struct sl_curl_pool *sl_upstream_pool(struct sl_upstream *up,
                                       const struct sl_config_provider *provider);
 
+/*
+ * The provider's pool in the worker's own HTTP/1.1 client (h1.h) if that client serves it
+ * (an http:// base URL, http_client: builtin, no proxy), made on first use; else NULL: curl
+ * serves it (sl_upstream_pool).
+ */
+struct sl_h1_pool *sl_upstream_h1pool(struct sl_upstream *up,
+                                      const struct sl_config_provider *provider);
+
 /* Opens the pools of providers with min_idle, so that they warm up before any stream. */
 void sl_upstream_warm(struct sl_upstream *up);
 
 /* Streams of provider (its index) waiting for a connection on this worker now. */
 unsigned sl_upstream_queued(const struct sl_upstream *up, size_t provider);
 
-/* Time the worker's curl glue spent setting up transfers so far, ns (sl_curl_timer_ns). */
+/*
+ * Time the worker's HTTP clients spent setting up transfers outside the calls' starts so
+ * far, ns (sl_curl_timer_ns, sl_h1_setup_ns).
+ */
 uint64_t sl_upstream_setup_ns(const struct sl_upstream *up);
 
 /* Connections open to provider (its index) from this worker now. */

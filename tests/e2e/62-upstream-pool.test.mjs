@@ -1,6 +1,7 @@
 // The provider's connection pool on a worker: past max_connections a stream waits, and the
 // client is told (`progress` step `queued`) and /metrics counts it; past max_queued it is
-// refused at once; min_idle connections are opened before any stream and kept.
+// refused at once; min_idle connections are opened before any stream and kept (by the builtin
+// HTTP/1.1 client, and by curl with http_client: curl).
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
@@ -50,10 +51,15 @@ describe('upstream connection pool', () => {
             max_connections: 1, max_queued: 1,
           },
           warm: { kind: 'openai', base_url: `${mock.url}/v1`, api_key: KEY, max_retries: 0, min_idle: 2 },
+          warmcurl: {
+            kind: 'openai', base_url: `${mock.url}/v1`, api_key: KEY, max_retries: 0, min_idle: 2,
+            http_client: 'curl',
+          },
         },
         models: {
           slow: { provider: 'narrow', upstream_model: 'synth:tokens=12,rate=20' },
           quick: { provider: 'warm', upstream_model: 'synth:tokens=3' },
+          quickcurl: { provider: 'warmcurl', upstream_model: 'synth:tokens=3' },
         },
         limits: { messages_per_minute: 100000 },
       },
@@ -123,16 +129,27 @@ describe('upstream connection pool', () => {
   });
 
   test('min_idle connections are open before any stream, and a stream uses one', async () => {
-    // Two warm-up requests (GET of base_url, no credentials) reached the mock.
+    // The builtin HTTP/1.1 client (http:// base URL) opens them as TCP connections: no request.
     const open = await until(s, 'sluice_upstream_connections', 'warm', (v) => v >= 2);
     assert.equal(open, 2);
-    const warmups = (await mock.log()).filter((r) => r.method === 'GET' && r.path === '/v1');
-    assert.ok(warmups.length >= 2, JSON.stringify(warmups.slice(0, 3)));
-    assert.ok(!JSON.stringify(warmups).includes(KEY), 'no credentials in a warm-up');
     c.send({ type: 'chat', id: 'w', model: 'quick', message: 'hello' });
     const w = await c.collect('w');
     assert.equal(w.at(-1).type, 'done');
     // The stream ran on an idle connection: still two open (topped up, none added).
     assert.equal(await until(s, 'sluice_upstream_connections', 'warm', (v) => v === 2), 2);
   });
+
+  test('with http_client: curl, min_idle connections are warmed by requests and used', async () => {
+    // Two warm-up requests (GET of base_url, no credentials) reached the mock.
+    const open = await until(s, 'sluice_upstream_connections', 'warmcurl', (v) => v >= 2);
+    assert.equal(open, 2);
+    const warmups = (await mock.log()).filter((r) => r.method === 'GET' && r.path === '/v1');
+    assert.ok(warmups.length >= 2, JSON.stringify(warmups.slice(0, 3)));
+    assert.ok(!JSON.stringify(warmups).includes(KEY), 'no credentials in a warm-up');
+    c.send({ type: 'chat', id: 'wc', model: 'quickcurl', message: 'hello' });
+    const w = await c.collect('wc');
+    assert.equal(w.at(-1).type, 'done');
+    assert.equal(await until(s, 'sluice_upstream_connections', 'warmcurl', (v) => v === 2), 2);
+  });
+
 });

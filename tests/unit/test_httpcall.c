@@ -4,6 +4,9 @@
  * ops->cancel from inside every sink callback of every adapter (each delta, a last delta
  * read only when the body ended, usage) and before the first byte (the server sees its
  * connection end), timeouts, HTTP errors, pause and resume, and the worker's active_calls.
+ *
+ * Through the builtin HTTP/1.1 client (h1.c) that serves http:// providers by default;
+ * test_httpcall_curl.c includes this file to run every test through libcurl too.
  */
 #include <criterion/criterion.h>
 
@@ -17,6 +20,10 @@
 #include "uv_server.h"
 
 #define KEY "sk-unit-0123456789"
+
+#ifndef HTTPCALL_CLIENT
+#define HTTPCALL_CLIENT SL_HTTP_CLIENT_BUILTIN
+#endif
 
 struct ctx {
     struct sl_loop *loop;
@@ -173,6 +180,7 @@ setup(struct ctx *c, const struct tstep *script, size_t n, bool hold)
     c->prov.idle_timeout_ms = 2000;
     c->prov.max_connections = 4;
     c->prov.tls_verify = true;
+    c->prov.http_client = HTTPCALL_CLIENT;
     c->cfg.providers = &c->prov;
     c->cfg.nproviders = 1;
     c->up = sl_upstream_new(c->loop, &c->cfg);
@@ -192,6 +200,9 @@ start(struct ctx *c)
     c->call = c->ops->start(c->up, &p, &sink, c, &err);
     cr_assert_not_null(c->call, "%s", err.message ? err.message : "");
     cr_assert_eq(c->up->active_calls, 1);
+    /* The client meant served it: the builtin one exists only once it had a call. */
+    cr_assert_eq(c->up->h1 != NULL, HTTPCALL_CLIENT == SL_HTTP_CLIENT_BUILTIN);
+    cr_assert_eq(c->up->curl != NULL, HTTPCALL_CLIENT == SL_HTTP_CLIENT_CURL);
 }
 
 static void

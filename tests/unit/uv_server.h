@@ -3,7 +3,8 @@
  * and the HTTP call (test_curl.c, test_httpcall.c). It reads one request per connection
  * (head and Content-Length body), then plays its script: each step waits delay_ms, then
  * writes its bytes; after the last step it closes the connection, or holds it open when
- * the script says so. It records what it saw, including whether the client went away
+ * the script says so, or (keepalive) waits for the next request on the same connection and
+ * plays the script again. It records what it saw, including whether the client went away
  * first (the proof that a cancel reached the "provider").
  *
  * Not a test file of its own; included by the tests that need it.
@@ -37,6 +38,8 @@ struct tconn {
     size_t step;
     bool responding;
     bool closing;
+    size_t req_len; /* of the request being answered (keepalive: consumed after) */
+    int served;     /* requests answered on this connection */
     int open_handles;
 };
 
@@ -46,7 +49,10 @@ struct tsrv {
     int port;
     const struct tstep *script;
     size_t nsteps;
-    bool hold; /* keep the connection open after the script */
+    bool hold;        /* keep the connection open after the script */
+    bool keepalive;   /* after the script, serve the next request on the connection */
+    bool drop_reused; /* a request on a connection that served one: closed unanswered */
+    int dropped;
     int connections;
     int requests;
     int peer_closed; /* connections the client closed before the script ended */
@@ -121,9 +127,15 @@ tconn_step(struct tconn *c)
         return;
     }
     srv->script_done++;
+    if (srv->keepalive) {
+        c->served++;
+        c->step = 0;
+        c->responding = false;
+        sl_buf_consume(&c->in, c->req_len);
+    }
     if (srv->on_event)
         srv->on_event(srv);
-    if (!srv->hold)
+    if (!srv->hold && !srv->keepalive)
         tconn_close(c);
 }
 
@@ -141,7 +153,9 @@ tconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct tconn *c = s->data;
     if (n < 0) {
-        if (!c->closing && (c->step < c->srv->nsteps || c->srv->hold)) {
+        /* keepalive: a connection closed between two requests is not a request cut short */
+        bool mid = !c->srv->keepalive || c->responding;
+        if (!c->closing && mid && (c->step < c->srv->nsteps || c->srv->hold)) {
             c->srv->peer_closed++;
             if (c->srv->on_event)
                 c->srv->on_event(c->srv);
@@ -162,7 +176,13 @@ tconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         body = (size_t)strtoul(cl + 17, NULL, 10);
     if (sl_buf_len(&c->in) < head + body)
         return;
+    if (c->srv->drop_reused && c->served > 0) {
+        c->srv->dropped++;
+        tconn_close(c);
+        return;
+    }
     c->responding = true;
+    c->req_len = head + body;
     c->srv->requests++;
     sl_buf_clear(&c->srv->last_request);
     sl_buf_append(&c->srv->last_request, all, head + body);

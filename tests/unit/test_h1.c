@@ -1,0 +1,479 @@
+/*
+ * Unit tests for src/upstream/h1 (the builtin HTTP/1.1 client of http:// providers), on a
+ * real loop against the scripted server of uv_server.h: a whole transfer (sized, chunked,
+ * read to the close), keep-alive reuse, the resend after a reused connection was dropped,
+ * removal from inside a callback reaching the server, timeouts, pause, the gate (a cap, a
+ * full queue), warm connections, name resolution with a fallback address, and errors as
+ * curl's codes, never reported from inside sl_h1_add. Every test ends with the client freed
+ * and no handle left on the loop.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "net/loop.h"
+#include "upstream/h1.h"
+#include "uv_server.h"
+
+struct ctx {
+    struct sl_loop *loop;
+    uv_loop_t *uv;
+    struct sl_h1 *h;
+    struct sl_h1_pool *p;
+    struct tsrv srv;
+    struct sl_h1_xfer *x;
+    struct sl_buf head, body;
+    int datas, ends, timeouts;
+    CURLcode rc;
+    char detail[256];
+    enum sl_curl_timeout which;
+    bool remove_on_first_data;
+    bool pause_on_first_data;
+    bool again_on_end; /* a second transfer from the first one's on_end */
+    bool in_add;       /* inside sl_h1_add: no callback may run */
+    bool finished;
+    int expect_ends;
+    bool wait_peer_closed;
+    uint64_t t_start, t_end;
+    uv_timer_t check;
+    size_t len_at_pause, len_while_paused;
+    char url[96];
+};
+
+static void
+finish_if_done(struct ctx *c)
+{
+    if (c->finished || c->ends + c->timeouts < c->expect_ends)
+        return;
+    if (c->wait_peer_closed && c->srv.peer_closed == 0)
+        return;
+    c->finished = true;
+    c->t_end = uv_now(c->uv);
+    tsrv_stop(&c->srv);
+    sl_loop_stop(c->loop);
+}
+
+static void
+on_srv_event(struct tsrv *srv)
+{
+    finish_if_done(srv->ud);
+}
+
+static int
+x_header(void *ud, const char *line, size_t len)
+{
+    struct ctx *c = ud;
+    cr_assert(!c->in_add);
+    sl_buf_append(&c->head, line, len);
+    return 0;
+}
+
+static void
+on_check(uv_timer_t *t)
+{
+    struct ctx *c = t->data;
+    c->len_while_paused = sl_buf_len(&c->body);
+    sl_h1_pause(c->x, false);
+}
+
+static int
+x_data(void *ud, const char *p, size_t len)
+{
+    struct ctx *c = ud;
+    cr_assert(!c->in_add);
+    c->datas++;
+    sl_buf_append(&c->body, p, len);
+    if (c->datas == 1 && c->remove_on_first_data) {
+        sl_h1_remove(c->x);
+        c->x = NULL;
+    }
+    if (c->datas == 1 && c->pause_on_first_data) {
+        sl_h1_pause(c->x, true);
+        c->len_at_pause = sl_buf_len(&c->body);
+        uv_timer_start(&c->check, on_check, 250, 0);
+    }
+    return 0;
+}
+
+static void add(struct ctx *c);
+
+static void
+x_end(void *ud, CURLcode rc, const char *detail)
+{
+    struct ctx *c = ud;
+    cr_assert(!c->in_add, "on_end from inside sl_h1_add");
+    c->ends++;
+    c->rc = rc;
+    snprintf(c->detail, sizeof(c->detail), "%s", detail ? detail : "");
+    c->x = NULL;
+    if (c->again_on_end && c->ends == 1 && rc == CURLE_OK)
+        add(c);
+    finish_if_done(c);
+}
+
+static void
+x_timeout(void *ud, enum sl_curl_timeout which)
+{
+    struct ctx *c = ud;
+    c->timeouts++;
+    c->which = which;
+    c->x = NULL;
+    finish_if_done(c);
+}
+
+static const struct sl_curl_xfer_cb cb = {
+    .on_header = x_header,
+    .on_data = x_data,
+    .on_end = x_end,
+    .on_timeout = x_timeout,
+};
+
+static char *const headers[] = {(char *)"Content-Type: application/json",
+                                (char *)"Authorization: Bearer k"};
+
+static void
+add_timed(struct ctx *c, uint64_t first_byte_ms, uint64_t idle_ms)
+{
+    c->in_add = true;
+    c->x = sl_h1_add(c->p, c->url, headers, 2, "{}", 2, &cb, c, first_byte_ms, idle_ms);
+    c->in_add = false;
+}
+
+static void
+add(struct ctx *c)
+{
+    add_timed(c, 1000, 1000);
+}
+
+static void
+setup_pool(struct ctx *c, const char *host, int port, unsigned max_connections, unsigned max_queued,
+           unsigned min_idle)
+{
+    char base[80];
+    snprintf(base, sizeof(base), "http://%s:%d/v1", host, port);
+    snprintf(c->url, sizeof(c->url), "%s/x?y=1", base);
+    struct sl_h1_pool_cfg pc = {
+        .base_url = base,
+        .max_connections = max_connections,
+        .max_queued = max_queued,
+        .min_idle = min_idle,
+        .connect_timeout_ms = 1000,
+    };
+    c->p = sl_h1_pool_new(c->h, &pc);
+    cr_assert_not_null(c->p);
+}
+
+static void
+setup(struct ctx *c, const struct tstep *script, size_t n, bool hold)
+{
+    memset(c, 0, sizeof(*c));
+    c->loop = sl_loop_new();
+    c->uv = sl_loop_uv(c->loop);
+    c->h = sl_h1_new(c->loop);
+    c->expect_ends = 1;
+    tsrv_start(&c->srv, c->uv, script, n, hold);
+    c->srv.on_event = on_srv_event;
+    c->srv.ud = c;
+    uv_timer_init(c->uv, &c->check);
+    c->check.data = c;
+    c->t_start = uv_now(c->uv);
+    setup_pool(c, "127.0.0.1", c->srv.port, 4, 16, 0);
+}
+
+static void
+count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    (*(int *)arg)++;
+}
+
+static void
+run_and_teardown(struct ctx *c)
+{
+    uv_run(c->uv, UV_RUN_DEFAULT);
+    cr_assert(c->finished, "the loop ran out of work before the test finished");
+    uv_close((uv_handle_t *)&c->check, NULL);
+    sl_h1_free(c->h);
+    uv_run(c->uv, UV_RUN_DEFAULT);
+    int open_handles = 0;
+    uv_walk(c->uv, count_handle, &open_handles);
+    cr_assert_eq(open_handles, 0, "a handle was left open");
+    sl_loop_free(c->loop);
+}
+
+static void
+ctx_free(struct ctx *c)
+{
+    sl_buf_free(&c->head);
+    sl_buf_free(&c->body);
+    tsrv_cleanup(&c->srv);
+}
+
+#define HEAD_CHUNKED                                                                               \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+Test(h1, a_chunked_transfer_completes)
+{
+    static const struct tstep script[] = {
+        {HEAD_CHUNKED "9\r\ndata: a\n\n\r\n", 0}, {"9\r\ndata: b\n\n\r\n", 10}, {"0\r\n\r\n", 10}};
+    struct ctx c;
+    setup(&c, script, 3, true);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.ends, 1);
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\ndata: b\n\n");
+    /* The head as curl hands it: the status line, each header, the blank line. */
+    cr_assert_str_eq(sl_buf_cstr(&c.head), "HTTP/1.1 200 \r\nContent-Type: text/event-stream\r\n"
+                                           "Transfer-Encoding: chunked\r\n\r\n");
+    const char *req = sl_buf_cstr(&c.srv.last_request);
+    char host[64];
+    snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", c.srv.port);
+    cr_assert(strncmp(req, "POST /v1/x?y=1 HTTP/1.1\r\n", 25) == 0, "%s", req);
+    cr_assert(strstr(req, host), "%s", req);
+    cr_assert(strstr(req, "\r\nAuthorization: Bearer k\r\n"), "%s", req);
+    cr_assert(strstr(req, "\r\nContent-Length: 2\r\n\r\n{}"), "%s", req);
+    ctx_free(&c);
+}
+
+Test(h1, a_body_read_to_the_close_completes)
+{
+    static const struct tstep script[] = {{HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 10}};
+    struct ctx c;
+    setup(&c, script, 2, false);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\ndata: b\n\n");
+    ctx_free(&c);
+}
+
+Test(h1, keep_alive_reuses_the_connection)
+{
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.srv.keepalive = true;
+    c.expect_ends = 2;
+    c.again_on_end = true;
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.ends, 2);
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "abcabc");
+    cr_assert_eq(c.srv.requests, 2);
+    cr_assert_eq(c.srv.connections, 1, "the second request went on the first one's connection");
+    ctx_free(&c);
+}
+
+Test(h1, a_request_dropped_on_a_reused_connection_is_sent_again)
+{
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.srv.keepalive = true;
+    c.srv.drop_reused = true; /* as a server closing an idle connection when the request comes */
+    c.expect_ends = 2;
+    c.again_on_end = true;
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.ends, 2);
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "abcabc");
+    cr_assert_eq(c.srv.dropped, 1);
+    cr_assert_eq(c.srv.connections, 2, "sent again on a new connection");
+    ctx_free(&c);
+}
+
+Test(h1, removal_inside_a_callback_reaches_the_server)
+{
+    static const struct tstep script[] = {
+        {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 300}, {"data: c\n\n", 300}};
+    struct ctx c;
+    setup(&c, script, 3, false);
+    c.remove_on_first_data = true;
+    c.expect_ends = 0;
+    c.wait_peer_closed = true;
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.datas, 1, "no callback after the removal");
+    cr_assert_eq(c.ends + c.timeouts, 0);
+    cr_assert_eq(c.srv.peer_closed, 1, "the server saw the connection end");
+    cr_assert(c.t_end - c.t_start < 250, "at once, not after the next write");
+    ctx_free(&c);
+}
+
+Test(h1, first_byte_timeout)
+{
+    static const struct tstep script[] = {{HEAD_SSE, 5000}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.wait_peer_closed = true;
+    add_timed(&c, 100, 1000);
+    run_and_teardown(&c);
+    cr_assert_eq(c.timeouts, 1);
+    cr_assert_eq(c.which, SL_CURL_TIMEOUT_FIRST_BYTE);
+    cr_assert_eq(c.ends, 0);
+    cr_assert(c.t_end - c.t_start >= 99 && c.t_end - c.t_start < 1000, "%llu ms",
+              (unsigned long long)(c.t_end - c.t_start));
+    ctx_free(&c);
+}
+
+Test(h1, idle_timeout_after_data)
+{
+    static const struct tstep script[] = {{HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 5000}};
+    struct ctx c;
+    setup(&c, script, 2, false);
+    c.wait_peer_closed = true;
+    add_timed(&c, 5000, 150);
+    run_and_teardown(&c);
+    cr_assert_eq(c.timeouts, 1);
+    cr_assert_eq(c.which, SL_CURL_TIMEOUT_IDLE);
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\n");
+    cr_assert(c.t_end - c.t_start >= 149, "%llu ms", (unsigned long long)(c.t_end - c.t_start));
+    ctx_free(&c);
+}
+
+Test(h1, pause_holds_data_and_timeouts_until_resume)
+{
+    static const struct tstep script[] = {
+        {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 40}, {"data: c\n\n", 40}};
+    struct ctx c;
+    setup(&c, script, 3, false);
+    c.pause_on_first_data = true;
+    /* an idle timeout shorter than the pause: paused transfers are not idle */
+    add_timed(&c, 1000, 120);
+    run_and_teardown(&c);
+    cr_assert_eq(c.timeouts, 0);
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_eq(c.len_while_paused, c.len_at_pause, "nothing delivered while paused");
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\ndata: b\n\ndata: c\n\n");
+    ctx_free(&c);
+}
+
+Test(h1, connection_refused_is_reported_later_as_curl_would)
+{
+    static const struct tstep script[] = {{HEAD_SSE, 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    setup_pool(&c, "127.0.0.1", 1, 4, 16, 0);
+    add(&c); /* x_end asserts it does not run inside sl_h1_add */
+    run_and_teardown(&c);
+    cr_assert_eq(c.ends, 1);
+    cr_assert_eq(c.rc, CURLE_COULDNT_CONNECT);
+    cr_assert(strstr(c.detail, "Failed to connect to 127.0.0.1 port 1"), "%s", c.detail);
+    ctx_free(&c);
+}
+
+Test(h1, a_truncated_body_and_an_empty_reply_are_errors)
+{
+    static const struct tstep cut[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0}};
+    struct ctx c;
+    setup(&c, cut, 1, false);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.rc, CURLE_PARTIAL_FILE);
+    ctx_free(&c);
+
+    static const struct tstep nothing[] = {{"", 0}};
+    setup(&c, nothing, 1, false);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.rc, CURLE_GOT_NOTHING);
+    ctx_free(&c);
+
+    static const struct tstep junk[] = {{"HTTP/1.1 abc\r\n\r\n", 0}};
+    setup(&c, junk, 1, true);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.rc, CURLE_WEIRD_SERVER_REPLY);
+    ctx_free(&c);
+}
+
+Test(h1, the_gate_queues_past_the_cap_and_refuses_past_the_queue)
+{
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 30}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.srv.keepalive = true;
+    setup_pool(&c, "127.0.0.1", c.srv.port, 1, 1, 0);
+    c.expect_ends = 3;
+    add(&c);
+    cr_assert(!sl_h1_queued(c.x));
+    add(&c);
+    cr_assert(sl_h1_queued(c.x), "past max_connections: waits");
+    cr_assert_eq(sl_h1_pool_waiting(c.p), 1);
+    cr_assert_eq(sl_h1_pool_queued_total(c.p), 1);
+    add(&c); /* past max_queued: refused, on a later iteration */
+    run_and_teardown(&c);
+    cr_assert_eq(c.ends, 3);
+    cr_assert_eq(c.srv.requests, 2);
+    cr_assert_eq(c.srv.connections, 1, "the waiter took the first one's connection");
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "aa");
+    ctx_free(&c);
+}
+
+static void
+on_warm_check(uv_timer_t *t)
+{
+    struct ctx *c = t->data;
+    if (c->srv.connections < 2) {
+        uv_timer_start(t, on_warm_check, 5, 0);
+        return;
+    }
+    c->len_at_pause = sl_h1_pool_open(c->p);
+    add(c);
+}
+
+Test(h1, min_idle_connections_are_opened_ahead_and_used)
+{
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.srv.keepalive = true;
+    setup_pool(&c, "127.0.0.1", c.srv.port, 4, 16, 2);
+    uv_timer_start(&c.check, on_warm_check, 5, 0);
+    run_and_teardown(&c);
+    cr_assert_eq(c.len_at_pause, 2, "two connections open before any request");
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_eq(c.srv.connections, 2, "the request used a warm connection");
+    ctx_free(&c);
+}
+
+Test(h1, a_host_name_is_resolved_and_every_address_tried)
+{
+    /* localhost may resolve to ::1 first, where nothing listens: the next address serves. */
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    setup_pool(&c, "localhost", c.srv.port, 4, 16, 0);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "ok");
+    ctx_free(&c);
+}
+
+Test(h1, eligibility)
+{
+    unsetenv("http_proxy");
+    unsetenv("HTTP_PROXY");
+    unsetenv("all_proxy");
+    unsetenv("ALL_PROXY");
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    cr_assert(sl_h1_eligible("http://127.0.0.1:8080/v1"));
+    cr_assert(sl_h1_eligible("http://localhost/v1"));
+    cr_assert(sl_h1_eligible("http://[::1]:11434"));
+    cr_assert(!sl_h1_eligible("https://api.openai.com/v1"));
+    cr_assert(!sl_h1_eligible("http://user:pw@host/v1"), "userinfo is curl's (Basic auth)");
+    cr_assert(!sl_h1_eligible("http://host:99999/v1"));
+    cr_assert(!sl_h1_eligible("http://:80/v1"));
+    setenv("http_proxy", "http://proxy:3128", 1);
+    cr_assert(!sl_h1_eligible("http://llm.internal/v1"), "a proxy is curl's");
+    setenv("no_proxy", "other, llm.internal", 1);
+    cr_assert(sl_h1_eligible("http://llm.internal/v1"));
+    setenv("no_proxy", "*", 1);
+    cr_assert(sl_h1_eligible("http://anything/v1"));
+    unsetenv("http_proxy");
+    unsetenv("no_proxy");
+}

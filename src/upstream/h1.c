@@ -29,6 +29,8 @@
  * connection the server refused or closed at once is not re-opened in a tight loop.
  */
 #define KEEPALIVE_MS 30000
+/* An idle connection older than this is not reused (curl's CONN_MAX_AGE_S in curl.c). */
+#define IDLE_MAX_MS 300000
 
 enum conn_state {
     C_RESOLVING,  /* waits for the pool's addresses */
@@ -368,6 +370,18 @@ xfer_start(struct sl_h1_xfer *x)
 {
     struct sl_h1_pool *p = x->p;
     uint64_t t0 = sl_clock_ns();
+    /*
+     * The most recently used first; one idle for IDLE_MAX_MS is closed instead: a NAT or a
+     * firewall may have forgotten it without a word, and a request on it would wait for the
+     * first-byte timeout. The oldest are at the front.
+     */
+    uint64_t now = uv_now(p->h->uv);
+    while (!sl_list_empty(&p->idle)) {
+        struct conn *old = SL_CONTAINER_OF(p->idle.next, struct conn, link);
+        if (now - old->idle_since < IDLE_MAX_MS)
+            break;
+        conn_close(old);
+    }
     if (!sl_list_empty(&p->idle)) {
         struct conn *c = SL_CONTAINER_OF(p->idle.prev, struct conn, link);
         sl_list_move_back(&p->conns, &c->link);
@@ -386,18 +400,16 @@ build_request(const struct sl_h1_pool *p, const char *url, char *const *headers,
               const char *body, size_t body_len, size_t *len)
 {
     struct url u;
-    const char *path = "/";
-    size_t path_len = 1;
-    if (url_parse(url, &u) && *u.path != '\0') {
+    const char *path = "";
+    size_t path_len = 0;
+    if (url_parse(url, &u)) {
         path = u.path;
-        path_len = strcspn(u.path, "#");
-        if (*path == '?') /* "http://h?q": the path is "/" */
-            path = NULL;
+        path_len = strcspn(path, "#");
     }
     struct sl_buf b = {0};
     sl_buf_append_str(&b, "POST ");
-    if (path == NULL)
-        sl_buf_append_byte(&b, '/'), path = u.path;
+    if (*path != '/') /* "http://h" or "http://h?q": the path is "/" */
+        sl_buf_append_byte(&b, '/');
     sl_buf_append(&b, path, path_len);
     sl_buf_append_str(&b, " HTTP/1.1\r\nHost: ");
     sl_buf_append_str(&b, p->authority);
@@ -871,12 +883,14 @@ conn_new(struct sl_h1_pool *p, struct sl_h1_xfer *x, unsigned addr, uint64_t dea
         uv_timer_start(&c->timer, on_connect_timeout, c->deadline > now ? c->deadline - now : 0, 0);
     c->state = C_RESOLVING;
     bool stale = !p->numeric && (p->naddrs == 0 || now - p->resolved_at > RESOLVE_TTL_MS);
-    if (stale)
-        resolve(p); /* with addresses already known, they serve meanwhile */
     if (p->naddrs == 0) {
+        /* Waits for the resolution (listed first: a resolver failing at once ends it). */
         sl_list_push_back(&p->resolving, &c->link);
+        resolve(p);
         return;
     }
+    if (stale)
+        resolve(p); /* the addresses known serve meanwhile */
     if (c->addr >= p->naddrs)
         c->addr = 0;
     conn_connect(c);
@@ -904,8 +918,20 @@ on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         }
     }
     uv_freeaddrinfo(res);
-    while (!sl_list_empty(&p->resolving)) {
-        struct conn *c = SL_CONTAINER_OF(p->resolving.next, struct conn, link);
+    /*
+     * Only the connections that waited for this resolution: an owner told of a failure may
+     * add a transfer at once, which waits for the next one.
+     */
+    struct sl_list waited;
+    sl_list_init(&waited);
+    if (!sl_list_empty(&p->resolving)) {
+        waited.next = p->resolving.next;
+        waited.prev = p->resolving.prev;
+        waited.next->prev = waited.prev->next = &waited;
+        sl_list_init(&p->resolving);
+    }
+    while (!sl_list_empty(&waited)) {
+        struct conn *c = SL_CONTAINER_OF(waited.next, struct conn, link);
         if (p->h->closing) {
             conn_close(c);
             continue;

@@ -28,8 +28,10 @@ struct ctx {
     enum sl_curl_timeout which;
     bool remove_on_first_data;
     bool pause_on_first_data;
-    bool again_on_end; /* a second transfer from the first one's on_end */
-    bool in_add;       /* inside sl_h1_add: no callback may run */
+    bool again_on_end;      /* a second transfer from the first one's on_end */
+    bool watch_idle_on_end; /* then the server closes it; the test ends once none is open */
+    int idle_polls;
+    bool in_add; /* inside sl_h1_add: no callback may run */
     bool finished;
     int expect_ends;
     bool wait_peer_closed;
@@ -95,6 +97,7 @@ x_data(void *ud, const char *p, size_t len)
 }
 
 static void add(struct ctx *c);
+static void on_idle_check(uv_timer_t *t);
 
 static void
 x_end(void *ud, CURLcode rc, const char *detail)
@@ -107,6 +110,11 @@ x_end(void *ud, CURLcode rc, const char *detail)
     c->x = NULL;
     if (c->again_on_end && c->ends == 1 && rc == CURLE_OK)
         add(c);
+    if (c->watch_idle_on_end) {
+        cr_assert_eq(sl_h1_pool_open(c->p), 1, "kept open, idle");
+        tsrv_stop(&c->srv); /* closes the server's side of it */
+        uv_timer_start(&c->check, on_idle_check, 5, 0);
+    }
     finish_if_done(c);
 }
 
@@ -476,4 +484,47 @@ Test(h1, eligibility)
     cr_assert(sl_h1_eligible("http://anything/v1"));
     unsetenv("http_proxy");
     unsetenv("no_proxy");
+}
+
+Test(h1, a_name_that_does_not_resolve_is_reported_later_as_curl_would)
+{
+    static const struct tstep script[] = {{HEAD_SSE, 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    setup_pool(&c, "no-such-host.invalid", 80, 4, 16, 0);
+    add(&c); /* x_end asserts it does not run inside sl_h1_add */
+    run_and_teardown(&c);
+    cr_assert_eq(c.ends, 1);
+    cr_assert_eq(c.rc, CURLE_COULDNT_RESOLVE_HOST, "%d %s", c.rc, c.detail);
+    cr_assert(strstr(c.detail, "no-such-host.invalid"), "%s", c.detail);
+    ctx_free(&c);
+}
+
+static void
+on_idle_check(uv_timer_t *t)
+{
+    struct ctx *c = t->data;
+    if (sl_h1_pool_open(c->p) > 0) {
+        cr_assert(++c->idle_polls < 400, "the closed idle connection is still open after 2 s");
+        uv_timer_start(t, on_idle_check, 5, 0);
+        return;
+    }
+    c->finished = true;
+    tsrv_stop(&c->srv);
+    sl_loop_stop(c->loop);
+}
+
+Test(h1, an_idle_connection_the_server_closes_is_let_go)
+{
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.srv.keepalive = true;
+    c.watch_idle_on_end = true;
+    c.expect_ends = 99; /* the idle check ends the test */
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_eq(sl_buf_len(&c.body), 1);
+    ctx_free(&c);
 }

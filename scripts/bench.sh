@@ -57,7 +57,8 @@
 # BENCH_SWEEP="500 1000 2000" also runs (b) at each of these connection counts and prints
 # where sluice's added latency stays small (capacity planning); BENCH_PERF=1 records each run through sluice with `perf record -g` into
 # $BENCH_OUT/perf-<run>.data (then read it with `perf report -i ...`); BENCH_PORTKEY=0 skips
-# the Portkey rows.
+# the Portkey rows; BENCH_HTTP_CLIENT=curl has every sluice reach the mock through libcurl
+# instead of its builtin HTTP/1.1 client (providers.<name>.http_client), for an A/B.
 #
 # Portkey (npm @portkey-ai/gateway, pinned in bench/portkey/package-lock.json) is installed
 # by `npm ci` into bench/portkey/node_modules on first use, started as one Node process
@@ -197,6 +198,7 @@ SLUICE_WSCHAT=
 # The provider's settings beyond kind, URL and key: the benchmark's own (a wide pool, no
 # retries, long timeouts), or with PROVIDER_DEFAULTS=1 sluice's defaults, as shipped.
 provider_settings() { # [upstream connections per worker]
+    [ -n "${BENCH_HTTP_CLIENT:-}" ] && printf '    http_client: %s\n' "$BENCH_HTTP_CLIENT"
     [ "${PROVIDER_DEFAULTS:-0}" = 1 ] && return
     printf '    %s\n' "max_connections: ${1:-$UPSTREAM_CONNS}" "max_retries: 0" \
         "first_byte_timeout: 60s" "idle_timeout: 60s"

@@ -789,22 +789,10 @@ sl_curl_pool_new(struct sl_curl *g, const struct sl_curl_pool_cfg *cfg)
     return p;
 }
 
-unsigned
-sl_curl_pool_waiting(const struct sl_curl_pool *p)
+const struct sl_gate *
+sl_curl_pool_gate(const struct sl_curl_pool *p)
 {
-    return p ? p->gate.nwaiting : 0;
-}
-
-uint64_t
-sl_curl_pool_queued_total(const struct sl_curl_pool *p)
-{
-    return p ? p->gate.queued_total : 0;
-}
-
-unsigned
-sl_curl_pool_open(const struct sl_curl_pool *p)
-{
-    return p ? p->gate.open : 0;
+    return &p->gate;
 }
 
 /* After the cap widened (learn_version): the waiters that now fit go to curl. */

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sl_gate;
 struct sl_loop;
 struct sl_curl;
 struct sl_curl_xfer;
@@ -139,10 +140,8 @@ struct sl_curl_xfer *sl_curl_add_pooled(struct sl_curl_pool *p, CURL *easy,
 /* Whether the transfer waits at its pool's gate (not yet given to curl). */
 bool sl_curl_queued(const struct sl_curl_xfer *x);
 
-/* A pool's transfers waiting now, transfers that ever waited, and connections open. */
-unsigned sl_curl_pool_waiting(const struct sl_curl_pool *p);
-uint64_t sl_curl_pool_queued_total(const struct sl_curl_pool *p);
-unsigned sl_curl_pool_open(const struct sl_curl_pool *p);
+/* The pool's gate (gate.h: transfers waiting, ever queued, connections open), for reading. */
+const struct sl_gate *sl_curl_pool_gate(const struct sl_curl_pool *p);
 
 /*
  * An easy handle to set up for sl_curl_add(): a finished transfer's, reset

@@ -1138,22 +1138,10 @@ sl_h1_pool_new(struct sl_h1 *h, const struct sl_h1_pool_cfg *cfg)
     return p;
 }
 
-unsigned
-sl_h1_pool_waiting(const struct sl_h1_pool *p)
+const struct sl_gate *
+sl_h1_pool_gate(const struct sl_h1_pool *p)
 {
-    return p ? p->gate.nwaiting : 0;
-}
-
-uint64_t
-sl_h1_pool_queued_total(const struct sl_h1_pool *p)
-{
-    return p ? p->gate.queued_total : 0;
-}
-
-unsigned
-sl_h1_pool_open(const struct sl_h1_pool *p)
-{
-    return p ? p->gate.open : 0;
+    return &p->gate;
 }
 
 uint64_t

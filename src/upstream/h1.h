@@ -33,6 +33,7 @@
 
 #include "upstream/curl.h" /* struct sl_curl_xfer_cb, enum sl_curl_timeout */
 
+struct sl_gate;
 struct sl_loop;
 struct sl_h1;
 struct sl_h1_pool;
@@ -94,9 +95,8 @@ void sl_h1_pause(struct sl_h1_xfer *x, bool paused);
 
 bool sl_h1_queued(const struct sl_h1_xfer *x);
 
-unsigned sl_h1_pool_waiting(const struct sl_h1_pool *p);
-uint64_t sl_h1_pool_queued_total(const struct sl_h1_pool *p);
-unsigned sl_h1_pool_open(const struct sl_h1_pool *p);
+/* The pool's gate (gate.h: transfers waiting, ever queued, connections open), for reading. */
+const struct sl_gate *sl_h1_pool_gate(const struct sl_h1_pool *p);
 
 /*
  * Time spent completing connects and sending requests outside sl_h1_add (ns): new-stream

@@ -7,6 +7,7 @@
 #include "upstream/curl.h"
 #include "upstream/demo.h"
 #include "upstream/fastpath.h"
+#include "upstream/gate.h"
 #include "upstream/gemini.h"
 #include "upstream/h1.h"
 #include "upstream/ndjson.h"
@@ -140,11 +141,22 @@ sl_upstream_warm(struct sl_upstream *up)
     }
 }
 
+/* The gate of provider's pool on this worker (whichever client serves it), or NULL. */
+static const struct sl_gate *
+gate_of(const struct sl_upstream *up, size_t provider)
+{
+    if (up->h1pools && up->h1pools[provider])
+        return sl_h1_pool_gate(up->h1pools[provider]);
+    if (up->pools && up->pools[provider])
+        return sl_curl_pool_gate(up->pools[provider]);
+    return NULL;
+}
+
 unsigned
 sl_upstream_queued(const struct sl_upstream *up, size_t provider)
 {
-    return (up->pools ? sl_curl_pool_waiting(up->pools[provider]) : 0) +
-           (up->h1pools ? sl_h1_pool_waiting(up->h1pools[provider]) : 0);
+    const struct sl_gate *g = gate_of(up, provider);
+    return g ? g->nwaiting : 0;
 }
 
 uint64_t
@@ -156,8 +168,8 @@ sl_upstream_setup_ns(const struct sl_upstream *up)
 unsigned
 sl_upstream_connections(const struct sl_upstream *up, size_t provider)
 {
-    return (up->pools ? sl_curl_pool_open(up->pools[provider]) : 0) +
-           (up->h1pools ? sl_h1_pool_open(up->h1pools[provider]) : 0);
+    const struct sl_gate *g = gate_of(up, provider);
+    return g ? g->open : 0;
 }
 
 const char *

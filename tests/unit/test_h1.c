@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "net/loop.h"
+#include "upstream/gate.h"
 #include "upstream/h1.h"
 #include "uv_server.h"
 
@@ -111,7 +112,7 @@ x_end(void *ud, CURLcode rc, const char *detail)
     if (c->again_on_end && c->ends == 1 && rc == CURLE_OK)
         add(c);
     if (c->watch_idle_on_end) {
-        cr_assert_eq(sl_h1_pool_open(c->p), 1, "kept open, idle");
+        cr_assert_eq(sl_h1_pool_gate(c->p)->open, 1, "kept open, idle");
         tsrv_stop(&c->srv); /* closes the server's side of it */
         uv_timer_start(&c->check, on_idle_check, 5, 0);
     }
@@ -409,8 +410,8 @@ Test(h1, the_gate_queues_past_the_cap_and_refuses_past_the_queue)
     cr_assert(!sl_h1_queued(c.x));
     add(&c);
     cr_assert(sl_h1_queued(c.x), "past max_connections: waits");
-    cr_assert_eq(sl_h1_pool_waiting(c.p), 1);
-    cr_assert_eq(sl_h1_pool_queued_total(c.p), 1);
+    cr_assert_eq(sl_h1_pool_gate(c.p)->nwaiting, 1);
+    cr_assert_eq(sl_h1_pool_gate(c.p)->queued_total, 1);
     add(&c); /* past max_queued: refused, on a later iteration */
     run_and_teardown(&c);
     cr_assert_eq(c.ends, 3);
@@ -428,7 +429,7 @@ on_warm_check(uv_timer_t *t)
         uv_timer_start(t, on_warm_check, 5, 0);
         return;
     }
-    c->len_at_pause = sl_h1_pool_open(c->p);
+    c->len_at_pause = sl_h1_pool_gate(c->p)->open;
     add(c);
 }
 
@@ -504,7 +505,7 @@ static void
 on_idle_check(uv_timer_t *t)
 {
     struct ctx *c = t->data;
-    if (sl_h1_pool_open(c->p) > 0) {
+    if (sl_h1_pool_gate(c->p)->open > 0) {
         cr_assert(++c->idle_polls < 400, "the closed idle connection is still open after 2 s");
         uv_timer_start(t, on_idle_check, 5, 0);
         return;
@@ -526,5 +527,50 @@ Test(h1, an_idle_connection_the_server_closes_is_let_go)
     run_and_teardown(&c);
     cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
     cr_assert_eq(sl_buf_len(&c.body), 1);
+    ctx_free(&c);
+}
+
+Test(h1, a_response_cut_anywhere_across_reads_reads_the_same)
+{
+    /* Every piece a read of its own (5 ms apart): a name, a value, a chunk size cut in two. */
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nConte", 0},
+                                          {"nt-Type: text/ev", 5},
+                                          {"ent-stream\r\nX-Req", 5},
+                                          {"uest-Id: r1\r\nTransfer-Encoding: chunked\r\n", 5},
+                                          {"\r\n", 5},
+                                          {"9\r\ndata:", 5},
+                                          {" a\n\n\r\n", 5},
+                                          {"1", 5},
+                                          {"0\r\ndata: bcdefghi\n\n\r\n0\r", 5},
+                                          {"\n\r\n", 5}};
+    struct ctx c;
+    setup(&c, script, SL_ARRAY_LEN(script), true);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.head),
+                     "HTTP/1.1 200 \r\nContent-Type: text/event-stream\r\nX-Request-Id: r1\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n");
+    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\ndata: bcdefghi\n\n");
+    ctx_free(&c);
+}
+
+Test(h1, a_header_line_past_the_cap_ends_the_transfer)
+{
+    static char big[(70u << 10) + 64];
+    static struct tstep script[1];
+    strcpy(big, "HTTP/1.1 200 OK\r\nX-Big: ");
+    size_t n = strlen(big);
+    memset(big + n, 'a', 70u << 10);
+    strcpy(big + n + (70u << 10), "\r\n\r\n");
+    script[0].bytes = big;
+    struct ctx c;
+    setup(&c, script, 1, true);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.ends, 1);
+    /* curl's code for a head it refuses; httpcall.c reads it as a head too large. */
+    cr_assert_eq(c.rc, CURLE_RECV_ERROR, "%d %s", c.rc, c.detail);
+    cr_assert(strstr(c.detail, "header"), "%s", c.detail);
     ctx_free(&c);
 }

@@ -394,6 +394,24 @@ xfer_start(struct sl_h1_xfer *x)
     p->h->setup_ns += sl_clock_ns() - t0;
 }
 
+/*
+ * Whether the request line and headers are safe to send as they are: no space or control
+ * character in the URL, no CR or LF in a header (either would let a value start a header or
+ * a request of its own). They come from the configuration, but a request is never built
+ * from a string that could split it.
+ */
+static bool
+request_ok(const char *url, char *const *headers, size_t nheaders)
+{
+    for (const unsigned char *q = (const unsigned char *)url; *q; q++)
+        if (*q <= ' ' || *q == 0x7f)
+            return false;
+    for (size_t i = 0; i < nheaders; i++)
+        if (strpbrk(headers[i], "\r\n") != NULL)
+            return false;
+    return true;
+}
+
 /* The request, whole: head (Host, the caller's headers, Content-Length) and body. */
 static char *
 build_request(const struct sl_h1_pool *p, const char *url, char *const *headers, size_t nheaders,
@@ -447,6 +465,12 @@ sl_h1_add(struct sl_h1_pool *p, const char *url, char *const *headers, size_t nh
     x->timer.data = x;
     arm_timeout(x); /* the wait at the gate counts against the first byte */
     h->depth++;
+    if (!request_ok(url, headers, nheaders)) {
+        xfer_fail(x, CURLE_URL_MALFORMAT,
+                  "the request to the provider has a control character in its URL or a header");
+        h->depth--;
+        return x;
+    }
     switch (sl_gate_enter(&p->gate, &x->qlink)) {
     case SL_GATE_GO:
         x->slot = true;

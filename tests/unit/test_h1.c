@@ -574,3 +574,24 @@ Test(h1, a_header_line_past_the_cap_ends_the_transfer)
     cr_assert(strstr(c.detail, "header"), "%s", c.detail);
     ctx_free(&c);
 }
+
+Test(h1, a_url_or_header_that_would_split_the_request_is_refused)
+{
+    static const struct tstep script[] = {{HEAD_SSE, 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    c.expect_ends = 2;
+    char bad_url[160];
+    snprintf(bad_url, sizeof(bad_url), "http://127.0.0.1:%d/v1/m HTTP/1.1\r\nX-Evil: 1",
+             c.srv.port);
+    c.in_add = true;
+    c.x = sl_h1_add(c.p, bad_url, headers, 2, "{}", 2, &cb, &c, 1000, 1000);
+    char *const evil[] = {(char *)"X-A: 1\r\nX-Evil: 2"};
+    c.x = sl_h1_add(c.p, c.url, evil, 1, "{}", 2, &cb, &c, 1000, 1000);
+    c.in_add = false;
+    run_and_teardown(&c);
+    cr_assert_eq(c.ends, 2);
+    cr_assert_eq(c.rc, CURLE_URL_MALFORMAT);
+    cr_assert_eq(c.srv.connections, 0, "nothing was sent");
+    ctx_free(&c);
+}

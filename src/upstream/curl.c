@@ -11,6 +11,7 @@
 #include "base/util.h"
 #include "net/loop.h"
 #include "obs/log.h"
+#include "upstream/deadline.h"
 #include "upstream/gate.h"
 
 /*
@@ -80,14 +81,12 @@ struct sl_curl_xfer {
     struct curl_slist *headers;
     const struct sl_curl_xfer_cb *cb;
     void *ud;
-    uint64_t first_byte_ms, idle_ms;
-    uint64_t last;                /* loop time of the last response byte */
+    struct sl_deadline dl;        /* first byte, then idle (on timer) */
     CURLcode add_rc;              /* curl refused the handle: reported from the timer */
     const char *add_msg;          /* and why, if not curl's refusal */
     char errbuf[CURL_ERROR_SIZE]; /* here, not the owner's: curl may write it after a remove */
-    bool got_byte;
-    bool added;       /* in the multi handle */
-    bool need_add;    /* sl_curl_add() ran inside curl: add when it returns */
+    bool added;                   /* in the multi handle */
+    bool need_add;                /* sl_curl_add() ran inside curl: add when it returns */
     bool removed;     /* the owner let go: no more callbacks, release when curl allows */
     bool paused;      /* what the owner wants */
     bool curl_paused; /* what curl was told */
@@ -167,28 +166,6 @@ defer(struct sl_curl_xfer *x)
 static void on_xfer_timer(uv_timer_t *t);
 
 static void
-arm_timeout(struct sl_curl_xfer *x)
-{
-    uint64_t ms = x->got_byte ? x->idle_ms : x->first_byte_ms;
-    if (ms == 0 || x->paused) {
-        uv_timer_stop(&x->timer);
-        return;
-    }
-    uv_timer_start(&x->timer, on_xfer_timer, ms, 0);
-}
-
-/* A response byte arrived: from now on only the idle timeout applies. */
-static void
-activity(struct sl_curl_xfer *x)
-{
-    x->last = uv_now(x->g->uv);
-    if (!x->got_byte) {
-        x->got_byte = true;
-        arm_timeout(x);
-    }
-}
-
-static void
 unpause(struct sl_curl_xfer *x)
 {
     struct sl_curl *g = x->g;
@@ -215,24 +192,15 @@ on_xfer_timer(uv_timer_t *t)
     }
     if (x->resuming) {
         x->resuming = false;
-        x->last = uv_now(g->uv);
-        arm_timeout(x);
+        sl_deadline_resume(&x->dl);
         if (x->curl_paused && !x->paused)
             unpause(x);
         after_curl(g);
         return;
     }
-    uint64_t now = uv_now(g->uv);
-    enum sl_curl_timeout which = SL_CURL_TIMEOUT_FIRST_BYTE;
-    if (x->got_byte) {
-        /* Chunks only store their time; the deadline is checked here, lazily. */
-        uint64_t due = x->last + x->idle_ms;
-        if (now < due) {
-            uv_timer_start(&x->timer, on_xfer_timer, due - now, 0);
-            return;
-        }
-        which = SL_CURL_TIMEOUT_IDLE;
-    }
+    enum sl_curl_timeout which;
+    if (!sl_deadline_expired(&x->dl, &which))
+        return;
     const struct sl_curl_xfer_cb *cb = x->cb;
     void *ud = x->ud;
     release(x, true);
@@ -265,7 +233,7 @@ on_write(char *p, size_t size, size_t n, void *arg)
     size_t len = size * n;
     if (x->removed)
         return abort_transfer(x);
-    activity(x);
+    sl_deadline_byte(&x->dl, x->paused);
     if (x->cb->on_data(x->ud, p, len) != 0 || x->removed)
         return abort_transfer(x);
     return len;
@@ -278,7 +246,7 @@ on_header(char *p, size_t size, size_t n, void *arg)
     size_t len = size * n;
     if (x->removed)
         return abort_transfer(x);
-    activity(x);
+    sl_deadline_byte(&x->dl, x->paused);
     if (x->cb->on_header(x->ud, p, len) != 0 || x->removed)
         return abort_transfer(x);
     return len;
@@ -351,8 +319,6 @@ add(struct sl_curl *g, struct sl_curl_pool *pool, CURL *easy, struct curl_slist 
     x->headers = headers;
     x->cb = cb;
     x->ud = ud;
-    x->first_byte_ms = first_byte_ms;
-    x->idle_ms = idle_ms;
     sl_list_init(&x->plink);
     sl_list_init(&x->qlink);
     sl_list_push_back(&g->xfers, &x->link);
@@ -376,7 +342,8 @@ add(struct sl_curl *g, struct sl_curl_pool *pool, CURL *easy, struct curl_slist 
     }
 
     /* The wait at the gate counts against the first-byte timeout: it is its deadline. */
-    arm_timeout(x);
+    sl_deadline_init(&x->dl, &x->timer, on_xfer_timer, first_byte_ms, idle_ms);
+    sl_deadline_arm(&x->dl, false);
     return x;
 }
 

@@ -15,6 +15,7 @@
 #include "base/util.h"
 #include "net/loop.h"
 #include "obs/log.h"
+#include "upstream/deadline.h"
 #include "upstream/gate.h"
 
 /* One read's buffer, shared by the worker's connections (a read is parsed before the next). */
@@ -113,11 +114,9 @@ struct sl_h1_xfer {
     void *ud;
     char *req; /* the whole request, head and body */
     size_t req_len;
-    uint64_t first_byte_ms, idle_ms;
-    uint64_t last;
-    bool got_byte;
-    bool waiting; /* at the gate */
-    bool slot;    /* holds a gate slot */
+    struct sl_deadline dl; /* first byte, then idle (on timer) */
+    bool waiting;          /* at the gate */
+    bool slot;             /* holds a gate slot */
     bool paused;
     bool removed;
     bool retried; /* sent again once after a reused connection failed */
@@ -284,27 +283,6 @@ xfer_release(struct sl_h1_xfer *x)
 
 static void on_xfer_timer(uv_timer_t *t);
 
-static void
-arm_timeout(struct sl_h1_xfer *x)
-{
-    uint64_t ms = x->got_byte ? x->idle_ms : x->first_byte_ms;
-    if (ms == 0 || x->paused) {
-        uv_timer_stop(&x->timer);
-        return;
-    }
-    uv_timer_start(&x->timer, on_xfer_timer, ms, 0);
-}
-
-static void
-activity(struct sl_h1_xfer *x)
-{
-    x->last = uv_now(x->p->h->uv);
-    if (!x->got_byte) {
-        x->got_byte = true;
-        arm_timeout(x);
-    }
-}
-
 /*
  * Ends a transfer that did not complete: its connection goes, the owner is told; from the
  * timer when inside an API call (the caller of sl_h1_add must not hear of its transfer's end
@@ -342,16 +320,9 @@ on_xfer_timer(uv_timer_t *t)
         xfer_fail(x, x->fail_rc, x->errbuf);
         return;
     }
-    enum sl_curl_timeout which = SL_CURL_TIMEOUT_FIRST_BYTE;
-    if (x->got_byte) {
-        /* Reads only store their time; the deadline is checked here, lazily. */
-        uint64_t now = uv_now(x->p->h->uv), due = x->last + x->idle_ms;
-        if (now < due) {
-            uv_timer_start(&x->timer, on_xfer_timer, due - now, 0);
-            return;
-        }
-        which = SL_CURL_TIMEOUT_IDLE;
-    }
+    enum sl_curl_timeout which;
+    if (!sl_deadline_expired(&x->dl, &which))
+        return;
     struct conn *c = x->c;
     if (c != NULL) {
         x->c = NULL;
@@ -455,15 +426,14 @@ sl_h1_add(struct sl_h1_pool *p, const char *url, char *const *headers, size_t nh
     x->p = p;
     x->cb = cb;
     x->ud = ud;
-    x->first_byte_ms = first_byte_ms;
-    x->idle_ms = idle_ms;
     x->req = build_request(p, url, headers, nheaders, body, body_len, &x->req_len);
     sl_list_init(&x->qlink);
     sl_list_push_back(&h->xfers, &x->link);
     uv_timer_init(h->uv, &x->timer);
     uv_unref((uv_handle_t *)&x->timer);
     x->timer.data = x;
-    arm_timeout(x); /* the wait at the gate counts against the first byte */
+    sl_deadline_init(&x->dl, &x->timer, on_xfer_timer, first_byte_ms, idle_ms);
+    sl_deadline_arm(&x->dl, false); /* the wait at the gate counts against the first byte */
     h->depth++;
     if (!request_ok(url, headers, nheaders)) {
         xfer_fail(x, CURLE_URL_MALFORMAT,
@@ -532,8 +502,7 @@ sl_h1_pause(struct sl_h1_xfer *x, bool paused)
         }
         return;
     }
-    x->last = uv_now(x->p->h->uv);
-    arm_timeout(x);
+    sl_deadline_resume(&x->dl);
     /* Reading again delivers data on a later loop iteration, never from here. */
     if (c != NULL && c->state == C_BUSY)
         conn_read(c);
@@ -703,7 +672,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     size_t len = nread > 0 ? (size_t)nread : 0;
     if (len > 0) {
         c->rx += len;
-        activity(x);
+        sl_deadline_byte(&x->dl, x->paused);
     }
     c->parsing = true;
     size_t parsed = http_parser_execute(&c->parser, &parser_settings, len ? buf->base : NULL, len);

@@ -13,128 +13,47 @@
 #include "net/loop.h"
 #include "upstream/gate.h"
 #include "upstream/h1.h"
-#include "uv_server.h"
+#include "xfer_harness.h"
 
 struct ctx {
-    struct sl_loop *loop;
-    uv_loop_t *uv;
+    struct xctx t; /* first: the callbacks get it as ud */
     struct sl_h1 *h;
     struct sl_h1_pool *p;
-    struct tsrv srv;
-    struct sl_h1_xfer *x;
-    struct sl_buf head, body;
-    int datas, ends, timeouts;
-    CURLcode rc;
-    char detail[256];
-    enum sl_curl_timeout which;
-    bool remove_on_first_data;
-    bool pause_on_first_data;
+    char url[96];
     bool again_on_end;      /* a second transfer from the first one's on_end */
     bool watch_idle_on_end; /* then the server closes it; the test ends once none is open */
     int idle_polls;
-    bool in_add; /* inside sl_h1_add: no callback may run */
-    bool finished;
-    int expect_ends;
-    bool wait_peer_closed;
-    uint64_t t_start, t_end;
-    uv_timer_t check;
-    size_t len_at_pause, len_while_paused;
-    char url[96];
 };
 
 static void
-finish_if_done(struct ctx *c)
+h1_remove(void *x)
 {
-    if (c->finished || c->ends + c->timeouts < c->expect_ends)
-        return;
-    if (c->wait_peer_closed && c->srv.peer_closed == 0)
-        return;
-    c->finished = true;
-    c->t_end = uv_now(c->uv);
-    tsrv_stop(&c->srv);
-    sl_loop_stop(c->loop);
+    sl_h1_remove(x);
 }
 
 static void
-on_srv_event(struct tsrv *srv)
+h1_pause(void *x, bool paused)
 {
-    finish_if_done(srv->ud);
+    sl_h1_pause(x, paused);
 }
 
-static int
-x_header(void *ud, const char *line, size_t len)
-{
-    struct ctx *c = ud;
-    cr_assert(!c->in_add);
-    sl_buf_append(&c->head, line, len);
-    return 0;
-}
-
-static void
-on_check(uv_timer_t *t)
-{
-    struct ctx *c = t->data;
-    c->len_while_paused = sl_buf_len(&c->body);
-    sl_h1_pause(c->x, false);
-}
-
-static int
-x_data(void *ud, const char *p, size_t len)
-{
-    struct ctx *c = ud;
-    cr_assert(!c->in_add);
-    c->datas++;
-    sl_buf_append(&c->body, p, len);
-    if (c->datas == 1 && c->remove_on_first_data) {
-        sl_h1_remove(c->x);
-        c->x = NULL;
-    }
-    if (c->datas == 1 && c->pause_on_first_data) {
-        sl_h1_pause(c->x, true);
-        c->len_at_pause = sl_buf_len(&c->body);
-        uv_timer_start(&c->check, on_check, 250, 0);
-    }
-    return 0;
-}
+static const struct xclient h1_client = {.remove = h1_remove, .pause = h1_pause};
 
 static void add(struct ctx *c);
 static void on_idle_check(uv_timer_t *t);
 
 static void
-x_end(void *ud, CURLcode rc, const char *detail)
+after_end(struct xctx *t, CURLcode rc)
 {
-    struct ctx *c = ud;
-    cr_assert(!c->in_add, "on_end from inside sl_h1_add");
-    c->ends++;
-    c->rc = rc;
-    snprintf(c->detail, sizeof(c->detail), "%s", detail ? detail : "");
-    c->x = NULL;
-    if (c->again_on_end && c->ends == 1 && rc == CURLE_OK)
+    struct ctx *c = (struct ctx *)t;
+    if (c->again_on_end && t->ends == 1 && rc == CURLE_OK)
         add(c);
     if (c->watch_idle_on_end) {
         cr_assert_eq(sl_h1_pool_gate(c->p)->open, 1, "kept open, idle");
-        tsrv_stop(&c->srv); /* closes the server's side of it */
-        uv_timer_start(&c->check, on_idle_check, 5, 0);
+        tsrv_stop(&t->srv); /* closes the server's side of it */
+        uv_timer_start(&t->check, on_idle_check, 5, 0);
     }
-    finish_if_done(c);
 }
-
-static void
-x_timeout(void *ud, enum sl_curl_timeout which)
-{
-    struct ctx *c = ud;
-    c->timeouts++;
-    c->which = which;
-    c->x = NULL;
-    finish_if_done(c);
-}
-
-static const struct sl_curl_xfer_cb cb = {
-    .on_header = x_header,
-    .on_data = x_data,
-    .on_end = x_end,
-    .on_timeout = x_timeout,
-};
 
 static char *const headers[] = {(char *)"Content-Type: application/json",
                                 (char *)"Authorization: Bearer k"};
@@ -142,9 +61,9 @@ static char *const headers[] = {(char *)"Content-Type: application/json",
 static void
 add_timed(struct ctx *c, uint64_t first_byte_ms, uint64_t idle_ms)
 {
-    c->in_add = true;
-    c->x = sl_h1_add(c->p, c->url, headers, 2, "{}", 2, &cb, c, first_byte_ms, idle_ms);
-    c->in_add = false;
+    c->t.in_add = true;
+    c->t.x = sl_h1_add(c->p, c->url, headers, 2, "{}", 2, &xctx_cb, &c->t, first_byte_ms, idle_ms);
+    c->t.in_add = false;
 }
 
 static void
@@ -174,47 +93,28 @@ setup_pool(struct ctx *c, const char *host, int port, unsigned max_connections, 
 static void
 setup(struct ctx *c, const struct tstep *script, size_t n, bool hold)
 {
-    memset(c, 0, sizeof(*c));
-    c->loop = sl_loop_new();
-    c->uv = sl_loop_uv(c->loop);
-    c->h = sl_h1_new(c->loop);
-    c->expect_ends = 1;
-    tsrv_start(&c->srv, c->uv, script, n, hold);
-    c->srv.on_event = on_srv_event;
-    c->srv.ud = c;
-    uv_timer_init(c->uv, &c->check);
-    c->check.data = c;
-    c->t_start = uv_now(c->uv);
-    setup_pool(c, "127.0.0.1", c->srv.port, 4, 16, 0);
+    xctx_setup(&c->t, sizeof(*c), &h1_client, script, n, hold);
+    c->t.after_end = after_end;
+    c->h = sl_h1_new(c->t.loop);
+    setup_pool(c, "127.0.0.1", c->t.srv.port, 4, 16, 0);
 }
 
 static void
-count_handle(uv_handle_t *h, void *arg)
+free_client(void *arg)
 {
-    (void)h;
-    (*(int *)arg)++;
+    sl_h1_free(arg);
 }
 
 static void
 run_and_teardown(struct ctx *c)
 {
-    uv_run(c->uv, UV_RUN_DEFAULT);
-    cr_assert(c->finished, "the loop ran out of work before the test finished");
-    uv_close((uv_handle_t *)&c->check, NULL);
-    sl_h1_free(c->h);
-    uv_run(c->uv, UV_RUN_DEFAULT);
-    int open_handles = 0;
-    uv_walk(c->uv, count_handle, &open_handles);
-    cr_assert_eq(open_handles, 0, "a handle was left open");
-    sl_loop_free(c->loop);
+    xctx_run(&c->t, free_client, c->h);
 }
 
 static void
 ctx_free(struct ctx *c)
 {
-    sl_buf_free(&c->head);
-    sl_buf_free(&c->body);
-    tsrv_cleanup(&c->srv);
+    xctx_free(&c->t);
 }
 
 #define HEAD_CHUNKED                                                                               \
@@ -228,15 +128,15 @@ Test(h1, a_chunked_transfer_completes)
     setup(&c, script, 3, true);
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.ends, 1);
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\ndata: b\n\n");
+    cr_assert_eq(c.t.ends, 1);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\ndata: b\n\n");
     /* The head as curl hands it: the status line, each header, the blank line. */
-    cr_assert_str_eq(sl_buf_cstr(&c.head), "HTTP/1.1 200 \r\nContent-Type: text/event-stream\r\n"
-                                           "Transfer-Encoding: chunked\r\n\r\n");
-    const char *req = sl_buf_cstr(&c.srv.last_request);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.head), "HTTP/1.1 200 \r\nContent-Type: text/event-stream\r\n"
+                                             "Transfer-Encoding: chunked\r\n\r\n");
+    const char *req = sl_buf_cstr(&c.t.srv.last_request);
     char host[64];
-    snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", c.srv.port);
+    snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", c.t.srv.port);
     cr_assert(strncmp(req, "POST /v1/x?y=1 HTTP/1.1\r\n", 25) == 0, "%s", req);
     cr_assert(strstr(req, host), "%s", req);
     cr_assert(strstr(req, "\r\nAuthorization: Bearer k\r\n"), "%s", req);
@@ -251,8 +151,8 @@ Test(h1, a_body_read_to_the_close_completes)
     setup(&c, script, 2, false);
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\ndata: b\n\n");
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\ndata: b\n\n");
     ctx_free(&c);
 }
 
@@ -261,16 +161,16 @@ Test(h1, keep_alive_reuses_the_connection)
     static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0}};
     struct ctx c;
     setup(&c, script, 1, false);
-    c.srv.keepalive = true;
-    c.expect_ends = 2;
+    c.t.srv.keepalive = true;
+    c.t.expect_ends = 2;
     c.again_on_end = true;
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.ends, 2);
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "abcabc");
-    cr_assert_eq(c.srv.requests, 2);
-    cr_assert_eq(c.srv.connections, 1, "the second request went on the first one's connection");
+    cr_assert_eq(c.t.ends, 2);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "abcabc");
+    cr_assert_eq(c.t.srv.requests, 2);
+    cr_assert_eq(c.t.srv.connections, 1, "the second request went on the first one's connection");
     ctx_free(&c);
 }
 
@@ -279,17 +179,17 @@ Test(h1, a_request_dropped_on_a_reused_connection_is_sent_again)
     static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0}};
     struct ctx c;
     setup(&c, script, 1, false);
-    c.srv.keepalive = true;
-    c.srv.drop_reused = true; /* as a server closing an idle connection when the request comes */
-    c.expect_ends = 2;
+    c.t.srv.keepalive = true;
+    c.t.srv.drop_reused = true; /* as a server closing an idle connection when the request comes */
+    c.t.expect_ends = 2;
     c.again_on_end = true;
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.ends, 2);
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "abcabc");
-    cr_assert_eq(c.srv.dropped, 1);
-    cr_assert_eq(c.srv.connections, 2, "sent again on a new connection");
+    cr_assert_eq(c.t.ends, 2);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "abcabc");
+    cr_assert_eq(c.t.srv.dropped, 1);
+    cr_assert_eq(c.t.srv.connections, 2, "sent again on a new connection");
     ctx_free(&c);
 }
 
@@ -299,15 +199,15 @@ Test(h1, removal_inside_a_callback_reaches_the_server)
         {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 300}, {"data: c\n\n", 300}};
     struct ctx c;
     setup(&c, script, 3, false);
-    c.remove_on_first_data = true;
-    c.expect_ends = 0;
-    c.wait_peer_closed = true;
+    c.t.remove_on_first_data = true;
+    c.t.expect_ends = 0;
+    c.t.wait_peer_closed = true;
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.datas, 1, "no callback after the removal");
-    cr_assert_eq(c.ends + c.timeouts, 0);
-    cr_assert_eq(c.srv.peer_closed, 1, "the server saw the connection end");
-    cr_assert(c.t_end - c.t_start < 250, "at once, not after the next write");
+    cr_assert_eq(c.t.datas, 1, "no callback after the removal");
+    cr_assert_eq(c.t.ends + c.t.timeouts, 0);
+    cr_assert_eq(c.t.srv.peer_closed, 1, "the server saw the connection end");
+    cr_assert(c.t.t_end - c.t.t_start < 250, "at once, not after the next write");
     ctx_free(&c);
 }
 
@@ -316,14 +216,14 @@ Test(h1, first_byte_timeout)
     static const struct tstep script[] = {{HEAD_SSE, 5000}};
     struct ctx c;
     setup(&c, script, 1, false);
-    c.wait_peer_closed = true;
+    c.t.wait_peer_closed = true;
     add_timed(&c, 100, 1000);
     run_and_teardown(&c);
-    cr_assert_eq(c.timeouts, 1);
-    cr_assert_eq(c.which, SL_CURL_TIMEOUT_FIRST_BYTE);
-    cr_assert_eq(c.ends, 0);
-    cr_assert(c.t_end - c.t_start >= 99 && c.t_end - c.t_start < 1000, "%llu ms",
-              (unsigned long long)(c.t_end - c.t_start));
+    cr_assert_eq(c.t.timeouts, 1);
+    cr_assert_eq(c.t.which, SL_CURL_TIMEOUT_FIRST_BYTE);
+    cr_assert_eq(c.t.ends, 0);
+    cr_assert(c.t.t_end - c.t.t_start >= 99 && c.t.t_end - c.t.t_start < 1000, "%llu ms",
+              (unsigned long long)(c.t.t_end - c.t.t_start));
     ctx_free(&c);
 }
 
@@ -332,13 +232,14 @@ Test(h1, idle_timeout_after_data)
     static const struct tstep script[] = {{HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 5000}};
     struct ctx c;
     setup(&c, script, 2, false);
-    c.wait_peer_closed = true;
+    c.t.wait_peer_closed = true;
     add_timed(&c, 5000, 150);
     run_and_teardown(&c);
-    cr_assert_eq(c.timeouts, 1);
-    cr_assert_eq(c.which, SL_CURL_TIMEOUT_IDLE);
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\n");
-    cr_assert(c.t_end - c.t_start >= 149, "%llu ms", (unsigned long long)(c.t_end - c.t_start));
+    cr_assert_eq(c.t.timeouts, 1);
+    cr_assert_eq(c.t.which, SL_CURL_TIMEOUT_IDLE);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\n");
+    cr_assert(c.t.t_end - c.t.t_start >= 149, "%llu ms",
+              (unsigned long long)(c.t.t_end - c.t.t_start));
     ctx_free(&c);
 }
 
@@ -348,14 +249,14 @@ Test(h1, pause_holds_data_and_timeouts_until_resume)
         {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 40}, {"data: c\n\n", 40}};
     struct ctx c;
     setup(&c, script, 3, false);
-    c.pause_on_first_data = true;
+    c.t.pause_on_first_data = true;
     /* an idle timeout shorter than the pause: paused transfers are not idle */
     add_timed(&c, 1000, 120);
     run_and_teardown(&c);
-    cr_assert_eq(c.timeouts, 0);
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_eq(c.len_while_paused, c.len_at_pause, "nothing delivered while paused");
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\ndata: b\n\ndata: c\n\n");
+    cr_assert_eq(c.t.timeouts, 0);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_eq(c.t.len_while_paused, c.t.len_at_pause, "nothing delivered while paused");
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\ndata: b\n\ndata: c\n\n");
     ctx_free(&c);
 }
 
@@ -367,9 +268,9 @@ Test(h1, connection_refused_is_reported_later_as_curl_would)
     setup_pool(&c, "127.0.0.1", 1, 4, 16, 0);
     add(&c); /* x_end asserts it does not run inside sl_h1_add */
     run_and_teardown(&c);
-    cr_assert_eq(c.ends, 1);
-    cr_assert_eq(c.rc, CURLE_COULDNT_CONNECT);
-    cr_assert(strstr(c.detail, "Failed to connect to 127.0.0.1 port 1"), "%s", c.detail);
+    cr_assert_eq(c.t.ends, 1);
+    cr_assert_eq(c.t.rc, CURLE_COULDNT_CONNECT);
+    cr_assert(strstr(c.t.detail, "Failed to connect to 127.0.0.1 port 1"), "%s", c.t.detail);
     ctx_free(&c);
 }
 
@@ -380,21 +281,21 @@ Test(h1, a_truncated_body_and_an_empty_reply_are_errors)
     setup(&c, cut, 1, false);
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.rc, CURLE_PARTIAL_FILE);
+    cr_assert_eq(c.t.rc, CURLE_PARTIAL_FILE);
     ctx_free(&c);
 
     static const struct tstep nothing[] = {{"", 0}};
     setup(&c, nothing, 1, false);
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.rc, CURLE_GOT_NOTHING);
+    cr_assert_eq(c.t.rc, CURLE_GOT_NOTHING);
     ctx_free(&c);
 
     static const struct tstep junk[] = {{"HTTP/1.1 abc\r\n\r\n", 0}};
     setup(&c, junk, 1, true);
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.rc, CURLE_WEIRD_SERVER_REPLY);
+    cr_assert_eq(c.t.rc, CURLE_WEIRD_SERVER_REPLY);
     ctx_free(&c);
 }
 
@@ -403,21 +304,21 @@ Test(h1, the_gate_queues_past_the_cap_and_refuses_past_the_queue)
     static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 30}};
     struct ctx c;
     setup(&c, script, 1, false);
-    c.srv.keepalive = true;
-    setup_pool(&c, "127.0.0.1", c.srv.port, 1, 1, 0);
-    c.expect_ends = 3;
+    c.t.srv.keepalive = true;
+    setup_pool(&c, "127.0.0.1", c.t.srv.port, 1, 1, 0);
+    c.t.expect_ends = 3;
     add(&c);
-    cr_assert(!sl_h1_queued(c.x));
+    cr_assert(!sl_h1_queued(c.t.x));
     add(&c);
-    cr_assert(sl_h1_queued(c.x), "past max_connections: waits");
+    cr_assert(sl_h1_queued(c.t.x), "past max_connections: waits");
     cr_assert_eq(sl_h1_pool_gate(c.p)->nwaiting, 1);
     cr_assert_eq(sl_h1_pool_gate(c.p)->queued_total, 1);
     add(&c); /* past max_queued: refused, on a later iteration */
     run_and_teardown(&c);
-    cr_assert_eq(c.ends, 3);
-    cr_assert_eq(c.srv.requests, 2);
-    cr_assert_eq(c.srv.connections, 1, "the waiter took the first one's connection");
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "aa");
+    cr_assert_eq(c.t.ends, 3);
+    cr_assert_eq(c.t.srv.requests, 2);
+    cr_assert_eq(c.t.srv.connections, 1, "the waiter took the first one's connection");
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "aa");
     ctx_free(&c);
 }
 
@@ -425,11 +326,11 @@ static void
 on_warm_check(uv_timer_t *t)
 {
     struct ctx *c = t->data;
-    if (c->srv.connections < 2) {
+    if (c->t.srv.connections < 2) {
         uv_timer_start(t, on_warm_check, 5, 0);
         return;
     }
-    c->len_at_pause = sl_h1_pool_gate(c->p)->open;
+    c->t.len_at_pause = sl_h1_pool_gate(c->p)->open;
     add(c);
 }
 
@@ -438,13 +339,13 @@ Test(h1, min_idle_connections_are_opened_ahead_and_used)
     static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 0}};
     struct ctx c;
     setup(&c, script, 1, false);
-    c.srv.keepalive = true;
-    setup_pool(&c, "127.0.0.1", c.srv.port, 4, 16, 2);
-    uv_timer_start(&c.check, on_warm_check, 5, 0);
+    c.t.srv.keepalive = true;
+    setup_pool(&c, "127.0.0.1", c.t.srv.port, 4, 16, 2);
+    uv_timer_start(&c.t.check, on_warm_check, 5, 0);
     run_and_teardown(&c);
-    cr_assert_eq(c.len_at_pause, 2, "two connections open before any request");
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_eq(c.srv.connections, 2, "the request used a warm connection");
+    cr_assert_eq(c.t.len_at_pause, 2, "two connections open before any request");
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_eq(c.t.srv.connections, 2, "the request used a warm connection");
     ctx_free(&c);
 }
 
@@ -454,11 +355,11 @@ Test(h1, a_host_name_is_resolved_and_every_address_tried)
     static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0}};
     struct ctx c;
     setup(&c, script, 1, false);
-    setup_pool(&c, "localhost", c.srv.port, 4, 16, 0);
+    setup_pool(&c, "localhost", c.t.srv.port, 4, 16, 0);
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "ok");
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "ok");
     ctx_free(&c);
 }
 
@@ -495,9 +396,9 @@ Test(h1, a_name_that_does_not_resolve_is_reported_later_as_curl_would)
     setup_pool(&c, "no-such-host.invalid", 80, 4, 16, 0);
     add(&c); /* x_end asserts it does not run inside sl_h1_add */
     run_and_teardown(&c);
-    cr_assert_eq(c.ends, 1);
-    cr_assert_eq(c.rc, CURLE_COULDNT_RESOLVE_HOST, "%d %s", c.rc, c.detail);
-    cr_assert(strstr(c.detail, "no-such-host.invalid"), "%s", c.detail);
+    cr_assert_eq(c.t.ends, 1);
+    cr_assert_eq(c.t.rc, CURLE_COULDNT_RESOLVE_HOST, "%d %s", c.t.rc, c.t.detail);
+    cr_assert(strstr(c.t.detail, "no-such-host.invalid"), "%s", c.t.detail);
     ctx_free(&c);
 }
 
@@ -510,9 +411,9 @@ on_idle_check(uv_timer_t *t)
         uv_timer_start(t, on_idle_check, 5, 0);
         return;
     }
-    c->finished = true;
-    tsrv_stop(&c->srv);
-    sl_loop_stop(c->loop);
+    c->t.finished = true;
+    tsrv_stop(&c->t.srv);
+    sl_loop_stop(c->t.loop);
 }
 
 Test(h1, an_idle_connection_the_server_closes_is_let_go)
@@ -520,13 +421,13 @@ Test(h1, an_idle_connection_the_server_closes_is_let_go)
     static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 0}};
     struct ctx c;
     setup(&c, script, 1, false);
-    c.srv.keepalive = true;
+    c.t.srv.keepalive = true;
     c.watch_idle_on_end = true;
-    c.expect_ends = 99; /* the idle check ends the test */
+    c.t.expect_ends = 99; /* the idle check ends the test */
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_eq(sl_buf_len(&c.body), 1);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_eq(sl_buf_len(&c.t.body), 1);
     ctx_free(&c);
 }
 
@@ -547,11 +448,11 @@ Test(h1, a_response_cut_anywhere_across_reads_reads_the_same)
     setup(&c, script, SL_ARRAY_LEN(script), true);
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.rc, CURLE_OK, "%s", c.detail);
-    cr_assert_str_eq(sl_buf_cstr(&c.head),
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.head),
                      "HTTP/1.1 200 \r\nContent-Type: text/event-stream\r\nX-Request-Id: r1\r\n"
                      "Transfer-Encoding: chunked\r\n\r\n");
-    cr_assert_str_eq(sl_buf_cstr(&c.body), "data: a\n\ndata: bcdefghi\n\n");
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\ndata: bcdefghi\n\n");
     ctx_free(&c);
 }
 
@@ -568,10 +469,10 @@ Test(h1, a_header_line_past_the_cap_ends_the_transfer)
     setup(&c, script, 1, true);
     add(&c);
     run_and_teardown(&c);
-    cr_assert_eq(c.ends, 1);
+    cr_assert_eq(c.t.ends, 1);
     /* curl's code for a head it refuses; httpcall.c reads it as a head too large. */
-    cr_assert_eq(c.rc, CURLE_RECV_ERROR, "%d %s", c.rc, c.detail);
-    cr_assert(strstr(c.detail, "header"), "%s", c.detail);
+    cr_assert_eq(c.t.rc, CURLE_RECV_ERROR, "%d %s", c.t.rc, c.t.detail);
+    cr_assert(strstr(c.t.detail, "header"), "%s", c.t.detail);
     ctx_free(&c);
 }
 
@@ -580,18 +481,18 @@ Test(h1, a_url_or_header_that_would_split_the_request_is_refused)
     static const struct tstep script[] = {{HEAD_SSE, 0}};
     struct ctx c;
     setup(&c, script, 1, false);
-    c.expect_ends = 2;
+    c.t.expect_ends = 2;
     char bad_url[160];
     snprintf(bad_url, sizeof(bad_url), "http://127.0.0.1:%d/v1/m HTTP/1.1\r\nX-Evil: 1",
-             c.srv.port);
-    c.in_add = true;
-    c.x = sl_h1_add(c.p, bad_url, headers, 2, "{}", 2, &cb, &c, 1000, 1000);
+             c.t.srv.port);
+    c.t.in_add = true;
+    c.t.x = sl_h1_add(c.p, bad_url, headers, 2, "{}", 2, &xctx_cb, &c.t, 1000, 1000);
     char *const evil[] = {(char *)"X-A: 1\r\nX-Evil: 2"};
-    c.x = sl_h1_add(c.p, c.url, evil, 1, "{}", 2, &cb, &c, 1000, 1000);
-    c.in_add = false;
+    c.t.x = sl_h1_add(c.p, c.url, evil, 1, "{}", 2, &xctx_cb, &c.t, 1000, 1000);
+    c.t.in_add = false;
     run_and_teardown(&c);
-    cr_assert_eq(c.ends, 2);
-    cr_assert_eq(c.rc, CURLE_URL_MALFORMAT);
-    cr_assert_eq(c.srv.connections, 0, "nothing was sent");
+    cr_assert_eq(c.t.ends, 2);
+    cr_assert_eq(c.t.rc, CURLE_URL_MALFORMAT);
+    cr_assert_eq(c.t.srv.connections, 0, "nothing was sent");
     ctx_free(&c);
 }

@@ -1,9 +1,9 @@
 /*
  * Unit tests for src/upstream/curl (the libcurl multi <-> libuv glue), on a real loop
- * against the scripted server of uv_server.h: completion, removal from inside a curl
- * callback, first-byte and idle timeouts (and their lazy re-arming), pause and resume,
- * adding from inside a callback. Every test ends with the glue freed and no handle left on
- * the loop.
+ * against the scripted server of uv_server.h: completion, adding from inside a callback, a
+ * refused connection, and the transfer contract shared with h1.c (xfer_harness.h: removal
+ * from inside a callback, first-byte and idle timeouts with their lazy re-arming, pause). Every
+ * test ends with the glue freed and no handle left on the loop.
  */
 #include <criterion/criterion.h>
 
@@ -45,8 +45,9 @@ easy_for(int port)
 }
 
 static void
-setup(struct ctx *c, const struct tstep *script, size_t n, bool hold)
+setup(void *arg, const struct tstep *script, size_t n, bool hold)
 {
+    struct ctx *c = arg;
     xctx_setup(&c->t, sizeof(*c), &curl_client, script, n, hold);
     c->g = sl_curl_new(c->t.loop, 4);
 }
@@ -59,16 +60,54 @@ free_client(void *arg)
 }
 
 static void
-run_and_teardown(struct ctx *c)
+run_and_teardown(void *arg)
 {
+    struct ctx *c = arg;
     xctx_run(&c->t, free_client, c->g);
 }
 
 static void
-ctx_free(struct ctx *c)
+ctx_free(void *arg)
 {
+    struct ctx *c = arg;
     sl_buf_free(&c->body2);
     xctx_free(&c->t);
+}
+
+/* The shared contract (xfer_harness.h) through this client. */
+static void
+suite_start(struct xctx *t, uint64_t first_byte_ms, uint64_t idle_ms)
+{
+    struct ctx *c = (struct ctx *)t;
+    t->x = sl_curl_add(c->g, easy_for(t->srv.port), NULL, &xctx_cb, t, first_byte_ms, idle_ms);
+}
+
+static const struct xsuite suite = {sizeof(struct ctx), setup, suite_start, run_and_teardown,
+                                    ctx_free};
+
+Test(curl, removal_inside_a_callback_stops_the_transfer)
+{
+    xscenario_removal_inside_a_callback(&suite);
+}
+
+Test(curl, first_byte_timeout)
+{
+    xscenario_first_byte_timeout(&suite);
+}
+
+Test(curl, idle_timeout_after_data)
+{
+    xscenario_idle_timeout_after_data(&suite);
+}
+
+Test(curl, a_steady_stream_outlives_the_idle_timeout)
+{
+    xscenario_a_steady_stream_outlives_the_idle_timeout(&suite);
+}
+
+Test(curl, pause_holds_data_and_timeouts_until_resume)
+{
+    xscenario_pause_holds_data_and_timeouts_until_resume(&suite);
 }
 
 Test(curl, a_transfer_completes)
@@ -86,89 +125,6 @@ Test(curl, a_transfer_completes)
     cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\ndata: b\n\n");
     cr_assert_eq(c.t.srv.requests, 1);
     cr_assert(strstr(sl_buf_cstr(&c.t.srv.last_request), "POST /v1/x HTTP/1.1"));
-    ctx_free(&c);
-}
-
-Test(curl, removal_inside_a_callback_stops_the_transfer)
-{
-    static const struct tstep script[] = {
-        {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 300}, {"data: c\n\n", 300}};
-    struct ctx c;
-    setup(&c, script, 3, false);
-    c.t.remove_on_first_data = true;
-    c.t.expect_ends = 0;
-    c.t.wait_peer_closed = true;
-    c.t.x = sl_curl_add(c.g, easy_for(c.t.srv.port), NULL, &xctx_cb, &c.t, 1000, 1000);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.datas, 1, "no callback after the removal");
-    cr_assert_eq(c.t.ends + c.t.timeouts, 0);
-    cr_assert_eq(c.t.srv.peer_closed, 1, "the server saw the connection end");
-    cr_assert(c.t.t_end - c.t.t_start < 250, "at once, not after the next write");
-    ctx_free(&c);
-}
-
-Test(curl, first_byte_timeout)
-{
-    static const struct tstep script[] = {{HEAD_SSE, 5000}};
-    struct ctx c;
-    setup(&c, script, 1, false);
-    c.t.wait_peer_closed = true;
-    c.t.x = sl_curl_add(c.g, easy_for(c.t.srv.port), NULL, &xctx_cb, &c.t, 100, 1000);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.timeouts, 1);
-    cr_assert_eq(c.t.which, SL_CURL_TIMEOUT_FIRST_BYTE);
-    cr_assert_eq(c.t.ends, 0);
-    cr_assert(c.t.t_end - c.t.t_start >= 99 && c.t.t_end - c.t.t_start < 1000, "%llu ms",
-              (unsigned long long)(c.t.t_end - c.t.t_start));
-    ctx_free(&c);
-}
-
-Test(curl, idle_timeout_after_data)
-{
-    static const struct tstep script[] = {{HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 5000}};
-    struct ctx c;
-    setup(&c, script, 2, false);
-    c.t.wait_peer_closed = true;
-    c.t.x = sl_curl_add(c.g, easy_for(c.t.srv.port), NULL, &xctx_cb, &c.t, 5000, 150);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.timeouts, 1);
-    cr_assert_eq(c.t.which, SL_CURL_TIMEOUT_IDLE);
-    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\n");
-    cr_assert(c.t.t_end - c.t.t_start >= 149, "%llu ms",
-              (unsigned long long)(c.t.t_end - c.t.t_start));
-    ctx_free(&c);
-}
-
-Test(curl, a_steady_stream_outlives_the_idle_timeout)
-{
-    static const struct tstep script[] = {
-        {HEAD_SSE, 0},       {"data: 1\n\n", 60}, {"data: 2\n\n", 60}, {"data: 3\n\n", 60},
-        {"data: 4\n\n", 60}, {"data: 5\n\n", 60}, {"data: 6\n\n", 60}, {"data: 7\n\n", 60}};
-    struct ctx c;
-    setup(&c, script, 8, false);
-    c.t.x = sl_curl_add(c.g, easy_for(c.t.srv.port), NULL, &xctx_cb, &c.t, 1000, 150);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.timeouts, 0);
-    cr_assert_eq(c.t.rc, CURLE_OK);
-    cr_assert(c.t.t_end - c.t.t_start >= 400, "longer than the idle timeout in all");
-    ctx_free(&c);
-}
-
-Test(curl, pause_holds_data_and_timeouts_until_resume)
-{
-    static const struct tstep script[] = {
-        {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 40}, {"data: c\n\n", 40}};
-    struct ctx c;
-    setup(&c, script, 3, false);
-    c.t.pause_on_first_data = true;
-    /* an idle timeout shorter than the pause: paused transfers are not idle */
-    c.t.x = sl_curl_add(c.g, easy_for(c.t.srv.port), NULL, &xctx_cb, &c.t, 1000, 120);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.timeouts, 0);
-    cr_assert_eq(c.t.ends, 1);
-    cr_assert_eq(c.t.rc, CURLE_OK);
-    cr_assert_eq(c.t.len_while_paused, c.t.len_at_pause, "nothing delivered while paused");
-    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\ndata: b\n\ndata: c\n\n");
     ctx_free(&c);
 }
 

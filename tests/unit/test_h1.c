@@ -91,8 +91,9 @@ setup_pool(struct ctx *c, const char *host, int port, unsigned max_connections, 
 }
 
 static void
-setup(struct ctx *c, const struct tstep *script, size_t n, bool hold)
+setup(void *arg, const struct tstep *script, size_t n, bool hold)
 {
+    struct ctx *c = arg;
     xctx_setup(&c->t, sizeof(*c), &h1_client, script, n, hold);
     c->t.after_end = after_end;
     c->h = sl_h1_new(c->t.loop);
@@ -106,15 +107,52 @@ free_client(void *arg)
 }
 
 static void
-run_and_teardown(struct ctx *c)
+run_and_teardown(void *arg)
 {
+    struct ctx *c = arg;
     xctx_run(&c->t, free_client, c->h);
 }
 
 static void
-ctx_free(struct ctx *c)
+ctx_free(void *arg)
 {
+    struct ctx *c = arg;
     xctx_free(&c->t);
+}
+
+/* The shared contract (xfer_harness.h) through this client. */
+static void
+suite_start(struct xctx *t, uint64_t first_byte_ms, uint64_t idle_ms)
+{
+    add_timed((struct ctx *)t, first_byte_ms, idle_ms);
+}
+
+static const struct xsuite suite = {sizeof(struct ctx), setup, suite_start, run_and_teardown,
+                                    ctx_free};
+
+Test(h1, removal_inside_a_callback_reaches_the_server)
+{
+    xscenario_removal_inside_a_callback(&suite);
+}
+
+Test(h1, first_byte_timeout)
+{
+    xscenario_first_byte_timeout(&suite);
+}
+
+Test(h1, idle_timeout_after_data)
+{
+    xscenario_idle_timeout_after_data(&suite);
+}
+
+Test(h1, a_steady_stream_outlives_the_idle_timeout)
+{
+    xscenario_a_steady_stream_outlives_the_idle_timeout(&suite);
+}
+
+Test(h1, pause_holds_data_and_timeouts_until_resume)
+{
+    xscenario_pause_holds_data_and_timeouts_until_resume(&suite);
 }
 
 #define HEAD_CHUNKED                                                                               \
@@ -190,73 +228,6 @@ Test(h1, a_request_dropped_on_a_reused_connection_is_sent_again)
     cr_assert_str_eq(sl_buf_cstr(&c.t.body), "abcabc");
     cr_assert_eq(c.t.srv.dropped, 1);
     cr_assert_eq(c.t.srv.connections, 2, "sent again on a new connection");
-    ctx_free(&c);
-}
-
-Test(h1, removal_inside_a_callback_reaches_the_server)
-{
-    static const struct tstep script[] = {
-        {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 300}, {"data: c\n\n", 300}};
-    struct ctx c;
-    setup(&c, script, 3, false);
-    c.t.remove_on_first_data = true;
-    c.t.expect_ends = 0;
-    c.t.wait_peer_closed = true;
-    add(&c);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.datas, 1, "no callback after the removal");
-    cr_assert_eq(c.t.ends + c.t.timeouts, 0);
-    cr_assert_eq(c.t.srv.peer_closed, 1, "the server saw the connection end");
-    cr_assert(c.t.t_end - c.t.t_start < 250, "at once, not after the next write");
-    ctx_free(&c);
-}
-
-Test(h1, first_byte_timeout)
-{
-    static const struct tstep script[] = {{HEAD_SSE, 5000}};
-    struct ctx c;
-    setup(&c, script, 1, false);
-    c.t.wait_peer_closed = true;
-    add_timed(&c, 100, 1000);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.timeouts, 1);
-    cr_assert_eq(c.t.which, SL_CURL_TIMEOUT_FIRST_BYTE);
-    cr_assert_eq(c.t.ends, 0);
-    cr_assert(c.t.t_end - c.t.t_start >= 99 && c.t.t_end - c.t.t_start < 1000, "%llu ms",
-              (unsigned long long)(c.t.t_end - c.t.t_start));
-    ctx_free(&c);
-}
-
-Test(h1, idle_timeout_after_data)
-{
-    static const struct tstep script[] = {{HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 5000}};
-    struct ctx c;
-    setup(&c, script, 2, false);
-    c.t.wait_peer_closed = true;
-    add_timed(&c, 5000, 150);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.timeouts, 1);
-    cr_assert_eq(c.t.which, SL_CURL_TIMEOUT_IDLE);
-    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\n");
-    cr_assert(c.t.t_end - c.t.t_start >= 149, "%llu ms",
-              (unsigned long long)(c.t.t_end - c.t.t_start));
-    ctx_free(&c);
-}
-
-Test(h1, pause_holds_data_and_timeouts_until_resume)
-{
-    static const struct tstep script[] = {
-        {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 40}, {"data: c\n\n", 40}};
-    struct ctx c;
-    setup(&c, script, 3, false);
-    c.t.pause_on_first_data = true;
-    /* an idle timeout shorter than the pause: paused transfers are not idle */
-    add_timed(&c, 1000, 120);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.timeouts, 0);
-    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
-    cr_assert_eq(c.t.len_while_paused, c.t.len_at_pause, "nothing delivered while paused");
-    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "data: a\n\ndata: b\n\ndata: c\n\n");
     ctx_free(&c);
 }
 

@@ -3,7 +3,8 @@
  * a loop, the scripted server of uv_server.h, and the callbacks of struct sl_curl_xfer_cb
  * recording what a transfer delivered (head, body, its end or timeout, when). Both clients
  * share that interface; a test names its client's remove and pause through struct xclient.
- * A test's own context embeds struct xctx first (xctx_of() gets it back in callbacks).
+ * A test's own context embeds struct xctx first. The scenarios at the end are the contract
+ * both clients keep (removal, timeouts, pause), run by each test file on its own client.
  *
  * Not a test file of its own; included by the tests that need it.
  */
@@ -44,8 +45,6 @@ struct xctx {
     size_t len_at_pause, len_while_paused;
     void (*after_end)(struct xctx *c, CURLcode rc); /* a test's own step after an on_end */
 };
-
-#define xctx_of(ud) ((struct xctx *)(ud))
 
 static void
 xctx_finish_if_done(struct xctx *c)
@@ -183,6 +182,120 @@ xctx_free(struct xctx *c)
     sl_buf_free(&c->head);
     sl_buf_free(&c->body);
     tsrv_cleanup(&c->srv);
+}
+
+/* --- the transfer contract both clients keep ---------------------------------------------- */
+
+/*
+ * A client under test: its test file's context (size bytes, struct xctx first), set up,
+ * started, run and freed by the file's own functions.
+ */
+struct xsuite {
+    size_t size;
+    void (*setup)(void *c, const struct tstep *script, size_t n, bool hold);
+    /* A transfer to the server (into c->x) with these timeouts. */
+    void (*start)(struct xctx *c, uint64_t first_byte_ms, uint64_t idle_ms);
+    void (*run)(void *c);  /* xctx_run with the client */
+    void (*free)(void *c); /* after run: what the context holds (not the context) */
+};
+
+static struct xctx *
+xsuite_make(const struct xsuite *s, const struct tstep *script, size_t n, bool hold)
+{
+    struct xctx *c = sl_malloc(s->size);
+    s->setup(c, script, n, hold);
+    return c;
+}
+
+static void
+xsuite_destroy(const struct xsuite *s, struct xctx *c)
+{
+    s->free(c);
+    free(c);
+}
+
+/* Removal from inside on_data: no callback after it, and the server sees the request end. */
+static void
+xscenario_removal_inside_a_callback(const struct xsuite *s)
+{
+    static const struct tstep script[] = {
+        {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 300}, {"data: c\n\n", 300}};
+    struct xctx *c = xsuite_make(s, script, 3, false);
+    c->remove_on_first_data = true;
+    c->expect_ends = 0;
+    c->wait_peer_closed = true;
+    s->start(c, 1000, 1000);
+    s->run(c);
+    cr_assert_eq(c->datas, 1, "no callback after the removal");
+    cr_assert_eq(c->ends + c->timeouts, 0);
+    cr_assert_eq(c->srv.peer_closed, 1, "the server saw the connection end");
+    cr_assert(c->t_end - c->t_start < 250, "at once, not after the next write");
+    xsuite_destroy(s, c);
+}
+
+static void
+xscenario_first_byte_timeout(const struct xsuite *s)
+{
+    static const struct tstep script[] = {{HEAD_SSE, 5000}};
+    struct xctx *c = xsuite_make(s, script, 1, false);
+    c->wait_peer_closed = true;
+    s->start(c, 100, 1000);
+    s->run(c);
+    cr_assert_eq(c->timeouts, 1);
+    cr_assert_eq(c->which, SL_CURL_TIMEOUT_FIRST_BYTE);
+    cr_assert_eq(c->ends, 0);
+    cr_assert(c->t_end - c->t_start >= 99 && c->t_end - c->t_start < 1000, "%llu ms",
+              (unsigned long long)(c->t_end - c->t_start));
+    xsuite_destroy(s, c);
+}
+
+static void
+xscenario_idle_timeout_after_data(const struct xsuite *s)
+{
+    static const struct tstep script[] = {{HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 5000}};
+    struct xctx *c = xsuite_make(s, script, 2, false);
+    c->wait_peer_closed = true;
+    s->start(c, 5000, 150);
+    s->run(c);
+    cr_assert_eq(c->timeouts, 1);
+    cr_assert_eq(c->which, SL_CURL_TIMEOUT_IDLE);
+    cr_assert_str_eq(sl_buf_cstr(&c->body), "data: a\n\n");
+    cr_assert(c->t_end - c->t_start >= 149, "%llu ms", (unsigned long long)(c->t_end - c->t_start));
+    xsuite_destroy(s, c);
+}
+
+/* The idle timeout is re-armed lazily: a stream with short gaps lives longer than it. */
+static void
+xscenario_a_steady_stream_outlives_the_idle_timeout(const struct xsuite *s)
+{
+    static const struct tstep script[] = {
+        {HEAD_SSE, 0},       {"data: 1\n\n", 60}, {"data: 2\n\n", 60}, {"data: 3\n\n", 60},
+        {"data: 4\n\n", 60}, {"data: 5\n\n", 60}, {"data: 6\n\n", 60}, {"data: 7\n\n", 60}};
+    struct xctx *c = xsuite_make(s, script, 8, false);
+    s->start(c, 1000, 150);
+    s->run(c);
+    cr_assert_eq(c->timeouts, 0);
+    cr_assert_eq(c->rc, CURLE_OK, "%s", c->detail);
+    cr_assert(c->t_end - c->t_start >= 400, "longer than the idle timeout in all");
+    xsuite_destroy(s, c);
+}
+
+static void
+xscenario_pause_holds_data_and_timeouts_until_resume(const struct xsuite *s)
+{
+    static const struct tstep script[] = {
+        {HEAD_SSE "data: a\n\n", 0}, {"data: b\n\n", 40}, {"data: c\n\n", 40}};
+    struct xctx *c = xsuite_make(s, script, 3, false);
+    c->pause_on_first_data = true;
+    /* an idle timeout shorter than the pause: paused transfers are not idle */
+    s->start(c, 1000, 120);
+    s->run(c);
+    cr_assert_eq(c->timeouts, 0);
+    cr_assert_eq(c->ends, 1);
+    cr_assert_eq(c->rc, CURLE_OK, "%s", c->detail);
+    cr_assert_eq(c->len_while_paused, c->len_at_pause, "nothing delivered while paused");
+    cr_assert_str_eq(sl_buf_cstr(&c->body), "data: a\n\ndata: b\n\ndata: c\n\n");
+    xsuite_destroy(s, c);
 }
 
 #endif

@@ -723,6 +723,8 @@ conn_send(struct conn *c)
     c->status_sent = c->in_value = c->complete = c->stop = c->keep = false;
     sl_buf_clear(&c->line);
     http_parser_init(&c->parser, HTTP_RESPONSE);
+    /* Both framings sent: the chunks win (RFC 9112 6.3), as curl reads it, not an error. */
+    c->parser.allow_chunked_length = 1;
     c->parser.data = c;
     uv_buf_t b = uv_buf_init(x->req, (unsigned)x->req_len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);

@@ -467,3 +467,18 @@ Test(h1, a_url_or_header_that_would_split_the_request_is_refused)
     cr_assert_eq(c.t.srv.connections, 0, "nothing was sent");
     ctx_free(&c);
 }
+
+Test(h1, chunked_wins_over_a_content_length_sent_with_it)
+{
+    static const struct tstep script[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "2\r\nok\r\n0\r\n\r\n",
+         0}};
+    struct ctx c;
+    setup(&c, script, 1, true);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "ok");
+    ctx_free(&c);
+}

@@ -1,7 +1,5 @@
 #include "upstream/h1.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <http_parser.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -30,6 +28,8 @@
  * connection the server refused or closed at once is not re-opened in a tight loop.
  */
 #define KEEPALIVE_MS 30000
+/* With several addresses, the least time an attempt gets before the next is tried. */
+#define CONNECT_SHARE_MIN_MS 1000
 /* An idle connection older than this is not reused (curl's CONN_MAX_AGE_S in curl.c). */
 #define IDLE_MAX_MS 300000
 
@@ -70,7 +70,6 @@ struct sl_h1_pool {
     bool resolve_busy;
     uv_getaddrinfo_t gai;
     uint64_t connect_timeout_ms;
-    unsigned min_idle;
 };
 
 struct conn {
@@ -105,7 +104,7 @@ struct conn {
 };
 
 struct sl_h1_xfer {
-    uv_timer_t timer;     /* first-byte / idle timeout, or a refusal to report */
+    uv_timer_t timer;     /* first-byte / idle timeout, or a failure to report */
     struct sl_list link;  /* in h->xfers */
     struct sl_list qlink; /* in pool->gate.waiting while waiting */
     struct sl_h1_pool *p;
@@ -652,8 +651,10 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (c->x == NULL) {
-        /* Idle: the server closed it (or sent what nobody asked for). */
-        /* Re-opened at once if it had lasted; else at the next keep-alive round. */
+        /*
+         * Idle: the server closed it (or sent what nobody asked for). Replaced at once if it
+         * had lasted a while, else at the next keep-alive round (no reconnect loop).
+         */
         bool lasted = c->state == C_IDLE && uv_now(h->uv) - c->idle_since >= 1000;
         struct sl_h1_pool *p = c->p;
         conn_close(c);
@@ -767,8 +768,11 @@ connect_failed(struct conn *c, int status)
     struct sl_h1_xfer *x = c->x;
     uint64_t now = uv_now(p->h->uv);
     bool timedout = status == UV_ETIMEDOUT;
-    if (!timedout && c->addr + 1 < p->naddrs && now < c->deadline) {
-        /* A socket that failed to connect is not reused: a new one for the next address. */
+    if (c->addr + 1 < p->naddrs && now < c->deadline) {
+        /*
+         * Refused, or its share of the time is up: the next address, on a new socket (one
+         * that failed to connect is not reused). The deadline stays the first attempt's.
+         */
         unsigned next = c->addr + 1;
         uint64_t deadline = c->deadline;
         c->x = NULL;
@@ -832,10 +836,28 @@ on_connect_timeout(uv_timer_t *t)
     connect_failed(c, UV_ETIMEDOUT);
 }
 
+/*
+ * Connects to the address c->addr. With more addresses to try, an attempt gets an even
+ * share of the time left (1 s at least) before the next address is tried: a host whose
+ * first address drops packets (a broken IPv6 route) is reached through the next one within
+ * the connect timeout, as curl's happy eyeballs would, only less eagerly.
+ */
 static void
 conn_connect(struct conn *c)
 {
     struct sl_h1_pool *p = c->p;
+    uint64_t now = uv_now(p->h->uv), end = c->deadline;
+    uint64_t remaining = end > now ? end - now : 0;
+    unsigned left = p->naddrs - c->addr;
+    if (left > 1) {
+        uint64_t share = end == UINT64_MAX ? CONNECT_SHARE_MIN_MS : remaining / left;
+        if (share < CONNECT_SHARE_MIN_MS)
+            share = CONNECT_SHARE_MIN_MS;
+        if (remaining > share)
+            end = now + share;
+    }
+    if (end != UINT64_MAX)
+        uv_timer_start(&c->timer, on_connect_timeout, end > now ? end - now : 0, 0);
     c->state = C_CONNECTING;
     sl_list_move_back(&p->conns, &c->link);
     c->creq.data = c;
@@ -873,8 +895,10 @@ conn_new(struct sl_h1_pool *p, struct sl_h1_xfer *x, unsigned addr, uint64_t dea
     c->handles = 2;
     p->gate.open++;
     uint64_t now = uv_now(h->uv);
-    c->deadline = deadline ? deadline : now + p->connect_timeout_ms;
-    if (p->connect_timeout_ms > 0)
+    c->deadline = deadline                    ? deadline
+                  : p->connect_timeout_ms > 0 ? now + p->connect_timeout_ms
+                                              : UINT64_MAX; /* no connect timeout */
+    if (c->deadline != UINT64_MAX) /* the resolution's deadline; conn_connect() re-arms it */
         uv_timer_start(&c->timer, on_connect_timeout, c->deadline > now ? c->deadline - now : 0, 0);
     c->state = C_RESOLVING;
     bool stale = !p->numeric && (p->naddrs == 0 || now - p->resolved_at > RESOLVE_TTL_MS);
@@ -1114,15 +1138,11 @@ sl_h1_pool_new(struct sl_h1 *h, const struct sl_h1_pool_cfg *cfg)
     p->authority = sl_strndup(u.authority, u.authority_len);
     p->port = u.port;
     p->connect_timeout_ms = cfg->connect_timeout_ms;
-    p->min_idle = cfg->min_idle;
     sl_gate_init(&p->gate, cfg->max_connections ? cfg->max_connections : 1, cfg->max_queued,
                  cfg->min_idle);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&p->addrs[0];
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&p->addrs[0];
-    if (uv_ip4_addr(p->host, p->port, v4) == 0 && inet_pton(AF_INET, p->host, &v4->sin_addr) == 1)
-        p->numeric = true;
-    else if (uv_ip6_addr(p->host, p->port, v6) == 0)
-        p->numeric = true;
+    /* An address literal needs no resolution, ever. */
+    p->numeric = uv_ip4_addr(p->host, p->port, (struct sockaddr_in *)&p->addrs[0]) == 0 ||
+                 uv_ip6_addr(p->host, p->port, (struct sockaddr_in6 *)&p->addrs[0]) == 0;
     p->naddrs = p->numeric ? 1 : 0;
     sl_list_push_back(&h->pools, &p->link);
     if (cfg->min_idle > 0) {

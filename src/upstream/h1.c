@@ -1144,6 +1144,11 @@ sl_h1_pool_new(struct sl_h1 *h, const struct sl_h1_pool_cfg *cfg)
     p->numeric = uv_ip4_addr(p->host, p->port, (struct sockaddr_in *)&p->addrs[0]) == 0 ||
                  uv_ip6_addr(p->host, p->port, (struct sockaddr_in6 *)&p->addrs[0]) == 0;
     p->naddrs = p->numeric ? 1 : 0;
+    if (cfg->naddrs > 0) {
+        p->naddrs = cfg->naddrs < MAX_ADDRS ? cfg->naddrs : MAX_ADDRS;
+        memcpy(p->addrs, cfg->addrs, p->naddrs * sizeof(p->addrs[0]));
+        p->numeric = true;
+    }
     sl_list_push_back(&h->pools, &p->link);
     if (cfg->min_idle > 0) {
         topup(p);

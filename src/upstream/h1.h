@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "upstream/curl.h" /* struct sl_curl_xfer_cb, enum sl_curl_timeout */
 
@@ -62,6 +63,9 @@ struct sl_h1_pool_cfg {
     unsigned max_queued;
     unsigned min_idle; /* connections kept open (TCP connected, no request) */
     uint64_t connect_timeout_ms;
+    /* Tests: these addresses (up to 8), in this order, instead of the host's. */
+    const struct sockaddr_storage *addrs;
+    unsigned naddrs;
 };
 
 /* One provider's connections on this worker; lives as long as the client. */

@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "net/loop.h"
 #include "upstream/gate.h"
@@ -320,9 +321,9 @@ Test(h1, min_idle_connections_are_opened_ahead_and_used)
     ctx_free(&c);
 }
 
-Test(h1, a_host_name_is_resolved_and_every_address_tried)
+Test(h1, a_host_name_is_resolved)
 {
-    /* localhost may resolve to ::1 first, where nothing listens: the next address serves. */
+    /* (localhost may also resolve to ::1 first, where nothing listens: the next serves.) */
     static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0}};
     struct ctx c;
     setup(&c, script, 1, false);
@@ -480,5 +481,70 @@ Test(h1, chunked_wins_over_a_content_length_sent_with_it)
     run_and_teardown(&c);
     cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
     cr_assert_str_eq(sl_buf_cstr(&c.t.body), "ok");
+    ctx_free(&c);
+}
+
+/* A pool whose addresses are given: 127.0.0.1 at each of these ports, in order. */
+static void
+setup_pool_addrs(struct ctx *c, const int *ports, unsigned n, uint64_t connect_timeout_ms)
+{
+    struct sockaddr_storage addrs[4];
+    memset(addrs, 0, sizeof(addrs));
+    for (unsigned i = 0; i < n; i++)
+        uv_ip4_addr("127.0.0.1", ports[i], (struct sockaddr_in *)&addrs[i]);
+    snprintf(c->url, sizeof(c->url), "http://provider.test/v1/x");
+    struct sl_h1_pool_cfg pc = {
+        .base_url = "http://provider.test/v1",
+        .max_connections = 4,
+        .max_queued = 4,
+        .connect_timeout_ms = connect_timeout_ms,
+        .addrs = addrs,
+        .naddrs = n,
+    };
+    c->p = sl_h1_pool_new(c->h, &pc);
+    cr_assert_not_null(c->p);
+}
+
+Test(h1, a_refused_address_moves_on_to_the_next)
+{
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    int ports[] = {1, c.t.srv.port}; /* nothing listens on port 1 */
+    setup_pool_addrs(&c, ports, 2, 3000);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "ok");
+    cr_assert(strstr(sl_buf_cstr(&c.t.srv.last_request), "\r\nHost: provider.test\r\n"));
+    ctx_free(&c);
+}
+
+Test(h1, an_address_that_drops_the_connect_gets_its_share_then_the_next_serves)
+{
+    /* A listener whose one-place queue is full: the kernel drops further SYNs. */
+    int hole = socket(AF_INET, SOCK_STREAM, 0), filler = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    socklen_t al = sizeof(a);
+    cr_assert_eq(bind(hole, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(hole, 0), 0);
+    getsockname(hole, (struct sockaddr *)&a, &al);
+    cr_assert_eq(connect(filler, (struct sockaddr *)&a, sizeof(a)), 0);
+
+    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0}};
+    struct ctx c;
+    setup(&c, script, 1, false);
+    int ports[] = {ntohs(a.sin_port), c.t.srv.port};
+    setup_pool_addrs(&c, ports, 2, 3000); /* two addresses: 1.5 s each */
+    add_timed(&c, 5000, 5000);
+    run_and_teardown(&c);
+    close(filler);
+    close(hole);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "ok");
+    uint64_t took = c.t.t_end - c.t.t_start;
+    cr_assert(took >= 1400 && took < 3000, "the first address had its share, not more: %llu ms",
+              (unsigned long long)took);
     ctx_free(&c);
 }

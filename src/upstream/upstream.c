@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "base/alloc.h"
+#include "obs/log.h"
 #include "upstream/anthropic.h"
 #include "upstream/curl.h"
 #include "upstream/demo.h"
@@ -72,6 +73,21 @@ sl_upstream_curl(struct sl_upstream *up)
     return up->curl;
 }
 
+/*
+ * Which client a provider's pool runs on, once per worker: the environment (a proxy) can
+ * send an http:// provider to curl, and an operator should not have to guess.
+ */
+static void
+log_pool(const struct sl_config_provider *pv, const char *client)
+{
+    struct sl_logrec r;
+    if (sl_log_begin(&r, SL_LOG_DEBUG, "upstream.pool")) {
+        sl_log_str(&r, "provider", pv->name);
+        sl_log_str(&r, "client", client);
+        sl_log_end(&r);
+    }
+}
+
 /* The provider's index in the configuration, or -1 (unit tests may use one of their own). */
 static long
 provider_index(const struct sl_upstream *up, const struct sl_config_provider *pv)
@@ -103,6 +119,7 @@ sl_upstream_h1pool(struct sl_upstream *up, const struct sl_config_provider *pv)
             .connect_timeout_ms = pv->connect_timeout_ms,
         };
         up->h1pools[i] = sl_h1_pool_new(up->h1, &pc);
+        log_pool(pv, "builtin");
     }
     return up->h1pools[i];
 }
@@ -127,6 +144,7 @@ sl_upstream_pool(struct sl_upstream *up, const struct sl_config_provider *pv)
             .ca_file = pv->ca_file,
         };
         up->pools[i] = sl_curl_pool_new(sl_upstream_curl(up), &pc);
+        log_pool(pv, "curl");
     }
     return up->pools[i];
 }

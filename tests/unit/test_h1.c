@@ -548,3 +548,17 @@ Test(h1, an_address_that_drops_the_connect_gets_its_share_then_the_next_serves)
               (unsigned long long)took);
     ctx_free(&c);
 }
+
+Test(h1, an_empty_header_value_does_not_run_into_the_next_header)
+{
+    static const struct tstep script[] = {
+        {"HTTP/1.1 429 Too Many\r\nX-Empty:\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n", 0}};
+    struct ctx c;
+    setup(&c, script, 1, true);
+    add(&c);
+    run_and_teardown(&c);
+    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c.t.head),
+                     "HTTP/1.1 429 \r\nX-Empty: \r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n");
+    ctx_free(&c);
+}

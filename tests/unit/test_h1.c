@@ -195,19 +195,27 @@ Test(h1, a_body_read_to_the_close_completes)
     ctx_free(&c);
 }
 
-Test(h1, keep_alive_reuses_the_connection)
+/* Two requests, the second sent from the first one's on_end; both must read "abc". */
+static void
+two_requests_in_a_row(struct ctx *c, bool drop_reused)
 {
     static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0}};
+    setup(c, script, 1, false);
+    c->t.srv.keepalive = true;
+    c->t.srv.drop_reused = drop_reused;
+    c->t.expect_ends = 2;
+    c->again_on_end = true;
+    add(c);
+    run_and_teardown(c);
+    cr_assert_eq(c->t.ends, 2);
+    cr_assert_eq(c->t.rc, CURLE_OK, "%s", c->t.detail);
+    cr_assert_str_eq(sl_buf_cstr(&c->t.body), "abcabc");
+}
+
+Test(h1, keep_alive_reuses_the_connection)
+{
     struct ctx c;
-    setup(&c, script, 1, false);
-    c.t.srv.keepalive = true;
-    c.t.expect_ends = 2;
-    c.again_on_end = true;
-    add(&c);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.ends, 2);
-    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
-    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "abcabc");
+    two_requests_in_a_row(&c, false);
     cr_assert_eq(c.t.srv.requests, 2);
     cr_assert_eq(c.t.srv.connections, 1, "the second request went on the first one's connection");
     ctx_free(&c);
@@ -215,18 +223,9 @@ Test(h1, keep_alive_reuses_the_connection)
 
 Test(h1, a_request_dropped_on_a_reused_connection_is_sent_again)
 {
-    static const struct tstep script[] = {{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 0}};
     struct ctx c;
-    setup(&c, script, 1, false);
-    c.t.srv.keepalive = true;
-    c.t.srv.drop_reused = true; /* as a server closing an idle connection when the request comes */
-    c.t.expect_ends = 2;
-    c.again_on_end = true;
-    add(&c);
-    run_and_teardown(&c);
-    cr_assert_eq(c.t.ends, 2);
-    cr_assert_eq(c.t.rc, CURLE_OK, "%s", c.t.detail);
-    cr_assert_str_eq(sl_buf_cstr(&c.t.body), "abcabc");
+    /* as a server closing an idle connection just as the request comes */
+    two_requests_in_a_row(&c, true);
     cr_assert_eq(c.t.srv.dropped, 1);
     cr_assert_eq(c.t.srv.connections, 2, "sent again on a new connection");
     ctx_free(&c);

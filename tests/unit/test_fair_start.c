@@ -9,23 +9,9 @@
 #include <uv.h>
 
 #include "base/alloc.h"
-#include "config/config.h"
-#include "net/loop.h"
-#include "obs/metrics.h"
-#include "stream/directory.h"
-#include "stream/stream.h"
-#include "upstream/provider.h"
-#include "upstream/upstream.h"
+#include "stream_env.h"
 
 #define N 12
-
-static struct sl_config *cfg;
-static struct sl_loop *loop;
-static struct sl_upstream *up;
-static struct sl_metrics metrics;
-static struct sl_streams table;
-static struct sl_directory *dir;
-static struct sl_stream_env env;
 
 /* A provider whose start costs 400 µs of CPU and records who started, in order. */
 static void *order[N];
@@ -71,28 +57,13 @@ setup(void)
     nstarted = 0;
     ncursors = 0;
     cfg = sl_config_new_defaults();
-    loop = sl_loop_new();
-    up = sl_upstream_new(loop, cfg);
-    up->ops_override = &slow_ops;
-    sl_metrics_init(&metrics, cfg);
-    sl_streams_init(&table, cfg, loop);
-    dir = sl_directory_new();
-    env = (struct sl_stream_env){
-        .cfg = cfg, .up = up, .metrics = &metrics, .table = &table, .dir = dir, .worker = 0};
+    tenv_open(&slow_ops, true);
 }
 
 static void
 teardown(void)
 {
-    cr_assert_eq(table.count, 0, "streams left in the table");
-    sl_streams_cleanup(&table);
-    sl_directory_free(dir);
-    sl_metrics_cleanup(&metrics);
-    sl_upstream_free(up);
-    sl_loop_stop(loop);
-    sl_loop_run(loop);
-    sl_loop_free(loop);
-    sl_config_free(cfg);
+    tenv_close();
 }
 
 TestSuite(fair_start, .init = setup, .fini = teardown);

@@ -24,12 +24,9 @@
 /* The session module's statics (the window's expiry) are reached through its source. */
 #include "../../src/core/session.c"
 
-static struct sl_config *cfg;
-static struct sl_loop *loop;
-static struct sl_upstream *up;
-static struct sl_metrics metrics;
-static struct sl_streams table;
-static struct sl_directory *dir;
+/* After the module: its functions' parameters must not shadow the env's statics. */
+#include "stream_env.h"
+
 static struct sl_relay *relay;
 static struct sl_auth *auth;
 static struct sl_admission adm;
@@ -81,18 +78,11 @@ setup(void)
     cfg->jwt.secret = sl_strdup("unit-secret-unit-secret-unit-secret!");
     cfg->limits.send_high_water = 4096;
     cfg->resume.window_ms = 60000;
-    loop = sl_loop_new();
-    up = sl_upstream_new(loop, cfg);
-    up->ops_override = &fake_ops;
-    sl_metrics_init(&metrics, cfg);
-    sl_streams_init(&table, cfg, NULL);
-    dir = sl_directory_new();
+    tenv_open(&fake_ops, false);
     relay = sl_relay_new(0, loop, &table);
     sl_relay_set_peers(relay, &relay, 1);
     auth = sl_auth_new(cfg, err, sizeof(err));
     cr_assert_not_null(auth, "%s", err);
-    struct sl_stream_env env = {
-        .cfg = cfg, .up = up, .metrics = &metrics, .table = &table, .dir = dir, .worker = 0};
     sl_admission_init(&adm, &env);
     struct sl_sessions_env senv = {.cfg = cfg,
                                    .loop = loop,
@@ -110,18 +100,10 @@ teardown(void)
 {
     sl_sessions_cleanup(&ss);
     cr_assert_eq(table.count, 0, "streams left in the table");
-    cr_assert_eq(up->active_calls, 0, "provider calls left running");
     sl_relay_shutdown(relay);
     sl_relay_free(relay);
-    sl_streams_cleanup(&table);
-    sl_directory_free(dir);
     sl_auth_free(auth);
-    sl_metrics_cleanup(&metrics);
-    sl_upstream_free(up);
-    sl_loop_stop(loop);
-    sl_loop_run(loop);
-    sl_loop_free(loop);
-    sl_config_free(cfg);
+    tenv_close();
 }
 
 TestSuite(session, .init = setup, .fini = teardown);

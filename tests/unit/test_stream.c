@@ -14,14 +14,7 @@
 #include "obs/metrics.h"
 #include "stream/directory.h"
 #include "stream/stream.h"
-
-static struct sl_config *cfg;
-static struct sl_loop *loop;
-static struct sl_upstream *up;
-static struct sl_metrics metrics;
-static struct sl_streams table;
-static struct sl_directory *dir;
-static struct sl_stream_env env;
+#include "stream_env.h"
 
 static void
 setup(void)
@@ -31,29 +24,13 @@ setup(void)
     cfg->limits.send_high_water = 1024;
     cfg->resume.max_events = 100000;
     cfg->resume.max_bytes = 64 * 1024;
-    loop = sl_loop_new();
-    up = sl_upstream_new(loop, cfg);
-    up->ops_override = &fake_ops;
-    sl_metrics_init(&metrics, cfg);
-    sl_streams_init(&table, cfg, NULL);
-    dir = sl_directory_new();
-    env = (struct sl_stream_env){
-        .cfg = cfg, .up = up, .metrics = &metrics, .table = &table, .dir = dir, .worker = 0};
+    tenv_open(&fake_ops, false);
 }
 
 static void
 teardown(void)
 {
-    cr_assert_eq(table.count, 0, "streams left in the table");
-    cr_assert_eq(up->active_calls, 0, "provider calls left running");
-    sl_streams_cleanup(&table);
-    sl_directory_free(dir);
-    sl_metrics_cleanup(&metrics);
-    sl_upstream_free(up);
-    sl_loop_stop(loop);
-    sl_loop_run(loop);
-    sl_loop_free(loop);
-    sl_config_free(cfg);
+    tenv_close();
 }
 
 TestSuite(stream, .init = setup, .fini = teardown);

@@ -2,10 +2,9 @@
 // within resume.window, sends `resume`, and gets every event it missed, then the live
 // tail; a slow reader pauses its provider instead of growing the gateway's memory.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { Client, jwt, session, startMock, startSluice } from './lib/harness.mjs';
+import { Client, jwt, metric, rssOf, session, startMock, startSluice } from './lib/harness.mjs';
 import { mockProviders } from './lib/providers.mjs';
 
 let seq = 0;
@@ -37,17 +36,6 @@ function textAndOrder(events) {
     if (e.type === 'delta') text += e.text;
   }
   return text;
-}
-
-async function metric(s, name) {
-  const body = await (await fetch(`${s.url}/metrics`)).text();
-  const m = body.match(new RegExp(`^${name} (\\d+)`, 'm'));
-  return m ? Number(m[1]) : 0;
-}
-
-function rssKiB(pid) {
-  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-  return Number(m[1]);
 }
 
 describe('resume', () => {
@@ -231,7 +219,7 @@ describe('backpressure', () => {
     const c = await Client.open(`${s.wsUrl}/ws?token=${jwt({ sub: 'sleepy' })}`);
     await c.next('ready');
     const marker = uniq('sleepy');
-    const rss0 = rssKiB(s.proc.pid);
+    const rss0 = rssOf(s.proc.pid) / 1024;
     const pauses0 = await metric(s, 'sluice_backpressure_pauses_total');
     c.ws._socket.pause(); // stop reading: the kernel buffers fill, then sluice's queue
     c.send({ type: 'chat', id: 'b1', model: 'fast', message: marker });
@@ -258,7 +246,7 @@ describe('backpressure', () => {
     const afterNap = await sent();
     assert.ok(afterNap < 300000, `the mock sent everything (${afterNap}) to a client that did not read`);
     assert.equal(afterNap, still, 'the mock kept sending while the client did not read');
-    assert.ok(rssKiB(s.proc.pid) - rss0 < 32 * 1024, 'sluice grew by more than 32 MiB');
+    assert.ok(rssOf(s.proc.pid) / 1024 - rss0 < 32 * 1024, 'sluice grew by more than 32 MiB');
     c.ws._socket.resume();
     const events = await c.collect('b1', 30000);
     assert.equal(events.at(-1).type, 'done');

@@ -6,13 +6,7 @@
 // has, the journal is freed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { session, startMock, startSluice } from './lib/harness.mjs';
-
-async function metric(s, name) {
-  const body = await (await fetch(`${s.url}/metrics`)).text();
-  const m = body.match(new RegExp(`^${name} (\\d+)`, 'm'));
-  return m ? Number(m[1]) : -1;
-}
+import { metric, session, startMock, startSluice } from './lib/harness.mjs';
 
 describe('resume of an answer whose end was queued but not delivered', () => {
   let mock;

@@ -3,35 +3,16 @@
 // refused at once; min_idle connections are opened before any stream and kept (by the builtin
 // HTTP/1.1 client, and by curl with http_client: curl).
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { session, startMock, startSluice, textOf } from './lib/harness.mjs';
+import { metric, metricIn, metricsText, session, startMock, startSluice, textOf } from './lib/harness.mjs';
 import { KEY } from './lib/providers.mjs';
-
-function metrics(server) {
-  return new Promise((resolve, reject) => {
-    const req = http.get(`${server.url}/metrics`, { agent: false, headers: { Connection: 'close' } }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error('metrics timeout')));
-  });
-}
-
-function metric(text, name, provider) {
-  const re = new RegExp(`^${name}\\{provider="${provider}"\\} (\\d+)$`, 'm');
-  const m = text.match(re);
-  return m ? Number(m[1]) : undefined;
-}
 
 // Polls /metrics until fn(value) holds (deadline), returning the last value.
 async function until(server, name, provider, fn, timeoutMs = 8000) {
   const end = Date.now() + timeoutMs;
   let v;
   for (;;) {
-    v = metric(await metrics(server), name, provider);
+    v = await metric(server, `${name}{provider="${provider}"}`);
     if (fn(v) || Date.now() > end) return v;
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -73,7 +54,7 @@ describe('upstream connection pool', () => {
   });
 
   test('a stream past max_connections is told it is queued, counted, then served', async () => {
-    assert.equal(metric(await metrics(s), 'sluice_upstream_queued_total', 'narrow'), 0);
+    assert.equal(await metric(s, 'sluice_upstream_queued_total{provider="narrow"}'), 0);
     c.send({ type: 'chat', id: 'a', model: 'slow', message: 'first' });
     await c.next((m) => m.id === 'a' && m.type === 'delta');
     c.send({ type: 'chat', id: 'b', model: 'slow', message: 'second' });
@@ -87,9 +68,9 @@ describe('upstream connection pool', () => {
     assert.equal(b.at(-1).type, 'done');
     assert.ok(!a.some((e) => e.type === 'progress' && e.step === 'queued'), 'a did not wait');
     assert.equal(textOf(b).trim().split(/\s+/).length, 12);
-    const text = await metrics(s);
-    assert.equal(metric(text, 'sluice_upstream_queued_total', 'narrow'), 1);
-    assert.equal(metric(text, 'sluice_upstream_queued', 'narrow'), 0);
+    const text = await metricsText(s);
+    assert.equal(metricIn(text, 'sluice_upstream_queued_total{provider="narrow"}'), 1);
+    assert.equal(metricIn(text, 'sluice_upstream_queued{provider="narrow"}'), 0);
   });
 
   test('past max_queued a stream is refused at once, retryable', async () => {
@@ -108,7 +89,7 @@ describe('upstream connection pool', () => {
     assert.match(end.message, /max_queued/);
     assert.equal((await c.collect('c1')).at(-1).type, 'done');
     assert.equal((await c.collect('c2')).at(-1).type, 'done');
-    assert.equal(metric(await metrics(s), 'sluice_upstream_queued_total', 'narrow'), 2);
+    assert.equal(await metric(s, 'sluice_upstream_queued_total{provider="narrow"}'), 2);
   });
 
   test('a queued stream cancelled while it waits never reaches the provider', async () => {

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { io } from 'socket.io-client';
-import { Client, jwt, session, startMock, startSluice, textOf } from './lib/harness.mjs';
+import { Client, jwt, metric, session, startMock, startSluice, textOf } from './lib/harness.mjs';
 
 const REDIS = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => fs.existsSync(p))
   ?? (spawnSync('sh', ['-c', 'command -v redis-server']).stdout?.toString().trim() || null);
@@ -74,12 +74,6 @@ async function redisCmd(port, ...args) {
     sock.on('error', (e) => { clearTimeout(timer); reject(e); });
     sock.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join('')}`);
   });
-}
-
-async function metric(s, name) {
-  const body = await (await fetch(`${s.url}/metrics`)).text();
-  const m = body.match(new RegExp(`^${name} (\\d+)`, 'm'));
-  return m ? Number(m[1]) : -1;
 }
 
 async function until(what, fn, timeoutMs = 10000) {
@@ -431,14 +425,14 @@ describe('cluster mode: two nodes, one Redis', { skip }, () => {
     const [c1] = await session(a, { sub: 'limited' });
     c1.send({ type: 'chat', id: 'l1', model: 'long', message: marker });
     await c1.next((m) => m.id === 'l1' && m.type === 'delta');
-    const refusedBefore = await metric(b, 'sluice_rate_limited_total\\{limit="streams"\\}');
+    const refusedBefore = await metric(b, 'sluice_rate_limited_total{limit="streams"}');
     const [c2] = await session(b, { sub: 'limited' });
     c2.send({ type: 'chat', id: 'l2', model: 'quick', message: 'cluster-limit-second' });
     const refused = await c2.next((m) => m.id === 'l2' && ['error', 'start', 'done'].includes(m.type), 10000);
     assert.equal(refused.type, 'error', JSON.stringify(refused));
     assert.equal(refused.code, 'RATE_LIMITED');
     assert.match(refused.message, /across the cluster/);
-    assert.equal(await metric(b, 'sluice_rate_limited_total\\{limit="streams"\\}'), refusedBefore + 1);
+    assert.equal(await metric(b, 'sluice_rate_limited_total{limit="streams"}'), refusedBefore + 1);
     // Once the first stream ends, the user may start one on the other node.
     c1.send({ type: 'cancel', id: 'l1' });
     await c1.next((m) => m.id === 'l1' && m.type === 'cancelled');

@@ -295,6 +295,24 @@ export async function session(server, { sub = 'tester', query = '' } = {}) {
   return [c, ready];
 }
 
+// /metrics of a server as text (5 s deadline).
+export async function metricsText(server) {
+  return (await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+}
+
+// The value of one series in /metrics text, named as printed ('name' or 'name{label="v"}'),
+// or undefined when it is not there.
+export function metricIn(text, series) {
+  const literal = series.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = text.match(new RegExp(`^${literal} (\\S+)$`, 'm'));
+  return m ? Number(m[1]) : undefined;
+}
+
+// The value of one series of a server's /metrics now (see metricIn).
+export async function metric(server, series) {
+  return metricIn(await metricsText(server), series);
+}
+
 // Concatenated text of a stream's deltas.
 export function textOf(events) {
   return events.filter((e) => e.type === 'delta' && e.text !== undefined).map((e) => e.text).join('');

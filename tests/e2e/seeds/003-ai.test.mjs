@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { io } from 'socket.io-client';
-import { startMock, startSluice } from '../lib/harness.mjs';
+import { metric, startMock, startSluice } from '../lib/harness.mjs';
 import { mockProviders } from '../lib/providers.mjs';
 import { assertFields, assertIso, recordEvents, recordingConsole, synthText, uniq } from '../lib/seeds.mjs';
 
@@ -180,12 +180,6 @@ function checkStream(seen, streamId, { model, provider } = {}) {
   const done = mine.at(-1).data;
   assert.ok(done.duration >= 0 && done.duration < 20000);
   return { text: tokens.map((r) => r.data.data).join(''), tokens: tokens.length, done, complete: mine.at(-2).data };
-}
-
-async function metric(s, name) {
-  const text = await (await fetch(`${s.url}/metrics`)).text();
-  const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : 0;
 }
 
 const FLOOD = 100000; // tokens of the backpressure test's answer

@@ -4,13 +4,11 @@
 // Every wait is on a page condition with a timeout; screenshots go to tests/artifacts/.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { closeBrowser, lastAnswer, lastStatusIs, openBrowser, stateIs } from './lib/browser.mjs';
 import { ROOT, jwt, startSluice } from './lib/harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'tests', 'artifacts');
 
 const CONFIG = {
@@ -21,57 +19,19 @@ const CONFIG = {
   limits: { messages_per_minute: 1000 },
 };
 
-const stateIs = (page, want, timeout = 15000) =>
-  page.waitForFunction((w) => document.getElementById('conn-state').dataset.state === w, want, { timeout });
-
-// The status of the newest answer, and its text without the cursor.
-const lastAnswer = (page) => page.evaluate(() => {
-  const all = document.querySelectorAll('#transcript li.assistant');
-  const li = all[all.length - 1];
-  if (!li) return null;
-  return {
-    id: li.dataset.id,
-    status: li.dataset.status,
-    text: li.querySelector('.text').textContent,
-    cursor: !!li.querySelector('.cursor'),
-    busy: li.getAttribute('aria-busy'),
-    meta: Object.fromEntries([...li.querySelectorAll('.meta div')].map((d) =>
-      [d.querySelector('dt').textContent, d.querySelector('dd').textContent])),
-    statusText: li.querySelector('.status').textContent,
-  };
-});
-
-const lastStatusIs = (page, want, timeout = 30000) =>
-  page.waitForFunction((w) => {
-    const all = document.querySelectorAll('#transcript li.assistant');
-    return all.length > 0 && all[all.length - 1].dataset.status === w;
-  }, want, { timeout });
-
 describe('the test page in chromium', () => {
   let s;
   let context;
   let page;
-  let userDir;
+  let browser;
   const sent = []; // every WebSocket frame the page sent, parsed
   const pageErrors = [];
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `no chromium at ${CHROMIUM} (apt-get install chromium)`);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     s = await startSluice({ config: CONFIG });
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-chromium-'));
-    context = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-      viewport: { width: 1000, height: 800 },
-    });
+    browser = await openBrowser({ viewport: { width: 1000, height: 800 } });
+    context = browser.context;
     page = context.pages()[0] || (await context.newPage());
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     page.on('websocket', (ws) => {
@@ -86,8 +46,7 @@ describe('the test page in chromium', () => {
   });
 
   after(async () => {
-    await context?.close();
-    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+    await closeBrowser(browser);
     await s?.stop();
   });
 

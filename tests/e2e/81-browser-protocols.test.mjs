@@ -7,14 +7,12 @@
 // show what came back. Every wait is on a page condition or a log line, with a timeout.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { closeBrowser, lastAnswer, lastStatusIs, openBrowser, stateIs } from './lib/browser.mjs';
 import { ROOT, jwt, startSluice } from './lib/harness.mjs';
 import { decodeSio, encodeSio } from '../../web/channels.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'tests', 'artifacts');
 
 const CONFIG = {
@@ -106,30 +104,6 @@ const CASES = [
   },
 ];
 
-const stateIs = (page, want, timeout = 15000) =>
-  page.waitForFunction((w) => document.getElementById('conn-state').dataset.state === w, want, { timeout });
-
-const lastAnswer = (page) => page.evaluate(() => {
-  const all = document.querySelectorAll('#transcript li.assistant');
-  const li = all[all.length - 1];
-  if (!li) return null;
-  return {
-    id: li.dataset.id,
-    status: li.dataset.status,
-    text: li.querySelector('.text').textContent,
-    cursor: !!li.querySelector('.cursor'),
-    meta: Object.fromEntries([...li.querySelectorAll('.meta div')].map((d) =>
-      [d.querySelector('dt').textContent, d.querySelector('dd').textContent])),
-    statusText: li.querySelector('.status').textContent,
-  };
-});
-
-const lastStatusIs = (page, want, timeout = 30000) =>
-  page.waitForFunction((w) => {
-    const all = document.querySelectorAll('#transcript li.assistant');
-    return all.length > 0 && all[all.length - 1].dataset.status === w;
-  }, want, { timeout });
-
 // The names of the event log's entries in one direction.
 const logNames = (page, dir) => page.evaluate((d) =>
   [...document.querySelectorAll('#log li')].filter((li) => li.dataset.dir === d).map((li) => li.dataset.name), dir);
@@ -137,25 +111,18 @@ const logNames = (page, dir) => page.evaluate((d) =>
 describe('the test page speaks every protocol (chromium)', () => {
   let s;
   let context;
-  let userDir;
+  let browser;
   const pageErrors = [];
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `no chromium at ${CHROMIUM} (apt-get install chromium)`);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     s = await startSluice({ config: CONFIG });
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-chromium-'));
-    context = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-      viewport: { width: 1000, height: 900 },
-    });
+    browser = await openBrowser({ viewport: { width: 1000, height: 900 } });
+    context = browser.context;
   });
 
   after(async () => {
-    await context?.close();
-    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+    await closeBrowser(browser);
     await s?.stop();
   });
 

@@ -8,15 +8,11 @@
 // (An EventSource object itself cannot send the Authorization header the API needs, so
 // the page does what it does by hand.)
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { closeBrowser, openBrowser } from './lib/browser.mjs';
 import { jwt, startMock, startSluice } from './lib/harness.mjs';
 import { mockProviders } from './lib/providers.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const TOKENS = 60;
 const synthText = (n) => Array.from({ length: n }, (_, i) => `tok${i + 1} `).join('');
 
@@ -103,10 +99,9 @@ describe('a browser reads the SSE API and resumes after cuts', () => {
   let s;
   let context;
   let page;
-  let userDir;
+  let browser;
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `no chromium at ${CHROMIUM} (apt-get install chromium)`);
     mock = await startMock();
     s = await startSluice({
       config: {
@@ -117,13 +112,8 @@ describe('a browser reads the SSE API and resumes after cuts', () => {
         limits: { messages_per_minute: 1000 },
       },
     });
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-chromium-sse-'));
-    context = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-        '--disable-component-update', '--no-first-run'],
-    });
+    browser = await openBrowser();
+    context = browser.context;
     page = context.pages()[0] || (await context.newPage());
     // A page of sluice's own origin, so that fetch() needs no CORS.
     const r = await page.goto(`${s.url}/healthz`);
@@ -131,8 +121,7 @@ describe('a browser reads the SSE API and resumes after cuts', () => {
   });
 
   after(async () => {
-    await context?.close();
-    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+    await closeBrowser(browser);
     await s?.stop();
     await mock?.stop();
   });

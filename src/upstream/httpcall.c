@@ -208,47 +208,22 @@ static const struct sl_curl_xfer_cb xfer_cb = {
 
 /* --- provider ops --------------------------------------------------------------------------- */
 
-void *
-sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct sl_call_params *p,
-                  const struct sl_upstream_sink *sink, void *ud, struct sl_upstream_error *err)
+/* The call's transfer through libcurl: an easy handle made of req, in the provider's pool. */
+static struct sl_curl_xfer *
+curl_transfer(struct call *c, const struct sl_config_provider *pv, const struct sl_httpreq *req)
 {
-    const struct sl_config_provider *pv = p->provider;
-    struct sl_httpreq req = {0};
-    if (sl_wire_build(w, p, &req, err) != 0)
-        return NULL;
-
-    struct sl_h1_pool *hp = sl_upstream_h1pool(up, pv);
-    if (hp != NULL) {
-        struct call *c = sl_calloc(1, sizeof(*c));
-        c->up = up;
-        c->first_byte_ms = pv->first_byte_timeout_ms;
-        c->idle_ms = pv->idle_timeout_ms;
-        sl_resp_init(&c->resp, w, sink, ud, pv);
-        up->active_calls++;
-        c->counted = true;
-        c->hx = sl_h1_add(hp, req.url, req.headers, req.nheaders, req.body, req.body_len, &xfer_cb,
-                          c, c->first_byte_ms, c->idle_ms);
-        sl_httpreq_cleanup(&req);
-        return c;
-    }
-
+    struct sl_upstream *up = c->up;
     CURL *e = sl_curl_easy(sl_upstream_curl(up));
     struct curl_slist *headers = NULL;
-    for (size_t i = 0; i < req.nheaders; i++) {
-        struct curl_slist *n = curl_slist_append(headers, req.headers[i]);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        struct curl_slist *n = curl_slist_append(headers, req->headers[i]);
         if (n == NULL)
             sl_panic("curl_slist_append failed");
         headers = n;
     }
-    struct call *c = sl_calloc(1, sizeof(*c));
-    c->up = up;
-    c->first_byte_ms = pv->first_byte_timeout_ms;
-    c->idle_ms = pv->idle_timeout_ms;
-    sl_resp_init(&c->resp, w, sink, ud, pv);
-
-    curl_easy_setopt(e, CURLOPT_URL, req.url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req.body_len);
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req.body);
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)pv->connect_timeout_ms);
@@ -261,7 +236,7 @@ sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct 
      * curl 7.88 can leave a waiting transfer pending until some other transfer ends (the
      * benchmark saw one request in a thousand wait a whole 10 s stream).
      */
-    if (strncmp(req.url, "https:", 6) == 0)
+    if (strncmp(req->url, "https:", 6) == 0)
         curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -269,14 +244,34 @@ sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct 
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, pv->tls_verify ? 2L : 0L);
     if (pv->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, pv->ca_file);
-    sl_httpreq_cleanup(&req);
-
     struct sl_curl_pool *pool = sl_upstream_pool(up, pv);
     if (pool != NULL)
-        c->x = sl_curl_add_pooled(pool, e, headers, &xfer_cb, c, c->first_byte_ms, c->idle_ms);
+        return sl_curl_add_pooled(pool, e, headers, &xfer_cb, c, c->first_byte_ms, c->idle_ms);
+    return sl_curl_add(sl_upstream_curl(up), e, headers, &xfer_cb, c, c->first_byte_ms, c->idle_ms);
+}
+
+void *
+sl_httpcall_start(const struct sl_wire *w, struct sl_upstream *up, const struct sl_call_params *p,
+                  const struct sl_upstream_sink *sink, void *ud, struct sl_upstream_error *err)
+{
+    const struct sl_config_provider *pv = p->provider;
+    struct sl_httpreq req = {0};
+    if (sl_wire_build(w, p, &req, err) != 0)
+        return NULL;
+
+    struct call *c = sl_calloc(1, sizeof(*c));
+    c->up = up;
+    c->first_byte_ms = pv->first_byte_timeout_ms;
+    c->idle_ms = pv->idle_timeout_ms;
+    sl_resp_init(&c->resp, w, sink, ud, pv);
+    /* http:// providers go to the builtin client (h1.h says why), the rest to curl. */
+    struct sl_h1_pool *hp = sl_upstream_h1pool(up, pv);
+    if (hp != NULL)
+        c->hx = sl_h1_add(hp, req.url, req.headers, req.nheaders, req.body, req.body_len, &xfer_cb,
+                          c, c->first_byte_ms, c->idle_ms);
     else
-        c->x = sl_curl_add(sl_upstream_curl(up), e, headers, &xfer_cb, c, c->first_byte_ms,
-                           c->idle_ms);
+        c->x = curl_transfer(c, pv, &req);
+    sl_httpreq_cleanup(&req);
     up->active_calls++;
     c->counted = true;
     return c;

@@ -282,6 +282,18 @@ xfer_release(struct sl_h1_xfer *x)
 
 static void on_xfer_timer(uv_timer_t *t);
 
+/* Takes x off its connection, which goes with it: a response not over cannot be reused. */
+static void
+xfer_close_conn(struct sl_h1_xfer *x)
+{
+    struct conn *c = x->c;
+    if (c == NULL)
+        return;
+    x->c = NULL;
+    c->x = NULL;
+    conn_close(c);
+}
+
 /*
  * Ends a transfer that did not complete: its connection goes, the owner is told; from the
  * timer when inside an API call (the caller of sl_h1_add must not hear of its transfer's end
@@ -290,12 +302,7 @@ static void on_xfer_timer(uv_timer_t *t);
 static void
 xfer_fail(struct sl_h1_xfer *x, CURLcode rc, const char *msg)
 {
-    struct conn *c = x->c;
-    if (c != NULL) {
-        x->c = NULL;
-        c->x = NULL;
-        conn_close(c);
-    }
+    xfer_close_conn(x);
     if (x->p->h->depth > 0 && !x->removed) {
         x->failed = true;
         x->fail_rc = rc;
@@ -322,12 +329,7 @@ on_xfer_timer(uv_timer_t *t)
     enum sl_curl_timeout which;
     if (!sl_deadline_expired(&x->dl, &which))
         return;
-    struct conn *c = x->c;
-    if (c != NULL) {
-        x->c = NULL;
-        c->x = NULL;
-        conn_close(c);
-    }
+    xfer_close_conn(x);
     const struct sl_curl_xfer_cb *cb = x->cb;
     void *ud = x->ud;
     xfer_release(x);
@@ -476,9 +478,7 @@ sl_h1_remove(struct sl_h1_xfer *x)
             c->stop = true;
             return;
         }
-        x->c = NULL;
-        c->x = NULL;
-        conn_close(c);
+        xfer_close_conn(x);
     }
     h->depth++; /* the next waiter starts: its failure is reported later */
     xfer_release(x);
@@ -554,9 +554,7 @@ conn_retry(struct conn *c)
     if (x == NULL || !c->reused || c->rx > 0 || x->retried || x->p->h->closing)
         return false;
     x->retried = true;
-    x->c = NULL;
-    c->x = NULL;
-    conn_close(c);
+    xfer_close_conn(x);
     conn_new(x->p, x, 0, 0);
     return true;
 }
@@ -613,9 +611,7 @@ after_parse(struct conn *c, size_t parsed, size_t len)
 {
     struct sl_h1_xfer *x = c->x;
     if (x->removed) {
-        x->c = NULL;
-        c->x = NULL;
-        conn_close(c);
+        xfer_close_conn(x);
         xfer_release(x);
         return;
     }
@@ -1202,12 +1198,7 @@ sl_h1_free(struct sl_h1 *h)
     while (!sl_list_empty(&h->xfers)) {
         struct sl_h1_xfer *x = SL_CONTAINER_OF(h->xfers.next, struct sl_h1_xfer, link);
         x->removed = true;
-        if (x->c != NULL) {
-            struct conn *c = x->c;
-            x->c = NULL;
-            c->x = NULL;
-            conn_close(c);
-        }
+        xfer_close_conn(x);
         xfer_release(x);
     }
     struct sl_list *pos;
